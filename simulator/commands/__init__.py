@@ -1,0 +1,1 @@
+"""Headless command groups; each module defines ``register(subparsers)``."""

@@ -1,0 +1,100 @@
+"""The storage interface the services and the engine use (STYLE.md #2).
+
+Implemented by ``simulator.db.mongo.MongoStore`` against any MongoDB wire-protocol server.
+Every method returns domain objects, never raw documents.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from simulator.domain import Batch, Conversation, Experiment, Message, Status
+
+
+@dataclass(frozen=True)
+class ExperimentFilter:
+    text: str | None = None  # case-insensitive match on name and note
+    owner: str | None = None
+    favourites_only: bool = False
+    kind: str | None = None
+
+
+@dataclass(frozen=True)
+class ConversationFilter:
+    experiment_id: str | None = None
+    batch_id: str | None = None
+    status: Status | None = None
+    days: int | None = None
+    counts: dict[str, int] | None = None
+    model: str | None = None  # matches the default model name of the cell's model set
+    favourites_only: bool = False
+
+
+class ExperimentRepo(Protocol):
+    async def create(self, experiment: Experiment) -> Experiment: ...
+    async def get(self, experiment_id: str) -> Experiment | None: ...
+    async def list(self, flt: ExperimentFilter | None = None) -> list[Experiment]: ...
+    async def update(self, experiment: Experiment) -> Experiment:
+        """Replace the stored experiment if its stored version equals ``experiment.version``;
+        returns it with version + 1. Raises ``StaleVersionError`` otherwise."""
+        ...
+    async def set_fields(self, experiment_id: str, **fields: Any) -> None:
+        """Small view-state updates (favourite, note) that do not bump the version."""
+        ...
+    async def duplicate(self, experiment_id: str, owner: str, name: str | None = None) -> Experiment: ...
+    async def delete(self, experiment_id: str) -> None:
+        """Delete the experiment with its batches, conversations and messages."""
+        ...
+    async def count_conversations(self, experiment_ids: list[str]) -> dict[str, int]: ...
+
+
+class BatchRepo(Protocol):
+    async def create(self, batch: Batch) -> Batch: ...
+    async def get(self, batch_id: str) -> Batch | None: ...
+    async def list(self, experiment_id: str | None = None, unfinished_only: bool = False) -> list[Batch]: ...
+    async def set_fields(self, batch_id: str, **fields: Any) -> None: ...
+
+
+class ConversationRepo(Protocol):
+    async def create(self, conversation: Conversation) -> Conversation:
+        """Insert; idempotent on ``conversation.id`` (a retried create returns the stored one)."""
+        ...
+    async def get(self, conversation_id: str) -> Conversation | None: ...
+    async def list(self, flt: ConversationFilter | None = None) -> list[Conversation]: ...
+    async def set_fields(self, conversation_id: str, **fields: Any) -> None: ...
+    async def delete(self, conversation_id: str) -> None: ...
+
+
+class MessageRepo(Protocol):
+    async def append(self, message: Message) -> bool:
+        """Store a message; False (and no second copy) when (conversation_id, seq) exists."""
+        ...
+    async def list(self, conversation_id: str) -> list[Message]:
+        """Every message of a conversation in seq order."""
+        ...
+    async def list_many(self, conversation_ids: list[str]) -> list[Message]:
+        """Messages of several conversations, ordered by (conversation_id, seq)."""
+        ...
+    async def delete_from(self, conversation_id: str, seq: int) -> int:
+        """Delete messages with seq >= ``seq`` (used only by forks, never by resume)."""
+        ...
+
+
+class StateRepo(Protocol):
+    """Snapshots of game state (commons rounds, reputation steps), keyed by (conversation, step)."""
+
+    async def put(self, conversation_id: str, step: int, state: dict[str, Any]) -> None: ...
+    async def latest(self, conversation_id: str) -> tuple[int, dict[str, Any]] | None: ...
+    async def list(self, conversation_id: str) -> list[tuple[int, dict[str, Any]]]: ...
+
+
+class Store(Protocol):
+    experiments: ExperimentRepo
+    batches: BatchRepo
+    conversations: ConversationRepo
+    messages: MessageRepo
+    states: StateRepo
+
+    async def ping(self) -> None: ...
+    async def close(self) -> None: ...

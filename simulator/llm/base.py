@@ -1,0 +1,83 @@
+"""The one interface every chat backend implements (a plugin boundary, see STYLE.md #2)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from simulator.domain import ModelRef, TokenUsage
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+@dataclass(frozen=True)
+class CallMeta:
+    """Who is asking and why. Real backends ignore it; the dryrun backend builds its reply from it,
+    and events carry it so the engine can store retries against the right turn."""
+
+    agent: str = ""
+    role: str = ""
+    day: int = 0
+    turn: int = 0
+    seed: int = 0
+    purpose: Literal["utterance", "summary", "manager", "action", "other"] = "utterance"
+    candidates: tuple[str, ...] = ()  # manager calls: the eligible speaker names
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    model: ModelRef
+    messages: list[ChatMessage]
+    meta: CallMeta = field(default_factory=CallMeta)
+    json_schema: dict[str, Any] | None = None  # structured actions: the answer's JSON schema
+
+
+@dataclass
+class ChatResult:
+    text: str
+    usage: TokenUsage
+    latency_ms: float
+    finish_reason: str | None
+    raw: dict[str, Any]
+    sent_params: dict[str, Any] = field(default_factory=dict)  # exactly what went on the wire
+    dropped_params: list[str] = field(default_factory=list)  # configured but not accepted
+    attempts: int = 1
+
+
+@dataclass(frozen=True)
+class LLMEvent:
+    """A retry or a final failure, reported so the engine can store it."""
+
+    kind: Literal["retry", "failed", "pull_progress"]
+    endpoint: str
+    model: str
+    reason: str
+    attempt: int = 0
+    delay_s: float = 0.0
+    completed: int | None = None  # pull progress, bytes
+    total: int | None = None
+    meta: CallMeta | None = None
+
+
+EventSink = Callable[[LLMEvent], Awaitable[None] | None]
+
+
+@runtime_checkable
+class ChatBackend(Protocol):
+    """A provider. ``chat`` raises ``simulator.domain.errors.LLMError`` with a message a user can
+    act on when the call fails for good."""
+
+    async def chat(self, request: ChatRequest) -> ChatResult: ...
+
+    async def list_models(self, model: ModelRef) -> list[str]:
+        """Models the endpoint of ``model`` offers (never pulls or creates anything)."""
+        ...
+
+    async def ensure_available(self, model: ModelRef, on_event: EventSink | None = None) -> None:
+        """Make ``model`` usable (Ollama: pull if missing, with progress). Only runs call this."""
+        ...

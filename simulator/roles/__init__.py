@@ -1,0 +1,1 @@
+"""Placeholder grammar and prompt rendering (inflect): pure functions."""

@@ -1,0 +1,93 @@
+"""Settings from the environment and ``.env`` (read, never written)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import quote_plus
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from simulator.domain.errors import ConfigurationError
+
+
+class Settings(BaseSettings):
+    """Every variable is documented in ``.env_template``."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    mongodb_uri: SecretStr | None = None
+    db_user: str | None = None
+    db_password: SecretStr | None = None
+    db_cluster_url: str | None = None
+    mongodb_db: str = "simulator"
+    mongodb_timeout_ms: int = Field(default=5000, ge=100)
+
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    ollama_host: str | None = None
+    ollama_concurrency: int = Field(default=2, ge=1)
+    openai_concurrency: int = Field(default=16, ge=1)
+    llm_timeout_s: float = Field(default=120.0, gt=0)
+    llm_max_attempts: int = Field(default=4, ge=1)
+
+    simulator_data_dir: Path | None = None
+    simulator_log_dir: Path | None = None
+    log_level: str = "INFO"
+    price_table: Path | None = None  # optional YAML/JSON: {"provider:model": {"input": $/1M, "output": $/1M}}
+
+    @property
+    def uses_embedded_server(self) -> bool:
+        return self.mongodb_uri is None and self.db_cluster_url is None
+
+    def mongodb_connection_uri(self) -> SecretStr | None:
+        """The URI to connect to, or None when the embedded server should be used.
+
+        ``MONGODB_URI`` wins. Otherwise the trio ``DB_USER``/``DB_PASSWORD``/``DB_CLUSTER_URL``:
+        a cluster value that already is a URI is used as is; credentials are URL-escaped.
+        """
+        if self.mongodb_uri is not None:
+            uri = self.mongodb_uri.get_secret_value().strip()
+            if not uri.startswith(("mongodb://", "mongodb+srv://")):
+                raise ConfigurationError(
+                    "MONGODB_URI must start with mongodb:// or mongodb+srv://",
+                    title="Invalid MONGODB_URI",
+                )
+            return SecretStr(uri)
+        if self.db_cluster_url is None:
+            return None
+        return SecretStr(
+            build_uri(
+                self.db_cluster_url,
+                self.db_user,
+                self.db_password.get_secret_value() if self.db_password else None,
+            )
+        )
+
+
+def build_uri(cluster: str, user: str | None, password: str | None) -> str:
+    cluster = cluster.strip()
+    if cluster.startswith(("mongodb://", "mongodb+srv://")):
+        return cluster
+    if user and password:
+        creds = f"{quote_plus(user)}:{quote_plus(password)}@"
+    elif user:
+        creds = f"{quote_plus(user)}@"
+    else:
+        creds = ""
+    # A bare host name of an Atlas cluster uses SRV; a host:port pair does not.
+    scheme = "mongodb+srv" if ":" not in cluster and "." in cluster and creds else "mongodb"
+    return f"{scheme}://{creds}{cluster.rstrip('/')}/"
+
+
+def redact_uri(uri: str) -> str:
+    """The URI with any password replaced by ``***``: safe to show and log."""
+    import re
+
+    return re.sub(r"(mongodb(?:\+srv)?://[^:/@]+):[^@]*@", r"\1:***@", uri)
+
+
+def load_settings(**overrides: object) -> Settings:
+    return Settings(**overrides)  # type: ignore[arg-type]
