@@ -8,6 +8,7 @@ from urllib.parse import quote_plus
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from simulator.credentials import Credentials
 from simulator.domain.errors import ConfigurationError
 
 
@@ -36,35 +37,62 @@ class Settings(BaseSettings):
     simulator_data_dir: Path | None = None
     simulator_log_dir: Path | None = None
     log_level: str = "INFO"
-    price_table: Path | None = None  # optional YAML/JSON: {"provider:model": {"input": $/1M, "output": $/1M}}
+    # Optional YAML/JSON price table: {"provider:model": {"input": $/1M, "output": $/1M}}
+    price_table: Path | None = None
 
-    @property
-    def uses_embedded_server(self) -> bool:
-        return self.mongodb_uri is None and self.db_cluster_url is None
-
-    def mongodb_connection_uri(self) -> SecretStr | None:
+    def mongodb_connection_uri(self, remembered: Credentials | None = None) -> SecretStr | None:
         """The URI to connect to, or None when the embedded server should be used.
 
-        ``MONGODB_URI`` wins. Otherwise the trio ``DB_USER``/``DB_PASSWORD``/``DB_CLUSTER_URL``:
-        a cluster value that already is a URI is used as is; credentials are URL-escaped.
+        Order: ``MONGODB_URI``; then the trio ``DB_USER``/``DB_PASSWORD``/``DB_CLUSTER_URL`` (a
+        cluster value that already is a URI is used as is; credentials are URL-escaped; a missing
+        password is taken from remembered credentials for the same user and cluster); then the
+        remembered credentials alone (auto-login); else None (the embedded server).
         """
         if self.mongodb_uri is not None:
             uri = self.mongodb_uri.get_secret_value().strip()
             if not uri.startswith(("mongodb://", "mongodb+srv://")):
                 raise ConfigurationError(
-                    "MONGODB_URI must start with mongodb:// or mongodb+srv://",
+                    "MONGODB_URI must start with mongodb:// or mongodb+srv:// "
+                    "(check your environment or .env)",
                     title="Invalid MONGODB_URI",
                 )
             return SecretStr(uri)
-        if self.db_cluster_url is None:
-            return None
-        return SecretStr(
-            build_uri(
-                self.db_cluster_url,
-                self.db_user,
-                self.db_password.get_secret_value() if self.db_password else None,
+        if self.db_cluster_url:
+            password = self.db_password.get_secret_value() if self.db_password else None
+            if (
+                password is None
+                and remembered is not None
+                and remembered.cluster_url == self.db_cluster_url
+                and remembered.user == self.db_user
+            ):
+                password = remembered.password.get_secret_value()
+            return SecretStr(build_uri(self.db_cluster_url, self.db_user, password))
+        if remembered is not None:
+            return SecretStr(
+                build_uri(
+                    remembered.cluster_url, remembered.user, remembered.password.get_secret_value()
+                )
             )
+        return None
+
+    def needs_password(self, remembered: Credentials | None = None) -> bool:
+        """True when a server and user are configured but no password is known: ask for one."""
+        if self.mongodb_uri is not None or not self.db_cluster_url or not self.db_user:
+            return False
+        if self.db_cluster_url.startswith(("mongodb://", "mongodb+srv://")):
+            return False
+        if self.db_password is not None:
+            return False
+        return not (
+            remembered is not None
+            and remembered.cluster_url == self.db_cluster_url
+            and remembered.user == self.db_user
         )
+
+    @property
+    def uses_embedded_server(self) -> bool:
+        """No server configured (remembered credentials, when present, override this)."""
+        return self.mongodb_uri is None and not self.db_cluster_url
 
 
 def build_uri(cluster: str, user: str | None, password: str | None) -> str:
