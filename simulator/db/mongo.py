@@ -1,0 +1,566 @@
+"""MongoStore: the ``Store`` protocol on PyMongo's ``AsyncMongoClient`` (never Motor).
+
+The same code runs against a real MongoDB / Atlas and against the embedded ``nx-27017`` server.
+The data model keeps clear of that server's known gaps (DESIGN.md "Storage"): messages and state
+snapshots are their own documents (no ``$push``), arrays are only ever replaced whole
+(whole-document ``replace_one`` or ``$set`` of a field, never positional paths), and text search
+uses ``$regex`` on top-level string fields only.
+
+Documents: ``_id`` is the domain id (a string); a message's ``_id`` is
+``"<conversation>:<seq:06d>"`` and a unique index on (conversation_id, seq) makes a retried append
+harmless. Conversion between domain objects and documents happens only in ``_to_doc`` /
+``_from_doc``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import logging
+import re
+from collections.abc import AsyncIterator, Mapping
+from datetime import UTC
+from enum import Enum
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import BaseModel
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import (
+    ConfigurationError as PyMongoConfigurationError,
+)
+from pymongo.errors import (
+    DuplicateKeyError,
+    OperationFailure,
+    PyMongoError,
+)
+
+from simulator.db.store import ConversationFilter, ExperimentFilter
+from simulator.domain import Batch, Conversation, Experiment, Message, new_id, utcnow
+from simulator.domain.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    DatabaseUnavailableError,
+    NotFoundError,
+    StaleVersionError,
+)
+from simulator.settings import redact_uri
+
+if TYPE_CHECKING:
+    from simulator.db.embedded import EmbeddedServer
+    from simulator.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+Doc = dict[str, Any]
+M = TypeVar("M", bound=BaseModel)
+
+
+# --------------------------------------------------------------------------- conversions
+
+
+def _bson_value(value: Any) -> Any:
+    """Plain BSON-encodable data: enums become their values, tuples lists, models dicts."""
+    if isinstance(value, BaseModel):
+        return _bson_value(value.model_dump(mode="python"))
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Mapping):
+        return {str(k): _bson_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_bson_value(v) for v in value]
+    return value
+
+
+def _to_doc(model: BaseModel, doc_id: str | None = None) -> Doc:
+    """A domain object as a document; datetimes stay datetimes (BSON dates)."""
+    doc = _bson_value(model.model_dump(mode="python"))
+    if doc_id is None:
+        doc_id = doc.pop("id")
+    return {"_id": doc_id, **doc}
+
+
+def _from_doc(cls: type[M], doc: Mapping[str, Any], *, id_field: str | None = "id") -> M:
+    data = dict(doc)
+    doc_id = data.pop("_id")
+    if id_field is not None:
+        data[id_field] = doc_id
+    return cls.model_validate(data)
+
+
+def _set_doc(cls: type[BaseModel], fields: Mapping[str, Any]) -> Doc:
+    """A ``$set`` document for top-level fields of ``cls``; unknown names are programming errors."""
+    unknown = [k for k in fields if k not in cls.model_fields or k == "id"]
+    if unknown:
+        raise ValueError(f"{cls.__name__} has no settable field(s) {unknown}")
+    return {k: _bson_value(v) for k, v in fields.items()}
+
+
+def message_id(conversation_id: str, seq: int) -> str:
+    return f"{conversation_id}:{seq:06d}"
+
+
+def _path_safe(key: str) -> bool:
+    """True when ``key`` can be used inside a dotted query path."""
+    return bool(key) and "." not in key and not key.startswith("$")
+
+
+# --------------------------------------------------------------------------- repositories
+
+
+class _Repo:
+    def __init__(self, coll: AsyncCollection[Doc]) -> None:
+        self.coll = coll
+
+    async def _find(
+        self, query: Doc, sort: builtins.list[tuple[str, int]] | None = None
+    ) -> builtins.list[Doc]:
+        cursor = self.coll.find(query)
+        if sort:
+            cursor = cursor.sort(sort)
+        return await cursor.to_list(None)
+
+    async def _set(self, doc_id: str, what: str, fields: Doc) -> None:
+        if not fields:
+            return
+        result = await self.coll.update_one({"_id": doc_id}, {"$set": fields})
+        if result.matched_count == 0:
+            raise NotFoundError(f"{what} {doc_id} does not exist (it may have been deleted).")
+
+
+class MongoExperimentRepo(_Repo):
+    def __init__(self, store: MongoStore) -> None:
+        super().__init__(store.db["experiments"])
+        self._store = store
+
+    async def create(self, experiment: Experiment) -> Experiment:
+        try:
+            await self.coll.insert_one(_to_doc(experiment))
+        except DuplicateKeyError:
+            stored = await self.get(experiment.id)  # a retried create: keep the stored one
+            if stored is None:
+                raise
+            return stored
+        return experiment
+
+    async def get(self, experiment_id: str) -> Experiment | None:
+        doc = await self.coll.find_one({"_id": experiment_id})
+        return None if doc is None else _from_doc(Experiment, doc)
+
+    async def list(self, flt: ExperimentFilter | None = None) -> builtins.list[Experiment]:
+        flt = flt or ExperimentFilter()
+        query: Doc = {}
+        if flt.owner is not None:
+            query["owner"] = flt.owner
+        if flt.favourites_only:
+            query["favourite"] = True
+        if flt.kind is not None:
+            query["kind"] = _bson_value(flt.kind)
+        if flt.text:
+            # Top-level string fields only: $regex on array sub-fields fails on the embedded server.
+            pattern = {"$regex": re.escape(flt.text.strip()), "$options": "i"}
+            query["$or"] = [{"name": pattern}, {"note": pattern}]
+        docs = await self._find(query, sort=[("updated_at", DESCENDING), ("_id", ASCENDING)])
+        return [_from_doc(Experiment, d) for d in docs]
+
+    async def update(self, experiment: Experiment) -> Experiment:
+        expected = experiment.version
+        new = experiment.model_copy(update={"version": expected + 1, "updated_at": utcnow()})
+        result = await self.coll.replace_one(
+            {"_id": experiment.id, "version": expected}, _to_doc(new)
+        )
+        if result.matched_count == 1:
+            return new
+        stored = await self.coll.find_one({"_id": experiment.id}, {"version": 1})
+        if stored is None:
+            raise NotFoundError(
+                f"Experiment {experiment.name!r} no longer exists (it was deleted)."
+            )
+        raise StaleVersionError(
+            f"Experiment {experiment.name!r} was changed by someone else (stored version "
+            f"{stored.get('version')}, yours is based on version {expected}); reload it and "
+            "apply your changes again."
+        )
+
+    async def set_fields(self, experiment_id: str, **fields: Any) -> None:
+        await self._set(experiment_id, "Experiment", _set_doc(Experiment, fields))
+
+    async def duplicate(
+        self, experiment_id: str, owner: str, name: str | None = None
+    ) -> Experiment:
+        source = await self.get(experiment_id)
+        if source is None:
+            raise NotFoundError(
+                f"Experiment {experiment_id} does not exist (it may have been deleted)."
+            )
+        now = utcnow()
+        copy = source.model_copy(
+            update={
+                "id": new_id(),
+                "owner": owner,
+                "name": name if name and name.strip() else f"{source.name} (copy)",
+                "version": 1,
+                "parent_id": source.id,
+                "created_at": now,
+                "updated_at": now,
+                "favourite": False,
+            },
+            deep=True,
+        )
+        copy = Experiment.model_validate(copy.model_dump())  # re-validate (the name, above all)
+        await self.coll.insert_one(_to_doc(copy))
+        return copy
+
+    async def delete(self, experiment_id: str) -> None:
+        # Children first: a crash half-way leaves the experiment visible; deleting again finishes.
+        db = self._store.db
+        conv_ids = [
+            d["_id"]
+            async for d in db["conversations"].find({"experiment_id": experiment_id}, {"_id": 1})
+        ]
+        await self._store._delete_conversation_children(conv_ids)
+        await db["conversations"].delete_many({"experiment_id": experiment_id})
+        await db["batches"].delete_many({"experiment_id": experiment_id})
+        await self.coll.delete_one({"_id": experiment_id})
+
+    async def count_conversations(self, experiment_ids: builtins.list[str]) -> dict[str, int]:
+        counts = dict.fromkeys(experiment_ids, 0)
+        if not experiment_ids:
+            return counts
+        cursor = await self._store.db["conversations"].aggregate(
+            [
+                {"$match": {"experiment_id": {"$in": experiment_ids}}},
+                {"$group": {"_id": "$experiment_id", "n": {"$sum": 1}}},
+            ]
+        )
+        async for row in cursor:
+            counts[row["_id"]] = int(row["n"])
+        return counts
+
+
+class MongoBatchRepo(_Repo):
+    async def create(self, batch: Batch) -> Batch:
+        try:
+            await self.coll.insert_one(_to_doc(batch))
+        except DuplicateKeyError:
+            stored = await self.get(batch.id)
+            if stored is None:
+                raise
+            return stored
+        return batch
+
+    async def get(self, batch_id: str) -> Batch | None:
+        doc = await self.coll.find_one({"_id": batch_id})
+        return None if doc is None else _from_doc(Batch, doc)
+
+    async def list(
+        self, experiment_id: str | None = None, unfinished_only: bool = False
+    ) -> builtins.list[Batch]:
+        query: Doc = {}
+        if experiment_id is not None:
+            query["experiment_id"] = experiment_id
+        if unfinished_only:
+            query["status"] = {"$in": ["pending", "running"]}
+        docs = await self._find(query, sort=[("created_at", DESCENDING), ("_id", ASCENDING)])
+        return [_from_doc(Batch, d) for d in docs]
+
+    async def set_fields(self, batch_id: str, **fields: Any) -> None:
+        await self._set(batch_id, "Batch", _set_doc(Batch, fields))
+
+
+class MongoConversationRepo(_Repo):
+    def __init__(self, store: MongoStore) -> None:
+        super().__init__(store.db["conversations"])
+        self._store = store
+
+    async def create(self, conversation: Conversation) -> Conversation:
+        try:
+            await self.coll.insert_one(_to_doc(conversation))
+        except DuplicateKeyError:
+            stored = await self.get(conversation.id)  # idempotent: a retried create
+            if stored is None:
+                raise
+            return stored
+        return conversation
+
+    async def get(self, conversation_id: str) -> Conversation | None:
+        doc = await self.coll.find_one({"_id": conversation_id})
+        return None if doc is None else _from_doc(Conversation, doc)
+
+    async def list(self, flt: ConversationFilter | None = None) -> builtins.list[Conversation]:
+        flt = flt or ConversationFilter()
+        query: Doc = {}
+        if flt.experiment_id is not None:
+            query["experiment_id"] = flt.experiment_id
+        if flt.batch_id is not None:
+            query["batch_id"] = flt.batch_id
+        if flt.status is not None:
+            query["status"] = _bson_value(flt.status)
+        if flt.days is not None:
+            query["cell.days"] = flt.days
+        if flt.model is not None:
+            query["cell.models.default.model"] = flt.model
+        if flt.favourites_only:
+            query["favourite"] = True
+        counts = dict(flt.counts or {})
+        for role, n in list(counts.items()):
+            if _path_safe(role):  # role names with dots cannot be query paths: checked below
+                query[f"cell.counts.{role}"] = n
+                del counts[role]
+        docs = await self._find(query, sort=[("created_at", ASCENDING), ("cell_index", ASCENDING)])
+        out = [_from_doc(Conversation, d) for d in docs]
+        if counts:
+            out = [c for c in out if all(c.cell.counts.get(r) == n for r, n in counts.items())]
+        return out
+
+    async def set_fields(self, conversation_id: str, **fields: Any) -> None:
+        await self._set(conversation_id, "Conversation", _set_doc(Conversation, fields))
+
+    async def delete(self, conversation_id: str) -> None:
+        await self._store._delete_conversation_children([conversation_id])
+        await self.coll.delete_one({"_id": conversation_id})
+
+
+class MongoMessageRepo(_Repo):
+    async def append(self, message: Message) -> bool:
+        try:
+            await self.coll.insert_one(_to_doc(message, message.id))
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def list(self, conversation_id: str) -> builtins.list[Message]:
+        docs = await self._find({"conversation_id": conversation_id}, sort=[("seq", ASCENDING)])
+        return [_from_doc(Message, d, id_field=None) for d in docs]
+
+    async def list_many(self, conversation_ids: builtins.list[str]) -> builtins.list[Message]:
+        if not conversation_ids:
+            return []
+        docs = await self._find(
+            {"conversation_id": {"$in": list(conversation_ids)}},
+            sort=[("conversation_id", ASCENDING), ("seq", ASCENDING)],
+        )
+        return [_from_doc(Message, d, id_field=None) for d in docs]
+
+    async def delete_from(self, conversation_id: str, seq: int) -> int:
+        result = await self.coll.delete_many(
+            {"conversation_id": conversation_id, "seq": {"$gte": seq}}
+        )
+        return result.deleted_count
+
+
+class MongoStateRepo(_Repo):
+    async def put(self, conversation_id: str, step: int, state: dict[str, Any]) -> None:
+        doc = {
+            "_id": f"{conversation_id}:{step:06d}",
+            "conversation_id": conversation_id,
+            "step": step,
+            "state": _bson_value(state),
+            "created_at": utcnow(),
+        }
+        # Whole-document replace: a retried put of the same step overwrites, never duplicates.
+        await self.coll.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+
+    async def latest(self, conversation_id: str) -> tuple[int, dict[str, Any]] | None:
+        doc = await self.coll.find_one(
+            {"conversation_id": conversation_id}, sort=[("step", DESCENDING)]
+        )
+        return None if doc is None else (int(doc["step"]), doc["state"])
+
+    async def list(self, conversation_id: str) -> builtins.list[tuple[int, dict[str, Any]]]:
+        docs = await self._find({"conversation_id": conversation_id}, sort=[("step", ASCENDING)])
+        return [(int(d["step"]), d["state"]) for d in docs]
+
+
+# --------------------------------------------------------------------------- the store
+
+
+class MongoStore:
+    """The ``Store`` for one database; create with ``connect_store`` (which also calls ``init``)."""
+
+    def __init__(self, client: AsyncMongoClient[Doc], db_name: str, uri: str = "") -> None:
+        self.client = client
+        self.db: AsyncDatabase[Doc] = client[db_name]
+        self.db_name = db_name
+        self.uri_redacted = redact_uri(uri)
+        self.experiments = MongoExperimentRepo(self)
+        self.batches = MongoBatchRepo(self.db["batches"])
+        self.conversations = MongoConversationRepo(self)
+        self.messages = MongoMessageRepo(self.db["messages"])
+        self.states = MongoStateRepo(self.db["states"])
+
+    async def init(self) -> None:
+        """Check the schema version and create the indexes (idempotent)."""
+        meta = self.db["meta"]
+        doc = await meta.find_one({"_id": "schema"})
+        if doc is None:
+            with contextlib.suppress(DuplicateKeyError):  # another process got there first
+                await meta.insert_one(
+                    {"_id": "schema", "version": SCHEMA_VERSION, "created_at": utcnow()}
+                )
+            doc = await meta.find_one({"_id": "schema"}) or {"version": SCHEMA_VERSION}
+        version = int(doc.get("version", 0))
+        if version > SCHEMA_VERSION:
+            raise ConfigurationError(
+                f"Database {self.db_name!r} was written by a newer version of the simulator "
+                f"(schema version {version}; this version understands {SCHEMA_VERSION}). "
+                "Upgrade the simulator, or set MONGODB_DB to use another database.",
+                title="Database too new",
+            )
+        db = self.db
+        await db["experiments"].create_index([("owner", ASCENDING), ("name", ASCENDING)])
+        await db["experiments"].create_index([("updated_at", DESCENDING)])
+        await db["batches"].create_index([("experiment_id", ASCENDING), ("created_at", ASCENDING)])
+        for field in ("experiment_id", "batch_id", "status"):
+            await db["conversations"].create_index([(field, ASCENDING)])
+        await db["messages"].create_index(
+            [("conversation_id", ASCENDING), ("seq", ASCENDING)], unique=True
+        )
+        await db["states"].create_index(
+            [("conversation_id", ASCENDING), ("step", ASCENDING)], unique=True
+        )
+
+    async def schema_version(self) -> int:
+        doc = await self.db["meta"].find_one({"_id": "schema"})
+        return int(doc["version"]) if doc else 0
+
+    async def ping(self) -> None:
+        try:
+            await self.client.admin.command("ping")
+        except PyMongoError as exc:
+            raise DatabaseUnavailableError(
+                f"Lost the connection to MongoDB at {_host_of(self.uri_redacted)}: "
+                f"{redact_uri(str(exc))}"
+            ) from None
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    async def drop_database(self) -> None:
+        """Delete every collection of this database (tests and ``simulator db`` maintenance)."""
+        await self.client.drop_database(self.db_name)
+
+    async def _delete_conversation_children(self, conversation_ids: list[str]) -> None:
+        if not conversation_ids:
+            return
+        where = {"conversation_id": {"$in": conversation_ids}}
+        await self.db["states"].delete_many(where)
+        await self.db["messages"].delete_many(where)
+
+
+def _host_of(uri: str) -> str:
+    """The host part of a URI (no credentials, no path): what error messages name."""
+    rest = uri.split("://", 1)[-1]
+    rest = rest.rsplit("@", 1)[-1]
+    return rest.split("/", 1)[0].split("?", 1)[0] or uri
+
+
+async def connect_store(uri: str, db_name: str, timeout_ms: int = 5000) -> MongoStore:
+    """Connect, ping within ``timeout_ms``, check the schema and create indexes.
+
+    Raises DatabaseUnavailableError (naming the host, never the password) when unreachable,
+    AuthenticationError when the credentials are refused, ConfigurationError for a malformed URI.
+    """
+    host = _host_of(redact_uri(uri))
+    try:
+        client: AsyncMongoClient[Doc] = AsyncMongoClient(
+            uri,
+            tz_aware=True,
+            tzinfo=UTC,
+            serverSelectionTimeoutMS=timeout_ms,
+            connectTimeoutMS=timeout_ms,
+            appname="llm-interaction-simulator",
+        )
+    except (PyMongoConfigurationError, ValueError) as exc:
+        raise ConfigurationError(
+            f"The MongoDB URI {redact_uri(uri)} is not valid: {redact_uri(str(exc))}. "
+            "Check MONGODB_URI (or DB_CLUSTER_URL) in your environment or .env.",
+            title="Invalid MongoDB URI",
+        ) from None
+    store = MongoStore(client, db_name, uri)
+    try:
+        await client.admin.command("ping")
+        await store.init()
+    except OperationFailure as exc:
+        await client.close()
+        if exc.code in (18, 8000):  # AuthenticationFailed (8000: Atlas)
+            raise AuthenticationError(
+                f"MongoDB at {host} refused the user name or password. Check DB_USER and "
+                "DB_PASSWORD (or MONGODB_URI), or log in again."
+            ) from None
+        raise DatabaseUnavailableError(
+            f"MongoDB at {host} refused a command: {redact_uri(str(exc))}"
+        ) from None
+    except PyMongoError as exc:
+        await client.close()
+        raise DatabaseUnavailableError(
+            f"Cannot reach MongoDB at {host} within {timeout_ms / 1000:g}s "
+            f"({type(exc).__name__}). Check that the server runs and the address is right "
+            "(MONGODB_URI or DB_CLUSTER_URL), or unset them to use the embedded local server."
+        ) from None
+    except BaseException:
+        await client.close()
+        raise
+    return store
+
+
+# --------------------------------------------------------------------------- app wiring
+
+
+async def open_store(
+    settings: Settings, remembered: Any = None
+) -> tuple[MongoStore, EmbeddedServer | None]:
+    """The store the app uses: the configured MongoDB, or the embedded server (started or joined).
+
+    Close both with ``close_store(store, server)``.
+    """
+    from simulator.db.embedded import EmbeddedServer
+
+    configured = settings.mongodb_connection_uri(remembered)
+    if configured is not None:
+        store = await connect_store(
+            configured.get_secret_value(), settings.mongodb_db, settings.mongodb_timeout_ms
+        )
+        return store, None
+    server = EmbeddedServer()
+    uri = await asyncio.to_thread(server.start)
+    try:
+        store = await connect_store(uri, settings.mongodb_db, settings.mongodb_timeout_ms)
+    except BaseException:
+        await asyncio.to_thread(server.stop)
+        raise
+    return store, server
+
+
+async def close_store(store: MongoStore | None, server: EmbeddedServer | None) -> None:
+    """Close the client, then leave the embedded server (stopping it if no one else uses it)."""
+    try:
+        if store is not None:
+            await store.close()
+    finally:
+        if server is not None:
+            await asyncio.to_thread(server.stop)
+
+
+@contextlib.asynccontextmanager
+async def opened_store(settings: Settings, remembered: Any = None) -> AsyncIterator[MongoStore]:
+    store, server = await open_store(settings, remembered)
+    try:
+        yield store
+    finally:
+        await close_store(store, server)
+
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "MongoStore",
+    "close_store",
+    "connect_store",
+    "message_id",
+    "open_store",
+    "opened_store",
+]

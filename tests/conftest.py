@@ -1,0 +1,78 @@
+"""Shared fixtures: a real embedded MongoDB-compatible server for the whole session, a fresh
+database per test, and a private data directory.
+
+``TEST_MONGODB_URI`` (when set) points ``mongo_uri`` at that server instead of the embedded one; the
+storage contract suite runs on both (see tests/test_storage_contract.py).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from simulator.db.embedded import EmbeddedServer
+from simulator.db.mongo import MongoStore, connect_store
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Nothing a test does may touch the user's real data directory (their embedded database)."""
+    if os.environ.get("SIMULATOR_DATA_DIR"):
+        yield
+        return
+    path = tmp_path_factory.mktemp("session-data")
+    os.environ["SIMULATOR_DATA_DIR"] = str(path)
+    try:
+        yield
+    finally:
+        os.environ.pop("SIMULATOR_DATA_DIR", None)
+
+
+@pytest.fixture(scope="session")
+def embedded_mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URI of one embedded server (in a temporary directory) shared by the whole test session."""
+    server = EmbeddedServer(tmp_path_factory.mktemp("embedded-mongo"))
+    uri = server.start()
+    try:
+        yield uri
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def mongo_uri(request: pytest.FixtureRequest) -> str:
+    """``TEST_MONGODB_URI`` when set, else the session's embedded server."""
+    external = os.environ.get("TEST_MONGODB_URI")
+    if external:
+        return external
+    return request.getfixturevalue("embedded_mongo_uri")
+
+
+def unique_db_name() -> str:
+    return f"t_{uuid.uuid4().hex[:16]}"
+
+
+@pytest.fixture
+async def store(mongo_uri: str) -> AsyncIterator[MongoStore]:
+    """A connected MongoStore on a fresh database, dropped afterwards."""
+    s = await connect_store(mongo_uri, unique_db_name())
+    try:
+        yield s
+    finally:
+        try:
+            await s.drop_database()
+        finally:
+            await s.close()
+
+
+@pytest.fixture
+def tmp_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private SIMULATOR_DATA_DIR for one test."""
+    path = tmp_path / "data"
+    path.mkdir()
+    monkeypatch.setenv("SIMULATOR_DATA_DIR", str(path))
+    return path
