@@ -20,7 +20,7 @@ import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator, Mapping
-from datetime import UTC
+from datetime import UTC, datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -55,6 +55,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
+# A hidden revision counter bumped by every partial update; guards read-modify-replace writes.
+REV = "_rev"
 
 Doc = dict[str, Any]
 M = TypeVar("M", bound=BaseModel)
@@ -87,6 +89,7 @@ def _to_doc(model: BaseModel, doc_id: str | None = None) -> Doc:
 def _from_doc(cls: type[M], doc: Mapping[str, Any], *, id_field: str | None = "id") -> M:
     data = dict(doc)
     doc_id = data.pop("_id")
+    data.pop(REV, None)
     if id_field is not None:
         data[id_field] = doc_id
     return cls.model_validate(data)
@@ -127,9 +130,33 @@ class _Repo:
     async def _set(self, doc_id: str, what: str, fields: Doc) -> None:
         if not fields:
             return
-        result = await self.coll.update_one({"_id": doc_id}, {"$set": fields})
+        if any(isinstance(v, datetime) for v in fields.values()):
+            await self._replace_fields(doc_id, what, fields)
+            return
+        result = await self.coll.update_one({"_id": doc_id}, {"$set": fields, "$inc": {REV: 1}})
         if result.matched_count == 0:
             raise NotFoundError(f"{what} {doc_id} does not exist (it may have been deleted).")
+
+    async def _replace_fields(self, doc_id: str, what: str, fields: Doc) -> None:
+        """Set fields by replacing the whole document, guarded by its revision.
+
+        Why: the embedded server stores a top-level datetime given to ``$set`` as a naive string
+        (nested ones and whole-document writes keep their type), so timestamps such as
+        ``finished_at`` are written this way. The revision filter makes a concurrent partial update
+        (say, a favourite set while the run finishes) win a retry instead of being lost.
+        """
+        for _ in range(20):
+            doc = await self.coll.find_one({"_id": doc_id})
+            if doc is None:
+                raise NotFoundError(f"{what} {doc_id} does not exist (it may have been deleted).")
+            rev = doc.get(REV, 0)
+            guard = {"_id": doc_id, REV: rev} if REV in doc else {"_id": doc_id, REV: None}
+            result = await self.coll.replace_one(guard, {**doc, **fields, REV: rev + 1})
+            if result.matched_count == 1:
+                return
+        raise DatabaseUnavailableError(
+            f"{what} {doc_id} kept changing while being updated; try again."
+        )
 
 
 class MongoExperimentRepo(_Repo):
