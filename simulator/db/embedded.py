@@ -78,6 +78,18 @@ class ServerStatus:
         return self.data_dir / LOG_FILE
 
 
+def default_data_dir(settings: Any = None) -> Path:
+    """The embedded server's directory: ``SIMULATOR_DATA_DIR`` (environment or ``.env``) + mongo."""
+    configured = getattr(settings, "simulator_data_dir", None)
+    if configured:
+        path = Path(configured).expanduser() / "mongo"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    from simulator.paths import embedded_db_dir
+
+    return embedded_db_dir()
+
+
 def server_uri(port: int, host: str = HOST) -> str:
     return f"mongodb://{host}:{port}/"
 
@@ -205,9 +217,7 @@ class EmbeddedServer:
         start_timeout_s: float = 30.0,
     ) -> None:
         if data_dir is None:
-            from simulator.paths import embedded_db_dir
-
-            data_dir = embedded_db_dir()
+            data_dir = default_data_dir()
         self.data_dir = Path(data_dir).expanduser().resolve()
         self.requested_port = port
         self.start_timeout_s = start_timeout_s
@@ -411,6 +421,9 @@ class EmbeddedServer:
     def _launch(self) -> dict[str, Any]:
         """Start the launcher and wait until it answers ping. Called with the lock held."""
         self._clear_state()
+        # Registered clients used a server that is gone; they are not users of the new one.
+        for f in self._client_files():
+            f.unlink(missing_ok=True)
         port_file = self.data_dir / PORT_FILE
         self.db_dir.mkdir(parents=True, exist_ok=True)
         cmd = [

@@ -545,7 +545,7 @@ async def open_store(
 
     Close both with ``close_store(store, server)``.
     """
-    from simulator.db.embedded import EmbeddedServer
+    from simulator.db.embedded import EmbeddedServer, default_data_dir
 
     configured = settings.mongodb_connection_uri(remembered)
     if configured is not None:
@@ -553,7 +553,7 @@ async def open_store(
             configured.get_secret_value(), settings.mongodb_db, settings.mongodb_timeout_ms
         )
         return store, None
-    server = EmbeddedServer()
+    server = EmbeddedServer(default_data_dir(settings))
     uri = await asyncio.to_thread(server.start)
     try:
         store = await connect_store(uri, settings.mongodb_db, settings.mongodb_timeout_ms)

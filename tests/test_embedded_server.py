@@ -1,0 +1,367 @@
+"""The embedded server manager against the real nx-27017 server: start/stop, stale state, sharing
+between instances and processes, durability under SIGKILL, and the ``simulator db`` commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pymongo import MongoClient
+
+from simulator.cli import main as cli_main
+from simulator.db.embedded import (
+    EmbeddedServer,
+    ServerInUseError,
+    ping,
+    process_start_time,
+)
+from simulator.domain.errors import DatabaseUnavailableError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] == "Z")
+
+
+def _wait_dead(pid: int, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _env(data_dir: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["SIMULATOR_DATA_DIR"] = str(data_dir)
+    env["PYTHONUNBUFFERED"] = "1"
+    for var in ("MONGODB_URI", "DB_CLUSTER_URL", "DB_USER", "DB_PASSWORD"):
+        env.pop(var, None)
+    return env
+
+
+@pytest.fixture
+def server_dir(tmp_path: Path) -> Iterator[Path]:
+    """A data directory whose server (if any test left one) is stopped afterwards."""
+    path = tmp_path / "mongo"
+    yield path
+    EmbeddedServer(path).shutdown(force=True)
+
+
+def _write_state(server_dir: Path, **state: object) -> None:
+    server_dir.mkdir(parents=True, exist_ok=True)
+    (server_dir / "server.json").write_text(json.dumps(state))
+
+
+# --------------------------------------------------------------------------- start / stop
+
+
+def test_start_stop_and_data_survive_a_restart(server_dir: Path) -> None:
+    server = EmbeddedServer(server_dir)
+    uri = server.start()
+    pid = server.pid
+    assert pid is not None and server.started_here
+    st = server.status()
+    assert (st.running, st.responding, st.pid, st.uri) == (True, True, pid, uri)
+    assert json.loads((server_dir / "server.json").read_text())["pid"] == pid
+    with MongoClient(uri) as client:
+        client.t.notes.insert_one({"_id": "n1", "text": "kept"})
+
+    server.stop()
+
+    assert _wait_dead(pid, 1.0)  # stop() returns after the process is gone
+    assert not server.status().running
+    assert not (server_dir / "server.json").exists()
+    assert not ping(int(uri.rsplit(":", 1)[1].strip("/")), timeout_s=0.3)
+    again = EmbeddedServer(server_dir)
+    with again, MongoClient(again.uri) as client:
+        assert client.t.notes.find_one({"_id": "n1"}) == {"_id": "n1", "text": "kept"}
+    assert again.status().db_bytes > 0
+
+
+def test_start_failure_explains_with_the_log_tail(server_dir: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = EmbeddedServer(server_dir, port=port, start_timeout_s=10)
+
+        with pytest.raises(DatabaseUnavailableError) as err:
+            server.start()
+
+    assert "exited at start-up" in str(err.value)
+    assert "cannot start" in str(err.value)  # from the server's log
+    assert not server.status().running
+
+
+@pytest.mark.parametrize("kind", ["dead pid", "live pid of another program", "garbage"])
+def test_stale_state_does_not_block_the_next_start(server_dir: Path, kind: str) -> None:
+    if kind == "dead pid":
+        gone = subprocess.Popen([sys.executable, "-c", "pass"])
+        gone.wait()
+        _write_state(server_dir, pid=gone.pid, port=1, start_time=None)
+    elif kind == "live pid of another program":
+        # Our parent (the shell or runner) is alive and its start time matches: only the command
+        # line tells that it is not our server.
+        parent = os.getppid()
+        _write_state(server_dir, pid=parent, port=1, start_time=process_start_time(parent))
+    else:
+        server_dir.mkdir(parents=True)
+        (server_dir / "server.json").write_text("{not json")
+
+    server = EmbeddedServer(server_dir)
+    with server:
+        assert server.started_here
+        assert server.pid != os.getppid()
+        with MongoClient(server.uri) as client:
+            assert client.admin.command("ping")["ok"] == 1
+    assert os.getppid() != 1 and _alive(os.getppid())  # the other program was left alone
+
+
+def test_reused_pid_is_not_mistaken_for_the_server(server_dir: Path) -> None:
+    """A state file naming a live process whose start time differs (pid reuse) is stale."""
+    me = os.getpid()
+    _write_state(server_dir, pid=me, port=1, start_time="not-my-start-time")
+
+    with EmbeddedServer(server_dir) as server:
+        assert server.started_here and server.pid != me
+
+
+# --------------------------------------------------------------------------- sharing
+
+
+def test_two_instances_share_one_server_and_the_last_stops_it(server_dir: Path) -> None:
+    first, second = EmbeddedServer(server_dir), EmbeddedServer(server_dir)
+    uri = first.start()
+
+    assert second.start() == uri
+    assert (first.started_here, second.started_here) == (True, False)
+    assert first.status().clients == 2
+    with MongoClient(uri) as client:
+        client.t.x.insert_one({"_id": 1})
+
+    first.stop()  # the starter leaves first: the server stays for the other
+    assert ping(second.port or 0)
+    with MongoClient(second.uri) as client:
+        assert client.t.x.count_documents({}) == 1
+
+    second.stop()
+    assert _wait_dead(first.pid or 0, 1.0)
+    assert not second.status().running
+
+
+_JOIN = textwrap.dedent(
+    """
+    import sys
+    from simulator.db.embedded import EmbeddedServer
+    s = EmbeddedServer(sys.argv[1])
+    print(s.start(), s.started_here, flush=True)
+    sys.stdin.readline()  # hold the server until told (or killed)
+    s.stop()
+    """
+)
+
+
+def _joiner(server_dir: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", _JOIN, str(server_dir)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=_env(server_dir.parent),
+    )
+
+
+def test_processes_starting_together_share_one_server(server_dir: Path) -> None:
+    procs = [_joiner(server_dir) for _ in range(3)]
+    try:
+        lines = [p.stdout.readline().split() for p in procs if p.stdout]
+        uris = {uri for uri, _ in lines}
+        starters = [started for _, started in lines]
+        assert len(uris) == 1, lines
+        assert sorted(starters) == ["False", "False", "True"]
+        assert EmbeddedServer(server_dir).status().clients == 3
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+def test_a_client_killed_without_stopping_does_not_keep_the_server(server_dir: Path) -> None:
+    app = _joiner(server_dir)
+    assert app.stdout is not None
+    uri, started = app.stdout.readline().split()
+    assert started == "True"
+    me = EmbeddedServer(server_dir)
+    assert me.start() == uri and not me.started_here
+    server_pid = me.pid or 0
+
+    app.kill()  # SIGKILL: its client file stays behind
+    app.wait()
+    assert _alive(server_pid)  # the server outlives the app that started it (own session)
+
+    me.stop()  # the dead client is pruned; nobody else uses the server
+
+    assert _wait_dead(server_pid, 1.0)
+
+
+def test_db_stop_refuses_while_others_use_it_unless_forced(
+    server_dir: Path,
+    tmp_data_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_data_dir)  # no project .env
+    user = EmbeddedServer(tmp_data_dir / "mongo")
+    user.start()
+
+    assert cli_main(["db", "stop"]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert user.status().running
+    with pytest.raises(ServerInUseError):
+        EmbeddedServer(tmp_data_dir / "mongo").shutdown()
+
+    assert cli_main(["db", "stop", "--force"]) == 0
+    assert "Stopped the embedded server" in capsys.readouterr().out
+    assert _wait_dead(user.pid or 0, 1.0)
+    user.stop()  # harmless afterwards
+
+
+# --------------------------------------------------------------------------- durability
+
+
+_WRITER = textwrap.dedent(
+    """
+    import asyncio, sys
+    from simulator.db.mongo import connect_store
+    from simulator.domain import Message
+
+    async def main(uri):
+        store = await connect_store(uri, "durability", timeout_ms=2000)
+        seq = 0
+        try:
+            while True:
+                msg = Message(conversation_id="c1", seq=seq, speaker="A", role="r",
+                              content="x" * 200)
+                if await store.messages.append(msg):
+                    print(seq, flush=True)  # acknowledged by the server
+                seq += 1
+        except Exception as exc:
+            print("stopped:", type(exc).__name__, file=sys.stderr)
+
+    asyncio.run(main(sys.argv[1]))
+    """
+)
+
+
+def test_every_acknowledged_write_survives_sigkill(server_dir: Path) -> None:
+    server = EmbeddedServer(server_dir)
+    uri = server.start()
+    writer = subprocess.Popen(
+        [sys.executable, "-c", _WRITER, uri],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=ROOT,
+        env=_env(server_dir.parent),
+    )
+    assert writer.stdout is not None
+    acknowledged: list[int] = []
+    while len(acknowledged) < 150:
+        line = writer.stdout.readline()
+        assert line, "the writer stopped early"
+        acknowledged.append(int(line))
+    os.kill(server.pid or 0, signal.SIGKILL)  # mid-stream: the writer is still writing
+    rest = writer.stdout.read()  # everything it printed until it gave up
+    writer.wait(timeout=60)
+    acknowledged += [int(x) for x in rest.split() if x.isdigit()]
+    assert "stopped:" in rest  # the writer saw the server die mid-write
+
+    restarted = EmbeddedServer(server_dir)  # the state file now names a dead pid
+    with restarted, MongoClient(restarted.uri) as client:
+        assert restarted.started_here
+        stored = {d["seq"] for d in client.durability.messages.find({}, {"seq": 1})}
+
+    print(f"acknowledged {len(acknowledged)} writes before SIGKILL; {len(stored)} stored")
+    assert acknowledged == list(range(len(acknowledged)))
+    assert set(acknowledged) <= stored
+    server.stop()
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def test_db_serve_prints_a_uri_a_plain_client_can_use(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "simulator.cli", "db", "serve"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=tmp_path,  # no project .env
+        env=_env(data),
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        uri = next(w for w in first.split() if w.startswith("mongodb://"))
+        with MongoClient(uri, serverSelectionTimeoutMS=5000) as client:
+            assert client.admin.command("ping")["ok"] == 1
+            client.lab.notes.insert_one({"_id": "a", "text": "hello"})
+            assert client.lab.notes.find_one({"_id": "a"})["text"] == "hello"
+        pid = EmbeddedServer(data / "mongo").status().pid
+
+        proc.send_signal(signal.SIGINT)  # Ctrl-C
+        out = proc.stdout.read()  # until the command exits
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        EmbeddedServer(data / "mongo").shutdown(force=True)
+
+    assert proc.returncode == 0, out
+    assert "Traceback" not in out
+    assert pid is not None and _wait_dead(pid, 1.0)
+    assert str(data / "mongo") in first + out
+
+
+def test_db_status_names_the_data_directory_and_redacts_the_uri(
+    tmp_data_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_data_dir)  # no project .env
+    for var in ("MONGODB_URI", "DB_CLUSTER_URL", "DB_USER", "DB_PASSWORD"):
+        monkeypatch.delenv(var, raising=False)
+
+    assert cli_main(["db", "status"]) == 0
+    out = capsys.readouterr().out
+    assert "not running" in out
+    assert str(tmp_data_dir / "mongo") in out
+    assert "the embedded server, database 'simulator'" in out
+
+    with EmbeddedServer(tmp_data_dir / "mongo") as server:
+        monkeypatch.setenv("MONGODB_URI", "mongodb://ada:pa55word@db.example.org:27017/")
+        assert cli_main(["db", "status"]) == 0
+        out = capsys.readouterr().out
+    assert f"running (pid {server.pid}" in out
+    assert server.uri is not None and server.uri in out
+    assert str(tmp_data_dir / "mongo") in out
+    assert "mongodb://ada:***@db.example.org:27017/" in out
+    assert "pa55word" not in out
