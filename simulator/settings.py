@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from urllib.parse import quote_plus
 
@@ -16,7 +17,12 @@ class Settings(BaseSettings):
     """Every variable is documented in ``.env_template``."""
 
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        # `.env_template` copied to `.env` leaves `MONGODB_URI=` etc. empty: that means "not set".
+        env_ignore_empty=True,
     )
 
     mongodb_uri: SecretStr | None = None
@@ -110,11 +116,16 @@ def build_uri(cluster: str, user: str | None, password: str | None) -> str:
     return f"{scheme}://{creds}{cluster.rstrip('/')}/"
 
 
-def redact_uri(uri: str) -> str:
-    """The URI with any password replaced by ``***``: safe to show and log."""
-    import re
+_URI_PASSWORD = re.compile(r"(mongodb(?:\+srv)?://[^:/@\s]+):\S*@")
 
-    return re.sub(r"(mongodb(?:\+srv)?://[^:/@]+):[^@]*@", r"\1:***@", uri)
+
+def redact_uri(uri: str) -> str:
+    """The text with the password of every MongoDB URI in it replaced by ``***``.
+
+    Safe to show and log. The password part runs to the last ``@`` of the URI, so a password with
+    an unescaped ``@`` or ``/`` (a malformed URI) is still hidden whole; erring towards hiding more.
+    """
+    return _URI_PASSWORD.sub(r"\1:***@", uri)
 
 
 def load_settings(**overrides: object) -> Settings:
