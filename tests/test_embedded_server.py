@@ -24,7 +24,10 @@ from simulator.db.embedded import (
     ping,
     process_start_time,
 )
+from simulator.db.mongo import close_store, open_store
+from simulator.domain import Experiment, Role
 from simulator.domain.errors import DatabaseUnavailableError
+from simulator.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -244,6 +247,40 @@ def test_db_stop_refuses_while_others_use_it_unless_forced(
     user.stop()  # harmless afterwards
 
 
+# --------------------------------------------------------------------------- app wiring
+
+
+async def test_open_store_uses_the_embedded_server_unless_a_uri_is_configured(
+    tmp_data_dir: Path, mongo_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for var in ("MONGODB_URI", "DB_CLUSTER_URL", "DB_USER", "DB_PASSWORD"):
+        monkeypatch.delenv(var, raising=False)
+    settings = Settings(_env_file=None, mongodb_db="app")
+    store, server = await open_store(settings)
+    try:
+        assert server is not None and server.data_dir == tmp_data_dir / "mongo"
+        exp = await store.experiments.create(Experiment(name="E", roles=[Role(name="r")]))
+    finally:
+        await close_store(store, server)
+    assert not server.status().running  # the app was its only user
+
+    store, server = await open_store(settings)  # started again: the data is still there
+    try:
+        assert await store.experiments.get(exp.id) is not None
+    finally:
+        await close_store(store, server)
+
+    configured = Settings(_env_file=None, mongodb_uri=mongo_uri, mongodb_db="app_configured")
+    store, server = await open_store(configured)
+    try:
+        assert server is None
+        assert store.db_name == "app_configured"
+        assert await store.experiments.list() == []
+    finally:
+        await store.drop_database()
+        await close_store(store, server)
+
+
 # --------------------------------------------------------------------------- durability
 
 
@@ -327,6 +364,9 @@ def test_db_serve_prints_a_uri_a_plain_client_can_use(tmp_path: Path) -> None:
             client.lab.notes.insert_one({"_id": "a", "text": "hello"})
             assert client.lab.notes.find_one({"_id": "a"})["text"] == "hello"
         pid = EmbeddedServer(data / "mongo").status().pid
+        assert pid is not None
+        # Own session: a Ctrl-C sent to the terminal's foreground group never reaches the server.
+        assert os.getsid(pid) != os.getsid(proc.pid)
 
         proc.send_signal(signal.SIGINT)  # Ctrl-C
         out = proc.stdout.read()  # until the command exits
