@@ -1,0 +1,524 @@
+"""The journal: the kernel every kind of conversation writes through.
+
+Every model answer and every non-model event of a conversation becomes one ``Message`` with a
+dense ``seq`` (0, 1, 2, ...), appended to MongoDB before the call that produced it returns. On
+resume the journal loads the stored messages, and while the scenario runner walks through the
+conversation again, each ``chat`` / ``action`` / ``record`` call at a stored ``seq`` returns the
+stored message instead of calling the model: a stored call is never made again, and the runner
+rebuilds its state (speakers, day, history) from exactly what was stored.
+
+The runner must therefore be deterministic given the stored messages: the same sequence of
+journal calls with the same kinds and speakers. A stored message that does not match what the
+runner asks for (the code or the experiment changed under a half-finished conversation) stops the
+run with ``ResumeError`` instead of silently mixing two different runs.
+
+Cost per new message: one insert, plus at most one small conversation update (progress counters,
+throttled to one per ``progress_interval_s``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from simulator.domain import (
+    Conversation,
+    Message,
+    MessageKind,
+    ModelRef,
+    Status,
+    TokenUsage,
+    utcnow,
+)
+from simulator.domain.errors import SimulatorError
+from simulator.engine.events import (
+    ConversationFailed,
+    ConversationFinished,
+    ConversationStarted,
+    EventBus,
+    MessageStored,
+)
+from simulator.llm.base import ChatMessage, ChatRequest, ChatResult
+
+log = logging.getLogger(__name__)
+
+B = TypeVar("B", bound=BaseModel)
+
+#: Flag of a message whose content is a default applied by the engine (an invalid structured
+#: answer, or an unusable manager choice). ``Conversation.fallbacks`` counts these messages.
+FALLBACK = "fallback"
+#: Flag of a message that was still empty after cleaning and one re-ask.
+EMPTY = "empty"
+#: Flag of a message whose first answer was re-asked (empty after cleaning, or invalid JSON).
+REASKED = "reasked"
+
+#: Kinds that count as agent messages (the budget, ``Conversation.messages_done``).
+AGENT_KINDS = frozenset({MessageKind.utterance, MessageKind.action})
+
+EMPTY_REASK = (
+    "Your previous answer had no text of your own once the parts spoken as other participants "
+    "were removed. Answer again as {speaker} only, in the first person."
+)
+ACTION_REASK = (
+    "Your previous answer was not valid: {error}. Answer again with only a JSON object that "
+    "matches the required schema, with no other text."
+)
+
+
+class ResumeError(SimulatorError):
+    """The stored messages of a conversation do not match what the run now does."""
+
+    title = "Cannot resume"
+
+
+class Journal:
+    """Open with ``await Journal.open(store, conversation, backends, bus)``."""
+
+    progress_interval_s = 1.0
+
+    def __init__(
+        self,
+        store: Any,
+        conversation: Conversation,
+        backends: Any,
+        bus: EventBus | None,
+        stored: list[Message],
+    ) -> None:
+        self.store = store
+        self.conversation = conversation
+        self.backends = backends
+        self.bus = bus
+        self._messages: list[Message] = list(stored)
+        self._seq = 0
+        self._stored_at_open = len(stored)
+        self._tokens = TokenUsage()
+        self._done = 0
+        self._fallbacks = 0
+        for m in stored:
+            self._count(m)
+        self._last_progress = time.monotonic()
+        self._dirty = False
+        #: Manual speaker selection: ``await choose_speaker(conversation, candidates) -> name``.
+        self.choose_speaker: Callable[..., Any] | None = None
+
+    # ------------------------------------------------------------------ opening and state
+
+    @classmethod
+    async def open(
+        cls,
+        store: Any,
+        conversation: Conversation,
+        backends: Any,
+        bus: EventBus | None = None,
+    ) -> Journal:
+        stored = await store.messages.list(conversation.id)
+        for i, m in enumerate(stored):
+            if m.seq != i:
+                raise ResumeError(
+                    f"Conversation {conversation.id} has a gap in its stored messages "
+                    f"(expected seq {i}, found {m.seq}); it cannot be resumed safely."
+                )
+        journal = cls(store, conversation, backends, bus, stored)
+        fields: dict[str, Any] = {"status": Status.running, "error": None, "finished_at": None}
+        if conversation.started_at is None:
+            fields["started_at"] = utcnow()
+        await store.conversations.set_fields(conversation.id, **fields)
+        journal.conversation = conversation.model_copy(update=fields)
+        await journal._publish(
+            ConversationStarted(conversation.id, conversation.batch_id, resumed_at=len(stored))
+        )
+        return journal
+
+    @property
+    def next_seq(self) -> int:
+        """The seq of the next message (stored or new) the run will reach."""
+        return self._seq
+
+    @property
+    def replaying(self) -> bool:
+        """True while the run walks through messages stored by an earlier run."""
+        return self._seq < len(self._messages)
+
+    @property
+    def history(self) -> list[Message]:
+        """The messages the run has passed so far, in seq order."""
+        return self._messages[: self._seq]
+
+    @property
+    def stored_at_open(self) -> int:
+        return self._stored_at_open
+
+    def peek(self) -> Message | None:
+        """The stored message at ``next_seq`` when replaying, else None."""
+        return self._messages[self._seq] if self.replaying else None
+
+    @property
+    def tokens(self) -> TokenUsage:
+        return self._tokens
+
+    @property
+    def messages_done(self) -> int:
+        return self._done
+
+    @property
+    def fallbacks(self) -> int:
+        return self._fallbacks
+
+    # ------------------------------------------------------------------ model calls
+
+    async def call(self, request: ChatRequest) -> ChatResult:
+        """A model call whose answer the caller stores itself (with ``record``)."""
+        return await self.backends.chat(request)
+
+    async def chat(
+        self,
+        request: ChatRequest,
+        *,
+        speaker: str,
+        role: str,
+        day: int,
+        turn: int,
+        kind: MessageKind = MessageKind.utterance,
+        recipients: list[str] | None = None,
+        clean: Callable[[str], str] | None = None,
+    ) -> Message:
+        """Ask the model, clean the answer, store it; or replay the stored message.
+
+        An answer that is empty after cleaning is re-asked once; a second empty answer is stored
+        flagged ``empty``. ``raw`` keeps the model's text as received.
+        """
+        stored = self._replay(kind, speaker)
+        if stored is not None:
+            return stored
+        result = await self.backends.chat(request)
+        results = [result]
+        content = _clean(result.text, clean)
+        flags: list[str] = []
+        data: dict[str, Any] | None = None
+        if not content:
+            reask = _extend(
+                request,
+                ChatMessage("assistant", result.text),
+                ChatMessage("user", EMPTY_REASK.format(speaker=speaker)),
+            )
+            result = await self.backends.chat(reask)
+            results.append(result)
+            content = _clean(result.text, clean)
+            flags.append(REASKED)
+            data = {"first_raw": results[0].text}
+            if not content:
+                flags.append(EMPTY)
+        message = self._new_message(
+            kind=kind,
+            speaker=speaker,
+            role=role,
+            day=day,
+            turn=turn,
+            recipients=recipients,
+            content=content,
+            raw=result.text,
+            data=data,
+            model=request.model,
+            results=results,
+            flags=flags,
+        )
+        return await self._append(message)
+
+    async def action(
+        self,
+        request: ChatRequest,
+        schema: type[B],
+        default: B | dict[str, Any],
+        *,
+        speaker: str,
+        role: str,
+        day: int,
+        turn: int,
+        recipients: list[str] | None = None,
+        max_reasks: int = 2,
+    ) -> tuple[B, Message]:
+        """Ask for a JSON answer valid against ``schema``; re-ask up to ``max_reasks`` times with
+        the validation error; then apply ``default`` and flag the message ``fallback``.
+
+        The stored message's ``data`` is the validated answer (or the default), ``content`` its
+        JSON text and ``raw`` the model's last answer as received.
+        """
+        stored = self._replay(MessageKind.action, speaker)
+        if stored is not None:
+            return schema.model_validate(stored.data or {}), stored
+        if request.json_schema is None:
+            request = replace(request, json_schema=schema.model_json_schema())
+        attempt_request = request
+        results: list[ChatResult] = []
+        answer: B | None = None
+        errors: list[str] = []
+        for _ in range(max_reasks + 1):
+            result = await self.backends.chat(attempt_request)
+            results.append(result)
+            try:
+                answer = schema.model_validate(parse_json_object(result.text))
+                break
+            except (ValueError, ValidationError) as exc:
+                error = _short_error(exc)
+                errors.append(error)
+                attempt_request = _extend(
+                    request,
+                    ChatMessage("assistant", result.text),
+                    ChatMessage("user", ACTION_REASK.format(error=error)),
+                )
+        flags: list[str] = [REASKED] if len(results) > 1 else []
+        if answer is None:
+            answer = default if isinstance(default, BaseModel) else schema.model_validate(default)
+            flags.append(FALLBACK)
+            log.info(
+                "conversation %s: %s gave no valid %s after %d attempts (%s); default applied",
+                self.conversation.id,
+                speaker,
+                schema.__name__,
+                len(results),
+                "; ".join(errors),
+            )
+        data = answer.model_dump(mode="json")
+        message = self._new_message(
+            kind=MessageKind.action,
+            speaker=speaker,
+            role=role,
+            day=day,
+            turn=turn,
+            recipients=recipients,
+            content=json.dumps(data, ensure_ascii=False, sort_keys=True),
+            raw=results[-1].text,
+            data=data,
+            model=request.model,
+            results=results,
+            flags=flags,
+        )
+        return answer, await self._append(message)
+
+    async def record(
+        self,
+        *,
+        kind: MessageKind,
+        speaker: str,
+        role: str,
+        content: str,
+        day: int = 0,
+        turn: int = 0,
+        recipients: list[str] | None = None,
+        data: dict[str, Any] | None = None,
+        raw: str | None = None,
+        flags: list[str] | None = None,
+        model: ModelRef | None = None,
+        result: ChatResult | None = None,
+        results: list[ChatResult] | None = None,
+    ) -> Message:
+        """Store a non-LLM event (or a model answer the caller interpreted itself, given as
+        ``result``/``results`` for usage and latency); replayed on resume like any message."""
+        stored = self._replay(kind, speaker)
+        if stored is not None:
+            return stored
+        message = self._new_message(
+            kind=kind,
+            speaker=speaker,
+            role=role,
+            day=day,
+            turn=turn,
+            recipients=recipients,
+            content=content,
+            raw=raw,
+            data=data,
+            model=model,
+            results=results if results is not None else ([result] if result else []),
+            flags=list(flags or []),
+        )
+        return await self._append(message)
+
+    # ------------------------------------------------------------------ state and the end
+
+    async def snapshot(self, step: int, state: dict[str, Any]) -> None:
+        """Store a game-state snapshot for ``step``, tagged with the seq it is valid at."""
+        await self.store.states.put(self.conversation.id, step, {**state, "seq": self._seq})
+
+    async def save_progress(self) -> None:
+        """Write the progress counters to the conversation (the run calls this now and then)."""
+        fields = self._progress_fields()
+        await self.store.conversations.set_fields(self.conversation.id, **fields)
+        self.conversation = self.conversation.model_copy(update=fields)
+        self._last_progress = time.monotonic()
+        self._dirty = False
+
+    async def finish(self, status: Status, error: str | None = None) -> Conversation:
+        """Store the final status, error and totals; publish ConversationFinished (done,
+        cancelled) or ConversationFailed (failed)."""
+        fields: dict[str, Any] = {
+            **self._progress_fields(),
+            "status": status,
+            "error": error,
+            "finished_at": utcnow(),
+        }
+        await self.store.conversations.set_fields(self.conversation.id, **fields)
+        self.conversation = self.conversation.model_copy(update=fields)
+        cid, bid = self.conversation.id, self.conversation.batch_id
+        if status is Status.failed:
+            await self._publish(ConversationFailed(cid, bid, error or "failed"))
+        else:
+            await self._publish(ConversationFinished(cid, bid, status))
+        return self.conversation
+
+    # ------------------------------------------------------------------ internals
+
+    def _progress_fields(self) -> dict[str, Any]:
+        return {
+            "messages_done": self._done,
+            "tokens": self._tokens,
+            "fallbacks": self._fallbacks,
+        }
+
+    def _count(self, m: Message) -> None:
+        self._tokens = self._tokens + m.usage
+        if m.kind in AGENT_KINDS:
+            self._done += 1
+        if FALLBACK in m.flags:
+            self._fallbacks += 1
+
+    def _replay(self, kind: MessageKind, speaker: str) -> Message | None:
+        if not self.replaying:
+            return None
+        m = self._messages[self._seq]
+        if m.kind != kind or m.speaker != speaker:
+            raise ResumeError(
+                f"Conversation {self.conversation.id} cannot be resumed: its stored message "
+                f"{m.seq} is a {m.kind.value} by {m.speaker!r}, but the run now expects a "
+                f"{MessageKind(kind).value} by {speaker!r}. The experiment or the simulator "
+                "changed since it started; run it again as a new conversation."
+            )
+        self._seq += 1
+        return m
+
+    def _new_message(
+        self,
+        *,
+        kind: MessageKind,
+        speaker: str,
+        role: str,
+        day: int,
+        turn: int,
+        recipients: list[str] | None,
+        content: str,
+        raw: str | None,
+        data: dict[str, Any] | None,
+        model: ModelRef | None,
+        results: list[ChatResult],
+        flags: list[str],
+    ) -> Message:
+        usage = TokenUsage()
+        for r in results:
+            usage = usage + r.usage
+        return Message(
+            conversation_id=self.conversation.id,
+            seq=self._seq,
+            day=day,
+            turn=turn,
+            speaker=speaker,
+            role=role,
+            kind=kind,
+            recipients=list(recipients) if recipients is not None else None,
+            content=content,
+            raw=raw,
+            data=data,
+            model=model,
+            usage=usage,
+            latency_ms=sum(r.latency_ms for r in results),
+            attempts=max(1, sum(r.attempts for r in results)),
+            flags=flags,
+        )
+
+    async def _append(self, message: Message) -> Message:
+        if not await self.store.messages.append(message):
+            # Someone stored this seq first (a retried insert that had landed, or a second
+            # runner on the same conversation): the stored message wins.
+            stored = [
+                m for m in await self.store.messages.list(message.conversation_id)
+                if m.seq == message.seq
+            ]
+            if not stored:
+                raise ResumeError(f"Message {message.id} could not be stored; try again.")
+            log.warning("message %s was already stored; keeping the stored one", message.id)
+            message = stored[0]
+        self._messages.append(message)
+        self._seq += 1
+        self._count(message)
+        self._dirty = True
+        await self._publish(
+            MessageStored(self.conversation.id, self.conversation.batch_id, message)
+        )
+        if time.monotonic() - self._last_progress >= self.progress_interval_s:
+            await self.save_progress()
+        return message
+
+    async def _publish(self, event: Any) -> None:
+        if self.bus is not None:
+            await self.bus.publish(event)
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _clean(text: str, clean: Callable[[str], str] | None) -> str:
+    return (clean(text) if clean is not None else text).strip()
+
+
+def _extend(request: ChatRequest, *extra: ChatMessage) -> ChatRequest:
+    return replace(request, messages=[*request.messages, *extra])
+
+
+_FENCE = re.compile(r"^\s*```[a-zA-Z0-9_-]*\s*\n(.*?)\n?```\s*$", re.DOTALL)
+
+
+def parse_json_object(text: str) -> dict[str, Any]:
+    """The JSON object in a model's answer: bare, in a code fence, or inside other text."""
+    candidate = text.strip()
+    fence = _FENCE.match(candidate)
+    if fence:
+        candidate = fence.group(1).strip()
+    try:
+        value = json.loads(candidate)
+    except json.JSONDecodeError:
+        start, end = candidate.find("{"), candidate.rfind("}")
+        if start < 0 or end <= start:
+            raise ValueError("the answer contains no JSON object") from None
+        try:
+            value = json.loads(candidate[start : end + 1])
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"the answer is not valid JSON ({exc.msg})") from None
+    if not isinstance(value, dict):
+        raise ValueError("the answer is JSON but not an object")
+    return value
+
+
+def _short_error(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        parts = []
+        for err in exc.errors()[:5]:
+            where = ".".join(str(p) for p in err.get("loc", ())) or "answer"
+            parts.append(f"{where}: {err.get('msg', 'invalid')}")
+        return "; ".join(parts)
+    return str(exc)
+
+
+__all__ = [
+    "AGENT_KINDS",
+    "EMPTY",
+    "FALLBACK",
+    "REASKED",
+    "Journal",
+    "ResumeError",
+    "parse_json_object",
+]
