@@ -1,0 +1,142 @@
+"""``Backends``: the one object the engine talks to for every model call.
+
+It routes a request to its provider's backend (chosen by ``ModelRef.provider``, never guessed from
+the model name), holds a per-endpoint concurrency limit, and retries with backoff (see retry.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from contextlib import AbstractAsyncContextManager
+
+from simulator.domain import ModelRef, Provider
+from simulator.domain.errors import LLMError
+from simulator.llm.base import ChatBackend, ChatRequest, ChatResult, EventSink
+from simulator.llm.dryrun import DryRunBackend
+from simulator.llm.retry import RetryPolicy, call_with_retries
+from simulator.settings import Settings, load_settings
+
+DRYRUN_CONCURRENCY = 64
+
+
+class Backends:
+    """Routes, limits and retries model calls.
+
+    ``limits`` maps an endpoint (``ModelRef.endpoint``, e.g. ``"ollama:http://gpu:11434"``) or a
+    provider name (``"ollama"``, ``"openai"``, ``"dryrun"``) to the number of calls allowed at once;
+    unset ones come from settings (``OLLAMA_CONCURRENCY``, ``OPENAI_CONCURRENCY``). Timeout and
+    attempts come from settings (``LLM_TIMEOUT_S``, ``LLM_MAX_ATTEMPTS``), the keyword arguments,
+    or per model from ``ModelRef.options`` ``timeout_s`` / ``max_attempts``.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        on_event: EventSink | None = None,
+        limits: dict[str, int] | None = None,
+        *,
+        timeout_s: float | None = None,
+        max_attempts: int | None = None,
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 30.0,
+    ) -> None:
+        self.settings = settings if settings is not None else load_settings()
+        self.on_event = on_event
+        self.limits = dict(limits or {})
+        self.policy = RetryPolicy(
+            timeout_s=timeout_s if timeout_s is not None else self.settings.llm_timeout_s,
+            max_attempts=max_attempts
+            if max_attempts is not None
+            else self.settings.llm_max_attempts,
+            backoff_s=backoff_s,
+            max_backoff_s=max_backoff_s,
+        )
+        self._backends: dict[Provider, ChatBackend] = {}
+        self._slots: dict[str, asyncio.Semaphore] = {}
+
+    # ------------------------------------------------------------------ routing
+
+    def backend_for(self, ref: ModelRef) -> ChatBackend:
+        backend = self._backends.get(ref.provider)
+        if backend is None:
+            if ref.provider is Provider.dryrun:
+                backend = DryRunBackend()
+            elif ref.provider is Provider.ollama:
+                from simulator.llm.ollama import OllamaBackend
+
+                backend = OllamaBackend(self.settings)
+            elif ref.provider is Provider.openai:
+                from simulator.llm.openai import OpenAIBackend
+
+                backend = OpenAIBackend(self.settings)
+            else:  # pragma: no cover - Provider is a closed enum
+                raise LLMError(f"unknown provider {ref.provider!r}")
+            self._backends[ref.provider] = backend
+        return backend
+
+    def limit_for(self, ref: ModelRef) -> int:
+        for key in (ref.endpoint, ref.provider.value):
+            if key in self.limits:
+                return max(1, int(self.limits[key]))
+        if ref.provider is Provider.ollama:
+            return self.settings.ollama_concurrency
+        if ref.provider is Provider.openai:
+            return self.settings.openai_concurrency
+        return DRYRUN_CONCURRENCY
+
+    def _slot(self, ref: ModelRef) -> AbstractAsyncContextManager[object]:
+        key = ref.endpoint
+        sem = self._slots.get(key)
+        if sem is None:
+            sem = self._slots[key] = asyncio.Semaphore(self.limit_for(ref))
+        return sem  # type: ignore[return-value]
+
+    def policy_for(self, ref: ModelRef) -> RetryPolicy:
+        opts = ref.options
+        if "timeout_s" not in opts and "max_attempts" not in opts:
+            return self.policy
+        return RetryPolicy(
+            timeout_s=float(opts.get("timeout_s", self.policy.timeout_s)),
+            max_attempts=max(1, int(opts.get("max_attempts", self.policy.max_attempts))),
+            backoff_s=self.policy.backoff_s,
+            max_backoff_s=self.policy.max_backoff_s,
+        )
+
+    # ------------------------------------------------------------------ calls
+
+    async def chat(self, request: ChatRequest) -> ChatResult:
+        """One model call with the endpoint's concurrency limit, timeout and retries.
+        Raises ``LLMError`` (a ``CallError``) with a message a user can act on."""
+        ref = request.model
+        backend = self.backend_for(ref)
+        return await call_with_retries(
+            lambda: backend.chat(request),
+            request,
+            self.policy_for(ref),
+            where=ref.label,
+            slot=lambda: self._slot(ref),
+            on_event=self.on_event,
+        )
+
+    async def list_models(self, ref: ModelRef) -> list[str]:
+        """Models offered at ``ref``'s endpoint; never pulls or creates anything."""
+        return await self.backend_for(ref).list_models(ref)
+
+    async def ensure_available(
+        self, refs: Iterable[ModelRef], on_event: EventSink | None = None
+    ) -> None:
+        """Make every model usable before a run (Ollama pulls missing ones, with progress)."""
+        seen: set[tuple[str, str]] = set()
+        for ref in refs:
+            if (ref.endpoint, ref.model) in seen:
+                continue
+            seen.add((ref.endpoint, ref.model))
+            await self.backend_for(ref).ensure_available(ref, on_event or self.on_event)
+
+    async def aclose(self) -> None:
+        for backend in self._backends.values():
+            close = getattr(backend, "aclose", None)
+            if close is not None:
+                await close()
+        self._backends.clear()
