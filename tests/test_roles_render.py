@@ -160,3 +160,20 @@ def test_render_never_raises_anything_but_spec_error(text: str) -> None:
     except SpecError:
         return
     assert isinstance(out, str)
+
+
+def test_docs_example_renders_as_documented() -> None:
+    text = (
+        "You are <NAME>, one of <GUARD_NUMWORD> <GUARD_NOUN> in charge of <PRISONER_NUM> "
+        "<PRISONER_NOUN>.\n<Prisoner_POSS> cell is on your floor; <PRISONER_PRON> "
+        "<PRISONER_VERB_have> one hour in the yard."
+    )
+    ctx = RenderContext(
+        roles=[Role(name="Guard"), Role(name="Prisoner")],
+        counts={"Guard": 2, "Prisoner": 1},
+        name="Guard 2",
+    )
+    assert render(text, ctx) == (
+        "You are Guard 2, one of two guards in charge of 1 prisoner.\n"
+        "Prisoner's cell is on your floor; they have one hour in the yard."
+    )
