@@ -1,0 +1,36 @@
+"""Names of what the analysis layer can produce (formats, tables, figures), without importing
+pandas or matplotlib: the command line builds its help from these at start-up."""
+
+from __future__ import annotations
+
+TABLE_FORMATS = ("csv", "jsonl", "parquet")
+TRANSCRIPT_FORMATS = ("markdown", "text", "html")
+FORMATS = TABLE_FORMATS + TRANSCRIPT_FORMATS
+TABLES = ("messages", "conversations", "summaries", "metrics", "roles", "agents", "cells")
+EXTENSIONS = {
+    "csv": ".csv",
+    "jsonl": ".jsonl",
+    "parquet": ".parquet",
+    "markdown": ".md",
+    "text": ".txt",
+    "html": ".html",
+}
+
+#: What ``metrics.per_turn`` can measure for each agent message.
+TURN_METRICS = (
+    "completion_tokens",
+    "prompt_tokens",
+    "total_tokens",
+    "words",
+    "chars",
+    "latency_ms",
+)
+
+FIGURES: dict[str, str] = {
+    "tokens": "completion tokens per agent turn, one line per role",
+    "prompt-tokens": "prompt tokens per agent turn (context growth), one line per role",
+    "length": "message length (words) per agent turn, one line per role",
+    "latency": "latency per agent turn, one line per role",
+    "share": "turn and word share by role (bars)",
+    "cells": "mean message length per grid cell (bars)",
+}

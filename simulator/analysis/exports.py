@@ -1,0 +1,424 @@
+"""Writing analysis frames and transcripts to files.
+
+Tables (messages, conversations, summaries, metrics, roles, agents, cells) go to CSV, JSONL or
+Parquet; transcripts go to Markdown or plain text (one file per conversation, or one combined file)
+and to one self-contained HTML file with a ``<section>`` per conversation, coloured by role.
+Everything a model wrote is escaped in HTML: a transcript can never inject markup or script.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import html
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from simulator.analysis import metrics as m
+from simulator.analysis.catalog import (
+    EXTENSIONS,
+    FORMATS,
+    TABLE_FORMATS,
+    TABLES,
+    TRANSCRIPT_FORMATS,
+)
+from simulator.analysis.loading import (
+    AGENT_KINDS,
+    AnalysisFilter,
+    factor_columns,
+    load_all,
+    role_columns,
+)
+from simulator.db.store import Store
+from simulator.domain.errors import ConfigurationError, NotFoundError
+
+#: Colour of events no agent wrote (kickoff, system events); summaries have their own.
+NEUTRAL_COLOR = "#5f6673"
+SUMMARY_COLOR = "#8a6d1f"
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def table(what: str, conversations: pd.DataFrame, messages: pd.DataFrame) -> pd.DataFrame:
+    """The frame named ``what`` (one of TABLES) from the two loaded frames."""
+    if what == "messages":
+        return messages
+    if what == "conversations":
+        return conversations
+    if what == "summaries":
+        return messages[messages["kind"] == "summary"].reset_index(drop=True)
+    if what == "roles":
+        return m.role_metrics(messages)
+    if what == "agents":
+        return m.agent_metrics(messages)
+    metrics = m.conversation_metrics(messages, conversations)
+    if what == "metrics":
+        return metrics
+    if what == "cells":
+        return m.cell_metrics(metrics)
+    raise ConfigurationError(f"unknown table {what!r}; choose from {', '.join(TABLES)}")
+
+
+def write_table(frame: pd.DataFrame, path: Path, fmt: str) -> Path:
+    """Write a frame as CSV, JSONL (one JSON object per line, ISO dates) or Parquet."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "csv":
+        frame.to_csv(path, index=False)
+    elif fmt == "jsonl":
+        frame.to_json(
+            path,
+            orient="records",
+            lines=True,
+            date_format="iso",
+            date_unit="ms",
+            force_ascii=False,
+        )
+    elif fmt == "parquet":
+        frame.to_parquet(path, index=False, engine="pyarrow")
+    else:
+        raise ConfigurationError(f"unknown table format {fmt!r}; choose from csv, jsonl, parquet")
+    return path
+
+
+# --------------------------------------------------------------------------- colours
+
+
+def role_palette(roles: Iterable[str]) -> dict[str, str]:
+    """A distinct, readable colour (``#rrggbb``) for any number of roles: hues step by the golden
+    angle, so neighbours differ strongly and no two roles share a colour."""
+    out: dict[str, str] = {}
+    for i, role in enumerate(dict.fromkeys(roles)):
+        hue = (0.58 + i * 0.381966) % 1.0  # the golden angle as a fraction of a turn
+        lightness = 0.36 if (i // 8) % 2 == 0 else 0.46  # past 8 roles, vary lightness too
+        out[role] = _hex(colorsys.hls_to_rgb(hue, lightness, 0.62))
+    return out
+
+
+def tint(color: str, amount: float = 0.9) -> str:
+    """``color`` mixed with white (a light background of the same hue)."""
+    rgb = [int(color[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    return _hex(tuple(c + (1 - c) * amount for c in rgb))
+
+
+def _hex(rgb: Sequence[float]) -> str:
+    return "#" + "".join(f"{round(max(0.0, min(1.0, c)) * 255):02x}" for c in rgb)
+
+
+def agent_roles(messages: pd.DataFrame) -> list[str]:
+    """Roles that wrote agent messages, in order of first appearance."""
+    agent = messages[messages["kind"].isin(AGENT_KINDS)]
+    return [str(r) for r in dict.fromkeys(agent["role"].dropna())]
+
+
+# --------------------------------------------------------------------------- transcripts
+
+
+def _na(v: Any) -> bool:
+    return v is None or v is pd.NA or (isinstance(v, float) and v != v) or v is pd.NaT
+
+
+def _describe(conv: pd.Series) -> list[tuple[str, str]]:
+    """Labelled facts about a conversation for transcript headers."""
+    counts = ", ".join(
+        f"{c.removeprefix('count_')} {int(conv[c])}"
+        for c in conv.index
+        if c.startswith("count_") and not _na(conv[c])
+    )
+    factors = ", ".join(
+        f"{c.removeprefix('factor_')}={conv[c]}"
+        for c in conv.index
+        if c.startswith("factor_") and not _na(conv[c])
+    )
+    facts = [
+        ("Experiment", f"{_s(conv['experiment_name']) or '?'} ({conv['experiment_id']})"),
+        ("Batch", _s(conv["batch_id"]) or "none"),
+        ("Agents", f"{counts} ({_s(conv['agents'])})"),
+        ("Days", str(conv["days"])),
+        ("Messages", f"{conv['messages_done']} of {conv['budget']}"),
+        ("Speaker selection", _s(conv["speaker_selection"])),
+        ("Models", _s(conv["cell_models"])),
+        ("Repeat / seed", f"{conv['repeat']} / {conv['seed']}"),
+        ("Status", _s(conv["status"]) + (f": {conv['error']}" if not _na(conv["error"]) else "")),
+    ]
+    if factors:
+        facts.insert(3, ("Factors", factors))
+    return facts
+
+
+def _s(v: Any) -> str:
+    return "" if _na(v) else str(v)
+
+
+def _title(conv: pd.Series) -> str:
+    return f"{_s(conv['experiment_name']) or 'Conversation'} · cell {conv['cell_index']}"
+
+
+def _addressing(msg: pd.Series) -> str:
+    return "" if bool(msg["public"]) else f" → {_s(msg['recipients'])}"
+
+
+def markdown_transcript(conv: pd.Series, messages: pd.DataFrame) -> str:
+    """A conversation as Markdown: a header of facts, then the messages day by day."""
+    lines = [f"# {_title(conv)}", "", f"Conversation `{conv['conversation_id']}`", ""]
+    lines += [f"- **{k}**: {v}" for k, v in _describe(conv)]
+    day = None
+    for _, msg in messages.iterrows():
+        if msg["day"] != day:
+            day = msg["day"]
+            lines += ["", f"## Day {day}" if int(day) > 0 else "## Before day 1"]
+        lines.append("")
+        if msg["kind"] == "summary":
+            lines += [f"### Summary of day {msg['day']}", "", _s(msg["content"])]
+            continue
+        who = f"**{msg['speaker']}**"
+        if msg["kind"] in AGENT_KINDS:
+            who += f" ({msg['role']}, turn {msg['turn']})"
+        else:
+            who += f" ({msg['kind']})"
+        flags = f" _[{msg['flags']}]_" if _s(msg["flags"]) else ""
+        lines += [f"{who}{_addressing(msg)}{flags}:", "", _s(msg["content"])]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def text_transcript(conv: pd.Series, messages: pd.DataFrame) -> str:
+    """A conversation as plain text."""
+    title = _title(conv)
+    lines = [title, "=" * len(title), f"conversation {conv['conversation_id']}"]
+    lines += [f"{k}: {v}" for k, v in _describe(conv)]
+    day = None
+    for _, msg in messages.iterrows():
+        if msg["day"] != day:
+            day = msg["day"]
+            label = f"Day {day}" if int(day) > 0 else "Before day 1"
+            lines += ["", f"--- {label} ---"]
+        lines.append("")
+        if msg["kind"] == "summary":
+            lines += [f"[Summary of day {msg['day']}]", _s(msg["content"])]
+            continue
+        role = f" ({msg['role']})" if msg["kind"] in AGENT_KINDS else f" ({msg['kind']})"
+        lines += [f"{msg['speaker']}{role}{_addressing(msg)}:", _s(msg["content"])]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto;
+  max-width: 60rem; padding: 1rem 1.5rem; color: #1d2430; background: #fbfbfc; }
+h1 { font-size: 1.4rem; margin: 0.2rem 0 0.6rem; }
+nav ol { margin: 0.3rem 0 1rem; padding-left: 1.4rem; }
+.legend { display: flex; flex-wrap: wrap; gap: 0.4rem 1rem; margin-bottom: 1rem; }
+.legend .swatch { display: inline-block; width: 0.9rem; height: 0.9rem; margin-right: 0.3rem;
+  vertical-align: -0.1rem; border-radius: 2px; }
+section.conversation { border-top: 3px solid #1d2430; padding-top: 0.6rem; margin-top: 1.2rem;
+  break-after: page; page-break-after: always; }
+section.conversation h2 { font-size: 1.2rem; margin: 0.2rem 0; }
+dl.meta { display: grid; grid-template-columns: max-content 1fr; gap: 0.1rem 0.8rem;
+  font-size: 0.85rem; margin: 0.4rem 0 0.8rem; }
+dl.meta dt { font-weight: 600; } dl.meta dd { margin: 0; }
+h3.day-separator { font-size: 0.95rem; text-transform: uppercase; letter-spacing: 0.06em;
+  color: #5f6673; border-bottom: 1px solid #c9ced6; margin: 1rem 0 0.5rem; padding-bottom: 0.2rem; }
+.message { border-left: 8px solid var(--role-color); background: var(--role-tint);
+  margin: 0.45rem 0; padding: 0.35rem 0.7rem; border-radius: 0 4px 4px 0; }
+.message .who { font-weight: 700; color: var(--role-color); }
+.message .about { color: #5f6673; font-size: 0.8rem; margin-left: 0.4rem; }
+.message .content, .summary .content { white-space: pre-wrap; overflow-wrap: anywhere;
+  margin-top: 0.2rem; }
+.message.kind-kickoff, .message.kind-system { font-style: italic; }
+.summary { border: 1px dashed var(--role-color); background: var(--role-tint);
+  margin: 0.6rem 0; padding: 0.4rem 0.7rem; }
+.summary h4 { margin: 0; font-size: 0.85rem; color: var(--role-color); }
+.flag { font-size: 0.75rem; background: #fde68a; color: #5a4300; padding: 0 0.3rem;
+  border-radius: 3px; margin-left: 0.3rem; }
+"""
+
+
+def html_document(
+    conversations: pd.DataFrame, messages: pd.DataFrame, *, title: str = "Transcripts"
+) -> str:
+    """One self-contained HTML page: a table of contents, a colour legend, and one
+    ``<section class="conversation">`` per conversation with day separators and summaries."""
+    e = html.escape
+    palette = role_palette(agent_roles(messages))
+    by_conv = {cid: g for cid, g in messages.groupby("conversation_id", sort=False)}
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{e(title)}</title><style>{_CSS}</style></head><body>",
+        f"<header><h1>{e(title)}</h1>",
+        '<div class="legend">',
+    ]
+    for role, color in palette.items():
+        parts.append(
+            f'<span class="legend-role" data-role="{e(role)}" data-color="{color}">'
+            f'<span class="swatch" style="background:{color}"></span>{e(role)}</span>'
+        )
+    parts.append("</div><nav><ol>")
+    for _, conv in conversations.iterrows():
+        parts.append(
+            f'<li><a href="#c-{e(str(conv["conversation_id"]))}">{e(_title(conv))}</a> '
+            f"({e(_s(conv['status']))})</li>"
+        )
+    parts.append("</ol></nav></header>")
+    for _, conv in conversations.iterrows():
+        cid = str(conv["conversation_id"])
+        parts.append(
+            f'<section class="conversation" id="c-{e(cid)}" data-conversation-id="{e(cid)}">'
+        )
+        parts.append(f'<h2>{e(_title(conv))}</h2><dl class="meta">')
+        parts.append(f"<dt>Conversation</dt><dd><code>{e(cid)}</code></dd>")
+        for k, v in _describe(conv):
+            parts.append(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>")
+        parts.append("</dl>")
+        parts += _html_messages(by_conv.get(cid, messages.iloc[0:0]), palette)
+        parts.append("</section>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def _html_messages(messages: pd.DataFrame, palette: dict[str, str]) -> list[str]:
+    e = html.escape
+    out: list[str] = []
+    day = None
+    for _, msg in messages.iterrows():
+        if msg["day"] != day:
+            day = msg["day"]
+            label = f"Day {day}" if int(day) > 0 else "Before day 1"
+            out.append(f'<h3 class="day-separator" data-day="{int(day)}">{e(label)}</h3>')
+        content = e(_s(msg["content"]))
+        kind = e(str(msg["kind"]))
+        if msg["kind"] == "summary":
+            style = f"--role-color:{SUMMARY_COLOR};--role-tint:{tint(SUMMARY_COLOR, 0.92)}"
+            out.append(
+                f'<aside class="summary" data-day="{int(msg["day"])}" style="{style}">'
+                f"<h4>Summary of day {int(msg['day'])}</h4>"
+                f'<div class="content">{content}</div></aside>'
+            )
+            continue
+        role = _s(msg["role"])
+        color = palette.get(role, NEUTRAL_COLOR) if msg["kind"] in AGENT_KINDS else NEUTRAL_COLOR
+        style = f"--role-color:{color};--role-tint:{tint(color)}"
+        about = (
+            f"{role}, day {msg['day']} turn {msg['turn']}"
+            if msg["kind"] in AGENT_KINDS
+            else (str(msg["kind"]))
+        )
+        if not bool(msg["public"]):
+            about += f" → {_s(msg['recipients'])}"
+        flags = "".join(
+            f'<span class="flag">{e(f)}</span>' for f in _s(msg["flags"]).split(", ") if f
+        )
+        out.append(
+            f'<article class="message kind-{kind}" data-role="{e(role)}" '
+            f'data-color="{color}" data-seq="{int(msg["seq"])}" style="{style}">'
+            f'<div><span class="who">{e(str(msg["speaker"]))}</span>'
+            f'<span class="about">{e(about)}</span>{flags}</div>'
+            f'<div class="content">{content}</div></article>'
+        )
+    return out
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _is_file_target(output: Path | None, suffixes: Sequence[str]) -> bool:
+    return output is not None and not output.is_dir() and output.suffix.lower() in suffixes
+
+
+def write_transcripts(
+    conversations: pd.DataFrame, messages: pd.DataFrame, fmt: str, output: Path | None
+) -> list[Path]:
+    """Markdown/text: one file per conversation in a directory (default ``transcripts``), or
+    every conversation in one file when ``output`` names a ``.md``/``.txt`` file. HTML: one file
+    (``output`` if it ends in ``.html``, else ``<output>/transcripts.html``)."""
+    if fmt == "html":
+        if _is_file_target(output, (".html", ".htm")):
+            path = output
+        else:
+            path = (output or Path.cwd()) / "transcripts.html"
+        assert path is not None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(html_document(conversations, messages), encoding="utf-8")
+        return [path]
+    render = markdown_transcript if fmt == "markdown" else text_transcript
+    by_conv = {cid: g for cid, g in messages.groupby("conversation_id", sort=False)}
+    texts = [
+        (
+            str(conv["conversation_id"]),
+            render(conv, by_conv.get(conv["conversation_id"], messages.iloc[0:0])),
+        )
+        for _, conv in conversations.iterrows()
+    ]
+    ext = EXTENSIONS[fmt]
+    if _is_file_target(output, (".md", ".markdown", ".txt", ".text")):
+        assert output is not None
+        output.parent.mkdir(parents=True, exist_ok=True)
+        sep = "\n---\n\n" if fmt == "markdown" else "\n" + "#" * 72 + "\n\n"
+        output.write_text(sep.join(t for _, t in texts), encoding="utf-8")
+        return [output]
+    folder = output or Path.cwd() / "transcripts"
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for cid, text in texts:
+        path = folder / f"{cid}{ext}"
+        path.write_text(text, encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
+def table_path(what: str, fmt: str, output: Path | None) -> Path:
+    """Where a table goes: ``output`` when it names a file with the format's extension, else
+    ``<output or .>/<what>.<ext>``."""
+    ext = EXTENSIONS[fmt]
+    if output is not None and not output.is_dir() and output.suffix.lower() == ext:
+        return output
+    if output is not None and output.suffix and not output.is_dir():
+        raise ConfigurationError(
+            f"output {str(output)!r} does not end in {ext} for format {fmt}; give a {ext} file "
+            "or a directory"
+        )
+    return (output or Path.cwd()) / f"{what}{ext}"
+
+
+async def export(
+    store: Store,
+    flt: AnalysisFilter | None = None,
+    *,
+    fmt: str,
+    what: str = "messages",
+    output: Path | None = None,
+) -> list[Path]:
+    """Load what ``flt`` selects and write it; returns the files written. NotFoundError when no
+    conversation matches (an empty export is almost always a mistyped filter)."""
+    if fmt not in FORMATS:
+        raise ConfigurationError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
+    if what not in TABLES:
+        raise ConfigurationError(f"unknown table {what!r}; choose from {', '.join(TABLES)}")
+    conversations, messages = await load_all(store, flt)
+    if conversations.empty:
+        raise NotFoundError("no conversation matches these filters; nothing was written")
+    if fmt in TRANSCRIPT_FORMATS:
+        return write_transcripts(conversations, messages, fmt, output)
+    frame = table(what, conversations, messages)
+    return [write_table(frame, table_path(what, fmt, output), fmt)]
+
+
+__all__ = [
+    "FORMATS",
+    "TABLES",
+    "TABLE_FORMATS",
+    "TRANSCRIPT_FORMATS",
+    "agent_roles",
+    "export",
+    "factor_columns",
+    "html_document",
+    "markdown_transcript",
+    "role_columns",
+    "role_palette",
+    "table",
+    "text_transcript",
+    "write_table",
+    "write_transcripts",
+]

@@ -1,0 +1,525 @@
+"""Stored conversations and messages as tidy pandas DataFrames.
+
+One row per message (``load_messages``) or per conversation (``load_conversations``), fully
+labelled: the grid cell (agents per role as ``count_<role>``, ``days``, ``repeat``, ``seed``, ...)
+and every study factor as its own ``factor_<name>`` column, so no one has to recover a study design
+from free text. Rows of the message frame are in (conversation_id, seq) order.
+
+The pure builders ``messages_frame`` / ``conversations_frame`` turn domain objects into frames (the
+TUI uses them on what a service returned); the ``load_*`` coroutines read the store first.
+Column dtypes are fixed (nullable pandas dtypes), so a frame written to Parquet reads back equal.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+
+from simulator.db.store import ConversationFilter, ExperimentFilter, Store
+from simulator.domain import Conversation, Experiment, Message, MessageKind, Status
+from simulator.domain.errors import NotFoundError
+
+#: Message kinds written by agents (what budgets and per-role metrics count).
+AGENT_KINDS = frozenset({MessageKind.utterance.value, MessageKind.action.value})
+#: The flag the engine puts on a message whose content is a default it applied.
+FALLBACK_FLAG = "fallback"
+#: Separator of list-valued cells (recipients, flags, agents) in string columns.
+LIST_SEP = ", "
+
+STRING = "string"
+INT = "Int64"
+FLOAT = "Float64"
+BOOL = "boolean"
+TIME = "datetime64[ns, UTC]"
+
+# The fixed columns of the message frame, in order, with their dtypes. The grid cell's
+# ``count_<role>`` columns and the ``factor_<name>`` columns follow them.
+MESSAGE_COLUMNS: dict[str, str] = {
+    "conversation_id": STRING,
+    "seq": INT,
+    "day": INT,
+    "turn": INT,
+    "speaker": STRING,
+    "role": STRING,
+    "kind": STRING,
+    "public": BOOL,
+    "recipients": STRING,
+    "content": STRING,
+    "words": INT,
+    "chars": INT,
+    "data": STRING,
+    "provider": STRING,
+    "model": STRING,
+    "base_url": STRING,
+    "temperature": FLOAT,
+    "top_p": FLOAT,
+    "top_k": INT,
+    "num_ctx": INT,
+    "max_tokens": INT,
+    "model_seed": INT,
+    "prompt_tokens": INT,
+    "completion_tokens": INT,
+    "total_tokens": INT,
+    "latency_ms": FLOAT,
+    "attempts": INT,
+    "flags": STRING,
+    "fallback": BOOL,
+    "created_at": TIME,
+    "experiment_id": STRING,
+    "experiment_name": STRING,
+    "experiment_kind": STRING,
+    "batch_id": STRING,
+    "cell_index": INT,
+    "conversation_status": STRING,
+}
+
+# The grid cell's columns (shared by both frames), before ``count_*`` and ``factor_*``.
+CELL_COLUMNS: dict[str, str] = {
+    "days": INT,
+    "total_messages": INT,
+    "speaker_selection": STRING,
+    "repeat": INT,
+    "seed": INT,
+    "rounds": INT,
+    "cell_provider": STRING,
+    "cell_model": STRING,
+    "cell_models": STRING,
+}
+
+CONVERSATION_COLUMNS: dict[str, str] = {
+    "conversation_id": STRING,
+    "experiment_id": STRING,
+    "experiment_name": STRING,
+    "experiment_kind": STRING,
+    "batch_id": STRING,
+    "cell_index": INT,
+    "owner": STRING,
+    "status": STRING,
+    "error": STRING,
+    "agents": STRING,
+    "n_agents": INT,
+    "budget": INT,
+    "messages_done": INT,
+    "messages_stored": INT,
+    "fallbacks": INT,
+    "prompt_tokens": INT,
+    "completion_tokens": INT,
+    "total_tokens": INT,
+    "created_at": TIME,
+    "started_at": TIME,
+    "finished_at": TIME,
+    "duration_s": FLOAT,
+    "favourite": BOOL,
+    "parent_id": STRING,
+    "forked_at": INT,
+}
+
+
+def column_key(name: str) -> str:
+    """A role or factor name as a column suffix: lower case, runs of other characters as ``_``."""
+    key = re.sub(r"[^0-9a-z]+", "_", name.strip().casefold()).strip("_")
+    return key or "_"
+
+
+def count_column(role: str) -> str:
+    return f"count_{column_key(role)}"
+
+
+def factor_column(factor: str) -> str:
+    return f"factor_{column_key(factor)}"
+
+
+def word_count(text: str) -> int:
+    return len(text.split())
+
+
+# --------------------------------------------------------------------------- filters
+
+
+@dataclass(frozen=True)
+class AnalysisFilter:
+    """Which conversations to read. ``None`` (or empty) means: no restriction on that field.
+
+    ``experiment`` is an experiment id or name; ``model`` matches the model name (or label) of
+    any model of the conversation's cell (default, per role, summarizer, manager); ``counts``
+    matches the given roles' agent counts (case-insensitive role names); ``factors`` the given
+    factor levels (case-insensitive).
+    """
+
+    experiment: str | None = None
+    batch: str | None = None
+    model: str | None = None
+    days: int | None = None
+    counts: Mapping[str, int] | None = None
+    status: Status | str | None = None
+    factors: Mapping[str, str] | None = None
+    conversation_ids: Sequence[str] | None = None
+    kinds: Sequence[str] | None = field(default=None)  # message kinds (load_messages only)
+
+
+def parse_assignments(text: str | Iterable[str] | None, *, what: str) -> dict[str, str]:
+    """``"guard=1,prisoner=2"`` (or a list of such strings) as a dict; a ConfigurationError-free
+    ValueError names the bad part."""
+    if text is None:
+        return {}
+    parts: list[str] = []
+    for chunk in [text] if isinstance(text, str) else list(text):
+        parts.extend(p for p in chunk.split(",") if p.strip())
+    out: dict[str, str] = {}
+    for part in parts:
+        name, sep, value = part.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise ValueError(f"{what}: expected NAME=VALUE, got {part.strip()!r}")
+        out[name.strip()] = value.strip()
+    return out
+
+
+def _models_of(conv: Conversation) -> list[str]:
+    ms = conv.cell.models
+    refs = [ms.default, *ms.per_role.values(), ms.summarizer_model, ms.manager_model]
+    refs += [a.model for a in conv.agents]
+    names: list[str] = []
+    for ref in refs:
+        names += [ref.model, ref.label, f"{ref.provider.value}:{ref.model}"]
+    return names
+
+
+def matches(conv: Conversation, flt: AnalysisFilter) -> bool:
+    """Does a conversation pass the filter (every field, in Python)?"""
+    if flt.conversation_ids and conv.id not in set(flt.conversation_ids):
+        return False
+    if flt.batch is not None and conv.batch_id != flt.batch:
+        return False
+    if flt.days is not None and conv.cell.days != int(flt.days):
+        return False
+    if flt.status is not None and conv.status.value != Status(flt.status).value:
+        return False
+    if flt.model is not None:
+        wanted = flt.model.casefold()
+        if wanted not in {m.casefold() for m in _models_of(conv)}:
+            return False
+    if flt.counts:
+        have = {r.casefold(): n for r, n in conv.cell.counts.items()}
+        for role, n in flt.counts.items():
+            if have.get(role.strip().casefold()) != int(n):
+                return False
+    if flt.factors:
+        have_f = {k.casefold(): v.casefold() for k, v in conv.cell.factors.items()}
+        for name, level in flt.factors.items():
+            if have_f.get(name.strip().casefold()) != str(level).strip().casefold():
+                return False
+    return True
+
+
+# --------------------------------------------------------------------------- reading the store
+
+
+async def resolve_experiment(store: Store, key: str) -> Experiment:
+    """An experiment by id, else by exact (case-insensitive) name; NotFoundError otherwise."""
+    exp = await store.experiments.get(key)
+    if exp is not None:
+        return exp
+    candidates = await store.experiments.list(ExperimentFilter(text=key))
+    named = [e for e in candidates if e.name.casefold() == key.strip().casefold()]
+    if len(named) == 1:
+        return named[0]
+    if len(named) > 1:
+        ids = ", ".join(e.id for e in named)
+        raise NotFoundError(f"several experiments are named {key!r}; pass an id instead: {ids}")
+    raise NotFoundError(
+        f"no experiment with id or name {key!r}; 'simulator experiments list' shows them"
+    )
+
+
+async def select_conversations(
+    store: Store, flt: AnalysisFilter | None = None
+) -> tuple[list[Conversation], dict[str, Experiment]]:
+    """The conversations passing ``flt`` (in the store's order: created, then cell index) and the
+    experiments they belong to, by id."""
+    flt = flt or AnalysisFilter()
+    experiment_id = None
+    if flt.experiment is not None:
+        experiment_id = (await resolve_experiment(store, flt.experiment)).id
+    if flt.batch is not None and await store.batches.get(flt.batch) is None:
+        raise NotFoundError(f"no batch with id {flt.batch!r}")
+    status = Status(flt.status) if flt.status is not None else None
+    convs = await store.conversations.list(
+        ConversationFilter(
+            experiment_id=experiment_id,
+            batch_id=flt.batch,
+            status=status,
+            days=flt.days,
+        )
+    )
+    convs = [c for c in convs if matches(c, flt)]
+    experiments: dict[str, Experiment] = {}
+    for exp_id in dict.fromkeys(c.experiment_id for c in convs):
+        exp = await store.experiments.get(exp_id)
+        if exp is not None:
+            experiments[exp_id] = exp
+    return convs, experiments
+
+
+async def load_conversations(
+    store: Store, flt: AnalysisFilter | None = None, **filters: Any
+) -> pd.DataFrame:
+    """One row per conversation passing the filter (see ``AnalysisFilter``; keyword arguments are
+    its fields), in the store's order."""
+    flt = _filter(flt, filters)
+    convs, experiments = await select_conversations(store, flt)
+    stored = await _stored_counts(store, convs)
+    return conversations_frame(convs, experiments, stored)
+
+
+async def load_messages(
+    store: Store, flt: AnalysisFilter | None = None, **filters: Any
+) -> pd.DataFrame:
+    """One row per stored message of the conversations passing the filter, in (conversation_id,
+    seq) order, labelled with its conversation's grid cell and study factors."""
+    flt = _filter(flt, filters)
+    convs, experiments = await select_conversations(store, flt)
+    messages = await store.messages.list_many([c.id for c in convs])
+    if flt.kinds:
+        kinds = {str(k) for k in flt.kinds}
+        messages = [m for m in messages if m.kind.value in kinds]
+    return messages_frame(messages, convs, experiments)
+
+
+async def load_all(
+    store: Store, flt: AnalysisFilter | None = None, **filters: Any
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Both frames (conversations, messages) from one read of the store."""
+    flt = _filter(flt, filters)
+    convs, experiments = await select_conversations(store, flt)
+    messages = await store.messages.list_many([c.id for c in convs])
+    stored: dict[str, int] = {}
+    for m in messages:
+        stored[m.conversation_id] = stored.get(m.conversation_id, 0) + 1
+    conversations = conversations_frame(convs, experiments, stored)
+    if flt.kinds:
+        kinds = {str(k) for k in flt.kinds}
+        messages = [m for m in messages if m.kind.value in kinds]
+    return conversations, messages_frame(messages, convs, experiments)
+
+
+def _filter(flt: AnalysisFilter | None, filters: dict[str, Any]) -> AnalysisFilter:
+    if flt is not None and filters:
+        raise TypeError("pass either an AnalysisFilter or keyword filters, not both")
+    return flt if flt is not None else AnalysisFilter(**filters)
+
+
+async def _stored_counts(store: Store, convs: list[Conversation]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for m in await store.messages.list_many([c.id for c in convs]):
+        out[m.conversation_id] = out.get(m.conversation_id, 0) + 1
+    return out
+
+
+# --------------------------------------------------------------------------- pure builders
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _roles_and_factors(
+    convs: Iterable[Conversation], experiments: Mapping[str, Experiment]
+) -> tuple[list[str], list[str]]:
+    """Role and factor names in a stable order: each experiment's declared order, first seen
+    first, then any extra names found in cells."""
+    roles: dict[str, None] = {}
+    factors: dict[str, None] = {}
+    convs = list(convs)
+    for exp_id in dict.fromkeys(c.experiment_id for c in convs):
+        exp = experiments.get(exp_id)
+        if exp is not None:
+            roles.update(dict.fromkeys(r.name for r in exp.roles))
+            factors.update(dict.fromkeys(f.name for f in exp.factors))
+    for c in convs:
+        roles.update(dict.fromkeys(c.cell.counts))
+        factors.update(dict.fromkeys(c.cell.factors))
+    return _distinct_keys(roles, count_column), _distinct_keys(factors, factor_column)
+
+
+def _distinct_keys(names: Iterable[str], column: Any) -> list[str]:
+    seen: dict[str, str] = {}
+    for n in names:
+        seen.setdefault(column(n), n)
+    return list(seen.values())
+
+
+def _cell_values(conv: Conversation, roles: list[str], factors: list[str]) -> dict[str, Any]:
+    cell = conv.cell
+    counts = {count_column(r): n for r, n in cell.counts.items()}
+    levels = {factor_column(f): v for f, v in cell.factors.items()}
+    out: dict[str, Any] = {
+        "days": cell.days,
+        "total_messages": cell.total_messages,
+        "speaker_selection": cell.speaker_selection.value,
+        "repeat": cell.repeat,
+        "seed": cell.seed,
+        "rounds": cell.rounds,
+        "cell_provider": cell.models.default.provider.value,
+        "cell_model": cell.models.default.model,
+        "cell_models": cell.models.label,
+    }
+    for r in roles:
+        out[count_column(r)] = counts.get(count_column(r))
+    for f in factors:
+        out[factor_column(f)] = levels.get(factor_column(f))
+    return out
+
+
+def _columns(fixed: Mapping[str, str], roles: list[str], factors: list[str]) -> dict[str, str]:
+    cols = dict(fixed)
+    cols.update(CELL_COLUMNS)
+    cols.update({count_column(r): INT for r in roles})
+    cols.update({factor_column(f): STRING for f in factors})
+    return cols
+
+
+def _frame(rows: list[dict[str, Any]], columns: Mapping[str, str]) -> pd.DataFrame:
+    data = {name: [row.get(name) for row in rows] for name in columns}
+    out = pd.DataFrame(
+        {
+            name: _series(values, dtype)
+            for (name, dtype), values in zip(columns.items(), data.values(), strict=True)
+        }
+    )
+    return out.reset_index(drop=True)
+
+
+def _series(values: list[Any], dtype: str) -> pd.Series:
+    if dtype == TIME:
+        return pd.Series(pd.to_datetime(values, utc=True), dtype=TIME)
+    return pd.Series([pd.NA if v is None else v for v in values], dtype=dtype)
+
+
+def messages_frame(
+    messages: Iterable[Message],
+    conversations: Iterable[Conversation],
+    experiments: Mapping[str, Experiment] | None = None,
+) -> pd.DataFrame:
+    """The message frame of domain objects (see the module doc); messages of conversations not
+    given are dropped. Rows are sorted by (conversation_id, seq)."""
+    experiments = experiments or {}
+    convs = {c.id: c for c in conversations}
+    roles, factors = _roles_and_factors(convs.values(), experiments)
+    cells = {cid: _cell_values(c, roles, factors) for cid, c in convs.items()}
+    rows: list[dict[str, Any]] = []
+    for m in sorted(messages, key=lambda m: (m.conversation_id, m.seq)):
+        conv = convs.get(m.conversation_id)
+        if conv is None:
+            continue
+        exp = experiments.get(conv.experiment_id)
+        ref = m.model
+        params = ref.params if ref is not None else None
+        rows.append(
+            {
+                "conversation_id": m.conversation_id,
+                "seq": m.seq,
+                "day": m.day,
+                "turn": m.turn,
+                "speaker": m.speaker,
+                "role": m.role,
+                "kind": m.kind.value,
+                "public": m.recipients is None,
+                "recipients": None if m.recipients is None else LIST_SEP.join(m.recipients),
+                "content": m.content,
+                "words": word_count(m.content),
+                "chars": len(m.content),
+                "data": None if m.data is None else json.dumps(m.data, sort_keys=True),
+                "provider": ref.provider.value if ref else None,
+                "model": ref.model if ref else None,
+                "base_url": ref.base_url if ref else None,
+                "temperature": params.temperature if params else None,
+                "top_p": params.top_p if params else None,
+                "top_k": params.top_k if params else None,
+                "num_ctx": params.num_ctx if params else None,
+                "max_tokens": params.max_tokens if params else None,
+                "model_seed": params.seed if params else None,
+                "prompt_tokens": m.usage.prompt_tokens,
+                "completion_tokens": m.usage.completion_tokens,
+                "total_tokens": m.usage.total_tokens,
+                "latency_ms": m.latency_ms,
+                "attempts": m.attempts,
+                "flags": LIST_SEP.join(m.flags),
+                "fallback": FALLBACK_FLAG in m.flags,
+                "created_at": _utc(m.created_at),
+                "experiment_id": conv.experiment_id,
+                "experiment_name": exp.name if exp else None,
+                "experiment_kind": conv.kind.value,
+                "batch_id": conv.batch_id,
+                "cell_index": conv.cell_index,
+                "conversation_status": conv.status.value,
+                **cells[conv.id],
+            }
+        )
+    return _frame(rows, _columns(MESSAGE_COLUMNS, roles, factors))
+
+
+def conversations_frame(
+    conversations: Iterable[Conversation],
+    experiments: Mapping[str, Experiment] | None = None,
+    stored_messages: Mapping[str, int] | None = None,
+) -> pd.DataFrame:
+    """One row per conversation, in the order given."""
+    experiments = experiments or {}
+    convs = list(conversations)
+    roles, factors = _roles_and_factors(convs, experiments)
+    rows: list[dict[str, Any]] = []
+    for c in convs:
+        exp = experiments.get(c.experiment_id)
+        started, finished = _utc(c.started_at), _utc(c.finished_at)
+        duration = (finished - started).total_seconds() if started and finished else None
+        rows.append(
+            {
+                "conversation_id": c.id,
+                "experiment_id": c.experiment_id,
+                "experiment_name": exp.name if exp else None,
+                "experiment_kind": c.kind.value,
+                "batch_id": c.batch_id,
+                "cell_index": c.cell_index,
+                "owner": c.owner,
+                "status": c.status.value,
+                "error": c.error,
+                "agents": LIST_SEP.join(a.name for a in c.agents),
+                "n_agents": len(c.agents),
+                "budget": c.budget,
+                "messages_done": c.messages_done,
+                "messages_stored": (stored_messages or {}).get(c.id, 0)
+                if stored_messages is not None
+                else None,
+                "fallbacks": c.fallbacks,
+                "prompt_tokens": c.tokens.prompt_tokens,
+                "completion_tokens": c.tokens.completion_tokens,
+                "total_tokens": c.tokens.total_tokens,
+                "created_at": _utc(c.created_at),
+                "started_at": started,
+                "finished_at": finished,
+                "duration_s": duration,
+                "favourite": c.favourite,
+                "parent_id": c.parent_id,
+                "forked_at": c.forked_at,
+                **_cell_values(c, roles, factors),
+            }
+        )
+    return _frame(rows, _columns(CONVERSATION_COLUMNS, roles, factors))
+
+
+def role_columns(frame: pd.DataFrame) -> list[str]:
+    """The ``count_<role>`` columns of a frame."""
+    return [c for c in frame.columns if c.startswith("count_")]
+
+
+def factor_columns(frame: pd.DataFrame) -> list[str]:
+    """The ``factor_<name>`` columns of a frame."""
+    return [c for c in frame.columns if c.startswith("factor_")]

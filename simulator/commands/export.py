@@ -1,0 +1,237 @@
+"""``simulator export`` (tables and transcripts) and ``simulator plot`` (PNG figures)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+from simulator.domain import Status
+from simulator.domain.errors import ConfigurationError
+
+FORMAT_HELP = """\
+formats (--format):
+  csv        a table, comma-separated, one header row
+  jsonl      a table, one JSON object per line (ISO dates, null for missing values)
+  parquet    a table with exact column types; pandas.read_parquet gives back the same frame
+  markdown   a transcript per conversation (<id>.md in the output directory), or all of them in
+             one file when -o ends in .md
+  text       a plain-text transcript per conversation (<id>.txt), or one file when -o ends in .txt
+  html       one page with a section per conversation, messages coloured by role, day separators
+             and summaries (-o FILE.html, or transcripts.html in the output directory)
+
+tables (--what, for csv, jsonl and parquet):
+  messages       one row per stored message, in (conversation_id, seq) order, with the grid cell
+                 (count_<role>, days, repeat, seed, ...) and a factor_<name> column per study factor
+  conversations  one row per conversation: status, agents, budget, tokens, timing, grid cell
+  summaries      the summarizer's end-of-day summaries (message columns)
+  metrics        per conversation: messages, words and turn share per role, mean message length,
+                 token totals, fallbacks, re-asks, retries, failure, duration
+  roles          per conversation and role: messages, words, shares, tokens, fallbacks
+  agents         per conversation and agent: the same measures
+  cells          per grid cell of a batch (repeats pooled): conversations, done, failed, means
+
+filters (combine freely; every one must match):
+  --experiment ID|NAME   --batch ID   --model NAME   --days N   --counts guard=1,prisoner=2
+  --status done|failed|...   --factor goal=Escape (repeatable)   --conversation ID (repeatable)
+"""
+
+EXPORT_EXAMPLES = """\
+examples:
+  simulator export --experiment "Prison study" --format parquet -o results/
+  simulator export --batch 3f2a... --what metrics --format csv -o metrics.csv
+  simulator export --batch 3f2a... --counts guard=1,prisoner=2 --factor goal=Escape \\
+      --format html -o transcripts.html
+  simulator export --experiment "Prison study" --status done --format markdown -o transcripts/
+"""
+
+PLOT_EXAMPLES = """\
+examples:
+  simulator plot --batch 3f2a... --figure tokens -o tokens.png
+  simulator plot --experiment "Prison study" --figure all -o figures/
+"""
+
+
+def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
+    """The selection filters shared by ``export`` and ``plot``."""
+    g = parser.add_argument_group("filters (which conversations)")
+    g.add_argument("--experiment", metavar="ID|NAME", help="an experiment, by id or exact name")
+    g.add_argument("--batch", metavar="ID", help="a batch, by id")
+    g.add_argument(
+        "--model",
+        metavar="NAME",
+        help="conversations in which any role, the summarizer or the manager used this model "
+        "(model name such as llama3.1:8b, or provider:model)",
+    )
+    g.add_argument("--days", type=int, metavar="N", help="conversations that ran N days")
+    g.add_argument(
+        "--counts",
+        metavar="ROLE=N,...",
+        help="agents per role, e.g. guard=1,prisoner=2 (role names are case-insensitive; "
+        "roles not named are not restricted)",
+    )
+    g.add_argument(
+        "--status",
+        choices=[s.value for s in Status],
+        help="conversation status",
+    )
+    g.add_argument(
+        "--factor",
+        action="append",
+        metavar="NAME=LEVEL",
+        help="a study factor's level, e.g. goal=Escape (repeat the option for several factors)",
+    )
+    g.add_argument(
+        "--conversation",
+        action="append",
+        metavar="ID",
+        help="a conversation, by id (repeatable)",
+    )
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from simulator.analysis.catalog import FIGURES, FORMATS, TABLES
+
+    export = subparsers.add_parser(
+        "export",
+        help="export messages, conversations, summaries or metrics (CSV, JSONL, Parquet) and "
+        "transcripts (Markdown, text, HTML)",
+        description=(
+            "Export stored conversations for analysis. Tables are tidy and fully labelled: one "
+            "row per message (or conversation, ...) with the grid cell and every study factor as "
+            "its own column. Transcripts are readable conversations, coloured by role in HTML."
+        ),
+        epilog=FORMAT_HELP + "\n" + EXPORT_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    export.add_argument(
+        "-f",
+        "--format",
+        choices=FORMATS,
+        default="csv",
+        help="output format: csv, jsonl, parquet (tables) or markdown, text, html (transcripts); "
+        "default csv",
+    )
+    export.add_argument(
+        "-w",
+        "--what",
+        choices=TABLES,
+        default="messages",
+        help="which table to export (csv, jsonl, parquet): messages, conversations, summaries, "
+        "metrics, roles, agents or cells; default messages",
+    )
+    export.add_argument(
+        "-o",
+        "--output",
+        metavar="PATH",
+        type=Path,
+        help="a file (its extension must match the format) or a directory (default: the "
+        "current directory; transcripts: ./transcripts/)",
+    )
+    add_filter_arguments(export)
+    export.set_defaults(func=cmd_export)
+
+    figure_help = "\n".join(f"  {name:<14} {text}" for name, text in FIGURES.items())
+    plot = subparsers.add_parser(
+        "plot",
+        help="draw PNG figures (tokens or message length per turn by role, shares, cells)",
+        description="Draw PNG figures of the selected conversations with matplotlib.",
+        epilog=f"figures (--figure):\n{figure_help}\n  all            every figure above\n\n"
+        + PLOT_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    plot.add_argument(
+        "--figure",
+        choices=[*FIGURES, "all"],
+        default="tokens",
+        help="which figure (default tokens); 'all' writes every figure into a directory",
+    )
+    plot.add_argument(
+        "-o",
+        "--output",
+        metavar="PATH",
+        type=Path,
+        help="a .png file, or a directory (default: <figure>.png in the current directory)",
+    )
+    add_filter_arguments(plot)
+    plot.set_defaults(func=cmd_plot)
+
+
+def filter_from_args(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """An ``AnalysisFilter`` from the parsed filter options; bad values are ConfigurationErrors."""
+    from simulator.analysis.loading import AnalysisFilter, parse_assignments
+
+    try:
+        counts_raw = parse_assignments(args.counts, what="--counts")
+        factors = parse_assignments(args.factor, what="--factor")
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
+    counts: dict[str, int] = {}
+    for role, n in counts_raw.items():
+        try:
+            counts[role] = int(n)
+        except ValueError:
+            raise ConfigurationError(
+                f"--counts: the number of {role!r} agents must be a whole number, got {n!r}"
+            ) from None
+    return AnalysisFilter(
+        experiment=args.experiment,
+        batch=args.batch,
+        model=args.model,
+        days=args.days,
+        counts=counts or None,
+        status=args.status,
+        factors=factors or None,
+        conversation_ids=args.conversation or None,
+    )
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from simulator.analysis.exports import export
+    from simulator.db.mongo import opened_store
+    from simulator.settings import load_settings
+
+    flt = filter_from_args(args)
+
+    async def go() -> list[Path]:
+        async with opened_store(load_settings()) as store:
+            return await export(store, flt, fmt=args.format, what=args.what, output=args.output)
+
+    paths = asyncio.run(go())
+    for p in paths[:20]:
+        print(p)
+    if len(paths) > 20:
+        print(f"... and {len(paths) - 20} more files in {paths[0].parent}")
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from simulator.analysis.catalog import FIGURES
+    from simulator.analysis.loading import load_all
+    from simulator.analysis.plots import figure
+    from simulator.db.mongo import opened_store
+    from simulator.domain.errors import NotFoundError
+    from simulator.settings import load_settings
+
+    flt = filter_from_args(args)
+
+    async def go():  # type: ignore[no-untyped-def]
+        async with opened_store(load_settings()) as store:
+            return await load_all(store, flt)
+
+    conversations, messages = asyncio.run(go())
+    if conversations.empty:
+        raise NotFoundError("no conversation matches these filters; nothing was drawn")
+    names = list(FIGURES) if args.figure == "all" else [args.figure]
+    out: Path | None = args.output
+    for name in names:
+        if out is not None and out.suffix.lower() == ".png" and len(names) == 1:
+            path = out
+        elif out is not None and out.suffix and not out.is_dir():
+            raise ConfigurationError(
+                f"output {str(out)!r}: give a .png file for one figure, or a directory"
+            )
+        else:
+            path = (out or Path.cwd()) / f"{name}.png"
+        print(figure(name, conversations, messages, path))
+    return 0
