@@ -1,0 +1,601 @@
+"""The batch spec file (YAML or JSON): which experiment to run and the grid to run it on.
+
+Parsing happens in two steps, both before anything runs:
+
+1. ``load_spec(path)`` / ``parse_spec(data)`` check the file's shape and values on their own and
+   return a ``RunSpec`` (the experiment reference plus the normalised batch request);
+2. ``RunSpec.batch_spec(experiment)`` checks the request against the experiment (role names,
+   factor names and levels) and returns the domain ``BatchSpec``.
+
+Every problem is reported with the dotted path of the offending field, e.g.
+``batch.max_agents.guard: must be at least 1``; all problems of a file are reported at once in one
+``SpecError``. The format is documented in docs/spec.md.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError
+
+from simulator.domain import (
+    BatchSpec,
+    Experiment,
+    ModelRef,
+    ModelSet,
+    Provider,
+    SpeakerSelection,
+)
+from simulator.domain.errors import SpecError
+from simulator.domain.models import Model
+
+Problem = tuple[str, str]  # (dotted field path, message)
+
+TOP_LEVEL_KEYS = ("experiment", "batch", "prices")
+PRICE_KEYS = ("input_per_1k", "output_per_1k")
+MODEL_SET_KEYS = ("default", "per_role", "summarizer", "manager")
+EXPERIMENT_REF_KEYS = ("id", "name", "file", "example")
+
+
+# --------------------------------------------------------------------------- YAML without surprises
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.2 booleans: only true/false are booleans, so levels such as ``yes``/``no``/``on``
+    stay the strings the researcher typed (YAML 1.1 would turn them into True/False)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    key: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.copy().items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
+
+
+def load_yaml(text: str, source: str = "<text>") -> Any:
+    """Parse YAML (or JSON, which is YAML) with YAML 1.2 booleans; errors name line and column."""
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise SpecError(f"{source}{where}: not valid YAML: {exc.problem or exc}") from None
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{source}: not valid YAML: {exc}") from None
+
+
+def read_data_file(path: Path) -> Any:
+    """A YAML or JSON file's content (JSON when the name ends in .json)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"{path}: no such file.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{path}: cannot be read ({exc}).") from None
+    if path.suffix.lower() == ".json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SpecError(
+                f"{path} at line {exc.lineno}, column {exc.colno}: not valid JSON: {exc.msg}"
+            ) from None
+    return load_yaml(text, str(path))
+
+
+# --------------------------------------------------------------------------- error paths
+
+
+def dotted(loc: Iterable[Any], prefix: str = "") -> str:
+    """``("batch", "models", 0, "default")`` -> ``batch.models.0.default``."""
+    parts = [prefix] if prefix else []
+    parts += [str(p) for p in loc]
+    return ".".join(parts) or "(top level)"
+
+
+def _friendly(err: Mapping[str, Any]) -> str:
+    """A pydantic error as a short sentence a researcher understands."""
+    kind = err.get("type", "")
+    ctx = err.get("ctx") or {}
+    if kind in ("greater_than_equal", "greater_than"):
+        bound = ctx.get("ge", ctx.get("gt"))
+        return f"must be at least {bound}" if kind == "greater_than_equal" else f"must be > {bound}"
+    if kind in ("less_than_equal", "less_than"):
+        bound = ctx.get("le", ctx.get("lt"))
+        return f"must be at most {bound}" if kind == "less_than_equal" else f"must be < {bound}"
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return f"must be a whole number, not {err.get('input')!r}"
+    if kind in ("float_parsing", "float_type"):
+        return f"must be a number, not {err.get('input')!r}"
+    if kind in ("bool_parsing", "bool_type"):
+        return f"must be true or false, not {err.get('input')!r}"
+    if kind in ("string_type",):
+        return f"must be text, not {err.get('input')!r}"
+    if kind == "missing":
+        return "is required"
+    if kind == "extra_forbidden":
+        return "unknown field (check the spelling; see docs/spec.md)"
+    if kind == "enum":
+        return f"must be one of {ctx.get('expected', '')}, not {err.get('input')!r}"
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return "must be a mapping (key: value pairs)"
+    if kind == "list_type":
+        return "must be a list"
+    msg = str(err.get("msg", "invalid value"))
+    return msg.removeprefix("Value error, ")
+
+
+def problems_from(exc: ValidationError, prefix: str) -> list[Problem]:
+    return [(dotted(e["loc"], prefix), _friendly(e)) for e in exc.errors()]
+
+
+def raise_problems(problems: Sequence[Problem], source: str) -> None:
+    """One SpecError listing every problem, or nothing."""
+    if not problems:
+        return
+    lines = [f"{path}: {msg}" for path, msg in problems]
+    if len(lines) == 1:
+        raise SpecError(f"{source}: {lines[0]}")
+    body = "\n".join(f"  {line}" for line in lines)
+    raise SpecError(f"{source} has {len(lines)} problems:\n{body}")
+
+
+def _validate(cls: type[BaseModel], data: Any, path: str, problems: list[Problem]) -> Any:
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(problems_from(exc, path))
+        return None
+
+
+# --------------------------------------------------------------------------- models
+
+
+def parse_model_ref(value: Any, path: str, problems: list[Problem]) -> ModelRef | None:
+    """A model: ``dryrun``, ``"ollama:llama3"``, ``"openai:gpt-4o-mini"``, or a mapping of ModelRef
+    fields (provider, model, base_url, params, options)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text == Provider.dryrun.value:
+            return ModelRef()
+        provider, sep, name = text.partition(":")
+        if not sep or provider not in {p.value for p in Provider} or not name.strip():
+            problems.append(
+                (
+                    path,
+                    f"{value!r} is not a model; write provider:model (e.g. ollama:llama3, "
+                    "openai:gpt-4o-mini) or dryrun, or a mapping with provider and model",
+                )
+            )
+            return None
+        return ModelRef(provider=Provider(provider), model=name.strip())
+    if isinstance(value, Mapping):
+        data = dict(value)
+        if data.get("provider") == Provider.dryrun.value:
+            data.setdefault("model", "dryrun")
+        return _validate(ModelRef, data, path, problems)
+    problems.append((path, "must be a model: provider:model text or a mapping"))
+    return None
+
+
+def _parse_model_set(value: Any, path: str, problems: list[Problem]) -> ModelSet | None:
+    if isinstance(value, Mapping) and any(k in value for k in MODEL_SET_KEYS):
+        unknown = [k for k in value if k not in MODEL_SET_KEYS]
+        for key in unknown:
+            problems.append(
+                (f"{path}.{key}", f"unknown field; a model set has {', '.join(MODEL_SET_KEYS)}")
+            )
+        before = len(problems)
+        default = (
+            parse_model_ref(value["default"], f"{path}.default", problems)
+            if "default" in value
+            else ModelRef()
+        )
+        per_role: dict[str, ModelRef] = {}
+        roles = value.get("per_role") or {}
+        if not isinstance(roles, Mapping):
+            problems.append((f"{path}.per_role", "must be a mapping of role name to model"))
+            roles = {}
+        for role, ref in roles.items():
+            parsed = parse_model_ref(ref, f"{path}.per_role.{role}", problems)
+            if parsed is not None:
+                per_role[str(role)] = parsed
+        summarizer = manager = None
+        if value.get("summarizer") is not None:
+            summarizer = parse_model_ref(value["summarizer"], f"{path}.summarizer", problems)
+        if value.get("manager") is not None:
+            manager = parse_model_ref(value["manager"], f"{path}.manager", problems)
+        if len(problems) > before or default is None:
+            return None
+        return ModelSet(default=default, per_role=per_role, summarizer=summarizer, manager=manager)
+    ref = parse_model_ref(value, path, problems)
+    return None if ref is None else ModelSet(default=ref)
+
+
+# --------------------------------------------------------------------------- the batch section
+
+
+class _BatchScalars(Model):
+    """The plain fields of the ``batch:`` section, with BatchSpec's bounds."""
+
+    total_messages: int = Field(default=20, ge=1)
+    days: int = Field(default=1, ge=1)
+    every_day_count: bool = False
+    every_combination: bool = True
+    speaker_selection: SpeakerSelection = SpeakerSelection.round_robin
+    repeats: int = Field(default=1, ge=1)
+    seed: int = 0
+    concurrency: int = Field(default=8, ge=1)
+    rounds: int | None = Field(default=None, ge=1)
+
+
+BATCH_KEYS = (*_BatchScalars.model_fields, "models", "max_agents", "factors")
+
+
+@dataclass(frozen=True)
+class BatchRequest:
+    """The ``batch:`` section, checked on its own; ``models`` None means the experiment's first
+    model, ``"all"`` one model set per model the experiment offers."""
+
+    scalars: _BatchScalars
+    models: list[ModelSet] | str | None
+    model_paths: list[str]  # the spec path of each model set, for messages
+    max_agents: dict[str, int]
+    factor_levels: list[dict[str, str]] | None  # None: every combination
+
+
+def _parse_batch(value: Any, problems: list[Problem]) -> BatchRequest | None:
+    if value is None:
+        value = {}
+    if not isinstance(value, Mapping):
+        problems.append(("batch", "must be a mapping (see docs/spec.md)"))
+        return None
+    for key in value:
+        if key not in BATCH_KEYS:
+            problems.append(
+                (f"batch.{key}", f"unknown field; expected one of {', '.join(BATCH_KEYS)}")
+            )
+    scalars_in = {k: v for k, v in value.items() if k in _BatchScalars.model_fields}
+    scalars = _validate(_BatchScalars, scalars_in, "batch", problems)
+    if scalars is not None and scalars.speaker_selection is SpeakerSelection.manual:
+        problems.append(
+            (
+                "batch.speaker_selection",
+                "manual selection needs a person at the keyboard; a batch can use "
+                "round_robin, random or auto",
+            )
+        )
+    if scalars is not None and scalars.days > scalars.total_messages:
+        problems.append(
+            (
+                "batch.days",
+                f"at most total_messages ({scalars.total_messages}): every day needs at "
+                "least one message",
+            )
+        )
+
+    models: list[ModelSet] | str | None = None
+    paths: list[str] = []
+    raw_models = value.get("models")
+    if raw_models == "all":
+        models = "all"
+    elif isinstance(raw_models, list):
+        if not raw_models:
+            problems.append(("batch.models", "must name at least one model"))
+        models = []
+        for i, item in enumerate(raw_models):
+            ms = _parse_model_set(item, f"batch.models.{i}", problems)
+            if ms is not None:
+                models.append(ms)
+                paths.append(f"batch.models.{i}")
+    elif raw_models is not None:
+        ms = _parse_model_set(raw_models, "batch.models", problems)
+        models = [ms] if ms is not None else []
+        paths.append("batch.models")
+
+    max_agents: dict[str, int] = {}
+    raw_max = value.get("max_agents") or {}
+    if not isinstance(raw_max, Mapping):
+        problems.append(("batch.max_agents", "must be a mapping of role name to a number"))
+        raw_max = {}
+    for role, n in raw_max.items():
+        path = f"batch.max_agents.{role}"
+        if isinstance(n, bool) or not isinstance(n, int):
+            problems.append((path, f"must be a whole number, not {n!r}"))
+        elif n < 1:
+            problems.append((path, "must be at least 1"))
+        else:
+            max_agents[str(role)] = n
+
+    factor_levels: list[dict[str, str]] | None = None
+    raw_factors = value.get("factors", "all")
+    if raw_factors in ("all", None):
+        factor_levels = None
+    elif isinstance(raw_factors, list):
+        factor_levels = []
+        for i, item in enumerate(raw_factors):
+            if not isinstance(item, Mapping) or not item:
+                problems.append((f"batch.factors.{i}", "must be a mapping of factor name to level"))
+                continue
+            levels: dict[str, str] = {}
+            for name, level in item.items():
+                if isinstance(level, bool) or not isinstance(level, str | int | float):
+                    problems.append(
+                        (f"batch.factors.{i}.{name}", f"must be a level (text), not {level!r}")
+                    )
+                else:
+                    levels[str(name)] = str(level)
+            factor_levels.append(levels)
+    else:
+        problems.append(("batch.factors", '"all" or a list of mappings of factor name to level'))
+    if scalars is None:
+        return None
+    return BatchRequest(scalars, models, paths, max_agents, factor_levels)
+
+
+# --------------------------------------------------------------------------- the experiment section
+
+
+@dataclass(frozen=True)
+class ExperimentRef:
+    """Which experiment a spec runs: a stored one (by id or name) or a definition (inline, a file,
+    or a built-in example) that ``simulator run`` stores before running."""
+
+    id: str | None = None
+    name: str | None = None
+    definition: Experiment | None = None
+    source: str = ""  # "inline", a file path or "example NAME": where a definition came from
+
+    @property
+    def label(self) -> str:
+        if self.definition is not None:
+            return f"{self.definition.name!r} ({self.source})"
+        return f"id {self.id}" if self.id else f"{self.name!r}"
+
+
+def _parse_experiment(
+    value: Any, base_dir: Path | None, problems: list[Problem]
+) -> ExperimentRef | None:
+    if isinstance(value, str) and value.strip():
+        # Either an id or a name: resolved against the store (id first).
+        return ExperimentRef(id=value.strip(), name=value.strip())
+    if not isinstance(value, Mapping):
+        problems.append(
+            (
+                "experiment",
+                "is required: an experiment id or name, {file: PATH}, {example: NAME}, or an "
+                "inline experiment definition",
+            )
+        )
+        return None
+    keys = set(value)
+    if keys and keys <= set(EXPERIMENT_REF_KEYS):
+        if len(keys) != 1:
+            problems.append(("experiment", f"give only one of {', '.join(sorted(keys))}"))
+            return None
+        (key,) = keys
+        ref = value[key]
+        if not isinstance(ref, str) or not ref.strip():
+            problems.append((f"experiment.{key}", "must be non-empty text"))
+            return None
+        ref = ref.strip()
+        if key == "id":
+            return ExperimentRef(id=ref)
+        if key == "name":
+            return ExperimentRef(name=ref)
+        if key == "example":
+            from simulator.examples import example_names, load_example
+
+            if ref not in example_names():
+                problems.append(
+                    (
+                        "experiment.example",
+                        f"no example {ref!r}; there are: {', '.join(example_names())}",
+                    )
+                )
+                return None
+            return ExperimentRef(definition=load_example(ref), source=f"example {ref}")
+        path = Path(ref).expanduser()
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+        return _experiment_from_file(path, problems)
+    definition = _validate(Experiment, _experiment_fields(value), "experiment", problems)
+    return None if definition is None else ExperimentRef(definition=definition, source="inline")
+
+
+def _experiment_fields(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Accept the experiment file format's wrapper ({experiment: {...}, format: ...}) too."""
+    inner = data.get("experiment")
+    if isinstance(inner, Mapping) and "name" not in data:
+        return dict(inner)
+    return dict(data)
+
+
+def _experiment_from_file(path: Path, problems: list[Problem]) -> ExperimentRef | None:
+    try:
+        data = read_data_file(path)
+    except SpecError as exc:
+        problems.append(("experiment.file", str(exc)))
+        return None
+    if not isinstance(data, Mapping):
+        problems.append(("experiment.file", f"{path}: must hold an experiment (a mapping)"))
+        return None
+    inner: list[Problem] = []
+    definition = _validate(Experiment, _experiment_fields(data), "", inner)
+    problems.extend((f"experiment.file ({path}) {p}", m) for p, m in inner)
+    return None if definition is None else ExperimentRef(definition=definition, source=str(path))
+
+
+# --------------------------------------------------------------------------- the whole spec
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    experiment: ExperimentRef
+    batch: BatchRequest
+    source: str = "spec"
+    overrides: dict[str, Any] = field(default_factory=dict)
+    prices: dict[str, dict[str, float]] = field(default_factory=dict)  # model -> USD per 1k tokens
+
+    def batch_spec(self, experiment: Experiment) -> BatchSpec:
+        """The BatchSpec for ``experiment``; raises SpecError naming every offending field."""
+        problems: list[Problem] = []
+        req = self.batch
+        max_agents = _canonical_roles(experiment, req.max_agents, "batch.max_agents", problems)
+        if req.models is None:
+            model_sets = [
+                ModelSet(default=experiment.models[0] if experiment.models else ModelRef())
+            ]
+        elif req.models == "all":
+            model_sets = [ModelSet(default=m) for m in experiment.models] or [ModelSet()]
+        else:
+            model_sets = []
+            for ms, path in zip(req.models, req.model_paths, strict=True):
+                per_role = _canonical_roles(experiment, ms.per_role, f"{path}.per_role", problems)
+                model_sets.append(ms.model_copy(update={"per_role": per_role}))
+        fields = req.scalars.model_dump()
+        fields.update(self.overrides)
+        try:
+            spec = BatchSpec(
+                experiment_id=experiment.id,
+                model_sets=model_sets,
+                max_agents=max_agents,
+                factor_levels=req.factor_levels,
+                **fields,
+            )
+        except ValidationError as exc:
+            problems.extend(problems_from(exc, "batch"))
+            raise_problems(problems, self.source)
+            raise AssertionError("unreachable") from None
+        problems.extend(factor_problems(experiment, spec.factor_levels))
+        raise_problems(problems, self.source)
+        return spec
+
+
+def _canonical_roles(
+    experiment: Experiment, mapping: Mapping[str, Any], path: str, problems: list[Problem]
+) -> dict[str, Any]:
+    """Keys matched to the experiment's role names (case-insensitively); unknown ones reported."""
+    out: dict[str, Any] = {}
+    names = [r.name for r in experiment.roles]
+    for role, value in mapping.items():
+        try:
+            out[experiment.role(role).name] = value
+        except KeyError:
+            problems.append(
+                (
+                    f"{path}.{role}",
+                    f"no role {role!r} in experiment {experiment.name!r} "
+                    f"(its roles: {', '.join(names) or 'none'})",
+                )
+            )
+    return out
+
+
+def factor_problems(
+    experiment: Experiment, factor_levels: list[dict[str, str]] | None
+) -> list[Problem]:
+    """Each listed level combination must name the experiment's factors and their levels."""
+    if factor_levels is None:
+        return []
+    problems: list[Problem] = []
+    factors = {f.name: f for f in experiment.factors}
+    if not factors and factor_levels:
+        return [
+            ("batch.factors", f'experiment {experiment.name!r} has no study factors; use "all"')
+        ]
+    if not factor_levels:
+        problems.append(("batch.factors", 'must list at least one combination, or be "all"'))
+    for i, combo in enumerate(factor_levels):
+        for name, level in combo.items():
+            path = f"batch.factors.{i}.{name}"
+            if name not in factors:
+                problems.append(
+                    (path, f"no factor {name!r} (the experiment's factors: {', '.join(factors)})")
+                )
+            elif level not in factors[name].levels:
+                problems.append(
+                    (
+                        path,
+                        f"{level!r} is not a level of {name!r} "
+                        f"(its levels: {', '.join(factors[name].levels)})",
+                    )
+                )
+    return problems
+
+
+def parse_spec(data: Any, *, base_dir: Path | None = None, source: str = "spec") -> RunSpec:
+    """Check a spec's shape and values (no database needed); raises SpecError listing problems."""
+    problems: list[Problem] = []
+    if not isinstance(data, Mapping):
+        raise_problems([("(top level)", "must be a mapping with experiment: and batch:")], source)
+    for key in data:
+        if key not in TOP_LEVEL_KEYS:
+            problems.append(
+                (str(key), "unknown field; a spec has experiment:, batch: and optionally prices:")
+            )
+    experiment = _parse_experiment(data.get("experiment"), base_dir, problems)
+    batch = _parse_batch(data.get("batch"), problems)
+    prices = _parse_prices(data.get("prices"), problems)
+    raise_problems(problems, source)
+    assert experiment is not None and batch is not None
+    return RunSpec(experiment=experiment, batch=batch, source=source, prices=prices)
+
+
+def _parse_prices(value: Any, problems: list[Problem]) -> dict[str, dict[str, float]]:
+    """``prices: {MODEL: {input_per_1k: USD, output_per_1k: USD}}``; MODEL: name or provider:name"""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        problems.append(("prices", "must map model names to {input_per_1k, output_per_1k}"))
+        return {}
+    out: dict[str, dict[str, float]] = {}
+    for model, price in value.items():
+        path = f"prices.{model}"
+        if not isinstance(price, Mapping):
+            problems.append((path, "must be a mapping with input_per_1k and output_per_1k"))
+            continue
+        entry: dict[str, float] = {}
+        for key, amount in price.items():
+            if key not in PRICE_KEYS:
+                problems.append(
+                    (f"{path}.{key}", f"unknown field; expected {', '.join(PRICE_KEYS)}")
+                )
+            elif isinstance(amount, bool) or not isinstance(amount, int | float) or amount < 0:
+                problems.append((f"{path}.{key}", f"must be a price in USD (>= 0), not {amount!r}"))
+            else:
+                entry[key] = float(amount)
+        for key in PRICE_KEYS:
+            if key not in price:
+                problems.append((f"{path}.{key}", "is required"))
+        out[str(model)] = entry
+    return out
+
+
+def load_spec(path: str | Path) -> RunSpec:
+    """Read and check a spec file (YAML, or JSON when the name ends in .json)."""
+    path = Path(path)
+    data = read_data_file(path)
+    return parse_spec(data, base_dir=path.parent, source=str(path))
+
+
+__all__ = [
+    "BatchRequest",
+    "ExperimentRef",
+    "RunSpec",
+    "factor_problems",
+    "load_spec",
+    "load_yaml",
+    "parse_model_ref",
+    "parse_spec",
+    "read_data_file",
+]
