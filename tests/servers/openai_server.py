@@ -1,0 +1,122 @@
+"""A fake OpenAI-compatible server: ``/v1/chat/completions`` and ``/v1/models``.
+
+Options: ``api_key`` (requests without ``Authorization: Bearer <key>`` get 401), ``reject_params``
+(a 400 naming the parameter when a request carries it, like servers that do not support ``seed``),
+``models`` (what /v1/models lists; chat with another model gets 404 when ``strict_models``),
+``reply`` (a function body -> text; default echoes the last user message).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from tests.servers.base import FakeServer, Fault, Reply
+
+CHAT = "/v1/chat/completions"
+MODELS = "/v1/models"
+
+
+def _error(message: str, type_: str, code: str | None = None, param: str | None = None) -> dict:
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+class FakeOpenAIServer(FakeServer):
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        models: tuple[str, ...] = ("fake-model",),
+        strict_models: bool = False,
+        reject_params: tuple[str, ...] = (),
+        reply: Callable[[dict[str, Any]], str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.api_key = api_key
+        self.models = list(models)
+        self.strict_models = strict_models
+        self.reject_params = set(reject_params)
+        self.reply = reply
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.url}/v1"
+
+    def chat_bodies(self) -> list[dict[str, Any]]:
+        return [r.body for r in self.seen(CHAT)]
+
+    def fault_body(self, fault: Fault) -> Any:
+        return fault.body or _error(f"scripted fault {fault.status}", "server_error")
+
+    def handle(self, method: str, path: str, body: Any, headers: dict[str, str]) -> Any:
+        if self.api_key is not None and headers.get("authorization") != f"Bearer {self.api_key}":
+            raise Reply(
+                401,
+                _error(
+                    "Incorrect API key provided: "
+                    + headers.get("authorization", "").removeprefix("Bearer ")
+                    + ". You can find your API key at https://example.invalid.",
+                    "invalid_request_error",
+                    "invalid_api_key",
+                ),
+            )
+        if path == MODELS and method == "GET":
+            return {
+                "object": "list",
+                "data": [
+                    {"id": m, "object": "model", "created": 0, "owned_by": "test"}
+                    for m in self.models
+                ],
+            }
+        if path == CHAT and method == "POST":
+            return self._chat(body)
+        raise Reply(404, _error(f"no route {method} {path}", "invalid_request_error"))
+
+    def _chat(self, body: dict[str, Any]) -> dict[str, Any]:
+        for name in sorted(self.reject_params):
+            if name in body:
+                raise Reply(
+                    400,
+                    _error(
+                        f"Unsupported parameter: '{name}' is not supported with this model.",
+                        "invalid_request_error",
+                        "unsupported_parameter",
+                        name,
+                    ),
+                )
+        model = body.get("model")
+        if self.strict_models and model not in self.models:
+            raise Reply(
+                404,
+                _error(
+                    f"The model `{model}` does not exist or you do not have access to it.",
+                    "invalid_request_error",
+                    "model_not_found",
+                ),
+            )
+        messages = body.get("messages", [])
+        if self.reply is not None:
+            text = self.reply(body)
+        else:
+            last = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+            text = f"echo: {last}"
+        prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in messages)
+        return {
+            "id": f"chatcmpl-{len(self.requests)}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": len(text.split()),
+                "total_tokens": prompt_tokens + len(text.split()),
+            },
+        }
