@@ -17,6 +17,19 @@ import pytest
 from simulator.db.embedded import EmbeddedServer
 from simulator.db.mongo import MongoStore, connect_store
 
+# Fixtures of each area live in tests/plugins/<area>.py.
+pytest_plugins = [
+    "tests.plugins.llm",
+    "tests.plugins.engine",
+    "tests.plugins.roles",
+    "tests.plugins.batches",
+    "tests.plugins.tui",
+    "tests.plugins.analysis",
+    "tests.plugins.commons",
+    "tests.plugins.reputation",
+    "tests.plugins.services",
+]
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _private_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:

@@ -261,7 +261,7 @@ class EmbeddedServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with self._locked():
             state = self._live_state()
-            if state is not None and not ping(state["port"], timeout_s=3.0):
+            if state is not None and not self._answers(state["port"]):
                 log.warning(
                     "embedded server pid %d does not answer on port %d; restarting it",
                     state["pid"],
@@ -338,7 +338,7 @@ class EmbeddedServer:
             port=state["port"],
             started_at=state.get("started_at"),
             responding=ping(state["port"], timeout_s=2.0) if check_ping else None,
-            clients=len(self._live_clients()),
+            clients=len(self._live_clients(prune=False)),
             db_bytes=db_bytes,
         )
 
@@ -379,6 +379,11 @@ class EmbeddedServer:
                 yield
             finally:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+    @staticmethod
+    def _answers(port: int) -> bool:
+        # Patient: killing a server that is merely busy would interrupt another app's batch.
+        return ping(port, timeout_s=5.0) or ping(port, timeout_s=5.0)
 
     def _read_state(self) -> dict[str, Any] | None:
         try:
@@ -494,13 +499,16 @@ class EmbeddedServer:
         self.clients_dir.mkdir(parents=True, exist_ok=True)
         pid = os.getpid()
         path = self.clients_dir / f"{pid}-{uuid.uuid4().hex[:8]}.json"
-        path.write_text(
+        tmp = path.with_suffix(".tmp")  # atomic: a reader never sees a half-written file
+        tmp.write_text(
             json.dumps({"pid": pid, "start_time": process_start_time(pid)}), encoding="utf-8"
         )
+        os.replace(tmp, path)
         self._client_file = path
 
-    def _live_clients(self) -> list[Path]:
-        """Registered clients whose process still runs; files of dead ones are removed."""
+    def _live_clients(self, *, prune: bool = True) -> list[Path]:
+        """Registered clients whose process still runs; files of dead ones are removed (under
+        the lock only: ``prune=False`` for lock-free reads)."""
         live = []
         for path in self._client_files():
             try:
@@ -510,7 +518,7 @@ class EmbeddedServer:
                 alive = False
             if alive:
                 live.append(path)
-            else:
+            elif prune:
                 path.unlink(missing_ok=True)
         return live
 

@@ -1,0 +1,1 @@
+"""Shared pytest fixtures of the commons tests (registered in tests/conftest.py)."""

@@ -1,0 +1,1 @@
+"""Shared pytest fixtures of the reputation tests (registered in tests/conftest.py)."""

@@ -1,0 +1,1 @@
+"""Shared pytest fixtures of the tui tests (registered in tests/conftest.py)."""
