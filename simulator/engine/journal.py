@@ -445,7 +445,8 @@ class Journal:
             # Someone stored this seq first (a retried insert that had landed, or a second
             # runner on the same conversation): the stored message wins.
             stored = [
-                m for m in await self.store.messages.list(message.conversation_id)
+                m
+                for m in await self.store.messages.list(message.conversation_id)
                 if m.seq == message.seq
             ]
             if not stored:

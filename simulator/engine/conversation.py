@@ -1,0 +1,193 @@
+"""Preparing a conversation (its agents and rendered prompts) and running or resuming it.
+
+``prepare_conversation`` freezes everything a run needs into the stored conversation: agent names,
+each agent's rendered system prompt and model, the kickoff, the summarizer and manager prompts,
+the seed and the budget. ``run_conversation`` plays it through the kind's scenario runner and the
+journal; called again on an unfinished conversation it resumes where the stored messages end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from simulator.domain import (
+    Agent,
+    Conversation,
+    Experiment,
+    ExperimentKind,
+    GridCell,
+    Status,
+    new_id,
+)
+from simulator.domain.errors import NotFoundError, SimulatorError, SpecError
+from simulator.engine.budget import day_budgets
+from simulator.engine.events import EventBus
+from simulator.engine.journal import Journal
+from simulator.engine.kinds import runner_for
+from simulator.engine.speakers import ChooseSpeaker
+
+log = logging.getLogger(__name__)
+
+MANAGER_PROMPT = (
+    "You moderate a conversation among {participants}. You do not take part in it. After each "
+    "turn you read the conversation so far and choose who speaks next, so that the "
+    "conversation flows naturally: usually someone who was addressed, or who has a reason to "
+    "answer. You answer with one name only."
+)
+
+
+def manager_prompt(agents: list[Agent]) -> str:
+    """The manager's system prompt: names and roles only (never the agents' private prompts)."""
+    participants = ", ".join(f"{a.name} ({a.role})" for a in agents)
+    return MANAGER_PROMPT.format(participants=participants)
+
+
+async def prepare_conversation(
+    store: Any,
+    experiment: Experiment,
+    cell: GridCell,
+    *,
+    batch_id: str | None = None,
+    owner: str = "",
+    cell_index: int = 0,
+    conversation_id: str | None = None,
+) -> Conversation:
+    """Render and store a pending conversation for ``cell`` (idempotent given ``conversation_id``:
+    the stored conversation is returned unchanged)."""
+    if conversation_id is not None:
+        existing = await store.conversations.get(conversation_id)
+        if existing is not None:
+            return existing
+    conversation = build_conversation(
+        experiment,
+        cell,
+        batch_id=batch_id,
+        owner=owner,
+        cell_index=cell_index,
+        conversation_id=conversation_id,
+    )
+    return await store.conversations.create(conversation)
+
+
+def build_conversation(
+    experiment: Experiment,
+    cell: GridCell,
+    *,
+    batch_id: str | None = None,
+    owner: str = "",
+    cell_index: int = 0,
+    conversation_id: str | None = None,
+) -> Conversation:
+    """The conversation ``prepare_conversation`` stores (pure: no I/O)."""
+    from simulator.roles import (
+        agent_names,
+        render_starting_message,
+        render_summarizer_prompt,
+        render_system_prompt,
+    )
+
+    known = {r.name for r in experiment.roles}
+    unknown = [r for r in cell.counts if r not in known]
+    if unknown:
+        raise SpecError(
+            f"the grid cell names role(s) {unknown} that experiment {experiment.name!r} does "
+            f"not define (its roles: {', '.join(sorted(known))})"
+        )
+    counts = {r.name: cell.counts.get(r.name, 0) for r in experiment.roles if r.name in cell.counts}
+    if sum(counts.values()) < 1:
+        raise SpecError("a conversation needs at least one agent")
+    if experiment.kind is ExperimentKind.dialogue:
+        day_budgets(cell.total_messages, cell.days)  # raises a SpecError the user can act on
+    factors = dict(cell.factors)
+    agents = [
+        Agent(
+            name=name,
+            role=role,
+            model=cell.models.for_role(role),
+            system_prompt=render_system_prompt(
+                experiment,
+                experiment.role(role),
+                counts,
+                name=name,
+                factors=factors,
+                day=1,
+                days=cell.days,
+            ),
+        )
+        for name, role in agent_names(experiment.roles, counts)
+    ]
+    return Conversation(
+        id=conversation_id or new_id(),
+        experiment_id=experiment.id,
+        experiment_version=experiment.version,
+        batch_id=batch_id,
+        cell_index=cell_index,
+        owner=owner,
+        kind=experiment.kind,
+        cell=cell,
+        status=Status.pending,
+        seed=cell.seed,
+        agents=agents,
+        kickoff=render_starting_message(experiment, counts, factors=factors, day=1, days=cell.days),
+        summarizer_prompt=render_summarizer_prompt(
+            experiment, counts, factors=factors, day=1, days=cell.days
+        ),
+        manager_prompt=manager_prompt(agents),
+        budget=cell.total_messages,
+    )
+
+
+async def run_conversation(
+    store: Any,
+    backends: Any,
+    conversation_id: str,
+    *,
+    bus: EventBus | None = None,
+    choose_speaker: ChooseSpeaker | None = None,
+) -> Conversation:
+    """Run (or resume) a conversation to its end; returns it with its final status.
+
+    A done conversation is returned as is. Failures of the models, the prompts or the stored data
+    end the run with status ``failed`` and a readable ``error`` (every message stored so far is
+    kept, and running it again resumes from there). Cancelling the task stores ``cancelled``.
+    """
+    conversation = await store.conversations.get(conversation_id)
+    if conversation is None:
+        raise NotFoundError(f"Conversation {conversation_id} does not exist (it may be deleted).")
+    if conversation.status is Status.done:
+        return conversation
+    experiment = await store.experiments.get(conversation.experiment_id)
+    if experiment is None:
+        raise NotFoundError(
+            f"The experiment of conversation {conversation_id} no longer exists; it cannot run."
+        )
+    runner = runner_for(conversation.kind)
+    journal = await Journal.open(store, conversation, backends, bus)
+    journal.choose_speaker = choose_speaker
+    try:
+        await runner(store, backends, journal.conversation, experiment, journal, bus)
+    except asyncio.CancelledError:
+        await _finish_quietly(journal, Status.cancelled, "cancelled before the end")
+        raise
+    except SimulatorError as exc:
+        log.warning("conversation %s failed: %s: %s", conversation_id, exc.title, exc)
+        return await _finish_quietly(journal, Status.failed, f"{exc.title}: {exc}")
+    except Exception as exc:  # a bug: keep the data, say what happened, log the traceback
+        log.exception("conversation %s failed unexpectedly", conversation_id)
+        return await _finish_quietly(
+            journal, Status.failed, f"Unexpected error ({type(exc).__name__}): {exc}"
+        )
+    return await journal.finish(Status.done)
+
+
+async def _finish_quietly(journal: Journal, status: Status, error: str) -> Conversation:
+    try:
+        return await journal.finish(status, error)
+    except Exception:
+        log.exception("could not store the end of conversation %s", journal.conversation.id)
+        return journal.conversation.model_copy(update={"status": status, "error": error})
+
+
+__all__ = ["build_conversation", "manager_prompt", "prepare_conversation", "run_conversation"]

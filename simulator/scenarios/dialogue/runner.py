@@ -1,0 +1,158 @@
+"""The rules of a dialogue conversation (the prison study): days, turns, summaries, stop phrases.
+
+For each day: the kickoff (the starting message rendered for that day, followed by the summaries
+of the earlier days) is recorded; then the day's share of the budget is spent on agent turns,
+each speaker picked by the conversation's speaker selection and each answer cleaned of text
+written as someone else; then the summarizer summarises the day. An agent saying one of the
+experiment's stop phrases ends the conversation after that day's summary.
+
+Everything goes through the journal, so a resumed run walks through the stored messages (no model
+is called for them) and continues with the first missing one.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from simulator.domain import Conversation, Experiment, Memory, Message, MessageKind
+from simulator.engine.budget import day_budgets
+from simulator.engine.cleaning import clean_output
+from simulator.engine.events import DayEnded, EventBus
+from simulator.engine.journal import Journal
+from simulator.engine.speakers import SpeakerSelector
+from simulator.llm.base import CallMeta, ChatRequest
+from simulator.scenarios.dialogue.context import (
+    RESEARCHER,
+    RESEARCHER_ROLE,
+    SUMMARIZER,
+    SUMMARIZER_ROLE,
+    agent_context,
+    compose_kickoff,
+    summarizer_context,
+    transcript,
+)
+
+
+def said_stop_phrase(content: str, phrases: list[str]) -> str | None:
+    text = content.casefold()
+    for phrase in phrases:
+        if phrase.strip() and phrase.strip().casefold() in text:
+            return phrase
+    return None
+
+
+async def run_dialogue(
+    store: Any,
+    backends: Any,
+    conversation: Conversation,
+    experiment: Experiment,
+    journal: Journal,
+    bus: EventBus | None,
+) -> None:
+    from simulator.roles import render_starting_message
+
+    cell = conversation.cell
+    options = experiment.dialogue
+    budgets = day_budgets(conversation.budget or cell.total_messages, cell.days)
+    agents = {a.name: a for a in conversation.agents}
+    names = [*agents, RESEARCHER, SUMMARIZER]
+    roles = list(dict.fromkeys(a.role for a in conversation.agents))
+    counts = {r: n for r, n in cell.counts.items() if n > 0}
+    selector = SpeakerSelector(
+        conversation,
+        journal,
+        first_role=options.first_role,
+        choose_speaker=journal.choose_speaker,
+        bus=bus,
+    )
+    summaries: list[str] = []
+    earlier: list[Message] = []  # previous days' kickoffs and turns (full-history memory)
+    for day, budget in enumerate(budgets, start=1):
+        if day == 1:
+            starting = conversation.kickoff
+        else:
+            starting = render_starting_message(
+                experiment, counts, factors=dict(cell.factors), day=day, days=cell.days
+            )
+        kickoff = await journal.record(
+            kind=MessageKind.kickoff,
+            speaker=RESEARCHER,
+            role=RESEARCHER_ROLE,
+            content=compose_kickoff(starting, summaries),
+            day=day,
+            turn=0,
+        )
+        today: list[Message] = [kickoff]
+        previous: str | None = None
+        stopped_by: tuple[str, str] | None = None
+        for turn in range(1, budget + 1):
+            speaker = await selector.next(day, turn, previous, transcript(today))
+            agent = agents[speaker]
+            witnessed = earlier + today if options.memory is Memory.full_history else today
+            request = ChatRequest(
+                model=agent.model,
+                messages=agent_context(agent, witnessed),
+                meta=CallMeta(
+                    agent=agent.name,
+                    role=agent.role,
+                    day=day,
+                    turn=turn,
+                    seed=conversation.seed,
+                    purpose="utterance",
+                ),
+            )
+            message = await journal.chat(
+                request,
+                speaker=agent.name,
+                role=agent.role,
+                day=day,
+                turn=turn,
+                clean=partial(
+                    clean_output, speaker=agent.name, names=names, roles=roles, role=agent.role
+                ),
+            )
+            today.append(message)
+            previous = speaker
+            phrase = said_stop_phrase(message.content, options.stop_phrases)
+            if phrase is not None:
+                stopped_by = (speaker, phrase)
+                break
+        summary = await journal.chat(
+            ChatRequest(
+                model=cell.models.summarizer_model,
+                messages=summarizer_context(conversation.summarizer_prompt, day, today),
+                meta=CallMeta(
+                    agent=SUMMARIZER,
+                    role=SUMMARIZER_ROLE,
+                    day=day,
+                    turn=len(today),
+                    seed=conversation.seed,
+                    purpose="summary",
+                ),
+            ),
+            speaker=SUMMARIZER,
+            role=SUMMARIZER_ROLE,
+            day=day,
+            turn=len(today),
+            kind=MessageKind.summary,
+        )
+        summaries.append(summary.content)
+        earlier += today
+        if bus is not None and summary.seq >= journal.stored_at_open:
+            await bus.publish(DayEnded(conversation.id, conversation.batch_id, day))
+        if stopped_by is not None:
+            speaker, phrase = stopped_by
+            await journal.record(
+                kind=MessageKind.system,
+                speaker=RESEARCHER,
+                role=RESEARCHER_ROLE,
+                content=f"The conversation ended on day {day}: {speaker} said {phrase!r}.",
+                day=day,
+                turn=len(today) + 1,
+                data={"stop_phrase": phrase, "speaker": speaker},
+            )
+            return
+
+
+__all__ = ["run_dialogue", "said_stop_phrase"]
