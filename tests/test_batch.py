@@ -1,0 +1,234 @@
+"""BatchRunner on the embedded server with dryrun: start, run, failures, cancel, resume."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+from simulator.db.store import ConversationFilter
+from simulator.domain import (
+    BatchSpec,
+    Experiment,
+    MessageKind,
+    ModelRef,
+    ModelSet,
+    Provider,
+    Status,
+)
+from simulator.engine.batch import BatchRunner, conversation_id_for
+from simulator.engine.budget import day_budgets
+from simulator.engine.events import BatchProgress, EventBus, MessageStored
+from simulator.llm.dryrun import register_policy, unregister_policy
+from simulator.llm.registry import Backends
+from tests.plugins.batches import GOAL_LEVELS
+
+AGENT_KINDS = (MessageKind.utterance, MessageKind.action)
+
+
+def _dryrun(latency_ms: int = 0, **options: object) -> ModelSet:
+    opts = {"latency_ms": latency_ms, **options} if latency_ms else dict(options)
+    return ModelSet(default=ModelRef(provider=Provider.dryrun, model="script", options=opts))
+
+
+def _spec(exp: Experiment, **kw: object) -> BatchSpec:
+    base: dict[str, object] = {
+        "experiment_id": exp.id,
+        "max_agents": {"Guard": 3, "Prisoner": 2},
+        "days": 3,
+        "every_day_count": True,
+        "repeats": 2,
+        "total_messages": 6,
+        "concurrency": 8,
+        "model_sets": [_dryrun()],
+    }
+    base.update(kw)
+    return BatchSpec(**base)  # type: ignore[arg-type]
+
+
+def _runner(store, bus: EventBus | None = None) -> BatchRunner:  # type: ignore[no-untyped-def]
+    return BatchRunner(store, Backends(max_attempts=1, backoff_s=0.0), bus, poll_s=0.05)
+
+
+async def _assert_complete_and_exact(store, batch_id: str) -> None:  # type: ignore[no-untyped-def]
+    """Every conversation done, with exactly its budget per day, one summary per day, and dense,
+    unique message seqs (nothing duplicated, nothing missing)."""
+    convs = await store.conversations.list(ConversationFilter(batch_id=batch_id))
+    for conv in convs:
+        assert conv.status is Status.done, (conv.id, conv.status, conv.error)
+        messages = await store.messages.list(conv.id)
+        assert [m.seq for m in messages] == list(range(len(messages)))
+        agent = [m for m in messages if m.kind in AGENT_KINDS]
+        assert len(agent) == conv.cell.total_messages == conv.budget
+        assert conv.messages_done == conv.cell.total_messages
+        per_day = Counter(m.day for m in agent)
+        assert [per_day[d] for d in range(1, conv.cell.days + 1)] == day_budgets(
+            conv.cell.total_messages, conv.cell.days
+        )
+        summaries = [m for m in messages if m.kind is MessageKind.summary]
+        assert sorted(m.day for m in summaries) == list(range(1, conv.cell.days + 1))
+
+
+async def test_a_dryrun_batch_stores_36_conversations_each_with_its_exact_budget(
+    store, prison_experiment: Experiment
+) -> None:
+    exp = await store.experiments.create(prison_experiment)
+    bus = EventBus()
+    progress: list[BatchProgress] = []
+    bus.subscribe(lambda e: progress.append(e) if isinstance(e, BatchProgress) else None)
+    runner = _runner(store, bus)
+    batch = await runner.start(exp, _spec(exp), owner="ada")
+    assert batch.cells_total == 36 and batch.status is Status.pending
+    assert batch.estimate is not None and batch.estimate.conversations == 36
+    convs = await store.conversations.list(ConversationFilter(batch_id=batch.id))
+    assert len(convs) == 36 and {c.status for c in convs} == {Status.pending}
+    assert {c.id for c in convs} == {conversation_id_for(batch.id, i) for i in range(36)}
+    assert {c.owner for c in convs} == {"ada"}
+
+    ended = await runner.run(batch.id)
+    assert ended.status is Status.done and ended.finished_at is not None
+    convs = await store.conversations.list(ConversationFilter(batch_id=batch.id))
+    assert len(convs) == 36
+    tuples = {
+        (c.cell.counts["Guard"], c.cell.counts["Prisoner"], c.cell.days, c.cell.repeat)
+        for c in convs
+    }
+    assert len(tuples) == 36
+    await _assert_complete_and_exact(store, batch.id)
+    assert progress[-1] == BatchProgress(batch.id, 36, 0, 36)
+    assert [p.done for p in progress] == sorted(p.done for p in progress)
+    # running a done batch again changes nothing
+    again = await runner.resume(batch.id)
+    assert again.status is Status.done
+    assert len(await store.conversations.list(ConversationFilter(batch_id=batch.id))) == 36
+
+
+async def test_a_two_level_factor_gives_72_conversations_with_each_levels_text(
+    store, prison_experiment_with_goal: Experiment
+) -> None:
+    exp = await store.experiments.create(prison_experiment_with_goal)
+    batch = await _runner(store).start(exp, _spec(exp))
+    assert batch.cells_total == 72
+    convs = await store.conversations.list(ConversationFilter(batch_id=batch.id))
+    assert len(convs) == 72
+    for level, text in GOAL_LEVELS.items():
+        with_level = [c for c in convs if c.cell.factors == {"goal": level}]
+        assert len(with_level) == 36
+        other = next(t for lv, t in GOAL_LEVELS.items() if lv != level)
+        for conv in with_level:
+            prisoners = [a for a in conv.agents if a.role == "Prisoner"]
+            guards = [a for a in conv.agents if a.role == "Guard"]
+            assert prisoners and all(text in a.system_prompt for a in prisoners)
+            assert all(other not in a.system_prompt for a in prisoners)
+            assert all(text not in a.system_prompt for a in guards)
+
+
+async def test_a_failing_conversation_ends_failed_and_never_stops_the_others(
+    store, prison_experiment: Experiment
+) -> None:
+    def broken(request):  # type: ignore[no-untyped-def]
+        raise RuntimeError("the model server crashed")
+
+    register_policy("broken-for-batch-test", broken)
+    try:
+        exp = await store.experiments.create(prison_experiment)
+        bad = ModelSet(
+            default=ModelRef(
+                provider=Provider.dryrun,
+                model="script",
+                options={"policy": "broken-for-batch-test"},
+            )
+        )
+        spec = _spec(
+            exp,
+            model_sets=[_dryrun(), bad],
+            max_agents={},
+            every_day_count=False,
+            days=1,
+            repeats=2,
+        )
+        runner = _runner(store)
+        batch = await runner.start(exp, spec)
+        ended = await runner.run(batch.id)
+        assert ended.status is Status.failed
+        assert ended.error is not None and "2 of 4 conversations failed" in ended.error
+        convs = await store.conversations.list(ConversationFilter(batch_id=batch.id))
+        by_status = Counter(c.status for c in convs)
+        assert by_status == {Status.done: 2, Status.failed: 2}
+        for conv in convs:
+            if conv.status is Status.failed:
+                assert conv.cell.models == bad
+                assert conv.error and "the model server crashed" in conv.error
+    finally:
+        unregister_policy("broken-for-batch-test")
+
+
+async def test_cancel_stops_running_conversations_promptly_and_resume_finishes_them(
+    store, prison_experiment: Experiment
+) -> None:
+    exp = await store.experiments.create(prison_experiment)
+    spec = _spec(exp, model_sets=[_dryrun(latency_ms=30)], repeats=1, concurrency=4)
+    bus = EventBus()
+    runner = _runner(store, bus)
+    batch = await runner.start(exp, spec)
+    stored = 0
+    cancelled_at: list[float] = []
+
+    async def on_event(event: object) -> None:
+        nonlocal stored
+        if isinstance(event, MessageStored):
+            stored += 1
+            if stored == 12 and not cancelled_at:
+                cancelled_at.append(asyncio.get_running_loop().time())
+                await runner.cancel(batch.id)
+
+    bus.subscribe(on_event)
+    ended = await runner.run(batch.id)
+    elapsed = asyncio.get_running_loop().time() - cancelled_at[0]
+    assert ended.status is Status.cancelled
+    assert elapsed < 1.0, elapsed  # not waiting for the conversations to end
+    convs = await store.conversations.list(ConversationFilter(batch_id=batch.id))
+    statuses = Counter(c.status for c in convs)
+    assert statuses[Status.done] < 18
+    assert Status.running not in statuses
+    assert statuses[Status.cancelled] >= 1
+
+    ended = await runner.resume(batch.id)
+    assert ended.status is Status.done
+    await _assert_complete_and_exact(store, batch.id)
+
+
+async def test_a_cancel_from_another_runner_is_seen_through_the_database(
+    store, prison_experiment: Experiment
+) -> None:
+    exp = await store.experiments.create(prison_experiment)
+    spec = _spec(exp, model_sets=[_dryrun(latency_ms=30)], total_messages=10, concurrency=2)
+    runner = _runner(store)
+    other = BatchRunner(store, backends=None)  # e.g. `simulator cancel` in another process
+    batch = await runner.start(exp, spec)
+    task = asyncio.create_task(runner.run(batch.id))
+    await asyncio.sleep(0.3)
+    await other.cancel(batch.id)
+    ended = await asyncio.wait_for(task, timeout=2.0)
+    assert ended.status is Status.cancelled
+    convs = await store.conversations.list(ConversationFilter(batch_id=batch.id))
+    assert sum(c.status is Status.done for c in convs) < 36
+    assert all(c.status is not Status.running for c in convs)
+
+
+async def test_resume_creates_cells_a_crashed_start_left_out_without_duplicates(
+    store, prison_experiment: Experiment
+) -> None:
+    exp = await store.experiments.create(prison_experiment)
+    runner = _runner(store)
+    batch = await runner.start(exp, _spec(exp, repeats=1, every_day_count=False))
+    convs = await store.conversations.list(ConversationFilter(batch_id=batch.id))
+    assert len(convs) == 6
+    # a crash during start: only some conversations were stored
+    for conv in convs[2:]:
+        await store.conversations.delete(conv.id)
+    ended = await runner.resume(batch.id)
+    assert ended.status is Status.done
+    convs = await store.conversations.list(ConversationFilter(batch_id=batch.id))
+    assert sorted(c.cell_index for c in convs) == list(range(6))
+    assert {c.id for c in convs} == {conversation_id_for(batch.id, i) for i in range(6)}
+    await _assert_complete_and_exact(store, batch.id)
