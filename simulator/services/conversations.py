@@ -1,0 +1,48 @@
+"""Conversations of the library: browse, read, favourite and delete (owner only)."""
+
+from __future__ import annotations
+
+import builtins
+
+from simulator.db.store import ConversationFilter, Store
+from simulator.domain import Conversation, Message
+from simulator.domain.errors import NotFoundError
+from simulator.services.ownership import require_owner
+
+
+class ConversationService:
+    def __init__(self, store: Store, user: str) -> None:
+        self.store = store
+        self.user = user
+
+    async def list(self, flt: ConversationFilter | None = None) -> builtins.list[Conversation]:
+        return await self.store.conversations.list(flt)
+
+    async def get(self, conversation_id: str) -> Conversation:
+        conversation = await self.store.conversations.get(conversation_id)
+        if conversation is None:
+            raise NotFoundError(f"No conversation {conversation_id} (it may have been deleted).")
+        return conversation
+
+    async def messages(self, conversation_id: str) -> builtins.list[Message]:
+        await self.get(conversation_id)
+        return await self.store.messages.list(conversation_id)
+
+    async def delete(self, conversation_id: str) -> None:
+        """Delete a conversation and its messages: only whoever ran it may."""
+        conversation = await self.get(conversation_id)
+        require_owner(conversation.owner, self.user, "delete", f"conversation {conversation.id}")
+        await self.store.conversations.delete(conversation_id)
+
+    async def toggle_favourite(self, conversation_id: str) -> Conversation:
+        """Mark or unmark a conversation as favourite (its owner's, not the experiment's)."""
+        conversation = await self.get(conversation_id)
+        require_owner(
+            conversation.owner,
+            self.user,
+            "mark as favourite",
+            f"conversation {conversation.id}",
+        )
+        value = not conversation.favourite
+        await self.store.conversations.set_fields(conversation_id, favourite=value)
+        return conversation.model_copy(update={"favourite": value})

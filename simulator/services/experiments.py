@@ -1,0 +1,187 @@
+"""The experiment library: list, create, edit (as new versions once run), duplicate, delete,
+import and export, with ownership and placeholder validation in one place."""
+
+from __future__ import annotations
+
+import builtins
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from simulator.db.store import ExperimentFilter, Store
+from simulator.domain import Experiment, new_id, utcnow
+from simulator.domain.errors import NotFoundError, SpecError, StaleVersionError
+from simulator.roles import PlaceholderIssue, validate_experiment
+from simulator.services.files import read_experiment, write_experiment
+from simulator.services.ownership import require_owner
+
+log = logging.getLogger(__name__)
+
+DUPLICATE_HINT = "Duplicate it to get your own copy."
+
+
+@dataclass(frozen=True)
+class ExperimentRow:
+    """One line of the library: the experiment and how many conversations ran on it."""
+
+    experiment: Experiment
+    conversations: int
+
+
+class PlaceholderError(SpecError):
+    """An experiment whose placeholders do not validate; ``issues`` lists every problem."""
+
+    title = "Invalid placeholders"
+
+    def __init__(self, name: str, issues: builtins.list[PlaceholderIssue]) -> None:
+        lines = "\n".join(f"  {i}" for i in issues)
+        n = len(issues)
+        super().__init__(
+            f"Experiment {name!r} has {n} placeholder problem{'s' if n != 1 else ''}:\n{lines}"
+        )
+        self.issues = issues
+
+
+def check_placeholders(experiment: Experiment) -> None:
+    issues = validate_experiment(experiment)
+    if issues:
+        raise PlaceholderError(experiment.name, issues)
+
+
+class ExperimentService:
+    def __init__(self, store: Store, user: str) -> None:
+        self.store = store
+        self.user = user
+
+    # ------------------------------------------------------------------ reading
+
+    async def list(self, flt: ExperimentFilter | None = None) -> builtins.list[ExperimentRow]:
+        experiments = await self.store.experiments.list(flt)
+        counts = await self.store.experiments.count_conversations([e.id for e in experiments])
+        return [ExperimentRow(e, counts.get(e.id, 0)) for e in experiments]
+
+    async def get(self, experiment_id: str) -> Experiment:
+        experiment = await self.store.experiments.get(experiment_id)
+        if experiment is None:
+            raise NotFoundError(
+                f"No experiment {experiment_id} (it may have been deleted). "
+                "List them with 'simulator experiments list'."
+            )
+        return experiment
+
+    async def find(self, ref: str) -> Experiment:
+        """An experiment by id, unique id prefix (at least 4 characters) or exact name."""
+        ref = ref.strip()
+        found = await self.store.experiments.get(ref)
+        if found is not None:
+            return found
+        everything = await self.store.experiments.list()
+        matches = [e for e in everything if len(ref) >= 4 and e.id.startswith(ref)]
+        if not matches:
+            matches = [e for e in everything if e.name.casefold() == ref.casefold()]
+            mine = [e for e in matches if e.owner == self.user]
+            matches = mine if len(matches) > 1 and len(mine) == 1 else matches
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            ids = ", ".join(f"{e.id[:8]} ({e.owner or 'no owner'})" for e in matches)
+            raise NotFoundError(
+                f"{ref!r} matches several experiments: {ids}. Name one by its id.",
+                title="Ambiguous experiment",
+            )
+        raise NotFoundError(f"No experiment {ref!r}. List them with 'simulator experiments list'.")
+
+    # ------------------------------------------------------------------ writing
+
+    async def create(self, experiment: Experiment) -> Experiment:
+        """Store a new experiment owned by the current user (placeholders validated first)."""
+        check_placeholders(experiment)
+        now = utcnow()
+        mine = experiment.model_copy(
+            update={"owner": self.user, "created_at": now, "updated_at": now}
+        )
+        stored = await self.store.experiments.create(mine)
+        log.info("experiment %s (%s) created by %s", stored.id, stored.name, self.user)
+        return stored
+
+    async def save(self, experiment: Experiment) -> Experiment:
+        """Save an edit (owner only). An experiment with conversations is never changed under
+        them: the edit is stored as a new version (new id, ``parent_id`` = the old id)."""
+        stored = await self.get(experiment.id)
+        require_owner(
+            stored.owner, self.user, "edit", f"experiment {stored.name!r}", hint=DUPLICATE_HINT
+        )
+        check_placeholders(experiment)
+        if experiment.version != stored.version:
+            raise StaleVersionError(
+                f"Experiment {stored.name!r} was changed elsewhere (stored version "
+                f"{stored.version}, yours is based on version {experiment.version}); reload it "
+                "and apply your changes again."
+            )
+        experiment = experiment.model_copy(update={"owner": stored.owner})
+        runs = (await self.store.experiments.count_conversations([stored.id])).get(stored.id, 0)
+        if runs:
+            now = utcnow()
+            version = experiment.model_copy(
+                update={
+                    "id": new_id(),
+                    "parent_id": stored.id,
+                    "version": stored.version + 1,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+            created = await self.store.experiments.create(version)
+            log.info(
+                "experiment %s has %d conversations: saved the edit as new version %s",
+                stored.id,
+                runs,
+                created.id,
+            )
+            return created
+        return await self.store.experiments.update(experiment)
+
+    async def duplicate(self, experiment_id: str, name: str | None = None) -> Experiment:
+        """Copy anyone's experiment into the current user's library."""
+        await self.get(experiment_id)
+        copy = await self.store.experiments.duplicate(experiment_id, self.user, name)
+        log.info("experiment %s duplicated as %s by %s", experiment_id, copy.id, self.user)
+        return copy
+
+    async def delete(self, experiment_id: str) -> None:
+        """Delete an experiment with its batches, conversations and messages (owner only)."""
+        stored = await self.get(experiment_id)
+        require_owner(stored.owner, self.user, "delete", f"experiment {stored.name!r}")
+        await self.store.experiments.delete(experiment_id)
+        log.info("experiment %s (%s) deleted by %s", stored.id, stored.name, self.user)
+
+    async def set_note(self, experiment_id: str, note: str) -> Experiment:
+        stored = await self.get(experiment_id)
+        require_owner(stored.owner, self.user, "edit the note of", f"experiment {stored.name!r}")
+        await self.store.experiments.set_fields(experiment_id, note=note)
+        return stored.model_copy(update={"note": note})
+
+    async def toggle_favourite(self, experiment_id: str) -> Experiment:
+        stored = await self.get(experiment_id)
+        require_owner(stored.owner, self.user, "mark as favourite", f"experiment {stored.name!r}")
+        await self.store.experiments.set_fields(experiment_id, favourite=not stored.favourite)
+        return stored.model_copy(update={"favourite": not stored.favourite})
+
+    # ------------------------------------------------------------------ files
+
+    async def export(self, experiment_id: str, path: Path) -> Path:
+        """Write the experiment's definition to ``path`` (YAML, or JSON for ``.json``)."""
+        return write_experiment(await self.get(experiment_id), Path(path))
+
+    async def import_file(self, path: Path) -> Experiment:
+        """Read an experiment file and store it as a new experiment of the current user."""
+        experiment = read_experiment(Path(path))
+        return await self.create(experiment.model_copy(update={"id": new_id()}))
+
+    async def ensure_examples(self) -> builtins.list[Experiment]:
+        """Add the built-in examples when the library is empty (a first start)."""
+        if await self.store.experiments.list():
+            return []
+        from simulator.examples import example_names, load_example
+
+        return [await self.create(load_example(name)) for name in example_names()]

@@ -1,0 +1,85 @@
+"""The experiment file format (YAML or JSON): what export writes and import reads.
+
+```yaml
+format: llm-interaction-simulator/experiment
+format_version: 1
+experiment:
+  name: ...
+  roles: [...]
+```
+
+The file holds the experiment's definition only: no id, owner, timestamps, version or favourite
+(an imported experiment belongs to whoever imports it). A bare experiment mapping (no wrapper) is
+accepted too. Problems are reported with the dotted path of the field (``SpecError``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from simulator.domain import Experiment
+from simulator.domain.errors import SpecError
+
+FORMAT = "llm-interaction-simulator/experiment"
+FORMAT_VERSION = 1
+# Identity and view state: never in a file.
+IDENTITY_FIELDS = {"id", "owner", "created_at", "updated_at", "version", "favourite", "parent_id"}
+
+
+def experiment_to_data(experiment: Experiment) -> dict[str, Any]:
+    body = experiment.model_dump(mode="json", exclude=IDENTITY_FIELDS)
+    return {"format": FORMAT, "format_version": FORMAT_VERSION, "experiment": body}
+
+
+def experiment_from_data(data: Any, source: str) -> Experiment:
+    """An Experiment (a fresh id, no owner) from parsed file content; SpecError names each field."""
+    from simulator.engine.spec import problems_from, raise_problems
+
+    if not isinstance(data, Mapping):
+        raise SpecError(f"{source}: must hold an experiment (a mapping with name, roles, ...).")
+    body = data
+    inner = data.get("experiment")
+    if isinstance(inner, Mapping) and "name" not in data:
+        version = data.get("format_version", FORMAT_VERSION)
+        if isinstance(version, int) and version > FORMAT_VERSION:
+            raise SpecError(
+                f"{source}: written by a newer version of the simulator (format version "
+                f"{version}; this version reads {FORMAT_VERSION}). Upgrade the simulator."
+            )
+        body = inner
+    fields = {k: v for k, v in body.items() if k not in IDENTITY_FIELDS}
+    try:
+        return Experiment.model_validate(fields)
+    except ValidationError as exc:
+        raise_problems(problems_from(exc, "experiment"), source)
+        raise  # unreachable: raise_problems raised
+
+
+def read_experiment(path: Path) -> Experiment:
+    from simulator.engine.spec import read_data_file
+
+    return experiment_from_data(read_data_file(Path(path)), str(path))
+
+
+def write_experiment(experiment: Experiment, path: Path) -> Path:
+    """Write YAML (JSON when the name ends in .json); the file is replaced atomically."""
+    path = Path(path)
+    data = experiment_to_data(experiment)
+    if path.suffix.lower() == ".json":
+        text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    else:
+        text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        raise SpecError(f"Cannot write {path}: {exc.strerror or exc}.") from None
+    return path

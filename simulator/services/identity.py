@@ -1,0 +1,86 @@
+"""Who the current user is.
+
+- On a real MongoDB (or Atlas) you are the database user you authenticated as: the server's
+  ``connectionStatus`` says so; if it cannot (an old server, a restricted user), the user name in
+  the connection URI is used.
+- On the embedded local server there is no authentication: you are your operating-system account
+  (nothing to type; the local auto-login).
+
+Ownership of experiments, batches and conversations is this name (docs/identity.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import logging
+import os
+from typing import Any
+from urllib.parse import unquote
+
+from pymongo.errors import PyMongoError
+
+log = logging.getLogger(__name__)
+
+STATUS_TIMEOUT_S = 5.0
+
+
+def os_user() -> str:
+    """The operating-system account (``getpass.getuser()``), never empty."""
+    try:
+        return getpass.getuser() or "local"
+    except (KeyError, OSError):  # no passwd entry (some containers) and no LOGNAME/USER
+        return os.environ.get("USERNAME") or "local"
+
+
+def user_from_uri(uri: str | None) -> str | None:
+    """The (unescaped) user name of a MongoDB URI, or None. Never returns the password."""
+    if not uri or "://" not in uri:
+        return None
+    rest = uri.split("://", 1)[1].split("/", 1)[0]
+    if "@" not in rest:
+        return None
+    userinfo = rest.rsplit("@", 1)[0]
+    user = unquote(userinfo.split(":", 1)[0])
+    return user or None
+
+
+def user_from_status(status: Any) -> str | None:
+    """The first authenticated user in a ``connectionStatus`` reply, or None."""
+    if not isinstance(status, dict):
+        return None
+    users = (status.get("authInfo") or {}).get("authenticatedUsers") or []
+    for entry in users:
+        if isinstance(entry, dict) and entry.get("user"):
+            return str(entry["user"])
+    return None
+
+
+async def authenticated_user(store: Any) -> str | None:
+    """Ask the server who we are (bounded in time); None when it does not say."""
+    client = getattr(store, "client", None)
+    if client is None:
+        return None
+    try:
+        status = await asyncio.wait_for(
+            client.admin.command("connectionStatus"), timeout=STATUS_TIMEOUT_S
+        )
+    except (PyMongoError, TimeoutError) as exc:
+        log.debug("connectionStatus unavailable (%s); using the URI's user", type(exc).__name__)
+        return None
+    return user_from_status(status)
+
+
+async def current_user(store: Any, settings: Any = None) -> str:
+    """The name the app acts as: authenticated MongoDB user, else the URI's user, else the
+    configured ``DB_USER``, else the operating-system account (the embedded server)."""
+    user = await authenticated_user(store)
+    if user:
+        return user
+    user = user_from_uri(getattr(store, "uri_redacted", None))
+    if user:
+        return user
+    configured = getattr(settings, "db_user", None) if settings is not None else None
+    if configured and not getattr(settings, "uses_embedded_server", True):
+        return str(configured)
+    return os_user()
