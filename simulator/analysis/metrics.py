@@ -84,7 +84,10 @@ def conversation_metrics(messages: pd.DataFrame, conversations: pd.DataFrame) ->
     by_agent = agent.groupby("conversation_id", sort=False)
 
     def per(series: pd.Series, fill: float | None = 0) -> pd.Series:
-        s = ids.map(series)
+        """A per-conversation series aligned with ``ids`` (missing: ``fill``)."""
+        s = pd.Series(series.reindex(ids.to_numpy()).to_numpy(), index=ids.index)
+        if s.dtype == object:
+            s = s.astype("Float64")
         return s if fill is None else s.fillna(fill)
 
     out = pd.DataFrame({"conversation_id": ids.astype("string")})
