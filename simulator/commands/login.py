@@ -1,0 +1,167 @@
+"""``simulator login``, ``simulator logout`` and ``simulator whoami``.
+
+Login asks for the user name and, masked, the password; tests them against the server (bounded by
+MONGODB_TIMEOUT_MS); and only then remembers them: the password in the operating system's keyring
+when one is available, otherwise in a file readable only by you (mode 0600). Never in ``.env``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+
+from pydantic import SecretStr
+
+from simulator.domain.errors import AuthenticationError, ConfigurationError
+
+LOGIN_EPILOG = """\
+examples:
+  simulator login --cluster cluster0.abcde.mongodb.net --user alice
+  simulator login                     # uses DB_CLUSTER_URL / DB_USER when set, else asks
+  simulator whoami
+  simulator logout
+
+The password is never echoed, logged or written to .env. See docs/identity.md.
+"""
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    login = subparsers.add_parser(
+        "login",
+        help="log in to a shared MongoDB (Atlas) and remember the login on this computer",
+        description=(
+            "Ask for a MongoDB user name and password (masked), test them against the server, "
+            "and remember them for later sessions (auto-login): the password goes to the "
+            "operating system's keyring, or to a file readable only by you when there is none."
+        ),
+        epilog=LOGIN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    login.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="the server: an Atlas cluster host or host:port (default: DB_CLUSTER_URL, else asked)",
+    )
+    login.add_argument("--user", help="your MongoDB user name (default: DB_USER, else asked)")
+    login.add_argument(
+        "--no-remember",
+        action="store_true",
+        help="only test the login; do not remember it",
+    )
+    login.add_argument(
+        "--attempts",
+        type=int,
+        default=3,
+        metavar="N",
+        help="how many times a rejected password may be typed again (default: 3)",
+    )
+    login.set_defaults(func=cmd_login)
+
+    logout = subparsers.add_parser(
+        "logout",
+        help="forget the remembered login (keyring entry and credentials file)",
+    )
+    logout.set_defaults(func=cmd_logout)
+
+    whoami = subparsers.add_parser(
+        "whoami",
+        help="show who you are (the owner of what you create) and which database you use",
+    )
+    whoami.set_defaults(func=cmd_whoami)
+
+
+def _ask(prompt: str) -> str:
+    try:
+        return input(prompt).strip()
+    except EOFError:
+        return ""
+
+
+def cmd_login(args: argparse.Namespace) -> int:
+    from simulator.credentials import Credentials, CredentialStore
+    from simulator.services.session import normalise_cluster, verify_login
+    from simulator.settings import load_settings
+
+    settings = load_settings()
+    if settings.mongodb_uri is not None:
+        raise ConfigurationError(
+            "MONGODB_URI is set (in the environment or .env), so the app connects with it and "
+            "ignores remembered logins. Unset MONGODB_URI to log in with 'simulator login'.",
+            title="Login not used",
+        )
+    cluster = (
+        args.cluster
+        or settings.db_cluster_url
+        or _ask("MongoDB server (e.g. cluster0.abcde.mongodb.net or db.example.org:27017): ")
+    )
+    cluster = normalise_cluster(cluster)
+    user = args.user or settings.db_user or _ask("User name: ")
+    if not user:
+        raise ConfigurationError("A user name is needed to log in.", title="No user name")
+    attempts = max(1, args.attempts)
+    for attempt in range(1, attempts + 1):
+        password = getpass.getpass(f"Password for {user} at {cluster}: ")
+        if not password:
+            raise ConfigurationError("No password typed; nothing was changed.", title="Cancelled")
+        try:
+            who = asyncio.run(verify_login(settings, cluster, user, password))
+        except AuthenticationError as exc:
+            if attempt == attempts:
+                raise
+            print(f"{exc.title}: {exc} Try again ({attempts - attempt} left).", file=sys.stderr)
+            continue
+        break
+    print(f"Logged in to {cluster} as {who}.")
+    if args.no_remember:
+        print("Not remembered (--no-remember).")
+        return 0
+    where = CredentialStore().save(Credentials(cluster, user, SecretStr(password)))
+    if where == "keyring":
+        print("Remembered: the password is in your operating system's keyring.")
+    else:
+        print(f"Remembered in {where} (readable only by you).")
+    print("Later sessions log in by themselves; 'simulator logout' forgets the login.")
+    return 0
+
+
+def cmd_logout(args: argparse.Namespace) -> int:
+    from simulator.credentials import CredentialStore
+
+    store = CredentialStore()
+    if store.forget():
+        print(f"Forgot the remembered login ({store.path} and any keyring entry).")
+    else:
+        print("No login was remembered.")
+    return 0
+
+
+def cmd_whoami(args: argparse.Namespace) -> int:
+    return asyncio.run(_whoami())
+
+
+async def _whoami() -> int:
+    from simulator.services.session import remembered_credentials, user_session
+    from simulator.settings import load_settings
+
+    settings = load_settings()
+    remembered = remembered_credentials(settings)
+    async with user_session(settings) as (store, user):
+        print(user)
+        where = getattr(store, "uri_redacted", "")
+        if settings.mongodb_connection_uri(remembered) is None:
+            print("  on the embedded local server (you are your operating-system account)")
+        elif (
+            remembered is not None and settings.mongodb_uri is None and not settings.db_cluster_url
+        ):
+            print(f"  on {_host(where)} (remembered login; 'simulator logout' forgets it)")
+        else:
+            print(f"  on {_host(where)} (configured in the environment or .env)")
+        print(f"  database {settings.mongodb_db}")
+    return 0
+
+
+def _host(uri: str) -> str:
+    rest = uri.split("://", 1)[-1].rsplit("@", 1)[-1]
+    return rest.split("/", 1)[0].split("?", 1)[0] or "MongoDB"
