@@ -1,11 +1,25 @@
 """The commons game: a common-pool resource (a fish lake) shared by LLM members.
 
-Rules in ``dynamics`` (pure), parameters in ``params``, the round loop in ``game``; importing this
-package plugs the scripted policies into the dryrun backend and the runner into the engine.
+Rules in ``dynamics`` (pure), parameters in ``params``, the round loop in ``game``, the engine
+runner in ``runner``. Importing this package plugs the scripted policies into the dryrun backend
+and the runner into the engine (kind ``commons``).
 """
 
 from __future__ import annotations
 
-from simulator.scenarios.commons.params import CommonsParams, Policy, load_params
+from simulator.engine.kinds import register_kind
+from simulator.scenarios.commons import scripted
+from simulator.scenarios.commons.params import CommonsParams, MonitorParams, Policy, load_params
+from simulator.scenarios.commons.runner import fork_conversation, run_commons
 
-__all__ = ["CommonsParams", "Policy", "load_params"]
+register_kind("commons", run_commons)
+scripted.register()
+
+__all__ = [
+    "CommonsParams",
+    "MonitorParams",
+    "Policy",
+    "fork_conversation",
+    "load_params",
+    "run_commons",
+]

@@ -134,7 +134,7 @@ def initial_state(
         if m.saboteur and params.saboteur_goal == "first_prompt":
             m.notes.append(prompts.SABOTEUR_GOAL)
     world = WorldState(resource=params.start_resource, policy=params.policy, next_index=next_index)
-    return GameState(seed=seed, world=world, members=people)
+    return GameState(seed=seed, params=params.model_dump(mode="json"), world=world, members=people)
 
 
 class CommonsGame:

@@ -92,6 +92,7 @@ class RoundRecord(_State):
 
 class GameState(_State):
     seed: int
+    params: dict[str, Any] = Field(default_factory=dict)  # the CommonsParams in force
     world: WorldState
     members: list[MemberState]
     rounds: list[RoundRecord] = Field(default_factory=list)

@@ -1,0 +1,182 @@
+"""The commons game on the engine: the Journal driver, the kind runner, resume and fork.
+
+A run stores, in order: a setup record, snapshot 0, then per round every answer (a structured
+action), every public post and direct message, every phase outcome (a system record) and, at the
+round's end, a full snapshot (``GameState`` + the journal ``seq`` it is valid at). A resumed run
+restarts from the latest snapshot: the journal is positioned at the snapshot's ``seq`` and replays
+the stored part of the unfinished round, so no stored call is made twice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from simulator.domain import Conversation, Experiment, MessageKind, ModelRef, Status, new_id
+from simulator.domain.errors import ConfigurationError, NotFoundError
+from simulator.scenarios.commons.game import Answered, CommonsGame, initial_state
+from simulator.scenarios.commons.params import CommonsParams, MonitorParams, load_params
+from simulator.scenarios.commons.state import GameState
+
+FALLBACK_FLAG = "fallback"
+
+
+class JournalDriver:
+    """Answers through ``Journal.action`` (validated, re-asked, defaults recorded), events through
+    ``Journal.record``, snapshots through ``Journal.snapshot``."""
+
+    def __init__(self, journal: Any) -> None:
+        self.journal = journal
+
+    async def ask(self, request, schema, default, *, speaker, role, round, turn) -> Answered:
+        answer, message = await self.journal.action(
+            request, schema, default, speaker=speaker, role=role, day=round, turn=turn
+        )
+        return Answered(answer, FALLBACK_FLAG in message.flags, message.seq)
+
+    async def record(
+        self,
+        *,
+        kind: str,
+        speaker: str,
+        role: str,
+        content: str,
+        round: int,
+        turn: int,
+        recipients: list[str] | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        await self.journal.record(
+            kind=MessageKind(kind),
+            speaker=speaker,
+            role=role,
+            content=content,
+            day=round,
+            turn=turn,
+            recipients=recipients,
+            data=data,
+        )
+
+    async def snapshot(self, round: int, state: dict[str, Any]) -> None:
+        await self.journal.snapshot(round, state)
+
+
+def _seek(journal: Any, seq: int) -> None:
+    """Position the journal at ``seq`` (the start of the unfinished round)."""
+    if hasattr(journal, "seek"):
+        journal.seek(seq)
+    else:  # the engine's Journal has no public seek yet: it starts at 0 and counts up
+        journal._seq = seq
+
+
+def run_params(experiment: Experiment, conversation: Conversation) -> CommonsParams:
+    params = load_params(experiment.game)
+    if conversation.cell.rounds is not None:
+        params = params.model_copy(update={"rounds": conversation.cell.rounds})
+    return params
+
+
+async def run_commons(
+    store: Any,
+    backends: Any,
+    conversation: Conversation,
+    experiment: Experiment,
+    journal: Any,
+    bus: Any,
+) -> None:
+    """The ``commons`` kind runner (registered with the engine)."""
+    driver = JournalDriver(journal)
+    latest = await store.states.latest(conversation.id)
+    if latest is None:
+        params = run_params(experiment, conversation)
+        members = [(a.name, a.role, a.model) for a in conversation.agents]
+        if len(members) < 1:
+            raise ConfigurationError("a commons run needs at least one member")
+        state = initial_state(params, members, conversation.seed)
+        await journal.record(
+            kind=MessageKind.system,
+            speaker="system",
+            role="system",
+            content=f"Commons game: {len(members)} members, {params.rounds} rounds.",
+            day=0,
+            turn=0,
+            data={"event": "setup", "params": state.params},
+        )
+        await journal.snapshot(0, state.to_snapshot())
+    else:
+        _, data = latest
+        state = GameState.from_snapshot(data)
+        params = load_params(state.params)
+        _seek(journal, int(data["seq"]))
+    extra = {a.name: a.system_prompt for a in conversation.agents}
+    game = CommonsGame(params, state, driver, extra_system=extra)
+    await game.play()
+
+
+async def fork_conversation(
+    store: Any,
+    conversation_id: str,
+    at_round: int,
+    *,
+    rounds: int | None = None,
+    monitors: MonitorParams | None = None,
+    member_models: dict[str, ModelRef] | None = None,
+) -> Conversation:
+    """A new conversation sharing rounds 1..``at_round`` with its parent (messages and snapshots
+    copied), with changes applied from there: more rounds, monitors, a model for some members.
+    Run it with ``run_conversation`` to play on from round ``at_round + 1``."""
+    parent = await store.conversations.get(conversation_id)
+    if parent is None:
+        raise NotFoundError(f"Conversation {conversation_id} does not exist.")
+    snapshots = dict(await store.states.list(conversation_id))
+    if at_round not in snapshots:
+        done = max(snapshots) if snapshots else 0
+        raise ConfigurationError(
+            f"Conversation {conversation_id} has no snapshot after round {at_round} "
+            f"(it completed {done} round(s)); fork at a round from 0 to {done}.",
+            title="Cannot fork there",
+        )
+    base = snapshots[at_round]
+    state = GameState.from_snapshot(base)
+    params = load_params(state.params)
+    update: dict[str, Any] = {}
+    if rounds is not None:
+        update["rounds"] = rounds
+    if monitors is not None:
+        update["monitors"] = monitors
+    if member_models:
+        update["member_models"] = {**params.member_models, **member_models}
+    params = CommonsParams.model_validate({**params.model_dump(), **update})
+    state.params = params.model_dump(mode="json")
+    w = state.world
+    w.finished = w.collapsed or not state.alive or w.round >= params.rounds
+    agents = [
+        a.model_copy(update={"model": member_models[a.name]})
+        if member_models and a.name in member_models
+        else a
+        for a in parent.agents
+    ]
+    fork = parent.model_copy(
+        update={
+            "id": new_id(),
+            "parent_id": parent.id,
+            "forked_at": at_round,
+            "status": Status.pending,
+            "started_at": None,
+            "finished_at": None,
+            "error": None,
+            "agents": agents,
+            "cell": parent.cell.model_copy(update={"rounds": params.rounds}),
+            "messages_done": 0,
+            "fallbacks": 0,
+        }
+    )
+    fork = await store.conversations.create(fork)
+    seq = int(base["seq"])
+    for message in await store.messages.list(parent.id):
+        if message.seq < seq:
+            await store.messages.append(message.model_copy(update={"conversation_id": fork.id}))
+    for step in sorted(snapshots):
+        if step < at_round:
+            await store.states.put(fork.id, step, snapshots[step])
+    await store.states.put(fork.id, at_round, {**state.to_snapshot(), "seq": seq})
+    return fork
