@@ -9,7 +9,7 @@ agent messages.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import pandas as pd
 
@@ -22,7 +22,9 @@ from simulator.analysis.loading import (
     count_column,
     factor_columns,
     role_columns,
+    word_count,
 )
+from simulator.domain import Message
 
 _SUMS = ("messages", "words", "chars", "prompt_tokens", "completion_tokens", "total_tokens")
 
@@ -238,3 +240,29 @@ def turn_series(
         d = data[data["role"] == role].groupby("agent_turn")["value"].mean().sort_index()
         out[str(role)] = ([int(x) for x in d.index], [float(v) for v in d.to_numpy()])
     return out
+
+
+def turn_series_of_messages(
+    messages: Iterable[Message], metric: str = "completion_tokens"
+) -> dict[str, tuple[list[int], list[float]]]:
+    """``turn_series`` of domain messages (one conversation as a service returns it), without
+    the conversation's labels: what the TUI's chart needs."""
+    rows = [
+        {
+            "conversation_id": msg.conversation_id,
+            "seq": msg.seq,
+            "role": msg.role,
+            "speaker": msg.speaker,
+            "kind": msg.kind.value,
+            "words": word_count(msg.content),
+            "chars": len(msg.content),
+            "prompt_tokens": msg.usage.prompt_tokens,
+            "completion_tokens": msg.usage.completion_tokens,
+            "total_tokens": msg.usage.total_tokens,
+            "latency_ms": msg.latency_ms,
+        }
+        for msg in sorted(messages, key=lambda x: (x.conversation_id, x.seq))
+    ]
+    columns = ["conversation_id", "seq", "role", "speaker", "kind", *TURN_METRICS]
+    frame = pd.DataFrame(rows, columns=columns)
+    return turn_series(frame, metric)
