@@ -22,6 +22,7 @@ import asyncio
 import hashlib
 import inspect
 import json
+import math
 import random
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -195,11 +196,11 @@ def _sample(schema: dict[str, Any], rng: random.Random, defs: dict[str, Any], de
         items = schema.get("items", {"type": "string"})
         return [_sample(items, rng, defs, depth + 1) for _ in range(rng.randint(lo, hi))]
     if kind == "integer":
-        lo, hi = _bounds(schema, integer=True)
-        return rng.randint(int(lo), int(hi))
+        low, high = _bounds(schema, integer=True)
+        return rng.randint(int(low), int(high))
     if kind == "number":
-        lo, hi = _bounds(schema, integer=False)
-        return round(rng.uniform(lo, hi), 3)
+        low, high = _bounds(schema, integer=False)
+        return min(high, max(low, round(rng.uniform(low, high), 3)))
     if kind == "boolean":
         return rng.random() < 0.5
     if kind == "null":
@@ -213,21 +214,17 @@ def _sample(schema: dict[str, Any], rng: random.Random, defs: dict[str, Any], de
 
 
 def _bounds(schema: dict[str, Any], *, integer: bool) -> tuple[float, float]:
-    step = 1 if integer else 1e-3
-    lo = schema.get("minimum")
+    step = 1.0 if integer else 1e-3
+    lo: float | None = schema.get("minimum")
     if lo is None and "exclusiveMinimum" in schema:
-        lo = schema["exclusiveMinimum"] + step
-    hi = schema.get("maximum")
+        lo = float(schema["exclusiveMinimum"]) + step
+    hi: float | None = schema.get("maximum")
     if hi is None and "exclusiveMaximum" in schema:
-        hi = schema["exclusiveMaximum"] - step
-    if lo is None and hi is None:
-        lo, hi = 0, 10
-    elif lo is None:
-        lo = min(0, hi)
-    elif hi is None:
-        hi = max(lo + 10, lo)
+        hi = float(schema["exclusiveMaximum"]) - step
+    if lo is None:
+        lo = 0.0 if hi is None else min(0.0, hi)
+    if hi is None:
+        hi = lo + 10
     if integer:
-        import math
-
-        lo, hi = math.ceil(lo), math.floor(hi)
-    return lo, hi
+        return float(math.ceil(lo)), float(math.floor(hi))
+    return float(lo), float(hi)

@@ -106,7 +106,9 @@ class OpenAIBackend:
             start = time.perf_counter()
             try:
                 response = await self.client(ref).chat.completions.create(
-                    model=ref.model, messages=messages, **sent
+                    model=ref.model,
+                    messages=messages,  # type: ignore[arg-type]
+                    **sent,
                 )
             except openai.BadRequestError as exc:
                 detail = self._detail(exc, ref)
