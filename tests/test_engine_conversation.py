@@ -362,6 +362,7 @@ async def test_failed_call_keeps_messages_and_resume_never_repeats_a_stored_call
     broken["on"] = False
     resumed = await run_conversation(store, backends, conv.id)
     assert resumed.status is Status.done and resumed.error is None
+    assert resumed.messages_done == 8 == (await store.conversations.get(conv.id)).messages_done
     after = policy.requests[calls_before:]
     stored_keys = {(m.speaker, m.day, m.turn) for m in first}
     assert all((r.meta.agent, r.meta.day, r.meta.turn) not in stored_keys for r in after)
