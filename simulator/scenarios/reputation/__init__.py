@@ -1,0 +1,38 @@
+"""Reputation games (RepuNet, arXiv 2505.05029): trust investment, prisoner's dilemma and sign-up
+on a social network with self and peer reputation, gossip and rewiring. Treatments are flags of one
+pipeline (see docs/reputation.md)."""
+
+from __future__ import annotations
+
+from simulator.engine.kinds import register_kind
+from simulator.scenarios.reputation.params import ReputationParams, load_params, params_for
+from simulator.scenarios.reputation.runner import (
+    StepEnded,
+    configure,
+    create_conversation,
+    fork,
+    play,
+    run_reputation,
+    scripted_population,
+    simulate,
+    snapshots,
+)
+from simulator.scenarios.reputation.scripted import register as _register_policies
+
+register_kind("reputation", run_reputation)
+_register_policies()
+
+__all__ = [
+    "ReputationParams",
+    "StepEnded",
+    "configure",
+    "create_conversation",
+    "fork",
+    "load_params",
+    "params_for",
+    "play",
+    "run_reputation",
+    "scripted_population",
+    "simulate",
+    "snapshots",
+]
