@@ -217,3 +217,22 @@ def test_json_specs_and_experiment_files_relative_to_the_spec(tmp_path: Path) ->
     bad = _write(tmp_path, json.dumps({"experiment": {"file": "nope.yaml"}}), "bad.json")
     with pytest.raises(SpecError, match=r"experiment\.file: .*no such file"):
         load_spec(bad)
+
+
+def test_the_price_table_file_in_dollars_per_million_tokens(tmp_path: Path) -> None:
+    from simulator.engine.spec import load_price_table
+
+    path = _write(
+        tmp_path,
+        '{"openai:gpt-4o-mini": {"input": 0.15, "output": 0.60}, "m": {"input_per_1k": 1, '
+        '"output_per_1k": 2}}',
+        "prices.json",
+    )
+    table = load_price_table(path)
+    assert table["openai:gpt-4o-mini"] == pytest.approx(
+        {"input_per_1k": 0.00015, "output_per_1k": 0.0006}
+    )
+    assert table["m"] == {"input_per_1k": 1.0, "output_per_1k": 2.0}
+    bad = _write(tmp_path, "m: {input: 1}\n", "bad.yaml")
+    with pytest.raises(SpecError, match=r"PRICE_TABLE\.m\.output_per_1k: is required"):
+        load_price_table(bad)

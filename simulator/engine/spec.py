@@ -39,6 +39,7 @@ Problem = tuple[str, str]  # (dotted field path, message)
 
 TOP_LEVEL_KEYS = ("experiment", "batch", "prices")
 PRICE_KEYS = ("input_per_1k", "output_per_1k")
+PER_MILLION_KEYS = {"input": "input_per_1k", "output": "output_per_1k"}  # USD per 1M tokens
 MODEL_SET_KEYS = ("default", "per_role", "summarizer", "manager")
 EXPERIMENT_REF_KEYS = ("id", "name", "file", "example")
 
@@ -551,34 +552,48 @@ def parse_spec(data: Any, *, base_dir: Path | None = None, source: str = "spec")
     return RunSpec(experiment=experiment, batch=batch, source=source, prices=prices)
 
 
-def _parse_prices(value: Any, problems: list[Problem]) -> dict[str, dict[str, float]]:
-    """``prices: {MODEL: {input_per_1k: USD, output_per_1k: USD}}``; MODEL: name or provider:name"""
+def _parse_prices(
+    value: Any, problems: list[Problem], where: str = "prices"
+) -> dict[str, dict[str, float]]:
+    """``{MODEL: {input_per_1k: USD, output_per_1k: USD}}`` (MODEL: a model name or
+    provider:name). ``{input: USD, output: USD}`` per million tokens (the PRICE_TABLE file's
+    form) is accepted too. Returns prices per 1000 tokens."""
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        problems.append(("prices", "must map model names to {input_per_1k, output_per_1k}"))
+        problems.append((where, "must map model names to {input_per_1k, output_per_1k}"))
         return {}
     out: dict[str, dict[str, float]] = {}
     for model, price in value.items():
-        path = f"prices.{model}"
+        path = f"{where}.{model}"
         if not isinstance(price, Mapping):
             problems.append((path, "must be a mapping with input_per_1k and output_per_1k"))
             continue
         entry: dict[str, float] = {}
         for key, amount in price.items():
-            if key not in PRICE_KEYS:
+            if key not in PRICE_KEYS and key not in PER_MILLION_KEYS:
                 problems.append(
                     (f"{path}.{key}", f"unknown field; expected {', '.join(PRICE_KEYS)}")
                 )
             elif isinstance(amount, bool) or not isinstance(amount, int | float) or amount < 0:
                 problems.append((f"{path}.{key}", f"must be a price in USD (>= 0), not {amount!r}"))
             else:
-                entry[key] = float(amount)
+                per_1k = PER_MILLION_KEYS.get(key)
+                entry[per_1k or key] = float(amount) / 1000 if per_1k else float(amount)
         for key in PRICE_KEYS:
-            if key not in price:
+            if key not in entry and not any(problem[0].startswith(path) for problem in problems):
                 problems.append((f"{path}.{key}", "is required"))
         out[str(model)] = entry
     return out
+
+
+def load_price_table(path: str | Path) -> dict[str, dict[str, float]]:
+    """The PRICE_TABLE file (YAML or JSON): prices per 1000 tokens by model."""
+    path = Path(path).expanduser()
+    problems: list[Problem] = []
+    prices = _parse_prices(read_data_file(path), problems, where="PRICE_TABLE")
+    raise_problems(problems, str(path))
+    return prices
 
 
 def load_spec(path: str | Path) -> RunSpec:
@@ -593,6 +608,7 @@ __all__ = [
     "ExperimentRef",
     "RunSpec",
     "factor_problems",
+    "load_price_table",
     "load_spec",
     "load_yaml",
     "parse_model_ref",

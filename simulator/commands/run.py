@@ -1,0 +1,472 @@
+"""Headless batches: ``simulator run SPEC.yaml``, ``simulator batches``, ``simulator resume BATCH``,
+``simulator cancel BATCH``.
+
+The spec is checked completely (shape, values, roles, factor levels) before the database is
+opened or anything runs; its format is documented in docs/spec.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from simulator.domain import Batch, Conversation, Estimate, Experiment, Status
+from simulator.domain.errors import NotFoundError, SimulatorError
+
+EXIT_OK = 0
+EXIT_UNFINISHED = 1  # some conversations failed, or the batch was cancelled
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    run = sub.add_parser(
+        "run",
+        help="run a batch from a spec file (YAML or JSON)",
+        description=(
+            "Check SPEC (the experiment and the batch grid, see docs/spec.md), print how many "
+            "conversations, LLM calls and tokens it takes, then run it with a progress bar and a "
+            "line per finished conversation. Interrupted or cancelled batches continue with "
+            "'simulator resume BATCH'."
+        ),
+    )
+    run.add_argument("spec", metavar="SPEC", help="the spec file (.yaml, .yml or .json)")
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check the spec and print the estimate; run nothing and store nothing",
+    )
+    run.add_argument(
+        "-y",
+        "--yes",
+        action="store_true",
+        help="start without asking (the question is only asked at a terminal)",
+    )
+    run.add_argument(
+        "--concurrency",
+        type=int,
+        metavar="N",
+        help="conversations at once (overrides the spec's batch.concurrency)",
+    )
+    run.set_defaults(func=cmd_run)
+
+    batches = sub.add_parser(
+        "batches", help="list batches with their status and progress", description="List batches."
+    )
+    batches.add_argument(
+        "--experiment", metavar="EXPERIMENT", help="only batches of this experiment (id or name)"
+    )
+    batches.set_defaults(func=cmd_batches)
+
+    resume = sub.add_parser(
+        "resume",
+        help="continue an interrupted, cancelled or partly failed batch",
+        description=(
+            "Run every unfinished conversation of BATCH (pending, interrupted, cancelled or "
+            "failed) from its last stored message. Nothing stored is asked again."
+        ),
+    )
+    resume.add_argument("batch", metavar="BATCH", help="batch id (or a unique prefix of it)")
+    resume.set_defaults(func=cmd_resume)
+
+    cancel = sub.add_parser(
+        "cancel",
+        help="stop a running batch (it can be resumed later)",
+        description=(
+            "Mark BATCH cancelled. A process running it stops its conversations within a "
+            "second; everything stored is kept and 'simulator resume BATCH' continues it."
+        ),
+    )
+    cancel.add_argument("batch", metavar="BATCH", help="batch id (or a unique prefix of it)")
+    cancel.set_defaults(func=cmd_cancel)
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from simulator.engine.spec import load_spec
+
+    run_spec = load_spec(args.spec)  # every shape/value problem is reported here, before any I/O
+    if args.concurrency is not None:
+        if args.concurrency < 1:
+            raise SimulatorError("--concurrency must be at least 1.", title="Invalid option")
+        run_spec.overrides["concurrency"] = args.concurrency
+    _merge_price_table(run_spec)
+    definition = run_spec.experiment.definition
+    if definition is not None:
+        run_spec.batch_spec(definition)  # problems against the experiment, still before any I/O
+        if args.dry_run:
+            _print_plan(definition, run_spec, _console())
+            return EXIT_OK
+    return asyncio.run(_run(args, run_spec))
+
+
+async def _run(args: argparse.Namespace, run_spec: Any) -> int:
+    from simulator.db.mongo import opened_store
+    from simulator.settings import load_settings
+
+    console = _console()
+    settings = load_settings()
+    async with opened_store(settings) as store:
+        user = await _current_user(store, settings)
+        experiment = await _resolve_experiment(store, run_spec.experiment, user, store_it=False)
+        spec = run_spec.batch_spec(experiment)
+        _print_plan(experiment, run_spec, console)
+        if args.dry_run:
+            return EXIT_OK
+        if not args.yes and sys.stdin.isatty() and not _confirm(console):
+            console.print("Nothing started.")
+            return EXIT_OK
+        experiment = await _resolve_experiment(store, run_spec.experiment, user, store_it=True)
+        spec = spec.model_copy(update={"experiment_id": experiment.id})
+        async with _runner(store, settings) as runner:
+            batch = await runner.start(experiment, spec, owner=user, prices=run_spec.prices)
+            console.print(
+                f"Batch [bold]{batch.id}[/] started: {batch.cells_total} conversations "
+                f"of {experiment.name!r}."
+            )
+            batch = await _drive(runner, batch, experiment, console)
+    return _report_end(batch, console)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    return asyncio.run(_resume(args.batch))
+
+
+async def _resume(ref: str) -> int:
+    from simulator.db.mongo import opened_store
+    from simulator.settings import load_settings
+
+    console = _console()
+    settings = load_settings()
+    async with opened_store(settings) as store:
+        batch = await _find_batch(store, ref)
+        if batch.status is Status.done:
+            console.print(f"Batch {batch.id} is already done.")
+            return EXIT_OK
+        experiment = await store.experiments.get(batch.experiment_id)
+        if experiment is None:
+            raise NotFoundError(f"The experiment of batch {batch.id} no longer exists.")
+        console.print(f"Resuming batch [bold]{batch.id}[/] of {experiment.name!r}.")
+        async with _runner(store, settings) as runner:
+            batch = await _drive(runner, batch, experiment, console, resume=True)
+    return _report_end(batch, console)
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    return asyncio.run(_cancel(args.batch))
+
+
+async def _cancel(ref: str) -> int:
+    from simulator.db.mongo import opened_store
+    from simulator.engine.batch import BatchRunner
+    from simulator.settings import load_settings
+
+    console = _console()
+    async with opened_store(load_settings()) as store:
+        batch = await _find_batch(store, ref)
+        if batch.status is Status.done:
+            console.print(f"Batch {batch.id} is already done; nothing to cancel.")
+            return EXIT_OK
+        await BatchRunner(store, backends=None).cancel(batch.id)
+    console.print(
+        f"Batch {batch.id} cancelled. A process running it stops within a second; "
+        f"continue it with: simulator resume {batch.id}"
+    )
+    return EXIT_OK
+
+
+def cmd_batches(args: argparse.Namespace) -> int:
+    return asyncio.run(_batches(args.experiment))
+
+
+async def _batches(experiment_ref: str | None) -> int:
+    from rich.table import Table
+
+    from simulator.db.mongo import opened_store
+    from simulator.db.store import ConversationFilter
+    from simulator.settings import load_settings
+
+    console = _console()
+    async with opened_store(load_settings()) as store:
+        experiment_id = None
+        if experiment_ref:
+            from simulator.services.experiments import ExperimentService
+
+            user = await _current_user(store, load_settings())
+            experiment_id = (await ExperimentService(store, user).find(experiment_ref)).id
+        batches = await store.batches.list(experiment_id=experiment_id)
+        if not batches:
+            console.print("No batches yet. Start one with: simulator run SPEC.yaml")
+            return EXIT_OK
+        names: dict[str, str] = {}
+        table = Table(title="Batches", show_lines=False)
+        table.add_column("batch", no_wrap=True)
+        table.add_column("experiment")
+        table.add_column("status", no_wrap=True)
+        for col in ("done", "failed", "total"):
+            table.add_column(col, justify="right", no_wrap=True)
+        table.add_column("created (UTC)", no_wrap=True)
+        table.add_column("owner")
+        for b in batches:
+            if b.experiment_id not in names:
+                exp = await store.experiments.get(b.experiment_id)
+                names[b.experiment_id] = exp.name if exp else "(deleted)"
+            convs = await store.conversations.list(ConversationFilter(batch_id=b.id))
+            done = sum(c.status is Status.done for c in convs)
+            failed = sum(c.status is Status.failed for c in convs)
+            table.add_row(
+                b.id[:12],
+                names[b.experiment_id],
+                b.status.value,
+                str(done),
+                str(failed),
+                str(b.cells_total),
+                b.created_at.strftime("%Y-%m-%d %H:%M"),
+                b.owner,
+            )
+        console.print(table)
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _merge_price_table(run_spec: Any) -> None:
+    """Prices of the PRICE_TABLE file, unless the spec's own ``prices:`` names the model."""
+    from simulator.engine.spec import load_price_table
+    from simulator.settings import load_settings
+
+    path = load_settings().price_table
+    if path is not None:
+        table = load_price_table(path)
+        table.update(run_spec.prices)
+        run_spec.prices.clear()
+        run_spec.prices.update(table)
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    console = Console(highlight=False, soft_wrap=True)
+    if not console.is_terminal:  # logs and pipes: do not squeeze tables into 80 columns
+        console.width = max(console.width, 140)
+    return console
+
+
+def _print_plan(experiment: Experiment, run_spec: Any, console: Any) -> Estimate:
+    from simulator.engine.grid import (
+        count_combinations,
+        day_counts,
+        estimate_cells,
+        expand_grid,
+        factor_combinations,
+    )
+
+    spec = run_spec.batch_spec(experiment)
+    cells = expand_grid(experiment, spec)
+    est = estimate_cells(experiment, cells, run_spec.prices)
+    parts = [
+        (len(spec.model_sets), "model set"),
+        (len(factor_combinations(experiment, spec)), "factor combination"),
+        (len(count_combinations(experiment, spec)), "agent count"),
+        (len(day_counts(spec)), "day count"),
+        (spec.repeats, "repeat"),
+    ]
+    grid = " x ".join(f"{n} {label}{'s' if n != 1 else ''}" for n, label in parts)
+    console.print(f"Experiment: [bold]{experiment.name}[/] ({experiment.kind.value})")
+    console.print(f"Grid: {grid} = {len(cells)} cells")
+    models = sorted({ms.label for ms in spec.model_sets})
+    console.print(f"Models: {'; '.join(models)}")
+    cost = (
+        f", about ${est.cost_usd:,.2f}"
+        if est.cost_usd is not None
+        else (" (cost: a model has no price)" if run_spec.prices else "")
+    )
+    console.print(
+        f"Estimate: {est.conversations:,} conversations, {est.llm_calls:,} LLM calls, "
+        f"about {est.tokens:,} tokens{cost}"
+    )
+    return est
+
+
+def _confirm(console: Any) -> bool:
+    answer = console.input("Start this batch? [y/N] ")
+    return answer.strip().lower() in ("y", "yes")
+
+
+async def _current_user(store: Any, settings: Any) -> str:
+    from simulator.services.identity import current_user
+
+    return await current_user(store, settings)
+
+
+_CONTENT_EXCLUDE = {
+    "id",
+    "owner",
+    "created_at",
+    "updated_at",
+    "version",
+    "parent_id",
+    "note",
+    "favourite",
+}
+
+
+def same_content(a: Experiment, b: Experiment) -> bool:
+    """Two experiments define the same study (ignoring identity, ownership, view state and the
+    sections' generated ids)."""
+    return _content(a) == _content(b)
+
+
+def _content(experiment: Experiment) -> Any:
+    def strip(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k != "id"}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    return strip(experiment.model_dump(mode="json", exclude=_CONTENT_EXCLUDE))
+
+
+async def _resolve_experiment(store: Any, ref: Any, user: str, *, store_it: bool) -> Experiment:
+    """The experiment a spec names. A definition (inline, file, example) is stored once: a stored
+    experiment of this user with the same name and content is reused, so running a spec again
+    adds batches to one experiment instead of copying it. With ``store_it`` False a definition
+    not stored yet is returned as is (for the estimate)."""
+    from simulator.db.store import ExperimentFilter
+    from simulator.services.experiments import ExperimentService
+
+    service = ExperimentService(store, user)
+    if ref.definition is None:
+        return await service.find(ref.id or ref.name)
+    definition: Experiment = ref.definition
+    for stored in await store.experiments.list(ExperimentFilter(text=definition.name)):
+        if stored.owner == user and same_content(stored, definition):
+            return stored
+    if not store_it:
+        return definition
+    return await service.create(definition)
+
+
+async def _find_batch(store: Any, ref: str) -> Batch:
+    ref = ref.strip()
+    batch = await store.batches.get(ref)
+    if batch is not None:
+        return batch
+    matches = [b for b in await store.batches.list() if b.id.startswith(ref)] if ref else []
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise SimulatorError(
+            f"{ref!r} matches {len(matches)} batches; give more of the id.",
+            title="Ambiguous batch",
+        )
+    raise NotFoundError(f"There is no batch {ref!r}. List them with 'simulator batches'.")
+
+
+class _RunnerContext:
+    def __init__(self, store: Any, settings: Any) -> None:
+        self.store, self.settings = store, settings
+
+    async def __aenter__(self) -> Any:
+        from simulator.engine.batch import BatchRunner
+        from simulator.engine.events import EventBus
+        from simulator.llm.registry import Backends
+
+        self.backends = Backends(self.settings)
+        self.runner = BatchRunner(self.store, self.backends, EventBus())
+        return self.runner
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.backends.aclose()
+
+
+def _runner(store: Any, settings: Any) -> _RunnerContext:
+    return _RunnerContext(store, settings)
+
+
+async def _drive(
+    runner: Any, batch: Batch, experiment: Experiment, console: Any, *, resume: bool = False
+) -> Batch:
+    """Run (or resume) the batch with a progress bar and a line per finished conversation."""
+    from simulator.db.store import ConversationFilter
+    from simulator.engine.events import BatchProgress, ConversationFailed, ConversationFinished
+    from simulator.engine.grid import describe_cell
+
+    conversations: dict[str, Conversation] = {
+        c.id: c
+        for c in await runner.store.conversations.list(ConversationFilter(batch_id=batch.id))
+    }
+
+    def label(cid: str) -> str:
+        c = conversations.get(cid)
+        return f"#{c.cell_index + 1} {describe_cell(c.cell)}" if c else cid
+
+    with _progress(console, batch, experiment) as (progress, task):
+
+        def on_event(event: Any) -> None:
+            if isinstance(event, BatchProgress) and event.batch_id == batch.id:
+                progress.update(
+                    task,
+                    total=event.total,
+                    completed=event.done + event.failed,
+                    failed=event.failed,
+                )
+            elif isinstance(event, ConversationFinished) and event.batch_id == batch.id:
+                mark = "[green]done[/]" if event.status is Status.done else event.status.value
+                progress.console.print(f"  {mark}  {label(event.conversation_id)}")
+            elif isinstance(event, ConversationFailed) and event.batch_id == batch.id:
+                progress.console.print(
+                    f"  [red]failed[/]  {label(event.conversation_id)}: {event.error}"
+                )
+
+        unsubscribe = runner.bus.subscribe(on_event)
+        try:
+            if resume:
+                return await runner.resume(batch.id)
+            return await runner.run(batch.id)
+        finally:
+            unsubscribe()
+
+
+@contextmanager
+def _progress(console: Any, batch: Batch, experiment: Experiment) -> Iterator[tuple[Any, Any]]:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("failed {task.fields[failed]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+    with progress:
+        task = progress.add_task(
+            f"batch {batch.id[:8]} {experiment.name}", total=batch.cells_total, failed=0
+        )
+        yield progress, task
+
+
+def _report_end(batch: Batch, console: Any) -> int:
+    if batch.status is Status.done:
+        console.print(f"Batch {batch.id} done: {batch.cells_total} conversations.")
+        return EXIT_OK
+    if batch.status is Status.failed:
+        console.print(f"[red]Batch {batch.id}: {batch.error}[/]")
+    else:
+        console.print(f"Batch {batch.id} {batch.status.value}.")
+    console.print(f"Continue it with: simulator resume {batch.id}")
+    return EXIT_UNFINISHED

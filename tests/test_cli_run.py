@@ -1,0 +1,168 @@
+"""``simulator run / batches / resume / cancel`` in-process, on the session embedded server."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import pymongo
+import pytest
+
+from simulator.cli import main
+from simulator.db.mongo import connect_store
+from simulator.domain import BatchSpec, ModelRef, ModelSet, Provider, Status
+from simulator.engine.batch import BatchRunner
+from simulator.llm.registry import Backends
+from tests.plugins.batches import make_prison_experiment
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO / "simulator" / "examples" / "prison_study_batch.yaml"
+
+
+@pytest.fixture
+def db(mongo_uri: str, tmp_data_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A fresh database the CLI uses (MONGODB_URI/MONGODB_DB), read back with a sync client."""
+    name = f"t_cli_{uuid.uuid4().hex[:12]}"
+    monkeypatch.setenv("MONGODB_URI", mongo_uri)
+    monkeypatch.setenv("MONGODB_DB", name)
+    monkeypatch.delenv("PRICE_TABLE", raising=False)
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    client: pymongo.MongoClient = pymongo.MongoClient(mongo_uri)
+    try:
+        yield client[name]
+    finally:
+        client.drop_database(name)
+        client.close()
+
+
+def test_run_the_readme_example_spec_on_dryrun(db, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    assert main(["run", str(EXAMPLE), "--yes"]) == 0
+    out = capsys.readouterr().out
+    assert "Grid: 1 model set x 10 factor combinations x 1 agent count" in out
+    assert "Estimate: 10 conversations, 210 LLM calls" in out
+    assert out.count("  done  #") == 10
+    assert "done: 10 conversations" in out
+    batches = list(db.batches.find())
+    assert len(batches) == 1 and batches[0]["status"] == "done"
+    convs = list(db.conversations.find({"batch_id": batches[0]["_id"]}))
+    assert len(convs) == 10
+    assert {c["status"] for c in convs} == {"done"}
+    assert {c["messages_done"] for c in convs} == {20}
+    levels = {(c["cell"]["factors"]["goal"], c["cell"]["factors"]["persona"]) for c in convs}
+    assert len(levels) == 10
+    # agent messages are exactly the budget: 20 per conversation, plus kickoff and summary
+    assert db.messages.count_documents({"kind": "utterance"}) == 200
+    assert db.messages.count_documents({"kind": "summary"}) == 10
+    # running the spec again adds a batch to the same stored experiment (no copy)
+    assert main(["run", str(EXAMPLE), "--yes"]) == 0
+    assert db.experiments.count_documents({}) == 1
+    assert db.batches.count_documents({}) == 2
+
+
+def test_dry_run_prints_the_estimate_and_stores_nothing(
+    db, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    assert main(["run", str(EXAMPLE), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "10 conversations" in out and "LLM calls" in out and "tokens" in out
+    assert "$0.00" in out  # dryrun costs nothing, a price table is given
+    assert db.experiments.count_documents({}) == 0
+    assert db.batches.count_documents({}) == 0
+
+
+def test_a_malformed_spec_is_reported_with_its_field_path_before_anything_runs(
+    db, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(
+        "experiment: {example: prison_study}\n"
+        "batch:\n"
+        "  max_agents: {guard: 0}\n"
+        "  days: two\n"
+        "  factors: [{goal: Parole}]\n",
+        encoding="utf-8",
+    )
+    assert main(["run", str(spec), "--yes"]) == 2
+    err = capsys.readouterr().err
+    assert "error: Invalid specification:" in err
+    assert "batch.max_agents.guard: must be at least 1" in err
+    assert "batch.days: must be a whole number, not 'two'" in err
+    assert "Traceback" not in err
+    # a problem only the experiment can reveal, still before anything is stored
+    spec.write_text(
+        "experiment: {example: prison_study}\nbatch:\n  factors: [{goal: Parole}]\n",
+        encoding="utf-8",
+    )
+    assert main(["run", str(spec), "--yes"]) == 2
+    err = capsys.readouterr().err
+    assert "batch.factors.0.goal: 'Parole' is not a level of 'goal'" in err
+    assert db.experiments.count_documents({}) == 0
+    assert db.batches.count_documents({}) == 0
+
+
+def test_run_a_stored_experiment_by_name_with_an_inline_price_table(
+    db, mongo_uri: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    async def store_experiment() -> None:
+        store = await connect_store(mongo_uri, db.name)
+        try:
+            await store.experiments.create(make_prison_experiment(name="Stored prison"))
+        finally:
+            await store.close()
+
+    asyncio.run(store_experiment())
+    spec = tmp_path / "spec.json"
+    spec.write_text(
+        '{"experiment": "stored prison", "batch": {"total_messages": 4, "days": 2, '
+        '"max_agents": {"Guard": 2}, "models": "openai:gpt-4o-mini"}, '
+        '"prices": {"gpt-4o-mini": {"input_per_1k": 1.0, "output_per_1k": 1.0}}}',
+        encoding="utf-8",
+    )
+    assert main(["run", str(spec), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "Experiment: Stored prison" in out
+    assert "2 conversations, 12 LLM calls" in out  # 2 cells x (4 turns + 2 summaries)
+    assert "about $" in out and "$0.00" not in out
+    assert db.batches.count_documents({}) == 0
+    missing = tmp_path / "missing.yaml"
+    missing.write_text("experiment: Nope\n", encoding="utf-8")
+    assert main(["run", str(missing), "--dry-run"]) == 2
+    assert "No experiment 'Nope'" in capsys.readouterr().err
+
+
+def test_batches_cancel_and_resume(db, mongo_uri: str, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    async def start_batch() -> str:
+        store = await connect_store(mongo_uri, db.name)
+        try:
+            exp = await store.experiments.create(make_prison_experiment())
+            spec = BatchSpec(
+                experiment_id=exp.id,
+                model_sets=[ModelSet(default=ModelRef(provider=Provider.dryrun, model="script"))],
+                max_agents={"Guard": 2},
+                total_messages=4,
+            )
+            batch = await BatchRunner(store, Backends()).start(exp, spec, owner="ada")
+            return batch.id
+        finally:
+            await store.close()
+
+    batch_id = asyncio.run(start_batch())
+    assert main(["batches"]) == 0
+    out = capsys.readouterr().out
+    assert batch_id[:12] in out and "pending" in out and "Prison batch test" in out
+
+    assert main(["cancel", batch_id[:8]]) == 0
+    assert "cancelled" in capsys.readouterr().out
+    assert db.batches.find_one({"_id": batch_id})["status"] == Status.cancelled.value
+
+    assert main(["resume", batch_id[:8]]) == 0
+    out = capsys.readouterr().out
+    assert "Resuming batch" in out and out.count("  done  #") == 2
+    assert db.batches.find_one({"_id": batch_id})["status"] == "done"
+    assert db.conversations.count_documents({"batch_id": batch_id, "status": "done"}) == 2
+
+    assert main(["resume", batch_id]) == 0
+    assert "already done" in capsys.readouterr().out
+    assert main(["cancel", "ffffffffff"]) == 2
+    assert "no batch" in capsys.readouterr().err
