@@ -122,11 +122,6 @@ def _na(v: Any) -> bool:
 
 def _describe(conv: pd.Series) -> list[tuple[str, str]]:
     """Labelled facts about a conversation for transcript headers."""
-    counts = ", ".join(
-        f"{c.removeprefix('count_')} {int(conv[c])}"
-        for c in conv.index
-        if c.startswith("count_") and not _na(conv[c])
-    )
     factors = ", ".join(
         f"{c.removeprefix('factor_')}={conv[c]}"
         for c in conv.index
@@ -135,7 +130,7 @@ def _describe(conv: pd.Series) -> list[tuple[str, str]]:
     facts = [
         ("Experiment", f"{_s(conv['experiment_name']) or '?'} ({conv['experiment_id']})"),
         ("Batch", _s(conv["batch_id"]) or "none"),
-        ("Agents", f"{counts} ({_s(conv['agents'])})"),
+        ("Agents", f"{_s(conv['cell_counts'])} ({_s(conv['agents'])})"),
         ("Days", str(conv["days"])),
         ("Messages", f"{conv['messages_done']} of {conv['budget']}"),
         ("Speaker selection", _s(conv["speaker_selection"])),

@@ -81,6 +81,7 @@ MESSAGE_COLUMNS: dict[str, str] = {
 
 # The grid cell's columns (shared by both frames), before ``count_*`` and ``factor_*``.
 CELL_COLUMNS: dict[str, str] = {
+    "cell_counts": STRING,
     "days": INT,
     "total_messages": INT,
     "speaker_selection": STRING,
@@ -361,6 +362,7 @@ def _cell_values(conv: Conversation, roles: list[str], factors: list[str]) -> di
     counts = {count_column(r): n for r, n in cell.counts.items()}
     levels = {factor_column(f): v for f, v in cell.factors.items()}
     out: dict[str, Any] = {
+        "cell_counts": LIST_SEP.join(f"{r}={n}" for r, n in cell.counts.items()),
         "days": cell.days,
         "total_messages": cell.total_messages,
         "speaker_selection": cell.speaker_selection.value,

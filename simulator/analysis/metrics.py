@@ -142,6 +142,7 @@ def conversation_metrics(messages: pd.DataFrame, conversations: pd.DataFrame) ->
         "batch_id",
         "cell_index",
         *role_columns(conversations),
+        "cell_counts",
         "days",
         "total_messages",
         "speaker_selection",
@@ -166,7 +167,14 @@ def _role_present(conversations: pd.DataFrame, role: str) -> pd.Series:
 
 
 #: The columns that identify a grid cell in ``cell_metrics`` (plus ``count_*`` and ``factor_*``).
-CELL_KEYS = ("batch_id", "days", "total_messages", "speaker_selection", "cell_models")
+CELL_KEYS = (
+    "batch_id",
+    "cell_counts",
+    "days",
+    "total_messages",
+    "speaker_selection",
+    "cell_models",
+)
 
 
 def cell_metrics(metrics: pd.DataFrame, by: Sequence[str] | None = None) -> pd.DataFrame:

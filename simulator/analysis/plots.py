@@ -113,12 +113,15 @@ def role_share_figure(messages: pd.DataFrame, path: Path) -> Path:
 def words_by_cell_figure(metrics: pd.DataFrame, path: Path) -> Path:
     """Mean words per agent message in each grid cell (agents per role, days, factors)."""
     plt = _pyplot()
-    keys = [c for c in metrics.columns if c.startswith(("count_", "factor_"))] + ["days"]
+    factors = [c for c in metrics.columns if c.startswith("factor_")]
+    keys = ["cell_counts", *factors, "days"]
     cells = m.cell_metrics(metrics, by=keys)
-    labels = [
-        " ".join(f"{k.split('_', 1)[1] if '_' in k else k}={row[k]}" for k in keys)
-        for _, row in cells.iterrows()
-    ]
+    labels = []
+    for _, row in cells.iterrows():
+        parts = [str(row["cell_counts"])]
+        parts += [f"{f.removeprefix('factor_')}={row[f]}" for f in factors if pd.notna(row[f])]
+        parts.append(f"{row['days']} day{'s' * (row['days'] != 1)}")
+        labels.append(" · ".join(parts))
     fig, ax = plt.subplots(figsize=(8, max(3.0, 0.35 * len(labels) + 1.5)))
     ax.barh(range(len(labels)), cells["mean_words_mean"].to_numpy(dtype=float), color="#3b6ea8")
     ax.set_yticks(range(len(labels)), labels, fontsize=8)
