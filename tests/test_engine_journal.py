@@ -224,3 +224,15 @@ def test_parse_json_object(text: str, expected: dict[str, Any]) -> None:
 def test_parse_json_object_rejects(text: str) -> None:
     with pytest.raises(ValueError):
         parse_json_object(text)
+
+
+async def test_seek_skips_replay_of_a_stored_prefix(store: Any, backends: Any) -> None:
+    conv = await new_conversation(store)
+    j = await Journal.open(store, conv, backends)
+    for i in range(3):
+        await j.record(kind=MessageKind.system, speaker="Game", role="game", content=f"{i}")
+    j2 = await Journal.open(store, conv, backends)
+    j2.seek(2)
+    assert j2.next_seq == 2 and j2.peek().content == "2" and len(j2.history) == 2
+    with pytest.raises(ResumeError):
+        j2.seek(4)

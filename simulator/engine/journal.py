@@ -155,6 +155,16 @@ class Journal:
     def stored_at_open(self) -> int:
         return self._stored_at_open
 
+    def seek(self, seq: int) -> None:
+        """Skip the replay of stored messages before ``seq`` (a game resuming from a state
+        snapshot taken at ``seq``). Progress counters still count every stored message."""
+        if not 0 <= seq <= len(self._messages):
+            raise ResumeError(
+                f"Conversation {self.conversation.id} cannot resume at message {seq}: only "
+                f"{len(self._messages)} are stored."
+            )
+        self._seq = seq
+
     def peek(self) -> Message | None:
         """The stored message at ``next_seq`` when replaying, else None."""
         return self._messages[self._seq] if self.replaying else None
