@@ -341,7 +341,9 @@ class BatchSpec(Model):
     speaker_selection: SpeakerSelection = SpeakerSelection.round_robin
     repeats: int = Field(default=1, ge=1)
     seed: int = 0
-    concurrency: int = Field(default=8, ge=1)
+    # Conversations at once. Each endpoint has its own, tighter limit (Backends), so this only
+    # needs to be high enough to keep every endpoint of a mixed batch busy.
+    concurrency: int = Field(default=16, ge=1)
     rounds: int | None = Field(default=None, ge=1)  # games: rounds (commons) or steps (reputation)
 
     @field_validator("max_agents")
