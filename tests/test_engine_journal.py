@@ -236,3 +236,21 @@ async def test_seek_skips_replay_of_a_stored_prefix(store: Any, backends: Any) -
     assert j2.next_seq == 2 and j2.peek().content == "2" and len(j2.history) == 2
     with pytest.raises(ResumeError):
         j2.seek(4)
+
+
+async def test_an_empty_summary_is_reasked_as_a_summary(
+    store: Any, backends: Any, recording_policy: Any
+) -> None:
+    policy = recording_policy(lambda r: "Quiet day." if len(r.messages) > 2 else "  ")
+    conv = await new_conversation(store)
+    j = await Journal.open(store, conv, backends)
+    m = await j.chat(
+        ask(policy, "Summarizer"),
+        speaker="Summarizer",
+        role="summarizer",
+        day=1,
+        turn=3,
+        kind=MessageKind.summary,
+    )
+    assert (m.content, m.flags, m.kind) == ("Quiet day.", ["reasked"], MessageKind.summary)
+    assert policy.requests[1].messages[-1].content.startswith("Your previous answer was empty.")

@@ -66,6 +66,7 @@ EMPTY_REASK = (
     "Your previous answer had no text of your own once the parts spoken as other participants "
     "were removed. Answer again as {speaker} only, in the first person."
 )
+EMPTY_REASK_SUMMARY = "Your previous answer was empty. Write the summary now."
 ACTION_REASK = (
     "Your previous answer was not valid: {error}. Answer again with only a JSON object that "
     "matches the required schema, with no other text."
@@ -216,7 +217,12 @@ class Journal:
             reask = _extend(
                 request,
                 ChatMessage("assistant", result.text),
-                ChatMessage("user", EMPTY_REASK.format(speaker=speaker)),
+                ChatMessage(
+                    "user",
+                    EMPTY_REASK_SUMMARY
+                    if kind is MessageKind.summary
+                    else EMPTY_REASK.format(speaker=speaker),
+                ),
             )
             result = await self.backends.chat(reask)
             results.append(result)
