@@ -64,3 +64,27 @@ class _StatusStore:
 
 async def test_falls_back_to_the_uri_user() -> None:
     assert await current_user(_StatusStore(), load_settings()) == "erin"
+
+
+def test_password_from_uri_is_found_for_scrubbing() -> None:
+    from simulator.services.identity import password_from_uri
+
+    assert password_from_uri("mongodb://a:p%40ss@h/") == "p@ss"
+    assert password_from_uri("mongodb://a@h/") is None
+    assert password_from_uri("mongodb://h/") is None
+
+
+def test_user_session_registers_configured_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import SecretStr
+
+    from simulator.logging_setup import scrub
+    from simulator.services.session import register_secrets
+
+    settings = load_settings(
+        mongodb_uri=SecretStr("mongodb://u:uri-Secret-77@h/"),
+        db_password=SecretStr("db-Secret-88"),
+        openai_api_key=SecretStr("key-Secret-99"),
+    )
+    register_secrets(settings)
+    text = scrub("uri-Secret-77 db-Secret-88 key-Secret-99")
+    assert "Secret" not in text

@@ -45,6 +45,19 @@ def user_from_uri(uri: str | None) -> str | None:
     return user or None
 
 
+def password_from_uri(uri: str | None) -> str | None:
+    """The (unescaped) password of a MongoDB URI, or None: only for scrubbing it from logs."""
+    if not uri or "://" not in uri:
+        return None
+    rest = uri.split("://", 1)[1]
+    if "@" not in rest:
+        return None
+    userinfo = rest.rsplit("@", 1)[0]
+    if ":" not in userinfo:
+        return None
+    return unquote(userinfo.split(":", 1)[1]) or None
+
+
 def user_from_status(status: Any) -> str | None:
     """The first authenticated user in a ``connectionStatus`` reply, or None."""
     if not isinstance(status, dict):

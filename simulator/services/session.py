@@ -23,6 +23,23 @@ def remembered_credentials(settings: Any) -> Credentials | None:
     return CredentialStore().load()
 
 
+def register_secrets(settings: Any, remembered: Credentials | None = None) -> None:
+    """Scrub every configured or remembered secret from the logs from now on."""
+    from simulator.logging_setup import register_secret
+    from simulator.services.identity import password_from_uri
+
+    for secret in (
+        getattr(settings, "db_password", None),
+        getattr(settings, "openai_api_key", None),
+        remembered.password if remembered is not None else None,
+    ):
+        if secret is not None:
+            register_secret(secret.get_secret_value())
+    uri = getattr(settings, "mongodb_uri", None)
+    if uri is not None:
+        register_secret(password_from_uri(uri.get_secret_value()))
+
+
 @contextlib.asynccontextmanager
 async def user_session(settings: Any = None) -> AsyncIterator[tuple[Any, str]]:
     """``(store, user)`` for the duration of a command; the store is closed afterwards."""
@@ -31,6 +48,7 @@ async def user_session(settings: Any = None) -> AsyncIterator[tuple[Any, str]]:
 
     settings = settings if settings is not None else load_settings()
     remembered = remembered_credentials(settings)
+    register_secrets(settings, remembered)
     if settings.needs_password(remembered):
         raise AuthenticationError(
             f"DB_USER {settings.db_user!r} and DB_CLUSTER_URL are set but no password is known. "
