@@ -42,36 +42,53 @@ def labelled(message: Message) -> str:
     return f"{message.speaker}: {message.content}"
 
 
+class AgentView:
+    """An agent's growing context, fed one witnessed message at a time (cheap per turn)."""
+
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+        self._out: list[ChatMessage] = [ChatMessage("system", agent.system_prompt)]
+        self._pending: list[str] = []  # user-side text not yet closed by an own turn
+        self._last_own = False
+
+    def add(self, m: Message) -> None:
+        """Witness ``m`` (kickoffs and agent turns count; other kinds are ignored)."""
+        if m.kind is MessageKind.kickoff:
+            self._pending.append(m.content)
+        elif m.kind is MessageKind.utterance:
+            if m.speaker == self.agent.name:
+                if self._pending:
+                    self._out.append(ChatMessage("user", "\n\n".join(self._pending)))
+                    self._pending = []
+                elif self._last_own:
+                    self._out.append(ChatMessage("user", CONTINUE))
+                self._out.append(ChatMessage("assistant", m.content))
+                self._last_own = True
+                return
+            if m.recipients is not None and self.agent.name not in m.recipients:
+                return
+            self._pending.append(labelled(m))
+        else:
+            return
+        self._last_own = False
+
+    def messages(self) -> list[ChatMessage]:
+        """The request for the agent's next turn."""
+        out = list(self._out)
+        if self._pending:
+            out.append(ChatMessage("user", "\n\n".join(self._pending)))
+        elif self._last_own:
+            out.append(ChatMessage("user", CONTINUE))
+        return out
+
+
 def agent_context(agent: Agent, messages: Iterable[Message]) -> list[ChatMessage]:
     """The chat messages ``agent`` receives before its next turn, given the messages it has
     witnessed (kickoffs and agent turns, in seq order; others are ignored)."""
-    out: list[ChatMessage] = [ChatMessage("system", agent.system_prompt)]
-    pending: list[str] = []  # user-side text not yet flushed
-    last_own = False
+    view = AgentView(agent)
     for m in messages:
-        if m.kind is MessageKind.kickoff:
-            pending.append(m.content)
-        elif m.kind is MessageKind.utterance:
-            if m.speaker == agent.name:
-                if pending:
-                    out.append(ChatMessage("user", "\n\n".join(pending)))
-                    pending = []
-                elif last_own:
-                    out.append(ChatMessage("user", CONTINUE))
-                out.append(ChatMessage("assistant", m.content))
-                last_own = True
-                continue
-            if m.recipients is not None and agent.name not in m.recipients:
-                continue
-            pending.append(labelled(m))
-        else:
-            continue
-        last_own = False
-    if pending:
-        out.append(ChatMessage("user", "\n\n".join(pending)))
-    elif last_own:
-        out.append(ChatMessage("user", CONTINUE))
-    return out
+        view.add(m)
+    return view.messages()
 
 
 def transcript(messages: Iterable[Message]) -> str:
@@ -96,6 +113,7 @@ __all__ = [
     "RESEARCHER_ROLE",
     "SUMMARIZER",
     "SUMMARIZER_ROLE",
+    "AgentView",
     "agent_context",
     "compose_kickoff",
     "summarizer_context",

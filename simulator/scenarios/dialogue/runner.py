@@ -27,7 +27,7 @@ from simulator.scenarios.dialogue.context import (
     RESEARCHER_ROLE,
     SUMMARIZER,
     SUMMARIZER_ROLE,
-    agent_context,
+    AgentView,
     compose_kickoff,
     summarizer_context,
     transcript,
@@ -67,8 +67,10 @@ async def run_dialogue(
         bus=bus,
     )
     summaries: list[str] = []
-    earlier: list[Message] = []  # previous days' kickoffs and turns (full-history memory)
+    views: dict[str, AgentView] = {}
     for day, budget in enumerate(budgets, start=1):
+        if day == 1 or options.memory is not Memory.full_history:
+            views = {name: AgentView(agent) for name, agent in agents.items()}
         if day == 1:
             starting = conversation.kickoff
         else:
@@ -84,15 +86,16 @@ async def run_dialogue(
             turn=0,
         )
         today: list[Message] = [kickoff]
+        for view in views.values():
+            view.add(kickoff)
         previous: str | None = None
         stopped_by: tuple[str, str] | None = None
         for turn in range(1, budget + 1):
             speaker = await selector.next(day, turn, previous, transcript(today))
             agent = agents[speaker]
-            witnessed = earlier + today if options.memory is Memory.full_history else today
             request = ChatRequest(
                 model=agent.model,
-                messages=agent_context(agent, witnessed),
+                messages=views[speaker].messages(),
                 meta=CallMeta(
                     agent=agent.name,
                     role=agent.role,
@@ -113,6 +116,8 @@ async def run_dialogue(
                 ),
             )
             today.append(message)
+            for view in views.values():
+                view.add(message)
             previous = speaker
             phrase = said_stop_phrase(message.content, options.stop_phrases)
             if phrase is not None:
@@ -138,7 +143,6 @@ async def run_dialogue(
             kind=MessageKind.summary,
         )
         summaries.append(summary.content)
-        earlier += today
         if bus is not None and summary.seq >= journal.stored_at_open:
             await bus.publish(DayEnded(conversation.id, conversation.batch_id, day))
         if stopped_by is not None:
