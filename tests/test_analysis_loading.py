@@ -179,10 +179,15 @@ def test_names_and_assignments() -> None:
         "guard": "1",
         "prisoner": "2",
     }
-    assert parse_assignments(["goal=Escape", "persona=A, B=c"], what="--factor") == {
+    assert parse_assignments(["goal=Escape", "persona=A, B=c"], what="--counts") == {
         "goal": "Escape",
         "persona": "A",
         "B": "c",
+    }
+    # a factor level may hold commas and '='
+    assert parse_assignments(["persona=Calm, kind", "rule=a=b"], what="--factor", split=False) == {
+        "persona": "Calm, kind",
+        "rule": "a=b",
     }
     with pytest.raises(ValueError, match="expected NAME=VALUE, got 'guard'"):
         parse_assignments("guard", what="--counts")

@@ -51,6 +51,7 @@ MESSAGE_COLUMNS: dict[str, str] = {
     "public": BOOL,
     "recipients": STRING,
     "content": STRING,
+    "raw": STRING,
     "words": INT,
     "chars": INT,
     "data": STRING,
@@ -164,14 +165,16 @@ class AnalysisFilter:
     kinds: Sequence[str] | None = field(default=None)  # message kinds (load_messages only)
 
 
-def parse_assignments(text: str | Iterable[str] | None, *, what: str) -> dict[str, str]:
-    """``"guard=1,prisoner=2"`` (or a list of such strings) as a dict; a ConfigurationError-free
-    ValueError names the bad part."""
+def parse_assignments(
+    text: str | Iterable[str] | None, *, what: str, split: bool = True
+) -> dict[str, str]:
+    """``"guard=1,prisoner=2"`` (or a list of such strings) as a dict; a ValueError names the bad
+    part. With ``split=False`` each string is one ``NAME=VALUE`` whose value may hold commas."""
     if text is None:
         return {}
     parts: list[str] = []
     for chunk in [text] if isinstance(text, str) else list(text):
-        parts.extend(p for p in chunk.split(",") if p.strip())
+        parts.extend(p for p in (chunk.split(",") if split else [chunk]) if p.strip())
     out: dict[str, str] = {}
     for part in parts:
         name, sep, value = part.partition("=")
@@ -436,6 +439,7 @@ def messages_frame(
                 "public": m.recipients is None,
                 "recipients": None if m.recipients is None else LIST_SEP.join(m.recipients),
                 "content": m.content,
+                "raw": m.raw,
                 "words": word_count(m.content),
                 "chars": len(m.content),
                 "data": None if m.data is None else json.dumps(m.data, sort_keys=True),

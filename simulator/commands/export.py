@@ -79,7 +79,8 @@ def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
         "--factor",
         action="append",
         metavar="NAME=LEVEL",
-        help="a study factor's level, e.g. goal=Escape (repeat the option for several factors)",
+        help="a study factor's level, e.g. goal=Escape (repeat the option for several factors; "
+        "a level may contain commas)",
     )
     g.add_argument(
         "--conversation",
@@ -163,7 +164,7 @@ def filter_from_args(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
     try:
         counts_raw = parse_assignments(args.counts, what="--counts")
-        factors = parse_assignments(args.factor, what="--factor")
+        factors = parse_assignments(args.factor, what="--factor", split=False)
     except ValueError as exc:
         raise ConfigurationError(str(exc)) from None
     counts: dict[str, int] = {}
