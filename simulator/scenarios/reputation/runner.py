@@ -191,22 +191,11 @@ async def run_reputation(
 
 
 async def play(store: Any, backends: Any, conversation_id: str, bus: Any = None) -> Conversation:
-    """Run or resume one reputation conversation to its end; store its final status."""
-    from simulator.engine.journal import Journal
+    """Run or resume one reputation conversation to its end (the engine's ``run_conversation``:
+    a failure is stored as the conversation's status and error)."""
+    from simulator.engine.conversation import run_conversation
 
-    conversation = await store.conversations.get(conversation_id)
-    if conversation is None:
-        raise NotFoundError(f"No conversation {conversation_id}.")
-    experiment = await store.experiments.get(conversation.experiment_id)
-    if experiment is None:
-        raise NotFoundError(f"The experiment of conversation {conversation_id} no longer exists.")
-    journal = await Journal.open(store, conversation, backends, bus)
-    try:
-        await run_reputation(store, backends, conversation, experiment, journal, bus)
-    except SimulatorError as exc:
-        await journal.finish(Status.failed, f"{exc.title}: {exc}")
-        raise
-    return await journal.finish(Status.done)
+    return await run_conversation(store, backends, conversation_id, bus=bus)
 
 
 async def create_conversation(

@@ -77,6 +77,14 @@ class ReputationRecord(_State):
     source: Source = "direct"
     previous_score: float | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_derived(cls, data: Any) -> Any:
+        # the stored score is derived from the distribution: recomputed, never trusted
+        if isinstance(data, dict) and "score" in data:
+            data = {k: v for k, v in data.items() if k != "score"}
+        return data
+
     @computed_field  # type: ignore[prop-decorator]
     @property
     def score(self) -> float:
