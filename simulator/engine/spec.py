@@ -235,7 +235,7 @@ class _BatchScalars(Model):
     speaker_selection: SpeakerSelection = SpeakerSelection.round_robin
     repeats: int = Field(default=1, ge=1)
     seed: int = 0
-    concurrency: int = Field(default=8, ge=1)
+    concurrency: int = Field(default=BatchSpec.model_fields["concurrency"].default, ge=1)
     rounds: int | None = Field(default=None, ge=1)
 
 
