@@ -1,1 +1,152 @@
 """Shared pytest fixtures of the tui tests (registered in tests/conftest.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from simulator.domain.models import (
+    Experiment,
+    ModelRef,
+    Provider,
+    Role,
+    Section,
+    SectionKind,
+    StudyFactor,
+)
+from simulator.settings import Settings
+
+FIXED_TIME = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
+
+_CONFIG_VARS = [
+    "MONGODB_URI",
+    "DB_USER",
+    "DB_PASSWORD",
+    "DB_CLUSTER_URL",
+    "MONGODB_DB",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "OLLAMA_HOST",
+]
+
+
+@pytest.fixture
+def tui_settings(tmp_data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Hermetic settings: no .env, no configured server, private config dir, cwd in tmp_path."""
+    for var in _CONFIG_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SIMULATOR_CONFIG_DIR", str(tmp_path / "config"))
+    # Ollama at a closed port: listing fails fast and clearly, nothing is ever pulled.
+    return Settings(_env_file=None, ollama_host="http://127.0.0.1:9")  # type: ignore[call-arg]
+
+
+def sample_experiment(
+    name: str = "Prison 1v1",
+    *,
+    owner: str = "alice",
+    experiment_id: str = "e" * 32,
+    note: str = "",
+    favourite: bool = False,
+    kind: str = "dialogue",
+) -> Experiment:
+    """A small two-role experiment with fixed id and timestamps (for snapshots)."""
+    return Experiment(
+        id=experiment_id,
+        name=name,
+        kind=kind,  # type: ignore[arg-type]
+        starting_message="Start the experiment.",
+        roles=[
+            Role(
+                name="Guard",
+                sections=[
+                    Section(
+                        id="g-goal",
+                        title="Goal",
+                        content="Keep control of the <PRISONER_NOUN>.",
+                        kind=SectionKind.private,
+                        position=1,
+                    )
+                ],
+            ),
+            Role(
+                name="Prisoner",
+                sections=[
+                    Section(
+                        id="p-goal",
+                        title="Goal",
+                        content="You face <GUARD_NUM> <GUARD_NOUN>.",
+                        kind=SectionKind.private,
+                        position=2,
+                    )
+                ],
+            ),
+        ],
+        shared_sections=[
+            Section(
+                id="s-env",
+                title="Environment",
+                content="A simulated prison with <AGENTS_NUM> agents.",
+                kind=SectionKind.shared,
+                position=0,
+            )
+        ],
+        summarizer_sections=[
+            Section(
+                id="sum-1",
+                title="",
+                content="Summarise the day objectively.",
+                kind=SectionKind.summarizer,
+                position=0,
+            )
+        ],
+        models=[ModelRef(provider=Provider.dryrun, model="dryrun")],
+        factors=[StudyFactor(name="goal", levels=["Escape", "Yard Time"])],
+        note=note,
+        favourite=favourite,
+        owner=owner,
+        created_at=FIXED_TIME,
+        updated_at=FIXED_TIME,
+    )
+
+
+async def wait_until(
+    pilot: Any, predicate: Callable[[], bool], within: float = 10.0, what: str = ""
+) -> None:
+    """Let the app run until ``predicate()`` holds (workers finish, screens change)."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            if predicate():
+                return
+        except Exception:  # a widget not mounted yet
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or predicate}")
+        await pilot.pause(0.05)
+
+
+@pytest.fixture
+def run_sync() -> Callable[[Any], Any]:
+    """Run a coroutine to completion on a fresh loop (sync snapshot tests)."""
+    return asyncio.run
+
+
+async def wait_library(pilot: Any, loads: int = 1) -> Any:
+    """Wait until the library is the current screen and has loaded ``loads`` times."""
+    from simulator.tui.screens.library import LibraryScreen
+
+    app = pilot.app
+    await wait_until(
+        pilot,
+        lambda: isinstance(app.screen, LibraryScreen) and app.screen.loads >= loads,
+        what="the library",
+    )
+    await pilot.pause()
+    return app.screen

@@ -1,0 +1,323 @@
+"""SimulatorApp: start-up (connect, log in, or explain why not), then the experiment library.
+
+The app never talks to MongoDB itself: it opens the store through ``simulator.db.mongo`` in an
+async worker on its own loop (an ``AsyncMongoClient`` is bound to one event loop) and from then on
+uses the services in ``app.services`` only.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from functools import partial
+from typing import Any, ClassVar
+
+from textual import on, work
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState
+
+from simulator.credentials import Credentials, CredentialStore
+from simulator.domain.errors import (
+    AuthenticationError,
+    DatabaseUnavailableError,
+    SimulatorError,
+)
+from simulator.logging_setup import register_secret
+from simulator.settings import Settings, load_settings, redact_uri
+from simulator.tui.messages import Connected, ConnectFailed
+from simulator.tui.screens.dialogs import ConfirmDialog, HelpScreen, MessageDialog
+from simulator.tui.screens.startup import (
+    ConnectingScreen,
+    DatabaseErrorScreen,
+    LoginDetails,
+    LoginScreen,
+)
+
+log = logging.getLogger(__name__)
+
+
+def host_of(uri: str) -> str:
+    """``host:port`` of a MongoDB URI, without credentials or path."""
+    rest = redact_uri(uri).split("://", 1)[-1].rsplit("@", 1)[-1]
+    return rest.split("/", 1)[0].split("?", 1)[0] or "?"
+
+
+def describe_target(settings: Settings, remembered: Credentials | None = None) -> str:
+    """Where the app connects, in words: ``MongoDB at host`` or the embedded server's folder."""
+    uri = settings.mongodb_connection_uri(remembered)
+    if uri is not None:
+        return f"MongoDB at {host_of(uri.get_secret_value())}"
+    from simulator.db.embedded import default_data_dir
+
+    return f"embedded local server at {default_data_dir(settings)}"
+
+
+async def make_services(settings: Settings, store: Any, user: str | None) -> Any:
+    """The services container (owned by the services layer) for this store and user."""
+    from simulator.services.container import build_services
+
+    return await build_services(settings, store, user)
+
+
+class SimulatorApp(App[None]):
+    """The TUI. Pass ``store`` (and ``user``) to skip connecting, as tests do."""
+
+    TITLE = "LLM Interaction Simulator"
+    CSS_PATH = "app.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("question_mark", "help", "Help", id="app.help"),
+        Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
+    ]
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        store: Any = None,
+        user: str | None = None,
+        reload_settings: Callable[[], Settings] | None = None,
+        credential_store: CredentialStore | None = None,
+        offer_example: bool = True,
+    ) -> None:
+        super().__init__()
+        self.settings = settings if settings is not None else load_settings()
+        self._reload_settings = reload_settings
+        self.credential_store = credential_store or CredentialStore()
+        self._given_store = store
+        self._store: Any = store
+        self._server: Any = None
+        self.user: str | None = user
+        self.services: Any = None
+        self.target = "the given store" if store is not None else ""
+        self.offer_example = offer_example
+        self._login_cluster = self.settings.db_cluster_url or ""
+        self._login_user = self.settings.db_user or ""
+
+    # ------------------------------------------------------------------ start-up
+
+    def on_mount(self) -> None:
+        if self._given_store is not None:
+            self._show(ConnectingScreen(self.target))
+            self.adopt_store()
+        else:
+            self.start_connecting()
+
+    def _show(self, screen: Screen[Any]) -> None:
+        """Replace the top-level screen (start-up screens follow each other)."""
+        if len(self.screen_stack) <= 1:
+            self.push_screen(screen)
+        else:
+            self.switch_screen(screen)
+
+    def start_connecting(self, login: LoginDetails | None = None) -> None:
+        settings = self.settings
+        remembered = None
+        if login is not None:
+            register_secret(login.password.get_secret_value())
+            settings = settings.model_copy(
+                update={
+                    "mongodb_uri": None,
+                    "db_cluster_url": login.cluster_url,
+                    "db_user": login.user,
+                    "db_password": login.password,
+                }
+            )
+        else:
+            remembered = self.credential_store.load()
+            if settings.needs_password(remembered):
+                self._ask_login()
+                return
+        try:
+            self.target = describe_target(settings, remembered)
+        except SimulatorError as exc:
+            self._show(DatabaseErrorScreen(exc.title, str(exc), "MongoDB"))
+            return
+        if not isinstance(self.screen, LoginScreen):
+            self._show(ConnectingScreen(self.target))
+        self.connect(settings, remembered, login)
+
+    def _ask_login(self, error: str | None = None) -> None:
+        if isinstance(self.screen, LoginScreen):
+            self.screen.show_error(error or "")
+            return
+        self._show(LoginScreen(self._login_cluster, self._login_user, error))
+
+    def log_in(self, details: LoginDetails) -> None:
+        """The login screen's submit: try these credentials (the screen stays up meanwhile)."""
+        self._login_cluster, self._login_user = details.cluster_url, details.user
+        self.start_connecting(details)
+
+    @work(exclusive=True, group="connect", exit_on_error=False)
+    async def connect(
+        self, settings: Settings, remembered: Credentials | None, login: LoginDetails | None
+    ) -> None:
+        from simulator.db.mongo import open_store
+
+        try:
+            store, server = await open_store(settings, remembered)
+        except SimulatorError as exc:
+            self.post_message(ConnectFailed(exc, login))
+            return
+        except Exception as exc:  # a driver/server failure our store did not translate
+            log.warning("connecting failed unexpectedly", exc_info=True)
+            self.post_message(
+                ConnectFailed(
+                    DatabaseUnavailableError(
+                        f"Could not open the database at {self.target} "
+                        f"({type(exc).__name__}). Check the server and your settings."
+                    ),
+                    login,
+                )
+            )
+            return
+        try:
+            services = await make_services(settings, store, self.user)
+        except SimulatorError as exc:
+            from simulator.db.mongo import close_store
+
+            await close_store(store, server)
+            self.post_message(ConnectFailed(exc, login))
+            return
+        self.post_message(Connected(store, server, services, login))
+
+    @work(exclusive=True, group="connect", exit_on_error=False)
+    async def adopt_store(self) -> None:
+        services = await make_services(self.settings, self._given_store, self.user)
+        self.post_message(Connected(self._given_store, None, services))
+
+    def on_connected(self, message: Connected) -> None:
+        self._store, self._server = message.store, message.server
+        self.services = message.services
+        self.user = message.services.user
+        self.sub_title = f"{self.user} · {self.target}"
+        log.info("connected to %s as %s", self.target, self.user)
+        from simulator.tui.screens.library import LibraryScreen
+
+        self._show(LibraryScreen())
+        if message.login is not None:
+            self._offer_remember(message.login)
+
+    def on_connect_failed(self, message: ConnectFailed) -> None:
+        exc = message.error
+        log.warning("could not open the database: %s: %s", exc.title, exc)
+        can_log_in = message.login is not None or (
+            self.settings.mongodb_uri is None and bool(self._login_cluster)
+        )
+        if isinstance(exc, AuthenticationError) and can_log_in:
+            self._ask_login(
+                f"User name or password rejected by {self.target.removeprefix('MongoDB at ')}. "
+                "Check them and try again."
+            )
+        elif isinstance(exc, DatabaseUnavailableError) and message.login is not None:
+            self._ask_login(f"{exc} Check the server address and try again.")
+        else:
+            self._show(DatabaseErrorScreen(exc.title, str(exc), self.target))
+
+    def action_retry_connect(self) -> None:
+        if self._reload_settings is not None:
+            try:
+                self.settings = self._reload_settings()
+            except Exception as exc:  # a broken .env: say so, keep the old settings
+                self.notify(str(exc), title="Could not re-read settings", severity="error")
+        self._login_cluster = self.settings.db_cluster_url or self._login_cluster
+        self._login_user = self.settings.db_user or self._login_user
+        self.start_connecting()
+
+    def _offer_remember(self, login: LoginDetails) -> None:
+        where = (
+            "the system keyring"
+            if self.credential_store.uses_keyring
+            else f"a private file (mode 0600) at {self.credential_store.path}"
+        )
+
+        def answered(yes: bool | None) -> None:
+            if not yes:
+                return
+            try:
+                self.credential_store.save(
+                    Credentials(login.cluster_url, login.user, login.password)
+                )
+            except OSError as exc:
+                self.notify(f"Could not remember the login: {exc}", severity="error")
+                return
+            self.notify("You will be logged in automatically. 'simulator logout' forgets it.")
+
+        self.push_screen(
+            ConfirmDialog(
+                "Remember me?",
+                f"Log in automatically next time as {login.user}? The password is kept in "
+                f"{where}, never in .env.",
+            ),
+            callback=answered,
+        )
+
+    async def on_unmount(self) -> None:
+        services, self.services = self.services, None
+        if services is not None:
+            try:
+                await services.aclose()
+            except Exception:
+                log.exception("closing the model clients failed")
+        if self._given_store is None and self._store is not None:
+            from simulator.db.mongo import close_store
+
+            store, server = self._store, self._server
+            self._store = self._server = None
+            try:
+                await close_store(store, server)
+            except Exception:
+                log.exception("closing the database failed")
+
+    # ------------------------------------------------------------------ help, palette, errors
+
+    def action_help(self) -> None:
+        screen = self.screen
+        rows: list[tuple[str, str]] = []
+        seen: set[str] = set()
+        for key, active in screen.active_bindings.items():
+            binding = active.binding
+            if not binding.description or binding.action in seen:
+                continue
+            seen.add(binding.action)
+            rows.append((self.get_key_display(binding) or key, binding.description))
+        title = getattr(screen, "HELP_TITLE", type(screen).__name__)
+        self.push_screen(HelpScreen(title, rows))
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        seen: set[str] = set()
+        for active in screen.active_bindings.values():
+            binding = active.binding
+            if not binding.description or binding.action in seen or not active.enabled:
+                continue
+            seen.add(binding.action)
+            yield SystemCommand(
+                binding.description,
+                f"key: {self.get_key_display(binding)}",
+                partial(self._run_bound_action, binding.action, active.node),
+            )
+
+    async def _run_bound_action(self, action: str, node: Any) -> None:
+        await self.run_action(action, node)
+
+    @on(Worker.StateChanged)
+    def _worker_failed(self, event: Worker.StateChanged) -> None:
+        if event.state is WorkerState.ERROR and event.worker.error is not None:
+            self.show_error(event.worker.error)
+
+    def show_error(self, exc: BaseException) -> None:
+        """One place that turns a failure into a toast (our errors) or a details modal."""
+        if isinstance(exc, SimulatorError):
+            log.warning("%s: %s", exc.title, exc)
+            self.notify(str(exc), title=exc.title, severity="error", timeout=10)
+            return
+        log.error("unexpected error", exc_info=exc)
+        self.push_screen(
+            MessageDialog(
+                "Something went wrong",
+                f"{type(exc).__name__}: {exc}\n\nThe app keeps running; your data is safe. "
+                "Details are in the log file.",
+            )
+        )

@@ -1,0 +1,1 @@
+"""The panes (tabs) of the experiment editor; each edits the shared ``Draft``."""

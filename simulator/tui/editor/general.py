@@ -1,0 +1,96 @@
+"""Editor tab "Experiment": name, kind, starting message, study factors, note."""
+
+from __future__ import annotations
+
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Input, Label, Select, Static, TextArea
+
+from simulator.domain.errors import SpecError
+from simulator.domain.models import ExperimentKind
+from simulator.roles import validate_text
+from simulator.tui.draft import Draft
+from simulator.tui.messages import DraftChanged
+
+
+class GeneralPane(Vertical):
+    def __init__(self, draft: Draft) -> None:
+        super().__init__(id="general-pane")
+        self.draft = draft
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(classes="form-row"):
+            yield Label("Name", classes="field-label")
+            yield Input(self.draft.name, id="exp-name", compact=True)
+        with Horizontal(classes="form-row"):
+            yield Label("Kind", classes="field-label")
+            yield Select(
+                [(k.value, k.value) for k in ExperimentKind],
+                value=self.draft.kind.value,
+                allow_blank=False,
+                id="exp-kind",
+                compact=True,
+            )
+        with Horizontal(classes="form-row"):
+            yield Label("Note", classes="field-label")
+            yield Input(self.draft.note, placeholder="optional", id="exp-note", compact=True)
+        yield Label("Starting message (the researcher's first message of each day)")
+        yield TextArea(self.draft.starting_message, id="exp-start", soft_wrap=True)
+        yield Static("", id="start-issues", classes="issues")
+        yield Label("Study factors, one per line: name = level | level (goal = Escape | Yard Time)")
+        yield TextArea(self.draft.factors_text, id="exp-factors", soft_wrap=True)
+        yield Static("", id="factors-error", classes="issues")
+
+    def on_mount(self) -> None:
+        self._check()
+
+    def sync(self) -> None:
+        """Re-read the draft (another tab may have renamed a role the message mentions)."""
+        self._check()
+
+    def _check(self) -> None:
+        try:
+            factors = [f.name for f in self.draft.factors()]
+            self.query_one("#factors-error", Static).update("")
+        except SpecError as exc:
+            factors = []
+            self.query_one("#factors-error", Static).update(str(exc))
+        issues = validate_text(
+            self.draft.starting_message,
+            section="starting message",
+            roles=self.draft.role_names(),
+            factors=factors,
+            allow_name=False,
+        )
+        self.query_one("#start-issues", Static).update("\n".join(str(i) for i in issues))
+
+    def _changed(self) -> None:
+        self._check()
+        self.post_message(DraftChanged(self))
+
+    @on(Input.Changed, "#exp-name")
+    def _name(self, event: Input.Changed) -> None:
+        self.draft.name = event.value
+        self.post_message(DraftChanged(self))
+
+    @on(Input.Changed, "#exp-note")
+    def _note(self, event: Input.Changed) -> None:
+        self.draft.note = event.value
+        self.post_message(DraftChanged(self))
+
+    @on(Select.Changed, "#exp-kind")
+    def _kind(self, event: Select.Changed) -> None:
+        if isinstance(event.value, str):
+            self.draft.kind = ExperimentKind(event.value)
+            self.post_message(DraftChanged(self))
+
+    @on(TextArea.Changed, "#exp-start")
+    def _start(self, event: TextArea.Changed) -> None:
+        self.draft.starting_message = event.text_area.text
+        self._changed()
+
+    @on(TextArea.Changed, "#exp-factors")
+    def _factors(self, event: TextArea.Changed) -> None:
+        self.draft.factors_text = event.text_area.text
+        self._changed()

@@ -1,0 +1,343 @@
+"""Editor tab "Models": the models on offer, each with its sampling parameters.
+
+Ollama models are listed from the running server on request (never pulled on open); pulling a
+missing one is an explicit action with a progress bar. OpenAI (or any OpenAI-compatible server:
+type its base URL) and the offline dryrun backend are typed in.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import ValidationError
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import Button, Input, Label, OptionList, ProgressBar, Select, Static
+from textual.widgets.option_list import Option
+
+from simulator.domain.errors import SimulatorError
+from simulator.domain.models import ModelRef, Provider, SamplingParams
+from simulator.tui.draft import Draft, describe_validation_error
+from simulator.tui.messages import DraftChanged
+
+PARAMS: list[tuple[str, type]] = [
+    ("temperature", float),
+    ("top_p", float),
+    ("top_k", int),
+    ("num_ctx", int),
+    ("max_tokens", int),
+    ("seed", int),
+]
+DEFAULTS = SamplingParams()
+
+
+def params_summary(ref: ModelRef) -> str:
+    p = ref.params
+    return f"T={p.temperature} top_p={p.top_p} top_k={p.top_k}"
+
+
+def parse_params(values: dict[str, str]) -> SamplingParams:
+    """Sampling parameters from the form; an empty field means "not sent" (provider default)."""
+    data: dict[str, Any] = {}
+    for name, kind in PARAMS:
+        raw = values.get(name, "").strip()
+        if not raw:
+            data[name] = None
+            continue
+        try:
+            data[name] = kind(raw)
+        except ValueError:
+            what = "an integer" if kind is int else "a number"
+            raise ValueError(f"{name}: {raw!r} is not {what}") from None
+    try:
+        return SamplingParams(**data)
+    except ValidationError as exc:
+        raise ValueError(describe_validation_error(exc)) from None
+
+
+class ModelsPane(Horizontal):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("a", "add", "Add model", id="models.add"),
+        Binding("x", "remove", "Remove model", id="models.remove"),
+        Binding("l", "list_ollama", "List Ollama models", id="models.list"),
+        Binding("p", "pull", "Pull model", id="models.pull"),
+    ]
+
+    class Listed(Message):
+        def __init__(self, names: list[str] | None, error: str | None) -> None:
+            super().__init__()
+            self.names = names
+            self.error = error
+
+    class PullProgress(Message):
+        def __init__(self, status: str, completed: int | None, total: int | None) -> None:
+            super().__init__()
+            self.status = status
+            self.completed = completed
+            self.total = total
+
+    class PullDone(Message):
+        def __init__(self, model: str, error: str | None) -> None:
+            super().__init__()
+            self.model = model
+            self.error = error
+
+    def __init__(self, draft: Draft) -> None:
+        super().__init__(id="models-pane")
+        self.draft = draft
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="side"):
+            yield OptionList(id="model-list")
+            with Horizontal(classes="side-buttons"):
+                yield Button("+ Add", id="model-add", compact=True)
+                yield Button("Remove", id="model-remove", compact=True)
+        with Vertical(classes="form"):
+            with Horizontal(classes="form-row"):
+                yield Label("Provider", classes="field-label")
+                yield Select(
+                    [
+                        ("ollama", Provider.ollama.value),
+                        ("openai / compatible", Provider.openai.value),
+                        ("dryrun (offline, not a model)", Provider.dryrun.value),
+                    ],
+                    allow_blank=False,
+                    id="model-provider",
+                    compact=True,
+                )
+            with Horizontal(classes="form-row"):
+                yield Label("Model", classes="field-label")
+                yield Input(id="model-name", compact=True, placeholder="e.g. llama3 or gpt-4.1")
+            with Horizontal(classes="form-row"):
+                yield Label("Installed", classes="field-label")
+                yield Select([], id="model-installed", compact=True, prompt="press l to list")
+            with Horizontal(classes="form-row"):
+                yield Label("Base URL", classes="field-label")
+                yield Input(
+                    id="model-url", compact=True, placeholder="default (OLLAMA_HOST / OpenAI)"
+                )
+            for row in (PARAMS[:3], PARAMS[3:]):
+                with Horizontal(classes="form-row"):
+                    for name, _ in row:
+                        yield Label(name, classes="param-label")
+                        yield Input(
+                            id=f"param-{name}",
+                            compact=True,
+                            classes="param",
+                            placeholder="not sent",
+                        )
+            yield Static(
+                f"Defaults: temperature {DEFAULTS.temperature}, top_p {DEFAULTS.top_p}, "
+                f"top_k {DEFAULTS.top_k}, num_ctx {DEFAULTS.num_ctx}, max_tokens "
+                f"{DEFAULTS.max_tokens}. Empty: not sent (the server's default).\n"
+                "a add · x remove · l list Ollama models · p pull the model",
+                classes="hint",
+            )
+            yield ProgressBar(id="pull-progress", show_eta=False)
+            yield Static("", id="models-status", classes="issues")
+
+    def on_mount(self) -> None:
+        self.query_one("#pull-progress", ProgressBar).display = False
+        self.sync()
+
+    # ------------------------------------------------------------------ list and form
+
+    def selected_index(self) -> int | None:
+        index = self.query_one("#model-list", OptionList).highlighted
+        if index is None or not 0 <= index < len(self.draft.models):
+            return None
+        return index
+
+    def sync(self, select: int | None = None) -> None:
+        options = self.query_one("#model-list", OptionList)
+        keep = select if select is not None else options.highlighted
+        with options.prevent(OptionList.OptionHighlighted):
+            options.clear_options()
+            for i, ref in enumerate(self.draft.models):
+                options.add_option(Option(self._label(ref), id=f"model-{i}"))
+            if self.draft.models:
+                options.highlighted = min(keep or 0, len(self.draft.models) - 1)
+        self._load_form()
+
+    @staticmethod
+    def _label(ref: ModelRef) -> str:
+        name = "dryrun" if ref.provider is Provider.dryrun else f"{ref.provider.value}:{ref.model}"
+        return f"{name}\n  {params_summary(ref)}"
+
+    def _load_form(self) -> None:
+        index = self.selected_index()
+        widgets: list[Any] = [
+            self.query_one("#model-provider", Select),
+            self.query_one("#model-name", Input),
+            self.query_one("#model-url", Input),
+        ] + [self.query_one(f"#param-{n}", Input) for n, _ in PARAMS]
+        with self.prevent(Input.Changed, Select.Changed):
+            for w in widgets:
+                w.disabled = index is None
+            if index is None:
+                self.query_one("#models-status", Static).update(
+                    "No models on offer: press a to add one (dryrun runs offline)."
+                )
+                return
+            ref = self.draft.models[index]
+            widgets[0].value = ref.provider.value
+            widgets[1].value = ref.model
+            widgets[2].value = ref.base_url or ""
+            for name, _ in PARAMS:
+                value = getattr(ref.params, name)
+                self.query_one(f"#param-{name}", Input).value = "" if value is None else str(value)
+        self.query_one("#model-installed", Select).disabled = ref.provider is not Provider.ollama
+        self.query_one("#models-status", Static).update(self._describe(ref))
+
+    @staticmethod
+    def _describe(ref: ModelRef) -> str:
+        if ref.provider is Provider.dryrun:
+            return "dryrun answers offline with scripted text: for rehearsing, not a model."
+        if ref.provider is Provider.openai:
+            return "OpenAI needs OPENAI_API_KEY; another server: give its base URL (…/v1)."
+        return "Ollama: the model must be installed on the server (p pulls it)."
+
+    @on(OptionList.OptionHighlighted, "#model-list")
+    def _highlighted(self) -> None:
+        self._load_form()
+
+    @on(Input.Changed)
+    @on(Select.Changed, "#model-provider")
+    def _edited(self, event: Message) -> None:
+        if isinstance(event, Input.Changed) and event.input.id not in (
+            ["model-name", "model-url"] + [f"param-{n}" for n, _ in PARAMS]
+        ):
+            return
+        index = self.selected_index()
+        if index is None:
+            return
+        status = self.query_one("#models-status", Static)
+        provider = self.query_one("#model-provider", Select).value
+        try:
+            params = parse_params(
+                {n: self.query_one(f"#param-{n}", Input).value for n, _ in PARAMS}
+            )
+            old = self.draft.models[index]
+            ref = ModelRef(
+                provider=Provider(provider) if isinstance(provider, str) else old.provider,
+                model=self.query_one("#model-name", Input).value or "",
+                base_url=self.query_one("#model-url", Input).value.strip() or None,
+                params=params,
+                options=old.options,
+            )
+        except ValidationError as exc:
+            status.update(f"⚠ {describe_validation_error(exc)}")
+            return
+        except ValueError as exc:
+            status.update(f"⚠ {exc}")
+            return
+        self.draft.models[index] = ref
+        self.query_one("#model-list", OptionList).replace_option_prompt_at_index(
+            index, self._label(ref)
+        )
+        self.query_one("#model-installed", Select).disabled = ref.provider is not Provider.ollama
+        status.update(self._describe(ref))
+        self.post_message(DraftChanged(self))
+        if isinstance(event, Select.Changed) and ref.provider is Provider.ollama:
+            self.action_list_ollama()
+
+    @on(Select.Changed, "#model-installed")
+    def _installed(self, event: Select.Changed) -> None:
+        if isinstance(event.value, str):
+            self.query_one("#model-name", Input).value = event.value
+
+    # ------------------------------------------------------------------ actions
+
+    @on(Button.Pressed, "#model-add")
+    def action_add(self) -> None:
+        self.draft.models.append(ModelRef())
+        self.sync(len(self.draft.models) - 1)
+        self.post_message(DraftChanged(self))
+
+    @on(Button.Pressed, "#model-remove")
+    def action_remove(self) -> None:
+        index = self.selected_index()
+        if index is None:
+            return
+        self.draft.models.pop(index)
+        self.sync(max(index - 1, 0))
+        self.post_message(DraftChanged(self))
+
+    def _ollama_ref(self) -> ModelRef:
+        index = self.selected_index()
+        ref = self.draft.models[index] if index is not None else None
+        if ref is not None and ref.provider is Provider.ollama:
+            return ref
+        return ModelRef(provider=Provider.ollama, model="any")
+
+    def action_list_ollama(self) -> None:
+        self.query_one("#models-status", Static).update("Asking Ollama for its models ...")
+        self._list(self._ollama_ref())
+
+    @work(exclusive=True, group="ollama-list", exit_on_error=False)
+    async def _list(self, ref: ModelRef) -> None:
+        try:
+            names = await self.app.services.backends.list_models(ref)  # type: ignore[attr-defined]
+        except SimulatorError as exc:
+            self.post_message(self.Listed(None, str(exc)))
+            return
+        self.post_message(self.Listed(sorted(names), None))
+
+    @on(Listed)
+    def _listed(self, message: Listed) -> None:
+        status = self.query_one("#models-status", Static)
+        select = self.query_one("#model-installed", Select)
+        if message.error is not None:
+            status.update(f"⚠ {message.error}")
+            return
+        names = message.names or []
+        with select.prevent(Select.Changed):
+            select.set_options([(n, n) for n in names])
+        status.update(
+            f"Ollama has {len(names)} model(s) installed; pick one above."
+            if names
+            else "Ollama has no models installed: type a name and press p to pull it."
+        )
+
+    def action_pull(self) -> None:
+        index = self.selected_index()
+        if index is None or self.draft.models[index].provider is not Provider.ollama:
+            self.notify("Pulling applies to Ollama models only.", severity="warning")
+            return
+        ref = self.draft.models[index]
+        bar = self.query_one("#pull-progress", ProgressBar)
+        bar.display = True
+        bar.update(total=None, progress=0)
+        self.query_one("#models-status", Static).update(f"Pulling {ref.model} ...")
+        self._pull(ref)
+
+    @work(exclusive=True, group="ollama-pull", exit_on_error=False)
+    async def _pull(self, ref: ModelRef) -> None:
+        def progress(event: Any) -> None:
+            if event.kind == "pull_progress":
+                self.post_message(self.PullProgress(event.reason, event.completed, event.total))
+
+        try:
+            await self.app.services.backends.ensure_available([ref], on_event=progress)  # type: ignore[attr-defined]
+        except SimulatorError as exc:
+            self.post_message(self.PullDone(ref.model, str(exc)))
+            return
+        self.post_message(self.PullDone(ref.model, None))
+
+    @on(PullProgress)
+    def _progress(self, message: PullProgress) -> None:
+        bar = self.query_one("#pull-progress", ProgressBar)
+        if message.total:
+            bar.update(total=message.total, progress=message.completed or 0)
+        self.query_one("#models-status", Static).update(f"Pulling: {message.status}")
+
+    @on(PullDone)
+    def _pulled(self, message: PullDone) -> None:
+        self.query_one("#pull-progress", ProgressBar).display = False
+        text = f"⚠ {message.error}" if message.error else f"{message.model} is ready on Ollama."
+        self.query_one("#models-status", Static).update(text)
+        if message.error is None:
+            self.action_list_ollama()

@@ -1,0 +1,168 @@
+"""Editor tab "Preview": an agent's system prompt (or the summarizer's, or the starting message)
+rendered for chosen agent counts and factor levels, with every placeholder problem listed."""
+
+from __future__ import annotations
+
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Input, Label, Select, Static, TextArea
+
+from simulator.domain.errors import SpecError
+from simulator.domain.models import Experiment
+from simulator.roles import (
+    agent_names,
+    render_starting_message,
+    render_summarizer_prompt,
+    render_system_prompt,
+    validate_experiment,
+)
+from simulator.tui.draft import Draft
+
+SUMMARIZER = "@summarizer"
+STARTING = "@starting"
+
+
+def parse_pairs(text: str, what: str, sep: str = ",") -> dict[str, str]:
+    """``Guard=1, Prisoner=2`` as a dict; SpecError naming the bad part."""
+    out: dict[str, str] = {}
+    for part in text.split(sep):
+        part = part.strip()
+        if not part:
+            continue
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise SpecError(f"{what}: write name=value pairs separated by '{sep}', got {part!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def parse_counts(text: str, roles: list[str]) -> dict[str, int]:
+    pairs = parse_pairs(text, "agents per role")
+    lookup = {r.casefold(): r for r in roles}
+    counts = {r: 1 for r in roles}
+    for key, value in pairs.items():
+        role = lookup.get(key.casefold())
+        if role is None:
+            raise SpecError(
+                f"agents per role: there is no role {key!r} (roles: {', '.join(roles)})"
+            )
+        if not value.isdigit() or int(value) < 1:
+            raise SpecError(f"agents per role: {key} needs a whole number of at least 1")
+        counts[role] = int(value)
+    return counts
+
+
+class PreviewPane(Vertical):
+    def __init__(self, draft: Draft) -> None:
+        super().__init__(id="preview-pane")
+        self.draft = draft
+        self._roles: list[str] = []
+        self._chosen: str | None = None
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(classes="form-row"):
+            yield Label("Agents", classes="field-label")
+            yield Input(id="preview-counts", compact=True, placeholder="Guard=1, Prisoner=2")
+            yield Label("Factors", classes="field-label")
+            yield Input(id="preview-factors", compact=True, placeholder="goal=Escape; persona=Calm")
+        with Horizontal(classes="form-row"):
+            yield Label("Show", classes="field-label")
+            yield Select([], id="preview-agent", compact=True, prompt="-")
+        yield Static("", id="preview-issues", classes="issues")
+        yield TextArea("", id="preview-text", read_only=True, soft_wrap=True)
+
+    def on_mount(self) -> None:
+        self.sync()
+
+    def _experiment(self) -> Experiment:
+        return self.draft.to_experiment()
+
+    def sync(self) -> None:
+        """Re-render from the draft (called when the tab opens and after every edit)."""
+        roles = self.draft.role_names()
+        counts_input = self.query_one("#preview-counts", Input)
+        factors_input = self.query_one("#preview-factors", Input)
+        if roles != self._roles:
+            # Keep the counts the user typed for roles that still exist.
+            try:
+                old = parse_counts(counts_input.value, self._roles) if self._roles else {}
+            except SpecError:
+                old = {}
+            with counts_input.prevent(Input.Changed):
+                counts_input.value = ", ".join(f"{r}={old.get(r, 1)}" for r in roles)
+            self._roles = roles
+        try:
+            factors = self.draft.factors()
+        except SpecError:
+            factors = []
+        try:
+            chosen = parse_pairs(factors_input.value, "factors", ";")
+        except SpecError:
+            chosen = {}
+        names = {f.name for f in factors}
+        if set(chosen) != names:
+            with factors_input.prevent(Input.Changed):
+                factors_input.value = "; ".join(
+                    f"{f.name}={chosen.get(f.name, f.levels[0])}" for f in factors
+                )
+        self.render_preview()
+
+    def render_preview(self) -> None:
+        issues_widget = self.query_one("#preview-issues", Static)
+        text_widget = self.query_one("#preview-text", TextArea)
+        agent_select = self.query_one("#preview-agent", Select)
+        problems: list[str] = []
+        text = ""
+        try:
+            exp = self._experiment()
+        except SpecError as exc:
+            issues_widget.update(f"⚠ Not a complete experiment yet: {exc}")
+            issues_widget.add_class("has-issues")
+            text_widget.load_text("")
+            return
+        problems += [f"⚠ {issue}" for issue in validate_experiment(exp)]
+        try:
+            counts = parse_counts(self.query_one("#preview-counts", Input).value, self._roles)
+            levels = parse_pairs(self.query_one("#preview-factors", Input).value, "factors", ";")
+        except SpecError as exc:
+            counts, levels = {r: 1 for r in self._roles}, {}
+            problems.append(f"⚠ {exc}")
+        agents = agent_names(exp.roles, counts)
+        options = [(f"{name} ({role})", f"{name}|{role}") for name, role in agents]
+        options += [("Summarizer", SUMMARIZER), ("Starting message", STARTING)]
+        values = [v for _, v in options]
+        with agent_select.prevent(Select.Changed):
+            if values != getattr(self, "_agent_values", None):
+                agent_select.set_options(options)
+                self._agent_values = values
+            agent_select.value = self._chosen if self._chosen in values else values[0]
+        choice = str(agent_select.value)
+        try:
+            if choice == SUMMARIZER:
+                text = render_summarizer_prompt(exp, counts, factors=levels)
+            elif choice == STARTING:
+                text = render_starting_message(exp, counts, factors=levels)
+            else:
+                name, _, role = choice.partition("|")
+                text = render_system_prompt(exp, role, counts, name=name, factors=levels)
+        except SpecError as exc:
+            if not problems:
+                problems.append(f"⚠ {exc}")
+        if problems:
+            issues_widget.update("\n".join(problems))
+            issues_widget.add_class("has-issues")
+        else:
+            issues_widget.update("No placeholder problems.")
+            issues_widget.remove_class("has-issues")
+        text_widget.load_text(text)
+
+    @on(Input.Changed)
+    def _changed(self) -> None:
+        self.render_preview()
+
+    @on(Select.Changed, "#preview-agent")
+    def _agent_chosen(self, event: Select.Changed) -> None:
+        if isinstance(event.value, str):
+            self._chosen = event.value
+            self.render_preview()

@@ -1,0 +1,322 @@
+"""Editor tab "Sections": shared, private (per role) and summarizer sections, in order, each with
+its text in a real editor; placeholder problems of the text are shown under it as you type."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Button, Input, Label, OptionList, Select, Static, TextArea
+from textual.widgets.option_list import Option
+
+from simulator.domain.errors import SpecError
+from simulator.domain.models import Section, SectionKind
+from simulator.roles import validate_text
+from simulator.tui.draft import Draft
+from simulator.tui.messages import DraftChanged
+
+DEFAULT_LEVEL = ""  # the Level select's value for the section's default text
+
+
+def section_label(sec: Section, role: str | None) -> str:
+    group = {SectionKind.shared: "Shared", SectionKind.summarizer: "Summ."}.get(sec.kind, role)
+    return f"{group} · {sec.title or '(untitled)'}"
+
+
+class SectionsPane(Horizontal):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("a", "add", "Add section", id="sections.add"),
+        Binding("x", "remove", "Remove section", id="sections.remove"),
+        Binding("ctrl+up", "move(-1)", "Move section up", id="sections.up"),
+        Binding("ctrl+down", "move(1)", "Move section down", id="sections.down"),
+    ]
+
+    def __init__(self, draft: Draft) -> None:
+        super().__init__(id="sections-pane")
+        self.draft = draft
+        self.current: str | None = None
+        self.level: str = DEFAULT_LEVEL
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="side"):
+            yield OptionList(id="section-list")
+            with Horizontal(classes="side-buttons"):
+                yield Button("+ Add", id="section-add", compact=True)
+                yield Button("Remove", id="section-remove", compact=True)
+                yield Button("↑", id="section-up", compact=True)
+                yield Button("↓", id="section-down", compact=True)
+        with Vertical(classes="form"):
+            with Horizontal(classes="form-row"):
+                yield Label("Title", classes="field-label")
+                yield Input(id="sec-title", compact=True, placeholder="shown as '## Title'")
+            with Horizontal(classes="form-row"):
+                yield Label("Seen by", classes="field-label")
+                yield Select(
+                    [
+                        ("shared (every agent)", SectionKind.shared.value),
+                        ("private (one role)", SectionKind.private.value),
+                        ("summarizer", SectionKind.summarizer.value),
+                    ],
+                    allow_blank=False,
+                    id="sec-kind",
+                    compact=True,
+                )
+                yield Label("Role", classes="field-label short")
+                yield Select([], id="sec-role", compact=True, prompt="-")
+            with Horizontal(classes="form-row"):
+                yield Label("Factor", classes="field-label")
+                yield Select(
+                    [("none", "")], value="", allow_blank=False, id="sec-factor", compact=True
+                )
+                yield Label("Level", classes="field-label short")
+                yield Select(
+                    [("default text", DEFAULT_LEVEL)],
+                    value=DEFAULT_LEVEL,
+                    allow_blank=False,
+                    id="sec-level",
+                    compact=True,
+                )
+            yield TextArea(id="sec-content", soft_wrap=True, show_line_numbers=True)
+            yield Static("", id="sec-issues", classes="issues")
+
+    def on_mount(self) -> None:
+        self.sync()
+
+    # ------------------------------------------------------------------ list
+
+    def sync(self, select: str | None = None) -> None:
+        """Rebuild the list and the form from the draft."""
+        options = self.query_one("#section-list", OptionList)
+        keep = select or self.current
+        items = self.draft.all_sections()
+        with options.prevent(OptionList.OptionHighlighted):
+            options.clear_options()
+            for sec, role in items:
+                options.add_option(Option(section_label(sec, role), id=sec.id))
+        ids = [sec.id for sec, _ in items]
+        if not ids:
+            self.current = None
+        else:
+            self.current = keep if keep in ids else ids[0]
+            with options.prevent(OptionList.OptionHighlighted):
+                options.highlighted = ids.index(self.current)
+        self._load_form()
+
+    @on(OptionList.OptionHighlighted, "#section-list")
+    def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        if event.option.id != self.current:
+            self.current = event.option.id
+            self.level = DEFAULT_LEVEL
+            self._load_form()
+
+    # ------------------------------------------------------------------ form
+
+    def _section(self) -> tuple[Section, str | None] | None:
+        if self.current is None:
+            return None
+        try:
+            return self.draft.find_section(self.current)
+        except KeyError:
+            return None
+
+    def _factor_names(self) -> dict[str, list[str]]:
+        try:
+            return {f.name: f.levels for f in self.draft.factors()}
+        except SpecError:
+            return {}
+
+    def _load_form(self) -> None:
+        found = self._section()
+        title = self.query_one("#sec-title", Input)
+        kind = self.query_one("#sec-kind", Select)
+        role_select = self.query_one("#sec-role", Select)
+        factor = self.query_one("#sec-factor", Select)
+        level = self.query_one("#sec-level", Select)
+        content = self.query_one("#sec-content", TextArea)
+        factors = self._factor_names()
+        with (
+            title.prevent(Input.Changed),
+            kind.prevent(Select.Changed),
+            role_select.prevent(Select.Changed),
+            factor.prevent(Select.Changed),
+            level.prevent(Select.Changed),
+            content.prevent(TextArea.Changed),
+        ):
+            role_select.set_options([(r, r) for r in self.draft.role_names()])
+            factor_options = [("none", "")] + [(f, f) for f in factors]
+            if found is None:
+                title.value = ""
+                content.load_text("")
+                for w in (title, kind, role_select, factor, level, content):
+                    w.disabled = True
+                self.query_one("#sec-issues", Static).update("No sections yet: press a to add one.")
+                return
+            for w in (title, kind, factor, level, content):
+                w.disabled = False
+            sec, role = found
+            title.value = sec.title
+            kind.value = sec.kind.value
+            role_select.disabled = sec.kind is not SectionKind.private
+            if role is not None:
+                role_select.value = role
+            else:
+                role_select.clear()
+            if sec.factor and sec.factor not in factors:
+                factor_options.append((f"{sec.factor} (undefined)", sec.factor))
+            factor.set_options(factor_options)
+            factor.value = sec.factor or ""
+            levels = factors.get(sec.factor or "", [])
+            level.set_options([("default text", DEFAULT_LEVEL)] + [(lv, lv) for lv in levels])
+            if self.level not in levels:
+                self.level = DEFAULT_LEVEL
+            level.value = self.level
+            level.disabled = not sec.factor
+            content.load_text(self._text_of(sec))
+        self._check()
+
+    def _text_of(self, sec: Section) -> str:
+        if self.level != DEFAULT_LEVEL:
+            return sec.variants.get(self.level, "")
+        return sec.content
+
+    def _check(self) -> None:
+        found = self._section()
+        issues_widget = self.query_one("#sec-issues", Static)
+        if found is None:
+            return
+        sec, role = found
+        label = section_label(sec, role)
+        text = self.query_one("#sec-content", TextArea).text
+        kw = {
+            "roles": self.draft.role_names(),
+            "factors": list(self._factor_names()),
+            "role": role,
+            "allow_name": sec.kind is not SectionKind.summarizer,
+        }
+        issues = validate_text(sec.title, section=f"title of {label}", **kw)  # type: ignore[arg-type]
+        issues += validate_text(text, section=label, **kw)  # type: ignore[arg-type]
+        if issues:
+            issues_widget.update("\n".join(f"⚠ {i}" for i in issues))
+            issues_widget.add_class("has-issues")
+        else:
+            hint = (
+                f"Text for level {self.level!r} of {sec.factor}; empty leaves the section out."
+                if self.level != DEFAULT_LEVEL
+                else "Placeholders: <GUARD_NOUN>, <PRISONER_NUM>, <NAME>, ... (see docs/roles.md)"
+            )
+            issues_widget.update(hint)
+            issues_widget.remove_class("has-issues")
+
+    def _update(self, **fields: object) -> None:
+        if self.current is None:
+            return
+        try:
+            self.draft.update_section(self.current, **fields)
+        except SpecError as exc:
+            self.notify(str(exc), severity="error")
+        self.post_message(DraftChanged(self))
+
+    @on(Input.Changed, "#sec-title")
+    def _title(self, event: Input.Changed) -> None:
+        if self.current is None:
+            return
+        self._update(title=event.value)
+        sec, role = self.draft.find_section(self.current)
+        self.query_one("#section-list", OptionList).replace_option_prompt(
+            self.current, section_label(sec, role)
+        )
+        self._check()
+
+    @on(Select.Changed, "#sec-kind")
+    def _kind(self, event: Select.Changed) -> None:
+        if not isinstance(event.value, str) or self.current is None:
+            return
+        kind = SectionKind(event.value)
+        if kind is SectionKind.private and not self.draft.roles:
+            self.notify("Add a role first (tab Roles).", severity="warning")
+            self._load_form()
+            return
+        self._update(kind=kind)
+        self.sync(self.current)
+
+    @on(Select.Changed, "#sec-role")
+    def _role(self, event: Select.Changed) -> None:
+        if not isinstance(event.value, str) or self.current is None:
+            return
+        sec, role = self.draft.find_section(self.current)
+        if sec.kind is SectionKind.private and event.value != role:
+            self._update(role=event.value)
+            self.sync(self.current)
+
+    @on(Select.Changed, "#sec-factor")
+    def _factor(self, event: Select.Changed) -> None:
+        if not isinstance(event.value, str) or self.current is None:
+            return
+        sec, _ = self.draft.find_section(self.current)
+        factor = event.value or None
+        levels = self._factor_names().get(factor or "", [])
+        variants = {k: v for k, v in sec.variants.items() if k in levels}
+        self._update(factor=factor, variants=variants)
+        self.level = DEFAULT_LEVEL
+        self._load_form()
+
+    @on(Select.Changed, "#sec-level")
+    def _level(self, event: Select.Changed) -> None:
+        if isinstance(event.value, str):
+            self.level = event.value
+            self._load_form()
+
+    @on(TextArea.Changed, "#sec-content")
+    def _content(self, event: TextArea.Changed) -> None:
+        found = self._section()
+        if found is None:
+            return
+        sec, _ = found
+        text = event.text_area.text
+        if self.level == DEFAULT_LEVEL:
+            self._update(content=text)
+        else:
+            self._update(variants={**sec.variants, self.level: text})
+        self._check()
+
+    # ------------------------------------------------------------------ actions
+
+    @on(Button.Pressed, "#section-add")
+    def action_add(self) -> None:
+        found = self._section()
+        kind, role = (found[0].kind, found[1]) if found else (SectionKind.shared, None)
+        sec = self.draft.add_section(kind, title="New section", role=role)
+        self.level = DEFAULT_LEVEL
+        self.sync(sec.id)
+        self.post_message(DraftChanged(self))
+        self.query_one("#sec-title", Input).focus()
+
+    @on(Button.Pressed, "#section-remove")
+    def action_remove(self) -> None:
+        if self.current is None:
+            return
+        ids = [s.id for s, _ in self.draft.all_sections()]
+        index = ids.index(self.current)
+        self.draft.remove_section(self.current)
+        ids.pop(index)
+        self.current = ids[min(index, len(ids) - 1)] if ids else None
+        self.sync(self.current)
+        self.post_message(DraftChanged(self))
+
+    @on(Button.Pressed, "#section-up")
+    def _up(self) -> None:
+        self.action_move(-1)
+
+    @on(Button.Pressed, "#section-down")
+    def _down(self) -> None:
+        self.action_move(1)
+
+    def action_move(self, delta: int) -> None:
+        if self.current is None:
+            return
+        self.draft.move_section(self.current, delta)
+        self.sync(self.current)
+        self.post_message(DraftChanged(self))

@@ -1,0 +1,233 @@
+"""The experiment editor: tabs Experiment, Roles, Sections, Models, Preview; ctrl+s saves."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
+
+from simulator.domain.errors import SpecError
+from simulator.domain.models import Experiment, new_id
+from simulator.roles import validate_experiment
+from simulator.tui.draft import Draft
+from simulator.tui.editor.general import GeneralPane
+from simulator.tui.editor.models import ModelsPane
+from simulator.tui.editor.preview import PreviewPane
+from simulator.tui.editor.roles import RolesPane
+from simulator.tui.editor.sections import SectionsPane
+from simulator.tui.messages import DraftChanged
+from simulator.tui.screens.dialogs import ConfirmDialog, MessageDialog
+
+TABS = [
+    ("tab-experiment", "Experiment"),
+    ("tab-roles", "Roles"),
+    ("tab-sections", "Sections"),
+    ("tab-models", "Models"),
+    ("tab-preview", "Preview"),
+]
+
+
+def comparable(exp: Experiment) -> dict[str, Any]:
+    """What a save would change (timestamps and bookkeeping left out)."""
+    return exp.model_dump(exclude={"created_at", "updated_at", "version", "favourite"})
+
+
+class EditorScreen(Screen[str | None]):
+    """Create or edit an experiment. Dismisses with the id of the last saved version (or None)."""
+
+    HELP_TITLE = "Experiment editor"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+s", "save", "Save", id="editor.save"),
+        Binding("escape", "close", "Back", id="editor.back"),
+        Binding("f2", "tab('tab-experiment')", "Experiment tab", id="editor.tab1", show=False),
+        Binding("f3", "tab('tab-roles')", "Roles tab", id="editor.tab2", show=False),
+        Binding("f4", "tab('tab-sections')", "Sections tab", id="editor.tab3", show=False),
+        Binding("f5", "tab('tab-models')", "Models tab", id="editor.tab4", show=False),
+        Binding("f6", "tab('tab-preview')", "Preview", id="editor.tab5"),
+    ]
+
+    class Saved(Message):
+        def __init__(self, experiment: Experiment, text: str) -> None:
+            super().__init__()
+            self.experiment = experiment
+            self.text = text
+
+    def __init__(self, experiment: Experiment | None, *, conversations: int = 0) -> None:
+        super().__init__()
+        self.draft = Draft.from_experiment(experiment) if experiment else Draft.new()
+        self.conversations = conversations
+        self.saved_id: str | None = experiment.id if experiment else None
+        self._saved_state = self._state()
+
+    def _state(self) -> dict[str, Any] | None:
+        try:
+            return comparable(self.draft.to_experiment())
+        except SpecError:
+            return None
+
+    @property
+    def dirty(self) -> bool:
+        state = self._state()
+        return state is None or state != self._saved_state
+
+    @property
+    def user(self) -> str:
+        return str(self.app.user)  # type: ignore[attr-defined]
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False)
+        yield Static("", id="editor-banner")
+        with TabbedContent(id="editor-tabs"):
+            with TabPane("Experiment", id="tab-experiment"):
+                yield GeneralPane(self.draft)
+            with TabPane("Roles", id="tab-roles"):
+                yield RolesPane(self.draft)
+            with TabPane("Sections", id="tab-sections"):
+                yield SectionsPane(self.draft)
+            with TabPane("Models", id="tab-models"):
+                yield ModelsPane(self.draft)
+            with TabPane("Preview", id="tab-preview"):
+                yield PreviewPane(self.draft)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._update_banner()
+
+    def _update_banner(self) -> None:
+        base = self.draft.base
+        if base is None:
+            text = "New experiment · ctrl+s saves it to the library"
+        else:
+            text = f"Editing '{base.name}' v{base.version} by {base.owner or '?'}"
+            if base.owner and base.owner != self.user:
+                text += " · not yours: saving makes your own copy"
+            elif self.conversations:
+                text += (
+                    f" · {self.conversations} conversation(s) ran with it: saving creates a "
+                    "new version"
+                )
+        self.query_one("#editor-banner", Static).update(text)
+
+    # ------------------------------------------------------------------ keeping tabs in step
+
+    @on(DraftChanged)
+    def _draft_changed(self, message: DraftChanged) -> None:
+        message.stop()
+        if not isinstance(message.source, PreviewPane):
+            preview = self.query_one(PreviewPane)
+            if self.query_one(TabbedContent).active == "tab-preview":
+                preview.sync()
+
+    @on(TabbedContent.TabActivated)
+    def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        pane_id = event.pane.id if event.pane is not None else None
+        pane_types: dict[str, type] = {
+            "tab-experiment": GeneralPane,
+            "tab-roles": RolesPane,
+            "tab-sections": SectionsPane,
+            "tab-models": ModelsPane,
+            "tab-preview": PreviewPane,
+        }
+        pane_type = pane_types.get(pane_id or "")
+        if pane_type is not None:
+            self.query_one(pane_type).sync()  # type: ignore[attr-defined]
+
+    def action_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+
+    # ------------------------------------------------------------------ save and close
+
+    def action_save(self) -> None:
+        try:
+            exp = self.draft.to_experiment()
+        except SpecError as exc:
+            self.app.push_screen(MessageDialog("Cannot save yet", str(exc)))
+            return
+        issues = validate_experiment(exp)
+        if issues:
+            self.app.push_screen(
+                MessageDialog(
+                    "Fix these placeholders first",
+                    "\n".join(str(i) for i in issues)
+                    + "\n\nThe Sections tab shows each problem under the text it is in.",
+                )
+            )
+            return
+        base = self.draft.base
+        if base is not None and base.owner and base.owner != self.user:
+
+            def confirmed(yes: bool | None) -> None:
+                if yes:
+                    self._save(exp, as_copy=True)
+
+            self.app.push_screen(
+                ConfirmDialog(
+                    "Save as your own copy?",
+                    f"'{base.name}' belongs to {base.owner}: only its owner can change it. "
+                    "Save your changes as a new experiment of yours?",
+                    yes="Save copy",
+                    no="Cancel",
+                ),
+                callback=confirmed,
+            )
+            return
+        self._save(exp, as_copy=False)
+
+    @work(exclusive=True, group="editor-save", exit_on_error=False)
+    async def _save(self, exp: Experiment, *, as_copy: bool) -> None:
+        service = self.app.services.experiments  # type: ignore[attr-defined]
+        if self.draft.base is None:
+            saved = await service.create(exp)
+            text = f"Created '{saved.name}'."
+        elif as_copy:
+            copy = exp.model_copy(
+                update={"id": new_id(), "parent_id": exp.id, "owner": "", "favourite": False}
+            )
+            saved = await service.create(copy)
+            text = f"Saved as your own copy '{saved.name}'."
+        else:
+            saved = await service.save(exp)
+            if saved.id != exp.id:
+                text = (
+                    f"Saved as a new version (v{saved.version}): the {self.conversations} "
+                    "stored conversation(s) keep the prompts they ran with."
+                )
+            else:
+                text = f"Saved '{saved.name}'."
+        self.post_message(self.Saved(saved, text))
+
+    @on(Saved)
+    def _saved(self, message: Saved) -> None:
+        saved = message.experiment
+        if self.draft.base is None or saved.id != self.draft.base.id:
+            self.conversations = 0
+        self.draft.base = saved.model_copy(deep=True)
+        self.saved_id = saved.id
+        self._saved_state = self._state()
+        self._update_banner()
+        self.notify(message.text, title="Saved", timeout=8)
+
+    def action_close(self) -> None:
+        if not self.dirty:
+            self.dismiss(self.saved_id)
+            return
+
+        def answered(discard: bool | None) -> None:
+            if discard:
+                self.dismiss(self.saved_id)
+
+        self.app.push_screen(
+            ConfirmDialog(
+                "Discard changes?",
+                "The experiment has unsaved changes. Leave without saving them?",
+                yes="Discard",
+                no="Stay",
+                danger=True,
+            ),
+            callback=answered,
+        )

@@ -1,0 +1,511 @@
+"""Home: the experiment library (every experiment the user can see) and what to do with them."""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Checkbox, DataTable, Footer, Header, Input, Select, Static
+
+from simulator.db.store import ExperimentFilter
+from simulator.domain.models import Experiment, ExperimentKind
+from simulator.tui.screens.dialogs import ConfirmDialog, TextPrompt
+
+# (column key, label, width); the note takes what is left.
+COLUMNS: list[tuple[str, str, int]] = [
+    ("favourite", "★", 1),
+    ("name", "Name", 20),
+    ("kind", "Kind", 10),
+    ("roles", "Roles", 14),
+    ("models", "Models", 12),
+    ("conversations", "Conv.", 5),
+    ("owner", "Owner", 8),
+    ("created", "Created", 10),
+    ("note", "Note", 12),
+]
+SORTABLE = ["created", "name", "owner", "kind", "conversations", "favourite"]
+
+
+def clip(text: str, width: int) -> str:
+    """One line of at most ``width`` characters, with an ellipsis when cut."""
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+
+
+def models_label(exp: Experiment) -> str:
+    return ", ".join(m.model if m.provider.value != "dryrun" else "dryrun" for m in exp.models)
+
+
+def created_label(exp: Experiment) -> str:
+    return exp.created_at.astimezone().strftime("%Y-%m-%d")
+
+
+def export_file_name(exp: Experiment) -> str:
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", exp.name).strip("-").lower() or "experiment"
+    return f"{slug}.yaml"
+
+
+@dataclass
+class Row:
+    experiment: Experiment
+    conversations: int
+
+
+def sort_rows(rows: list[Row], key: str, reverse: bool) -> list[Row]:
+    def value(row: Row) -> Any:
+        exp = row.experiment
+        if key == "name":
+            return exp.name.casefold()
+        if key == "owner":
+            return (exp.owner.casefold(), exp.name.casefold())
+        if key == "kind":
+            return (exp.kind.value, exp.name.casefold())
+        if key == "conversations":
+            return row.conversations
+        if key == "favourite":
+            return (not exp.favourite, exp.name.casefold())
+        return exp.created_at
+
+    return sorted(rows, key=value, reverse=reverse)
+
+
+class LibraryScreen(Screen[None]):
+    """The experiment library."""
+
+    HELP_TITLE = "Experiment library"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("n", "new", "New", id="library.new"),
+        Binding("enter,o", "open", "Open", id="library.open"),
+        Binding("d", "duplicate", "Duplicate", id="library.duplicate"),
+        Binding("f", "favourite", "Favourite", id="library.favourite"),
+        Binding("t", "note", "Note", id="library.note"),
+        Binding("x,delete", "delete", "Delete", id="library.delete"),
+        Binding("e", "export", "Export", id="library.export"),
+        Binding("i", "import", "Import", id="library.import"),
+        Binding("b", "batch", "Batch", id="library.batch"),
+        Binding("r", "runs", "Runs", id="library.runs"),
+        Binding("c", "conversations", "Conversations", id="library.conversations"),
+        Binding("s", "sort", "Sort", id="library.sort", show=False),
+        Binding("slash", "search", "Search", id="library.search", show=False),
+        Binding("ctrl+r", "refresh", "Refresh", id="library.refresh", show=False),
+        Binding("escape", "clear_search", "Clear filters", id="library.clear", show=False),
+    ]
+
+    class Loaded(Message):
+        def __init__(self, rows: list[Row], select: str | None) -> None:
+            super().__init__()
+            self.rows = rows
+            self.select = select
+
+    class Done(Message):
+        """An action finished: say so and reload, keeping ``select`` highlighted."""
+
+        def __init__(self, text: str, select: str | None = None) -> None:
+            super().__init__()
+            self.text = text
+            self.select = select
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[Row] = []
+        self.sort_key = "created"
+        self.sort_reverse = True
+        self.owners: set[str] = set()
+        self._first_load = True
+        self.loads = 0  # finished loads (tests wait on it)
+
+    # ------------------------------------------------------------------ layout
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False)
+        with Horizontal(id="library-filters"):
+            yield Input(placeholder="Search name or note  (/)", id="search", compact=True)
+            yield Select(
+                [("All owners", "")],
+                value="",
+                allow_blank=False,
+                id="owner-filter",
+                compact=True,
+            )
+            yield Select(
+                [("All kinds", "")] + [(k.value, k.value) for k in ExperimentKind],
+                value="",
+                allow_blank=False,
+                id="kind-filter",
+                compact=True,
+            )
+            yield Checkbox("★ only", id="favourites-filter", compact=True)
+        table: DataTable[str] = DataTable(id="experiments", cursor_type="row", zebra_stripes=True)
+        for key, label, width in COLUMNS:
+            table.add_column(label, key=key, width=width)
+        yield table
+        yield Static("", id="library-details")
+        yield Static("", id="library-status", classes="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#experiments", DataTable).focus()
+
+    def on_screen_resume(self) -> None:
+        self.load(self.selected_id())
+
+    # ------------------------------------------------------------------ data
+
+    @property
+    def services(self) -> Any:
+        return self.app.services  # type: ignore[attr-defined]
+
+    @property
+    def user(self) -> str:
+        return str(self.app.user)  # type: ignore[attr-defined]
+
+    def current_filter(self) -> ExperimentFilter:
+        text = self.query_one("#search", Input).value.strip()
+        owner = self.query_one("#owner-filter", Select).value
+        kind = self.query_one("#kind-filter", Select).value
+        return ExperimentFilter(
+            text=text or None,
+            owner=owner if isinstance(owner, str) and owner else None,
+            favourites_only=self.query_one("#favourites-filter", Checkbox).value,
+            kind=kind if isinstance(kind, str) and kind else None,
+        )
+
+    @work(exclusive=True, group="library-load", exit_on_error=False)
+    async def load(self, select: str | None = None) -> None:
+        found = await self.services.experiments.list(self.current_filter())
+        rows = [Row(r.experiment, r.conversations) for r in found]
+        self.post_message(self.Loaded(rows, select))
+
+    @on(Loaded)
+    def _loaded(self, message: Loaded) -> None:
+        self.rows = sort_rows(message.rows, self.sort_key, self.sort_reverse)
+        self._update_owner_options()
+        table = self.query_one("#experiments", DataTable)
+        table.clear()
+        for row in self.rows:
+            exp = row.experiment
+            table.add_row(
+                "★" if exp.favourite else " ",
+                clip(exp.name, 20),
+                exp.kind.value,
+                clip(", ".join(r.name for r in exp.roles) or "-", 14),
+                clip(models_label(exp), 12),
+                str(row.conversations),
+                clip(exp.owner, 8),
+                created_label(exp),
+                clip(exp.note, 60),
+                key=exp.id,
+            )
+        if message.select is not None:
+            for index, row in enumerate(self.rows):
+                if row.experiment.id == message.select:
+                    table.move_cursor(row=index)
+                    break
+        self._update_details()
+        flt = self.current_filter()
+        filtered = any([flt.text, flt.owner, flt.kind, flt.favourites_only])
+        arrow = "↓" if self.sort_reverse else "↑"
+        self.query_one("#library-status", Static).update(
+            f"{len(self.rows)} experiment(s){' (filtered)' if filtered else ''} · "
+            f"sorted by {self.sort_key} {arrow} · you are {self.user} · ? help"
+        )
+        self.loads += 1
+        if self._first_load:
+            self._first_load = False
+            if not self.rows and not filtered and getattr(self.app, "offer_example", False):
+                self._offer_example()
+
+    def _update_owner_options(self) -> None:
+        self.owners |= {r.experiment.owner for r in self.rows if r.experiment.owner}
+        select = self.query_one("#owner-filter", Select)
+        options = [("All owners", ""), (f"Mine ({self.user})", self.user)]
+        options += [(o, o) for o in sorted(self.owners - {self.user})]
+        current = select.value
+        if [v for _, v in options] != [v for _, v in getattr(self, "_owner_options", [])]:
+            self._owner_options = options
+            with select.prevent(Select.Changed):
+                select.set_options(options)
+                select.value = current if current in [v for _, v in options] else ""
+
+    def selected_row(self) -> Row | None:
+        table = self.query_one("#experiments", DataTable)
+        if not self.rows or table.cursor_row is None:
+            return None
+        if 0 <= table.cursor_row < len(self.rows):
+            return self.rows[table.cursor_row]
+        return None
+
+    def selected_id(self) -> str | None:
+        row = self.selected_row()
+        return row.experiment.id if row else None
+
+    def _require_selection(self) -> Row | None:
+        row = self.selected_row()
+        if row is None:
+            self.notify(
+                "Select an experiment first (or press n for a new one).", severity="warning"
+            )
+        return row
+
+    def _update_details(self) -> None:
+        row = self.selected_row()
+        details = self.query_one("#library-details", Static)
+        if row is None:
+            details.update("No experiment selected. n: new experiment · i: import from a file")
+            return
+        exp = row.experiment
+        roles = ", ".join(r.name for r in exp.roles) or "no roles"
+        factors = "; ".join(f"{f.name}: {', '.join(f.levels)}" for f in exp.factors) or "none"
+        details.update(
+            f"[b]{exp.name}[/b] v{exp.version} by {exp.owner or '?'} · roles: {roles} · "
+            f"factors: {factors}\nmodels: {', '.join(m.label for m in exp.models)}"
+            + (f" · note: {exp.note}" if exp.note else "")
+        )
+
+    @on(DataTable.RowHighlighted, "#experiments")
+    def _highlighted(self) -> None:
+        self._update_details()
+
+    @on(DataTable.RowSelected, "#experiments")
+    def _selected(self) -> None:
+        self.action_open()
+
+    @on(DataTable.HeaderSelected, "#experiments")
+    def _header(self, event: DataTable.HeaderSelected) -> None:
+        key = str(event.column_key.value)
+        if key not in SORTABLE:
+            return
+        if key == self.sort_key:
+            self.sort_reverse = not self.sort_reverse
+        else:
+            self.sort_key, self.sort_reverse = key, key in ("created", "conversations")
+        self.post_message(self.Loaded(self.rows, self.selected_id()))
+
+    @on(Input.Changed, "#search")
+    @on(Select.Changed)
+    @on(Checkbox.Changed, "#favourites-filter")
+    def _filter_changed(self) -> None:
+        self.load(self.selected_id())
+
+    @on(Input.Submitted, "#search")
+    def _search_done(self) -> None:
+        self.query_one("#experiments", DataTable).focus()
+
+    @on(Done)
+    def _done(self, message: Done) -> None:
+        if message.text:
+            self.notify(message.text)
+        self.load(message.select)
+
+    # ------------------------------------------------------------------ actions
+
+    def action_search(self) -> None:
+        self.query_one("#search", Input).focus()
+
+    def action_clear_search(self) -> None:
+        self.query_one("#search", Input).value = ""
+        self.query_one("#owner-filter", Select).value = ""
+        self.query_one("#kind-filter", Select).value = ""
+        self.query_one("#favourites-filter", Checkbox).value = False
+        self.query_one("#experiments", DataTable).focus()
+
+    def action_refresh(self) -> None:
+        self.load(self.selected_id())
+
+    def action_sort(self) -> None:
+        index = (SORTABLE.index(self.sort_key) + 1) % len(SORTABLE)
+        self.sort_key = SORTABLE[index]
+        self.sort_reverse = self.sort_key in ("created", "conversations")
+        self.post_message(self.Loaded(self.rows, self.selected_id()))
+
+    def action_new(self) -> None:
+        from simulator.tui.screens.editor import EditorScreen
+
+        self.app.push_screen(EditorScreen(None))
+
+    def action_open(self) -> None:
+        row = self._require_selection()
+        if row is None:
+            return
+        from simulator.tui.screens.editor import EditorScreen
+
+        self.app.push_screen(EditorScreen(row.experiment, conversations=row.conversations))
+
+    def action_duplicate(self) -> None:
+        row = self._require_selection()
+        if row is not None:
+            self._duplicate(row.experiment.id)
+
+    @work(group="library-action", exit_on_error=False)
+    async def _duplicate(self, experiment_id: str) -> None:
+        copy = await self.services.experiments.duplicate(experiment_id)
+        self.post_message(self.Done(f"Duplicated as '{copy.name}' (yours to edit).", copy.id))
+
+    def action_favourite(self) -> None:
+        row = self._require_selection()
+        if row is not None:
+            self._favourite(row.experiment.id)
+
+    @work(group="library-action", exit_on_error=False)
+    async def _favourite(self, experiment_id: str) -> None:
+        await self.services.experiments.toggle_favourite(experiment_id)
+        self.post_message(self.Done("", experiment_id))
+
+    def action_note(self) -> None:
+        row = self._require_selection()
+        if row is None:
+            return
+        exp = row.experiment
+
+        def entered(note: str | None) -> None:
+            if note is not None:
+                self._set_note(exp.id, note.strip())
+
+        self.app.push_screen(
+            TextPrompt(f"Note for '{exp.name}'", value=exp.note, placeholder="a short note"),
+            callback=entered,
+        )
+
+    @work(group="library-action", exit_on_error=False)
+    async def _set_note(self, experiment_id: str, note: str) -> None:
+        await self.services.experiments.set_note(experiment_id, note)
+        self.post_message(self.Done("Note saved.", experiment_id))
+
+    def action_delete(self) -> None:
+        row = self._require_selection()
+        if row is None:
+            return
+        exp = row.experiment
+        if exp.owner and exp.owner != self.user:
+            self.notify(
+                f"'{exp.name}' belongs to {exp.owner}; only its owner can delete it. "
+                "You can duplicate it (d) and work on your copy.",
+                title="Not allowed",
+                severity="error",
+                timeout=10,
+            )
+            return
+        conversations = f" and its {row.conversations} conversation(s)" if row.conversations else ""
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self._delete(exp.id, exp.name)
+
+        self.app.push_screen(
+            ConfirmDialog(
+                "Delete experiment?",
+                f"Delete '{exp.name}'{conversations}? This cannot be undone.",
+                yes="Delete",
+                no="Keep",
+                danger=True,
+            ),
+            callback=confirmed,
+        )
+
+    @work(group="library-action", exit_on_error=False)
+    async def _delete(self, experiment_id: str, name: str) -> None:
+        await self.services.experiments.delete(experiment_id)
+        self.post_message(self.Done(f"Deleted '{name}'."))
+
+    def action_export(self) -> None:
+        row = self._require_selection()
+        if row is None:
+            return
+        exp = row.experiment
+        default = Path.cwd() / "exports" / export_file_name(exp)
+
+        def entered(path: str | None) -> None:
+            if path and path.strip():
+                self._export(exp.id, Path(path.strip()).expanduser())
+
+        self.app.push_screen(
+            TextPrompt(
+                f"Export '{exp.name}' to a file",
+                value=str(default),
+                hint="YAML (.yaml) or JSON (.json); import it with i, or 'simulator experiments "
+                "import FILE'.",
+            ),
+            callback=entered,
+        )
+
+    @work(group="library-action", exit_on_error=False)
+    async def _export(self, experiment_id: str, path: Path) -> None:
+        written = await self.services.experiments.export(experiment_id, path)
+        self.post_message(self.Done(f"Exported to {written or path}.", experiment_id))
+
+    def action_import(self) -> None:
+        def entered(path: str | None) -> None:
+            if path and path.strip():
+                self._import(Path(path.strip()).expanduser())
+
+        self.app.push_screen(
+            TextPrompt(
+                "Import an experiment from a file",
+                value=str(Path.cwd() / "exports") + "/",
+                hint="A YAML or JSON file written by export. It becomes yours, as a new "
+                "experiment.",
+            ),
+            callback=entered,
+        )
+
+    @work(group="library-action", exit_on_error=False)
+    async def _import(self, path: Path) -> None:
+        exp = await self.services.experiments.import_file(path)
+        self.post_message(self.Done(f"Imported '{exp.name}'.", exp.id))
+
+    def _offer_example(self) -> None:
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._add_example()
+
+        self.app.push_screen(
+            ConfirmDialog(
+                "Welcome",
+                "Your library is empty. Add the ready-made prison study example (a guard and a "
+                "prisoner with goal, personality and communication-rules sections, a shared "
+                "environment and a summarizer)? You can run it at once with the offline dryrun "
+                "model.",
+                yes="Add example",
+                no="Start empty",
+            ),
+            callback=answered,
+        )
+
+    @work(group="library-action", exit_on_error=False)
+    async def _add_example(self) -> None:
+        await self.services.experiments.ensure_examples()
+        self.post_message(self.Done("Added the prison study example. Press enter to open it."))
+
+    # ------------------------------------------------------------------ part-2 screens
+
+    def _push_part2(self, module: str, cls_name: str, *args: Any) -> None:
+        try:
+            screen_cls = getattr(
+                importlib.import_module(f"simulator.tui.screens.{module}"), cls_name
+            )
+        except (ImportError, AttributeError):
+            self.notify("This screen is not available in this version.", severity="warning")
+            return
+        self.app.push_screen(screen_cls(*args))
+
+    def action_batch(self) -> None:
+        row = self._require_selection()
+        if row is not None:
+            self._push_part2("batch_setup", "BatchSetupScreen", row.experiment)
+
+    def action_runs(self) -> None:
+        self._push_part2("monitor", "RunMonitorScreen")
+
+    def action_conversations(self) -> None:
+        row = self._require_selection()
+        if row is not None:
+            self._push_part2("browser", "ConversationBrowserScreen", row.experiment)
