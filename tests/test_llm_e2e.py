@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from simulator.domain import ModelRef, SamplingParams
@@ -42,3 +44,37 @@ async def test_openai_backend_against_llama_cpp_server(
     assert result.sent_params == {"temperature": 0.2, "top_p": 0.9, "max_tokens": 16, "seed": 7}
     assert result.dropped_params == []
     assert result.finish_reason in {"stop", "length"}
+
+
+async def test_structured_action_against_llama_cpp_server(
+    llama_server: LlamaServer, llm_settings: Settings
+) -> None:
+    """llama-cpp-python refuses ``response_format`` of type json_schema (HTTP 500); the backend
+    switches to its json_object + schema form, and the grammar yields valid JSON."""
+    ref = ModelRef(
+        provider="openai",
+        model=llama_server.model,
+        base_url=llama_server.base_url,
+        params=SamplingParams(temperature=0.2, max_tokens=24, seed=0),
+    )
+    schema = {
+        "type": "object",
+        "properties": {"vote": {"enum": ["yes", "no"]}},
+        "required": ["vote"],
+    }
+    backends = Backends(llm_settings, timeout_s=120, max_attempts=2)
+    result = await backends.chat(
+        ChatRequest(
+            model=ref,
+            messages=[
+                ChatMessage("system", "Answer in JSON."),
+                ChatMessage("user", "Should we audit the lake? Vote yes or no."),
+            ],
+            meta=CallMeta(agent="Fisher 1", role="Fisher", day=1, turn=1, purpose="action"),
+            json_schema=schema,
+        )
+    )
+    await backends.aclose()
+    assert json.loads(result.text)["vote"] in {"yes", "no"}
+    assert result.sent_params["response_format"] == {"type": "json_object", "schema": schema}
+    assert result.attempts == 1

@@ -178,3 +178,17 @@ def test_retry_after_parsing_and_backoff() -> None:
         assert lo <= policy.delay(attempt, None, rng) <= hi
     assert policy.delay(1, 7.0, rng) == 7.0
     assert policy.delay(1, 10_000, rng) == 300.0
+
+
+async def test_a_failing_event_listener_does_not_fail_the_call(
+    openai_server: FakeOpenAIServer, llm_settings: Settings
+) -> None:
+    openai_server.script(CHAT, Fault(502))
+
+    async def broken(event: LLMEvent) -> None:
+        raise RuntimeError("listener bug")
+
+    backends = Backends(llm_settings, on_event=broken, backoff_s=0.01)
+    result = await backends.chat(ask(openai_ref(openai_server)))
+    assert result.attempts == 2
+    await backends.aclose()

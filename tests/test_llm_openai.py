@@ -134,8 +134,9 @@ async def test_structured_actions_send_a_json_schema(
 
 
 async def test_api_key_is_sent_and_a_wrong_one_fails_at_once_without_leaking(
-    llm_settings: Settings,
+    llm_settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level("DEBUG")
     good, bad = "sk-test-GOODKEY-1234567890", "sk-test-WRONGKEY-0987654321"
     events: list[LLMEvent] = []
     with FakeOpenAIServer(api_key=good) as server:
@@ -158,6 +159,7 @@ async def test_api_key_is_sent_and_a_wrong_one_fails_at_once_without_leaking(
         assert info.value.retryable is False
         assert [e.kind for e in events] == ["failed"]
         assert "WRONGKEY" not in events[0].reason
+        assert "failed" in caplog.text and "WRONGKEY" not in caplog.text
         await backends.aclose()
 
 
@@ -204,3 +206,34 @@ async def test_unreachable_server_names_the_url(llm_settings: Settings) -> None:
     assert "cannot reach the OpenAI-compatible server at http://127.0.0.1:9/v1" in message
     assert "gave up after 2 attempts" in message
     await backends.aclose()
+
+
+async def test_structured_actions_fall_back_to_json_object_for_llama_cpp_style_servers(
+    llm_settings: Settings,
+) -> None:
+    schema = {"type": "object", "properties": {"vote": {"enum": ["yes", "no"]}}}
+    events: list[LLMEvent] = []
+    with FakeOpenAIServer(json_object_only=True) as server:
+        backends = Backends(llm_settings, on_event=events.append)
+        result = await backends.chat(ask(ref_for(server), schema=schema))
+        first, second = server.chat_bodies()
+        assert first["response_format"]["type"] == "json_schema"
+        assert second["response_format"] == {"type": "json_object", "schema": schema}
+        assert result.sent_params["response_format"]["type"] == "json_object"
+        assert result.attempts == 1 and events == []  # an adaptation, not a retry
+        await backends.chat(ask(ref_for(server), schema=schema))
+        assert server.chat_bodies()[2]["response_format"]["type"] == "json_object"
+        await backends.aclose()
+
+
+async def test_a_parameter_refused_twice_is_not_retried_forever(llm_settings: Settings) -> None:
+    from tests.servers import Fault
+
+    refusal = {"error": {"message": "Unsupported parameter: 'seed'", "param": "seed"}}
+    with FakeOpenAIServer() as server:
+        server.script(CHAT, *[Fault(400, body=refusal) for _ in range(3)])
+        backends = Backends(llm_settings)
+        with pytest.raises(LLMError, match=r"rejected the request \(HTTP 400\)"):
+            await backends.chat(ask(ref_for(server)))
+        assert len(server.chat_bodies()) == 2
+        await backends.aclose()

@@ -54,7 +54,11 @@ class OllamaBackend:
     def client(self, ref: ModelRef) -> ollama.AsyncClient:
         host = self.host(ref)
         return self._clients.get(
-            host, lambda: ollama.AsyncClient(host=host, timeout=self.settings.llm_timeout_s)
+            host,
+            # a backstop only: Backends applies the per-call timeout; pulls may take minutes
+            lambda: ollama.AsyncClient(
+                host=host, timeout=httpx.Timeout(max(self.settings.llm_timeout_s, 300), connect=10)
+            ),
         )
 
     @staticmethod

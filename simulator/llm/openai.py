@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import openai
@@ -28,13 +29,35 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 NO_KEY = "no-key"
 
 
+@dataclass
+class _Adaptation:
+    """What one server refused for one model, learnt from its errors."""
+
+    dropped: set[str] = field(default_factory=set)
+    renamed: dict[str, str] = field(default_factory=dict)  # our name -> the server's
+    json_object: bool = False  # response_format as json_object + schema instead of json_schema
+
+    def adapt(self, name: str, detail: str) -> bool:
+        """Change what is sent after ``name`` was refused; False when nothing is left to try."""
+        if name == "max_tokens" and "max_completion_tokens" in detail:
+            self.renamed["max_tokens"] = "max_completion_tokens"
+        elif name == "max_completion_tokens":
+            self.dropped.add("max_tokens")
+        elif name == "response_format" and not self.json_object:
+            self.json_object = True
+        elif name in self.dropped:
+            return False
+        else:
+            self.dropped.add(name)
+        return True
+
+
 class OpenAIBackend:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._clients: ClientCache[openai.AsyncOpenAI] = ClientCache(lambda c: c.close())
-        # (base_url, model) -> params the server refused, and renamed params (old -> new)
-        self._dropped: dict[tuple[str, str], set[str]] = {}
-        self._renamed: dict[tuple[str, str], dict[str, str]] = {}
+        # (base_url, model) -> what that server refused before, so later calls avoid it at once
+        self._adapted: dict[tuple[str, str], _Adaptation] = {}
 
     # ------------------------------------------------------------------ configuration
 
@@ -93,43 +116,43 @@ class OpenAIBackend:
 
     # ------------------------------------------------------------------ calls
 
+    def _send_params(self, request: ChatRequest, adapt: _Adaptation) -> dict[str, Any]:
+        """The parameters for this server and model, after what it refused before."""
+        sent: dict[str, Any] = {}
+        for name, value in self.params(request).items():
+            if name in adapt.dropped:
+                continue
+            if name == "response_format" and adapt.json_object:
+                # llama-cpp-python's server: {"type": "json_object", "schema": ...}
+                value = {"type": "json_object", "schema": request.json_schema}
+            sent[adapt.renamed.get(name, name)] = value
+        return sent
+
     async def chat(self, request: ChatRequest) -> ChatResult:
         ref = request.model
-        where = self.base_url(ref)
-        memo = (where, ref.model)
-        dropped = self._dropped.setdefault(memo, set())
-        renamed = self._renamed.setdefault(memo, {})
+        adapt = self._adapted.setdefault((self.base_url(ref), ref.model), _Adaptation())
         wanted = self.params(request)
         messages = [{"role": m.role, "content": m.content} for m in request.messages]
-        for _ in range(len(wanted) + 1):
-            sent = {renamed.get(k, k): v for k, v in wanted.items() if k not in dropped}
+        timeout = float(ref.options.get("timeout_s", self.settings.llm_timeout_s)) + 5
+        while True:
+            sent = self._send_params(request, adapt)
             start = time.perf_counter()
             try:
                 response = await self.client(ref).chat.completions.create(
                     model=ref.model,
                     messages=messages,  # type: ignore[arg-type]
+                    timeout=timeout,
                     **sent,
                 )
-            except openai.BadRequestError as exc:
-                detail = self._detail(exc, ref)
-                fix = self._refused(detail, exc, sent)
-                if fix is None:
+            except openai.APIStatusError as exc:
+                name = self._refused(exc, self._detail(exc, ref), sent)
+                if name is None or not adapt.adapt(name, self._detail(exc, ref)):
                     raise self._error(exc, ref) from None
-                old, new = fix
-                if new is None:
-                    dropped.add(old)
-                else:
-                    renamed[old] = new
                 continue
             except openai.APIError as exc:
                 raise self._error(exc, ref) from None
             latency = (time.perf_counter() - start) * 1000
-            return self._result(response, latency, sent, sorted(dropped & wanted.keys()))
-        raise CallError(  # pragma: no cover - each loop drops one more parameter
-            f"{where} kept refusing the request's parameters",
-            retryable=False,
-            reason="400",
-        )
+            return self._result(response, latency, sent, sorted(adapt.dropped & wanted.keys()))
 
     @staticmethod
     def _result(
@@ -152,22 +175,17 @@ class OpenAIBackend:
         )
 
     @staticmethod
-    def _refused(
-        detail: str, exc: openai.BadRequestError, sent: dict[str, Any]
-    ) -> tuple[str, str | None] | None:
-        """Which sent parameter a 400 names: ``(name, None)`` to drop it, ``(name, new)`` to
-        rename it; None when the 400 is about something else."""
+    def _refused(exc: openai.APIStatusError, detail: str, sent: dict[str, Any]) -> str | None:
+        """The sent parameter an error refuses, if it names one: a 400 or 422, or a 5xx that is
+        really a request validation error (llama-cpp-python answers 500 for those)."""
+        status = exc.status_code
+        if status not in (400, 422) and not (status >= 500 and "validation error" in detail):
+            return None
         body = exc.body if isinstance(exc.body, dict) else {}
         named = body.get("param")
-        candidates = [named] if named in sent else []
-        candidates += [k for k in sent if k != named and re.search(rf"\b{re.escape(k)}\b", detail)]
-        for name in candidates:
-            if name == "max_tokens" and "max_completion_tokens" in detail:
-                return name, "max_completion_tokens"
-            if name == "max_completion_tokens":
-                return "max_tokens", None
-            return name, None
-        return None
+        if named in sent:
+            return str(named)
+        return next((k for k in sent if re.search(rf"\b{re.escape(k)}\b", detail)), None)
 
     def _detail(self, exc: openai.APIError, ref: ModelRef) -> str:
         body = exc.body if isinstance(exc.body, dict) else {}

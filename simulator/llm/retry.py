@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -18,6 +19,8 @@ from typing import Any
 
 from simulator.domain.errors import LLMError
 from simulator.llm.base import ChatRequest, ChatResult, EventSink, LLMEvent
+
+log = logging.getLogger(__name__)
 
 # A server may ask for a long pause; beyond this we would rather fail and let the user resume.
 MAX_RETRY_AFTER_S = 300.0
@@ -88,11 +91,20 @@ class RetryPolicy:
 
 
 async def emit(sink: EventSink | None, event: LLMEvent) -> None:
+    """Deliver ``event``; a failing listener is logged and never fails the model call."""
+    if event.kind != "pull_progress":
+        log.warning(
+            "%s %s %s (attempt %d, wait %.2f s): %s",
+            event.kind, event.endpoint, event.model, event.attempt, event.delay_s, event.reason,
+        )  # fmt: skip
     if sink is None:
         return
-    result = sink(event)
-    if inspect.isawaitable(result):
-        await result
+    try:
+        result = sink(event)
+        if inspect.isawaitable(result):
+            await result
+    except Exception:
+        log.exception("an LLM event listener failed on %s", event.kind)
 
 
 async def call_with_retries(

@@ -88,6 +88,8 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServ
         sys.executable, "-m", "llama_cpp.server",
         "--model", str(model), "--host", "127.0.0.1", "--port", str(port),
         "--n_ctx", "1024", "--n_threads", "2",
+        # the model's own template is not picked up by every llama-cpp-python version
+        "--chat_format", "gemma",
     ]  # fmt: skip
     with log.open("wb") as out:
         proc = subprocess.Popen(

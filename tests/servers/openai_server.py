@@ -3,7 +3,9 @@
 Options: ``api_key`` (requests without ``Authorization: Bearer <key>`` get 401), ``reject_params``
 (a 400 naming the parameter when a request carries it, like servers that do not support ``seed``),
 ``models`` (what /v1/models lists; chat with another model gets 404 when ``strict_models``),
-``reply`` (a function body -> text; default echoes the last user message).
+``reply`` (a function body -> text; default echoes the last user message), ``json_object_only``
+(like llama-cpp-python's server: ``response_format`` of type ``json_schema`` gets a 500 validation
+error; ``{"type": "json_object", "schema": ...}`` is accepted).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class FakeOpenAIServer(FakeServer):
         strict_models: bool = False,
         reject_params: tuple[str, ...] = (),
         reply: Callable[[dict[str, Any]], str] | None = None,
+        json_object_only: bool = False,
     ) -> None:
         super().__init__()
         self.api_key = api_key
@@ -38,6 +41,7 @@ class FakeOpenAIServer(FakeServer):
         self.strict_models = strict_models
         self.reject_params = set(reject_params)
         self.reply = reply
+        self.json_object_only = json_object_only
 
     @property
     def base_url(self) -> str:
@@ -85,6 +89,21 @@ class FakeOpenAIServer(FakeServer):
                         name,
                     ),
                 )
+        fmt = body.get("response_format")
+        if (
+            self.json_object_only
+            and fmt is not None
+            and fmt.get("type") not in ("text", "json_object")
+        ):
+            raise Reply(
+                500,
+                _error(
+                    "1 validation error:\n  {'type': 'literal_error', 'loc': ('body', "
+                    "'response_format', 'type'), 'msg': \"Input should be 'text' or "
+                    "'json_object'\"}",
+                    "internal_server_error",
+                ),
+            )
         model = body.get("model")
         if self.strict_models and model not in self.models:
             raise Reply(
