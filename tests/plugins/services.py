@@ -99,11 +99,28 @@ class _Handler(socketserver.BaseRequestHandler):
                 length, request_id, _, opcode = struct.unpack("<iiii", header)
                 body = self._read(length - 16)
                 doc = self._command(opcode, body)
-                reply = self.server.fake.answer(self, doc)
-                self.server.fake.commands.append(next(iter(doc)))
+                fake = self.server.fake
+                fake.commands.append(next(iter(doc)))
+                if self.user is not None and fake.forwards(doc):
+                    self.request.sendall(self._forward(header + body))
+                    continue
+                reply = fake.answer(self, doc)
                 self.request.sendall(self._encode(opcode, request_id, reply))
         except (ConnectionError, OSError, EOFError):
             return
+        finally:
+            if getattr(self, "backend", None) is not None:
+                self.backend.close()
+
+    def _forward(self, message: bytes) -> bytes:
+        """Relay one request to the backend server and return its reply, byte for byte."""
+        if getattr(self, "backend", None) is None:
+            host, port = self.server.fake.backend.rsplit(":", 1)  # type: ignore[union-attr]
+            self.backend = socket.create_connection((host, int(port)), timeout=30)
+        self.backend.sendall(message)
+        header = _recv_exactly(self.backend, 16)
+        length = struct.unpack("<i", header[:4])[0]
+        return header + _recv_exactly(self.backend, length - 16)
 
     def _read(self, n: int) -> bytes:
         data = b""
@@ -153,6 +170,16 @@ class _Handler(socketserver.BaseRequestHandler):
         return struct.pack("<iiii", 16 + len(payload), request_id + 1, request_id, op) + payload
 
 
+def _recv_exactly(sock: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise EOFError
+        data += chunk
+    return data
+
+
 class _FakeServer(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -160,10 +187,18 @@ class _FakeServer(socketserver.ThreadingTCPServer):
 
 
 class FakeMongo:
-    """A MongoDB wire-protocol server with SCRAM-SHA-256 logins for ``users``."""
+    """A MongoDB wire-protocol server with SCRAM-SHA-256 logins for ``users``.
 
-    def __init__(self, users: dict[str, str]) -> None:
+    With ``backend`` (``host:port`` of the embedded server), it is an authenticating front for
+    that server: once a connection has logged in, its commands are relayed there byte for byte,
+    so the whole app runs on real storage behind a real password check.
+    """
+
+    LOCAL = frozenset(["hello", "ismaster", "saslstart", "saslcontinue", "connectionstatus"])
+
+    def __init__(self, users: dict[str, str], backend: str | None = None) -> None:
         self.users = users
+        self.backend = backend
         self.commands: list[str] = []
         self.failed_logins = 0
         self._server = _FakeServer(("127.0.0.1", 0), _Handler)
@@ -182,6 +217,9 @@ class FakeMongo:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+    def forwards(self, doc: dict) -> bool:
+        return self.backend is not None and next(iter(doc)).lower() not in self.LOCAL
 
     def answer(self, conn: _Handler, doc: dict) -> dict:
         name = next(iter(doc)).lower()
