@@ -94,6 +94,11 @@ async def test_a_dryrun_batch_stores_36_conversations_each_with_its_exact_budget
     }
     assert len(tuples) == 36
     await _assert_complete_and_exact(store, batch.id)
+    # the estimate's LLM calls are the calls the engine made
+    calls = 0
+    for conv in convs:
+        calls += sum(m.model is not None for m in await store.messages.list(conv.id))
+    assert calls == batch.estimate.llm_calls
     assert progress[-1] == BatchProgress(batch.id, 36, 0, 36)
     assert [p.done for p in progress] == sorted(p.done for p in progress)
     # running a done batch again changes nothing
@@ -173,13 +178,15 @@ async def test_cancel_stops_running_conversations_promptly_and_resume_finishes_t
     stored = 0
     cancelled_at: list[float] = []
 
-    async def on_event(event: object) -> None:
+    cancelling: list[asyncio.Task[object]] = []
+
+    def on_event(event: object) -> None:
         nonlocal stored
         if isinstance(event, MessageStored):
             stored += 1
             if stored == 12 and not cancelled_at:
                 cancelled_at.append(asyncio.get_running_loop().time())
-                await runner.cancel(batch.id)
+                cancelling.append(asyncio.ensure_future(runner.cancel(batch.id)))
 
     bus.subscribe(on_event)
     ended = await runner.run(batch.id)
@@ -232,3 +239,55 @@ async def test_resume_creates_cells_a_crashed_start_left_out_without_duplicates(
     assert sorted(c.cell_index for c in convs) == list(range(6))
     assert {c.id for c in convs} == {conversation_id_for(batch.id, i) for i in range(6)}
     await _assert_complete_and_exact(store, batch.id)
+
+
+async def test_each_endpoint_is_kept_busy_up_to_its_own_limit(
+    store, prison_experiment: Experiment
+) -> None:
+    """A batch mixing a slow endpoint (limit 1) and a fast one (limit 3) keeps both busy at once:
+    the batch-level limit does not let one endpoint's queue starve the other."""
+    in_flight: Counter[str] = Counter()
+    peak: Counter[str] = Counter()
+    both_busy = False
+
+    async def tracked(request):  # type: ignore[no-untyped-def]
+        nonlocal both_busy
+        where = request.model.base_url
+        in_flight[where] += 1
+        peak[where] = max(peak[where], in_flight[where])
+        both_busy = both_busy or (in_flight["http://slow"] > 0 and in_flight["http://fast"] > 0)
+        await asyncio.sleep(0.01)
+        in_flight[where] -= 1
+        return f"[dryrun] {request.meta.agent} speaks."
+
+    register_policy("tracked-for-batch-test", tracked)
+    try:
+        exp = await store.experiments.create(prison_experiment)
+
+        def endpoint(url: str) -> ModelSet:
+            opts = {"policy": "tracked-for-batch-test"}
+            return ModelSet(
+                default=ModelRef(
+                    provider=Provider.dryrun, model="script", base_url=url, options=opts
+                )
+            )
+
+        spec = _spec(
+            exp,
+            model_sets=[endpoint("http://slow"), endpoint("http://fast")],
+            max_agents={},
+            every_day_count=False,
+            days=1,
+            repeats=4,
+            total_messages=4,
+            concurrency=16,
+        )
+        backends = Backends(limits={"dryrun:http://slow": 1, "dryrun:http://fast": 3})
+        runner = BatchRunner(store, backends)
+        batch = await runner.start(exp, spec)
+        ended = await runner.run(batch.id)
+        assert ended.status is Status.done, ended.error
+        assert peak == {"http://slow": 1, "http://fast": 3}
+        assert both_busy
+    finally:
+        unregister_policy("tracked-for-batch-test")
