@@ -8,6 +8,7 @@ from simulator.engine.kinds import register_kind
 from simulator.scenarios.reputation.params import ReputationParams, load_params, params_for
 from simulator.scenarios.reputation.runner import (
     StepEnded,
+    build_run,
     configure,
     create_conversation,
     fork,
@@ -25,6 +26,7 @@ _register_policies()
 __all__ = [
     "ReputationParams",
     "StepEnded",
+    "build_run",
     "configure",
     "create_conversation",
     "fork",

@@ -300,4 +300,40 @@ __all__ = [
     "plot_network",
     "plot_reputation_heatmap",
     "step_metrics",
+    "write_reports",
 ]
+
+
+def write_reports(
+    states: Sequence[GameState],
+    metrics: Sequence[dict[str, Any]],
+    out: Path,
+    network_steps: Sequence[int] | None = None,
+) -> dict[str, Path]:
+    """metrics.csv (one row per step), agents.csv (per agent and step), cooperation.png,
+    network_step<N>.png for each chosen step (default: the last) and reputation_heatmap.png."""
+    import pandas as pd
+
+    out.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path] = {}
+    files["metrics"] = out / "metrics.csv"
+    metrics_table(metrics).to_csv(files["metrics"], index=False)
+    files["agents"] = out / "agents.csv"
+    pd.DataFrame(
+        [{"step": m["step"], **row} for m in metrics for row in m.get("agents", [])]
+    ).to_csv(files["agents"], index=False)
+    files["cooperation_plot"] = plot_cooperation(metrics, out / "cooperation.png")
+    by_step = {s.step: s for s in states}
+    chosen = list(network_steps) if network_steps else [max(by_step)]
+    for step in chosen:
+        if step not in by_step:
+            from simulator.domain.errors import NotFoundError
+
+            raise NotFoundError(f"no snapshot after step {step} (steps: 0..{max(by_step)})")
+        files[f"network_step{step}"] = plot_network(
+            by_step[step], out / f"network_step{step}.png", seed=by_step[step].seed
+        )
+    files["reputation_heatmap"] = plot_reputation_heatmap(
+        by_step[max(by_step)], out / "reputation_heatmap.png"
+    )
+    return files

@@ -20,6 +20,7 @@ from simulator.domain import (
     ExperimentKind,
     GridCell,
     MessageKind,
+    ModelRef,
     ModelSet,
     Status,
     new_id,
@@ -101,6 +102,40 @@ def scripted_population(mix: dict[str, int]) -> Population:
         for kind, _ in groups
     }
     return Population(groups=groups, models=models)
+
+
+def build_run(
+    game: dict[str, Any],
+    groups: list[tuple[str, int, ModelRef]],
+    *,
+    name: str = "Reputation game",
+    owner: str = "",
+    seed: int = 0,
+    factors: dict[str, str] | None = None,
+) -> tuple[Experiment, GridCell]:
+    """An experiment whose roles are the agent groups, and the grid cell that runs it."""
+    from simulator.domain import Role
+
+    params = params_for(game)
+    experiment = Experiment(
+        name=name,
+        kind=ExperimentKind.reputation,
+        roles=[Role(name=g) for g, _, _ in groups],
+        models=[m for _, _, m in groups],
+        game=params.model_dump(mode="json"),
+        owner=owner,
+    )
+    per_role = {g: m for g, _, m in groups}
+    cell = GridCell(
+        counts={g: n for g, n, _ in groups},
+        days=1,
+        total_messages=1,
+        models=ModelSet(default=groups[0][2], per_role=per_role),
+        factors=dict(factors or {}),
+        seed=seed,
+        rounds=params.steps,
+    )
+    return experiment, cell
 
 
 # --------------------------------------------------------------------------- fast path
@@ -301,6 +336,7 @@ async def snapshots(store: Any, conversation_id: str) -> list[tuple[GameState, d
 
 __all__ = [
     "StepEnded",
+    "build_run",
     "configure",
     "create_conversation",
     "fork",

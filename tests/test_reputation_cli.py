@@ -1,0 +1,150 @@
+"""``simulator reputation run|fork|report`` in-process, on the session embedded server."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pandas as pd
+import pymongo
+import pytest
+
+from simulator.cli import main
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def db(mongo_uri: str, tmp_data_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):  # type: ignore[no-untyped-def]
+    name = f"t_rep_cli_{uuid.uuid4().hex[:12]}"
+    monkeypatch.setenv("MONGODB_URI", mongo_uri)
+    monkeypatch.setenv("MONGODB_DB", name)
+    monkeypatch.chdir(tmp_path)
+    client: pymongo.MongoClient = pymongo.MongoClient(mongo_uri)
+    try:
+        yield client[name]
+    finally:
+        client.drop_database(name)
+        client.close()
+
+
+def test_dryrun_model_run_writes_the_metrics_table_and_network_png(  # type: ignore[no-untyped-def]
+    db, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    code = main(
+        [
+            "reputation",
+            "run",
+            "--model",
+            "dryrun",
+            "--game",
+            "investment",
+            "--population",
+            "4",
+            "--steps",
+            "2",
+            "--network-steps",
+            "1,2",
+            "-o",
+            str(out),
+        ]
+    )
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    table = pd.read_csv(out / "metrics.csv")
+    assert list(table["step"]) == [0, 1, 2]
+    assert {"cooperation", "acceptance_rate", "density", "gossip_count", "fallbacks"} <= set(
+        table.columns
+    )
+    assert table["fallbacks"].iloc[1:].sum() > 0  # random dryrun answers: defaults were recorded
+    for name in (
+        "network_step1.png",
+        "network_step2.png",
+        "cooperation.png",
+        "reputation_heatmap.png",
+    ):
+        assert (out / name).read_bytes()[:8] == PNG
+    agents = pd.read_csv(out / "agents.csv")
+    assert len(agents) == 4 * 3
+    (conv,) = list(db.conversations.find())
+    assert conv["status"] == "done" and conv["kind"] == "reputation"
+    assert "network_step2: " in printed
+
+
+def test_scripted_run_then_fork_and_report(  # type: ignore[no-untyped-def]
+    db, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        main(
+            [
+                "reputation",
+                "run",
+                "--mix",
+                "reputation_following=3,always_defect=1",
+                "--game",
+                "pd",
+                "--steps",
+                "3",
+                "--seed",
+                "4",
+                "-o",
+                str(tmp_path / "a"),
+            ]
+        )
+        == 0
+    )
+    printed = capsys.readouterr().out
+    conv_id = printed.split("conversation ", 1)[1].split(":", 1)[0]
+    assert (
+        main(
+            [
+                "reputation",
+                "fork",
+                conv_id,
+                "--step",
+                "1",
+                "--gossip",
+                "off",
+                "-o",
+                str(tmp_path / "b"),
+            ]
+        )
+        == 0
+    )
+    forked = pd.read_csv(tmp_path / "b" / "metrics.csv")
+    assert list(forked["step"]) == [0, 1, 2, 3]
+    assert forked["gossip_count"].iloc[2:].sum() == 0
+    assert db.conversations.count_documents({"parent_id": conv_id, "forked_at": 1}) == 1
+    assert main(["reputation", "report", conv_id, "-o", str(tmp_path / "c")]) == 0
+    original = pd.read_csv(tmp_path / "c" / "metrics.csv")
+    cols = ["cooperation", "edges", "mutual_ties", "gossip_count", "mean_resources", "decisions"]
+    assert original.loc[1, cols].equals(forked.loc[1, cols])  # identical up to the fork
+
+
+def test_fast_scripted_run_and_clean_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        main(
+            [
+                "reputation",
+                "run",
+                "--fast",
+                "--mix",
+                "tit_for_tat=2,always_defect=2",
+                "--game",
+                "signup",
+                "--steps",
+                "2",
+                "-o",
+                str(tmp_path / "f"),
+            ]
+        )
+        == 0
+    )
+    assert (tmp_path / "f" / "metrics.csv").exists()
+    assert main(["reputation", "run", "--fast", "--mix", "nonsense", "-o", str(tmp_path)]) == 2
+    assert "KIND=N" in capsys.readouterr().err
+    assert main(["reputation", "run", "--fast", "--mix", "sneaky=2", "-o", str(tmp_path)]) == 2
+    assert "unknown scripted reputation policy" in capsys.readouterr().err
