@@ -192,3 +192,32 @@ async def test_a_failing_event_listener_does_not_fail_the_call(
     result = await backends.chat(ask(openai_ref(openai_server)))
     assert result.attempts == 2
     await backends.aclose()
+
+
+async def test_ollama_that_never_answers_times_out(llm_settings: Settings) -> None:
+    with FakeOllamaServer() as server:
+        server.script(OLLAMA_CHAT, Fault(hang=True), Fault(hang=True))
+        backends = Backends(llm_settings, timeout_s=0.3, max_attempts=2, backoff_s=0.01)
+        ref = ModelRef(provider="ollama", model="llama3.2:1b", base_url=server.url)
+        with pytest.raises(LLMError, match=r"within 0\.3 s \(gave up after 2 attempts\)"):
+            await backends.chat(ask(ref))
+        assert len(server.seen(OLLAMA_CHAT)) == 2
+        await backends.aclose()
+
+
+def test_one_backends_object_serves_successive_event_loops() -> None:
+    """The CLI and tests may call asyncio.run more than once with the same Backends."""
+    with FakeOpenAIServer() as server:
+        server.delay_s = 0.05
+        backends = Backends(Settings(_env_file=None), limits={"openai": 1})  # type: ignore[call-arg]
+
+        async def burst() -> list[str]:
+            results = await asyncio.gather(
+                *(backends.chat(ask(openai_ref(server), t)) for t in range(3))
+            )
+            await backends.aclose()
+            return [r.text for r in results]
+
+        assert asyncio.run(burst()) == ["echo: turn 0", "echo: turn 1", "echo: turn 2"]
+        assert asyncio.run(burst()) == ["echo: turn 0", "echo: turn 1", "echo: turn 2"]
+        assert server.max_in_flight == 1

@@ -53,7 +53,7 @@ class Backends:
             max_backoff_s=max_backoff_s,
         )
         self._backends: dict[Provider, ChatBackend] = {}
-        self._slots: dict[str, asyncio.Semaphore] = {}
+        self._slots: dict[tuple[int, str], asyncio.Semaphore] = {}
 
     # ------------------------------------------------------------------ routing
 
@@ -86,7 +86,8 @@ class Backends:
         return DRYRUN_CONCURRENCY
 
     def _slot(self, ref: ModelRef) -> AbstractAsyncContextManager[object]:
-        key = ref.endpoint
+        # per event loop too: a semaphore that once made a call wait is bound to its loop
+        key = (id(asyncio.get_running_loop()), ref.endpoint)
         sem = self._slots.get(key)
         if sem is None:
             sem = self._slots[key] = asyncio.Semaphore(self.limit_for(ref))
