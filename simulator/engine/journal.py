@@ -59,6 +59,10 @@ EMPTY = "empty"
 #: Flag of a message whose first answer was re-asked (empty after cleaning, or invalid JSON).
 REASKED = "reasked"
 
+#: Prefix of the flags naming sampling parameters the server refused, so the call went without
+#: them (``dropped:seed``): what ran is what is stored.
+DROPPED = "dropped:"
+
 #: Kinds that count as agent messages (the budget, ``Conversation.messages_done``).
 AGENT_KINDS = frozenset({MessageKind.utterance, MessageKind.action})
 
@@ -435,8 +439,10 @@ class Journal:
         flags: list[str],
     ) -> Message:
         usage = TokenUsage()
+        dropped: list[str] = []
         for r in results:
             usage = usage + r.usage
+            dropped += [f"{DROPPED}{p}" for p in r.dropped_params if f"{DROPPED}{p}" not in dropped]
         return Message(
             conversation_id=self.conversation.id,
             seq=self._seq,
@@ -453,7 +459,7 @@ class Journal:
             usage=usage,
             latency_ms=sum(r.latency_ms for r in results),
             attempts=max(1, sum(r.attempts for r in results)),
-            flags=flags,
+            flags=[*flags, *(d for d in dropped if d not in flags)],
         )
 
     async def _append(self, message: Message) -> Message:
@@ -532,6 +538,7 @@ def _short_error(exc: Exception) -> str:
 
 __all__ = [
     "AGENT_KINDS",
+    "DROPPED",
     "EMPTY",
     "FALLBACK",
     "REASKED",
