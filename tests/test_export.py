@@ -94,6 +94,7 @@ async def test_markdown_and_text_transcripts(
     assert md.index("## Day 1") < md.index("### Summary of day 1") < md.index("## Day 2")
     assert "**Prisoner 2** (Prisoner, turn 3) → Prisoner 1:" in md
     assert "**Guard 1** (Guard, turn 1) _[fallback]_:" in md
+    assert "\n> Stay in your cell now.\n" in md  # message text as a block quote
 
     [one] = await exports.export(
         store, exports.AnalysisFilter(batch=d.batch.id), fmt="text", output=tmp_path / "all.txt"

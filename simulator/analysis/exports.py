@@ -9,8 +9,9 @@ Everything a model wrote is escaped in HTML: a transcript can never inject marku
 from __future__ import annotations
 
 import colorsys
+import functools
 import html
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,7 @@ def role_palette(roles: Iterable[str]) -> dict[str, str]:
     return out
 
 
+@functools.lru_cache(maxsize=512)
 def tint(color: str, amount: float = 0.9) -> str:
     """``color`` mixed with white (a light background of the same hue)."""
     rgb = [int(color[i : i + 2], 16) / 255 for i in (1, 3, 5)]
@@ -120,11 +122,58 @@ def _na(v: Any) -> bool:
     return v is None or v is pd.NA or (isinstance(v, float) and v != v) or v is pd.NaT
 
 
-def _describe(conv: pd.Series) -> list[tuple[str, str]]:
+Row = Mapping[str, Any]
+
+
+#: The message columns transcripts show.
+_TRANSCRIPT_COLUMNS = (
+    "conversation_id",
+    "seq",
+    "day",
+    "turn",
+    "speaker",
+    "role",
+    "kind",
+    "public",
+    "recipients",
+    "content",
+    "flags",
+)
+
+
+def _records(frame: pd.DataFrame, columns: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Rows as dicts of plain values; column by column, which is far faster than ``iterrows``
+    or ``to_dict`` on extension dtypes."""
+    names = list(columns) if columns is not None else list(frame.columns)
+    values = [frame[c].tolist() for c in names]
+    return [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
+
+
+Messages = pd.DataFrame | Sequence[Row]
+
+
+def _message_rows(messages: Messages) -> Sequence[Row]:
+    if isinstance(messages, pd.DataFrame):
+        return _records(messages, _TRANSCRIPT_COLUMNS)
+    return messages
+
+
+def _by_conversation(messages: pd.DataFrame) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for rec in _records(messages, _TRANSCRIPT_COLUMNS):
+        out.setdefault(str(rec["conversation_id"]), []).append(rec)
+    return out
+
+
+def _row(conv: pd.Series | Row) -> Row:
+    return conv.to_dict() if isinstance(conv, pd.Series) else conv
+
+
+def _describe(conv: Row) -> list[tuple[str, str]]:
     """Labelled facts about a conversation for transcript headers."""
     factors = ", ".join(
         f"{c.removeprefix('factor_')}={conv[c]}"
-        for c in conv.index
+        for c in conv
         if c.startswith("factor_") and not _na(conv[c])
     )
     facts = [
@@ -147,26 +196,32 @@ def _s(v: Any) -> str:
     return "" if _na(v) else str(v)
 
 
-def _title(conv: pd.Series) -> str:
+def _title(conv: Row) -> str:
     return f"{_s(conv['experiment_name']) or 'Conversation'} · cell {conv['cell_index']}"
 
 
-def _addressing(msg: pd.Series) -> str:
+def _addressing(msg: Row) -> str:
     return "" if bool(msg["public"]) else f" → {_s(msg['recipients'])}"
 
 
-def markdown_transcript(conv: pd.Series, messages: pd.DataFrame) -> str:
-    """A conversation as Markdown: a header of facts, then the messages day by day."""
+def _quote(text: str) -> str:
+    return "\n".join(f"> {line}".rstrip() for line in (text.splitlines() or [""]))
+
+
+def markdown_transcript(conv: pd.Series | Row, messages: Messages) -> str:
+    """A conversation as Markdown: a header of facts, then the messages day by day. Each
+    message's text is a block quote, so what a model wrote cannot break the page's structure."""
+    conv = _row(conv)
     lines = [f"# {_title(conv)}", "", f"Conversation `{conv['conversation_id']}`", ""]
     lines += [f"- **{k}**: {v}" for k, v in _describe(conv)]
     day = None
-    for _, msg in messages.iterrows():
+    for msg in _message_rows(messages):
         if msg["day"] != day:
             day = msg["day"]
             lines += ["", f"## Day {day}" if int(day) > 0 else "## Before day 1"]
         lines.append("")
         if msg["kind"] == "summary":
-            lines += [f"### Summary of day {msg['day']}", "", _s(msg["content"])]
+            lines += [f"### Summary of day {msg['day']}", "", _quote(_s(msg["content"]))]
             continue
         who = f"**{msg['speaker']}**"
         if msg["kind"] in AGENT_KINDS:
@@ -174,17 +229,18 @@ def markdown_transcript(conv: pd.Series, messages: pd.DataFrame) -> str:
         else:
             who += f" ({msg['kind']})"
         flags = f" _[{msg['flags']}]_" if _s(msg["flags"]) else ""
-        lines += [f"{who}{_addressing(msg)}{flags}:", "", _s(msg["content"])]
+        lines += [f"{who}{_addressing(msg)}{flags}:", "", _quote(_s(msg["content"]))]
     return "\n".join(lines).rstrip() + "\n"
 
 
-def text_transcript(conv: pd.Series, messages: pd.DataFrame) -> str:
+def text_transcript(conv: pd.Series | Row, messages: Messages) -> str:
     """A conversation as plain text."""
+    conv = _row(conv)
     title = _title(conv)
     lines = [title, "=" * len(title), f"conversation {conv['conversation_id']}"]
     lines += [f"{k}: {v}" for k, v in _describe(conv)]
     day = None
-    for _, msg in messages.iterrows():
+    for msg in _message_rows(messages):
         if msg["day"] != day:
             day = msg["day"]
             label = f"Day {day}" if int(day) > 0 else "Before day 1"
@@ -236,7 +292,8 @@ def html_document(
     ``<section class="conversation">`` per conversation with day separators and summaries."""
     e = html.escape
     palette = role_palette(agent_roles(messages))
-    by_conv = {cid: g for cid, g in messages.groupby("conversation_id", sort=False)}
+    by_conv = _by_conversation(messages)
+    convs = _records(conversations)
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -251,13 +308,13 @@ def html_document(
             f'<span class="swatch" style="background:{color}"></span>{e(role)}</span>'
         )
     parts.append("</div><nav><ol>")
-    for _, conv in conversations.iterrows():
+    for conv in convs:
         parts.append(
             f'<li><a href="#c-{e(str(conv["conversation_id"]))}">{e(_title(conv))}</a> '
             f"({e(_s(conv['status']))})</li>"
         )
     parts.append("</ol></nav></header>")
-    for _, conv in conversations.iterrows():
+    for conv in convs:
         cid = str(conv["conversation_id"])
         parts.append(
             f'<section class="conversation" id="c-{e(cid)}" data-conversation-id="{e(cid)}">'
@@ -267,17 +324,17 @@ def html_document(
         for k, v in _describe(conv):
             parts.append(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>")
         parts.append("</dl>")
-        parts += _html_messages(by_conv.get(cid, messages.iloc[0:0]), palette)
+        parts += _html_messages(by_conv.get(cid, []), palette)
         parts.append("</section>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
 
-def _html_messages(messages: pd.DataFrame, palette: dict[str, str]) -> list[str]:
+def _html_messages(messages: Messages, palette: dict[str, str]) -> list[str]:
     e = html.escape
     out: list[str] = []
     day = None
-    for _, msg in messages.iterrows():
+    for msg in _message_rows(messages):
         if msg["day"] != day:
             day = msg["day"]
             label = f"Day {day}" if int(day) > 0 else "Before day 1"
@@ -338,13 +395,13 @@ def write_transcripts(
         path.write_text(html_document(conversations, messages), encoding="utf-8")
         return [path]
     render = markdown_transcript if fmt == "markdown" else text_transcript
-    by_conv = {cid: g for cid, g in messages.groupby("conversation_id", sort=False)}
+    by_conv = _by_conversation(messages)
     texts = [
         (
             str(conv["conversation_id"]),
-            render(conv, by_conv.get(conv["conversation_id"], messages.iloc[0:0])),
+            render(conv, by_conv.get(str(conv["conversation_id"]), [])),
         )
-        for _, conv in conversations.iterrows()
+        for conv in _records(conversations)
     ]
     ext = EXTENSIONS[fmt]
     if _is_file_target(output, (".md", ".markdown", ".txt", ".text")):
