@@ -24,6 +24,10 @@ INVALID: list[tuple[str, str, str, str | None]] = [
     ("<GUARD_VERB>", "<GUARD_VERB>", "needs the verb", "<GUARD_VERB_make>"),
     ("<GUARD_VERB_>", "<GUARD_VERB_>", "base form", "<GUARD_VERB_make>"),
     ("<GUARD_VERB_make it>", "<GUARD_VERB_make it>", "base form", None),
+    ("<GUARD_VERB_makes>", "<GUARD_VERB_makes>", "base form", "<GUARD_VERB_make>"),
+    ("<guard_verb_is>", "<guard_verb_is>", "base form", "<guard_verb_be>"),
+    ("<Guard_VERB_HAS>", "<Guard_VERB_HAS>", "base form", "<Guard_VERB_HAVE>"),
+    ("<GUARD_VERB_watches>", "<GUARD_VERB_watches>", "base form", "<GUARD_VERB_watch>"),
     ("<GUARD>", "<GUARD>", "expected <ROLE_TYPE>", "<Guard_NUM>"),
     ("<GUARD NOUN>", "<GUARD NOUN>", "expected <ROLE_TYPE>", "<Guard_NOUN>"),
     ("The <GUARD_NOUN watches", "<GUARD_NOUN", "unclosed", "<Guard_NOUN>"),
@@ -79,6 +83,9 @@ VALID_LOWER = [
     "<name>",
     "<day> of <days>",
     "<Prisoner_possPron>",
+    "<guard_verb_miss>",
+    "<GUARD_VERB_discuss>",
+    "<GUARD_VERB_can>",
 ]
 
 

@@ -232,6 +232,13 @@ def parse_tag(
                 f"<{role_part}_VERB_make>",
                 f"<{role_part}_VERB_make>" if not verb else suggest(),
             )
+        base = base_form(verb)
+        if base is not None:
+            raise TagError(
+                f"VERB_ takes the verb's base form ({base!r}, not {verb!r}); the agreement "
+                "(makes/make, is/are) is added for you",
+                f"<{role_part}_{verb_m.group('verbword')}_{_same_case(base, verb)}>",
+            )
         return Placeholder(raw, "role", role=role, type="VERB", verb=verb.lower(), capital=cap)
 
     m = _ROLE_TAG.match(stripped)
@@ -265,6 +272,34 @@ def parse_tag(
             suggest(),
         )
     return Placeholder(raw, "role", role=role, type=type_part, capital=cap)
+
+
+_BASE_OF = {
+    "is": "be",
+    "are": "be",
+    "am": "be",
+    "was": "be",
+    "were": "be",
+    "been": "be",
+    "has": "have",
+    "had": "have",
+    "did": "do",
+}
+
+
+def base_form(verb: str) -> str | None:
+    """The base form when ``verb`` is an inflected form (makes, is, has), else None."""
+    v = verb.lower()
+    if v in _BASE_OF:
+        return _BASE_OF[v]
+    if v in _MODALS or not v.endswith("s"):
+        return None
+    plain = _engine().plural_verb(v)
+    return plain if plain and plain != v else None
+
+
+def _same_case(word: str, like: str) -> str:
+    return word.upper() if like.isupper() else word
 
 
 def _match_role(written: str, roles: list[str]) -> str | None:
@@ -406,4 +441,4 @@ def verb_form(verb: str, singular: bool) -> str:
 
 
 def number_word(n: int) -> str:
-    return str(_engine().number_to_words(n))
+    return str(_engine().number_to_words(str(n)))
