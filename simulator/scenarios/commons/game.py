@@ -361,10 +361,25 @@ class CommonsGame:
         for m in st.alive:
             m.notes.append(f"Current members: {names}. Keep the lake viable.")
         self.rec.credits_end = {m.name: m.credits for m in st.members if m.alive}
+        finished = w.collapsed or not st.alive or n >= self.rounds
+        # what a live chart needs (resource and credits), without reading the snapshot
+        await self.note(
+            f"Round {n} ended.",
+            {
+                "event": "round_end",
+                "round": n,
+                "resource": w.resource,
+                "estimate": self.rec.estimate_start,
+                "resource_after_extraction": self.rec.resource_after_extraction,
+                "credits": dict(self.rec.credits_end),
+                "collapsed": w.collapsed,
+                "finished": finished,
+            },
+            recipients=[],
+        )
         st.rounds.append(self.rec)
         w.round = n
-        if w.collapsed or not st.alive or n >= self.rounds:
-            w.finished = True
+        w.finished = finished
         await self.driver.snapshot(n, st.to_snapshot())
 
     async def discussion(self, *, accusation: bool) -> None:

@@ -127,10 +127,12 @@ class CommonsParams(_Params):
         default=1, ge=1, description="requests needed to start an accusation round"
     )
     memory_every: int = Field(default=2, ge=1, description="rounds between memory summaries")
-    max_public_words: int = Field(default=300, ge=1)
-    max_dm_words: int = Field(default=300, ge=1)
-    child_prompt_words: int = Field(default=1000, ge=1)
-    memory_words: int = Field(default=1500, ge=1)
+    max_public_words: int = Field(default=300, ge=1, description="public posts are cut to this")
+    max_dm_words: int = Field(default=300, ge=1, description="direct messages are cut to this")
+    child_prompt_words: int = Field(
+        default=1000, ge=1, description="a child's prompt (written by its parent) is cut to this"
+    )
+    memory_words: int = Field(default=1500, ge=1, description="memory summaries are cut to this")
     # --- options, off by default as in the reference
     audit_public: bool = Field(
         default=False, description="publish who was caught and the penalties"
@@ -147,7 +149,9 @@ class CommonsParams(_Params):
         default="pinned",
         description="pinned: in the system prompt all run; first_prompt: the reference",
     )
-    monitors: MonitorParams = Field(default_factory=MonitorParams)
+    monitors: MonitorParams = Field(
+        default_factory=MonitorParams, description="monitor models reviewing every answer"
+    )
     member_models: dict[str, ModelRef] = Field(
         default_factory=dict, description="model per member name (overrides the run's models)"
     )
