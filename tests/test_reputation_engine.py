@@ -148,3 +148,55 @@ async def test_fork_at_a_step_with_gossip_off(store: Any, backends: Any) -> None
     assert all(m["gossip_count"] == 0 for _, m in forked[2:])
     msgs = await store.messages.list(child.id)
     assert [m.seq for m in msgs] == list(range(len(msgs)))
+
+
+async def test_a_batch_grids_over_games_and_treatments(store: Any, backends: Any) -> None:
+    from simulator.db.store import ConversationFilter
+    from simulator.domain import BatchSpec, StudyFactor
+    from simulator.engine.batch import BatchRunner
+    from tests.plugins.reputation import reputation_setup
+
+    experiment, cell = reputation_setup("pd", {"reputation_following": 3, "always_defect": 1})
+    experiment = experiment.model_copy(
+        update={
+            "factors": [
+                StudyFactor(name="game", levels=["pd", "investment"]),
+                StudyFactor(name="gossip", levels=["on", "off"]),
+            ]
+        }
+    )
+    await store.experiments.create(experiment)
+    spec = BatchSpec(
+        experiment_id=experiment.id,
+        model_sets=[cell.models],
+        max_agents={"reputation_following": 3, "always_defect": 1},
+        every_combination=False,
+        rounds=2,
+        seed=3,
+    )
+    from simulator.engine.events import EventBus
+    from simulator.scenarios.reputation import StepEnded
+
+    bus = EventBus()
+    steps: list[StepEnded] = []
+    bus.subscribe(lambda e: steps.append(e) if isinstance(e, StepEnded) else None)
+    runner = BatchRunner(store, backends, bus)
+    batch = await runner.start(experiment, spec)
+    ended = await runner.run(batch.id)
+    assert ended.status is Status.done
+    convs = await store.conversations.list(ConversationFilter(batch_id=batch.id))
+    assert len(convs) == 4
+    assert sorted((e.conversation_id, e.step) for e in steps) == sorted(
+        (c.id, n) for c in convs for n in (1, 2)
+    )
+    assert all(
+        e.batch_id == batch.id and e.steps == 2 and "cooperation" in e.metrics for e in steps
+    )
+    for conv in convs:
+        assert conv.status is Status.done, conv.error
+        stored = await snapshots(store, conv.id)
+        assert [s.step for s, _ in stored] == [0, 1, 2]
+        last, _ = stored[-1]
+        assert last.game == conv.cell.factors["game"] and len(last.agents) == 4
+        if conv.cell.factors["gossip"] == "off":
+            assert all(m["gossip_count"] == 0 for _, m in stored)

@@ -189,3 +189,63 @@ def test_params_defaults_and_factor_overrides() -> None:
         params_for({"credibility_weights": {"neutral": 0.5}})
     with pytest.raises(SpecError, match="k"):
         params_for({"k": -1})
+
+
+async def test_public_observation_rerates_at_step_six_only_when_on() -> None:
+    for on in (True, False):
+        game = _game(
+            ReputationParams(
+                game="investment",
+                gossip=False,
+                public_observation=on,
+                persona_rewrite=False,
+                initial_connection_probability=0.5,
+            ),
+            {"reputation_following": 4, "always_defect": 2},
+        )
+        sources: dict[int, set[str]] = {}
+        for step in range(1, 7):
+            await game.run_step(step)
+            sources[step] = {u.source for u in game.state.updates}
+        assert "observation" not in set().union(*(sources[s] for s in range(1, 6)))
+        assert ("observation" in sources[6]) is on
+
+
+async def test_signup_rounds_are_public_and_rerated() -> None:
+    game = _game(
+        ReputationParams(game="signup", signup_period=2, gossip=False),
+        {"always_cooperate": 2, "always_defect": 2},
+    )
+    for step in (1, 2, 3):
+        await game.run_step(step)
+        if step in (1, 3):
+            assert game.state.signups == {
+                n: a.group != "always_defect" for n, a in ((a.name, a) for a in game.state.agents)
+            }
+        else:
+            assert game.state.signups == {}
+    assert any(u.source == "signup" for u in game.state.updates)
+
+
+def test_personas_builtin_and_from_a_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from simulator.scenarios.reputation.personas import builtin_personas, load_personas_file
+
+    people = builtin_personas(20)
+    assert len({p["name"] for p in people}) == 20
+    assert len({p["name"] for p in builtin_personas(60)}) == 60
+    f = tmp_path / "people.yaml"
+    f.write_text("- {name: Ann, persona: A careful farmer.}\n- {name: Bob, persona: A trader.}\n")
+    assert load_personas_file(f) == [
+        {"name": "Ann", "persona": "A careful farmer."},
+        {"name": "Bob", "persona": "A trader."},
+    ]
+    f.write_text("- {name: Ann, persona: x}\n- {name: ann, persona: y}\n")
+    with pytest.raises(SpecError, match="used twice"):
+        load_personas_file(f)
+    params = ReputationParams(
+        population=2, personas=[{"name": "Ann", "persona": "x"}, {"name": "Bob", "persona": "y"}]
+    )
+    state = initial_state(params, scripted_population({"tit_for_tat": 2}), 0)
+    assert state.names == ["Ann", "Bob"]
+    with pytest.raises(ValidationError, match="persona"):
+        ReputationParams(population=3, personas=[{"name": "Ann", "persona": "x"}])
