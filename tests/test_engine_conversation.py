@@ -389,3 +389,34 @@ async def test_resume_refuses_a_transcript_that_no_longer_matches(
     assert again.status is Status.failed
     assert "Cannot resume" in again.error
     assert len(await store.messages.list(conv.id)) == 3
+
+
+async def test_auto_resume_replays_stored_manager_decisions(
+    store: Any, backends: Any, recording_policy: Any
+) -> None:
+    broken = {"on": True}
+
+    def answer(request: ChatRequest) -> str:
+        m = request.meta
+        if m.purpose == "manager":
+            return m.candidates[-1]
+        if broken["on"] and m.purpose == "utterance" and m.turn == 3:
+            raise LLMError("overloaded", retryable=False)
+        return f"{m.agent} {m.day} {m.turn}"
+
+    policy = recording_policy(answer)
+    cell = build_cell(
+        6, 1, guards=2, prisoners=1, selection=SpeakerSelection.auto, model=policy.model
+    )
+    conv, first = await run_cell(store, backends, build_dialogue_experiment(), cell)
+    assert conv.status is Status.failed
+    assert first[-1].kind is MessageKind.system and first[-1].turn == 3  # decided, not spoken
+    broken["on"] = False
+    done = await run_conversation(store, backends, conv.id)
+    assert done.status is Status.done and done.messages_done == 6
+    assert len(policy.for_meta(purpose="manager", turn=3)) == 1
+    assert len(policy.for_meta(purpose="utterance", turn=3)) == 2  # failed once, then answered
+    messages = await store.messages.list(conv.id)
+    decided = {m.turn: m.data["choice"] for m in messages if m.kind is MessageKind.system}
+    spoke = {m.turn: m.speaker for m in messages if m.kind is MessageKind.utterance}
+    assert decided == spoke
