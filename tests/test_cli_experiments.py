@@ -127,3 +127,29 @@ async def test_unknown_experiment_and_bad_file_are_clean_errors(
     assert await cli("experiments", "import", str(bad)) == 2
     err = capsys.readouterr().err
     assert "error: Invalid specification:" in err and "experiment.roles.0.gender" in err
+
+
+async def test_update_from_a_file_is_owner_only_and_versions_once_run(
+    store, cli_env: Path, capsys
+) -> None:
+    from simulator.services.files import write_experiment
+
+    theirs = await others_experiment(store)
+    edited = cli_env / "edited.yaml"
+    write_experiment(theirs.model_copy(update={"starting_message": "Edited."}), edited)
+    assert await cli("experiments", "update", theirs.id, str(edited)) == 2
+    assert "cannot edit experiment 'Prison study (test)'" in capsys.readouterr().err
+    assert (await store.experiments.get(theirs.id)).starting_message != "Edited."
+
+    mine = await others_experiment(store, owner=ME)
+    assert await cli("experiments", "update", mine.id, str(edited)) == 0
+    assert "now version 2" in capsys.readouterr().out
+    assert (await store.experiments.get(mine.id)).starting_message == "Edited."
+
+    await add_conversation(store, mine, ME)
+    write_experiment(mine.model_copy(update={"starting_message": "Again."}), edited)
+    assert await cli("experiments", "update", mine.id, str(edited)) == 0
+    assert "the edit is a new version" in capsys.readouterr().out
+    versions = [e for e in await store.experiments.list() if e.parent_id == mine.id]
+    assert len(versions) == 1 and versions[0].starting_message == "Again."
+    assert (await store.experiments.get(mine.id)).starting_message == "Edited."

@@ -20,6 +20,7 @@ examples:
   simulator experiments show "Prison study"
   simulator experiments export 3f2a9c1e -o prison.yaml
   simulator experiments import prison.yaml
+  simulator experiments update 3f2a9c1e prison.yaml     # edit from a file (owner only)
   simulator experiments duplicate "Prison study" --name "My prison study"
   simulator experiments delete 3f2a9c1e --yes
 
@@ -64,6 +65,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="the file (.json for JSON; default: <name>.yaml in the current directory)",
     )
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "update",
+        help="replace your experiment's definition with a file's (a new version once it has run)",
+        description=(
+            "Edit an experiment from a file (export it, change the file, update). Only its owner "
+            "may. An experiment that already has conversations is not changed under them: the "
+            "edit is saved as a new version (a new id whose parent is the old one)."
+        ),
+    )
+    p.add_argument("experiment", metavar="ID|NAME")
+    p.add_argument("file", type=Path)
+    p.set_defaults(func=cmd_update)
 
     p = sub.add_parser("duplicate", help="copy an experiment (anyone's) into your library")
     p.add_argument("experiment", metavar="ID|NAME")
@@ -186,6 +200,27 @@ def cmd_export(args: argparse.Namespace) -> int:
         path = args.output or Path(f"{_slug(e.name)}.yaml")
         written = await svc.export(e.id, path)
         print(f"Wrote {e.name!r} to {written}")
+        return 0
+
+    return _run(action)
+
+
+def cmd_update(args: argparse.Namespace) -> int:
+    from simulator.services.files import read_experiment
+
+    async def action(svc: Any) -> int:
+        e = await svc.find(args.experiment)
+        edited = read_experiment(args.file)
+        keep = {"id": e.id, "owner": e.owner, "version": e.version, "parent_id": e.parent_id}
+        keep |= {"created_at": e.created_at, "favourite": e.favourite}
+        saved = await svc.save(edited.model_copy(update=keep))
+        if saved.id == e.id:
+            print(f"Updated {saved.name!r} ({saved.id}), now version {saved.version}.")
+        else:
+            print(
+                f"{e.name!r} has conversations, so the edit is a new version: {saved.id} "
+                f"(version {saved.version}, derived from {e.id})."
+            )
         return 0
 
     return _run(action)
