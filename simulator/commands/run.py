@@ -101,7 +101,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.dry_run:
             _print_plan(definition, run_spec, _console())
             return EXIT_OK
-    return asyncio.run(_run(args, run_spec))
+    return _interruptible(_run(args, run_spec))
 
 
 async def _run(args: argparse.Namespace, run_spec: Any) -> int:
@@ -133,7 +133,7 @@ async def _run(args: argparse.Namespace, run_spec: Any) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    return asyncio.run(_resume(args.batch))
+    return _interruptible(_resume(args.batch))
 
 
 async def _resume(ref: str) -> int:
@@ -233,6 +233,42 @@ async def _batches(experiment_ref: str | None) -> int:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+async def _stop_on_sigterm(main: Any) -> int:
+    """``kill PID`` (SIGTERM) stops a batch like Ctrl-C does: cancelled, resumable."""
+    import signal
+
+    task = asyncio.ensure_future(main)
+    loop = asyncio.get_running_loop()
+    try:
+        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    except (NotImplementedError, RuntimeError, ValueError):  # Windows, or not the main thread
+        return await task
+    try:
+        return await task
+    except asyncio.CancelledError:
+        raise KeyboardInterrupt from None
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
+_running: list[str] = []  # the batch being driven, for the hint after Ctrl-C
+
+
+def _interruptible(main: Any) -> int:
+    """Run ``main``; on Ctrl-C the batch is left cancelled (resumable) and we say how to resume."""
+    _running.clear()
+    try:
+        return asyncio.run(_stop_on_sigterm(main))
+    except KeyboardInterrupt:
+        if _running:
+            print(
+                f"Interrupted: batch {_running[-1]} stopped; everything stored is kept. "
+                f"Continue it with: simulator resume {_running[-1]}",
+                file=sys.stderr,
+            )
+        raise
 
 
 def _merge_price_table(run_spec: Any) -> None:
@@ -407,6 +443,7 @@ async def _drive(
         c = conversations.get(cid)
         return f"#{c.cell_index + 1} {describe_cell(c.cell)}" if c else cid
 
+    _running.append(batch.id)
     with _progress(console, batch, experiment) as (progress, task):
 
         def on_event(event: Any) -> None:
