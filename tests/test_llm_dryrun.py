@@ -176,12 +176,12 @@ async def test_unknown_policy_is_a_clear_error() -> None:
 async def test_backends_route_dryrun_and_time_out_slow_calls() -> None:
     events: list[LLMEvent] = []
     backends = Backends(
-        Settings(_env_file=None), on_event=events.append, timeout_s=0.05, max_attempts=2
+        Settings(_env_file=None), on_event=events.append, timeout_s=0.25, max_attempts=2
     )
     ok = await backends.chat(request())
     assert ok.attempts == 1 and ok.text.startswith("[dryrun]")
-    slow = ModelRef(provider="dryrun", model="script", options={"latency_ms": 500})
-    with pytest.raises(LLMError, match=r"no answer from dryrun .* within 0\.05 s") as info:
+    slow = ModelRef(provider="dryrun", model="script", options={"latency_ms": 2000})
+    with pytest.raises(LLMError, match=r"no answer from dryrun .* within 0\.25 s") as info:
         await backends.chat(request(model=slow))
     assert "after 2 attempts" in str(info.value)
     assert [e.kind for e in events] == ["retry", "failed"]

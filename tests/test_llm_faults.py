@@ -61,15 +61,15 @@ async def test_a_server_that_never_answers_times_out_after_the_configured_attemp
     openai_server.script(CHAT, Fault(hang=True), Fault(hang=True), Fault(hang=True))
     events: list[LLMEvent] = []
     backends = Backends(
-        llm_settings, on_event=events.append, timeout_s=0.3, max_attempts=3, backoff_s=0.01
+        llm_settings, on_event=events.append, timeout_s=0.8, max_attempts=3, backoff_s=0.01
     )
     start = time.monotonic()
     with pytest.raises(LLMError) as info:
         await backends.chat(ask(openai_ref(openai_server)))
-    assert time.monotonic() - start < 3
+    assert time.monotonic() - start < 6
     message = str(info.value)
     assert message.startswith(f"no answer from openai:fake-model @ {openai_server.base_url}")
-    assert "within 0.3 s (gave up after 3 attempts)" in message
+    assert "within 0.8 s (gave up after 3 attempts)" in message
     assert info.value.retryable is True
     assert len(openai_server.seen(CHAT)) == 3
     assert [e.kind for e in events] == ["retry", "retry", "failed"]
@@ -83,7 +83,7 @@ async def test_per_model_options_override_timeout_and_attempts(
     openai_server.script(CHAT, Fault(hang=True), Fault(hang=True))
     backends = Backends(llm_settings, timeout_s=30, max_attempts=5, backoff_s=0.01)
     ref = openai_ref(openai_server).model_copy(
-        update={"options": {"timeout_s": 0.2, "max_attempts": 2}}
+        update={"options": {"timeout_s": 0.8, "max_attempts": 2}}
     )
     with pytest.raises(LLMError, match="gave up after 2 attempts"):
         await backends.chat(ask(ref))
@@ -197,9 +197,9 @@ async def test_a_failing_event_listener_does_not_fail_the_call(
 async def test_ollama_that_never_answers_times_out(llm_settings: Settings) -> None:
     with FakeOllamaServer() as server:
         server.script(OLLAMA_CHAT, Fault(hang=True), Fault(hang=True))
-        backends = Backends(llm_settings, timeout_s=0.3, max_attempts=2, backoff_s=0.01)
+        backends = Backends(llm_settings, timeout_s=0.8, max_attempts=2, backoff_s=0.01)
         ref = ModelRef(provider="ollama", model="llama3.2:1b", base_url=server.url)
-        with pytest.raises(LLMError, match=r"within 0\.3 s \(gave up after 2 attempts\)"):
+        with pytest.raises(LLMError, match=r"within 0\.8 s \(gave up after 2 attempts\)"):
             await backends.chat(ask(ref))
         assert len(server.seen(OLLAMA_CHAT)) == 2
         await backends.aclose()
