@@ -23,7 +23,7 @@ from simulator.domain import (
 )
 from simulator.domain.errors import NotFoundError, SimulatorError, SpecError
 from simulator.engine.budget import day_budgets
-from simulator.engine.events import EventBus
+from simulator.engine.events import ConversationFailed, EventBus
 from simulator.engine.journal import Journal
 from simulator.engine.kinds import runner_for
 from simulator.engine.speakers import ChooseSpeaker
@@ -163,7 +163,14 @@ async def run_conversation(
         raise NotFoundError(
             f"The experiment of conversation {conversation_id} no longer exists; it cannot run."
         )
-    runner = runner_for(conversation.kind)
+    try:
+        runner = runner_for(conversation.kind)
+    except SimulatorError as exc:
+        error = f"{exc.title}: {exc}"
+        await store.conversations.set_fields(conversation_id, status=Status.failed, error=error)
+        if bus is not None:
+            await bus.publish(ConversationFailed(conversation_id, conversation.batch_id, error))
+        return conversation.model_copy(update={"status": Status.failed, "error": error})
     journal = await Journal.open(store, conversation, backends, bus)
     journal.choose_speaker = choose_speaker
     try:
