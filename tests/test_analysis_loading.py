@@ -191,3 +191,30 @@ def test_names_and_assignments() -> None:
     }
     with pytest.raises(ValueError, match="expected NAME=VALUE, got 'guard'"):
         parse_assignments("guard", what="--counts")
+
+
+def test_parameters_a_server_refused_are_shown_as_not_sent() -> None:
+    from simulator.domain import ModelRef, SamplingParams, Status
+    from tests.plugins.analysis import conversation, msg, prison_experiment
+
+    exp = prison_experiment()
+    ref = ModelRef(provider="openai", model="gpt-x", params=SamplingParams(seed=5))
+    conv = conversation(
+        exp,
+        {"Guard": 1, "Prisoner": 1},
+        days=1,
+        factors={},
+        model=ref,
+        batch_id=None,
+        cell_index=0,
+        status=Status.done,
+    )
+    refused = msg(
+        conv, 0, "Guard 1", "Guard", "hi", flags=["dropped:seed", "dropped:top_p"], model=ref
+    )
+    plain = msg(conv, 1, "Prisoner 1", "Prisoner", "yo", model=ref)
+    df = messages_frame([refused, plain], [conv])
+    assert df["dropped_params"].tolist() == ["seed, top_p", ""]
+    assert pd.isna(df.loc[0, "model_seed"]) and pd.isna(df.loc[0, "top_p"])
+    assert df.loc[0, "temperature"] == pytest.approx(0.7)
+    assert df.loc[1, "model_seed"] == 5 and df.loc[1, "top_p"] == pytest.approx(0.9)

@@ -29,6 +29,17 @@ from simulator.domain.errors import NotFoundError
 AGENT_KINDS = frozenset({MessageKind.utterance.value, MessageKind.action.value})
 #: The flag the engine puts on a message whose content is a default it applied.
 FALLBACK_FLAG = "fallback"
+#: Prefix of the flag naming a parameter the server refused (the call ran without it).
+DROPPED_PREFIX = "dropped:"
+#: Sampling parameter -> its column in the message frame.
+PARAM_COLUMNS = {
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "top_k": "top_k",
+    "num_ctx": "num_ctx",
+    "max_tokens": "max_tokens",
+    "seed": "model_seed",
+}
 #: Separator of list-valued cells (recipients, flags, agents) in string columns.
 LIST_SEP = ", "
 
@@ -64,6 +75,7 @@ MESSAGE_COLUMNS: dict[str, str] = {
     "num_ctx": INT,
     "max_tokens": INT,
     "model_seed": INT,
+    "dropped_params": STRING,
     "prompt_tokens": INT,
     "completion_tokens": INT,
     "total_tokens": INT,
@@ -426,7 +438,13 @@ def messages_frame(
             continue
         exp = experiments.get(conv.experiment_id)
         ref = m.model
-        params = ref.params if ref is not None else None
+        sent: dict[str, Any] = {}
+        if ref is not None:
+            sent = {col: getattr(ref.params, name) for name, col in PARAM_COLUMNS.items()}
+        dropped = [f.removeprefix(DROPPED_PREFIX) for f in m.flags if f.startswith(DROPPED_PREFIX)]
+        for name in dropped:  # what ran is what is shown: a refused parameter was not sent
+            if name in PARAM_COLUMNS:
+                sent[PARAM_COLUMNS[name]] = None
         rows.append(
             {
                 "conversation_id": m.conversation_id,
@@ -446,12 +464,8 @@ def messages_frame(
                 "provider": ref.provider.value if ref else None,
                 "model": ref.model if ref else None,
                 "base_url": ref.base_url if ref else None,
-                "temperature": params.temperature if params else None,
-                "top_p": params.top_p if params else None,
-                "top_k": params.top_k if params else None,
-                "num_ctx": params.num_ctx if params else None,
-                "max_tokens": params.max_tokens if params else None,
-                "model_seed": params.seed if params else None,
+                **sent,
+                "dropped_params": LIST_SEP.join(dropped),
                 "prompt_tokens": m.usage.prompt_tokens,
                 "completion_tokens": m.usage.completion_tokens,
                 "total_tokens": m.usage.total_tokens,
