@@ -139,9 +139,11 @@ def test_sections_keep_order_even_when_private_comes_after_shared() -> None:
     assert prompt.endswith("## Last\n\nLast words.")
 
 
+NO_TAG = re.compile(r"<[A-Za-z]|<[ \t]*>")
 TAGLESS = st.text(
-    alphabet=st.characters(blacklist_characters="<", blacklist_categories=("Cs",)), max_size=300
-)
+    alphabet=st.one_of(st.characters(blacklist_categories=("Cs",)), st.sampled_from("<<>>_: \n")),
+    max_size=300,
+).filter(lambda t: not NO_TAG.search(t))
 
 
 @settings(max_examples=300, deadline=None)
@@ -177,3 +179,9 @@ def test_docs_example_renders_as_documented() -> None:
         "You are Guard 2, one of two guards in charge of 1 prisoner.\n"
         "Prisoner's cell is on your floor; they have one hour in the yard."
     )
+
+
+def test_double_angle_is_an_escape_only_before_a_letter() -> None:
+    ctx = RenderContext(roles=[Role(name="Guard")], counts={"Guard": 2})
+    assert render("a << b <<< c", ctx) == "a << b <<< c"
+    assert render("<<GUARD_NOUN> is <GUARD_NOUN>", ctx) == "<GUARD_NOUN> is guards"

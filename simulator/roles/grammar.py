@@ -1,7 +1,8 @@
 """The placeholder grammar: finding tags in text, parsing them, and the English they become.
 
 A tag is ``<`` + a letter + anything but ``<``, ``>`` or a line break + ``>``. Everything else
-(``a < b``, ``<3``, ``</b>``) is plain text. ``<<`` is a literal ``<``. The full grammar, with
+(``a < b``, ``<3``, ``</b>``, ``a << b``) is plain text. ``<<`` before a letter is a literal
+``<`` (``<<GUARD_NOUN>`` is the text ``<GUARD_NOUN>``). The full grammar, with
 examples, is in docs/roles.md; this module is its single implementation, shared by validation
 and rendering so the two can never disagree.
 """
@@ -114,7 +115,7 @@ def scan(text: str) -> Iterator[Token]:
         if ch != "<":
             pos += 1
             continue
-        if text.startswith("<<", pos):  # escaped literal "<"
+        if text.startswith("<<", pos) and text[pos + 2 : pos + 3].isalpha():  # a literal "<"
             if pos > plain_start:
                 yield Token(plain_start, pos, text[plain_start:pos])
             yield Token(pos, pos + 2, "<")
