@@ -144,8 +144,27 @@ def test_estimate_cost_with_a_price_table() -> None:
     assert estimate(exp, _spec(exp), prices).cost_usd == 0.0
 
 
-def test_game_kinds_estimate_from_rounds() -> None:
+def test_game_kinds_without_their_own_estimate_assume_calls_per_agent_and_round(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from simulator.engine import grid
+
+    monkeypatch.setattr(grid, "_call_estimator", lambda kind: None)
     exp = make_prison_experiment(kind="commons")
     spec = _spec(exp, every_combination=False, every_day_count=False, days=1, repeats=1, rounds=4)
     est = estimate(exp, spec)
     assert est.llm_calls == 4 * 3 * 5  # rounds x calls per agent and round x agents
+
+
+def test_a_game_kind_can_register_its_own_call_estimate() -> None:
+    from simulator.engine import grid
+
+    exp = make_prison_experiment(kind="reputation")
+    spec = _spec(exp, every_combination=False, every_day_count=False, days=1, repeats=1, rounds=3)
+    saved = dict(grid._CALL_ESTIMATORS)
+    try:
+        grid.register_call_estimator("reputation", lambda e, c: 7 * (c.rounds or 1))
+        assert estimate(exp, spec).llm_calls == 21
+    finally:
+        grid._CALL_ESTIMATORS.clear()
+        grid._CALL_ESTIMATORS.update(saved)

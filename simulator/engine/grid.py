@@ -12,10 +12,11 @@ estimate from the prompt texts (about four characters per token) and an assumed 
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from simulator.domain import (
     BatchSpec,
@@ -228,16 +229,48 @@ def _tally_dialogue(experiment: Experiment, cell: GridCell, tally: _Tally) -> No
         history += today if experiment.dialogue.memory is Memory.full_history else summary
 
 
-def _tally_game(experiment: Experiment, cell: GridCell, tally: _Tally) -> None:
+CallEstimator = Callable[[Experiment, GridCell], int]
+_CALL_ESTIMATORS: dict[str, CallEstimator] = {}
+
+
+def register_call_estimator(kind: str, fn: CallEstimator) -> None:
+    """Let a game kind say how many model calls one conversation of ``cell`` makes (registered
+    by ``simulator.scenarios.<kind>`` at import, like its runner). Without one, the estimate
+    assumes a fixed number of calls per agent and round."""
+    _CALL_ESTIMATORS[str(kind)] = fn
+
+
+def _call_estimator(kind: str) -> CallEstimator | None:
+    if kind not in _CALL_ESTIMATORS:
+        try:
+            importlib.import_module(f"simulator.scenarios.{kind}")
+        except ImportError:
+            return None
+    return _CALL_ESTIMATORS.get(kind)
+
+
+def _game_calls(experiment: Experiment, cell: GridCell) -> int:
     kind = experiment.kind
+    fn = _call_estimator(kind.value)
+    if fn is not None:
+        return max(0, int(fn(experiment, cell)))
     rounds = cell.rounds or int(experiment.game.get("rounds", GAME_DEFAULT_ROUNDS[kind]))
-    per_round = GAME_CALLS_PER_AGENT_ROUND[kind]
-    for role in experiment.roles:
-        n = cell.counts.get(role.name, 0)
-        if n <= 0:
-            continue
+    return rounds * GAME_CALLS_PER_AGENT_ROUND[kind] * sum(cell.counts.values())
+
+
+def _tally_game(experiment: Experiment, cell: GridCell, tally: _Tally) -> None:
+    """The game's calls, shared among the roles by their number of agents."""
+    agents = sum(n for n in cell.counts.values() if n > 0)
+    if agents == 0:
+        return
+    total = _game_calls(experiment, cell)
+    left = total
+    roles = [r for r in experiment.roles if cell.counts.get(r.name, 0) > 0]
+    for i, role in enumerate(roles):
+        n = cell.counts[role.name]
+        calls = left if i == len(roles) - 1 else round(total * n / agents)
+        left -= calls
         ref = cell.models.for_role(role.name)
-        calls = rounds * per_round * n
         prompt = _prompt_tokens(experiment, role.name, cell.factors) + GAME_CONTEXT_TOKENS
         reply = _reply_tokens(ref, REPLY_TOKENS)
         tally.add(ref, prompt * calls, reply * calls, calls=calls)
@@ -285,4 +318,5 @@ __all__ = [
     "estimate_cells",
     "expand_grid",
     "factor_combinations",
+    "register_call_estimator",
 ]
