@@ -210,3 +210,12 @@ async def test_find_by_id_prefix_or_name(
     assert (await bob.find("Prison study (test)")).owner == "bob"  # own one wins
     with pytest.raises(NotFoundError, match="No experiment 'nothing'"):
         await bob.find("nothing")
+
+
+async def test_create_never_adopts_someone_elses_id(
+    alice: ExperimentService, bob: ExperimentService, alices_experiment
+) -> None:
+    again = alices_experiment.model_copy(update={"name": "Bob's attempt"})
+    with pytest.raises(PermissionDeniedError, match="already exists and belongs to alice"):
+        await bob.create(again)
+    assert (await alice.create(alices_experiment)).id == alices_experiment.id  # a retried create

@@ -10,7 +10,12 @@ from pathlib import Path
 
 from simulator.db.store import ExperimentFilter, Store
 from simulator.domain import Experiment, new_id, utcnow
-from simulator.domain.errors import NotFoundError, SpecError, StaleVersionError
+from simulator.domain.errors import (
+    NotFoundError,
+    PermissionDeniedError,
+    SpecError,
+    StaleVersionError,
+)
 from simulator.roles import PlaceholderIssue, validate_experiment
 from simulator.services.files import read_experiment, write_experiment
 from simulator.services.ownership import require_owner
@@ -101,6 +106,11 @@ class ExperimentService:
             update={"owner": self.user, "created_at": now, "updated_at": now}
         )
         stored = await self.store.experiments.create(mine)
+        if stored.owner != self.user:  # the id exists already (someone else's): never adopt it
+            raise PermissionDeniedError(
+                f"An experiment with id {stored.id} already exists and belongs to "
+                f"{stored.owner or 'no one'}; duplicate it instead of creating it again."
+            )
         log.info("experiment %s (%s) created by %s", stored.id, stored.name, self.user)
         return stored
 
