@@ -28,21 +28,27 @@ def shape(messages: list[Any]) -> list[tuple[Any, ...]]:
 async def test_sigkill_mid_step_then_resume_equals_the_uninterrupted_run(
     store: Any, backends: Any, mongo_uri: str, tmp_path: Path
 ) -> None:
-    experiment, cell = reputation_setup(
-        "pd",
-        {"reputation_following": 3, "always_defect": 1, "tit_for_tat": 2},
-        steps=3,
-        seed=23,
-        initial_connection_probability=0.6,
-        model_options={"latency_ms": 15},
-    )
-    await store.experiments.create(experiment)
-    reference = await create_conversation(store, experiment, cell)
+    def setup(**options: float) -> Any:
+        return reputation_setup(
+            "pd",
+            {"reputation_following": 3, "always_defect": 1, "tit_for_tat": 2},
+            steps=3,
+            seed=23,
+            initial_connection_probability=0.6,
+            model_options=options,
+        )
+
+    # the reference runs without the artificial latency (it changes no answer)
+    ref_experiment, ref_cell = setup()
+    await store.experiments.create(ref_experiment)
+    reference = await create_conversation(store, ref_experiment, ref_cell)
     assert (await play(store, backends, reference.id)).status is Status.done
     ref_states = dict(await store.states.list(reference.id))
     seq1, seq2 = ref_states[1]["seq"], ref_states[2]["seq"]
     target = (seq1 + seq2) // 2  # kill inside step 2
 
+    experiment, cell = setup(latency_ms=15)
+    await store.experiments.create(experiment)
     conv = await create_conversation(store, experiment, cell)
     env = {
         **os.environ,

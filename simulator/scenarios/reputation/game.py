@@ -17,6 +17,7 @@ reflection (self record, partner record, persona rewrite, connect/disconnect), t
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -141,13 +142,18 @@ class DirectDecider:
         public: bool = False,
     ) -> tuple[BaseModel, bool]:
         from simulator.engine.journal import parse_json_object
+        from simulator.llm.dryrun import policy_for
 
-        if request.json_schema is None:
-            from dataclasses import replace
-
-            request = replace(request, json_schema=schema.model_json_schema())
-        result = await self.backend.chat(request)
+        policy = policy_for(request.model)
         try:
+            if policy is not None:  # a scripted policy: no JSON round trip
+                answer = policy(request)
+                if inspect.isawaitable(answer):
+                    answer = await answer
+                if isinstance(answer, dict):
+                    return schema.model_validate(answer), False
+                return schema.model_validate(parse_json_object(str(answer))), False
+            result = await self.backend.chat(request)
             return schema.model_validate(parse_json_object(result.text)), False
         except (ValueError, ValidationError):
             return default, True
