@@ -22,6 +22,8 @@ async def test_only_the_owner_deletes_a_conversation(
     store, conversation_service, alices_experiment
 ) -> None:
     conv = await add_conversation(store, alices_experiment, "alice")
+    assert conversation_service("alice").can_delete(conv)
+    assert not conversation_service("bob").can_delete(conv)
     with pytest.raises(PermissionDeniedError) as err:
         await conversation_service("bob").delete(conv.id)
     assert f"You (bob) cannot delete conversation {conv.id}: it is alice's" in str(err.value)

@@ -89,6 +89,7 @@ async def test_non_owner_cannot_edit_delete_note_or_favourite(
     store, alice: ExperimentService, bob: ExperimentService, alices_experiment
 ) -> None:
     eid = alices_experiment.id
+    assert alice.can_edit(alices_experiment) and not bob.can_edit(alices_experiment)
     with pytest.raises(PermissionDeniedError) as err:
         await bob.save(alices_experiment.model_copy(update={"note": "mine now"}))
     assert "You (bob) cannot edit experiment 'Prison study (test)'" in str(err.value)

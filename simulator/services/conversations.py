@@ -7,13 +7,17 @@ import builtins
 from simulator.db.store import ConversationFilter, Store
 from simulator.domain import Conversation, Message
 from simulator.domain.errors import NotFoundError
-from simulator.services.ownership import require_owner
+from simulator.services.ownership import is_owner, require_owner
 
 
 class ConversationService:
     def __init__(self, store: Store, user: str) -> None:
         self.store = store
         self.user = user
+
+    def can_delete(self, conversation: Conversation) -> bool:
+        """Whether the current user may delete it (for enabling UI actions)."""
+        return is_owner(conversation.owner, self.user)
 
     async def list(self, flt: ConversationFilter | None = None) -> builtins.list[Conversation]:
         return await self.store.conversations.list(flt)

@@ -18,7 +18,7 @@ from simulator.domain.errors import (
 )
 from simulator.roles import PlaceholderIssue, validate_experiment
 from simulator.services.files import read_experiment, write_experiment
-from simulator.services.ownership import require_owner
+from simulator.services.ownership import is_owner, require_owner
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,10 @@ class ExperimentService:
                 title="Ambiguous experiment",
             )
         raise NotFoundError(f"No experiment {ref!r}. List them with 'simulator experiments list'.")
+
+    def can_edit(self, experiment: Experiment) -> bool:
+        """Whether the current user may edit or delete it (for enabling UI actions)."""
+        return is_owner(experiment.owner, self.user)
 
     # ------------------------------------------------------------------ writing
 
