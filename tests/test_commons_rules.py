@@ -205,3 +205,19 @@ def test_game_state_line_is_parsed_by_policies() -> None:
     with pytest.raises(ValueError, match="chat level"):
         scripted.chat_level("loud", 3)
     assert dynamics.fair_share(Policy(quota=6), 4) == 1.5
+
+
+def test_calls_per_round_matches_a_quiet_run() -> None:
+    from simulator.scenarios.commons.params import MonitorParams
+    from simulator.scenarios.commons.runner import calls_per_round, extra_models
+
+    rec = Recorder()
+    params = CommonsParams(rounds=2, policy=Policy(quota=1.6))
+    play(params, scripted_model(chat="silent"), driver=rec)
+    assert calls_per_round(params, 4) == 22
+    assert len(rec.requests) == 2 * 22
+    monitored = params.model_copy(
+        update={"monitors": MonitorParams(enabled=True, model=scripted_model("commons.monitor"))}
+    )
+    assert calls_per_round(monitored, 4) == 44
+    assert extra_models(monitored) == [scripted_model("commons.monitor")]

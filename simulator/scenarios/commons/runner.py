@@ -107,9 +107,30 @@ async def run_commons(
         state = GameState.from_snapshot(data)
         params = load_params(state.params)
         _seek(journal, int(data["seq"]))
+    if not state.world.finished and hasattr(backends, "ensure_available"):
+        await backends.ensure_available(extra_models(params))
     extra = {a.name: a.system_prompt for a in conversation.agents}
     game = CommonsGame(params, state, driver, extra_system=extra)
     await game.play()
+
+
+def extra_models(params: CommonsParams) -> list[ModelRef]:
+    """Models a run uses beyond its grid cell's: members' own models and the monitors'."""
+    refs = list(params.member_models.values()) + list(params.monitors.per_member.values())
+    if params.monitors.enabled and params.monitors.model is not None:
+        refs.append(params.monitors.model)
+    return refs
+
+
+def calls_per_round(params: CommonsParams, members: int) -> int:
+    """Model calls a round takes at least (no accusation round, no spawn), for estimates:
+    discussion turns, a vote, an extraction and an accusation request per member, a memory
+    summary every ``memory_every`` rounds; doubled when every answer is monitored."""
+    per_member = params.discussion_passes + 3 + 1 / params.memory_every
+    calls = members * per_member
+    if params.monitors.enabled:
+        calls *= 2
+    return round(calls)
 
 
 async def fork_conversation(
