@@ -78,6 +78,8 @@ async def test_summaries_table_and_bad_output_names(
 
     with pytest.raises(ConfigurationError, match=r"does not end in \.parquet"):
         await exports.export(store, fmt="parquet", output=tmp_path / "x.csv")
+    with pytest.raises(ConfigurationError, match="--what metrics is a table"):
+        await exports.export(store, fmt="html", what="metrics", output=tmp_path)
     with pytest.raises(NotFoundError, match="no conversation matches"):
         await exports.export(store, exports.AnalysisFilter(days=9), fmt="csv", output=tmp_path)
 

@@ -13,7 +13,7 @@ import functools
 import html
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import pandas as pd
 
@@ -122,7 +122,7 @@ def _na(v: Any) -> bool:
     return v is None or v is pd.NA or (isinstance(v, float) and v != v) or v is pd.NaT
 
 
-Row = Mapping[str, Any]
+Row: TypeAlias = Mapping[str, Any]
 
 
 #: The message columns transcripts show.
@@ -149,7 +149,7 @@ def _records(frame: pd.DataFrame, columns: Sequence[str] | None = None) -> list[
     return [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
 
 
-Messages = pd.DataFrame | Sequence[Row]
+Messages: TypeAlias = pd.DataFrame | Sequence[Row]
 
 
 def _message_rows(messages: Messages) -> Sequence[Row]:
@@ -448,6 +448,11 @@ async def export(
         raise ConfigurationError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
     if what not in TABLES:
         raise ConfigurationError(f"unknown table {what!r}; choose from {', '.join(TABLES)}")
+    if fmt in TRANSCRIPT_FORMATS and what != "messages":
+        raise ConfigurationError(
+            f"--what {what} is a table: export it as csv, jsonl or parquet; {fmt} writes "
+            "transcripts of the conversations"
+        )
     conversations, messages = await load_all(store, flt)
     if conversations.empty:
         raise NotFoundError("no conversation matches these filters; nothing was written")
