@@ -198,5 +198,6 @@ async def test_a_batch_grids_over_games_and_treatments(store: Any, backends: Any
         assert [s.step for s, _ in stored] == [0, 1, 2]
         last, _ = stored[-1]
         assert last.game == conv.cell.factors["game"] and len(last.agents) == 4
+        assert [a.name for a in conv.agents] == last.names  # personas, not "always_defect 1"
         if conv.cell.factors["gossip"] == "off":
             assert all(m["gossip_count"] == 0 for _, m in stored)

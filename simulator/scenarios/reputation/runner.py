@@ -162,6 +162,19 @@ async def simulate(
 # --------------------------------------------------------------------------- the engine runner
 
 
+def agents_of(state: GameState, population: Population) -> list[Agent]:
+    """The conversation's agent list: persona names, groups, models and personas."""
+    return [
+        Agent(
+            name=a.name,
+            role=a.group or "agent",
+            model=population.model_for(a.group),
+            system_prompt=a.persona,
+        )
+        for a in state.agents
+    ]
+
+
 def load_state(data: dict[str, Any]) -> GameState:
     return GameState.model_validate({k: v for k, v in data.items() if k not in ("seq", "metrics")})
 
@@ -213,6 +226,10 @@ async def run_reputation(
                 "agents": [{"name": a.name, "group": a.group} for a in state.agents],
             },
         )
+        agents = agents_of(state, population)
+        if [a.name for a in conversation.agents] != [a.name for a in agents]:
+            # prepared by the engine (role-numbered names): list the personas that play
+            await store.conversations.set_fields(conversation.id, agents=agents)
         await journal.snapshot(0, {**state.model_dump(mode="json"), "metrics": step_metrics(state)})
     game = ReputationGame(params, state, population, JournalDecider(journal, params.max_reasks))
     for step in range(state.step + 1, params.steps + 1):
@@ -244,16 +261,7 @@ async def create_conversation(
     """Store a pending reputation conversation for ``cell`` (agents listed with their personas)."""
     params, population = configure(experiment, cell)
     seed = cell.seed if seed is None else seed
-    state = initial_state(params, population, seed)
-    agents = [
-        Agent(
-            name=a.name,
-            role=a.group or "agent",
-            model=population.model_for(a.group),
-            system_prompt=a.persona,
-        )
-        for a in state.agents
-    ]
+    agents = agents_of(initial_state(params, population, seed), population)
     conversation = Conversation(
         experiment_id=experiment.id,
         experiment_version=experiment.version,
