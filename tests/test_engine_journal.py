@@ -254,3 +254,13 @@ async def test_an_empty_summary_is_reasked_as_a_summary(
     )
     assert (m.content, m.flags, m.kind) == ("Quiet day.", ["reasked"], MessageKind.summary)
     assert policy.requests[1].messages[-1].content.startswith("Your previous answer was empty.")
+
+
+async def test_a_second_runner_adopts_the_message_stored_first(store: Any, backends: Any) -> None:
+    conv = await new_conversation(store)
+    first = await Journal.open(store, conv, backends)
+    second = await Journal.open(store, conv, backends)
+    mine = await first.record(kind=MessageKind.system, speaker="Game", role="game", content="A")
+    theirs = await second.record(kind=MessageKind.system, speaker="Game", role="game", content="B")
+    assert theirs.content == "A" and theirs.seq == mine.seq == 0 and second.next_seq == 1
+    assert [m.content for m in await store.messages.list(conv.id)] == ["A"]
