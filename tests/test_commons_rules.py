@@ -221,3 +221,18 @@ def test_calls_per_round_matches_a_quiet_run() -> None:
     )
     assert calls_per_round(monitored, 4) == 44
     assert extra_models(monitored) == [scripted_model("commons.monitor")]
+
+
+def test_batch_estimate_uses_the_commons_call_count() -> None:
+    from simulator.domain import BatchSpec, ModelSet
+    from simulator.engine.grid import estimate
+    from simulator.scenarios.commons.setup import commons_experiment
+
+    exp = commons_experiment(CommonsParams(rounds=3))
+    spec = BatchSpec(
+        experiment_id=exp.id,
+        max_agents={"Member": 4},
+        every_combination=False,
+        model_sets=[ModelSet(default=scripted_model())],
+    )
+    assert estimate(exp, spec).llm_calls == 3 * 22

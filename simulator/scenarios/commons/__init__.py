@@ -10,10 +10,16 @@ from __future__ import annotations
 from simulator.engine.kinds import register_kind
 from simulator.scenarios.commons import scripted
 from simulator.scenarios.commons.params import CommonsParams, MonitorParams, Policy, load_params
-from simulator.scenarios.commons.runner import fork_conversation, run_commons
+from simulator.scenarios.commons.runner import estimate_calls, fork_conversation, run_commons
 
 register_kind("commons", run_commons)
 scripted.register()
+try:
+    from simulator.engine.grid import register_call_estimator
+except ImportError:  # pragma: no cover - an engine without batch estimates
+    pass
+else:
+    register_call_estimator("commons", estimate_calls)
 
 __all__ = [
     "CommonsParams",

@@ -122,6 +122,13 @@ def extra_models(params: CommonsParams) -> list[ModelRef]:
     return refs
 
 
+def estimate_calls(experiment: Experiment, cell: Any) -> int:
+    """Model calls of one conversation of ``cell`` (the batch estimate's call estimator)."""
+    params = load_params(experiment.game)
+    rounds = cell.rounds or params.rounds
+    return rounds * calls_per_round(params, sum(cell.counts.values()))
+
+
 def calls_per_round(params: CommonsParams, members: int) -> int:
     """Model calls a round takes at least (no accusation round, no spawn), for estimates:
     discussion turns, a vote, an extraction and an accusation request per member, a memory
