@@ -8,7 +8,7 @@ investor holds) are built per call: ``partner_choice(candidates)``, ``investment
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
@@ -148,18 +148,15 @@ class GossipEvaluation(Action):
 @lru_cache(maxsize=512)
 def partner_choice(candidates: tuple[str, ...]) -> type[PartnerChoice]:
     """Choose one of ``candidates`` (an enum in the schema)."""
-    return create_model(  # type: ignore[call-overload,no-any-return]
-        "PartnerChoice", __base__=PartnerChoice, partner=(Literal[candidates], ...)
-    )
+    choice: Any = Literal[candidates]  # an enum of the names on offer
+    return create_model("PartnerChoice", __base__=PartnerChoice, partner=(choice, ...))
 
 
 @lru_cache(maxsize=512)
 def listener_choice(candidates: tuple[str, ...]) -> type[ListenerChoice]:
     """Choose one of ``candidates`` or "none"."""
-    options = (*candidates, NONE)
-    return create_model(  # type: ignore[call-overload,no-any-return]
-        "ListenerChoice", __base__=ListenerChoice, listener=(Literal[options], ...)
-    )
+    choice: Any = Literal[(*candidates, NONE)]
+    return create_model("ListenerChoice", __base__=ListenerChoice, listener=(choice, ...))
 
 
 __all__ = [

@@ -70,7 +70,11 @@ def _friendly(view: Any) -> bool:
 
 
 def _best(candidates: list[str], views: dict[str, Any]) -> str:
-    return max(candidates, key=lambda c: views.get(c) if views.get(c) is not None else 0.0)
+    def value(c: str) -> float:
+        v = views.get(c)
+        return float(v) if v is not None else 0.0
+
+    return max(candidates, key=value)
 
 
 def _answer(kind: str, f: dict[str, Any]) -> dict[str, Any]:
