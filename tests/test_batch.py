@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
+import pytest
+
 from simulator.db.store import ConversationFilter
 from simulator.domain import (
     BatchSpec,
@@ -15,6 +17,7 @@ from simulator.domain import (
     Provider,
     Status,
 )
+from simulator.domain.errors import LLMError
 from simulator.engine.batch import BatchRunner, conversation_id_for
 from simulator.engine.budget import day_budgets
 from simulator.engine.events import BatchProgress, EventBus, MessageStored
@@ -291,3 +294,31 @@ async def test_each_endpoint_is_kept_busy_up_to_its_own_limit(
         assert both_busy
     finally:
         unregister_policy("tracked-for-batch-test")
+
+
+async def test_an_unavailable_model_fails_the_batch_before_any_conversation_starts(
+    store, prison_experiment: Experiment
+) -> None:
+    exp = await store.experiments.create(prison_experiment)
+    missing = ModelSet(
+        default=ModelRef(
+            provider=Provider.dryrun, model="script", options={"policy": "later-for-batch-test"}
+        )
+    )
+    spec = _spec(exp, model_sets=[missing], max_agents={}, every_day_count=False, days=1)
+    runner = _runner(store)
+    batch = await runner.start(exp, spec)
+    with pytest.raises(LLMError, match="later-for-batch-test"):
+        await runner.run(batch.id)
+    failed = await runner.get(batch.id)
+    assert failed.status is Status.failed and "later-for-batch-test" in (failed.error or "")
+    convs = await store.conversations.list(ConversationFilter(batch_id=batch.id))
+    assert {c.status for c in convs} == {Status.pending}
+    assert await store.messages.list(convs[0].id) == []
+
+    register_policy("later-for-batch-test", lambda request: "[dryrun] fine.")
+    try:
+        ended = await runner.resume(batch.id)
+    finally:
+        unregister_policy("later-for-batch-test")
+    assert ended.status is Status.done and ended.error is None

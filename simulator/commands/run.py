@@ -467,6 +467,12 @@ async def _drive(
             if resume:
                 return await runner.resume(batch.id)
             return await runner.run(batch.id)
+        except SimulatorError:
+            progress.console.print(
+                f"Batch {batch.id} is stored but did not run; once the problem below is fixed, "
+                f"continue it with: simulator resume {batch.id}"
+            )
+            raise
         finally:
             unsubscribe()
 

@@ -30,7 +30,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from simulator.db.store import ConversationFilter, Store
-from simulator.domain import Batch, BatchSpec, Conversation, Experiment, GridCell, Status, utcnow
+from simulator.domain import (
+    Batch,
+    BatchSpec,
+    Conversation,
+    Experiment,
+    GridCell,
+    ModelRef,
+    Status,
+    utcnow,
+)
 from simulator.domain.errors import NotFoundError, SimulatorError
 from simulator.engine.events import BatchProgress, ConversationFailed, EventBus
 from simulator.engine.grid import Prices, estimate_cells, expand_grid
@@ -142,6 +151,7 @@ class BatchRunner:
         if await self._prepare(batch, experiment, cells, {c.id for c in conversations}):
             conversations = await self._conversations(batch_id)
         todo = [c for c in conversations if c.status in RUNNABLE]
+        await self._ensure_models(batch, todo)
         counts = _Counts(
             total=len(conversations),
             done=sum(c.status is Status.done for c in conversations),
@@ -246,6 +256,28 @@ class BatchRunner:
             counts.failed += 1
         await self._progress(active.batch_id, counts)
         return status
+
+    async def _ensure_models(self, batch: Batch, todo: list[Conversation]) -> None:
+        """Check (and for Ollama, pull) every model the remaining conversations use, once, before
+        any runs: an unreachable server or a misspelt model fails the batch at once with the
+        reason instead of failing every conversation. The batch stays resumable."""
+        ensure = getattr(self.backends, "ensure_available", None)
+        if ensure is None or not todo:
+            return
+        refs: dict[str, ModelRef] = {}
+        for conv in todo:
+            ms = conv.cell.models
+            for ref in (ms.default, *ms.per_role.values(), ms.summarizer_model, ms.manager_model):
+                refs.setdefault(ref.model_dump_json(), ref)
+            for agent in conv.agents:
+                refs.setdefault(agent.model.model_dump_json(), agent.model)
+        try:
+            await ensure(list(refs.values()))
+        except SimulatorError as exc:
+            await self.store.batches.set_fields(
+                batch.id, status=Status.failed, error=_reason(exc), finished_at=utcnow()
+            )
+            raise
 
     async def _mark(self, conversation_id: str, status: Status, error: str | None) -> None:
         with contextlib.suppress(Exception):
