@@ -148,3 +148,54 @@ def test_fast_scripted_run_and_clean_errors(
     assert "KIND=N" in capsys.readouterr().err
     assert main(["reputation", "run", "--fast", "--mix", "sneaky=2", "-o", str(tmp_path)]) == 2
     assert "unknown scripted reputation policy" in capsys.readouterr().err
+
+
+def test_run_a_stored_experiment_with_options(  # type: ignore[no-untyped-def]
+    db, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "rep.yaml"
+    spec.write_text(
+        "name: PD with two temperaments\n"
+        "kind: reputation\n"
+        "roles:\n"
+        "  - name: Altruist\n"
+        "    sections: [{title: Temperament, content: You care about others., kind: private}]\n"
+        "  - name: Rational\n"
+        "    sections: [{title: Temperament, content: You maximise your gain., kind: private}]\n"
+        "game: {game: pd, population: 4, steps: 5}\n"
+    )
+    assert main(["experiments", "import", str(spec)]) == 0
+    (stored,) = list(db.experiments.find())
+    capsys.readouterr()
+    assert (
+        main(
+            [
+                "reputation",
+                "run",
+                "--experiment",
+                str(stored["_id"]),
+                "--steps",
+                "2",
+                "--gossip",
+                "off",
+                "--model",
+                "dryrun",
+                "-o",
+                str(tmp_path / "x"),
+            ]
+        )
+        == 0
+    )
+    derived = db.experiments.find_one({"parent_id": stored["_id"]})
+    assert derived is not None
+    assert derived["game"]["steps"] == 2 and derived["game"]["gossip"] is False
+    (conv,) = list(db.conversations.find())
+    assert conv["status"] == "done" and conv["experiment_id"] == derived["_id"]
+    assert sorted(a["role"] for a in conv["agents"]) == [
+        "Altruist",
+        "Altruist",
+        "Rational",
+        "Rational",
+    ]
+    assert any("You care about others." in a["system_prompt"] for a in conv["agents"])
+    assert list(pd.read_csv(tmp_path / "x" / "metrics.csv")["step"]) == [0, 1, 2]
