@@ -181,12 +181,19 @@ def _describe(conv: Row) -> list[tuple[str, str]]:
         ("Batch", _s(conv["batch_id"]) or "none"),
         ("Agents", f"{_s(conv['cell_counts'])} ({_s(conv['agents'])})"),
         ("Days", str(conv["days"])),
-        ("Messages", f"{conv['messages_done']} of {conv['budget']}"),
+        (
+            "Messages",
+            f"{conv['messages_done']} of {conv['budget']}"
+            if conv["experiment_kind"] == "dialogue"
+            else str(conv["messages_done"]),
+        ),
         ("Speaker selection", _s(conv["speaker_selection"])),
         ("Models", _s(conv["cell_models"])),
         ("Repeat / seed", f"{conv['repeat']} / {conv['seed']}"),
         ("Status", _s(conv["status"]) + (f": {conv['error']}" if not _na(conv["error"]) else "")),
     ]
+    if not _na(conv.get("rounds")):
+        facts.insert(4, ("Rounds", str(conv["rounds"])))
     if factors:
         facts.insert(3, ("Factors", factors))
     return facts
