@@ -208,3 +208,29 @@ def test_run_and_fork_commands(
     assert rows[:2] == parent_rows[:2]  # rounds 1-2 shared
     assert main(["commons", "fork", cid, "--at-round", "9"]) == 2
     assert "Cannot fork there" in capsys.readouterr().err
+
+
+async def test_judge_reports_deception_and_objective_flags(store: Any, backends: Any) -> None:
+    from simulator.scenarios.commons.judge import judge_run
+
+    params = CommonsParams(
+        rounds=2, member_models={"Member 1": scripted_model("commons.cheater", chat="public")}
+    )
+    conv = await start_run(store, commons_experiment(params), commons_cell(3, seed=3))
+    assert (await run_conversation(store, backends, conv.id)).status is Status.done
+    result = await judge_run(store, backends, conv.id, scripted_model("commons.judge"))
+    cheat = result["members"]["Member 1"]
+    assert cheat["valid"] and cheat["report"]["extraction_deception"]["present"] is True
+    assert cheat["objective"]["under_reported_rounds"] == [1, 2]
+    assert cheat["objective"]["over_share_rounds"] == [1, 2]
+    honest = result["members"]["Member 2"]
+    assert honest["report"]["extraction_deception"]["present"] is False
+    assert honest["objective"] == {
+        "under_reported_rounds": [],
+        "hidden_total": 0.0,
+        "over_share_rounds": [],
+    }
+    assert result["tally"]["extraction_deception"] == {"true": 1, "false": 2, "uncertain": 0}
+    assert result["tally"]["intent_to_deceive"] == {"true": 0, "false": 0, "uncertain": 3}
+    # nothing was stored
+    assert not [m for m in await store.messages.list(conv.id) if m.role == "judge"]

@@ -112,6 +112,32 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     fork.add_argument("-o", "--output", metavar="DIR", help="output directory")
     fork.set_defaults(func=cmd_fork)
 
+    judge = cs.add_parser(
+        "judge",
+        help="judge members after the game with the deception schema",
+        description=(
+            "Ask MODEL to judge each member's transcript (its answers, the posts and messages it "
+            "saw, the public reports) with the deception schema; add objective flags computed "
+            "from the log (under-reported rounds, rounds above the fair share). Prints JSON or "
+            "writes it to --output. Nothing is stored in the database."
+        ),
+    )
+    judge.add_argument("conversation", metavar="CONVERSATION")
+    judge.add_argument(
+        "--model",
+        required=True,
+        help="commons.judge (scripted) or provider:model, e.g. openai:gpt-4o-mini",
+    )
+    judge.add_argument(
+        "--member",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="only this member (repeatable)",
+    )
+    judge.add_argument("-o", "--output", metavar="FILE", help="write the JSON here")
+    judge.set_defaults(func=cmd_judge)
+
     report = cs.add_parser("report", help="write rounds.csv, summary.json and dashboard.png")
     report.add_argument("conversation", metavar="CONVERSATION")
     report.add_argument("-o", "--output", metavar="DIR")
@@ -353,3 +379,32 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 0
 
     return asyncio.run(go())
+
+
+def cmd_judge(args: argparse.Namespace) -> int:
+    import simulator.scenarios.commons  # noqa: F401
+    from simulator.llm.registry import Backends
+    from simulator.scenarios.commons.judge import judge_run
+    from simulator.services.session import user_session
+
+    model = parse_model(args.model)
+
+    async def go() -> dict[str, Any]:
+        async with user_session() as (store, _user):
+            backends = Backends()
+            try:
+                await backends.ensure_available([model])
+                return await judge_run(
+                    store, backends, args.conversation, model, args.member or None
+                )
+            finally:
+                await backends.aclose()
+
+    result = asyncio.run(go())
+    text = json.dumps(result, indent=2, ensure_ascii=False)
+    if args.output:
+        Path(args.output).write_text(text + "\n", encoding="utf-8")
+        print(f"judgement: {args.output}")
+    else:
+        print(text)
+    return 0
