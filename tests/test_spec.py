@@ -112,6 +112,11 @@ def test_experiment_by_name_or_id() -> None:
             "unknown field",
         ),
         (
+            {"experiment": "x", "batch": {"models": [{"per_role": {"a": "dryrun"}}]}},
+            "batch.models.0.default",
+            "is required",
+        ),
+        (
             {
                 "experiment": "x",
                 "batch": {"models": {"default": "dryrun", "per_role": {"a": "zz:1"}}},

@@ -196,11 +196,17 @@ def _parse_model_set(value: Any, path: str, problems: list[Problem]) -> ModelSet
                 (f"{path}.{key}", f"unknown field; a model set has {', '.join(MODEL_SET_KEYS)}")
             )
         before = len(problems)
-        default = (
-            parse_model_ref(value["default"], f"{path}.default", problems)
-            if "default" in value
-            else ModelRef()
-        )
+        default = None
+        if "default" in value:
+            default = parse_model_ref(value["default"], f"{path}.default", problems)
+        else:
+            problems.append(
+                (
+                    f"{path}.default",
+                    "is required: the model of roles without their own, and of the summarizer "
+                    "and the manager unless they have theirs",
+                )
+            )
         per_role: dict[str, ModelRef] = {}
         roles = value.get("per_role") or {}
         if not isinstance(roles, Mapping):
