@@ -166,3 +166,22 @@ def test_batches_cancel_and_resume(db, mongo_uri: str, capsys: pytest.CaptureFix
     assert "already done" in capsys.readouterr().out
     assert main(["cancel", "ffffffffff"]) == 2
     assert "no batch" in capsys.readouterr().err
+
+
+def test_the_example_runs_on_a_fresh_install_with_the_embedded_server(
+    tmp_data_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """No MONGODB_URI, an empty data directory: the embedded server is started and stopped."""
+    for name in ("MONGODB_URI", "DB_USER", "DB_PASSWORD", "DB_CLUSTER_URL", "PRICE_TABLE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MONGODB_DB", "simulator")
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", str(EXAMPLE), "--yes"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("  done  #") == 10 and "done: 10 conversations" in out
+    assert main(["batches"]) == 0
+    listing = capsys.readouterr().out
+    assert "Prison study" in listing and " done " in listing
