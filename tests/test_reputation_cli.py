@@ -118,6 +118,15 @@ def test_scripted_run_then_fork_and_report(  # type: ignore[no-untyped-def]
     assert db.conversations.count_documents({"parent_id": conv_id, "forked_at": 1}) == 1
     assert main(["reputation", "report", conv_id, "-o", str(tmp_path / "c")]) == 0
     original = pd.read_csv(tmp_path / "c" / "metrics.csv")
+    records = pd.read_csv(tmp_path / "c" / "records.csv")
+    assert {"holder", "target", "role", "step", "source", "score", "very_bad", "very_good"} <= set(
+        records.columns
+    )
+    assert set(records["step"]) == {1, 2, 3}
+    gossip = pd.read_csv(tmp_path / "c" / "gossip.csv")
+    assert {"tone", "credibility", "hop", "weight"} <= set(gossip.columns) and len(gossip) > 0
+    interactions = pd.read_csv(tmp_path / "c" / "interactions.csv")
+    assert len(interactions) == 3 * 2 and "moves" in interactions.columns
     cols = ["cooperation", "edges", "mutual_ties", "gossip_count", "mean_resources", "decisions"]
     assert original.loc[1, cols].equals(forked.loc[1, cols])  # identical up to the fork
 
@@ -143,7 +152,8 @@ def test_fast_scripted_run_and_clean_errors(
         )
         == 0
     )
-    assert (tmp_path / "f" / "metrics.csv").exists()
+    assert list(pd.read_csv(tmp_path / "f" / "metrics.csv")["step"]) == [0, 1, 2]
+    assert set(pd.read_csv(tmp_path / "f" / "interactions.csv")["step"]) == {1, 2}
     assert main(["reputation", "run", "--fast", "--mix", "nonsense", "-o", str(tmp_path)]) == 2
     assert "KIND=N" in capsys.readouterr().err
     assert main(["reputation", "run", "--fast", "--mix", "sneaky=2", "-o", str(tmp_path)]) == 2

@@ -242,10 +242,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         async def fast() -> int:
             from simulator.scenarios.reputation.metrics import write_reports
 
-            state, metrics = await reputation.simulate(params, population, seed=args.seed)
+            history: list[Any] = []
+            state, metrics = await reputation.simulate(
+                params, population, seed=args.seed, history=history
+            )
             _print_last(metrics)
             out = Path(args.output or "reputation_fast")
-            _print_files(write_reports([state], metrics, out, [state.step]))
+            _print_files(write_reports(history, metrics, out, [state.step]))
             return 0
 
         return asyncio.run(fast())

@@ -9,6 +9,7 @@ with its actual cooperation so far).
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -295,13 +296,38 @@ __all__ = [
     "correlation",
     "graph",
     "group_summary",
+    "interaction_rows",
     "metrics_table",
     "plot_cooperation",
     "plot_network",
     "plot_reputation_heatmap",
+    "record_rows",
     "step_metrics",
     "write_reports",
 ]
+
+
+def record_rows(states: Sequence[GameState]) -> list[dict[str, Any]]:
+    """The history of every reputation record (one row per update, all steps)."""
+    rows = []
+    for s in states:
+        for rec in s.updates:
+            row = rec.model_dump(mode="json", exclude={"distribution"})
+            row.update(rec.distribution.model_dump())
+            rows.append(row)
+    return rows
+
+
+def interaction_rows(states: Sequence[GameState]) -> list[dict[str, Any]]:
+    """Every pair's encounter, with its numbers flattened into columns."""
+    rows = []
+    for s in states:
+        for i in s.interactions:
+            row = i.model_dump(mode="json", exclude={"details"})
+            for key, value in i.details.items():
+                row[key] = json.dumps(value) if isinstance(value, (list, dict)) else value
+            rows.append(row)
+    return rows
 
 
 def write_reports(
@@ -310,7 +336,8 @@ def write_reports(
     out: Path,
     network_steps: Sequence[int] | None = None,
 ) -> dict[str, Path]:
-    """metrics.csv (one row per step), agents.csv (per agent and step), cooperation.png,
+    """metrics.csv (one row per step), agents.csv (per agent and step), records.csv (every
+    reputation update), gossip.csv, interactions.csv, cooperation.png,
     network_step<N>.png for each chosen step (default: the last) and reputation_heatmap.png."""
     import pandas as pd
 
@@ -322,6 +349,14 @@ def write_reports(
     pd.DataFrame(
         [{"step": m["step"], **row} for m in metrics for row in m.get("agents", [])]
     ).to_csv(files["agents"], index=False)
+    files["records"] = out / "records.csv"
+    pd.DataFrame(record_rows(states)).to_csv(files["records"], index=False)
+    files["gossip"] = out / "gossip.csv"
+    pd.DataFrame([g.model_dump(mode="json") for s in states for g in s.gossip]).to_csv(
+        files["gossip"], index=False
+    )
+    files["interactions"] = out / "interactions.csv"
+    pd.DataFrame(interaction_rows(states)).to_csv(files["interactions"], index=False)
     files["cooperation_plot"] = plot_cooperation(metrics, out / "cooperation.png")
     by_step = {s.step: s for s in states}
     chosen = list(network_steps) if network_steps else [max(by_step)]

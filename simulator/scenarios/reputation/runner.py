@@ -142,10 +142,14 @@ def build_run(
 
 
 async def simulate(
-    params: ReputationParams, population: Population, seed: int = 0
+    params: ReputationParams,
+    population: Population,
+    seed: int = 0,
+    history: list[GameState] | None = None,
 ) -> tuple[GameState, list[dict[str, Any]]]:
     """Play every step in-process with the dryrun backend (scripted agents); no database.
-    Returns the final state and the metrics after step 0, 1, ..., steps."""
+    Returns the final state and the metrics after step 0, 1, ..., steps. ``history``, when given,
+    receives each step's events (interactions, record updates, gossip; the world is not copied)."""
     from simulator.scenarios.reputation.scripted import register
 
     register()
@@ -156,6 +160,20 @@ async def simulate(
     for step in range(1, params.steps + 1):
         await game.run_step(step)
         metrics.append(step_metrics(state))
+        if history is not None and step < params.steps:
+            # begin_step starts new lists, so this step's lists stay as they are
+            history.append(
+                GameState.model_construct(
+                    step=step,
+                    game=state.game,
+                    seed=seed,
+                    interactions=state.interactions,
+                    updates=state.updates,
+                    gossip=state.gossip,
+                )
+            )
+    if history is not None:
+        history.append(state)
     return state, metrics
 
 
