@@ -43,7 +43,7 @@ async def test_create_refuses_invalid_placeholders_listing_each(alice: Experimen
     text = str(err.value)
     assert "2 placeholder problems" in text
     assert "starting message, line 1, column 7: <GAURD_NOUN>" in text
-    assert "Did you mean <Guard_NOUN>?" in text
+    assert "Did you mean <GUARD_NOUN>?" in text
     assert await alice.list() == []
 
 
@@ -190,7 +190,7 @@ async def test_import_of_a_file_with_bad_placeholders_is_refused(
         "name: Bad\nstarting_message: Hello <GUARDS_NOUN>\nroles:\n  - name: Guard\n",
         encoding="utf-8",
     )
-    with pytest.raises(PlaceholderError, match="Did you mean <Guard_NOUN>"):
+    with pytest.raises(PlaceholderError, match="Did you mean <GUARD_NOUN>"):
         await alice.import_file(path)
 
 

@@ -351,10 +351,28 @@ def closest_tag(
     hits = difflib.get_close_matches(f"<{body.strip()}>".casefold(), list(by_key), n=1, cutoff=0.5)
     if not hits:
         return None
-    best = by_key[hits[0]]
-    if body.strip() and body.strip() == body.strip().lower():
-        return best.lower()
-    return best
+    return _in_style_of(by_key[hits[0]], body.strip())
+
+
+_FIRST_PART = re.compile(r"^<([^_:>]+)(.*)>$", re.DOTALL)
+
+
+def _in_style_of(tag: str, typed: str) -> str:
+    """``tag`` in the case style of what was typed, since the style carries meaning (the first
+    word's capitalisation decides the output's): ``<GAURD_NOUN>`` -> ``<GUARD_NOUN>``,
+    ``<gaurd_noun>`` -> ``<guard_noun>``, ``<Gaurd_NOUN>`` -> ``<Guard_NOUN>``."""
+    m = _FIRST_PART.match(tag)
+    if m is None or not typed:
+        return tag
+    first, rest = m.group(1), m.group(2)
+    typed_first = re.split(r"[_:]", typed, maxsplit=1)[0]
+    if typed_first.isupper():
+        first = first.upper()
+    elif typed_first.islower():
+        first = first.lower()
+    if typed == typed.lower():
+        rest = rest.lower()
+    return f"<{first}{rest}>"
 
 
 # --------------------------------------------------------------------------- English
