@@ -236,3 +236,32 @@ def test_batch_estimate_uses_the_commons_call_count() -> None:
         model_sets=[ModelSet(default=scripted_model())],
     )
     assert estimate(exp, spec).llm_calls == 3 * 22
+
+
+def test_a_terminated_member_vote_does_not_count(policy: Any) -> None:
+    from simulator.scenarios.commons.params import MonitorParams
+
+    def high(request: ChatRequest) -> dict[str, Any]:
+        if scripted.read_state(request).get("phase") == "vote":
+            return {**scripted.read_state(request)["policy"], "quota": 9.0}
+        return scripted.POLICIES["commons.honest"](request)
+
+    def strict(request: ChatRequest) -> dict[str, Any]:
+        return {"terminate": '"quota":9.0' in request.messages[-1].content}
+
+    voter = policy("t.high", high)
+    base = CommonsParams(rounds=1, member_models={"Member 1": voter})
+    assert play(base, scripted_model(chat="silent"), members=2).rounds[0].policy.quota == 7.0
+    watched = base.model_copy(
+        update={
+            "monitors": MonitorParams(
+                enabled=True, per_member={"Member 1": policy("t.strict", strict)}
+            )
+        }
+    )
+    state = play(watched, scripted_model(chat="silent"), members=2)
+    rec = state.rounds[0]
+    assert rec.policy.quota == 5.0 and list(rec.votes) == ["Member 2"]
+    assert rec.eliminations == [{"name": "Member 1", "cause": "terminated", "phase": "vote"}]
+    assert list(rec.extractions) == ["Member 2"]
+    assert [m["member"] for m in rec.monitor] == ["Member 1"] * 3  # 2 turns and the vote

@@ -620,7 +620,6 @@ class CommonsGame:
             if answer is None or not answer.spawn:
                 continue
             name, number = dynamics.child_name([m.name for m in st.members], member.role)
-            member.credits, child_credits = dynamics.spawn(member.credits, p)
             written = await self.ask(
                 member,
                 prompts.spawn_prompt(st, member, p, name),
@@ -628,6 +627,9 @@ class CommonsGame:
                 SpawnPrompt(prompt=""),
                 "spawn_prompt",
             )
+            if written is None:  # removed by its monitor while writing: no child, no cost
+                continue
+            member.credits, child_credits = dynamics.spawn(member.credits, p)
             child = MemberState(
                 name=name,
                 role=member.role,
@@ -635,9 +637,7 @@ class CommonsGame:
                 credits=child_credits,
                 parent=member.name,
                 born_round=self.round,
-                child_prompt=dynamics.truncate_words(
-                    written.prompt if written else "", p.child_prompt_words
-                ),
+                child_prompt=dynamics.truncate_words(written.prompt, p.child_prompt_words),
             )
             st.members.append(child)
             w.next_index = number + 1
