@@ -304,6 +304,7 @@ class SimulatorApp(App[None]):
 
     @on(Worker.StateChanged)
     def _worker_failed(self, event: Worker.StateChanged) -> None:
+        # The app's own workers; screens forward theirs (screens.base.ReportsWorkerErrors).
         if event.state is WorkerState.ERROR and event.worker.error is not None:
             self.show_error(event.worker.error)
 

@@ -22,6 +22,7 @@ from simulator.domain.errors import SimulatorError
 from simulator.domain.models import ModelRef, Provider, SamplingParams
 from simulator.tui.draft import Draft, describe_validation_error
 from simulator.tui.messages import DraftChanged
+from simulator.tui.screens.base import ReportsWorkerErrors
 
 PARAMS: list[tuple[str, type]] = [
     ("temperature", float),
@@ -58,7 +59,7 @@ def parse_params(values: dict[str, str]) -> SamplingParams:
         raise ValueError(describe_validation_error(exc)) from None
 
 
-class ModelsPane(Horizontal):
+class ModelsPane(ReportsWorkerErrors, Horizontal):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("a", "add", "Add model", id="models.add"),
         Binding("x", "remove", "Remove model", id="models.remove"),

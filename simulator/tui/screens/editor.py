@@ -21,6 +21,7 @@ from simulator.tui.editor.preview import PreviewPane
 from simulator.tui.editor.roles import RolesPane
 from simulator.tui.editor.sections import SectionsPane
 from simulator.tui.messages import DraftChanged
+from simulator.tui.screens.base import ReportsWorkerErrors
 from simulator.tui.screens.dialogs import ConfirmDialog, MessageDialog
 
 TABS = [
@@ -37,18 +38,29 @@ def comparable(exp: Experiment) -> dict[str, Any]:
     return exp.model_dump(exclude={"created_at", "updated_at", "version", "favourite"})
 
 
-class EditorScreen(Screen[str | None]):
+class EditorScreen(ReportsWorkerErrors, Screen[str | None]):
     """Create or edit an experiment. Dismisses with the id of the last saved version (or None)."""
 
     HELP_TITLE = "Experiment editor"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("ctrl+s", "save", "Save", id="editor.save"),
+        Binding("ctrl+s", "save", "Save", id="editor.save", priority=True),
         Binding("escape", "close", "Back", id="editor.back"),
-        Binding("f2", "tab('tab-experiment')", "Experiment tab", id="editor.tab1", show=False),
-        Binding("f3", "tab('tab-roles')", "Roles tab", id="editor.tab2", show=False),
-        Binding("f4", "tab('tab-sections')", "Sections tab", id="editor.tab3", show=False),
-        Binding("f5", "tab('tab-models')", "Models tab", id="editor.tab4", show=False),
-        Binding("f6", "tab('tab-preview')", "Preview", id="editor.tab5"),
+        Binding(
+            "f2",
+            "tab('tab-experiment')",
+            "Experiment tab",
+            id="editor.tab1",
+            show=False,
+            priority=True,
+        ),
+        Binding("f3", "tab('tab-roles')", "Roles tab", id="editor.tab2", show=False, priority=True),
+        Binding(
+            "f4", "tab('tab-sections')", "Sections tab", id="editor.tab3", show=False, priority=True
+        ),
+        Binding(
+            "f5", "tab('tab-models')", "Models tab", id="editor.tab4", show=False, priority=True
+        ),
+        Binding("f6", "tab('tab-preview')", "Preview", id="editor.tab5", priority=True),
     ]
 
     class Saved(Message):
@@ -138,7 +150,16 @@ class EditorScreen(Screen[str | None]):
             self.query_one(pane_type).sync()  # type: ignore[attr-defined]
 
     def action_tab(self, tab: str) -> None:
+        # Drop focus first: a focused widget in the old tab would pull the tabs back to it.
+        self.set_focus(None)
         self.query_one(TabbedContent).active = tab
+        self.call_after_refresh(self._focus_first, tab)
+
+    def _focus_first(self, tab: str) -> None:
+        for widget in self.query_one(f"#{tab}", TabPane).query("*"):
+            if widget.focusable:
+                widget.focus()
+                return
 
     # ------------------------------------------------------------------ save and close
 

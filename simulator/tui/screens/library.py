@@ -18,19 +18,20 @@ from textual.widgets import Checkbox, DataTable, Footer, Header, Input, Select, 
 
 from simulator.db.store import ExperimentFilter
 from simulator.domain.models import Experiment, ExperimentKind
+from simulator.tui.screens.base import ReportsWorkerErrors
 from simulator.tui.screens.dialogs import ConfirmDialog, TextPrompt
 
 # (column key, label, width); the note takes what is left.
 COLUMNS: list[tuple[str, str, int]] = [
     ("favourite", "★", 1),
-    ("name", "Name", 20),
+    ("name", "Name", 15),
     ("kind", "Kind", 10),
-    ("roles", "Roles", 14),
-    ("models", "Models", 12),
-    ("conversations", "Conv.", 5),
-    ("owner", "Owner", 8),
+    ("roles", "Roles", 15),
+    ("models", "Models", 10),
+    ("conversations", "Conv", 4),
+    ("owner", "Owner", 7),
     ("created", "Created", 10),
-    ("note", "Note", 12),
+    ("note", "Note", 8),
 ]
 SORTABLE = ["created", "name", "owner", "kind", "conversations", "favourite"]
 
@@ -78,7 +79,7 @@ def sort_rows(rows: list[Row], key: str, reverse: bool) -> list[Row]:
     return sorted(rows, key=value, reverse=reverse)
 
 
-class LibraryScreen(Screen[None]):
+class LibraryScreen(ReportsWorkerErrors, Screen[None]):
     """The experiment library."""
 
     HELP_TITLE = "Experiment library"
@@ -195,14 +196,14 @@ class LibraryScreen(Screen[None]):
             exp = row.experiment
             table.add_row(
                 "★" if exp.favourite else " ",
-                clip(exp.name, 20),
+                clip(exp.name, 15),
                 exp.kind.value,
-                clip(", ".join(r.name for r in exp.roles) or "-", 14),
-                clip(models_label(exp), 12),
+                clip(", ".join(r.name for r in exp.roles) or "-", 15),
+                clip(models_label(exp), 10),
                 str(row.conversations),
-                clip(exp.owner, 8),
+                clip(exp.owner, 7),
                 created_label(exp),
-                clip(exp.note, 60),
+                clip(exp.note, 8),
                 key=exp.id,
             )
         if message.select is not None:
