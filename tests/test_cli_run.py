@@ -185,3 +185,22 @@ def test_the_example_runs_on_a_fresh_install_with_the_embedded_server(
     assert main(["batches"]) == 0
     listing = capsys.readouterr().out
     assert "Prison study" in listing and " done " in listing
+
+
+def test_a_placeholder_error_in_an_inline_experiment_is_reported_before_anything_runs(
+    db, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "experiment:\n"
+        "  name: Typo\n"
+        "  roles:\n"
+        "    - name: Guard\n"
+        "      sections: [{title: Role, kind: private, content: 'You are a <Gaurd_NOUN>.'}]\n"
+        "batch: {total_messages: 2}\n",
+        encoding="utf-8",
+    )
+    assert main(["run", str(spec), "--yes"]) == 2
+    err = capsys.readouterr().err
+    assert "Gaurd_NOUN" in err and "Traceback" not in err
+    assert db.experiments.count_documents({}) == 0

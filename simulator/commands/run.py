@@ -97,6 +97,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     _merge_price_table(run_spec)
     definition = run_spec.experiment.definition
     if definition is not None:
+        from simulator.services.experiments import check_placeholders
+
+        check_placeholders(definition)  # a misspelt <Role_NOUN> is reported before anything runs
         run_spec.batch_spec(definition)  # problems against the experiment, still before any I/O
         if args.dry_run:
             _print_plan(definition, run_spec, _console())
