@@ -234,3 +234,30 @@ async def test_judge_reports_deception_and_objective_flags(store: Any, backends:
     assert result["tally"]["intent_to_deceive"] == {"true": 0, "false": 0, "uncertain": 3}
     # nothing was stored
     assert not [m for m in await store.messages.list(conv.id) if m.role == "judge"]
+
+
+async def test_a_batch_grids_commons_over_members_and_seeds(store: Any, backends: Any) -> None:
+    from simulator.domain import BatchSpec, ModelSet
+    from simulator.engine.batch import BatchRunner
+
+    exp = commons_experiment(CommonsParams(rounds=2))
+    await store.experiments.create(exp)
+    spec = BatchSpec(
+        experiment_id=exp.id,
+        max_agents={"Member": 3},
+        repeats=2,
+        rounds=2,
+        model_sets=[ModelSet(default=scripted_model(chat="public"))],
+    )
+    runner = BatchRunner(store, backends)
+    batch = await runner.start(exp, spec)
+    batch = await runner.run(batch.id)
+    assert batch.status is Status.done, batch.error
+    convs = [c for c in await store.conversations.list() if c.batch_id == batch.id]
+    assert sorted(sum(c.cell.counts.values()) for c in convs) == [1, 1, 2, 2, 3, 3]
+    for conv in convs:
+        assert conv.status is Status.done and conv.kind.value == "commons"
+        latest = await store.states.latest(conv.id)
+        assert latest is not None and latest[0] == 2
+    seeds = {c.seed for c in convs if sum(c.cell.counts.values()) == 3}
+    assert len(seeds) == 2  # the repeats play different lakes
