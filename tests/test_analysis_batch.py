@@ -60,6 +60,7 @@ async def test_parquet_export_of_a_dryrun_batch_round_trips(
 
 async def test_metrics_and_cells_of_a_dryrun_batch(store, dryrun_batch: str) -> None:
     conversations, messages = await load_all(store, batch=dryrun_batch)
+    assert conversations["cell_index"].tolist() == [0, 1, 2, 3]  # grid order
     metrics = m.conversation_metrics(messages, conversations)
     assert (metrics["messages"] == 4).all() and (metrics["summaries"] == 2).all()
     assert (metrics["status"] == "done").all()

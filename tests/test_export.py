@@ -248,9 +248,14 @@ def test_export_help_documents_every_format_and_filter(capsys) -> None:
         "--status",
         "--factor",
         "--conversation",
+        "--kind",
     ):
         assert option in out, option
     assert "guard=1,prisoner=2" in out and "goal=Escape" in out
+    # every option explains itself
+    export = build_parser()._subparsers._group_actions[0].choices["export"]  # type: ignore[union-attr]
+    for action in export._actions:
+        assert action.help and len(action.help) > 10, action.option_strings
 
 
 def test_plot_help_lists_figures(capsys) -> None:
@@ -300,6 +305,14 @@ async def test_export_command(
     assert code == 0
     metrics = pd.read_csv(tmp_path / "metrics.csv")
     assert metrics["conversation_id"].tolist() == [d.b.id]
+
+    code = await asyncio.to_thread(
+        main,
+        ["export", "--kind", "summary", "--kind", "kickoff", "-o", str(tmp_path / "k.csv")],
+    )
+    assert code == 0
+    kinds = pd.read_csv(tmp_path / "k.csv")["kind"]
+    assert set(kinds) == {"summary", "kickoff"} and len(kinds) == 2 + 3
 
     code = await asyncio.to_thread(main, ["export", "--counts", "guard=x"])
     assert code == 2

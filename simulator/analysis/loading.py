@@ -256,8 +256,8 @@ async def resolve_experiment(store: Store, key: str) -> Experiment:
 async def select_conversations(
     store: Store, flt: AnalysisFilter | None = None
 ) -> tuple[list[Conversation], dict[str, Experiment]]:
-    """The conversations passing ``flt`` (in the store's order: created, then cell index) and the
-    experiments they belong to, by id."""
+    """The conversations passing ``flt`` (batch by batch in grid-cell order, see
+    ``_batch_order``) and the experiments they belong to, by id."""
     flt = flt or AnalysisFilter()
     experiment_id = None
     if flt.experiment is not None:
@@ -273,13 +273,23 @@ async def select_conversations(
             days=flt.days,
         )
     )
-    convs = [c for c in convs if matches(c, flt)]
+    convs = _batch_order([c for c in convs if matches(c, flt)])
     experiments: dict[str, Experiment] = {}
     for exp_id in dict.fromkeys(c.experiment_id for c in convs):
         exp = await store.experiments.get(exp_id)
         if exp is not None:
             experiments[exp_id] = exp
     return convs, experiments
+
+
+def _batch_order(convs: list[Conversation]) -> list[Conversation]:
+    """Conversations of a batch together, in grid-cell order (a batch prepares its cells
+    concurrently, so creation times interleave); batches and lone conversations in the order
+    they were first created."""
+    first: dict[str, int] = {}
+    for i, c in enumerate(convs):
+        first.setdefault(c.batch_id or f"conversation:{c.id}", i)
+    return sorted(convs, key=lambda c: (first[c.batch_id or f"conversation:{c.id}"], c.cell_index))
 
 
 async def load_conversations(

@@ -6,7 +6,7 @@ import argparse
 import asyncio
 from pathlib import Path
 
-from simulator.domain import Status
+from simulator.domain import MessageKind, Status
 from simulator.domain.errors import ConfigurationError
 
 FORMAT_HELP = """\
@@ -34,6 +34,7 @@ tables (--what, for csv, jsonl and parquet):
 filters (combine freely; every one must match):
   --experiment ID|NAME   --batch ID   --model NAME   --days N   --counts guard=1,prisoner=2
   --status done|failed|...   --factor goal=Escape (repeatable)   --conversation ID (repeatable)
+  --kind utterance|action|summary|kickoff|system (repeatable; which messages, not conversations)
 """
 
 EXPORT_EXAMPLES = """\
@@ -81,6 +82,13 @@ def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME=LEVEL",
         help="a study factor's level, e.g. goal=Escape (repeat the option for several factors; "
         "a level may contain commas)",
+    )
+    g.add_argument(
+        "--kind",
+        action="append",
+        choices=[k.value for k in MessageKind],
+        help="only messages of this kind (repeatable), e.g. --kind utterance for what agents "
+        "said; conversations are not filtered by it",
     )
     g.add_argument(
         "--conversation",
@@ -184,6 +192,7 @@ def filter_from_args(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         status=args.status,
         factors=factors or None,
         conversation_ids=args.conversation or None,
+        kinds=args.kind or None,
     )
 
 
