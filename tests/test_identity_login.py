@@ -22,7 +22,7 @@ from simulator.domain.errors import AuthenticationError, DatabaseUnavailableErro
 from simulator.services.identity import current_user
 from simulator.services.session import verify_login
 from simulator.settings import build_uri, load_settings
-from tests.plugins.services import FAKE_PASSWORD, closed_port
+from tests.plugins.services import FAKE_PASSWORD, FakeMongo, closed_port
 
 
 class MemoryKeyring(KeyringBackend):
@@ -238,3 +238,35 @@ async def test_login_is_refused_while_mongodb_uri_is_set(
     monkeypatch.setenv("MONGODB_URI", "mongodb://127.0.0.1:1/")
     assert await cli("login") == 2
     assert "MONGODB_URI is set" in capsys.readouterr().err
+
+
+async def test_a_refusal_by_the_servers_roles_is_a_clean_permission_error(
+    mongo_uri: str,
+) -> None:
+    """docs/identity.md: a researcher role without `remove` cannot delete, even as the owner."""
+    import uuid
+
+    from simulator.domain.errors import PermissionDeniedError
+    from simulator.services.experiments import ExperimentService
+    from tests.plugins.roles import make_experiment
+
+    backend = mongo_uri.split("://", 1)[1].split("/", 1)[0]
+    front = FakeMongo({"alice": FAKE_PASSWORD}, backend=backend, forbid=("delete",)).start()
+    db_name = f"t_{uuid.uuid4().hex[:12]}"
+    try:
+        store = await connect_store(build_uri(front.address, "alice", FAKE_PASSWORD), db_name)
+        try:
+            svc = ExperimentService(store, await current_user(store))
+            exp = await svc.create(make_experiment())
+            assert exp.owner == "alice"
+            with pytest.raises(PermissionDeniedError) as err:
+                await svc.delete(exp.id)
+            assert "The database refused to delete experiment 'Prison study (test)'" in str(
+                err.value
+            )
+            assert (await svc.get(exp.id)).owner == "alice"  # still there
+            await store.drop_database()
+        finally:
+            await store.close()
+    finally:
+        front.stop()

@@ -7,7 +7,7 @@ import builtins
 from simulator.db.store import ConversationFilter, Store
 from simulator.domain import Conversation, Message
 from simulator.domain.errors import NotFoundError
-from simulator.services.ownership import is_owner, require_owner
+from simulator.services.ownership import is_owner, require_owner, server_permission
 
 
 class ConversationService:
@@ -36,7 +36,8 @@ class ConversationService:
         """Delete a conversation and its messages: only whoever ran it may."""
         conversation = await self.get(conversation_id)
         require_owner(conversation.owner, self.user, "delete", f"conversation {conversation.id}")
-        await self.store.conversations.delete(conversation_id)
+        with server_permission("delete", f"conversation {conversation.id}"):
+            await self.store.conversations.delete(conversation_id)
 
     async def toggle_favourite(self, conversation_id: str) -> Conversation:
         """Mark or unmark a conversation as favourite (its owner's, not the experiment's)."""
@@ -48,5 +49,6 @@ class ConversationService:
             f"conversation {conversation.id}",
         )
         value = not conversation.favourite
-        await self.store.conversations.set_fields(conversation_id, favourite=value)
+        with server_permission("mark as favourite", f"conversation {conversation.id}"):
+            await self.store.conversations.set_fields(conversation_id, favourite=value)
         return conversation.model_copy(update={"favourite": value})

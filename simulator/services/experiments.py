@@ -18,7 +18,7 @@ from simulator.domain.errors import (
 )
 from simulator.roles import PlaceholderIssue, validate_experiment
 from simulator.services.files import read_experiment, write_experiment
-from simulator.services.ownership import is_owner, require_owner
+from simulator.services.ownership import is_owner, require_owner, server_permission
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,8 @@ class ExperimentService:
         mine = experiment.model_copy(
             update={"owner": self.user, "created_at": now, "updated_at": now}
         )
-        stored = await self.store.experiments.create(mine)
+        with server_permission("create", f"experiment {experiment.name!r}"):
+            stored = await self.store.experiments.create(mine)
         if stored.owner != self.user:  # the id exists already (someone else's): never adopt it
             raise PermissionDeniedError(
                 f"An experiment with id {stored.id} already exists and belongs to "
@@ -145,7 +146,8 @@ class ExperimentService:
                     "updated_at": now,
                 }
             )
-            created = await self.store.experiments.create(version)
+            with server_permission("save", f"experiment {stored.name!r}"):
+                created = await self.store.experiments.create(version)
             log.info(
                 "experiment %s has %d conversations: saved the edit as new version %s",
                 stored.id,
@@ -153,12 +155,14 @@ class ExperimentService:
                 created.id,
             )
             return created
-        return await self.store.experiments.update(experiment)
+        with server_permission("save", f"experiment {stored.name!r}"):
+            return await self.store.experiments.update(experiment)
 
     async def duplicate(self, experiment_id: str, name: str | None = None) -> Experiment:
         """Copy anyone's experiment into the current user's library."""
         await self.get(experiment_id)
-        copy = await self.store.experiments.duplicate(experiment_id, self.user, name)
+        with server_permission("duplicate", f"experiment {experiment_id}"):
+            copy = await self.store.experiments.duplicate(experiment_id, self.user, name)
         log.info("experiment %s duplicated as %s by %s", experiment_id, copy.id, self.user)
         return copy
 
@@ -166,19 +170,22 @@ class ExperimentService:
         """Delete an experiment with its batches, conversations and messages (owner only)."""
         stored = await self.get(experiment_id)
         require_owner(stored.owner, self.user, "delete", f"experiment {stored.name!r}")
-        await self.store.experiments.delete(experiment_id)
+        with server_permission("delete", f"experiment {stored.name!r}"):
+            await self.store.experiments.delete(experiment_id)
         log.info("experiment %s (%s) deleted by %s", stored.id, stored.name, self.user)
 
     async def set_note(self, experiment_id: str, note: str) -> Experiment:
         stored = await self.get(experiment_id)
         require_owner(stored.owner, self.user, "edit the note of", f"experiment {stored.name!r}")
-        await self.store.experiments.set_fields(experiment_id, note=note)
+        with server_permission("edit the note of", f"experiment {stored.name!r}"):
+            await self.store.experiments.set_fields(experiment_id, note=note)
         return stored.model_copy(update={"note": note})
 
     async def toggle_favourite(self, experiment_id: str) -> Experiment:
         stored = await self.get(experiment_id)
         require_owner(stored.owner, self.user, "mark as favourite", f"experiment {stored.name!r}")
-        await self.store.experiments.set_fields(experiment_id, favourite=not stored.favourite)
+        with server_permission("mark as favourite", f"experiment {stored.name!r}"):
+            await self.store.experiments.set_fields(experiment_id, favourite=not stored.favourite)
         return stored.model_copy(update={"favourite": not stored.favourite})
 
     # ------------------------------------------------------------------ files

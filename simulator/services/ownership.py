@@ -6,7 +6,14 @@ The one place these rules live, so the CLI and the TUI refuse the same things wi
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
+from pymongo.errors import OperationFailure
+
 from simulator.domain.errors import PermissionDeniedError
+
+UNAUTHORIZED = 13  # MongoDB's error code when a user's roles lack a privilege
 
 
 def is_owner(owner: str, user: str) -> bool:
@@ -27,3 +34,17 @@ def require_owner(owner: str, user: str, action: str, what: str, *, hint: str = 
         f"You ({user}) cannot {action} {what}: it is {whose}, and only its owner can "
         f"{action} it.{extra}"
     )
+
+
+@contextlib.contextmanager
+def server_permission(action: str, what: str) -> Iterator[None]:
+    """The server's own refusal (MongoDB roles, docs/identity.md) as PermissionDeniedError."""
+    try:
+        yield
+    except OperationFailure as exc:
+        if exc.code != UNAUTHORIZED:
+            raise
+        raise PermissionDeniedError(
+            f"The database refused to {action} {what}: your MongoDB user's roles do not allow "
+            "it. Ask whoever manages the database (see docs/identity.md)."
+        ) from None

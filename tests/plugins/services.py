@@ -196,9 +196,12 @@ class FakeMongo:
 
     LOCAL = frozenset(["hello", "ismaster", "saslstart", "saslcontinue", "connectionstatus"])
 
-    def __init__(self, users: dict[str, str], backend: str | None = None) -> None:
+    def __init__(
+        self, users: dict[str, str], backend: str | None = None, forbid: tuple[str, ...] = ()
+    ) -> None:
         self.users = users
         self.backend = backend
+        self.forbid = {c.lower() for c in forbid}  # commands refused as a role would (code 13)
         self.commands: list[str] = []
         self.failed_logins = 0
         self._server = _FakeServer(("127.0.0.1", 0), _Handler)
@@ -219,7 +222,8 @@ class FakeMongo:
         self._server.server_close()
 
     def forwards(self, doc: dict) -> bool:
-        return self.backend is not None and next(iter(doc)).lower() not in self.LOCAL
+        name = next(iter(doc)).lower()
+        return self.backend is not None and name not in self.LOCAL and name not in self.forbid
 
     def answer(self, conn: _Handler, doc: dict) -> dict:
         name = next(iter(doc)).lower()
@@ -244,6 +248,13 @@ class FakeMongo:
             return self._sasl_start(conn, bytes(doc["payload"]))
         if name == "saslcontinue":
             return self._sasl_continue(conn, bytes(doc["payload"]))
+        if name in self.forbid:
+            return {
+                "ok": 0.0,
+                "code": 13,
+                "codeName": "Unauthorized",
+                "errmsg": f"not authorized on {doc.get('$db')} to execute command {name}",
+            }
         if name == "connectionstatus":
             users = [{"user": conn.user, "db": "admin"}] if conn.user else []
             return {
