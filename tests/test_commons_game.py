@@ -177,3 +177,43 @@ async def test_fork_rejects_a_round_not_played(store: Any, backends: Any) -> Non
     await run_conversation(store, backends, conv.id)
     with pytest.raises(ConfigurationError, match="completed 2 round"):
         await fork_conversation(store, conv.id, 3)
+
+
+async def test_failed_mid_round_resumes_without_repeating_calls(
+    store: Any, backends: Any, recording_policy: Any
+) -> None:
+    from simulator.domain.errors import LLMError
+    from simulator.scenarios.commons.scripted import POLICIES
+
+    honest = POLICIES["commons.honest"]
+    fail_at = {"n": 30}
+
+    def flaky(request: Any) -> Any:
+        fail_at["n"] -= 1
+        if fail_at["n"] == 0:
+            raise LLMError("the server went away", retryable=False)
+        return honest(request)
+
+    policy = recording_policy(flaky)
+    params = CommonsParams(rounds=3, policy=Policy(quota=3.0))
+    exp = commons_experiment(params)
+    conv = await start_run(store, exp, commons_cell(3, model=policy.model, seed=8))
+    failed = await run_conversation(store, backends, conv.id)
+    assert failed.status is Status.failed and "went away" in (failed.error or "")
+    stored = await store.messages.list(conv.id)
+    latest = await store.states.latest(conv.id)
+    assert latest is not None and latest[1]["seq"] < len(stored)  # inside a round
+    calls_before = len(policy.requests)
+    done = await run_conversation(store, backends, conv.id)
+    assert done.status is Status.done, done.error
+    resumed = await store.messages.list(conv.id)
+    # the reference: the same run, uninterrupted
+    ref = await start_run(store, exp, commons_cell(3, model=policy.model, seed=8))
+    calls_resumed = len(policy.requests) - calls_before
+    assert (await run_conversation(store, backends, ref.id)).status is Status.done
+    reference = await store.messages.list(ref.id)
+    assert message_shape(resumed) == message_shape(reference)
+    # no stored answer was asked again: the resumed run made exactly the missing calls
+    answered = sum(1 for m in stored if m.kind is MessageKind.action)
+    total = sum(1 for m in reference if m.kind is MessageKind.action)
+    assert calls_resumed == total - answered
