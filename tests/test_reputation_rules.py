@@ -181,6 +181,13 @@ def test_params_defaults_and_factor_overrides() -> None:
         2,
     )
     assert p.reputation and p.gossip and p.persona_rewrite
+    # observation as in the reference: investment with reputation and gossip only
+    assert p.observation_on
+    assert not ReputationParams(game="pd").observation_on
+    assert not ReputationParams(gossip=False).observation_on
+    assert ReputationParams(game="pd", public_observation=True).observation_on
+    assert not ReputationParams(public_observation=True, reputation=False).observation_on
+    assert params_for({}, {"public observation": "off"}).public_observation is False
     q = params_for({"game": "investment"}, {"gossip": "off", "game": "pd", "Reputation": "no"}, 7)
     assert (q.game, q.gossip, q.reputation, q.steps) == ("pd", False, False, 7)
     with pytest.raises(SpecError, match="on/off"):

@@ -90,7 +90,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _treatment_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reputation", choices=ON_OFF, help="reputation records (on)")
     p.add_argument("--gossip", choices=ON_OFF, help="gossip (on)")
-    p.add_argument("--observation", choices=ON_OFF, help="public observation channel (on)")
+    p.add_argument(
+        "--observation",
+        choices=ON_OFF,
+        help="public observation channel (default: on for investment with reputation and gossip)",
+    )
     p.add_argument("--persona-rewrite", choices=ON_OFF, help="persona rewrite (on)")
 
 

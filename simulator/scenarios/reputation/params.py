@@ -72,10 +72,11 @@ class ReputationParams(_Params):
     )
     reputation: bool = Field(default=True, description="treatment: reputation records on")
     gossip: bool = Field(default=True, description="treatment: gossip on")
-    public_observation: bool = Field(
-        default=True,
+    public_observation: bool | None = Field(
+        default=None,
         description="treatment: evaluations are broadcast to everyone and re-rated every "
-        "observation_period steps (needs reputation on)",
+        "observation_period steps (needs reputation on); default (null): as the reference, on "
+        "only for investment with reputation and gossip on",
     )
     observation_period: int = Field(default=5, ge=1, description="re-rating period of observation")
     signup_period: int = Field(default=5, ge=1, description="sign-up rounds at steps 1, 1+p, ...")
@@ -128,6 +129,8 @@ class ReputationParams(_Params):
 
     @property
     def observation_on(self) -> bool:
+        if self.public_observation is None:
+            return self.game == "investment" and self.reputation and self.gossip
         return self.public_observation and self.reputation
 
 
@@ -139,7 +142,7 @@ def _coerce_level(name: str, level: str) -> Any:
     """A factor level (text) as the value of parameter ``name``."""
     field = ReputationParams.model_fields[name]
     text = level.strip()
-    if field.annotation is bool:
+    if field.annotation in (bool, bool | None):
         if text.lower() in _TRUE:
             return True
         if text.lower() in _FALSE:
