@@ -1,0 +1,111 @@
+"""SVG snapshots (pytest-textual-snapshot) of the library and of each editor tab at 100x30,
+under a fixed configuration: fixed user, experiments with fixed ids and timestamps, no .env.
+
+Update the baselines after an intended change of the UI with
+``pytest tests/test_tui_snapshots.py --snapshot-update`` and review the SVGs in the report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import pytest
+from pymongo import MongoClient
+from textual.pilot import Pilot
+from textual.widgets import TabbedContent
+
+from simulator.db.mongo import connect_store
+from simulator.domain.models import Conversation, GridCell, ModelSet
+from simulator.settings import Settings
+from simulator.tui.app import SimulatorApp
+from simulator.tui.screens.editor import EditorScreen
+from simulator.tui.screens.library import LibraryScreen
+from tests.plugins.tui import sample_experiment, wait_until
+
+SIZE = (100, 30)
+
+
+async def _populate(uri: str, db: str) -> None:
+    store = await connect_store(uri, db)
+    try:
+        prison = sample_experiment(
+            "Prison 1v1", owner="alice", experiment_id="a" * 32, note="pilot", favourite=True
+        )
+        await store.experiments.create(prison)
+        await store.experiments.create(
+            sample_experiment("Fishery by Bob", owner="bob", experiment_id="b" * 32, kind="commons")
+        )
+        cell = GridCell(
+            counts={"Guard": 1, "Prisoner": 1}, days=1, total_messages=4, models=ModelSet()
+        )
+        for i in range(2):
+            await store.conversations.create(
+                Conversation(id=f"{i:032d}", experiment_id=prison.id, owner="alice", cell=cell)
+            )
+    finally:
+        await store.close()
+
+
+@pytest.fixture
+def snapshot_app(tui_settings: Settings, mongo_uri: str) -> Iterator[SimulatorApp]:
+    db = f"snap_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_populate(mongo_uri, db))
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, mongodb_uri=mongo_uri, mongodb_db=db, ollama_host="http://127.0.0.1:9"
+    )
+    try:
+        yield SimulatorApp(settings, user="alice", offer_example=False)
+    finally:
+        client: MongoClient[Any] = MongoClient(mongo_uri)
+        client.drop_database(db)
+        client.close()
+
+
+async def _library(pilot: Pilot[Any]) -> None:
+    app = pilot.app
+    await wait_until(
+        pilot,
+        lambda: isinstance(app.screen, LibraryScreen) and app.screen.loads >= 1,
+        what="library",
+    )
+    app.sub_title = "alice · MongoDB at test server"  # the port differs on every run
+    await pilot.pause()
+
+
+def _editor_tab(tab: str, key: str) -> Callable[[Pilot[Any]], Awaitable[None]]:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await _library(pilot)
+        app = pilot.app
+        await pilot.press("o")
+        await wait_until(pilot, lambda: isinstance(app.screen, EditorScreen), what="editor")
+        if key:
+            await pilot.press(key)
+        await wait_until(pilot, lambda: app.screen.query_one(TabbedContent).active == tab, what=tab)
+        await pilot.pause(0.2)
+        app.screen.set_focus(None)  # no blinking cursor in the picture
+        await pilot.pause()
+
+    return run_before
+
+
+def test_library_snapshot(snap_compare: Any, snapshot_app: SimulatorApp) -> None:
+    assert snap_compare(snapshot_app, terminal_size=SIZE, run_before=_library)
+
+
+@pytest.mark.parametrize(
+    ("tab", "key"),
+    [
+        ("tab-experiment", ""),
+        ("tab-roles", "f3"),
+        ("tab-sections", "f4"),
+        ("tab-models", "f5"),
+        ("tab-preview", "f6"),
+    ],
+)
+def test_editor_tab_snapshot(
+    snap_compare: Any, snapshot_app: SimulatorApp, tab: str, key: str
+) -> None:
+    assert snap_compare(snapshot_app, terminal_size=SIZE, run_before=_editor_tab(tab, key))
