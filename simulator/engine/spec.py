@@ -462,7 +462,7 @@ class RunSpec:
             model_sets = [
                 ModelSet(default=experiment.models[0] if experiment.models else ModelRef())
             ]
-        elif req.models == "all":
+        elif isinstance(req.models, str):  # "all"
             model_sets = [ModelSet(default=m) for m in experiment.models] or [ModelSet()]
         else:
             model_sets = []
