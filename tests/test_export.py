@@ -173,6 +173,12 @@ async def test_html_sections_colours_and_escaping(
             assert f"--role-color:{colors[m['data-role']]}" in m["style"]
     assert [s for s, _ in page.days].count(d.a.id) == 2  # day separators
     assert page.summaries == 2
+    title = text[text.index("<title>") : text.index("</title>")]
+    assert title.startswith("<title>Transcripts · ") and "Prison study" in title
+    assert "Other" in title
+    first, second = page.sections[0], page.sections[1]
+    assert f'<a href="#c-{second}">next →</a>' in text
+    assert f'<a href="#c-{first}">← previous</a>' in text
     assert len([m for m in page.messages if m["section"] == d.a.id]) == 7  # kickoff + 6
 
 

@@ -271,6 +271,7 @@ nav ol { margin: 0.3rem 0 1rem; padding-left: 1.4rem; }
   vertical-align: -0.1rem; border-radius: 2px; }
 section.conversation { border-top: 3px solid #1d2430; padding-top: 0.6rem; margin-top: 1.2rem;
   break-after: page; page-break-after: always; }
+nav.pager { float: right; font-size: 0.8rem; }
 section.conversation h2 { font-size: 1.2rem; margin: 0.2rem 0; }
 dl.meta { display: grid; grid-template-columns: max-content 1fr; gap: 0.1rem 0.8rem;
   font-size: 0.85rem; margin: 0.4rem 0 0.8rem; }
@@ -306,7 +307,7 @@ def html_document(
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{e(title)}</title><style>{_CSS}</style></head><body>",
-        f"<header><h1>{e(title)}</h1>",
+        f'<header id="top"><h1>{e(title)}</h1>',
         '<div class="legend">',
     ]
     for role, color in palette.items():
@@ -321,11 +322,18 @@ def html_document(
             f"({e(_s(conv['status']))})</li>"
         )
     parts.append("</ol></nav></header>")
-    for conv in convs:
-        cid = str(conv["conversation_id"])
+    ids = [str(c["conversation_id"]) for c in convs]
+    for i, conv in enumerate(convs):
+        cid = ids[i]
         parts.append(
             f'<section class="conversation" id="c-{e(cid)}" data-conversation-id="{e(cid)}">'
         )
+        links = ['<a href="#top">contents</a>']
+        if i > 0:
+            links.append(f'<a href="#c-{e(ids[i - 1])}">← previous</a>')
+        if i + 1 < len(ids):
+            links.append(f'<a href="#c-{e(ids[i + 1])}">next →</a>')
+        parts.append(f'<nav class="pager">{" · ".join(links)}</nav>')
         parts.append(f'<h2>{e(_title(conv))}</h2><dl class="meta">')
         parts.append(f"<dt>Conversation</dt><dd><code>{e(cid)}</code></dd>")
         for k, v in _describe(conv):
@@ -399,7 +407,9 @@ def write_transcripts(
             path = (output or Path.cwd()) / "transcripts.html"
         assert path is not None
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(html_document(conversations, messages), encoding="utf-8")
+        names = list(dict.fromkeys(conversations["experiment_name"].dropna().astype(str)))
+        title = "Transcripts" + (f" · {', '.join(names)}" if 0 < len(names) <= 3 else "")
+        path.write_text(html_document(conversations, messages, title=title), encoding="utf-8")
         return [path]
     render = markdown_transcript if fmt == "markdown" else text_transcript
     by_conv = _by_conversation(messages)
