@@ -189,7 +189,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 def parse_model(text: str) -> Any:
     """A scripted policy name (commons.*) or provider:model."""
-    from simulator.domain import ModelRef
+    from simulator.domain import ModelRef, Provider
     from simulator.scenarios.commons.setup import scripted_model
 
     text = text.strip()
@@ -201,7 +201,7 @@ def parse_model(text: str) -> Any:
             f"model {text!r}: use a scripted policy (commons.honest, commons.cheater, "
             "commons.saboteur, commons.monitor) or provider:model (ollama:..., openai:...)"
         )
-    return ModelRef(provider=provider, model=model)
+    return ModelRef(provider=Provider(provider), model=model)
 
 
 def read_params_file(path: str) -> dict[str, Any]:

@@ -578,13 +578,12 @@ class CommonsGame:
         for member in list(st.alive):
             prompt = prompts.accusation_vote(st, member)
             member.feed, member.inbox = [], []
-            answer = await self.ask(
+            vote = await self.ask(
                 member, prompt, AccusationVote, AccusationVote(accuse="NONE"), "accusation_vote"
             )
-            if answer is not None:
-                votes[member.name] = (
-                    None if answer.accuse.strip().upper() == "NONE" else (answer.accuse.strip())
-                )
+            if vote is not None:
+                target = vote.accuse.strip()
+                votes[member.name] = None if target.upper() == "NONE" else target
         alive = st.alive_names
         votes = {k: v for k, v in votes.items() if k in alive}
         tally = dynamics.tally_accusations(

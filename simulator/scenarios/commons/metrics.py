@@ -152,19 +152,19 @@ def dashboard(state: GameState, path: Path, title: str = "Commons run") -> Path:
     names = [m.name for m in state.members]
     colours = {n: plt.get_cmap("tab10")(i % 10) for i, n in enumerate(names)}
     for n in names:
-        pts = [(r.round, r.credits_end[n]) for r in recs if n in r.credits_end]
-        if pts:
-            ax_c.plot(*zip(*pts, strict=True), "o-", color=colours[n], label=n, markersize=3)
+        held = [(r.round, r.credits_end[n]) for r in recs if n in r.credits_end]
+        if held:
+            ax_c.plot(*zip(*held, strict=True), "o-", color=colours[n], label=n, markersize=3)
     ax_c.set_ylabel("credits")
     ax_c.legend(fontsize=7, ncol=4)
     for n in names:
-        pts = [
+        taken = [
             (r.round, r.extractions[n]["true"], r.extractions[n]["reported"])
             for r in recs
             if n in r.extractions
         ]
-        if pts:
-            rr, tt, rep = zip(*pts, strict=True)
+        if taken:
+            rr, tt, rep = zip(*taken, strict=True)
             ax_x.plot(rr, tt, "-", color=colours[n], label=f"{n} true")
             ax_x.plot(rr, rep, "--", color=colours[n], alpha=0.7)
     ax_x.plot(
@@ -180,9 +180,10 @@ def dashboard(state: GameState, path: Path, title: str = "Commons run") -> Path:
     for i, key in enumerate(POLICY_KEYS):
         ax = fig.add_subplot(grid[i, 1])
         for n in names:
-            pts = [(r.round, r.votes[n][key]) for r in recs if n in r.votes]
-            if pts:
-                ax.scatter(*zip(*pts, strict=True), s=10, color=colours[n])
+            xs_v = [r.round for r in recs if n in r.votes]
+            ys_v = [r.votes[n][key] for r in recs if n in r.votes]
+            if xs_v:
+                ax.scatter(xs_v, ys_v, s=10, color=colours[n])
         ax.plot(rounds, [getattr(r.policy, key) for r in recs], "-", color="black")
         ax.set_ylabel(key.replace("_", " "), fontsize=8)
         if i == 0:

@@ -11,6 +11,7 @@ from simulator.domain import (
     GridCell,
     ModelRef,
     ModelSet,
+    Provider,
     Role,
 )
 from simulator.domain.errors import NotFoundError
@@ -36,7 +37,7 @@ def commons_experiment(
 
 def scripted_model(policy: str = "commons.honest", **options: Any) -> ModelRef:
     """A dryrun member (or monitor) driven by a scripted policy (see scripted.py)."""
-    return ModelRef(provider="dryrun", model="script", options={"policy": policy, **options})
+    return ModelRef(provider=Provider.dryrun, model="script", options={"policy": policy, **options})
 
 
 def commons_cell(
