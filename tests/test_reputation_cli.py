@@ -169,7 +169,8 @@ def test_run_a_stored_experiment_with_options(  # type: ignore[no-untyped-def]
         "kind: reputation\n"
         "roles:\n"
         "  - name: Altruist\n"
-        "    sections: [{title: Temperament, content: You care about others., kind: private}]\n"
+        "    sections: [{title: Temperament, content: You care about others. You are <NAME>.,"
+        " kind: private}]\n"
         "  - name: Rational\n"
         "    sections: [{title: Temperament, content: You maximise your gain., kind: private}]\n"
         "game: {game: pd, population: 4, steps: 5}\n"
@@ -207,5 +208,8 @@ def test_run_a_stored_experiment_with_options(  # type: ignore[no-untyped-def]
         "Rational",
         "Rational",
     ]
-    assert any("You care about others." in a["system_prompt"] for a in conv["agents"])
+    altruists = [a for a in conv["agents"] if a["role"] == "Altruist"]
+    assert all(
+        f"You care about others. You are {a['name']}." in a["system_prompt"] for a in altruists
+    )
     assert list(pd.read_csv(tmp_path / "x" / "metrics.csv")["step"]) == [0, 1, 2]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Protocol
@@ -172,6 +172,8 @@ class Population:
     groups: list[tuple[str, int]]
     models: dict[str, ModelRef]
     group_text: dict[str, str] = field(default_factory=dict)
+    # (group, agent name) -> the group's prompt text for that agent (placeholders rendered)
+    render: Callable[[str, str], str] | None = None
 
     @property
     def size(self) -> int:
@@ -188,9 +190,12 @@ def initial_state(params: ReputationParams, population: Population, seed: int) -
     agents: list[AgentState] = []
     i = 0
     for group, count in population.groups:
-        extra = population.group_text.get(group, "").strip()
         for _ in range(count):
             p = personas[i]
+            if population.render is not None:
+                extra = population.render(group, p["name"]).strip()
+            else:
+                extra = population.group_text.get(group, "").strip()
             text = p["persona"] + (f"\n\n{extra}" if extra else "")
             agents.append(
                 AgentState(

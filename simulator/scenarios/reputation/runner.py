@@ -76,7 +76,14 @@ def configure(experiment: Experiment, cell: GridCell) -> tuple[ReputationParams,
             r.name: "\n\n".join(p for p in (shared, _sections_text(r.sections, cell.factors)) if p)
             for r in experiment.roles
         }
-        population = Population(groups=groups, models=models, group_text=text)
+        counts = dict(groups)
+
+        def render(group: str, name: str) -> str:
+            from simulator.roles import render_system_prompt
+
+            return render_system_prompt(experiment, group, counts, name=name, factors=cell.factors)
+
+        population = Population(groups=groups, models=models, group_text=text, render=render)
         params = params.model_copy(update={"population": population.size})
     else:
         population = Population(
