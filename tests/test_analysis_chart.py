@@ -69,3 +69,16 @@ async def test_chart_shows_tokens_per_turn_per_role_and_cycles_measures() -> Non
         screen = app.export_screenshot().replace("&#160;", " ")
         assert "words) per turn" in screen  # the plot's title, drawn by plotext
         assert "agent turn" in screen and "Guard" in screen and "Prisoner" in screen
+
+
+async def test_messages_given_before_mounting_are_drawn_on_mount() -> None:
+    chart = ConversationChart(metric="words")
+    chart.show(_messages())  # e.g. a screen that loaded the conversation before composing
+
+    class Early(App[None]):
+        def compose(self) -> ComposeResult:
+            yield chart
+
+    async with Early().run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert chart.series["Prisoner"] == ([2, 3], [2.0, 4.0])

@@ -94,7 +94,8 @@ class ConversationChart(Vertical, can_focus=True):
     def show(self, messages: Iterable[Message]) -> None:
         """Chart these messages (one conversation's, in any order)."""
         self._messages = list(messages)
-        self._redraw()
+        if self.is_mounted:  # before mounting, on_mount draws them
+            self._redraw()
 
     def watch_metric(self) -> None:
         if self.is_mounted:
