@@ -103,6 +103,7 @@ async def test_a_dryrun_batch_stores_36_conversations_each_with_its_exact_budget
         calls += sum(m.model is not None for m in await store.messages.list(conv.id))
     assert calls == batch.estimate.llm_calls
     assert progress[-1] == BatchProgress(batch.id, 36, 0, 36)
+    assert await runner.progress(batch.id) == progress[-1]
     assert [p.done for p in progress] == sorted(p.done for p in progress)
     # running a done batch again changes nothing
     again = await runner.resume(batch.id)
@@ -162,6 +163,7 @@ async def test_a_failing_conversation_ends_failed_and_never_stops_the_others(
         convs = await store.conversations.list(ConversationFilter(batch_id=batch.id))
         by_status = Counter(c.status for c in convs)
         assert by_status == {Status.done: 2, Status.failed: 2}
+        assert await runner.progress(batch.id) == BatchProgress(batch.id, 2, 2, 4)
         for conv in convs:
             if conv.status is Status.failed:
                 assert conv.cell.models == bad

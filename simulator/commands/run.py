@@ -190,7 +190,7 @@ async def _batches(experiment_ref: str | None) -> int:
     from rich.table import Table
 
     from simulator.db.mongo import opened_store
-    from simulator.db.store import ConversationFilter
+    from simulator.engine.batch import BatchRunner
     from simulator.settings import load_settings
 
     console = _console()
@@ -206,6 +206,7 @@ async def _batches(experiment_ref: str | None) -> int:
             console.print("No batches yet. Start one with: simulator run SPEC.yaml")
             return EXIT_OK
         names: dict[str, str] = {}
+        runner = BatchRunner(store, backends=None)
         table = Table(title="Batches", show_lines=False)
         table.add_column("batch", no_wrap=True)
         table.add_column("experiment")
@@ -218,15 +219,13 @@ async def _batches(experiment_ref: str | None) -> int:
             if b.experiment_id not in names:
                 exp = await store.experiments.get(b.experiment_id)
                 names[b.experiment_id] = exp.name if exp else "(deleted)"
-            convs = await store.conversations.list(ConversationFilter(batch_id=b.id))
-            done = sum(c.status is Status.done for c in convs)
-            failed = sum(c.status is Status.failed for c in convs)
+            counts = await runner.progress(b.id)
             table.add_row(
                 b.id[:12],
                 names[b.experiment_id],
                 b.status.value,
-                str(done),
-                str(failed),
+                str(counts.done),
+                str(counts.failed),
                 str(b.cells_total),
                 b.created_at.strftime("%Y-%m-%d %H:%M"),
                 b.owner,

@@ -206,6 +206,16 @@ class BatchRunner:
             active.cancel_all()
         return batch.model_copy(update={"status": Status.cancelled})
 
+    async def progress(self, batch_id: str) -> BatchProgress:
+        """The batch's counts as stored: conversations done, failed, and in all."""
+        convs = await self._conversations(batch_id)
+        return BatchProgress(
+            batch_id,
+            done=sum(c.status is Status.done for c in convs),
+            failed=sum(c.status is Status.failed for c in convs),
+            total=len(convs),
+        )
+
     async def get(self, batch_id: str) -> Batch:
         batch = await self.store.batches.get(batch_id)
         if batch is None:
