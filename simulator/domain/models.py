@@ -442,6 +442,9 @@ class Conversation(Model):
     finished_at: datetime | None = None
     parent_id: str | None = None  # a fork's origin
     forked_at: int | None = None
+    # game parameters of this run when they differ from the experiment's (a fork with changes,
+    # command-line options); None: the experiment's ``game``
+    game: dict[str, Any] | None = None
 
 
 class Message(Model):
