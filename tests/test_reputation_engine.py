@@ -201,3 +201,20 @@ async def test_a_batch_grids_over_games_and_treatments(store: Any, backends: Any
         assert [a.name for a in conv.agents] == last.names  # personas, not "always_defect 1"
         if conv.cell.factors["gossip"] == "off":
             assert all(m["gossip_count"] == 0 for _, m in stored)
+
+
+async def test_the_conversations_own_game_parameters_win(store: Any, backends: Any) -> None:
+    from simulator.scenarios.reputation import create_conversation
+    from tests.plugins.reputation import reputation_setup
+
+    experiment, cell = reputation_setup(
+        "investment", {"reputation_following": 3, "always_defect": 1}, steps=2
+    )
+    await store.experiments.create(experiment)
+    conv = await create_conversation(store, experiment, cell)
+    own = {**experiment.game, "game": "pd", "gossip": False}
+    await store.conversations.set_fields(conv.id, game=own)
+    assert (await play(store, backends, conv.id)).status is Status.done
+    stored = await snapshots(store, conv.id)
+    assert {s.game for s, _ in stored} == {"pd"}
+    assert all(m["gossip_count"] == 0 for _, m in stored)

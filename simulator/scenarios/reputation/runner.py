@@ -60,13 +60,16 @@ def _sections_text(sections: list[Any], levels: dict[str, str]) -> str:
     return "\n\n".join(p for p in parts if p)
 
 
-def configure(experiment: Experiment, cell: GridCell) -> tuple[ReputationParams, Population]:
-    """The parameters and the population of one conversation.
+def configure(
+    experiment: Experiment, cell: GridCell, game: dict[str, Any] | None = None
+) -> tuple[ReputationParams, Population]:
+    """The parameters and the population of one conversation (``game``: the conversation's own
+    parameters when set, else the experiment's; study factors and the cell's rounds apply on top).
 
     With roles and agent counts in the cell, each role is a group of agents (its model from the
     cell's model set, its sections added to each persona); otherwise ``population`` agents share the
     default model."""
-    params = params_for(experiment.game, cell.factors, cell.rounds)
+    params = params_for(experiment.game if game is None else game, cell.factors, cell.rounds)
     shared = _sections_text(experiment.shared_sections, cell.factors)
     groups = [(r.name, int(cell.counts.get(r.name, 0))) for r in experiment.roles]
     groups = [(g, n) for g, n in groups if n > 0]
@@ -229,7 +232,7 @@ async def run_reputation(
     from simulator.scenarios.reputation.scripted import register
 
     register()
-    params, population = configure(experiment, conversation.cell)
+    params, population = configure(experiment, conversation.cell, conversation.game)
     latest = await store.states.latest(conversation.id)
     if latest is not None:
         _, data = latest
@@ -331,7 +334,7 @@ async def fork(
     )
     experiment = await store.experiments.get(src.experiment_id)
     if experiment is not None:
-        configure(experiment, cell)  # fail now on a bad override
+        configure(experiment, cell, src.game)  # fail now on a bad override
     new = src.model_copy(
         update={
             "id": new_id(),
