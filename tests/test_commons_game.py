@@ -217,3 +217,18 @@ async def test_failed_mid_round_resumes_without_repeating_calls(
     answered = sum(1 for m in stored if m.kind is MessageKind.action)
     total = sum(1 for m in reference if m.kind is MessageKind.action)
     assert calls_resumed == total - answered
+
+
+async def test_run_parameters_override_the_experiments(store: Any, backends: Any) -> None:
+    exp = commons_experiment(CommonsParams(rounds=5))
+    own = CommonsParams(rounds=2, policy=Policy(quota=2.0), audit_public=True)
+    conv = await start_run(store, exp, commons_cell(2, seed=1), params=own)
+    assert conv.game == own.model_dump(mode="json")
+    assert (await run_conversation(store, backends, conv.id)).status is Status.done
+    state = await load_state(store, conv.id)
+    assert state.world.round == 2 and state.rounds[0].policy_before.quota == 2.0
+    assert CommonsParams.model_validate(state.params) == own
+    stored = await store.experiments.get(exp.id)
+    assert stored.game["rounds"] == 5  # the experiment is untouched
+    fork = await fork_conversation(store, conv.id, 1, rounds=3)
+    assert fork.game is not None and fork.game["rounds"] == 3 and fork.game["audit_public"]

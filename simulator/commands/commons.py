@@ -307,7 +307,6 @@ def cmd_run(args: argparse.Namespace) -> int:
                 if exp.kind is not ExperimentKind.commons:
                     raise ConfigurationError(f"experiment {exp.name!r} is not a commons game")
                 params = scripted_params(args, {**exp.game, **base})
-                exp = exp.model_copy(update={"game": params.model_dump(mode="json")})
                 model = exp.models[0]
             else:
                 params = scripted_params(args, base)
@@ -316,7 +315,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             role = exp.roles[0].name if exp.roles else "Member"
             cell = commons_cell(args.members, model=model, seed=args.seed, rounds=params.rounds)
             cell = cell.model_copy(update={"counts": {role: args.members}})
-            conv = await start_run(store, exp, cell, owner=user)
+            conv = await start_run(store, exp, cell, owner=user, params=params)
             print(f"conversation {conv.id}: playing {params.rounds} rounds...", flush=True)
             conv, files = await _play_and_report(store, conv.id, _out_dir(args, conv.id))
             return _print_result(conv, files)

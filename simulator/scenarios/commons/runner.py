@@ -69,7 +69,9 @@ def _seek(journal: Any, seq: int) -> None:
 
 
 def run_params(experiment: Experiment, conversation: Conversation) -> CommonsParams:
-    params = load_params(experiment.game)
+    """The run's own parameters (``Conversation.game``) or else the experiment's; the grid
+    cell's ``rounds`` wins."""
+    params = load_params(conversation.game if conversation.game is not None else experiment.game)
     if conversation.cell.rounds is not None:
         params = params.model_copy(update={"rounds": conversation.cell.rounds})
     return params
@@ -196,6 +198,7 @@ async def fork_conversation(
             "cell": parent.cell.model_copy(update={"rounds": params.rounds}),
             "messages_done": 0,
             "fallbacks": 0,
+            "game": state.params,
         }
     )
     fork = await store.conversations.create(fork)

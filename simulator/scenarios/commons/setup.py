@@ -54,14 +54,23 @@ def commons_cell(
 
 
 async def start_run(
-    store: Any, experiment: Experiment, cell: GridCell, *, owner: str = ""
+    store: Any,
+    experiment: Experiment,
+    cell: GridCell,
+    *,
+    owner: str = "",
+    params: CommonsParams | None = None,
 ) -> Conversation:
-    """Store the experiment (when new) and a pending conversation for ``cell``."""
-    from simulator.engine.conversation import prepare_conversation
+    """Store the experiment (when new) and a pending conversation for ``cell``; ``params``
+    (stored as ``Conversation.game``) replaces the experiment's parameters for this run only."""
+    from simulator.engine.conversation import build_conversation
 
     if await store.experiments.get(experiment.id) is None:
         await store.experiments.create(experiment)
-    return await prepare_conversation(store, experiment, cell, owner=owner)
+    conversation = build_conversation(experiment, cell, owner=owner)
+    if params is not None:
+        conversation = conversation.model_copy(update={"game": params.model_dump(mode="json")})
+    return await store.conversations.create(conversation)
 
 
 async def load_state(store: Any, conversation_id: str) -> GameState:
