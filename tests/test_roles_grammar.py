@@ -138,3 +138,9 @@ def test_experiment_factor_is_defined_in_models() -> None:
     # The grammar's factor tag form relies on factor names never containing a colon.
     with pytest.raises(ValueError):
         StudyFactor(name="a:b", levels=["x"])
+
+
+def test_agents_and_roles_counters_win_over_a_role_of_that_name() -> None:
+    roles = [Role(name="Agents"), Role(name="Guard")]
+    c = RenderContext(roles=roles, counts={"Agents": 1, "Guard": 3})
+    assert render("<AGENTS_NUM> <ROLES_NUM> <Agents_NOUN>", c) == "4 2 Agents"

@@ -250,9 +250,11 @@ def parse_tag(
             suggest(),
         )
     role_part, type_part = m.group("role"), m.group("type").upper()
-    if role_part.strip().upper() in COUNTERS and _match_role(role_part, roles) is None:
-        if type_part in ("NUM", "NUMWORD"):
-            return Placeholder(raw, "counter", role=role_part.strip().upper(), type=type_part)
+    counter = role_part.strip().upper()
+    if counter in COUNTERS and type_part in ("NUM", "NUMWORD"):
+        # The experiment-level count wins over a role of the same name (docs/roles.md).
+        return Placeholder(raw, "counter", role=counter, type=type_part)
+    if counter in COUNTERS and _match_role(role_part, roles) is None:
         raise TagError(
             f"{role_part.strip().upper()} takes NUM or NUMWORD, e.g. "
             f"<{role_part.strip().upper()}_NUM>",
