@@ -60,14 +60,6 @@ class JournalDriver:
         await self.journal.snapshot(round, state)
 
 
-def _seek(journal: Any, seq: int) -> None:
-    """Position the journal at ``seq`` (the start of the unfinished round)."""
-    if hasattr(journal, "seek"):
-        journal.seek(seq)
-    else:  # the engine's Journal has no public seek yet: it starts at 0 and counts up
-        journal._seq = seq
-
-
 def run_params(experiment: Experiment, conversation: Conversation) -> CommonsParams:
     """The run's own parameters (``Conversation.game``) or else the experiment's; the grid
     cell's ``rounds`` wins."""
@@ -108,7 +100,7 @@ async def run_commons(
         _, data = latest
         state = GameState.from_snapshot(data)
         params = load_params(state.params)
-        _seek(journal, int(data["seq"]))
+        journal.seek(int(data["seq"]))  # replay only the unfinished round
     if not state.world.finished and hasattr(backends, "ensure_available"):
         await backends.ensure_available(extra_models(params))
     extra = {a.name: a.system_prompt for a in conversation.agents}
