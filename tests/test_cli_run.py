@@ -204,3 +204,62 @@ def test_a_placeholder_error_in_an_inline_experiment_is_reported_before_anything
     err = capsys.readouterr().err
     assert "Gaurd_NOUN" in err and "Traceback" not in err
     assert db.experiments.count_documents({}) == 0
+
+
+async def test_sigterm_stops_simulator_run_cleanly_and_resume_finishes_it(
+    db, mongo_uri: str, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """``kill PID`` on a running ``simulator run``: the batch is left cancelled with a resume
+    hint, and ``simulator resume`` completes it."""
+    import os
+    import signal
+    import sys
+
+    spec = tmp_path / "slow.yaml"
+    spec.write_text(
+        "experiment: {example: prison_study}\n"
+        "batch:\n"
+        "  models: [{default: {provider: dryrun, model: script, options: {latency_ms: 80}}}]\n"
+        "  total_messages: 6\n"
+        "  concurrency: 2\n",
+        encoding="utf-8",
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "simulator.cli",
+        "run",
+        str(spec),
+        "--yes",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    seen = ""
+    try:
+        while "  done  #" not in seen:
+            line = await asyncio.wait_for(proc.stdout.readline(), timeout=60)
+            assert line, (await proc.stderr.read()).decode()
+            seen += line.decode()
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), timeout=20)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    err = (await proc.stderr.read()).decode()
+    assert proc.returncode == 130, err
+    batch = db.batches.find_one()
+    assert batch["status"] == "cancelled"
+    assert f"simulator resume {batch['_id']}" in err
+    assert db.conversations.count_documents({"status": "running"}) == 0
+    assert 1 <= db.conversations.count_documents({"status": "done"}) < 10
+
+    async def resume() -> int:
+        return await asyncio.to_thread(main, ["resume", batch["_id"]])
+
+    assert await resume() == 0
+    assert db.batches.find_one()["status"] == "done"
+    assert db.conversations.count_documents({"status": "done"}) == 10
+    assert db.messages.count_documents({"kind": "utterance"}) == 60
