@@ -69,6 +69,9 @@ async def test_saboteur_with_monitors_run_writes_metrics_and_reports(
         assert (report_msg.speaker, report_msg.role) == (f"{answer.speaker} monitor", "monitor")
         report = MonitorReport.model_validate(report_msg.data)
         assert isinstance(report.terminate, bool)
+    entries = [e for r in (await store.states.latest(conv.id))[1]["rounds"] for e in r["monitor"]]
+    assert len(entries) == len(answers)
+    assert all(e["report_seq"] == e["answer_seq"] + 1 for e in entries)
 
     # the saboteur under-reported in round 1, was caught by its monitor and removed before the
     # extraction was tallied

@@ -209,11 +209,12 @@ class CommonsGame:
         self.rec.fallbacks += int(got.fallback)
         monitor = self.params.monitors.model_for(member.name, member.parent)
         if monitor is not None:
-            report = await self._review(member, monitor, prompt, text, phase)
+            report, report_seq = await self._review(member, monitor, prompt, text, phase)
             entry = {
                 "member": member.name,
                 "phase": phase,
                 "answer_seq": got.seq,
+                "report_seq": report_seq,
                 "flagged": report.flagged(),
                 "label": report.behavior_label,
                 "terminate": report.terminate,
@@ -227,7 +228,7 @@ class CommonsGame:
 
     async def _review(
         self, member: MemberState, ref: ModelRef, prompt: str, answer: str, phase: str
-    ) -> MonitorReport:
+    ) -> tuple[MonitorReport, int]:
         self.turn += 1
         full = self.params.monitors.context == "full"
         state_line = prompts.game_state(self.state, member, phase) if full else None
@@ -257,7 +258,7 @@ class CommonsGame:
             turn=self.turn,
         )
         self.rec.fallbacks += int(got.fallback)
-        return got.answer
+        return got.answer, got.seq
 
     async def note(
         self,
