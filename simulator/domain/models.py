@@ -407,6 +407,8 @@ class Batch(Model):
     estimate: Estimate | None = None
     cells_total: int = 0
     error: str | None = None
+    runner: str | None = None  # "host:pid" of the process running it (None: nobody)
+    heartbeat_at: datetime | None = None  # that process's last sign of life
 
 
 class Agent(Model):
