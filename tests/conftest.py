@@ -24,6 +24,8 @@ pytest_plugins = [
     "tests.plugins.roles",
     "tests.plugins.batches",
     "tests.plugins.tui",
+    "tests.plugins.tui_runs",
+    "tests.plugins.tui_browser",
     "tests.plugins.analysis",
     "tests.plugins.commons",
     "tests.plugins.reputation",
