@@ -1,0 +1,252 @@
+"""A conversation's transcript, coloured by role: any number of roles, day separators, summaries.
+
+Self-contained (its own DEFAULT_CSS) so any screen can mount it: the conversation browser shows a
+stored conversation with ``set_messages(messages)``; the run monitor appends live ones with
+``add_message(message)``. It never reads the database itself.
+
+Each role gets its own colour from ``role_palette`` (the colours of the HTML transcripts and the
+figures), in the order of the ``roles`` given, so the same experiment always looks the same; roles
+not given (a role added later, a game's own speakers) get the next colours in order of appearance.
+Kickoff and system events are neutral and dim, summaries are boxed in their own colour, private
+messages name their recipients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import importlib
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from rich.console import Console, ConsoleOptions, RenderableType
+from rich.measure import Measurement
+from rich.panel import Panel
+from rich.rule import Rule
+from rich.text import Text
+from textual import events
+from textual.widgets import RichLog
+
+from simulator.domain import Message
+from simulator.domain.models import MessageKind
+
+#: Colour of events no agent wrote (kickoff, system events); summaries have their own.
+#: The same values as ``simulator.analysis.exports`` (kept in step by a test).
+NEUTRAL_COLOR = "#5f6673"
+SUMMARY_COLOR = "#8a6d1f"
+BAR = "▌ "
+
+
+@functools.lru_cache(maxsize=64)
+def _palette(roles: tuple[str, ...]) -> dict[str, str]:
+    # Lazily: the analysis layer imports pandas, which a screen need not pay for at import time.
+    from simulator.analysis.exports import role_palette
+
+    return role_palette(roles)
+
+
+async def prepare_colours() -> None:
+    """Import the palette's module (pandas, ~1 s) in a thread, so the first transcript does not
+    freeze the event loop; screens await it in a worker before showing one. Optional."""
+    await asyncio.to_thread(importlib.import_module, "simulator.analysis.exports")
+
+
+class _Barred:
+    """Text wrapped to the available width, each line behind a coloured bar."""
+
+    def __init__(self, body: Text, color: str, bar: str = BAR) -> None:
+        self.body = body
+        self.color = color
+        self.bar = bar
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Text]:
+        width = max(options.max_width - len(self.bar), 1)
+        for line in self.body.wrap(console, width):
+            yield Text.assemble((self.bar, self.color), line)
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement(options.max_width, options.max_width)
+
+
+def _data_text(data: dict[str, Any]) -> str:
+    return ", ".join(f"{key}: {value}" for key, value in data.items())
+
+
+class TranscriptView(RichLog):
+    """Read-only, scrollable transcript of one conversation."""
+
+    DEFAULT_CSS = """
+    TranscriptView {
+        height: 1fr;
+        padding: 0 1;
+        background: $surface;
+        scrollbar-size-vertical: 1;
+    }
+    TranscriptView:focus {
+        background-tint: $foreground 3%;
+    }
+    """
+
+    def __init__(
+        self,
+        roles: Iterable[str] = (),
+        *,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        super().__init__(
+            wrap=True,
+            min_width=1,
+            markup=False,
+            highlight=False,
+            auto_scroll=True,
+            name=name,
+            id=id,
+            classes=classes,
+        )
+        self._roles: list[str] = list(dict.fromkeys(roles))
+        #: The messages shown, in ``seq`` order (tests and callers read it).
+        self.messages: list[Message] = []
+        self._seqs: set[int] = set()
+        self._rendered_width = 0
+
+    # ------------------------------------------------------------------ API
+
+    @property
+    def roles(self) -> list[str]:
+        """The roles in colour order: those given, then any others in order of appearance."""
+        return list(self._roles)
+
+    @property
+    def colors(self) -> dict[str, str]:
+        """Role -> colour (``#rrggbb``) of every role known so far."""
+        return dict(_palette(tuple(self._roles)))
+
+    def color_for(self, role: str) -> str:
+        if role not in self._roles:
+            self._roles.append(role)
+        return _palette(tuple(self._roles))[role]
+
+    def set_roles(self, roles: Iterable[str]) -> None:
+        """Another experiment's roles (colours follow this order); redraws what is shown."""
+        self._roles = list(dict.fromkeys(roles))
+        self._redraw()
+
+    def set_messages(self, messages: Iterable[Message]) -> None:
+        """Show these messages (one conversation's, any order) instead of what is shown."""
+        unique = {m.seq: m for m in messages}
+        self.messages = [unique[seq] for seq in sorted(unique)]
+        self._seqs = set(unique)
+        self._redraw()
+
+    def add_message(self, message: Message) -> None:
+        """Append a message as it is stored; one already shown is ignored, one out of order
+        (an earlier seq) is put in its place."""
+        if message.seq in self._seqs:
+            return
+        self._seqs.add(message.seq)
+        if self.messages and message.seq < self.messages[-1].seq:
+            self.messages = sorted([*self.messages, message], key=lambda m: m.seq)
+            self._redraw()
+            return
+        previous = self.messages[-1] if self.messages else None
+        self.messages.append(message)
+        for renderable in self._render(message, previous):
+            self._write(renderable)
+
+    def clear_messages(self) -> None:
+        self.messages = []
+        self._seqs = set()
+        self._redraw()
+
+    def plain_lines(self) -> list[str]:
+        """The rendered lines as plain text (what a reader sees, without colours)."""
+        return ["".join(segment.text for segment in strip) for strip in self.lines]
+
+    # ------------------------------------------------------------------ rendering
+
+    def _write(self, renderable: RenderableType) -> None:
+        self.write(renderable, expand=True)
+
+    def _redraw(self) -> None:
+        self.clear()
+        previous: Message | None = None
+        for message in self.messages:
+            for renderable in self._render(message, previous):
+                self._write(renderable)
+            previous = message
+        self._rendered_width = self.scrollable_content_region.width
+
+    def on_resize(self, event: events.Resize) -> None:
+        # Lines are wrapped when written: re-wrap them when the width changes.
+        width = self.scrollable_content_region.width
+        if self.messages and width != self._rendered_width and self._size_known:
+            self._redraw()
+
+    def _render(self, message: Message, previous: Message | None) -> list[RenderableType]:
+        out: list[RenderableType] = []
+        if previous is None or message.day != previous.day:
+            label = f" Day {message.day} " if message.day else " Before day 1 "
+            out.append(Rule(Text(label, style="bold"), style=NEUTRAL_COLOR, characters="─"))
+        if message.kind is MessageKind.summary:
+            out.append(self._summary(message))
+        elif message.kind in (MessageKind.kickoff, MessageKind.system):
+            out.append(self._event(message))
+        else:
+            out.append(self._agent(message))
+        return out
+
+    def _summary(self, message: Message) -> RenderableType:
+        title = Text(f" Summary of day {message.day} ", style=f"bold {SUMMARY_COLOR}")
+        return Panel(
+            Text(message.content.strip() or "(empty)"),
+            title=title,
+            title_align="left",
+            border_style=SUMMARY_COLOR,
+            padding=(0, 1),
+            expand=True,
+        )
+
+    def _event(self, message: Message) -> RenderableType:
+        label = "Kickoff" if message.kind is MessageKind.kickoff else "System"
+        header = Text.assemble(
+            (f" {label} ", f"bold #ffffff on {NEUTRAL_COLOR}"),
+            (f"  {message.speaker}" if message.speaker else "", "dim"),
+        )
+        body = Text(message.content.strip(), style="italic dim")
+        return _Group(header, _Barred(body, NEUTRAL_COLOR, "┊ "))
+
+    def _agent(self, message: Message) -> RenderableType:
+        color = self.color_for(message.role)
+        header = Text.assemble((f" {message.speaker} ", f"bold #ffffff on {color}"))
+        if message.role and message.role != message.speaker:
+            header.append(f" {message.role}", style=color)
+        if message.kind is MessageKind.action:
+            header.append("  action", style="italic")
+        if message.recipients is not None:
+            header.append("  → ", style="bold")
+            header.append(", ".join(message.recipients) or "nobody", style="bold")
+            header.append(" (private)", style="italic")
+        for flag in message.flags:
+            header.append(f"  [{flag}]", style="dim")
+        header.append(f"  turn {message.turn}", style="dim")
+        body = Text(message.content.strip())
+        if message.data and not message.content.strip():
+            body = Text(_data_text(message.data), style="italic")
+        elif not message.content.strip():
+            body = Text("(no text)", style="dim italic")
+        return _Group(header, _Barred(body, color))
+
+
+class _Group:
+    """Renderables one after another (rich's Group, typed loosely for our few uses)."""
+
+    def __init__(self, *parts: RenderableType) -> None:
+        self.parts = parts
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Any]:
+        yield from self.parts
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement(options.max_width, options.max_width)
