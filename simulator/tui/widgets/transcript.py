@@ -133,27 +133,30 @@ class TranscriptView(RichLog):
         self._roles = list(dict.fromkeys(roles))
         self._redraw()
 
-    def set_messages(self, messages: Iterable[Message]) -> None:
-        """Show these messages (one conversation's, any order) instead of what is shown."""
+    def set_messages(self, messages: Iterable[Message], *, scroll_end: bool = False) -> None:
+        """Show these messages (one conversation's, any order) instead of what is shown, from
+        the top (``scroll_end=True``: from the end, as a live view does)."""
         unique = {m.seq: m for m in messages}
         self.messages = [unique[seq] for seq in sorted(unique)]
         self._seqs = set(unique)
-        self._redraw()
+        self._redraw(scroll_end=scroll_end)
 
     def add_message(self, message: Message) -> None:
         """Append a message as it is stored; one already shown is ignored, one out of order
-        (an earlier seq) is put in its place."""
+        (an earlier seq) is put in its place. The view follows new messages while the reader is
+        at the end, and stays where they scrolled to otherwise."""
         if message.seq in self._seqs:
             return
         self._seqs.add(message.seq)
+        follow = self._at_end()
         if self.messages and message.seq < self.messages[-1].seq:
             self.messages = sorted([*self.messages, message], key=lambda m: m.seq)
-            self._redraw()
+            self._redraw(scroll_end=follow)
             return
         previous = self.messages[-1] if self.messages else None
         self.messages.append(message)
         for renderable in self._render(message, previous):
-            self._write(renderable)
+            self.write(renderable, expand=True, scroll_end=follow)
 
     def clear_messages(self) -> None:
         self.messages = []
@@ -166,23 +169,31 @@ class TranscriptView(RichLog):
 
     # ------------------------------------------------------------------ rendering
 
-    def _write(self, renderable: RenderableType) -> None:
-        self.write(renderable, expand=True)
+    def _at_end(self) -> bool:
+        return not self._size_known or self.scroll_y >= self.max_scroll_y
 
-    def _redraw(self) -> None:
+    def _redraw(self, *, scroll_end: bool = False) -> None:
         self.clear()
         previous: Message | None = None
         for message in self.messages:
             for renderable in self._render(message, previous):
-                self._write(renderable)
+                self.write(renderable, expand=True, scroll_end=scroll_end)
             previous = message
+        if not scroll_end and self._size_known:
+            self.scroll_home(animate=False, immediate=True)
         self._rendered_width = self.scrollable_content_region.width
 
     def on_resize(self, event: events.Resize) -> None:
-        # Lines are wrapped when written: re-wrap them when the width changes.
+        # Lines are wrapped when written: re-wrap them when the width changes, keeping the
+        # reader's place (the end, or the top line's share of the whole).
         width = self.scrollable_content_region.width
-        if self.messages and width != self._rendered_width and self._size_known:
-            self._redraw()
+        if not (self.messages and self._size_known and width != self._rendered_width):
+            return
+        at_end = self._at_end()
+        share = self.scroll_y / max(len(self.lines), 1)
+        self._redraw(scroll_end=at_end)
+        if not at_end:
+            self.scroll_to(y=round(share * len(self.lines)), animate=False, immediate=True)
 
     def _render(self, message: Message, previous: Message | None) -> list[RenderableType]:
         out: list[RenderableType] = []
@@ -220,7 +231,7 @@ class TranscriptView(RichLog):
     def _agent(self, message: Message) -> RenderableType:
         color = self.color_for(message.role)
         header = Text.assemble((f" {message.speaker} ", f"bold #ffffff on {color}"))
-        if message.role and message.role != message.speaker:
+        if message.role and not message.speaker.startswith(message.role):
             header.append(f" {message.role}", style=color)
         if message.kind is MessageKind.action:
             header.append("  action", style="italic")

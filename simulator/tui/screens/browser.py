@@ -1,0 +1,687 @@
+"""The conversations of one experiment: filter them, read a transcript, see what exactly ran.
+
+Opened from the library with ``c``. The list on the left follows the filters above it (model,
+days, agents per role, status, favourites); the right shows the highlighted conversation's
+transcript (``TranscriptView``) or its details: rendered prompts per agent, models and their
+parameters, seed, tokens, errors. Favourite, delete (owner only) and export act on it.
+
+The filters mean exactly what ``simulator export``'s do (``simulator.analysis.loading.matches``),
+so ``E`` writes the conversations on screen, no more and no fewer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message as TextualMessage
+from textual.screen import Screen
+from textual.widgets import (
+    Checkbox,
+    DataTable,
+    Footer,
+    Header,
+    Select,
+    Static,
+    TabbedContent,
+    TabPane,
+)
+
+from simulator.db.store import ConversationFilter
+from simulator.domain import Conversation, Message
+from simulator.domain.errors import ConfigurationError
+from simulator.domain.models import Experiment, ModelRef, Status
+from simulator.tui.screens.base import ReportsWorkerErrors
+from simulator.tui.screens.dialogs import ConfirmDialog, TextPrompt
+from simulator.tui.widgets.transcript import TranscriptView, prepare_colours
+
+# (column key, label, width)
+COLUMNS: list[tuple[str, str, int]] = [
+    ("cell", "#", 3),
+    ("favourite", "★", 1),
+    ("agents", "Agents", 6),
+    ("days", "Days", 4),
+    ("messages", "Msgs", 5),
+    ("status", "Status", 9),
+]
+
+#: File extension -> export format (``simulator export --format``).
+EXPORT_FORMATS: dict[str, str] = {
+    ".html": "html",
+    ".htm": "html",
+    ".md": "markdown",
+    ".txt": "text",
+    ".csv": "csv",
+    ".jsonl": "jsonl",
+    ".parquet": "parquet",
+}
+
+
+def clip(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+
+
+def counts_key(counts: dict[str, int]) -> str:
+    """``Guard=1,Prisoner=2``: a filter value (the role order of the cell)."""
+    return ",".join(f"{role}={n}" for role, n in counts.items())
+
+
+def parse_counts(key: str) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for part in key.split(","):
+        if "=" in part:
+            role, n = part.rsplit("=", 1)
+            out[role] = int(n)
+    return out
+
+
+def model_refs(conv: Conversation) -> list[ModelRef]:
+    """Every model of the conversation: per role, the summarizer's and the manager's."""
+    models = conv.cell.models
+    refs = [models.default, *models.per_role.values(), models.summarizer_model]
+    refs += [models.manager_model, *(a.model for a in conv.agents)]
+    return list({(r.provider.value, r.model): r for r in refs}.values())
+
+
+def model_key(ref: ModelRef) -> str:
+    return f"{ref.provider.value}:{ref.model}"
+
+
+def model_option_label(ref: ModelRef) -> str:
+    return "dryrun" if ref.provider.value == "dryrun" else ref.model
+
+
+def export_format(path: Path) -> str:
+    fmt = EXPORT_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ConfigurationError(
+            f"'{path.name}' does not say which format to write: end the file name in "
+            ".html, .md or .txt (a transcript) or .csv, .jsonl or .parquet (the messages table).",
+            title="Choose a format",
+        )
+    return fmt
+
+
+def list_order(conversations: list[Conversation]) -> list[Conversation]:
+    """Batches in the order they were started, each batch's conversations by grid cell."""
+    first: dict[str | None, Any] = {}
+    for conv in conversations:
+        first[conv.batch_id] = min(first.get(conv.batch_id, conv.created_at), conv.created_at)
+    return sorted(
+        conversations,
+        key=lambda c: (first[c.batch_id], c.batch_id or "", c.cell_index, c.created_at),
+    )
+
+
+@dataclass(frozen=True)
+class BrowserFilter:
+    """What the filter row selects (None / False: no restriction)."""
+
+    model: str | None = None  # provider:model
+    days: int | None = None
+    counts: dict[str, int] | None = None
+    status: Status | None = None
+    favourites_only: bool = False
+
+    @property
+    def active(self) -> bool:
+        return any(
+            [self.model, self.days is not None, self.counts, self.status, self.favourites_only]
+        )
+
+    def matches(self, conv: Conversation) -> bool:
+        from simulator.analysis.loading import AnalysisFilter, matches
+
+        if self.favourites_only and not conv.favourite:
+            return False
+        flt = AnalysisFilter(
+            model=self.model, days=self.days, counts=self.counts, status=self.status
+        )
+        return matches(conv, flt)
+
+
+def _params_text(ref: ModelRef) -> str:
+    sent = {k: v for k, v in ref.params.model_dump().items() if v is not None}
+    text = ", ".join(f"{k} {v}" for k, v in sent.items()) or "provider defaults"
+    if ref.options:
+        text += " · options " + ", ".join(f"{k}={v}" for k, v in ref.options.items())
+    return text
+
+
+def conversation_details(conv: Conversation, experiment: Experiment) -> Text:
+    """Everything that ran: cell, seed, models and parameters, tokens, errors, rendered prompts.
+    Built as Text (never markup): prompts and errors may contain brackets."""
+    out = Text()
+
+    def heading(title: str) -> None:
+        if out:
+            out.append("\n")
+        out.append(f"{title}\n", style="bold underline")
+
+    def field(name: str, value: str, style: str = "") -> None:
+        out.append(f"{name}: ", style="bold")
+        out.append(f"{value}\n", style=style)
+
+    cell = conv.cell
+    heading(f"Conversation #{conv.cell_index}")
+    field("id", conv.id)
+    field("experiment", f"{experiment.name} (version {conv.experiment_version})")
+    field("batch", conv.batch_id or "none (a single run)")
+    field("owner", conv.owner or "nobody")
+    field("status", conv.status.value, "bold red" if conv.status is Status.failed else "")
+    field("agents", ", ".join(f"{role} {n}" for role, n in cell.counts.items()))
+    field("days", str(cell.days))
+    field("messages", f"{conv.messages_done} of {conv.budget or cell.total_messages}")
+    field("speaker selection", cell.speaker_selection.value)
+    if cell.factors:
+        field("factors", ", ".join(f"{k} = {v}" for k, v in cell.factors.items()))
+    field("repeat", str(cell.repeat))
+    field("seed", str(conv.seed))
+    if conv.parent_id:
+        field("forked from", f"{conv.parent_id} at message {conv.forked_at}")
+    when = [("created", conv.created_at), ("started", conv.started_at)]
+    when.append(("finished", conv.finished_at))
+    field(
+        "time",
+        " · ".join(
+            f"{label} {value.astimezone().strftime('%Y-%m-%d %H:%M:%S')}"
+            for label, value in when
+            if value is not None
+        ),
+    )
+
+    heading("Tokens")
+    tokens = conv.tokens
+    field(
+        "used",
+        f"{tokens.total_tokens} ({tokens.prompt_tokens} prompt, "
+        f"{tokens.completion_tokens} completion)",
+    )
+
+    heading("Errors")
+    if conv.error:
+        out.append(f"{conv.error}\n", style="bold red")
+    if conv.fallbacks:
+        field("fallbacks", f"{conv.fallbacks} message(s) replaced by a default", "yellow")
+    if not conv.error and not conv.fallbacks:
+        out.append("none\n", style="dim")
+
+    heading("Models and parameters")
+    models = cell.models
+    field(f"default ({models.default.label})", _params_text(models.default))
+    for role, ref in models.per_role.items():
+        field(f"{role} ({ref.label})", _params_text(ref))
+    field(f"summarizer ({models.summarizer_model.label})", _params_text(models.summarizer_model))
+    field(f"manager ({models.manager_model.label})", _params_text(models.manager_model))
+
+    heading("Kickoff")
+    out.append(f"{conv.kickoff or experiment.starting_message}\n")
+    for agent in conv.agents:
+        heading(f"Prompt of {agent.name} ({agent.role}) · {agent.model.label}")
+        out.append(f"{agent.system_prompt.strip() or '(empty)'}\n")
+    if conv.summarizer_prompt:
+        heading("Summarizer prompt")
+        out.append(f"{conv.summarizer_prompt.strip()}\n")
+    if conv.manager_prompt:
+        heading("Manager prompt")
+        out.append(f"{conv.manager_prompt.strip()}\n")
+    out.rstrip()
+    return out
+
+
+class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
+    """The conversations of one experiment."""
+
+    HELP_TITLE = "Conversations"
+    DEFAULT_CSS = """
+    ConversationBrowserScreen #browser-filters {
+        height: 1;
+        margin: 1 1 0 1;
+    }
+    ConversationBrowserScreen #browser-filters Select {
+        width: 1fr;
+        margin-right: 1;
+    }
+    ConversationBrowserScreen #browser-filters Checkbox {
+        width: auto;
+    }
+    ConversationBrowserScreen #browser-body {
+        height: 1fr;
+        margin-top: 1;
+    }
+    ConversationBrowserScreen #conversations {
+        width: 44;
+        height: 1fr;
+    }
+    ConversationBrowserScreen #browser-tabs {
+        width: 1fr;
+        height: 1fr;
+    }
+    ConversationBrowserScreen #browser-tabs TabPane {
+        padding: 0;
+    }
+    ConversationBrowserScreen #details-scroll {
+        height: 1fr;
+        padding: 0 1;
+        background: $surface;
+    }
+    ConversationBrowserScreen #details-text {
+        height: auto;
+    }
+    ConversationBrowserScreen #browser-status {
+        height: 1;
+        margin: 0 1;
+        color: $text-muted;
+    }
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "Back", id="browser.back"),
+        Binding("enter", "read", "Read", id="browser.read"),
+        Binding("t", "tab('transcript')", "Transcript", id="browser.transcript"),
+        Binding("i", "tab('details')", "Details", id="browser.details"),
+        Binding("f", "favourite", "Favourite", id="browser.favourite"),
+        Binding("x,delete", "delete", "Delete", id="browser.delete"),
+        Binding("e", "export", "Export", id="browser.export"),
+        Binding("E", "export_listed", "Export listed", id="browser.export_listed", show=False),
+        Binding("r", "reset_filters", "Reset filters", id="browser.reset", show=False),
+        Binding("l", "list", "List", id="browser.list", show=False),
+        Binding("ctrl+r", "refresh", "Refresh", id="browser.refresh", show=False),
+    ]
+
+    class Loaded(TextualMessage):
+        def __init__(self, conversations: list[Conversation], select: str | None) -> None:
+            super().__init__()
+            self.conversations = conversations
+            self.select = select
+
+    class MessagesLoaded(TextualMessage):
+        def __init__(self, conversation_id: str, messages: list[Message]) -> None:
+            super().__init__()
+            self.conversation_id = conversation_id
+            self.messages = messages
+
+    class LiveMessage(TextualMessage):
+        def __init__(self, message: Message) -> None:
+            super().__init__()
+            self.message = message
+
+    class Done(TextualMessage):
+        def __init__(self, text: str, select: str | None = None) -> None:
+            super().__init__()
+            self.text = text
+            self.select = select
+
+    def __init__(self, experiment: Experiment) -> None:
+        super().__init__()
+        self.experiment = experiment
+        self.all: list[Conversation] = []
+        self.rows: list[Conversation] = []
+        self.shown_id: str | None = None  # the conversation in the transcript and details
+        self.loads = 0  # finished list loads (tests wait on it)
+        self.transcript_loads = 0  # finished transcript loads
+        self._unsubscribe: Any = None
+        self._options: dict[str, list[tuple[str, Any]]] = {}
+
+    # ------------------------------------------------------------------ layout
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False)
+        with Horizontal(id="browser-filters"):
+            yield Select(
+                [("All models", "")], value="", allow_blank=False, id="model-filter", compact=True
+            )
+            yield Select(
+                [("All days", 0)], value=0, allow_blank=False, id="days-filter", compact=True
+            )
+            yield Select(
+                [("All agents", "")], value="", allow_blank=False, id="counts-filter", compact=True
+            )
+            yield Select(
+                [("All statuses", "")] + [(s.value, s.value) for s in Status],
+                value="",
+                allow_blank=False,
+                id="status-filter",
+                compact=True,
+            )
+            yield Checkbox("★ only", id="favourites-filter", compact=True)
+        with Horizontal(id="browser-body"):
+            table: DataTable[str] = DataTable(
+                id="conversations", cursor_type="row", zebra_stripes=True
+            )
+            for key, label, width in COLUMNS:
+                table.add_column(label, key=key, width=width)
+            yield table
+            with TabbedContent(id="browser-tabs", initial="transcript"):
+                with TabPane("Transcript (t)", id="transcript"):
+                    yield TranscriptView(
+                        [r.name for r in self.experiment.roles], id="transcript-view"
+                    )
+                with TabPane("Details (i)", id="details"), VerticalScroll(id="details-scroll"):
+                    yield Static("", id="details-text")
+        yield Static("", id="browser-status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = f"Conversations of '{self.experiment.name}'"
+        roles = " v ".join(r.name for r in self.experiment.roles)
+        self.query_one("#counts-filter", Select).tooltip = f"Agents per role ({roles})"
+        self.query_one("#conversations", DataTable).focus()
+        bus = getattr(self.services, "bus", None)
+        if bus is not None:
+            self._unsubscribe = bus.subscribe(self._on_event)
+        self.load()
+
+    def on_unmount(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+
+    # ------------------------------------------------------------------ data
+
+    @property
+    def services(self) -> Any:
+        return self.app.services  # type: ignore[attr-defined]
+
+    @property
+    def user(self) -> str:
+        return str(self.app.user)  # type: ignore[attr-defined]
+
+    @property
+    def transcript(self) -> TranscriptView:
+        return self.query_one("#transcript-view", TranscriptView)
+
+    def current_filter(self) -> BrowserFilter:
+        model = self.query_one("#model-filter", Select).value
+        days = self.query_one("#days-filter", Select).value
+        counts = self.query_one("#counts-filter", Select).value
+        status = self.query_one("#status-filter", Select).value
+        return BrowserFilter(
+            model=model if isinstance(model, str) and model else None,
+            days=days if isinstance(days, int) and days else None,
+            counts=parse_counts(counts) if isinstance(counts, str) and counts else None,
+            status=Status(status) if isinstance(status, str) and status else None,
+            favourites_only=self.query_one("#favourites-filter", Checkbox).value,
+        )
+
+    @work(exclusive=True, group="browser-load", exit_on_error=False)
+    async def load(self, select: str | None = None) -> None:
+        await prepare_colours()  # the filters and colours need the analysis layer (pandas)
+        found = await self.services.conversations.list(
+            ConversationFilter(experiment_id=self.experiment.id)
+        )
+        self.post_message(self.Loaded(found, select))
+
+    @on(Loaded)
+    def _loaded(self, message: Loaded) -> None:
+        self.all = list_order(message.conversations)
+        self._update_options()
+        flt = self.current_filter()
+        self.rows = [c for c in self.all if flt.matches(c)]
+        select = message.select or self.shown_id
+        table = self.query_one("#conversations", DataTable)
+        table.clear()
+        for conv in self.rows:
+            table.add_row(
+                str(conv.cell_index),
+                "★" if conv.favourite else " ",
+                conv.cell.counts_label,
+                str(conv.cell.days),
+                f"{conv.messages_done}/{conv.budget or conv.cell.total_messages}",
+                conv.status.value,
+                key=conv.id,
+            )
+        index = next((i for i, c in enumerate(self.rows) if c.id == select), 0)
+        if self.rows:
+            table.move_cursor(row=index)
+        self._show_selected()
+        self._update_status()
+        self.loads += 1
+
+    def _update_options(self) -> None:
+        models: dict[str, str] = {}
+        days: set[int] = set()
+        counts: dict[str, str] = {}
+        for conv in self.all:
+            for ref in model_refs(conv):
+                models.setdefault(model_key(ref), model_option_label(ref))
+            days.add(conv.cell.days)
+            counts.setdefault(counts_key(conv.cell.counts), conv.cell.counts_label)
+        self._set_options(
+            "#model-filter", [("All models", ""), *sorted((v, k) for k, v in models.items())]
+        )
+        self._set_options(
+            "#days-filter",
+            [("All days", 0)] + [(f"{d} day{'s' if d > 1 else ''}", d) for d in sorted(days)],
+        )
+        ordered = sorted(counts.items(), key=lambda kv: list(parse_counts(kv[0]).values()))
+        self._set_options(
+            "#counts-filter", [("All agents", "")] + [(f"Agents {v}", k) for k, v in ordered]
+        )
+
+    def _set_options(self, selector: str, options: list[tuple[str, Any]]) -> None:
+        if self._options.get(selector) == options:
+            return
+        self._options[selector] = options
+        select = self.query_one(selector, Select)
+        current = select.value
+        values = [v for _, v in options]
+        with select.prevent(Select.Changed):
+            select.set_options(options)
+            select.value = current if current in values else values[0]
+
+    def _update_status(self) -> None:
+        flt = self.current_filter()
+        shown = f"{len(self.rows)} of {len(self.all)}" if flt.active else f"{len(self.all)}"
+        conv = self.selected()
+        where = ""
+        if conv is not None:
+            where = f" · #{conv.cell_index} by {conv.owner or '?'}"
+        self.query_one("#browser-status", Static).update(
+            f"{shown} conversation(s){' (filtered)' if flt.active else ''}{where} · "
+            f"you are {self.user} · ? help"
+        )
+
+    def selected(self) -> Conversation | None:
+        table = self.query_one("#conversations", DataTable)
+        if not self.rows or table.cursor_row is None:
+            return None
+        if 0 <= table.cursor_row < len(self.rows):
+            return self.rows[table.cursor_row]
+        return None
+
+    def _show_selected(self) -> None:
+        conv = self.selected()
+        details = self.query_one("#details-text", Static)
+        if conv is None:
+            self.shown_id = None
+            self.transcript.clear_messages()
+            details.update(
+                "No conversation matches the filters (r resets them)."
+                if self.all
+                else "No conversations yet: run a batch of this experiment (b in the library)."
+            )
+            return
+        details.update(conversation_details(conv, self.experiment))
+        if conv.id != self.shown_id:
+            self.shown_id = conv.id
+            self.transcript.clear_messages()
+            self.load_messages(conv.id)
+
+    @work(exclusive=True, group="browser-messages", exit_on_error=False)
+    async def load_messages(self, conversation_id: str) -> None:
+        messages = await self.services.conversations.messages(conversation_id)
+        self.post_message(self.MessagesLoaded(conversation_id, messages))
+
+    @on(MessagesLoaded)
+    def _messages_loaded(self, message: MessagesLoaded) -> None:
+        if message.conversation_id == self.shown_id:
+            self.transcript.set_messages(message.messages)
+            self.transcript_loads += 1
+
+    def _on_event(self, event: Any) -> None:
+        """Bus subscriber: a message stored by a running batch (any loop task; posts only)."""
+        message = getattr(event, "message", None)
+        if isinstance(message, Message) and message.conversation_id == self.shown_id:
+            self.post_message(self.LiveMessage(message))
+
+    @on(LiveMessage)
+    def _live(self, message: LiveMessage) -> None:
+        if message.message.conversation_id == self.shown_id:
+            self.transcript.add_message(message.message)
+
+    @on(DataTable.RowHighlighted, "#conversations")
+    def _highlighted(self) -> None:
+        self._show_selected()
+        self._update_status()
+
+    @on(DataTable.RowSelected, "#conversations")
+    def _selected(self) -> None:
+        self.action_read()
+
+    @on(Select.Changed)
+    @on(Checkbox.Changed, "#favourites-filter")
+    def _filter_changed(self) -> None:
+        self.post_message(self.Loaded(self.all, self.shown_id))
+
+    @on(Done)
+    def _done(self, message: Done) -> None:
+        if message.text:
+            self.notify(message.text)
+        self.load(message.select)
+
+    # ------------------------------------------------------------------ actions
+
+    def _require_selection(self) -> Conversation | None:
+        conv = self.selected()
+        if conv is None:
+            self.notify("Select a conversation first.", severity="warning")
+        return conv
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_read(self) -> None:
+        self.query_one("#browser-tabs", TabbedContent).active = "transcript"
+        self.transcript.focus()
+
+    def action_list(self) -> None:
+        self.query_one("#conversations", DataTable).focus()
+
+    def action_tab(self, tab: str) -> None:
+        self.query_one("#browser-tabs", TabbedContent).active = tab
+
+    def action_refresh(self) -> None:
+        self.shown_id = None  # reload the transcript too
+        self.load(self.selected_id())
+
+    def selected_id(self) -> str | None:
+        conv = self.selected()
+        return conv.id if conv else None
+
+    def action_reset_filters(self) -> None:
+        with self.prevent(Select.Changed, Checkbox.Changed):
+            for selector in ("#model-filter", "#counts-filter", "#status-filter"):
+                self.query_one(selector, Select).value = ""
+            self.query_one("#days-filter", Select).value = 0
+            self.query_one("#favourites-filter", Checkbox).value = False
+        self.post_message(self.Loaded(self.all, self.shown_id))
+
+    def _refused(self, conv: Conversation, action: str) -> bool:
+        if self.services.conversations.can_delete(conv):
+            return False
+        whose = f"belongs to {conv.owner}" if conv.owner else "has no owner"
+        self.notify(
+            f"Conversation #{conv.cell_index} {whose}; only its owner can {action}.",
+            title="Not allowed",
+            severity="error",
+            timeout=10,
+        )
+        return True
+
+    def action_favourite(self) -> None:
+        conv = self._require_selection()
+        if conv is not None and not self._refused(conv, "mark it as favourite"):
+            self._favourite(conv.id)
+
+    @work(group="browser-action", exit_on_error=False)
+    async def _favourite(self, conversation_id: str) -> None:
+        updated = await self.services.conversations.toggle_favourite(conversation_id)
+        text = "Marked as favourite." if updated.favourite else "No longer a favourite."
+        self.post_message(self.Done(text, conversation_id))
+
+    def action_delete(self) -> None:
+        conv = self._require_selection()
+        if conv is None or self._refused(conv, "delete it"):
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self._delete(conv.id, conv.cell_index)
+
+        self.app.push_screen(
+            ConfirmDialog(
+                "Delete conversation?",
+                f"Delete conversation #{conv.cell_index} ({conv.cell.counts_label}, "
+                f"{conv.cell.days} day(s)) and its {conv.messages_done} agent message(s)? "
+                "This cannot be undone.",
+                yes="Delete",
+                no="Keep",
+                danger=True,
+            ),
+            callback=confirmed,
+        )
+
+    @work(group="browser-action", exit_on_error=False)
+    async def _delete(self, conversation_id: str, cell_index: int) -> None:
+        await self.services.conversations.delete(conversation_id)
+        self.post_message(self.Done(f"Deleted conversation #{cell_index}."))
+
+    def action_export(self) -> None:
+        conv = self._require_selection()
+        if conv is not None:
+            name = f"conversation-{conv.cell_index}-{conv.id[:8]}.html"
+            self._ask_export([conv.id], f"Export conversation #{conv.cell_index}", name)
+
+    def action_export_listed(self) -> None:
+        if not self.rows:
+            self.notify("No conversations listed: nothing to export.", severity="warning")
+            return
+        ids = [c.id for c in self.rows]
+        self._ask_export(ids, f"Export the {len(ids)} listed conversation(s)", "transcripts.html")
+
+    def _ask_export(self, ids: list[str], title: str, name: str) -> None:
+        default = Path.cwd() / "exports" / name
+
+        def entered(path: str | None) -> None:
+            if path and path.strip():
+                self._export(ids, Path(path.strip()).expanduser())
+
+        self.app.push_screen(
+            TextPrompt(
+                title,
+                value=str(default),
+                hint="The file name's ending chooses the format: .html, .md or .txt for a "
+                "transcript; .csv, .jsonl or .parquet for the messages table (docs/analysis.md).",
+            ),
+            callback=entered,
+        )
+
+    @work(group="browser-action", exit_on_error=False)
+    async def _export(self, ids: list[str], path: Path) -> None:
+        from simulator.analysis.exports import export
+        from simulator.analysis.loading import AnalysisFilter
+
+        fmt = export_format(path)
+        written = await export(
+            self.services.store, AnalysisFilter(conversation_ids=ids), fmt=fmt, output=path
+        )
+        where = ", ".join(str(p) for p in written)
+        self.post_message(self.Done(f"Exported to {where}.", self.selected_id()))
