@@ -1,0 +1,708 @@
+"""Batch setup: the grid to run an experiment on, a preview of its cells and what it will cost.
+
+The form on the left is turned into a ``BatchSpec`` on every change (``build_spec``, pure);
+each problem is shown under the field it belongs to and the batch cannot start until there is
+none. The right side lists the grid's cells and the totals (conversations, LLM calls, tokens,
+cost estimate). ctrl+s asks once more, stores the batch and opens the run monitor; the batch then
+runs in the app, whichever screen is shown.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import (
+    Button,
+    Checkbox,
+    DataTable,
+    Footer,
+    Header,
+    Input,
+    Label,
+    Select,
+    Static,
+)
+
+from simulator.domain import (
+    BatchSpec,
+    Estimate,
+    Experiment,
+    ExperimentKind,
+    GridCell,
+    ModelRef,
+    ModelSet,
+    Provider,
+    SpeakerSelection,
+)
+from simulator.domain.errors import SimulatorError, SpecError
+from simulator.engine.grid import (
+    count_combinations,
+    day_counts,
+    estimate_cells,
+    expand_grid,
+    factor_combinations,
+)
+from simulator.tui.screens.base import ReportsWorkerErrors
+from simulator.tui.screens.dialogs import ConfirmDialog
+from simulator.tui.screens.library import clip
+
+log = logging.getLogger(__name__)
+
+MAX_CELLS = 10_000  # more conversations than this in one batch is almost surely a typo
+PREVIEW_ROWS = 200  # cells listed in the preview table (the totals count them all)
+SAME = ""  # Select value: "the default model"
+
+SPEAKER_LABELS = {
+    SpeakerSelection.round_robin: "round robin",
+    SpeakerSelection.random: "random (seeded)",
+    SpeakerSelection.auto: "auto (a manager model)",
+    SpeakerSelection.manual: "manual (you choose)",
+}
+
+
+# --------------------------------------------------------------------------- the form, as data
+
+
+@dataclass
+class SetupForm:
+    """What the user typed and chose; text fields stay text until ``build_spec`` checks them."""
+
+    default_model: int = 0  # index into experiment.models
+    per_role: dict[str, int | None] = field(default_factory=dict)  # None: the default model
+    summarizer: int | None = None
+    manager: int | None = None
+    total_messages: str = "20"
+    days: str = "1"
+    every_day_count: bool = False
+    max_agents: dict[str, str] = field(default_factory=dict)
+    every_combination: bool = True
+    speaker_selection: SpeakerSelection = SpeakerSelection.round_robin
+    repeats: str = "1"
+    seed: str = "0"
+    concurrency: str = str(BatchSpec.model_fields["concurrency"].default)
+    rounds: str = ""
+
+
+@dataclass
+class Plan:
+    """A checked form: the spec and its cells, or the problems by field."""
+
+    spec: BatchSpec | None = None
+    cells: list[GridCell] = field(default_factory=list)
+    estimate: Estimate | None = None
+    problems: dict[str, str] = field(default_factory=dict)  # field key -> message
+    grid: str = ""  # "1 model set x 2 agent counts x ..."
+
+    @property
+    def ok(self) -> bool:
+        return self.spec is not None and not self.problems
+
+
+def models_of(experiment: Experiment) -> list[ModelRef]:
+    return list(experiment.models) or [ModelRef()]
+
+
+def _whole(text: str, key: str, problems: dict[str, str], *, minimum: int | None = 1) -> int | None:
+    text = text.strip().replace("_", "")
+    try:
+        value = int(text)
+    except ValueError:
+        problems[key] = (
+            "a whole number is needed" if not text else f"{text!r} is not a whole number"
+        )
+        return None
+    if minimum is not None and value < minimum:
+        problems[key] = f"must be at least {minimum}"
+        return None
+    return value
+
+
+def grid_size(experiment: Experiment, spec: BatchSpec) -> tuple[int, str]:
+    """How many cells the spec makes, and the factors of that product in words."""
+    parts = [
+        (len(spec.model_sets), "model set"),
+        (len(factor_combinations(experiment, spec)), "factor combination"),
+        (len(count_combinations(experiment, spec)), "agent count"),
+        (len(day_counts(spec)), "day count"),
+        (spec.repeats, "repeat"),
+    ]
+    total = 1
+    for n, _ in parts:
+        total *= n
+    words = " x ".join(f"{n} {label}{'s' if n != 1 else ''}" for n, label in parts)
+    return total, words
+
+
+def build_spec(
+    experiment: Experiment, form: SetupForm, prices: Any = None, *, max_cells: int = MAX_CELLS
+) -> Plan:
+    """Check the form against the experiment; the plan holds every problem by field key
+    (``total``, ``days``, ``max-<role>``, ``repeats``, ``seed``, ``concurrency``, ``rounds``,
+    ``speaker``, ``grid``)."""
+    problems: dict[str, str] = {}
+    dialogue = experiment.kind is ExperimentKind.dialogue
+    total = _whole(form.total_messages, "total", problems)
+    days = _whole(form.days, "days", problems)
+    if dialogue and total is not None and days is not None and days > total:
+        problems["days"] = (
+            f"at most the total messages ({total}): every day needs at least one message"
+        )
+    maxima: dict[str, int] = {}
+    for role in experiment.roles:
+        n = _whole(form.max_agents.get(role.name, "1"), f"max-{role.name}", problems)
+        if n is not None:
+            maxima[role.name] = n
+    repeats = _whole(form.repeats, "repeats", problems)
+    seed = _whole(form.seed, "seed", problems, minimum=None)
+    concurrency = _whole(form.concurrency, "concurrency", problems)
+    rounds = None
+    if not dialogue and form.rounds.strip():
+        rounds = _whole(form.rounds, "rounds", problems)
+    if not experiment.roles:
+        problems["grid"] = "the experiment has no roles: add some in the editor first"
+    refs = models_of(experiment)
+
+    def ref(index: int | None) -> ModelRef | None:
+        return None if index is None or not 0 <= index < len(refs) else refs[index]
+
+    default = ref(form.default_model) or refs[0]
+    per_role = {r: m for r, i in form.per_role.items() if (m := ref(i)) is not None}
+    model_set = ModelSet(
+        default=default,
+        per_role=per_role,
+        summarizer=ref(form.summarizer),
+        manager=ref(form.manager),
+    )
+    plan = Plan(problems=problems)
+    if problems:
+        return plan
+    assert total is not None and days is not None and repeats is not None
+    assert seed is not None and concurrency is not None
+    try:
+        spec = BatchSpec(
+            experiment_id=experiment.id,
+            model_sets=[model_set],
+            total_messages=total,
+            days=days,
+            every_day_count=form.every_day_count,
+            max_agents=maxima,
+            every_combination=form.every_combination,
+            speaker_selection=form.speaker_selection,
+            repeats=repeats,
+            seed=seed,
+            concurrency=concurrency,
+            rounds=rounds,
+        )
+        size, plan.grid = grid_size(experiment, spec)
+        if size > max_cells:
+            problems["grid"] = (
+                f"{size:,} conversations ({plan.grid}): at most {max_cells:,} in one batch; "
+                "lower the maxima, the days or the repeats"
+            )
+            return plan
+        plan.cells = expand_grid(experiment, spec)
+        plan.estimate = estimate_cells(experiment, plan.cells, prices or None)
+    except SpecError as exc:
+        problems["grid"] = str(exc)
+        return plan
+    plan.spec = spec
+    return plan
+
+
+def uses_only_dryrun(cells: list[GridCell]) -> bool:
+    for cell in cells:
+        ms = cell.models
+        refs = [ms.default, *ms.per_role.values(), ms.summarizer_model, ms.manager_model]
+        if any(r.provider is not Provider.dryrun for r in refs):
+            return False
+    return True
+
+
+def cost_label(plan: Plan, prices: Any, price_problem: str = "") -> str:
+    est = plan.estimate
+    if est is None:
+        return ""
+    if est.cost_usd is not None:
+        return f"about ${est.cost_usd:,.2f}"
+    if uses_only_dryrun(plan.cells):
+        return "$0.00 (dryrun)"
+    if price_problem:
+        return f"unknown ({price_problem})"
+    return "unknown (a model has no price)" if prices else "unknown (no PRICE_TABLE)"
+
+
+def totals_text(plan: Plan, prices: Any, price_problem: str = "") -> str:
+    est = plan.estimate
+    if est is None:
+        return "Fix the fields marked in red to see the grid."
+    return (
+        f"[b]{est.conversations:,}[/b] conversations · [b]{est.llm_calls:,}[/b] LLM calls · "
+        f"about [b]{est.tokens:,}[/b] tokens · cost {cost_label(plan, prices, price_problem)}\n"
+        f"[dim]{plan.grid}[/dim]"
+    )
+
+
+def cell_row(index: int, cell: GridCell) -> tuple[str, ...]:
+    factors = ", ".join(cell.factors.values()) or "-"
+    return (
+        str(index + 1),
+        cell.counts_label,
+        str(cell.days),
+        clip(factors, 18),
+        str(cell.repeat + 1),
+        str(cell.seed % 100_000_000),
+    )
+
+
+PREVIEW_COLUMNS: list[tuple[str, str, int]] = [
+    ("n", "#", 4),
+    ("agents", "Agents", 7),
+    ("days", "Days", 4),
+    ("factors", "Factors", 18),
+    ("repeat", "Rep", 3),
+    ("seed", "Seed", 9),
+]
+
+
+# --------------------------------------------------------------------------- the screen
+
+
+class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
+    """Choose the grid of a batch, see what it costs, start it."""
+
+    HELP_TITLE = "Batch setup"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+s", "start", "Start batch", id="batch_setup.start", priority=True),
+        Binding("escape", "back", "Back", id="batch_setup.back"),
+    ]
+
+    DEFAULT_CSS = """
+    BatchSetupScreen #setup-banner {
+        height: 1;
+        padding: 0 1;
+        background: $boost;
+        color: $text-muted;
+    }
+    BatchSetupScreen #setup-body {
+        height: 1fr;
+    }
+    BatchSetupScreen #setup-form {
+        width: 50;
+        height: 1fr;
+        padding: 0 1;
+        scrollbar-size-vertical: 1;
+    }
+    BatchSetupScreen .setup-heading {
+        color: $accent;
+        text-style: bold;
+        height: 1;
+        margin-top: 1;
+    }
+    BatchSetupScreen .setup-row {
+        height: 1;
+    }
+    BatchSetupScreen .setup-label {
+        width: 17;
+        color: $text-muted;
+    }
+    BatchSetupScreen .setup-row Select, BatchSetupScreen .setup-row Input {
+        width: 1fr;
+    }
+    BatchSetupScreen .setup-row Input.narrow {
+        width: 8;
+    }
+    BatchSetupScreen .setup-row Checkbox {
+        width: auto;
+        margin-left: 1;
+    }
+    BatchSetupScreen .setup-error {
+        color: $error;
+        height: auto;
+        padding-left: 17;
+        display: none;
+    }
+    BatchSetupScreen .setup-error.shown {
+        display: block;
+    }
+    BatchSetupScreen .setup-note {
+        color: $text-muted;
+        height: auto;
+        padding-left: 17;
+    }
+    BatchSetupScreen #setup-side {
+        width: 1fr;
+        height: 1fr;
+        padding: 0 1;
+    }
+    BatchSetupScreen #setup-grid {
+        height: 1fr;
+        margin-top: 1;
+    }
+    BatchSetupScreen #setup-totals {
+        height: auto;
+        min-height: 2;
+        margin-top: 1;
+    }
+    BatchSetupScreen #setup-grid-error {
+        color: $error;
+        height: auto;
+    }
+    BatchSetupScreen #setup-buttons {
+        height: 1;
+        margin-top: 1;
+        align-horizontal: right;
+    }
+    BatchSetupScreen #setup-buttons Button {
+        margin-left: 2;
+    }
+    """
+
+    class Started(Message):
+        def __init__(self, batch_id: str) -> None:
+            super().__init__()
+            self.batch_id = batch_id
+
+    def __init__(self, experiment: Experiment) -> None:
+        super().__init__()
+        self.experiment = experiment
+        self.models = models_of(experiment)
+        self.form = SetupForm(max_agents={r.name: "1" for r in experiment.roles})
+        if experiment.kind is not ExperimentKind.dialogue:
+            self.form.total_messages = "1"
+        self.prices: dict[str, dict[str, float]] = {}
+        self.price_problem = ""
+        self.plan = Plan()
+        self.checks = 0  # plans computed (tests wait on it)
+        self._starting = False
+
+    # ------------------------------------------------------------------ layout
+
+    def compose(self) -> ComposeResult:
+        exp = self.experiment
+        dialogue = exp.kind is ExperimentKind.dialogue
+        model_options = [(clip(m.label, 30), str(i)) for i, m in enumerate(self.models)]
+        same = [("same as default", SAME)]
+        yield Header(show_clock=False)
+        yield Static(
+            f"New batch of '{clip(exp.name, 40)}' ({exp.kind.value}) · ctrl+s starts it · "
+            "esc goes back",
+            id="setup-banner",
+            markup=False,
+        )
+        with Horizontal(id="setup-body"):
+            with VerticalScroll(id="setup-form"):
+                yield Static("Models", classes="setup-heading")
+                yield from self._row(
+                    "Default",
+                    Select(
+                        model_options,
+                        value="0",
+                        allow_blank=False,
+                        id="model-default",
+                        compact=True,
+                    ),
+                )
+                for i, role in enumerate(exp.roles):
+                    yield from self._row(
+                        clip(role.name, 16),
+                        Select(
+                            same + model_options,
+                            value=SAME,
+                            allow_blank=False,
+                            id=f"model-role-{i}",
+                            compact=True,
+                        ),
+                    )
+                if dialogue:
+                    yield from self._row(
+                        "Summarizer",
+                        Select(
+                            same + model_options,
+                            value=SAME,
+                            allow_blank=False,
+                            id="model-summarizer",
+                            compact=True,
+                        ),
+                    )
+                    yield from self._row(
+                        "Manager (auto)",
+                        Select(
+                            same + model_options,
+                            value=SAME,
+                            allow_blank=False,
+                            id="model-manager",
+                            compact=True,
+                        ),
+                    )
+                yield Static("Length", classes="setup-heading")
+                if dialogue:
+                    yield from self._row(
+                        "Total messages", self._input(self.form.total_messages, "total"), "total"
+                    )
+                    yield from self._row(
+                        "Days",
+                        self._input(self.form.days, "days", narrow=True),
+                        "days",
+                        Checkbox("every count 1..N", id="every-day-count", compact=True),
+                    )
+                else:
+                    yield from self._row(
+                        "Rounds", self._input("", "rounds", placeholder="the game's own"), "rounds"
+                    )
+                yield Static("Agents per role (maximum)", classes="setup-heading")
+                for i, role in enumerate(exp.roles):
+                    yield from self._row(
+                        clip(role.name, 16), self._input("1", f"max-{i}", narrow=True), f"max-{i}"
+                    )
+                yield from self._row(
+                    "",
+                    Checkbox(
+                        "every combination 1..max", value=True, id="every-combination", compact=True
+                    ),
+                )
+                yield Static("Run", classes="setup-heading")
+                if dialogue:
+                    yield from self._row(
+                        "Speaker",
+                        Select(
+                            [(label, s.value) for s, label in SPEAKER_LABELS.items()],
+                            value=SpeakerSelection.round_robin.value,
+                            allow_blank=False,
+                            id="speaker",
+                            compact=True,
+                        ),
+                        "speaker",
+                    )
+                    yield Static("", id="speaker-note", classes="setup-note")
+                yield from self._row("Repeats", self._input("1", "repeats", narrow=True), "repeats")
+                yield from self._row("Seed", self._input("0", "seed", narrow=True), "seed")
+                yield from self._row(
+                    "At once",
+                    self._input(self.form.concurrency, "concurrency", narrow=True),
+                    "concurrency",
+                )
+            with Vertical(id="setup-side"):
+                table: DataTable[str] = DataTable(
+                    id="setup-grid", cursor_type="row", zebra_stripes=True
+                )
+                for key, label, width in PREVIEW_COLUMNS:
+                    table.add_column(label, key=key, width=width)
+                yield table
+                yield Static("", id="setup-grid-error")
+                yield Static("", id="setup-totals")
+                with Horizontal(id="setup-buttons"):
+                    yield Button("Back (esc)", id="setup-back", compact=True)
+                    yield Button(
+                        "Start batch (ctrl+s)", id="setup-start", variant="primary", compact=True
+                    )
+        yield Footer()
+
+    def _input(self, value: str, key: str, *, narrow: bool = False, placeholder: str = "") -> Input:
+        return Input(
+            value,
+            id=f"in-{key}",
+            compact=True,
+            placeholder=placeholder,
+            classes="narrow" if narrow else "",
+        )
+
+    def _row(
+        self, label: str, widget: Any, error_key: str | None = None, extra: Any = None
+    ) -> ComposeResult:
+        with Horizontal(classes="setup-row"):
+            yield Label(label, classes="setup-label", markup=False)
+            yield widget
+            if extra is not None:
+                yield extra
+        if error_key is not None:
+            yield Static("", classes="setup-error", id=f"err-{error_key}", markup=False)
+
+    def on_mount(self) -> None:
+        self._load_prices()
+        self.query_one("#in-total" if self._dialogue else "#in-rounds", Input).focus()
+        self.recheck()
+
+    @property
+    def _dialogue(self) -> bool:
+        return self.experiment.kind is ExperimentKind.dialogue
+
+    def _load_prices(self) -> None:
+        settings = getattr(getattr(self.app, "services", None), "settings", None)
+        path = getattr(settings, "price_table", None)
+        if path is None:
+            return
+        from simulator.engine.spec import load_price_table
+
+        try:
+            self.prices = load_price_table(path)
+        except SimulatorError as exc:
+            self.price_problem = "the PRICE_TABLE file has problems"
+            self.notify(str(exc), title="Price table not used", severity="warning", timeout=10)
+
+    # ------------------------------------------------------------------ reading the form
+
+    def read_form(self) -> SetupForm:
+        exp = self.experiment
+
+        def value(selector: str) -> str:
+            found = self.query(selector)
+            v = getattr(found.first(), "value", "") if found else ""
+            return v if isinstance(v, str) else ""
+
+        def index(selector: str) -> int | None:
+            v = value(selector)
+            return int(v) if v.isdigit() else None
+
+        def checked(selector: str, default: bool) -> bool:
+            try:
+                return bool(self.query_one(selector, Checkbox).value)
+            except Exception:
+                return default
+
+        speaker = value("#speaker") or SpeakerSelection.round_robin.value
+        return SetupForm(
+            default_model=index("#model-default") or 0,
+            per_role={r.name: index(f"#model-role-{i}") for i, r in enumerate(exp.roles)},
+            summarizer=index("#model-summarizer"),
+            manager=index("#model-manager"),
+            total_messages=value("#in-total") if self._dialogue else "1",
+            days=value("#in-days") if self._dialogue else "1",
+            every_day_count=checked("#every-day-count", False),
+            max_agents={r.name: value(f"#in-max-{i}") for i, r in enumerate(exp.roles)},
+            every_combination=checked("#every-combination", True),
+            speaker_selection=SpeakerSelection(speaker),
+            repeats=value("#in-repeats"),
+            seed=value("#in-seed"),
+            concurrency=value("#in-concurrency"),
+            rounds=value("#in-rounds"),
+        )
+
+    @on(Input.Changed)
+    @on(Select.Changed)
+    @on(Checkbox.Changed)
+    def _changed(self) -> None:
+        # Debounced: typing "100" checks once, not three times.
+        if getattr(self, "_recheck_timer", None) is not None:
+            self._recheck_timer.stop()
+        self._recheck_timer = self.set_timer(0.15, self.recheck)
+
+    def recheck(self) -> None:
+        self._recheck_timer = None
+        self.form = self.read_form()
+        self.plan = build_spec(self.experiment, self.form, self.prices)
+        self._show_problems()
+        self._show_plan()
+        self.checks += 1
+
+    def _show_problems(self) -> None:
+        problems = dict(self.plan.problems)
+        for i, role in enumerate(self.experiment.roles):  # the form's fields go by position
+            if f"max-{role.name}" in problems:
+                problems[f"max-{i}"] = problems.pop(f"max-{role.name}")
+        for static in self.query(".setup-error"):
+            text = problems.pop((static.id or "").removeprefix("err-"), "")
+            static.update(text)
+            static.set_class(bool(text), "shown")
+        grid_error = problems.pop("grid", "")
+        rest = "; ".join(f"{k}: {v}" for k, v in problems.items())
+        self.query_one("#setup-grid-error", Static).update(
+            "\n".join(t for t in (grid_error, rest) if t)
+        )
+        note = ""
+        if self.form.speaker_selection is SpeakerSelection.manual:
+            note = "a dialog asks you before every turn of every conversation"
+        elif self.form.speaker_selection is SpeakerSelection.auto:
+            note = "the manager model picks each speaker (one extra call per turn)"
+        for static in self.query("#speaker-note"):
+            static.update(note)
+
+    def _show_plan(self) -> None:
+        table = self.query_one("#setup-grid", DataTable)
+        table.clear()
+        for i, cell in enumerate(self.plan.cells[:PREVIEW_ROWS]):
+            table.add_row(*cell_row(i, cell), key=str(i))
+        more = len(self.plan.cells) - PREVIEW_ROWS
+        if more > 0:
+            table.add_row("…", f"+{more:,}", "", "more cells", "", "")
+        self.query_one("#setup-totals", Static).update(
+            totals_text(self.plan, self.prices, self.price_problem)
+        )
+        self.query_one("#setup-start", Button).disabled = not self.plan.ok
+
+    # ------------------------------------------------------------------ starting
+
+    def action_start(self) -> None:
+        if self._recheck_timer_pending():
+            self.recheck()
+        plan = self.plan
+        if not plan.ok or plan.estimate is None or plan.spec is None:
+            self.notify(
+                "Fix the fields marked in red first.", title="Cannot start", severity="warning"
+            )
+            return
+        if self._starting:
+            return
+        est = plan.estimate
+        spec = plan.spec
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self._starting = True
+                self._create(spec)
+
+        manual = (
+            " You choose every speaker: a dialog asks before each turn."
+            if spec.speaker_selection is SpeakerSelection.manual
+            else ""
+        )
+        self.app.push_screen(
+            ConfirmDialog(
+                "Start this batch?",
+                f"Run {est.conversations:,} conversation(s) of '{self.experiment.name}': "
+                f"{est.llm_calls:,} LLM calls, about {est.tokens:,} tokens, cost "
+                f"{cost_label(plan, self.prices, self.price_problem)}. It keeps running when you "
+                f"leave the monitor.{manual}",
+                yes="Start",
+                no="Not yet",
+            ),
+            callback=confirmed,
+        )
+
+    def _recheck_timer_pending(self) -> bool:
+        return getattr(self, "_recheck_timer", None) is not None
+
+    @work(exclusive=True, group="batch-setup-start", exit_on_error=False)
+    async def _create(self, spec: BatchSpec) -> None:
+        from simulator.tui.runs import runs_of
+
+        try:
+            registry = runs_of(self.app)
+            batch = await registry.create(self.experiment, spec, self.prices)
+        except BaseException:
+            self._starting = False
+            raise
+        self.post_message(self.Started(batch.id))
+
+    @on(Started)
+    def _started(self, message: Started) -> None:
+        from simulator.tui.runs import runs_of
+        from simulator.tui.screens.monitor import RunMonitorScreen
+
+        runs_of(self.app).run(message.batch_id)
+        self.app.switch_screen(RunMonitorScreen(message.batch_id))
+
+    @on(Button.Pressed, "#setup-start")
+    def _start_pressed(self) -> None:
+        self.action_start()
+
+    @on(Button.Pressed, "#setup-back")
+    def action_back(self) -> None:
+        self.dismiss(None)
