@@ -101,6 +101,11 @@ async def test_a_two_day_conversation_shows_every_message_and_both_summaries(
         table = screen.query_one("#conversations", DataTable)
         row = [str(c) for c in table.get_row_at(table.cursor_row)]
         assert row[2] == "2v2" and row[3] == "2" and row[4] == "6/6" and row[5] == "done"
+        # escape: from the transcript back to the list, then back to the library
+        await pilot.press("escape")
+        assert pilot.app.screen is screen and screen.focused is table
+        await pilot.press("escape")
+        await wait_library(pilot, loads=2)
 
 
 async def test_filters_by_agent_counts_days_status_and_model(

@@ -176,7 +176,7 @@ def conversation_details(conv: Conversation, experiment: Experiment) -> Text:
     field("batch", conv.batch_id or "none (a single run)")
     field("owner", conv.owner or "nobody")
     field("status", conv.status.value, "bold red" if conv.status is Status.failed else "")
-    field("agents", ", ".join(f"{role} {n}" for role, n in cell.counts.items()))
+    field("agents per role", ", ".join(f"{role} × {n}" for role, n in cell.counts.items()))
     field("days", str(cell.days))
     field("messages", f"{conv.messages_done} of {conv.budget or cell.total_messages}")
     field("speaker selection", cell.speaker_selection.value)
@@ -257,7 +257,6 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
         margin-top: 1;
     }
     ConversationBrowserScreen #conversations {
-        width: 44;
         height: 1fr;
     }
     ConversationBrowserScreen #browser-tabs {
@@ -283,7 +282,13 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "back", "Back", id="browser.back"),
+        Binding(
+            "escape",
+            "back",
+            "Back",
+            id="browser.back",
+            tooltip="Back to the list, then to the library",
+        ),
         Binding("enter", "read", "Read", id="browser.read"),
         Binding("t", "tab('transcript')", "Transcript", id="browser.transcript"),
         Binding("i", "tab('details')", "Details", id="browser.details"),
@@ -356,8 +361,11 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
             table: DataTable[str] = DataTable(
                 id="conversations", cursor_type="row", zebra_stripes=True
             )
-            for key, label, width in COLUMNS:
-                table.add_column(label, key=key, width=width)
+            widths = self._column_widths()
+            for key, label, _ in COLUMNS:
+                table.add_column(label, key=key, width=widths[key])
+            # the cells' width, the padding of each, the scrollbar
+            table.styles.width = sum(widths.values()) + 2 * len(widths) + 2
             yield table
             with TabbedContent(id="browser-tabs", initial="transcript"):
                 with TabPane("Transcript (t)", id="transcript"):
@@ -368,6 +376,12 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
                     yield Static("", id="details-text")
         yield Static("", id="browser-status")
         yield Footer()
+
+    def _column_widths(self) -> dict[str, int]:
+        """Room for "1v2v1" with every role of the experiment (up to a point)."""
+        widths = {key: width for key, _, width in COLUMNS}
+        widths["agents"] = max(widths["agents"], min(2 * len(self.experiment.roles) - 1, 14))
+        return widths
 
     def on_mount(self) -> None:
         self.sub_title = f"Conversations of '{self.experiment.name}'"
@@ -432,7 +446,7 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
             table.add_row(
                 str(conv.cell_index),
                 "★" if conv.favourite else " ",
-                conv.cell.counts_label,
+                clip(conv.cell.counts_label, self._column_widths()["agents"]),
                 str(conv.cell.days),
                 f"{conv.messages_done}/{conv.budget or conv.cell.total_messages}",
                 conv.status.value,
@@ -566,6 +580,10 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
         return conv
 
     def action_back(self) -> None:
+        table = self.query_one("#conversations", DataTable)
+        if self.focused is not None and self.focused is not table:
+            table.focus()  # from the transcript, details or a filter: back to the list first
+            return
         self.app.pop_screen()
 
     def action_read(self) -> None:
@@ -576,7 +594,10 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
         self.query_one("#conversations", DataTable).focus()
 
     def action_tab(self, tab: str) -> None:
+        """Show the transcript or the details, ready to scroll with the keys."""
         self.query_one("#browser-tabs", TabbedContent).active = tab
+        pane = self.transcript if tab == "transcript" else self.query_one("#details-scroll")
+        pane.focus()
 
     def action_refresh(self) -> None:
         self.shown_id = None  # reload the transcript too

@@ -81,6 +81,7 @@ class TranscriptView(RichLog):
         padding: 0 1;
         background: $surface;
         scrollbar-size-vertical: 1;
+        overflow-y: auto;
     }
     TranscriptView:focus {
         background-tint: $foreground 3%;
