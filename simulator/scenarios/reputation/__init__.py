@@ -4,7 +4,9 @@ pipeline (see docs/reputation.md)."""
 
 from __future__ import annotations
 
+from simulator.engine.grid import register_call_estimator
 from simulator.engine.kinds import register_kind
+from simulator.scenarios.reputation.estimate import estimate_calls
 from simulator.scenarios.reputation.params import ReputationParams, load_params, params_for
 from simulator.scenarios.reputation.runner import (
     StepEnded,
@@ -22,6 +24,7 @@ from simulator.scenarios.reputation.scripted import register as _register_polici
 
 register_kind("reputation", run_reputation)
 _register_policies()
+register_call_estimator("reputation", estimate_calls)
 
 __all__ = [
     "ReputationParams",
