@@ -12,7 +12,7 @@ from typing import Any
 from textual.app import App, ComposeResult
 from textual.widgets import Checkbox, DataTable, Input, Select, Static
 
-from simulator.domain import MessageKind, Status
+from simulator.domain import BatchSpec, MessageKind, ModelSet, Status
 from simulator.settings import Settings
 from simulator.tui.app import SimulatorApp
 from simulator.tui.screens.browser import ConversationBrowserScreen
@@ -335,3 +335,41 @@ async def test_transcript_view_appends_live_messages_in_order_once() -> None:
         lines = len(view.lines)
         await pilot.resize_terminal(40, 24)
         await wait_until(pilot, lambda: len(view.lines) > lines, what="re-wrapped lines")
+
+
+async def test_a_running_conversation_grows_live_and_the_list_follows(
+    store: Any, tui_settings: Settings
+) -> None:
+    from simulator.engine.batch import BatchRunner
+    from simulator.llm.registry import Backends
+    from tests.plugins.batches import make_prison_experiment
+    from tests.plugins.tui_browser import DRYRUN
+
+    exp = await store.experiments.create(make_prison_experiment(name="Live", owner="alice"))
+    spec = BatchSpec(
+        experiment_id=exp.id,
+        days=2,
+        total_messages=4,
+        model_sets=[ModelSet(default=DRYRUN.model_copy(update={"options": {"latency_ms": 20}}))],
+    )
+    batch = await BatchRunner(store, Backends(max_attempts=1)).start(exp, spec, owner="alice")
+    app = app_for(store, tui_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_browser(pilot, "Live")
+        await wait_until(pilot, lambda: screen.transcript_loads >= 1, what="empty transcript")
+        assert [c.status for c in screen.rows] == [Status.pending]
+        assert screen.transcript.messages == []
+        assert app.services.batches is not None
+        await app.services.batches.run(batch.id)
+        stored = await store.messages.list(screen.rows[0].id)
+        kinds = [m.kind for m in stored]
+        assert kinds.count(MessageKind.utterance) == 4 and kinds.count(MessageKind.summary) == 2
+        await wait_until(
+            pilot,
+            lambda: [m.seq for m in screen.transcript.messages] == [m.seq for m in stored],
+            what="the live transcript",
+        )
+        assert screen.transcript_loads == 1  # appended live, not reloaded
+        await wait_until(
+            pilot, lambda: [c.status for c in screen.rows] == [Status.done], what="done"
+        )

@@ -318,6 +318,9 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
             super().__init__()
             self.message = message
 
+    class RunsChanged(TextualMessage):
+        """A conversation started or ended somewhere: the list's statuses are out of date."""
+
     class Done(TextualMessage):
         def __init__(self, text: str, select: str | None = None) -> None:
             super().__init__()
@@ -334,6 +337,7 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
         self.transcript_loads = 0  # finished transcript loads
         self._unsubscribe: Any = None
         self._options: dict[str, list[tuple[str, Any]]] = {}
+        self._reload_timer: Any = None
 
     # ------------------------------------------------------------------ layout
 
@@ -537,14 +541,36 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
     @on(MessagesLoaded)
     def _messages_loaded(self, message: MessagesLoaded) -> None:
         if message.conversation_id == self.shown_id:
-            self.transcript.set_messages(message.messages)
+            # keep what arrived live while the stored ones were read
+            merged = {m.seq: m for m in self.transcript.messages}
+            merged.update((m.seq, m) for m in message.messages)
+            self.transcript.set_messages(merged.values())
             self.transcript_loads += 1
 
     def _on_event(self, event: Any) -> None:
-        """Bus subscriber: a message stored by a running batch (any loop task; posts only)."""
-        message = getattr(event, "message", None)
-        if isinstance(message, Message) and message.conversation_id == self.shown_id:
-            self.post_message(self.LiveMessage(message))
+        """Bus subscriber (called from the engine's tasks: posts only, never touches widgets)."""
+        from simulator.engine.events import (
+            ConversationFailed,
+            ConversationFinished,
+            ConversationStarted,
+            MessageStored,
+        )
+
+        if isinstance(event, MessageStored):
+            if event.conversation_id == self.shown_id:
+                self.post_message(self.LiveMessage(event.message))
+        elif isinstance(event, ConversationStarted | ConversationFinished | ConversationFailed):
+            self.post_message(self.RunsChanged())
+
+    @on(RunsChanged)
+    def _runs_changed(self) -> None:
+        # Many conversations may start and end each second: reload at most once a second.
+        if self._reload_timer is None:
+            self._reload_timer = self.set_timer(1.0, self._reload_after_runs)
+
+    def _reload_after_runs(self) -> None:
+        self._reload_timer = None
+        self.load(self.shown_id)
 
     @on(LiveMessage)
     def _live(self, message: LiveMessage) -> None:
