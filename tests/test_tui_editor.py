@@ -319,3 +319,37 @@ async def test_models_tab_params_and_unreachable_ollama(store: Any, tui_settings
             what="the Ollama error",
         )
         assert "127.0.0.1:9" in text_of(editor.query_one("#models-status", Static))
+
+
+async def test_opening_every_tab_and_saving_changes_nothing(
+    store: Any, tui_settings: Settings
+) -> None:
+    """Widgets post Changed with their initial values when they mount; none may reach the
+    draft (a section's kind, a factor's variants, a role's gender, a model's provider)."""
+    from simulator.examples import load_example
+    from simulator.tui.screens.editor import comparable
+
+    example = load_example("prison_study").model_copy(update={"owner": "alice"})
+    exp = await store.experiments.create(example)
+    app = SimulatorApp(tui_settings, store=store, user="alice", offer_example=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_library(pilot)
+        await pilot.press("o")
+        await wait_until(pilot, lambda: isinstance(app.screen, EditorScreen))
+        editor: EditorScreen = app.screen  # type: ignore[assignment]
+        for key in ("f3", "f4", "f5", "f6", "f2"):
+            await pilot.press(key)
+            await pilot.pause(0.2)
+        # Walk through every section of the list too.
+        await pilot.press("f4")
+        await pilot.pause(0.2)
+        sections = editor.query_one("#section-list", OptionList)
+        for index in range(sections.option_count):
+            sections.highlighted = index
+            await pilot.pause()
+        assert not editor.dirty
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: any("Saved" in (n.title or "") for n in app._notifications))
+    stored = await store.experiments.get(exp.id)
+    assert stored is not None
+    assert comparable(stored) == comparable(exp)

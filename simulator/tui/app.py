@@ -191,7 +191,7 @@ class SimulatorApp(App[None]):
         self._store, self._server = message.store, message.server
         self.services = message.services
         self.user = message.services.user
-        self.sub_title = f"{self.user} · {self.target}"
+        self.sub_title = f"{self.user} · {self.target.split(' at /')[0]}"
         log.info("connected to %s as %s", self.target, self.user)
         from simulator.tui.screens.library import LibraryScreen
 
@@ -274,16 +274,27 @@ class SimulatorApp(App[None]):
 
     def action_help(self) -> None:
         screen = self.screen
-        rows: list[tuple[str, str]] = []
+        rows: list[tuple[int, str, str]] = []
         seen: set[str] = set()
         for key, active in screen.active_bindings.items():
             binding = active.binding
-            if not binding.description or binding.action in seen:
+            if not binding.description or binding.description in seen:
                 continue
-            seen.add(binding.action)
-            rows.append((self.get_key_display(binding) or key, binding.description))
+            seen.add(binding.description)
+            rows.append(
+                (self._rank(active.node), self.get_key_display(binding) or key, binding.description)
+            )
+        rows.sort(key=lambda row: row[0])  # stable: the screen's keys, then its panes', ...
         title = getattr(screen, "HELP_TITLE", type(screen).__name__)
-        self.push_screen(HelpScreen(title, rows))
+        self.push_screen(HelpScreen(title, [(key, text) for _, key, text in rows]))
+
+    def _rank(self, node: Any) -> int:
+        """Help order: the screen's own keys, our panes', the app's, then widget navigation."""
+        if node is self.screen:
+            return 0
+        if node is self:
+            return 2
+        return 1 if type(node).__module__.startswith("simulator.") else 3
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

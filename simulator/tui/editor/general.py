@@ -70,27 +70,32 @@ class GeneralPane(Vertical):
         self.post_message(DraftChanged(self))
 
     @on(Input.Changed, "#exp-name")
-    def _name(self, event: Input.Changed) -> None:
-        self.draft.name = event.value
-        self.post_message(DraftChanged(self))
+    def _name_changed(self, event: Input.Changed) -> None:
+        if self.draft.name != event.value:
+            self.draft.name = event.value
+            self.post_message(DraftChanged(self))
 
     @on(Input.Changed, "#exp-note")
-    def _note(self, event: Input.Changed) -> None:
-        self.draft.note = event.value
-        self.post_message(DraftChanged(self))
+    def _note_changed(self, event: Input.Changed) -> None:
+        if self.draft.note != event.value:
+            self.draft.note = event.value
+            self.post_message(DraftChanged(self))
 
     @on(Select.Changed, "#exp-kind")
-    def _kind(self, event: Select.Changed) -> None:
-        if isinstance(event.value, str):
-            self.draft.kind = ExperimentKind(event.value)
+    def _kind_changed(self) -> None:
+        value = self.query_one("#exp-kind", Select).value
+        if isinstance(value, str) and value != self.draft.kind.value:
+            self.draft.kind = ExperimentKind(value)
             self.post_message(DraftChanged(self))
 
     @on(TextArea.Changed, "#exp-start")
     def _start(self, event: TextArea.Changed) -> None:
-        self.draft.starting_message = event.text_area.text
-        self._changed()
+        if self.draft.starting_message != event.text_area.text:
+            self.draft.starting_message = event.text_area.text
+            self._changed()
 
     @on(TextArea.Changed, "#exp-factors")
     def _factors(self, event: TextArea.Changed) -> None:
-        self.draft.factors_text = event.text_area.text
-        self._changed()
+        if self.draft.factors_text != event.text_area.text:
+            self.draft.factors_text = event.text_area.text
+            self._changed()

@@ -235,6 +235,9 @@ class ModelsPane(ReportsWorkerErrors, Horizontal):
         except ValueError as exc:
             status.update(f"⚠ {exc}")
             return
+        if ref == old:  # nothing changed (widgets also post Changed when they mount)
+            status.update(self._describe(ref))  # clear a warning about a value now undone
+            return
         self.draft.models[index] = ref
         self.query_one("#model-list", OptionList).replace_option_prompt_at_index(
             index, self._label(ref)

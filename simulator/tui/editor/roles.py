@@ -115,12 +115,16 @@ class RolesPane(Horizontal):
             self.post_message(DraftChanged(self))
 
     @on(Select.Changed, "#role-gender")
-    def _gender(self, event: Select.Changed) -> None:
+    def _gender(self) -> None:
+        # The select's current value, not the event's: a mount-time Changed must not count.
+        value = self.query_one("#role-gender", Select).value
         index = self.selected_index()
-        if index is None or not isinstance(event.value, str):
+        if index is None or not isinstance(value, str):
             return
         role = self.draft.roles[index]
-        self.draft.roles[index] = role.model_copy(update={"gender": Gender(event.value)})
+        if role.gender.value == value:
+            return
+        self.draft.roles[index] = role.model_copy(update={"gender": Gender(value)})
         self.post_message(DraftChanged(self))
 
     @on(Button.Pressed, "#role-add")

@@ -219,22 +219,29 @@ class SectionsPane(Horizontal):
             self.notify(str(exc), severity="error")
         self.post_message(DraftChanged(self))
 
+    # Handlers read the widget's current value and act only on a difference: widgets also post
+    # Changed when they mount, with their initial value, which must never reach the draft.
+
     @on(Input.Changed, "#sec-title")
-    def _title(self, event: Input.Changed) -> None:
-        if self.current is None:
+    def _title(self) -> None:
+        found = self._section()
+        title = self.query_one("#sec-title", Input).value
+        if found is None or found[0].title == title:
             return
-        self._update(title=event.value)
-        sec, role = self.draft.find_section(self.current)
+        self._update(title=title)
+        sec, role = self.draft.find_section(found[0].id)
         self.query_one("#section-list", OptionList).replace_option_prompt(
-            self.current, section_label(sec, role)
+            sec.id, section_label(sec, role)
         )
         self._check()
 
     @on(Select.Changed, "#sec-kind")
-    def _kind(self, event: Select.Changed) -> None:
-        if not isinstance(event.value, str) or self.current is None:
+    def _kind(self) -> None:
+        value = self.query_one("#sec-kind", Select).value
+        found = self._section()
+        if not isinstance(value, str) or found is None or found[0].kind.value == value:
             return
-        kind = SectionKind(event.value)
+        kind = SectionKind(value)
         if kind is SectionKind.private and not self.draft.roles:
             self.notify("Add a role first (tab Roles).", severity="warning")
             self._load_form()
@@ -243,20 +250,24 @@ class SectionsPane(Horizontal):
         self.sync(self.current)
 
     @on(Select.Changed, "#sec-role")
-    def _role(self, event: Select.Changed) -> None:
-        if not isinstance(event.value, str) or self.current is None:
+    def _role(self) -> None:
+        value = self.query_one("#sec-role", Select).value
+        found = self._section()
+        if not isinstance(value, str) or found is None:
             return
-        sec, role = self.draft.find_section(self.current)
-        if sec.kind is SectionKind.private and event.value != role:
-            self._update(role=event.value)
+        sec, role = found
+        if sec.kind is SectionKind.private and value != role:
+            self._update(role=value)
             self.sync(self.current)
 
     @on(Select.Changed, "#sec-factor")
-    def _factor(self, event: Select.Changed) -> None:
-        if not isinstance(event.value, str) or self.current is None:
+    def _factor(self) -> None:
+        value = self.query_one("#sec-factor", Select).value
+        found = self._section()
+        if not isinstance(value, str) or found is None or (value or None) == found[0].factor:
             return
-        sec, _ = self.draft.find_section(self.current)
-        factor = event.value or None
+        sec, _ = found
+        factor = value or None
         levels = self._factor_names().get(factor or "", [])
         variants = {k: v for k, v in sec.variants.items() if k in levels}
         self._update(factor=factor, variants=variants)
@@ -264,9 +275,10 @@ class SectionsPane(Horizontal):
         self._load_form()
 
     @on(Select.Changed, "#sec-level")
-    def _level(self, event: Select.Changed) -> None:
-        if isinstance(event.value, str):
-            self.level = event.value
+    def _level(self) -> None:
+        value = self.query_one("#sec-level", Select).value
+        if isinstance(value, str) and value != self.level:
+            self.level = value
             self._load_form()
 
     @on(TextArea.Changed, "#sec-content")
@@ -276,6 +288,8 @@ class SectionsPane(Horizontal):
             return
         sec, _ = found
         text = event.text_area.text
+        if text == self._text_of(sec):
+            return
         if self.level == DEFAULT_LEVEL:
             self._update(content=text)
         else:
