@@ -50,8 +50,9 @@ async def test_unreachable_database_shows_error_then_retry_connects(
     reloads: list[int] = []
 
     def reload() -> Settings:
+        # Settings are re-read on every retry: still broken the first time, fixed the second.
         reloads.append(1)
-        return fixed
+        return bad if len(reloads) == 1 else fixed
 
     app = SimulatorApp(bad, user="alice", reload_settings=reload, offer_example=False)
     try:
@@ -68,9 +69,20 @@ async def test_unreachable_database_shows_error_then_retry_connects(
             assert "0.5s" in message
             hint = str(app.screen.query_one("#db-error-hint", Static).render())
             assert "MONGODB_URI" in hint
+            # The Retry button retries (still unreachable: the error screen again) ...
+            first = app.screen
+            await wait_until(pilot, lambda: first.query_one("#retry").region.width > 0)
+            await pilot.click("#retry")
+            await wait_until(
+                pilot,
+                lambda: isinstance(app.screen, DatabaseErrorScreen) and app.screen is not first,
+                what="a second error screen",
+            )
+            assert reloads == [1]
+            # ... and so does r, once the settings are fixed.
             await pilot.press("r")
             await wait_library(pilot)
-            assert reloads == [1]
+            assert reloads == [1, 1]
             assert app.services is not None and app.services.user == "alice"
             assert "MongoDB at" in app.sub_title
     finally:

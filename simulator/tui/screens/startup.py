@@ -74,8 +74,8 @@ class DatabaseErrorScreen(Screen[None]):
         yield Footer()
 
     @on(Button.Pressed, "#retry")
-    def _retry(self) -> None:
-        self.app.run_action("retry_connect")
+    async def _retry(self) -> None:
+        await self.app.run_action("retry_connect")
 
     @on(Button.Pressed, "#quit")
     def _quit(self) -> None:
