@@ -315,10 +315,10 @@ class RunRegistry:
 
     async def cancel(self, batch_id: str) -> None:
         """Stop the batch (every stored message is kept); ``run(..., resume=True)`` continues."""
-        await self.runner.cancel(batch_id)
+        batch = await self.runner.cancel(batch_id)  # a batch already done stays done
         run = self.runs.get(batch_id)
         if run is not None:
-            run.batch = run.batch.model_copy(update={"status": Status.cancelled})
+            run.batch = batch
             run.touch()
 
     # ------------------------------------------------------------------ manual speaker selection

@@ -256,19 +256,19 @@ def cell_row(index: int, cell: GridCell) -> tuple[str, ...]:
         str(index + 1),
         cell.counts_label,
         str(cell.days),
-        clip(factors, 18),
+        clip(factors, 14),
         str(cell.repeat + 1),
-        str(cell.seed % 100_000_000),
+        clip(str(cell.seed), 8),
     )
 
 
 PREVIEW_COLUMNS: list[tuple[str, str, int]] = [
-    ("n", "#", 4),
-    ("agents", "Agents", 7),
+    ("n", "#", 3),
+    ("agents", "Agents", 6),
     ("days", "Days", 4),
-    ("factors", "Factors", 18),
+    ("factors", "Factors", 14),
     ("repeat", "Rep", 3),
-    ("seed", "Seed", 9),
+    ("seed", "Seed", 8),
 ]
 
 
@@ -295,7 +295,7 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
         height: 1fr;
     }
     BatchSetupScreen #setup-form {
-        width: 50;
+        width: 46;
         height: 1fr;
         padding: 0 1;
         scrollbar-size-vertical: 1;
@@ -336,6 +336,10 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
         color: $text-muted;
         height: auto;
         padding-left: 17;
+        display: none;
+    }
+    BatchSetupScreen .setup-note.shown {
+        display: block;
     }
     BatchSetupScreen #setup-side {
         width: 1fr;
@@ -623,6 +627,7 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
             note = "the manager model picks each speaker (one extra call per turn)"
         for static in self.query("#speaker-note"):
             static.update(note)
+            static.set_class(bool(note), "shown")
 
     def _show_plan(self) -> None:
         table = self.query_one("#setup-grid", DataTable)
