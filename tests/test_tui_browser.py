@@ -280,7 +280,7 @@ async def test_five_roles_get_five_distinct_colours(store: Any, tui_settings: Se
         screen = await open_browser(pilot, "Village")
         await show(pilot, screen, conv.id)
         view = screen.transcript
-        colors = view.colors
+        colors = view.role_colors
         assert list(colors)[:5] == FIVE_ROLES
         assert len({colors[r] for r in FIVE_ROLES}) == 5
         # and the rendered speaker labels carry them: one background per role
@@ -327,9 +327,9 @@ async def test_transcript_view_appends_live_messages_in_order_once() -> None:
         view.add_message(messages[2])
         assert [m.seq for m in view.messages] == [m.seq for m in messages]
         # a new role (not given) gets the next colour, the known ones keep theirs
-        before = view.colors
+        before = view.role_colors
         view.color_for("Visitor")
-        after = view.colors
+        after = view.role_colors
         assert {k: after[k] for k in before} == before and after["Visitor"] not in before.values()
         # resizing re-wraps what is shown
         lines = len(view.lines)

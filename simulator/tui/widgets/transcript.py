@@ -120,7 +120,7 @@ class TranscriptView(RichLog):
         return list(self._roles)
 
     @property
-    def colors(self) -> dict[str, str]:
+    def role_colors(self) -> dict[str, str]:
         """Role -> colour (``#rrggbb``) of every role known so far."""
         return dict(_palette(tuple(self._roles)))
 
@@ -156,7 +156,7 @@ class TranscriptView(RichLog):
             return
         previous = self.messages[-1] if self.messages else None
         self.messages.append(message)
-        for renderable in self._render(message, previous):
+        for renderable in self._renderables(message, previous):
             self.write(renderable, expand=True, scroll_end=follow)
 
     def clear_messages(self) -> None:
@@ -177,7 +177,7 @@ class TranscriptView(RichLog):
         self.clear()
         previous: Message | None = None
         for message in self.messages:
-            for renderable in self._render(message, previous):
+            for renderable in self._renderables(message, previous):
                 self.write(renderable, expand=True, scroll_end=scroll_end)
             previous = message
         if not scroll_end and self._size_known:
@@ -196,7 +196,7 @@ class TranscriptView(RichLog):
         if not at_end:
             self.scroll_to(y=round(share * len(self.lines)), animate=False, immediate=True)
 
-    def _render(self, message: Message, previous: Message | None) -> list[RenderableType]:
+    def _renderables(self, message: Message, previous: Message | None) -> list[RenderableType]:
         out: list[RenderableType] = []
         if previous is None or message.day != previous.day:
             label = f" Day {message.day} " if message.day else " Before day 1 "
