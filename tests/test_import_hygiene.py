@@ -31,3 +31,21 @@ def test_domain_layers_do_not_import_textual() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("CLEAN"), "textual was imported by a non-UI layer"
+
+
+def test_importing_roles_does_not_import_inflect() -> None:
+    """inflect takes seconds to import (typeguard instruments it), so it is imported on the first
+    render that needs inflection, not when the roles package (or the engine) is imported."""
+    code = (
+        "import sys\n"
+        "import simulator.roles, simulator.engine.conversation, simulator.scenarios.dialogue\n"
+        "print('before', 'inflect' in sys.modules)\n"
+        "from simulator.roles import grammar\n"
+        "print('plural', grammar.plural_noun('prison guard'), grammar.number_word(3))\n"
+        "print('after', 'inflect' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["before False", "plural prison guards three", "after True"]

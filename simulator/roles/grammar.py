@@ -15,8 +15,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-import inflect
+if TYPE_CHECKING:
+    import inflect
 
 # --------------------------------------------------------------------------- tag kinds
 
@@ -57,6 +59,10 @@ _VERB_WORD = re.compile(r"[A-Za-z]+(?:[-'][A-Za-z]+)*")
 
 @lru_cache(maxsize=1)
 def _engine() -> inflect.engine:
+    # Imported on first use: importing inflect takes seconds (typeguard instruments it at import
+    # time), and most renders need no inflection (singular nouns, numbers as digits).
+    import inflect
+
     return inflect.engine()
 
 
