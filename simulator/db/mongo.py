@@ -19,7 +19,7 @@ import builtins
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -297,6 +297,24 @@ class MongoBatchRepo(_Repo):
 
     async def set_fields(self, batch_id: str, **fields: Any) -> None:
         await self._set(batch_id, "Batch", _set_doc(Batch, fields))
+
+    async def update_if(
+        self, batch_id: str, check: Callable[[Batch], bool], **fields: Any
+    ) -> Batch | None:
+        changes = _set_doc(Batch, fields)
+        for _ in range(20):
+            doc = await self.coll.find_one({"_id": batch_id})
+            if doc is None:
+                raise NotFoundError(f"Batch {batch_id} does not exist (it may have been deleted).")
+            if not check(_from_doc(Batch, doc)):
+                return None
+            rev = doc.get(REV, 0)
+            guard = {"_id": batch_id, REV: rev} if REV in doc else {"_id": batch_id, REV: None}
+            updated = {**doc, **changes, REV: rev + 1}
+            result = await self.coll.replace_one(guard, updated)
+            if result.matched_count == 1:
+                return _from_doc(Batch, updated)
+        raise DatabaseUnavailableError(f"Batch {batch_id} kept changing while being updated.")
 
 
 class MongoConversationRepo(_Repo):

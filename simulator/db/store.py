@@ -6,6 +6,8 @@ Every method returns domain objects, never raw documents.
 
 from __future__ import annotations
 
+import builtins
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -51,7 +53,7 @@ class ExperimentRepo(Protocol):
         """Delete the experiment with its batches, conversations and messages."""
         ...
 
-    async def count_conversations(self, experiment_ids: list[str]) -> dict[str, int]: ...
+    async def count_conversations(self, experiment_ids: builtins.list[str]) -> dict[str, int]: ...
 
 
 class BatchRepo(Protocol):
@@ -61,6 +63,12 @@ class BatchRepo(Protocol):
         self, experiment_id: str | None = None, unfinished_only: bool = False
     ) -> list[Batch]: ...
     async def set_fields(self, batch_id: str, **fields: Any) -> None: ...
+    async def update_if(
+        self, batch_id: str, check: Callable[[Batch], bool], **fields: Any
+    ) -> Batch | None:
+        """Set ``fields`` only if ``check(stored batch)`` holds, atomically (compare-and-set on
+        the document's revision); returns the updated batch, or None when the check failed."""
+        ...
 
 
 class ConversationRepo(Protocol):
@@ -83,7 +91,7 @@ class MessageRepo(Protocol):
         """Every message of a conversation in seq order."""
         ...
 
-    async def list_many(self, conversation_ids: list[str]) -> list[Message]:
+    async def list_many(self, conversation_ids: builtins.list[str]) -> builtins.list[Message]:
         """Messages of several conversations, ordered by (conversation_id, seq)."""
         ...
 

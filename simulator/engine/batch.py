@@ -17,16 +17,28 @@ ends ``failed`` with its reason; the others go on. Which conversations a run pic
 ``poll_s``, so a cancel typed in another process works too) and cancels its running tasks at
 once; a cancel in the same process cancels them without waiting for the poll. The model call in
 flight is abandoned (its answer was not stored, so a resume asks again); everything stored stays.
+
+One runner per batch: ``run`` first claims the batch (``runner`` = ``host:pid/n``, and a
+``heartbeat_at`` renewed every ``heartbeat_s``). Another runner, in this process or any other,
+is refused with ``BatchInUseError`` while that lease is alive; it adopts the batch when the
+heartbeat is older than ``lease_s`` or when the holder was a process on this machine that no
+longer exists (a crash or a SIGKILL). The lease is released when the run ends. A runner that
+finds its lease taken over (it looked dead, say after a long pause) stops its conversations and
+leaves the batch to the new runner.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
+import os
+import socket
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from simulator.db.store import ConversationFilter, Store
@@ -49,6 +61,9 @@ log = logging.getLogger(__name__)
 #: Statuses a run (and a resume) continues.
 RUNNABLE = frozenset({Status.pending, Status.running, Status.cancelled, Status.failed})
 PREPARE_CONCURRENCY = 8
+LEASE_S = 30.0  # a batch whose runner has not renewed its heartbeat for this long is adoptable
+HEARTBEAT_S = 5.0
+_RUNNER_SEQ = itertools.count(1)
 _ID_NAMESPACE = uuid.UUID("5b7e2a3c-0d1f-4c55-9a53-7f8e1d2b6c40")
 
 ChooseSpeaker = Callable[[Conversation, list[str]], Awaitable[str]]
@@ -64,6 +79,7 @@ class _ActiveRun:
     batch_id: str
     tasks: set[asyncio.Task[Status]] = field(default_factory=set)
     cancelling: bool = False
+    lease_lost: bool = False
 
     def cancel_all(self) -> None:
         self.cancelling = True
@@ -71,16 +87,30 @@ class _ActiveRun:
             task.cancel()
 
 
+class BatchInUseError(SimulatorError):
+    """Another live runner holds the batch."""
+
+
 class BatchRunner:
     """Creates, runs, resumes and cancels batches (see the module docstring)."""
 
     def __init__(
-        self, store: Store, backends: Any, bus: EventBus | None = None, *, poll_s: float = 0.5
+        self,
+        store: Store,
+        backends: Any,
+        bus: EventBus | None = None,
+        *,
+        poll_s: float = 0.5,
+        lease_s: float = LEASE_S,
+        heartbeat_s: float = HEARTBEAT_S,
     ) -> None:
         self.store = store
         self.backends = backends
         self.bus = bus
         self.poll_s = poll_s
+        self.lease_s = lease_s
+        self.heartbeat_s = heartbeat_s
+        self.runner_id = f"{socket.gethostname()}:{os.getpid()}/{next(_RUNNER_SEQ)}"
         self._active: dict[str, _ActiveRun] = {}
 
     # ------------------------------------------------------------------ creating
@@ -146,6 +176,18 @@ class BatchRunner:
             raise NotFoundError(
                 f"The experiment of batch {batch_id} ({batch.experiment_id}) no longer exists."
             )
+        await self._claim(batch_id)
+        try:
+            await self._run_claimed(batch, experiment, choose_speaker)
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._release(batch_id))
+        return await self.get(batch_id)
+
+    async def _run_claimed(
+        self, batch: Batch, experiment: Experiment, choose_speaker: ChooseSpeaker | None
+    ) -> None:
+        batch_id = batch.id
         conversations = await self._conversations(batch_id)
         cells = expand_grid(experiment, batch.spec)
         if await self._prepare(batch, experiment, cells, {c.id for c in conversations}):
@@ -184,7 +226,8 @@ class BatchRunner:
         finally:
             watcher.cancel()
             self._active.pop(batch_id, None)
-        return await self._finish(batch_id, counts, interrupted=active.cancelling)
+        if not active.lease_lost:  # else another runner has the batch: its state is theirs
+            await self._finish(batch_id, counts, interrupted=active.cancelling)
 
     async def resume(self, batch_id: str, choose_speaker: ChooseSpeaker | None = None) -> Batch:
         """Continue a batch: create missing cells, run unfinished conversations from their last
@@ -298,10 +341,28 @@ class BatchRunner:
             )
 
     async def _watch_cancel(self, active: _ActiveRun) -> None:
-        """Stop the run when the batch is marked cancelled (possibly by another process)."""
+        """Stop the run when the batch is marked cancelled (possibly by another process), and
+        renew this runner's lease every ``heartbeat_s``."""
+        loop = asyncio.get_running_loop()
+        renewed = loop.time()
         while not active.cancelling:
             await asyncio.sleep(self.poll_s)
             try:
+                if loop.time() - renewed >= self.heartbeat_s:
+                    mine = await self.store.batches.update_if(
+                        active.batch_id,
+                        lambda b: b.runner == self.runner_id,
+                        heartbeat_at=utcnow(),
+                    )
+                    renewed = loop.time()
+                    if mine is None:
+                        log.warning(
+                            "batch %s was taken over by another runner; stopping here",
+                            active.batch_id,
+                        )
+                        active.lease_lost = True
+                        active.cancel_all()
+                        return
                 batch = await self.store.batches.get(active.batch_id)
             except Exception:  # a hiccup of the database: try again at the next poll
                 log.debug("cancel watcher could not read batch %s", active.batch_id)
@@ -309,6 +370,43 @@ class BatchRunner:
             if batch is not None and batch.status is Status.cancelled:
                 log.info("batch %s was cancelled; stopping its conversations", active.batch_id)
                 active.cancel_all()
+
+    # ------------------------------------------------------------------ the lease
+
+    async def _claim(self, batch_id: str) -> None:
+        now = utcnow()
+        claimed = await self.store.batches.update_if(
+            batch_id, lambda b: self._may_take(b, now), runner=self.runner_id, heartbeat_at=now
+        )
+        if claimed is not None:
+            return
+        holder = await self.get(batch_id)
+        age = "" if holder.heartbeat_at is None else f", last seen {_ago(holder.heartbeat_at)}"
+        raise BatchInUseError(
+            f"Batch {batch_id[:8]} is being run by {holder.runner}{age}. Leave it running "
+            f"there, or stop it with 'simulator cancel {batch_id[:8]}' and resume it here "
+            f"(a runner that stops answering is taken over after {self.lease_s:.0f} s).",
+            title="Batch already running",
+        )
+
+    def _may_take(self, batch: Batch, now: datetime) -> bool:
+        """Free, ours, stale, or held by a process of this machine that is gone."""
+        if batch.runner is None or batch.runner == self.runner_id:
+            return True
+        if batch.heartbeat_at is None:
+            return True
+        if now - batch.heartbeat_at > timedelta(seconds=self.lease_s):
+            return True
+        host, _, rest = batch.runner.partition(":")
+        pid = rest.split("/", 1)[0]
+        if host == socket.gethostname() and pid.isdigit() and int(pid) != os.getpid():
+            return not _process_alive(int(pid))
+        return False
+
+    async def _release(self, batch_id: str) -> None:
+        await self.store.batches.update_if(
+            batch_id, lambda b: b.runner == self.runner_id, runner=None, heartbeat_at=None
+        )
 
     async def _finish(self, batch_id: str, counts: _Counts, *, interrupted: bool) -> Batch:
         conversations = await self._conversations(batch_id)
@@ -348,10 +446,25 @@ class _Counts:
     failed: int
 
 
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
+
+
+def _ago(when: datetime) -> str:
+    seconds = max(0, int((utcnow() - when).total_seconds()))
+    return f"{seconds} s ago" if seconds < 120 else f"{seconds // 60} min ago"
+
+
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, SimulatorError):
         return f"{exc.title}: {exc}"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-__all__ = ["RUNNABLE", "BatchRunner", "conversation_id_for"]
+__all__ = ["RUNNABLE", "BatchInUseError", "BatchRunner", "conversation_id_for"]

@@ -1,0 +1,152 @@
+"""One runner per batch: a live runner's lease refuses a second one (in this process or
+another); a stale lease, or one held by a process that no longer exists, is adopted."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from simulator.db.store import ConversationFilter
+from simulator.domain import BatchSpec, Experiment, ModelRef, ModelSet, Provider, Status, utcnow
+from simulator.engine.batch import BatchInUseError, BatchRunner
+from simulator.llm.registry import Backends
+
+
+def _spec(exp: Experiment, latency_ms: int = 0) -> BatchSpec:
+    model = ModelRef(provider=Provider.dryrun, model="script", options={"latency_ms": latency_ms})
+    return BatchSpec(
+        experiment_id=exp.id,
+        model_sets=[ModelSet(default=model)],
+        total_messages=6,
+        days=1,
+        max_agents={r.name: 1 for r in exp.roles},
+        concurrency=2,
+    )
+
+
+async def _wait_for(predicate: Any, what: str, seconds: float = 20) -> None:
+    for _ in range(int(seconds / 0.05)):
+        if await predicate():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def _all_done(store: Any, batch_id: str) -> None:
+    convs = await store.conversations.list(ConversationFilter(batch_id=batch_id))
+    assert convs and all(c.status is Status.done for c in convs)
+    for conv in convs:
+        seqs = [m.seq for m in await store.messages.list(conv.id)]
+        assert seqs == list(range(len(seqs)))
+
+
+async def test_a_second_runner_is_refused_while_the_first_runs_then_resumes(
+    store: Any, prison_experiment: Experiment
+) -> None:
+    exp = await store.experiments.create(prison_experiment)
+    first = BatchRunner(store, Backends(), poll_s=0.05, heartbeat_s=0.1)
+    batch = await first.start(exp, _spec(exp, latency_ms=150))
+    running = asyncio.create_task(first.run(batch.id))
+
+    async def claimed() -> bool:
+        stored = await store.batches.get(batch.id)
+        return stored.runner == first.runner_id
+
+    await _wait_for(claimed, "the first runner to claim the batch")
+    second = BatchRunner(store, Backends(), poll_s=0.05)
+    with pytest.raises(BatchInUseError) as refused:
+        await second.resume(batch.id)
+    message = str(refused.value)
+    assert first.runner_id in message and f"simulator cancel {batch.id[:8]}" in message
+
+    # The heartbeat is renewed while it runs.
+    before = (await store.batches.get(batch.id)).heartbeat_at
+    await asyncio.sleep(0.4)
+    assert (await store.batches.get(batch.id)).heartbeat_at > before
+
+    await second.cancel(batch.id)  # as 'simulator cancel' from elsewhere
+    ended = await asyncio.wait_for(running, 20)
+    assert ended.status is Status.cancelled and ended.runner is None
+
+    resumed = await second.resume(batch.id)
+    assert resumed.status is Status.done and resumed.runner is None
+    await _all_done(store, batch.id)
+
+
+async def test_a_stale_lease_is_adopted(store: Any, prison_experiment: Experiment) -> None:
+    exp = await store.experiments.create(prison_experiment)
+    runner = BatchRunner(store, Backends(), poll_s=0.05, lease_s=30)
+    batch = await runner.start(exp, _spec(exp))
+    await store.batches.update_if(
+        batch.id,
+        lambda b: True,
+        status=Status.running,
+        runner="elsewhere.example.org:4242/1",
+        heartbeat_at=utcnow() - timedelta(minutes=5),
+    )
+    ended = await runner.resume(batch.id)
+    assert ended.status is Status.done and ended.runner is None
+    await _all_done(store, batch.id)
+
+
+async def test_a_fresh_lease_of_another_machine_is_respected(
+    store: Any, prison_experiment: Experiment
+) -> None:
+    exp = await store.experiments.create(prison_experiment)
+    runner = BatchRunner(store, Backends(), poll_s=0.05)
+    batch = await runner.start(exp, _spec(exp))
+    await store.batches.update_if(
+        batch.id,
+        lambda b: True,
+        status=Status.running,
+        runner="elsewhere.example.org:4242/1",
+        heartbeat_at=utcnow(),
+    )
+    with pytest.raises(BatchInUseError, match="elsewhere.example.org:4242/1"):
+        await runner.resume(batch.id)
+    convs = await store.conversations.list(ConversationFilter(batch_id=batch.id))
+    assert all(c.status is Status.pending for c in convs)  # nothing ran
+
+
+async def test_the_lease_of_a_dead_local_process_is_adopted_at_once(
+    store: Any, prison_experiment: Experiment
+) -> None:
+    exp = await store.experiments.create(prison_experiment)
+    runner = BatchRunner(store, Backends(), poll_s=0.05)
+    batch = await runner.start(exp, _spec(exp))
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    await store.batches.update_if(
+        batch.id,
+        lambda b: True,
+        status=Status.running,
+        runner=f"{socket.gethostname()}:{int(gone.stdout)}/1",
+        heartbeat_at=utcnow(),  # fresh, but its process has exited
+    )
+    ended = await runner.resume(batch.id)
+    assert ended.status is Status.done
+    await _all_done(store, batch.id)
+
+
+async def test_update_if_is_a_compare_and_set(store: Any, prison_experiment: Experiment) -> None:
+    exp = await store.experiments.create(prison_experiment)
+    batch = await BatchRunner(store, Backends()).start(exp, _spec(exp))
+    results = await asyncio.gather(
+        *(
+            store.batches.update_if(batch.id, lambda b: b.runner is None, runner=f"r{i}")
+            for i in range(5)
+        )
+    )
+    winners = [r for r in results if r is not None]
+    assert len(winners) == 1
+    assert (await store.batches.get(batch.id)).runner == winners[0].runner
