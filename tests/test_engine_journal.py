@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from typing import Any, Literal
 
 import pytest
 from pydantic import BaseModel, Field
 
 from simulator.domain import Conversation, MessageKind, Status
+from simulator.domain.errors import DatabaseUnavailableError
 from simulator.engine.events import (
     ConversationFailed,
     ConversationFinished,
@@ -264,3 +267,84 @@ async def test_a_second_runner_adopts_the_message_stored_first(store: Any, backe
     theirs = await second.record(kind=MessageKind.system, speaker="Game", role="game", content="B")
     assert theirs.content == "A" and theirs.seq == mine.seq == 0 and second.next_seq == 1
     assert [m.content for m in await store.messages.list(conv.id)] == ["A"]
+
+
+PROGRESS_ONLY = {"messages_done", "tokens", "fallbacks"}
+
+
+class SlowProgress:
+    """The real conversation repository, except that writes of the progress counters alone wait
+    for ``release`` (or fail): a database slow or failing on one write, on demand, which a real
+    server cannot be made to be."""
+
+    def __init__(self, repo: Any, *, fail: bool = False) -> None:
+        self._repo = repo
+        self.fail = fail
+        self.release = asyncio.Event()
+        self.progress_writes = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._repo, name)
+
+    async def set_fields(self, conversation_id: str, **fields: Any) -> None:
+        if set(fields) <= PROGRESS_ONLY:
+            self.progress_writes += 1
+            if self.fail:
+                raise DatabaseUnavailableError("the progress write failed")
+            await self.release.wait()
+        await self._repo.set_fields(conversation_id, **fields)
+
+
+class StoreWith:
+    def __init__(self, store: Any, conversations: Any) -> None:
+        self._store = store
+        self.conversations = conversations
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+async def test_progress_counters_are_written_in_the_background(
+    store: Any, backends: Any, recording_policy: Any
+) -> None:
+    """A model call never waits for the progress write (it is not data: resume recounts it),
+    one write is in flight at most, and the final totals are written after it."""
+    policy = recording_policy()
+    conv = await new_conversation(store)
+    slow = SlowProgress(store.conversations)
+    j = await Journal.open(StoreWith(store, slow), conv, backends)
+    j.progress_interval_s = 0
+    for turn in (1, 2, 3):
+        request = ask(policy, turn=turn)
+        chat = j.chat(request, speaker="Fisher 1", role="Fisher", day=1, turn=turn)
+        await asyncio.wait_for(chat, 10)
+    assert [m.seq for m in await store.messages.list(conv.id)] == [0, 1, 2]
+    assert slow.progress_writes == 1
+    assert (await store.conversations.get(conv.id)).messages_done == 0
+    finishing = asyncio.create_task(j.finish(Status.done))
+    await asyncio.sleep(0.1)
+    assert not finishing.done()  # the totals wait for the write in flight, so they land last
+    slow.release.set()
+    done = await asyncio.wait_for(finishing, 10)
+    stored = await store.conversations.get(conv.id)
+    assert (done.messages_done, stored.messages_done, stored.status) == (3, 3, Status.done)
+
+
+async def test_a_failed_progress_write_does_not_stop_the_run(
+    store: Any, backends: Any, recording_policy: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    policy = recording_policy()
+    conv = await new_conversation(store)
+    failing = SlowProgress(store.conversations, fail=True)
+    j = await Journal.open(StoreWith(store, failing), conv, backends)
+    j.progress_interval_s = 0
+    with caplog.at_level(logging.WARNING, logger="simulator.engine.journal"):
+        for turn in (1, 2):
+            await j.chat(
+                ask(policy, turn=turn), speaker="Fisher 1", role="Fisher", day=1, turn=turn
+            )
+        done = await j.finish(Status.done)
+    assert failing.progress_writes == 2
+    assert "progress counters not written" in caplog.text
+    stored = await store.conversations.get(conv.id)
+    assert (done.status, stored.status, stored.messages_done) == (Status.done, Status.done, 2)

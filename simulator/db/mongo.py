@@ -65,8 +65,20 @@ M = TypeVar("M", bound=BaseModel)
 # --------------------------------------------------------------------------- conversions
 
 
+# Types BSON encodes as they are (exact types: a str-valued enum is not a plain str here).
+_PLAIN = frozenset({str, int, float, bool, type(None), datetime, bytes})
+
+
 def _bson_value(value: Any) -> Any:
     """Plain BSON-encodable data: enums become their values, tuples lists, models dicts."""
+    # Fast paths first: every stored message goes through here on the run's critical path.
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if kind is dict:
+        return {k if type(k) is str else str(k): _bson_value(v) for k, v in value.items()}
+    if kind is list:
+        return [_bson_value(v) for v in value]
     if isinstance(value, BaseModel):
         return _bson_value(value.model_dump(mode="python"))
     if isinstance(value, Enum):

@@ -12,12 +12,15 @@ journal calls with the same kinds and speakers. A stored message that does not m
 runner asks for (the code or the experiment changed under a half-finished conversation) stops the
 run with ``ResumeError`` instead of silently mixing two different runs.
 
-Cost per new message: one insert, plus at most one small conversation update (progress counters,
-throttled to one per ``progress_interval_s``).
+Cost per new message: one insert, awaited before the call returns. The conversation's progress
+counters are written at most once per ``progress_interval_s``, in the background: they are a
+display convenience (a resume recounts them from the stored messages), so the next model call
+does not wait for that write; ``finish`` waits for it before writing the final totals.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -109,7 +112,7 @@ class Journal:
         for m in stored:
             self._count(m)
         self._last_progress = time.monotonic()
-        self._dirty = False
+        self._progress_write: asyncio.Task[None] | None = None
         #: Manual speaker selection: ``await choose_speaker(conversation, candidates) -> name``.
         self.choose_speaker: Callable[..., Any] | None = None
 
@@ -367,16 +370,17 @@ class Journal:
         await self.store.states.put(self.conversation.id, step, {**state, "seq": self._seq})
 
     async def save_progress(self) -> None:
-        """Write the progress counters to the conversation (the run calls this now and then)."""
+        """Write the progress counters to the conversation now (waits for the write)."""
+        await self._progress_settled()
+        self._last_progress = time.monotonic()
         fields = self._progress_fields()
         await self.store.conversations.set_fields(self.conversation.id, **fields)
         self.conversation = self.conversation.model_copy(update=fields)
-        self._last_progress = time.monotonic()
-        self._dirty = False
 
     async def finish(self, status: Status, error: str | None = None) -> Conversation:
         """Store the final status, error and totals; publish ConversationFinished (done,
         cancelled) or ConversationFailed (failed)."""
+        await self._progress_settled()  # a late progress write must not land after the totals
         fields: dict[str, Any] = {
             **self._progress_fields(),
             "status": status,
@@ -478,13 +482,42 @@ class Journal:
         self._messages.append(message)
         self._seq += 1
         self._count(message)
-        self._dirty = True
         await self._publish(
             MessageStored(self.conversation.id, self.conversation.batch_id, message)
         )
         if time.monotonic() - self._last_progress >= self.progress_interval_s:
-            await self.save_progress()
+            self._save_progress_soon()
         return message
+
+    def _save_progress_soon(self) -> None:
+        """Start writing the counters without waiting for the write (one in flight at most)."""
+        if self._progress_write is not None and not self._progress_write.done():
+            return
+        self._last_progress = time.monotonic()
+        task = asyncio.create_task(self._write_progress(self._progress_fields()))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+        self._progress_write = task
+
+    async def _write_progress(self, fields: dict[str, Any]) -> None:
+        try:
+            await self.store.conversations.set_fields(self.conversation.id, **fields)
+        except Exception as exc:  # counters only: the messages are stored, finish writes totals
+            log.warning(
+                "conversation %s: progress counters not written (%s: %s); they are written at "
+                "the end of the run",
+                self.conversation.id,
+                type(exc).__name__,
+                exc,
+            )
+            return
+        self.conversation = self.conversation.model_copy(update=fields)
+
+    async def _progress_settled(self) -> None:
+        """Wait for the background progress write, if one is in flight."""
+        task, self._progress_write = self._progress_write, None
+        if task is not None and not task.done():
+            await asyncio.wait([task])
 
     async def _publish(self, event: Any) -> None:
         if self.bus is not None:
@@ -492,6 +525,9 @@ class Journal:
 
 
 # ---------------------------------------------------------------------- helpers
+
+#: Background progress writes in flight (a strong reference, so a write is never collected early).
+_background: set[asyncio.Task[None]] = set()
 
 
 def _clean(text: str, clean: Callable[[str], str] | None) -> str:

@@ -90,7 +90,7 @@ def parse_choice(answer: str, candidates: Sequence[str]) -> str | None:
     for name in candidates:
         if bare == name.casefold():
             return name
-    found = []
+    found: list[str] = []
     for name in sorted(candidates, key=len, reverse=True):
         pattern = _WORD_EDGE + re.escape(name).replace(r"\ ", r"[\s_]+") + r"(?![\w])"
         if re.search(pattern, text, re.IGNORECASE) and not any(
@@ -137,9 +137,12 @@ class SpeakerSelector:
                 title="Manual selection unavailable",
             )
 
-    async def next(self, day: int, turn: int, previous: str | None, transcript: str) -> str:
+    async def next(
+        self, day: int, turn: int, previous: str | None, transcript: str | Callable[[], str]
+    ) -> str:
         """The speaker of ``turn`` (1-based within ``day``); ``transcript`` is the day so far,
-        as the manager should read it."""
+        as the manager should read it (or a function returning it: only ``auto`` reads it, so
+        the other methods never build it)."""
         if len(self.names) == 1:
             return self.names[0]
         if self.mode is SpeakerSelection.round_robin:
@@ -147,7 +150,8 @@ class SpeakerSelector:
         if self.mode is SpeakerSelection.random:
             return random_pick(self.conversation.seed, day, turn, self.names, previous)
         if self.mode is SpeakerSelection.auto:
-            return await self._auto(day, turn, previous, transcript)
+            text = transcript() if callable(transcript) else transcript
+            return await self._auto(day, turn, previous, text)
         return await self._manual(day, turn)
 
     async def _manual(self, day: int, turn: int) -> str:

@@ -91,7 +91,7 @@ async def run_dialogue(
         previous: str | None = None
         stopped_by: tuple[str, str] | None = None
         for turn in range(1, budget + 1):
-            speaker = await selector.next(day, turn, previous, transcript(today))
+            speaker = await selector.next(day, turn, previous, partial(transcript, today))
             agent = agents[speaker]
             request = ChatRequest(
                 model=agent.model,
