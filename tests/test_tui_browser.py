@@ -373,3 +373,37 @@ async def test_a_running_conversation_grows_live_and_the_list_follows(
         await wait_until(
             pilot, lambda: [c.status for c in screen.rows] == [Status.done], what="done"
         )
+
+
+async def test_a_long_transcript_is_drawn_in_chunks_and_completely() -> None:
+    from simulator.domain import Message
+    from simulator.tui.widgets import transcript as module
+
+    messages = [
+        Message(
+            conversation_id="long",
+            seq=i,
+            day=1 + i // 100,
+            turn=i,
+            speaker=f"Guard {i % 3 + 1}",
+            role="Guard",
+            content=f"message {i} " + "word " * 40,
+        )
+        for i in range(300)
+    ]
+    app = _TranscriptApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        view = app.query_one(TranscriptView)
+        view.set_messages(messages)
+        assert view.drawing  # only the first chunk so far: the app keeps running
+        first = len(view.lines)
+        assert 0 < first < len(messages)
+        live = messages[-1].model_copy(update={"seq": 300, "content": "the live one"})
+        view.add_message(live)  # arrives while drawing: drawn in its place, once
+        await wait_until(pilot, lambda: not view.drawing, what="the whole transcript")
+        lines = view.plain_lines()
+        headers = [line for line in lines if re.match(r"^ Guard \d ", line)]
+        assert len(headers) == 301
+        assert sum(bool(re.search(r"─\s+Day \d+\s+─", line)) for line in lines) == 3
+        assert "the live one" in lines[-1]
+        assert len(messages) > module.CHUNK

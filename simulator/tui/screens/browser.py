@@ -302,10 +302,15 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
     ]
 
     class Loaded(TextualMessage):
-        def __init__(self, conversations: list[Conversation], select: str | None) -> None:
+        """The list to show: read from the store, or the same list under changed filters."""
+
+        def __init__(
+            self, conversations: list[Conversation], select: str | None, from_store: bool = True
+        ) -> None:
             super().__init__()
             self.conversations = conversations
             self.select = select
+            self.from_store = from_store
 
     class MessagesLoaded(TextualMessage):
         def __init__(self, conversation_id: str, messages: list[Message]) -> None:
@@ -338,6 +343,7 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
         self._unsubscribe: Any = None
         self._options: dict[str, list[tuple[str, Any]]] = {}
         self._reload_timer: Any = None
+        self._loaded_once = False  # the store's list has arrived
 
     # ------------------------------------------------------------------ layout
 
@@ -439,6 +445,9 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
 
     @on(Loaded)
     def _loaded(self, message: Loaded) -> None:
+        if not message.from_store and not self._loaded_once:
+            return
+        self._loaded_once = True
         self.all = list_order(message.conversations)
         self._update_options()
         flt = self.current_filter()
@@ -589,7 +598,8 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
     @on(Select.Changed)
     @on(Checkbox.Changed, "#favourites-filter")
     def _filter_changed(self) -> None:
-        self.post_message(self.Loaded(self.all, self.shown_id))
+        if self._loaded_once:  # Changed events of the filters' first mount are not choices
+            self.post_message(self.Loaded(self.all, self.shown_id, from_store=False))
 
     @on(Done)
     def _done(self, message: Done) -> None:
@@ -639,7 +649,8 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
                 self.query_one(selector, Select).value = ""
             self.query_one("#days-filter", Select).value = 0
             self.query_one("#favourites-filter", Checkbox).value = False
-        self.post_message(self.Loaded(self.all, self.shown_id))
+        if self._loaded_once:
+            self.post_message(self.Loaded(self.all, self.shown_id, from_store=False))
 
     def _refused(self, conv: Conversation, action: str) -> bool:
         if self.services.conversations.can_delete(conv):

@@ -17,6 +17,7 @@ import asyncio
 import functools
 import importlib
 from collections.abc import Iterable, Iterator
+from functools import partial
 from typing import Any
 
 from rich.console import Console, ConsoleOptions, RenderableType
@@ -35,6 +36,8 @@ from simulator.domain.models import MessageKind
 NEUTRAL_COLOR = "#5f6673"
 SUMMARY_COLOR = "#8a6d1f"
 BAR = "▌ "
+CHUNK = 16  # messages rendered at once (1-3 ms each)
+CHUNK_PAUSE_S = 0.005
 
 
 @functools.lru_cache(maxsize=64)
@@ -111,6 +114,10 @@ class TranscriptView(RichLog):
         self.messages: list[Message] = []
         self._seqs: set[int] = set()
         self._rendered_width = 0
+        self._drawn = 0  # messages[:_drawn] are rendered
+        self._generation = 0  # bumped by every redraw; stale chunks stop
+        self._follow = False  # the redraw in progress keeps the end in view
+        self._restore_share: float | None = None  # where the reader was (share of the lines)
 
     # ------------------------------------------------------------------ API
 
@@ -154,15 +161,25 @@ class TranscriptView(RichLog):
             self.messages = sorted([*self.messages, message], key=lambda m: m.seq)
             self._redraw(scroll_end=follow)
             return
-        previous = self.messages[-1] if self.messages else None
+        if self.drawing:  # the redraw in progress reaches it
+            self.messages.append(message)
+            return
         self.messages.append(message)
+        previous = self.messages[-2] if len(self.messages) > 1 else None
         for renderable in self._renderables(message, previous):
             self.write(renderable, expand=True, scroll_end=follow)
+        self._drawn = len(self.messages)
 
     def clear_messages(self) -> None:
         self.messages = []
         self._seqs = set()
         self._redraw()
+
+    @property
+    def drawing(self) -> bool:
+        """Whether some messages are still waiting to be rendered (a long transcript is drawn
+        in chunks so the app stays responsive)."""
+        return self._drawn < len(self.messages)
 
     def plain_lines(self) -> list[str]:
         """The rendered lines as plain text (what a reader sees, without colours)."""
@@ -175,14 +192,31 @@ class TranscriptView(RichLog):
 
     def _redraw(self, *, scroll_end: bool = False) -> None:
         self.clear()
-        previous: Message | None = None
-        for message in self.messages:
-            for renderable in self._renderables(message, previous):
-                self.write(renderable, expand=True, scroll_end=scroll_end)
-            previous = message
         if not scroll_end and self._size_known:
             self.scroll_home(animate=False, immediate=True)
+        self._generation += 1
+        self._drawn = 0
+        self._follow = scroll_end
         self._rendered_width = self.scrollable_content_region.width
+        self._draw_chunk(self._generation)
+
+    def _draw_chunk(self, generation: int) -> None:
+        """Render the next CHUNK messages; schedule the rest, letting the loop breathe between
+        chunks (a message takes 1-2 ms to wrap and render)."""
+        if generation != self._generation:
+            return
+        end = min(self._drawn + CHUNK, len(self.messages))
+        for index in range(self._drawn, end):
+            previous = self.messages[index - 1] if index else None
+            for renderable in self._renderables(self.messages[index], previous):
+                self.write(renderable, expand=True, scroll_end=self._follow)
+        self._drawn = end
+        if self.drawing:
+            self.set_timer(CHUNK_PAUSE_S, partial(self._draw_chunk, generation))
+        elif self._restore_share is not None:
+            y = round(self._restore_share * len(self.lines))
+            self._restore_share = None
+            self.scroll_to(y=y, animate=False, immediate=True)
 
     def on_resize(self, event: events.Resize) -> None:
         # Lines are wrapped when written: re-wrap them when the width changes, keeping the
@@ -191,10 +225,8 @@ class TranscriptView(RichLog):
         if not (self.messages and self._size_known and width != self._rendered_width):
             return
         at_end = self._at_end()
-        share = self.scroll_y / max(len(self.lines), 1)
+        self._restore_share = None if at_end else self.scroll_y / max(len(self.lines), 1)
         self._redraw(scroll_end=at_end)
-        if not at_end:
-            self.scroll_to(y=round(share * len(self.lines)), animate=False, immediate=True)
 
     def _renderables(self, message: Message, previous: Message | None) -> list[RenderableType]:
         out: list[RenderableType] = []
