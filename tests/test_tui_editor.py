@@ -122,6 +122,10 @@ async def test_create_experiment_with_preview_fix_and_save(
         preview_issues = text_of(editor.query_one("#preview-issues", Static))
         assert "Guard section 'Goal', line 2" in preview_issues
         assert "did you mean <guard_num>?" in preview_issues.lower()  # the suggestion
+        # The rest of the prompt still renders; the bad tag is marked where it stands.
+        shown = editor.query_one("#preview-text", TextArea).text
+        assert "You are one of ⚠<GAURD_NUM> guards." in shown
+        assert "Keep control of the prisoner." in shown
 
         # Saving is refused while a placeholder is wrong, saying where.
         await pilot.press("ctrl+s")
@@ -353,3 +357,52 @@ async def test_opening_every_tab_and_saving_changes_nothing(
     stored = await store.experiments.get(exp.id)
     assert stored is not None
     assert comparable(stored) == comparable(exp)
+
+
+async def test_keyboard_help_palette_and_quit_guard(store: Any, tui_settings: Settings) -> None:
+    """F1 shows the keys even from a text field (where ? is typed), the pane's keys first; enter
+    on a section edits its text; the palette lists the editor's actions; ctrl+q asks before
+    dropping unsaved changes."""
+    from simulator.tui.screens.dialogs import HelpScreen
+
+    await store.experiments.create(sample_experiment())
+    app = SimulatorApp(tui_settings, store=store, user="alice", offer_example=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_library(pilot)
+        await pilot.press("o")
+        await wait_until(pilot, lambda: isinstance(app.screen, EditorScreen))
+        editor: EditorScreen = app.screen  # type: ignore[assignment]
+        await pilot.press("f4")
+        await wait_until(pilot, lambda: editor.query_one(TabbedContent).active == "tab-sections")
+        await wait_until(pilot, lambda: editor.focused is editor.query_one("#section-list"))
+        await pilot.press("enter")
+        assert editor.focused is editor.query_one("#sec-content", TextArea)
+        await pilot.press("f1")
+        await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        actions = [text for _, text in app.screen.rows]
+        assert actions[:2] == ["Save", "Back"]  # the screen's own keys first ...
+        assert "Sections tab" in actions and "Help" in actions
+        assert "?" not in editor.query_one("#sec-content", TextArea).text
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is editor)
+        # The sections pane's own actions are in the palette once the list has the focus.
+        editor.query_one("#section-list", OptionList).focus()
+        await pilot.pause()
+        commands = [c.title for c in app.get_system_commands(editor)]
+        assert {"Save", "Back", "Add section", "Move section up"} <= set(commands)
+        assert commands.count("Quit") == 1
+
+        # Quitting with unsaved changes asks; "n" stays, "y" quits.
+        editor.query_one("#section-list", OptionList).focus()
+        await pilot.press("a")
+        await wait_until(pilot, lambda: editor.dirty)
+        await pilot.press("ctrl+q")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        assert "unsaved changes" in app.screen.message
+        await pilot.press("n")
+        await wait_until(pilot, lambda: app.screen is editor)
+        assert app.is_running
+        await pilot.press("ctrl+q")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.press("y")
+        await wait_until(pilot, lambda: not app.is_running, what="the app to exit")

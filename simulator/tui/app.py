@@ -37,6 +37,8 @@ from simulator.tui.screens.startup import (
 
 log = logging.getLogger(__name__)
 
+QUIT_TITLE = "Quit without saving?"
+
 
 def host_of(uri: str) -> str:
     """``host:port`` of a MongoDB URI, without credentials or path."""
@@ -67,7 +69,8 @@ class SimulatorApp(App[None]):
     TITLE = "LLM Interaction Simulator"
     CSS_PATH = "app.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("question_mark", "help", "Help", id="app.help"),
+        # F1 as well: "?" types into a focused text field, F1 works everywhere.
+        Binding("f1,question_mark", "help", "Help", id="app.help", key_display="F1"),
         Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
     ]
 
@@ -274,41 +277,78 @@ class SimulatorApp(App[None]):
 
     def action_help(self) -> None:
         screen = self.screen
-        rows: list[tuple[int, str, str]] = []
+        rows: list[tuple[tuple[int, int], str, str]] = []
         seen: set[str] = set()
         for key, active in screen.active_bindings.items():
             binding = active.binding
             if not binding.description or binding.description in seen:
                 continue
             seen.add(binding.description)
-            rows.append(
-                (self._rank(active.node), self.get_key_display(binding) or key, binding.description)
-            )
-        rows.sort(key=lambda row: row[0])  # stable: the screen's keys, then its panes', ...
+            key_display = self.get_key_display(binding) or key
+            rows.append((self._help_rank(active.node, binding), key_display, binding.description))
+        rows.sort(key=lambda row: row[0])
         title = getattr(screen, "HELP_TITLE", type(screen).__name__)
         self.push_screen(HelpScreen(title, [(key, text) for _, key, text in rows]))
 
-    def _rank(self, node: Any) -> int:
-        """Help order: the screen's own keys, our panes', the app's, then widget navigation."""
-        if node is self.screen:
-            return 0
-        if node is self:
-            return 2
-        return 1 if type(node).__module__.startswith("simulator.") else 3
+    def _help_rank(self, node: Any, binding: Binding) -> tuple[int, int]:
+        """Help order: the screen's own keys, then its panes', the app's, then Textual's (focus,
+        cursor and text keys); each group in the order our classes declare them."""
+        ours = [
+            b.action
+            for cls in type(node).__mro__
+            if cls.__module__.startswith("simulator.")
+            for b in cls.__dict__.get("BINDINGS", [])
+            if isinstance(b, Binding)
+        ]
+        if binding.action not in ours:
+            return 3, 0
+        group = 0 if node is self.screen else 2 if node is self else 1
+        return group, ours.index(binding.action)
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        """Textual's own commands, then every action of the current screen by name."""
         seen: set[str] = set()
+        for command in super().get_system_commands(screen):
+            seen.add(command.title)
+            yield command
         for active in screen.active_bindings.values():
             binding = active.binding
-            if not binding.description or binding.action in seen or not active.enabled:
+            if not binding.description or binding.description in seen or not active.enabled:
                 continue
-            seen.add(binding.action)
+            seen.add(binding.description)
             yield SystemCommand(
                 binding.description,
                 f"key: {self.get_key_display(binding)}",
                 partial(self._run_bound_action, binding.action, active.node),
             )
+
+    async def action_quit(self) -> None:
+        """Quit; first ask when an editor below holds unsaved changes (ctrl+q works anywhere)."""
+        from simulator.tui.screens.editor import EditorScreen
+
+        if isinstance(self.screen, ConfirmDialog) and self.screen.title_text == QUIT_TITLE:
+            self.exit()  # ctrl+q twice
+            return
+        unsaved = [s for s in self.screen_stack if isinstance(s, EditorScreen) and s.dirty]
+        if not unsaved:
+            self.exit()
+            return
+
+        def answered(quit_anyway: bool | None) -> None:
+            if quit_anyway:
+                self.exit()
+
+        self.push_screen(
+            ConfirmDialog(
+                QUIT_TITLE,
+                f"'{unsaved[-1].draft.name}' has unsaved changes. Quit without saving them? "
+                "(Stay, then ctrl+s saves.)",
+                yes="Quit",
+                no="Stay",
+                danger=True,
+            ),
+            callback=answered,
+        )
 
     async def _run_bound_action(self, action: str, node: Any) -> None:
         await self.run_action(action, node)

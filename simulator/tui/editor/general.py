@@ -37,10 +37,10 @@ class GeneralPane(Vertical):
             yield Input(self.draft.note, placeholder="optional", id="exp-note", compact=True)
         yield Label("Starting message (the researcher's first message of each day)")
         yield TextArea(self.draft.starting_message, id="exp-start", soft_wrap=True)
-        yield Static("", id="start-issues", classes="issues")
+        yield Static("", id="start-issues", classes="issues", markup=False)
         yield Label("Study factors, one per line: name = level | level (goal = Escape | Yard Time)")
         yield TextArea(self.draft.factors_text, id="exp-factors", soft_wrap=True)
-        yield Static("", id="factors-error", classes="issues")
+        yield Static("", id="factors-error", classes="issues", markup=False)
 
     def on_mount(self) -> None:
         self._check()

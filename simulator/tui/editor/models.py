@@ -138,7 +138,7 @@ class ModelsPane(ReportsWorkerErrors, Horizontal):
                 classes="hint",
             )
             yield ProgressBar(id="pull-progress", show_eta=False)
-            yield Static("", id="models-status", classes="issues")
+            yield Static("", id="models-status", classes="issues", markup=False)
 
     def on_mount(self) -> None:
         self.query_one("#pull-progress", ProgressBar).display = False
@@ -200,6 +200,10 @@ class ModelsPane(ReportsWorkerErrors, Horizontal):
         if ref.provider is Provider.openai:
             return "OpenAI needs OPENAI_API_KEY; another server: give its base URL (…/v1)."
         return "Ollama: the model must be installed on the server (p pulls it)."
+
+    @on(OptionList.OptionSelected, "#model-list")
+    def _edit_selected(self) -> None:
+        self.query_one("#model-provider", Select).focus()  # enter on a model: edit it
 
     @on(OptionList.OptionHighlighted, "#model-list")
     def _highlighted(self) -> None:

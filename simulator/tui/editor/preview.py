@@ -1,7 +1,10 @@
 """Editor tab "Preview": an agent's system prompt (or the summarizer's, or the starting message)
-rendered for chosen agent counts and factor levels, with every placeholder problem listed."""
+rendered for chosen agent counts and factor levels; every placeholder problem is listed above it
+and marked ⚠ where it stands in the text."""
 
 from __future__ import annotations
+
+import re
 
 from textual import on
 from textual.app import ComposeResult
@@ -9,13 +12,14 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Input, Label, Select, Static, TextArea
 
 from simulator.domain.errors import SpecError
-from simulator.domain.models import Experiment
+from simulator.domain.models import Experiment, Section
 from simulator.roles import (
     agent_names,
     render_starting_message,
     render_summarizer_prompt,
     render_system_prompt,
     validate_experiment,
+    validate_text,
 )
 from simulator.tui.draft import Draft
 
@@ -30,8 +34,8 @@ def parse_pairs(text: str, what: str, sep: str = ",") -> dict[str, str]:
         part = part.strip()
         if not part:
             continue
-        key, sep, value = part.partition("=")
-        if not sep or not key.strip() or not value.strip():
+        key, eq, value = part.partition("=")
+        if not eq or not key.strip() or not value.strip():
             raise SpecError(f"{what}: write name=value pairs separated by '{sep}', got {part!r}")
         out[key.strip()] = value.strip()
     return out
@@ -53,6 +57,57 @@ def parse_counts(text: str, roles: list[str]) -> dict[str, int]:
     return counts
 
 
+# A bad placeholder is swapped for a sentinel (plain text to the renderer) before rendering, so
+# the rest of the prompt still renders, and is shown afterwards as "⚠<TAG>" where it stands.
+_OPEN, _CLOSE = "\ue000", "\ue001"
+_SENTINEL = re.compile(f"{_OPEN}(\\d+){_CLOSE}")
+MARK = "⚠"
+
+
+def mark_bad_placeholders(exp: Experiment) -> tuple[Experiment, list[str]]:
+    """A copy of ``exp`` that renders even with bad placeholders, and the tags they stand for
+    (``unmark`` turns the rendered sentinels back into ``⚠<TAG>``)."""
+    roles = [r.name for r in exp.roles]
+    factors = [f.name for f in exp.factors]
+    tags: list[str] = []
+
+    def fix(text: str, allow_name: bool) -> str:
+        issues = validate_text(
+            text, section="", roles=roles, factors=factors, allow_name=allow_name
+        )
+        for issue in sorted(issues, key=lambda i: i.position, reverse=True):
+            tags.append(issue.tag)
+            end = issue.position + len(issue.tag)
+            text = f"{text[: issue.position]}{_OPEN}{len(tags) - 1}{_CLOSE}{text[end:]}"
+        return text
+
+    def fix_section(sec: Section, allow_name: bool) -> Section:
+        return sec.model_copy(
+            update={
+                "title": fix(sec.title, allow_name),
+                "content": fix(sec.content, allow_name),
+                "variants": {k: fix(v, allow_name) for k, v in sec.variants.items()},
+            }
+        )
+
+    marked = exp.model_copy(
+        update={
+            "starting_message": fix(exp.starting_message, False),
+            "shared_sections": [fix_section(s, True) for s in exp.shared_sections],
+            "summarizer_sections": [fix_section(s, False) for s in exp.summarizer_sections],
+            "roles": [
+                r.model_copy(update={"sections": [fix_section(s, True) for s in r.sections]})
+                for r in exp.roles
+            ],
+        }
+    )
+    return marked, tags
+
+
+def unmark(text: str, tags: list[str]) -> str:
+    return _SENTINEL.sub(lambda m: MARK + tags[int(m.group(1))], text)
+
+
 class PreviewPane(Vertical):
     def __init__(self, draft: Draft) -> None:
         super().__init__(id="preview-pane")
@@ -69,7 +124,7 @@ class PreviewPane(Vertical):
         with Horizontal(classes="form-row"):
             yield Label("Show", classes="field-label")
             yield Select([], id="preview-agent", compact=True, prompt="-")
-        yield Static("", id="preview-issues", classes="issues")
+        yield Static("", id="preview-issues", classes="issues", markup=False)
         yield TextArea("", id="preview-text", read_only=True, soft_wrap=True)
 
     def on_mount(self) -> None:
@@ -138,17 +193,19 @@ class PreviewPane(Vertical):
                 self._agent_values = values
             agent_select.value = self._chosen if self._chosen in values else values[0]
         choice = str(agent_select.value)
+        marked, tags = mark_bad_placeholders(exp)
         try:
             if choice == SUMMARIZER:
-                text = render_summarizer_prompt(exp, counts, factors=levels)
+                text = render_summarizer_prompt(marked, counts, factors=levels)
             elif choice == STARTING:
-                text = render_starting_message(exp, counts, factors=levels)
+                text = render_starting_message(marked, counts, factors=levels)
             else:
                 name, _, role = choice.partition("|")
-                text = render_system_prompt(exp, role, counts, name=name, factors=levels)
+                text = render_system_prompt(marked, role, counts, name=name, factors=levels)
         except SpecError as exc:
             if not problems:
                 problems.append(f"⚠ {exc}")
+        text = unmark(text, tags)
         if problems:
             issues_widget.update("\n".join(problems))
             issues_widget.add_class("has-issues")

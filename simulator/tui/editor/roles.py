@@ -50,12 +50,12 @@ class RolesPane(Horizontal):
                     id="role-gender",
                     compact=True,
                 )
-            yield Static("", id="role-info", classes="hint")
+            yield Static("", id="role-info", classes="hint", markup=False)
             yield Static(
                 "Roles speak in this order (round robin starts with the first). Each role has "
                 "its own private sections (tab Sections). Placeholders such as <GUARD_NOUN> "
                 "name roles: after a rename, the Preview tab lists the ones to update.\n"
-                "a add · x remove · ctrl+↑/↓ reorder · enter in Name renames",
+                "a add · x remove · ctrl+↑/↓ reorder · enter on a role, type, enter: rename",
                 classes="hint",
             )
 
@@ -97,6 +97,10 @@ class RolesPane(Horizontal):
     @on(OptionList.OptionHighlighted, "#role-list")
     def _highlighted(self) -> None:
         self._show_selected()
+
+    @on(OptionList.OptionSelected, "#role-list")
+    def _edit_selected(self) -> None:
+        self.query_one("#role-name", Input).focus()  # enter on a role: rename it
 
     @on(Input.Submitted, "#role-name")
     def _rename(self, event: Input.Submitted) -> None:

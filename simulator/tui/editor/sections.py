@@ -80,7 +80,7 @@ class SectionsPane(Horizontal):
                     compact=True,
                 )
             yield TextArea(id="sec-content", soft_wrap=True, show_line_numbers=True)
-            yield Static("", id="sec-issues", classes="issues")
+            yield Static("", id="sec-issues", classes="issues", markup=False)
 
     def on_mount(self) -> None:
         self.sync()
@@ -111,6 +111,10 @@ class SectionsPane(Horizontal):
             self.current = event.option.id
             self.level = DEFAULT_LEVEL
             self._load_form()
+
+    @on(OptionList.OptionSelected, "#section-list")
+    def _edit_selected(self) -> None:
+        self.query_one("#sec-content", TextArea).focus()  # enter on a section: edit its text
 
     # ------------------------------------------------------------------ form
 
@@ -205,10 +209,20 @@ class SectionsPane(Horizontal):
             hint = (
                 f"Text for level {self.level!r} of {sec.factor}; empty leaves the section out."
                 if self.level != DEFAULT_LEVEL
-                else "Placeholders: <GUARD_NOUN>, <PRISONER_NUM>, <NAME>, ... (see docs/roles.md)"
+                else self._placeholder_hint(sec.kind is not SectionKind.summarizer)
             )
             issues_widget.update(hint)
             issues_widget.remove_class("has-issues")
+
+    def _placeholder_hint(self, allow_name: bool) -> str:
+        """A few placeholders valid here, spelled with this experiment's own roles."""
+        tags = [
+            f"<{r.upper().replace(' ', '_')}_{t}>"
+            for r in self.draft.role_names()[:2]
+            for t in ("NOUN", "NUM")
+        ][:3]
+        tags += ["<NAME>"] if allow_name else ["<DAY>"]
+        return f"Placeholders such as {', '.join(tags)} ... (docs/roles.md lists them all)"
 
     def _update(self, **fields: object) -> None:
         if self.current is None:

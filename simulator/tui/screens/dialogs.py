@@ -32,8 +32,8 @@ class ConfirmDialog(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Static(self.title_text, classes="dialog-title")
-            yield Static(self.message, classes="dialog-message")
+            yield Static(self.title_text, classes="dialog-title", markup=False)
+            yield Static(self.message, classes="dialog-message", markup=False)
             with Horizontal(classes="buttons"):
                 yield Button(
                     f"{self.yes_label} (y)",
@@ -71,7 +71,7 @@ class TextPrompt(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Static(self.title_text, classes="dialog-title")
+            yield Static(self.title_text, classes="dialog-title", markup=False)
             yield Input(self.value, placeholder=self.placeholder, id="prompt-input")
             if self.hint:
                 yield Static(self.hint, classes="hint")
@@ -127,7 +127,7 @@ class HelpScreen(ModalScreen[None]):
     """The keys of the screen below, with what each does."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,question_mark,q", "close", "Close", id="help.close")
+        Binding("escape,question_mark,q,f1", "close", "Close", id="help.close")
     ]
 
     def __init__(self, screen_title: str, rows: list[tuple[str, str]]) -> None:

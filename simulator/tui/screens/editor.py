@@ -24,12 +24,13 @@ from simulator.tui.messages import DraftChanged
 from simulator.tui.screens.base import ReportsWorkerErrors
 from simulator.tui.screens.dialogs import ConfirmDialog, MessageDialog
 
+# (pane id, label): each tab's key is part of its label, so the footer needs not list them.
 TABS = [
-    ("tab-experiment", "Experiment"),
-    ("tab-roles", "Roles"),
-    ("tab-sections", "Sections"),
-    ("tab-models", "Models"),
-    ("tab-preview", "Preview"),
+    ("tab-experiment", "F2 Experiment"),
+    ("tab-roles", "F3 Roles"),
+    ("tab-sections", "F4 Sections"),
+    ("tab-models", "F5 Models"),
+    ("tab-preview", "F6 Preview"),
 ]
 
 
@@ -60,7 +61,9 @@ class EditorScreen(ReportsWorkerErrors, Screen[str | None]):
         Binding(
             "f5", "tab('tab-models')", "Models tab", id="editor.tab4", show=False, priority=True
         ),
-        Binding("f6", "tab('tab-preview')", "Preview", id="editor.tab5", priority=True),
+        Binding(
+            "f6", "tab('tab-preview')", "Preview tab", id="editor.tab5", show=False, priority=True
+        ),
     ]
 
     class Saved(Message):
@@ -93,18 +96,12 @@ class EditorScreen(ReportsWorkerErrors, Screen[str | None]):
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
-        yield Static("", id="editor-banner")
+        yield Static("", id="editor-banner", markup=False)
+        panes = [GeneralPane, RolesPane, SectionsPane, ModelsPane, PreviewPane]
         with TabbedContent(id="editor-tabs"):
-            with TabPane("Experiment", id="tab-experiment"):
-                yield GeneralPane(self.draft)
-            with TabPane("Roles", id="tab-roles"):
-                yield RolesPane(self.draft)
-            with TabPane("Sections", id="tab-sections"):
-                yield SectionsPane(self.draft)
-            with TabPane("Models", id="tab-models"):
-                yield ModelsPane(self.draft)
-            with TabPane("Preview", id="tab-preview"):
-                yield PreviewPane(self.draft)
+            for (pane_id, label), pane in zip(TABS, panes, strict=True):
+                with TabPane(label, id=pane_id):
+                    yield pane(self.draft)
         yield Footer()
 
     def on_mount(self) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -217,7 +218,7 @@ class LibraryScreen(ReportsWorkerErrors, Screen[None]):
         arrow = "↓" if self.sort_reverse else "↑"
         self.query_one("#library-status", Static).update(
             f"{len(self.rows)} experiment(s){' (filtered)' if filtered else ''} · "
-            f"sorted by {self.sort_key} {arrow} · you are {self.user} · ? help"
+            f"sorted by {self.sort_key} {arrow} · you are {self.user} · F1 or ? help"
         )
         self.loads += 1
         if self._first_load:
@@ -265,11 +266,13 @@ class LibraryScreen(ReportsWorkerErrors, Screen[None]):
             return
         exp = row.experiment
         roles = ", ".join(r.name for r in exp.roles) or "no roles"
-        factors = "; ".join(f"{f.name}: {', '.join(f.levels)}" for f in exp.factors) or "none"
+        factors = ", ".join(f"{f.name} ({len(f.levels)} levels)" for f in exp.factors) or "none"
+        # Two lines, each cut with an ellipsis at the screen's edge (app.tcss).
         details.update(
-            f"[b]{exp.name}[/b] v{exp.version} by {exp.owner or '?'} · roles: {roles} · "
-            f"factors: {factors}\nmodels: {', '.join(m.label for m in exp.models)}"
-            + (f" · note: {exp.note}" if exp.note else "")
+            f"[b]{escape(exp.name)}[/b] v{exp.version} by {escape(exp.owner or '?')} · roles: "
+            f"{escape(roles)} · factors: {escape(factors)}\n"
+            f"models: {escape(', '.join(m.label for m in exp.models))}"
+            + (f" · note: {escape(exp.note)}" if exp.note else "")
         )
 
     @on(DataTable.RowHighlighted, "#experiments")

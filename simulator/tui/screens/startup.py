@@ -38,7 +38,7 @@ class ConnectingScreen(Screen[None]):
         # No Header here: this screen may live for a few milliseconds only.
         with Vertical(id="connecting", classes="centered-box"):
             yield Static("LLM Interaction Simulator", classes="box-title")
-            yield Static(f"Connecting to {self.target} ...", id="connecting-target")
+            yield Static(f"Connecting to {self.target} ...", id="connecting-target", markup=False)
             yield LoadingIndicator()
 
 
@@ -60,7 +60,7 @@ class DatabaseErrorScreen(Screen[None]):
         yield Header(show_clock=False)
         with Vertical(id="db-error", classes="centered-box"):
             yield Static(self.error_title, id="db-error-title", classes="error-title")
-            yield Static(self.error_message, id="db-error-message")
+            yield Static(self.error_message, id="db-error-message", markup=False)
             yield Static(
                 "To fix it: start the server or correct MONGODB_URI (or DB_USER, DB_PASSWORD, "
                 "DB_CLUSTER_URL) in your environment or .env, then retry. With none of them "
@@ -106,7 +106,9 @@ class LoginScreen(Screen[None]):
             yield Input(self.user, id="login-user", compact=True)
             yield Label("Password")
             yield Input(password=True, id="login-password", compact=True)
-            yield Static(self.error or "", id="login-error", classes="error-text status-line")
+            yield Static(
+                self.error or "", id="login-error", classes="error-text status-line", markup=False
+            )
             with Horizontal(classes="buttons"):
                 yield Button("Log in", id="login-submit", variant="primary")
                 yield Button("Quit", id="login-cancel")
