@@ -17,6 +17,7 @@ from simulator.settings import Settings
 from simulator.tui.app import SimulatorApp
 from simulator.tui.screens.browser import ConversationBrowserScreen
 from simulator.tui.screens.dialogs import ConfirmDialog, TextPrompt
+from simulator.tui.widgets.charts import ConversationChart
 from simulator.tui.widgets.transcript import TranscriptView
 from tests.plugins.tui import wait_library, wait_until
 from tests.plugins.tui_browser import (
@@ -177,11 +178,16 @@ async def test_delete_as_owner_and_the_refusal_for_another_owner(
         assert await store.conversations.get(mine.id) is not None
 
         loads = screen.loads
+        ids = [c.id for c in screen.rows]
+        at = ids.index(mine.id)
+        neighbour = ids[at + 1] if at + 1 < len(ids) else ids[at - 1]
         await pilot.press("x")
         await wait_until(pilot, lambda: isinstance(pilot.app.screen, ConfirmDialog))
         await pilot.press("y")
         await wait_until(pilot, lambda: screen.loads > loads and len(screen.rows) == 3)
         assert mine.id not in [c.id for c in screen.rows]
+        # the cursor moves on to the next row (or the previous one, for the last)
+        await wait_until(pilot, lambda: screen.shown_id == neighbour, what="the next row")
         assert await store.conversations.get(mine.id) is None
         assert await store.messages.list(mine.id) == []
 
@@ -234,9 +240,16 @@ async def test_details_show_prompts_models_parameters_seed_tokens_and_errors(
             first_line = agent.system_prompt.strip().splitlines()[0]
             assert first_line in text
         assert conv.summarizer_prompt.strip().splitlines()[0] in text
+        # the chart: one line per role, over the agent turns of this conversation
+        chart = screen.query_one(ConversationChart)
+        assert chart.series == {}  # not drawn while hidden
+        await pilot.press("g")
+        await wait_until(pilot, lambda: set(chart.series) == {"Guard", "Prisoner"}, what="chart")
+        turns = sum(len(t) for t, _ in chart.series.values())
+        assert turns == conv.cell.total_messages
         await pilot.press("t")
         await pilot.pause()
-        assert screen.transcript.display
+        assert screen.transcript.display and screen.focused is screen.transcript
 
 
 async def test_export_the_selected_conversation_and_a_bad_file_name(

@@ -39,6 +39,7 @@ from simulator.domain.errors import ConfigurationError
 from simulator.domain.models import Experiment, ModelRef, Status
 from simulator.tui.screens.base import ReportsWorkerErrors
 from simulator.tui.screens.dialogs import ConfirmDialog, TextPrompt
+from simulator.tui.widgets.charts import ConversationChart
 from simulator.tui.widgets.transcript import TranscriptView, prepare_colours
 
 # (column key, label, width)
@@ -292,6 +293,7 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
         Binding("enter", "read", "Read", id="browser.read"),
         Binding("t", "tab('transcript')", "Transcript", id="browser.transcript"),
         Binding("i", "tab('details')", "Details", id="browser.details"),
+        Binding("g", "tab('chart')", "Chart", id="browser.chart", show=False),
         Binding("f", "favourite", "Favourite", id="browser.favourite"),
         Binding("x,delete", "delete", "Delete", id="browser.delete"),
         Binding("e", "export", "Export", id="browser.export"),
@@ -344,6 +346,7 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
         self._options: dict[str, list[tuple[str, Any]]] = {}
         self._reload_timer: Any = None
         self._loaded_once = False  # the store's list has arrived
+        self._chart_stale = True  # the chart does not show the transcript's messages yet
 
     # ------------------------------------------------------------------ layout
 
@@ -384,6 +387,8 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
                     )
                 with TabPane("Details (i)", id="details"), VerticalScroll(id="details-scroll"):
                     yield Static("", id="details-text")
+                with TabPane("Chart (g)", id="chart"):
+                    yield ConversationChart(id="chart-view")
         yield Static("", id="browser-status")
         yield Footer()
 
@@ -555,6 +560,7 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
             merged.update((m.seq, m) for m in message.messages)
             self.transcript.set_messages(merged.values())
             self.transcript_loads += 1
+            self._update_chart()
 
     def _on_event(self, event: Any) -> None:
         """Bus subscriber (called from the engine's tasks: posts only, never touches widgets)."""
@@ -585,6 +591,20 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
     def _live(self, message: LiveMessage) -> None:
         if message.message.conversation_id == self.shown_id:
             self.transcript.add_message(message.message)
+            self._update_chart()
+
+    def _update_chart(self) -> None:
+        """Chart what the transcript shows; only when the chart is on screen (plotting is not
+        free), else when it is next shown."""
+        tabs = self.query_one("#browser-tabs", TabbedContent)
+        self._chart_stale = tabs.active != "chart"
+        if not self._chart_stale:
+            self.query_one("#chart-view", ConversationChart).show(self.transcript.messages)
+
+    @on(TabbedContent.TabActivated, "#browser-tabs")
+    def _tab_shown(self) -> None:
+        if self._chart_stale:
+            self._update_chart()
 
     @on(DataTable.RowHighlighted, "#conversations")
     def _highlighted(self) -> None:
@@ -632,8 +652,8 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
     def action_tab(self, tab: str) -> None:
         """Show the transcript or the details, ready to scroll with the keys."""
         self.query_one("#browser-tabs", TabbedContent).active = tab
-        pane = self.transcript if tab == "transcript" else self.query_one("#details-scroll")
-        pane.focus()
+        panes = {"transcript": "#transcript-view", "details": "#details-scroll"}
+        self.query_one(panes.get(tab, "#chart-view")).focus()
 
     def action_refresh(self) -> None:
         self.shown_id = None  # reload the transcript too
@@ -680,9 +700,13 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
         if conv is None or self._refused(conv, "delete it"):
             return
 
+        index = self.rows.index(conv)
+        neighbours = self.rows[index + 1 : index + 2] or self.rows[max(index - 1, 0) : index]
+        then = neighbours[0].id if neighbours else None
+
         def confirmed(yes: bool | None) -> None:
             if yes:
-                self._delete(conv.id, conv.cell_index)
+                self._delete(conv.id, conv.cell_index, then)
 
         self.app.push_screen(
             ConfirmDialog(
@@ -698,9 +722,9 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
         )
 
     @work(group="browser-action", exit_on_error=False)
-    async def _delete(self, conversation_id: str, cell_index: int) -> None:
+    async def _delete(self, conversation_id: str, cell_index: int, then: str | None) -> None:
         await self.services.conversations.delete(conversation_id)
-        self.post_message(self.Done(f"Deleted conversation #{cell_index}."))
+        self.post_message(self.Done(f"Deleted conversation #{cell_index}.", then))
 
     def action_export(self) -> None:
         conv = self._require_selection()

@@ -85,6 +85,9 @@ class TranscriptView(RichLog):
         background: $surface;
         scrollbar-size-vertical: 1;
         overflow-y: auto;
+        overflow-x: hidden;
+        /* room for the scrollbar from the start: lines are wrapped to a width that stays */
+        scrollbar-gutter: stable;
     }
     TranscriptView:focus {
         background-tint: $foreground 3%;
