@@ -7,12 +7,19 @@ embedded server in a temporary directory:
 1. with batch concurrency 1 (one conversation after the other);
 2. with the default batch concurrency (``BatchSpec().concurrency``);
 3. at zero latency and concurrency 1, to measure the engine's own time per stored message (the
-   median gap between consecutive messages of a conversation: prompt building, cleaning, the
-   insert into MongoDB, events).
+   median gap between consecutive messages of a conversation: the dryrun call, prompt building,
+   cleaning, the insert into MongoDB and its round trip to the embedded server, events);
+4. the floor under that figure: the median time of a bare ``insert_one`` of the same stored
+   message documents, one after the other, on the same server and client (and of a ``ping``).
+   The engine cannot go below it, since every message is stored before the next turn starts.
+
+The embedded server is a separate process on the same machine, so on a machine with few cores
+every figure depends on what else runs: the load average is printed with the figures.
 
 It prints the figures and, as its last line, one JSON object with the keys ``messages``,
 ``wall_sequential_s``, ``wall_concurrent_s``, ``speedup``, ``critical_path_s``,
-``concurrent_over_critical`` and ``overhead_ms_per_message``, so results can be tracked over time.
+``concurrent_over_critical`` and ``overhead_ms_per_message`` (plus ``insert_floor_ms``), so
+results can be tracked over time. docs/benchmarks.md explains the figures and lists measurements.
 
     python benchmarks/batch_throughput.py [--latency-ms 200] [--max-agents 3]
 
@@ -28,6 +35,7 @@ import asyncio
 import itertools
 import json
 import logging
+import os
 import statistics
 import sys
 import tempfile
@@ -147,6 +155,7 @@ async def run_batch(store: Any, exp: Experiment, batch_spec: BatchSpec) -> dict[
         agent_messages += sum(m.kind in AGENT_KINDS for m in messages)
         calls_per_conversation.append(sum(m.model is not None for m in messages))
     return {
+        "batch_id": batch.id,
         "wall": wall,
         "conversations": len(convs),
         "agent_messages": agent_messages,
@@ -154,6 +163,37 @@ async def run_batch(store: Any, exp: Experiment, batch_spec: BatchSpec) -> dict[
         "longest_calls": max(calls_per_conversation),
         "gaps_ms": timeline.gaps_ms(),
     }
+
+
+async def round_trip_floor(store: Any, batch_id: str, rounds: int = 200) -> dict[str, float]:
+    """Median ms of a bare ``insert_one`` of the batch's stored message documents (copies, into a
+    scratch collection with the same unique index) and of a ``ping``, one after the other."""
+    convs = await store.conversations.list(ConversationFilter(batch_id=batch_id))
+    ids = [c.id for c in convs]
+    docs = await store.db["messages"].find({"conversation_id": {"$in": ids}}).to_list(None)
+    scratch = store.db["benchmark_floor"]
+    await scratch.create_index([("conversation_id", 1), ("seq", 1)], unique=True)
+    inserts: list[float] = []
+    for i in range(rounds):
+        doc = {**docs[i % len(docs)], "_id": f"floor:{i:06d}", "conversation_id": "floor", "seq": i}
+        t0 = time.perf_counter()
+        await scratch.insert_one(doc)
+        inserts.append((time.perf_counter() - t0) * 1000)
+    pings: list[float] = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        await store.db.command("ping")
+        pings.append((time.perf_counter() - t0) * 1000)
+    await scratch.drop()
+    return {"insert_ms": statistics.median(inserts), "ping_ms": statistics.median(pings)}
+
+
+def load_average() -> str:
+    try:
+        one, five, _ = os.getloadavg()
+    except OSError:
+        return "unknown"
+    return f"{one:.2f} (1 min), {five:.2f} (5 min)"
 
 
 async def main(latency_ms: float, max_agents: int) -> dict[str, Any]:
@@ -169,6 +209,7 @@ async def main(latency_ms: float, max_agents: int) -> dict[str, Any]:
                     f"grid: 2 roles up to {max_agents}x{max_agents}, every combination, 2 days, "
                     f"20 messages; dryrun latency {latency_ms:g} ms per call; embedded server"
                 )
+                print(f"machine: {os.cpu_count()} cores; load average {load_average()}")
                 seq = await run_batch(store, exp, spec(exp, latency_ms, max_agents, 1))
                 print(
                     f"sequential (concurrency 1): {seq['conversations']} conversations, "
@@ -178,6 +219,7 @@ async def main(latency_ms: float, max_agents: int) -> dict[str, Any]:
                 con = await run_batch(store, exp, spec(exp, latency_ms, max_agents, None))
                 print(f"concurrent (concurrency {default_concurrency}): wall {con['wall']:.2f} s")
                 zero = await run_batch(store, exp, spec(exp, 0, max_agents, 1))
+                floor = await round_trip_floor(store, zero["batch_id"])
             finally:
                 await store.close()
         finally:
@@ -197,6 +239,12 @@ async def main(latency_ms: float, max_agents: int) -> dict[str, Any]:
         f"zero-latency batch wall {zero['wall']:.2f} s for {zero['stored']} stored messages; "
         "target <= 5 ms)"
     )
+    print(
+        f"floor on this server: bare insert_one median {floor['insert_ms']:.2f} ms "
+        f"(ping {floor['ping_ms']:.2f} ms); engine time above the insert: "
+        f"{overhead - floor['insert_ms']:.2f} ms per message"
+    )
+    print(f"load average at the end: {load_average()}")
     return {
         "messages": seq["agent_messages"],
         "wall_sequential_s": round(seq["wall"], 3),
@@ -205,6 +253,7 @@ async def main(latency_ms: float, max_agents: int) -> dict[str, Any]:
         "critical_path_s": round(critical, 3),
         "concurrent_over_critical": round(over_critical, 3),
         "overhead_ms_per_message": round(overhead, 3),
+        "insert_floor_ms": round(floor["insert_ms"], 3),
     }
 
 
