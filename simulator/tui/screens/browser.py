@@ -518,7 +518,7 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
             where = f" · #{conv.cell_index} by {conv.owner or '?'}"
         self.query_one("#browser-status", Static).update(
             f"{shown} conversation(s){' (filtered)' if flt.active else ''}{where} · "
-            f"you are {self.user} · ? help"
+            f"you are {self.user} · F1 or ? help"
         )
 
     def selected(self) -> Conversation | None:
