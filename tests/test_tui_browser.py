@@ -222,7 +222,10 @@ async def test_details_show_prompts_models_parameters_seed_tokens_and_errors(
 ) -> None:
     conv = next(c for c in browser_batch.conversations if c.cell.counts_label == "1v2")
     await store.conversations.set_fields(
-        conv.id, status=Status.failed, error="Model [dryrun] stayed unavailable."
+        conv.id,
+        status=Status.failed,
+        error="Model [dryrun] stayed unavailable.",
+        game={"rounds": 12, "regrowth": 0.25},
     )
     async with app_for(store, tui_settings).run_test(size=SIZE) as pilot:
         screen = await open_browser(pilot, "Prison browser")
@@ -234,6 +237,7 @@ async def test_details_show_prompts_models_parameters_seed_tokens_and_errors(
         assert f"used: {conv.tokens.total_tokens} " in text and conv.tokens.total_tokens > 0
         assert "Model [dryrun] stayed unavailable." in text  # never read as markup
         assert "temperature 0.7" in text and "top_k 40" in text
+        assert "Game parameters (this run's own)" in text and "regrowth: 0.25" in text
         assert len(conv.agents) == 3
         for agent in conv.agents:
             assert f"Prompt of {agent.name} ({agent.role})" in text

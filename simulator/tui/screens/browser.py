@@ -222,6 +222,13 @@ def conversation_details(conv: Conversation, experiment: Experiment) -> Text:
     field(f"summarizer ({models.summarizer_model.label})", _params_text(models.summarizer_model))
     field(f"manager ({models.manager_model.label})", _params_text(models.manager_model))
 
+    game = conv.game if conv.game is not None else experiment.game
+    if game:
+        source = "this run's own" if conv.game is not None else "the experiment's"
+        heading(f"Game parameters ({source})")
+        for key, value in game.items():
+            field(key, str(value))
+
     heading("Kickoff")
     out.append(f"{conv.kickoff or experiment.starting_message}\n")
     for agent in conv.agents:
