@@ -169,6 +169,11 @@ async def test_delete_as_owner_and_the_refusal_for_another_owner(
             for n in pilot.app._notifications
         )
         assert await store.conversations.get(theirs.id) is not None
+        await pilot.press("f")  # nor a favourite of theirs
+        await pilot.pause()
+        assert any("can mark it as favourite" in str(n.message) for n in pilot.app._notifications)
+        stored = await store.conversations.get(theirs.id)
+        assert stored is not None and not stored.favourite
 
         await show(pilot, screen, mine.id)
         await pilot.press("x")
@@ -287,6 +292,21 @@ async def test_export_the_selected_conversation_and_a_bad_file_name(
         for message in await store.messages.list(conv.id):
             assert message.content.strip().splitlines()[0] in text
         assert browser_batch.conversations[1].id not in text
+
+        # E: every listed conversation, no more (here the filters keep one)
+        screen.query_one("#status-filter", Select).value = "done"
+        screen.query_one("#counts-filter", Select).value = "Guard=2,Prisoner=1"
+        await wait_until(pilot, lambda: len(screen.rows) == 1, what="one listed")
+        listed = {c.id for c in screen.rows}
+        page = tmp_path / "listed.html"
+        await pilot.press("E")
+        await wait_until(pilot, lambda: isinstance(pilot.app.screen, TextPrompt))
+        pilot.app.screen.query_one(Input).value = str(page)
+        await pilot.press("enter")
+        await wait_until(pilot, page.exists, what="the exported page")
+        html = page.read_text()
+        exported = set(re.findall(r'data-conversation-id="([0-9a-f]+)"', html))
+        assert exported == listed
 
 
 async def test_five_roles_get_five_distinct_colours(store: Any, tui_settings: Settings) -> None:
