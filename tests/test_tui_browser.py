@@ -12,7 +12,7 @@ from typing import Any
 from textual.app import App, ComposeResult
 from textual.widgets import Checkbox, DataTable, Input, Select, Static
 
-from simulator.domain import BatchSpec, MessageKind, ModelSet, Status
+from simulator.domain import BatchSpec, MessageKind, ModelRef, ModelSet, Provider, Status
 from simulator.settings import Settings
 from simulator.tui.app import SimulatorApp
 from simulator.tui.screens.browser import ConversationBrowserScreen
@@ -109,11 +109,17 @@ async def test_a_two_day_conversation_shows_every_message_and_both_summaries(
         await wait_library(pilot, loads=2)
 
 
-async def test_filters_by_agent_counts_days_status_and_model(
+async def test_filters_by_agent_counts_batch_days_status_and_model(
     store: Any, tui_settings: Settings, browser_batch: BrowserBatch
 ) -> None:
+    # besides the batch: one conversation run on its own, one day, on another model
+    single, messages = fixed_conversation(browser_batch.experiment, days=1)
+    llama = ModelRef(provider=Provider.ollama, model="llama3.1:8b")
+    cell = single.cell.model_copy(update={"models": ModelSet(default=llama)})
+    await store_conversation(store, single.model_copy(update={"cell": cell}), messages)
     async with app_for(store, tui_settings).run_test(size=SIZE) as pilot:
         screen = await open_browser(pilot, "Prison browser")
+        assert len(screen.rows) == 5
         counts = screen.query_one("#counts-filter", Select)
         values = [value for _, value in screen._options["#counts-filter"]]
         assert values == [
@@ -129,8 +135,10 @@ async def test_filters_by_agent_counts_days_status_and_model(
         assert screen.rows[0].cell.counts == {"Guard": 1, "Prisoner": 2}
         await wait_until(pilot, lambda: screen.shown_id == screen.rows[0].id)
         status = str(screen.query_one("#browser-status", Static).render())
-        assert "1 of 4 conversation(s) (filtered)" in status
+        assert "1 of 5 conversation(s) (filtered)" in status and "of batch 1" in status
 
+        counts.value = "Guard=1,Prisoner=1"  # the batch's 1v1 and the single run
+        await wait_until(pilot, lambda: len(screen.rows) == 2, what="two 1v1")
         counts.value = "Guard=2,Prisoner=1"
         await wait_until(
             pilot, lambda: [c.cell.counts_label for c in screen.rows] == ["2v1"], what="2v1"
@@ -142,14 +150,38 @@ async def test_filters_by_agent_counts_days_status_and_model(
         assert "No conversation matches" in str(screen.query_one("#details-text", Static).render())
         # r resets every filter
         await pilot.press("r")
-        await wait_until(pilot, lambda: len(screen.rows) == 4, what="all four again")
+        await wait_until(pilot, lambda: len(screen.rows) == 5, what="all five again")
         assert counts.value == ""
-        # days and model: every conversation ran 2 days with the dryrun script
-        screen.query_one("#days-filter", Select).value = 2
-        await wait_until(pilot, lambda: len(screen.rows) == 4)
-        screen.query_one("#model-filter", Select).value = "dryrun:script"
-        await wait_until(pilot, lambda: len(screen.rows) == 4)
-        assert [label for label, _ in screen._options["#model-filter"]] == ["All models", "dryrun"]
+        # batch
+        batch = screen.query_one("#batch-filter", Select)
+        assert [label for label, _ in screen._options["#batch-filter"]] == [
+            "All batches",
+            "Batch 1 (4)",
+            "Single runs (1)",
+        ]
+        batch.value = browser_batch.batch.id
+        await wait_until(pilot, lambda: len(screen.rows) == 4, what="the batch")
+        batch.value = "-"
+        await wait_until(pilot, lambda: [c.id for c in screen.rows] == [single.id])
+        batch.value = ""
+        # days
+        days = screen.query_one("#days-filter", Select)
+        days.value = 2
+        await wait_until(pilot, lambda: len(screen.rows) == 4, what="two days")
+        days.value = 1
+        await wait_until(pilot, lambda: [c.id for c in screen.rows] == [single.id])
+        days.value = 0
+        # model: any role's, the summarizer's or the manager's
+        model = screen.query_one("#model-filter", Select)
+        assert [label for label, _ in screen._options["#model-filter"]] == [
+            "All models",
+            "dryrun",
+            "llama3.1:8b",
+        ]
+        model.value = "ollama:llama3.1:8b"
+        await wait_until(pilot, lambda: [c.id for c in screen.rows] == [single.id])
+        model.value = "dryrun:script"  # the single run's agents used it too
+        await wait_until(pilot, lambda: len(screen.rows) == 5, what="every dryrun")
 
 
 async def test_delete_as_owner_and_the_refusal_for_another_owner(

@@ -121,10 +121,25 @@ def list_order(conversations: list[Conversation]) -> list[Conversation]:
     )
 
 
+#: The batch filter's value for conversations run on their own (no batch).
+SINGLE_RUNS = "-"
+
+
+def batch_numbers(conversations: list[Conversation]) -> dict[str | None, int]:
+    """Batch id -> 1, 2, ... in the order the batches were started (conversations in
+    ``list_order``); conversations without a batch have no number."""
+    numbers: dict[str | None, int] = {}
+    for conv in conversations:
+        if conv.batch_id is not None and conv.batch_id not in numbers:
+            numbers[conv.batch_id] = len(numbers) + 1
+    return numbers
+
+
 @dataclass(frozen=True)
 class BrowserFilter:
     """What the filter row selects (None / False: no restriction)."""
 
+    batch: str | None = None  # a batch id, or SINGLE_RUNS
     model: str | None = None  # provider:model
     days: int | None = None
     counts: dict[str, int] | None = None
@@ -134,13 +149,22 @@ class BrowserFilter:
     @property
     def active(self) -> bool:
         return any(
-            [self.model, self.days is not None, self.counts, self.status, self.favourites_only]
+            [
+                self.batch,
+                self.model,
+                self.days is not None,
+                self.counts,
+                self.status,
+                self.favourites_only,
+            ]
         )
 
     def matches(self, conv: Conversation) -> bool:
         from simulator.analysis.loading import AnalysisFilter, matches
 
         if self.favourites_only and not conv.favourite:
+            return False
+        if self.batch is not None and (conv.batch_id or SINGLE_RUNS) != self.batch:
             return False
         flt = AnalysisFilter(
             model=self.model, days=self.days, counts=self.counts, status=self.status
@@ -361,6 +385,9 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
         yield Header(show_clock=False)
         with Horizontal(id="browser-filters"):
             yield Select(
+                [("All batches", "")], value="", allow_blank=False, id="batch-filter", compact=True
+            )
+            yield Select(
                 [("All models", "")], value="", allow_blank=False, id="model-filter", compact=True
             )
             yield Select(
@@ -435,11 +462,13 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
         return self.query_one("#transcript-view", TranscriptView)
 
     def current_filter(self) -> BrowserFilter:
+        batch = self.query_one("#batch-filter", Select).value
         model = self.query_one("#model-filter", Select).value
         days = self.query_one("#days-filter", Select).value
         counts = self.query_one("#counts-filter", Select).value
         status = self.query_one("#status-filter", Select).value
         return BrowserFilter(
+            batch=batch if isinstance(batch, str) and batch else None,
             model=model if isinstance(model, str) and model else None,
             days=days if isinstance(days, int) and days else None,
             counts=parse_counts(counts) if isinstance(counts, str) and counts else None,
@@ -488,11 +517,28 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
         models: dict[str, str] = {}
         days: set[int] = set()
         counts: dict[str, str] = {}
+        batches: dict[str, int] = {}
         for conv in self.all:
+            key = conv.batch_id or SINGLE_RUNS
+            batches[key] = batches.get(key, 0) + 1
             for ref in model_refs(conv):
                 models.setdefault(model_key(ref), model_option_label(ref))
             days.add(conv.cell.days)
             counts.setdefault(counts_key(conv.cell.counts), conv.cell.counts_label)
+        numbers = batch_numbers(self.all)
+        self._set_options(
+            "#batch-filter",
+            [("All batches", "")]
+            + [
+                (
+                    f"Batch {numbers[key]} ({n})" if key != SINGLE_RUNS else f"Single runs ({n})",
+                    key,
+                )
+                for key, n in sorted(
+                    batches.items(), key=lambda kv: numbers.get(kv[0], len(numbers) + 1)
+                )
+            ],
+        )
         self._set_options(
             "#model-filter", [("All models", ""), *sorted((v, k) for k, v in models.items())]
         )
@@ -522,7 +568,9 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
         conv = self.selected()
         where = ""
         if conv is not None:
-            where = f" · #{conv.cell_index} by {conv.owner or '?'}"
+            number = batch_numbers(self.all).get(conv.batch_id)
+            batch = f" of batch {number}" if number is not None else " (single run)"
+            where = f" · #{conv.cell_index}{batch} by {conv.owner or '?'}"
         self.query_one("#browser-status", Static).update(
             f"{shown} conversation(s){' (filtered)' if flt.active else ''}{where} · "
             f"you are {self.user} · F1 or ? help"
@@ -672,7 +720,7 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
 
     def action_reset_filters(self) -> None:
         with self.prevent(Select.Changed, Checkbox.Changed):
-            for selector in ("#model-filter", "#counts-filter", "#status-filter"):
+            for selector in ("#batch-filter", "#model-filter", "#counts-filter", "#status-filter"):
                 self.query_one(selector, Select).value = ""
             self.query_one("#days-filter", Select).value = 0
             self.query_one("#favourites-filter", Checkbox).value = False
