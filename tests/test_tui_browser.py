@@ -264,6 +264,10 @@ async def test_details_show_prompts_models_parameters_seed_tokens_and_errors(
         error="Model [dryrun] stayed unavailable.",
         game={"rounds": 12, "regrowth": 0.25},
     )
+    # a stored answer that needed two retries and was flagged (written as the engine would)
+    stored = await store.messages.list(conv.id)
+    flagged = stored[2].model_copy(update={"seq": len(stored), "attempts": 3, "flags": ["reasked"]})
+    await store.messages.append(flagged)
     async with app_for(store, tui_settings).run_test(size=SIZE) as pilot:
         screen = await open_browser(pilot, "Prison browser")
         await show(pilot, screen, conv.id)
@@ -275,6 +279,8 @@ async def test_details_show_prompts_models_parameters_seed_tokens_and_errors(
         assert "Model [dryrun] stayed unavailable." in text  # never read as markup
         assert "temperature 0.7" in text and "top_k 40" in text
         assert "Game parameters (this run's own)" in text and "regrowth: 0.25" in text
+        assert "retries: 1 call(s) needed 2 more attempt(s)" in text
+        assert "flags: reasked × 1" in text
         assert len(conv.agents) == 3
         for agent in conv.agents:
             assert f"Prompt of {agent.name} ({agent.role})" in text
@@ -287,7 +293,8 @@ async def test_details_show_prompts_models_parameters_seed_tokens_and_errors(
         await pilot.press("g")
         await wait_until(pilot, lambda: set(chart.series) == {"Guard", "Prisoner"}, what="chart")
         turns = sum(len(t) for t, _ in chart.series.values())
-        assert turns == conv.cell.total_messages
+        agent_kinds = (MessageKind.utterance, MessageKind.action)
+        assert turns == sum(m.kind in agent_kinds for m in [*stored, flagged])
         await pilot.press("t")
         await pilot.pause()
         assert screen.transcript.display and screen.focused is screen.transcript

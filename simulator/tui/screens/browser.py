@@ -180,9 +180,12 @@ def _params_text(ref: ModelRef) -> str:
     return text
 
 
-def conversation_details(conv: Conversation, experiment: Experiment) -> Text:
+def conversation_details(
+    conv: Conversation, experiment: Experiment, messages: list[Message] | None = None
+) -> Text:
     """Everything that ran: cell, seed, models and parameters, tokens, errors, rendered prompts.
-    Built as Text (never markup): prompts and errors may contain brackets."""
+    With its ``messages``, also the calls that needed retries and the engine's flags. Built as
+    Text (never markup): prompts and errors may contain brackets."""
     out = Text()
 
     def heading(title: str) -> None:
@@ -235,7 +238,17 @@ def conversation_details(conv: Conversation, experiment: Experiment) -> Text:
         out.append(f"{conv.error}\n", style="bold red")
     if conv.fallbacks:
         field("fallbacks", f"{conv.fallbacks} message(s) replaced by a default", "yellow")
-    if not conv.error and not conv.fallbacks:
+    retried = [m for m in messages or [] if m.attempts > 1]
+    if retried:
+        extra = sum(m.attempts - 1 for m in retried)
+        field("retries", f"{len(retried)} call(s) needed {extra} more attempt(s)", "yellow")
+    flags: dict[str, int] = {}
+    for message in messages or []:
+        for flag in message.flags:
+            flags[flag] = flags.get(flag, 0) + 1
+    if flags:
+        field("flags", ", ".join(f"{flag} × {n}" for flag, n in flags.items()), "yellow")
+    if not (conv.error or conv.fallbacks or retried or flags):
         out.append("none\n", style="dim")
 
     heading("Models and parameters")
@@ -596,7 +609,8 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
                 else "No conversations yet: run a batch of this experiment (b in the library)."
             )
             return
-        details.update(conversation_details(conv, self.experiment))
+        known = self.transcript.messages if conv.id == self.shown_id else None
+        details.update(conversation_details(conv, self.experiment, known))
         if conv.id != self.shown_id:
             self.shown_id = conv.id
             self.transcript.clear_messages()
@@ -615,6 +629,11 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
             merged.update((m.seq, m) for m in message.messages)
             self.transcript.set_messages(merged.values())
             self.transcript_loads += 1
+            conv = self.selected()
+            if conv is not None and conv.id == message.conversation_id:
+                self.query_one("#details-text", Static).update(
+                    conversation_details(conv, self.experiment, message.messages)
+                )
             self._update_chart()
 
     def _on_event(self, event: Any) -> None:
