@@ -1,9 +1,10 @@
 """The conversations of one experiment: filter them, read a transcript, see what exactly ran.
 
-Opened from the library with ``c``. The list on the left follows the filters above it (model,
-days, agents per role, status, favourites); the right shows the highlighted conversation's
-transcript (``TranscriptView``) or its details: rendered prompts per agent, models and their
-parameters, seed, tokens, errors. Favourite, delete (owner only) and export act on it.
+Opened from the library with ``c``. The list on the left follows the filters above it (batch,
+model, days, agents per role, status, favourites); the right shows the highlighted conversation's
+transcript (``TranscriptView``), its details (rendered prompts per agent, models and their
+parameters, seed, tokens, errors) or its chart. Favourite, delete (owner only) and export act on
+it.
 
 The filters mean exactly what ``simulator export``'s do (``simulator.analysis.loading.matches``),
 so ``E`` writes the conversations on screen, no more and no fewer.
@@ -39,6 +40,7 @@ from simulator.domain.errors import ConfigurationError
 from simulator.domain.models import Experiment, ModelRef, Status
 from simulator.tui.screens.base import ReportsWorkerErrors
 from simulator.tui.screens.dialogs import ConfirmDialog, TextPrompt
+from simulator.tui.screens.library import clip
 from simulator.tui.widgets.charts import ConversationChart
 from simulator.tui.widgets.transcript import TranscriptView, prepare_colours
 
@@ -51,22 +53,6 @@ COLUMNS: list[tuple[str, str, int]] = [
     ("messages", "Msgs", 5),
     ("status", "Status", 9),
 ]
-
-#: File extension -> export format (``simulator export --format``).
-EXPORT_FORMATS: dict[str, str] = {
-    ".html": "html",
-    ".htm": "html",
-    ".md": "markdown",
-    ".txt": "text",
-    ".csv": "csv",
-    ".jsonl": "jsonl",
-    ".parquet": "parquet",
-}
-
-
-def clip(text: str, width: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
 
 
 def counts_key(counts: dict[str, int]) -> str:
@@ -100,7 +86,11 @@ def model_option_label(ref: ModelRef) -> str:
 
 
 def export_format(path: Path) -> str:
-    fmt = EXPORT_FORMATS.get(path.suffix.lower())
+    """The export format a file name asks for (``simulator export``'s extensions)."""
+    # lazily: the analysis package imports pandas
+    from simulator.analysis.catalog import EXTENSIONS
+
+    fmt = {ext: fmt for fmt, ext in EXTENSIONS.items()}.get(path.suffix.lower())
     if fmt is None:
         raise ConfigurationError(
             f"'{path.name}' does not say which format to write: end the file name in "
