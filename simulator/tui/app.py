@@ -199,8 +199,17 @@ class SimulatorApp(App[None]):
         from simulator.tui.screens.library import LibraryScreen
 
         self._show(LibraryScreen())
+        self._warm_up()
         if message.login is not None:
             self._offer_remember(message.login)
+
+    @work(thread=True, group="warm-up", exit_on_error=False)
+    def _warm_up(self) -> None:
+        """Load the inflection engine off the event loop while the user looks at the library:
+        importing it takes seconds, and the editor's first preview would freeze the screen."""
+        from simulator.roles.grammar import number_word
+
+        number_word(2)
 
     def on_connect_failed(self, message: ConnectFailed) -> None:
         exc = message.error

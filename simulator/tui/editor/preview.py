@@ -127,8 +127,8 @@ class PreviewPane(Vertical):
         yield Static("", id="preview-issues", classes="issues", markup=False)
         yield TextArea("", id="preview-text", read_only=True, soft_wrap=True)
 
-    def on_mount(self) -> None:
-        self.sync()
+    # Rendered when the tab opens (EditorScreen calls sync), not on mount: most edits never
+    # look at the preview.
 
     def _experiment(self) -> Experiment:
         return self.draft.to_experiment()
