@@ -299,9 +299,9 @@ class SimulatorApp(App[None]):
         title = getattr(screen, "HELP_TITLE", type(screen).__name__)
         self.push_screen(HelpScreen(title, [(key, text) for _, key, text in rows]))
 
-    def _help_rank(self, node: Any, binding: Binding) -> tuple[int, int]:
-        """Help order: the screen's own keys, then its panes', the app's, then Textual's (focus,
-        cursor and text keys); each group in the order our classes declare them."""
+    @staticmethod
+    def _declared_index(node: Any, binding: Binding) -> int | None:
+        """Where our own classes declare ``binding`` for ``node`` (None: one of Textual's)."""
         ours = [
             b.action
             for cls in type(node).__mro__
@@ -309,13 +309,18 @@ class SimulatorApp(App[None]):
             for b in cls.__dict__.get("BINDINGS", [])
             if isinstance(b, Binding)
         ]
-        if binding.action not in ours:
+        return ours.index(binding.action) if binding.action in ours else None
+
+    def _help_rank(self, node: Any, binding: Binding) -> tuple[int, int]:
+        """Help order: the screen's own keys, then its panes', the app's, then Textual's (focus,
+        cursor and text keys); each group in the order our classes declare them."""
+        index = self._declared_index(node, binding)
+        if index is None:
             return 3, 0
-        group = 0 if node is self.screen else 2 if node is self else 1
-        return group, ours.index(binding.action)
+        return (0 if node is self.screen else 2 if node is self else 1), index
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
-        """Textual's own commands, then every action of the current screen by name."""
+        """Textual's own commands, then the actions of the current screen and its focused pane."""
         seen: set[str] = set()
         for command in super().get_system_commands(screen):
             seen.add(command.title)
@@ -324,6 +329,8 @@ class SimulatorApp(App[None]):
             binding = active.binding
             if not binding.description or binding.description in seen or not active.enabled:
                 continue
+            if self._declared_index(active.node, binding) is None:
+                continue  # Textual's cursor and text keys: in the help (F1), not the palette
             seen.add(binding.description)
             yield SystemCommand(
                 binding.description,

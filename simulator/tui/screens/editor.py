@@ -24,13 +24,13 @@ from simulator.tui.messages import DraftChanged
 from simulator.tui.screens.base import ReportsWorkerErrors
 from simulator.tui.screens.dialogs import ConfirmDialog, MessageDialog
 
-# (pane id, label): each tab's key is part of its label, so the footer needs not list them.
+# (pane id, name); tab n is on key F(n+2), shown in its label, so the footer needs not list them.
 TABS = [
-    ("tab-experiment", "F2 Experiment"),
-    ("tab-roles", "F3 Roles"),
-    ("tab-sections", "F4 Sections"),
-    ("tab-models", "F5 Models"),
-    ("tab-preview", "F6 Preview"),
+    ("tab-experiment", "Experiment"),
+    ("tab-roles", "Roles"),
+    ("tab-sections", "Sections"),
+    ("tab-models", "Models"),
+    ("tab-preview", "Preview"),
 ]
 
 
@@ -46,23 +46,17 @@ class EditorScreen(ReportsWorkerErrors, Screen[str | None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+s", "save", "Save", id="editor.save", priority=True),
         Binding("escape", "close", "Back", id="editor.back"),
-        Binding(
-            "f2",
-            "tab('tab-experiment')",
-            "Experiment tab",
-            id="editor.tab1",
-            show=False,
-            priority=True,
-        ),
-        Binding("f3", "tab('tab-roles')", "Roles tab", id="editor.tab2", show=False, priority=True),
-        Binding(
-            "f4", "tab('tab-sections')", "Sections tab", id="editor.tab3", show=False, priority=True
-        ),
-        Binding(
-            "f5", "tab('tab-models')", "Models tab", id="editor.tab4", show=False, priority=True
-        ),
-        Binding(
-            "f6", "tab('tab-preview')", "Preview tab", id="editor.tab5", show=False, priority=True
+        *(
+            Binding(
+                f"f{n}",
+                f"tab('{pane_id}')",
+                f"{name} tab",
+                id=f"editor.tab{n - 1}",
+                show=False,  # the tab labels show these keys
+                priority=True,
+                key_display=f"F{n}",
+            )
+            for n, (pane_id, name) in enumerate(TABS, start=2)
         ),
     ]
 
@@ -99,8 +93,8 @@ class EditorScreen(ReportsWorkerErrors, Screen[str | None]):
         yield Static("", id="editor-banner", markup=False)
         panes = [GeneralPane, RolesPane, SectionsPane, ModelsPane, PreviewPane]
         with TabbedContent(id="editor-tabs"):
-            for (pane_id, label), pane in zip(TABS, panes, strict=True):
-                with TabPane(label, id=pane_id):
+            for n, ((pane_id, name), pane) in enumerate(zip(TABS, panes, strict=True), start=2):
+                with TabPane(f"F{n} {name}", id=pane_id):
                     yield pane(self.draft)
         yield Footer()
 
