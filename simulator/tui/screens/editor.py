@@ -104,7 +104,10 @@ class EditorScreen(ReportsWorkerErrors, Screen[str | None]):
     def _update_banner(self) -> None:
         base = self.draft.base
         if base is None:
-            text = "New experiment · ctrl+s saves it to the library"
+            text = (
+                "New experiment: name it, then roles F3, sections F4, models F5; "
+                "F6 previews; ctrl+s saves"
+            )
         else:
             text = f"Editing '{base.name}' v{base.version} by {base.owner or '?'}"
             if base.owner and base.owner != self.user:
