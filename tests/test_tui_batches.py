@@ -19,7 +19,13 @@ from simulator.tui.screens.monitor import RunMonitorScreen
 from simulator.tui.screens.speaker_dialog import SpeakerDialog
 from simulator.tui.widgets.transcript import TranscriptView
 from tests.plugins.tui import wait_library, wait_until
-from tests.plugins.tui_runs import fill, runs_experiment, settle_setup, wait_batch
+from tests.plugins.tui_runs import (
+    conversation_row,
+    fill,
+    runs_experiment,
+    settle_setup,
+    wait_batch,
+)
 
 AGENT_KINDS = (MessageKind.utterance, MessageKind.action)
 
@@ -142,9 +148,10 @@ async def test_launch_a_2x2_grid_with_2_days_and_watch_it_finish(store: Any, run
         )
         table = monitor.query_one("#monitor-conversations", DataTable)
         assert table.row_count == 4
-        cells = [str(table.get_row_at(i)[1]) for i in range(4)]
-        assert cells == ["1v1, 2 days", "1v2, 2 days", "2v1, 2 days", "2v2, 2 days"]
-        assert all(str(table.get_row_at(i)[4]) == "6/6" for i in range(4))
+        rows = [conversation_row(monitor, i) for i in range(4)]
+        assert [r[1] for r in rows] == ["1v1, 2 days", "1v2, 2 days", "2v1, 2 days", "2v2, 2 days"]
+        assert [r[4] for r in rows] == ["6/6"] * 4
+        assert [r[6] for r in rows] == ["0"] * 4
         assert run.fraction() == 1.0
 
         convs = await store.conversations.list(ConversationFilter(batch_id=batch_id))
@@ -155,7 +162,7 @@ async def test_launch_a_2x2_grid_with_2_days_and_watch_it_finish(store: Any, run
             agent = Counter(m.day for m in messages if m.kind in AGENT_KINDS)
             assert [agent[1], agent[2]] == day_budgets(6, 2)
             assert sum(m.kind is MessageKind.summary for m in messages) == 2
-            assert table.get_row_at(conv.cell_index)[5] == f"{conv.tokens.total_tokens:,}"
+            assert rows[conv.cell_index][5] == f"{conv.tokens.total_tokens:,}"
         stored = await store.batches.get(batch_id)
         assert stored is not None and stored.status is Status.done and stored.owner == "alice"
 
@@ -170,7 +177,7 @@ async def test_launch_a_2x2_grid_with_2_days_and_watch_it_finish(store: Any, run
 
 def statuses(monitor: RunMonitorScreen) -> list[str]:
     table = monitor.query_one("#monitor-conversations", DataTable)
-    return [str(table.get_row_at(i)[3]) for i in range(table.row_count)]
+    return [conversation_row(monitor, i)[3] for i in range(table.row_count)]
 
 
 async def test_manual_speaker_dialog_decides_who_speaks(store: Any, runs_app: Any) -> None:

@@ -253,6 +253,7 @@ class RunRegistry:
 
     async def create(self, experiment: Any, spec: Any, prices: Any = None) -> Batch:
         """Store the batch and its pending conversations (nothing runs yet)."""
+        await asyncio.to_thread(warm_up, freeze=True)  # no slow import on the event loop
         return await self.runner.start(  # type: ignore[no-any-return]
             experiment, spec, owner=self.services.user, prices=prices or None
         )
@@ -422,6 +423,35 @@ class RunRegistry:
             self._unsubscribe = None
 
 
+#: Slow first imports of a run, done in a thread so the event loop never waits for them:
+#: preparing conversations needs ``inflect`` (seconds: typeguard instruments it at import), the
+#: transcript's role colours come from the analysis layer (pandas, pyarrow: about a second).
+WARM_UP_MODULES = ("inflect", "simulator.analysis.exports")
+
+
+def warm_up(*, freeze: bool = False) -> None:
+    """Import ``WARM_UP_MODULES`` (call it in a thread; later imports are free). With ``freeze``,
+    also take the objects alive now out of the garbage collector's reach.
+
+    Why freeze: with Textual, pandas and pyarrow loaded the heap holds millions of long-lived
+    objects, and each full collection walks all of them: 150-200 ms with the event loop stopped,
+    several times during a busy batch. Frozen objects (modules, classes, the app's screens) are
+    never walked again, so a full collection only looks at what the run itself creates. Done
+    once per batch, before it starts: cyclic garbage alive at that instant is kept for good,
+    a small price for a UI that never stalls.
+    """
+    import gc
+    import importlib
+
+    for name in WARM_UP_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError:  # an optional part missing: the caller imports it and says so
+            log.debug("warm-up: %s is not importable", name)
+    if freeze:
+        gc.freeze()
+
+
 def runs_of(app: Any) -> RunRegistry:
     """The app's registry of batches (created on first use, kept for the app's lifetime)."""
     registry = getattr(app, "_batch_runs", None)
@@ -449,4 +479,5 @@ __all__ = [
     "duration_label",
     "running_elsewhere",
     "runs_of",
+    "warm_up",
 ]

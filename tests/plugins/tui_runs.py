@@ -81,3 +81,18 @@ async def wait_batch(
 
     await wait_until(pilot, ended, within=within, what=f"batch {batch_id} {statuses}")
     return registry.runs[batch_id]
+
+
+def conversation_row(monitor: Any, index: int) -> list[str]:
+    """The columns of a conversation line of the run monitor, as displayed (fixed widths)."""
+    from textual.widgets import DataTable
+
+    from simulator.tui.screens.monitor import COLUMN_GAP, CONVERSATION_COLUMNS
+
+    table = monitor.query_one("#monitor-conversations", DataTable)
+    line = str(table.get_row_at(index)[0])
+    out, pos = [], 0
+    for _, width, _ in CONVERSATION_COLUMNS:
+        out.append(line[pos : pos + width].strip())
+        pos += width + len(COLUMN_GAP)
+    return out

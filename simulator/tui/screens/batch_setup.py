@@ -19,6 +19,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import (
     Button,
     Checkbox,
@@ -385,6 +386,7 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
         self.price_problem = ""
         self.plan = Plan()
         self.checks = 0  # plans computed (tests wait on it)
+        self._recheck_timer: Timer | None = None
         self._starting = False
 
     # ------------------------------------------------------------------ layout
@@ -455,7 +457,7 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
                         "Days",
                         self._input(self.form.days, "days", narrow=True),
                         "days",
-                        Checkbox("every count 1..N", id="every-day-count", compact=True),
+                        Checkbox("each 1..N", id="every-day-count", compact=True),
                     )
                 else:
                     yield from self._row(
@@ -468,9 +470,7 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
                     )
                 yield from self._row(
                     "",
-                    Checkbox(
-                        "every combination 1..max", value=True, id="every-combination", compact=True
-                    ),
+                    Checkbox("every combination", value=True, id="every-combination", compact=True),
                 )
                 yield Static("Run", classes="setup-heading")
                 if dialogue:
@@ -530,9 +530,17 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
             yield Static("", classes="setup-error", id=f"err-{error_key}", markup=False)
 
     def on_mount(self) -> None:
+        self._warm_up()
         self._load_prices()
         self.query_one("#in-total" if self._dialogue else "#in-rounds", Input).focus()
         self.recheck()
+
+    @work(thread=True, group="batch-setup-warm-up", exit_on_error=False)
+    def _warm_up(self) -> None:
+        # While the user fills the form: the first batch then starts without a pause.
+        from simulator.tui.runs import warm_up
+
+        warm_up(freeze=True)
 
     @property
     def _dialogue(self) -> bool:
@@ -594,7 +602,7 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
     @on(Checkbox.Changed)
     def _changed(self) -> None:
         # Debounced: typing "100" checks once, not three times.
-        if getattr(self, "_recheck_timer", None) is not None:
+        if self._recheck_timer is not None:
             self._recheck_timer.stop()
         self._recheck_timer = self.set_timer(0.15, self.recheck)
 
@@ -611,7 +619,7 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
         for i, role in enumerate(self.experiment.roles):  # the form's fields go by position
             if f"max-{role.name}" in problems:
                 problems[f"max-{i}"] = problems.pop(f"max-{role.name}")
-        for static in self.query(".setup-error"):
+        for static in self.query(".setup-error").results(Static):
             text = problems.pop((static.id or "").removeprefix("err-"), "")
             static.update(text)
             static.set_class(bool(text), "shown")
@@ -625,7 +633,7 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
             note = "a dialog asks you before every turn of every conversation"
         elif self.form.speaker_selection is SpeakerSelection.auto:
             note = "the manager model picks each speaker (one extra call per turn)"
-        for static in self.query("#speaker-note"):
+        for static in self.query("#speaker-note").results(Static):
             static.update(note)
             static.set_class(bool(note), "shown")
 
@@ -682,7 +690,7 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
         )
 
     def _recheck_timer_pending(self) -> bool:
-        return getattr(self, "_recheck_timer", None) is not None
+        return self._recheck_timer is not None
 
     @work(exclusive=True, group="batch-setup-start", exit_on_error=False)
     async def _create(self, spec: BatchSpec) -> None:

@@ -13,6 +13,7 @@ changed, so a large batch never floods the UI.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -35,6 +36,7 @@ from simulator.tui.runs import (
     duration_label,
     running_elsewhere,
     runs_of,
+    warm_up,
 )
 from simulator.tui.screens.base import ReportsWorkerErrors
 from simulator.tui.screens.dialogs import ConfirmDialog
@@ -53,15 +55,19 @@ RICH_STATUS_STYLE = {
     Status.cancelled: "dim italic",
 }
 
-CONVERSATION_COLUMNS: list[tuple[str, str, int]] = [
-    ("n", "#", 3),
-    ("cell", "Cell", 26),
-    ("model", "Model", 10),
-    ("status", "Status", 9),
-    ("messages", "Msgs", 7),
-    ("tokens", "Tokens", 8),
-    ("problems", "Errors", 14),
+# (label, width, right-aligned). A conversation is one pre-formatted line in a one-column table:
+# a table renders cell by cell, and one cell per row repaints several times faster than seven
+# (the monitor repaints while a batch keeps the event loop busy).
+CONVERSATION_COLUMNS: list[tuple[str, int, bool]] = [
+    ("#", 3, True),
+    ("Cell", 26, False),
+    ("Model", 10, False),
+    ("Status", 9, False),
+    ("Msgs", 7, True),
+    ("Tokens", 8, True),
+    ("Errors", 14, False),
 ]
+COLUMN_GAP = "  "
 BATCH_COLUMNS: list[tuple[str, str, int]] = [
     ("batch", "Batch", 8),
     ("experiment", "Experiment", 18),
@@ -98,16 +104,38 @@ def problems_cell(row: ConversationRow) -> str:
     return clip(f"{row.problems} · {row.error}", 14) if row.error else str(row.problems)
 
 
-def conversation_cells(row: ConversationRow) -> list[Any]:
+def conversation_cells(row: ConversationRow) -> list[str]:
     return [
         str(row.index + 1),
-        clip(row.label, 26),
-        clip(row.models, 10),
-        status_text(row.status),
+        row.label,
+        row.models,
+        row.status.value,
         messages_cell(row),
         f"{row.tokens:,}",
         problems_cell(row),
     ]
+
+
+def _fit(text: str, width: int, right: bool) -> str:
+    text = clip(text, width)
+    return text.rjust(width) if right else text.ljust(width)
+
+
+def conversation_header() -> Text:
+    return Text(COLUMN_GAP.join(_fit(label, w, right) for label, w, right in CONVERSATION_COLUMNS))
+
+
+def conversation_line(row: ConversationRow) -> Text:
+    """The row's columns in one line; the status in its colour."""
+    line = Text()
+    for i, (value, (_, width, right)) in enumerate(
+        zip(conversation_cells(row), CONVERSATION_COLUMNS, strict=True)
+    ):
+        if i:
+            line.append(COLUMN_GAP)
+        style = RICH_STATUS_STYLE.get(row.status, "") if i == 3 else ""
+        line.append(_fit(value, width, right), style=style)
+    return line
 
 
 def summary_text(run: BatchRun, now: float | None = None) -> str:
@@ -135,7 +163,7 @@ def summary_text(run: BatchRun, now: float | None = None) -> str:
         parts.append(f"ETA {duration_label(run.eta_s(now))}")
     second = " · ".join(parts)
     if batch.error and not here and batch.status is Status.failed:
-        second += f"\n[red]{clip(batch.error, 200)}[/red]"
+        second += f" · [red]{clip(batch.error, 200)}[/red]"
     elif not here and batch.status in RESUMABLE:
         second += " · r resumes it"
     return f"{first}\n{second}"
@@ -164,10 +192,11 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
 
     DEFAULT_CSS = """
     RunMonitorScreen #monitor-summary {
-        height: auto;
-        min-height: 2;
+        height: 2;
         padding: 0 1;
         background: $boost;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
     }
     RunMonitorScreen #monitor-progress {
         height: 1;
@@ -187,6 +216,7 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
     }
     RunMonitorScreen #monitor-transcript {
         height: 1fr;
+        overflow-x: hidden;
     }
     RunMonitorScreen #monitor-batches {
         height: 1fr;
@@ -230,6 +260,8 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
         self._transcript_ready = False
         self._live: list[StoredMessage] = []  # live messages of `selected`, not yet shown
         self._seen_rev = -1
+        self._summary = ""
+        self._progress = -1
         self._row_revs: dict[str, int] = {}
         self._table_ids: list[str] = []
         self._unsubscribe: Any = None
@@ -265,8 +297,7 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
             yield Static("Loading the batch…", id="monitor-summary")
             yield ProgressBar(total=1, show_eta=False, id="monitor-progress")
             table = DataTable(id="monitor-conversations", cursor_type="row", zebra_stripes=True)
-            for key, label, width in CONVERSATION_COLUMNS:
-                table.add_column(label, key=key, width=width)
+            table.add_column(conversation_header(), key="row")
             yield table
             yield Static("", id="monitor-selected", markup=False)
             yield TranscriptView(id="monitor-transcript")
@@ -330,9 +361,16 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
         self.flushes += 1
 
     def _paint_summary(self, run: BatchRun) -> None:
-        self.query_one("#monitor-summary", Static).update(summary_text(run))
-        bar = self.query_one("#monitor-progress", ProgressBar)
-        bar.update(total=1000, progress=round(run.fraction() * 1000))
+        # Fixed-size widgets repainted without a layout pass, and only when their text moved:
+        # a layout pass re-renders the whole screen (the table and the transcript included).
+        text = summary_text(run)
+        if text != self._summary:
+            self._summary = text
+            self.query_one("#monitor-summary", Static).update(text, layout=False)
+        progress = round(run.fraction() * 1000)
+        if progress != self._progress:
+            self._progress = progress
+            self.query_one("#monitor-progress", ProgressBar).update(total=1000, progress=progress)
 
     def _paint_rows(self, run: BatchRun) -> None:
         table = self.query_one("#monitor-conversations", DataTable)
@@ -342,19 +380,17 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
             cursor = table.cursor_row
             table.clear()
             for row in rows:
-                table.add_row(*conversation_cells(row), key=row.id)
+                table.add_row(conversation_line(row), key=row.id)
                 self._row_revs[row.id] = row.rev
             self._table_ids = ids
             if rows:
                 table.move_cursor(row=min(max(cursor, 0), len(rows) - 1))
         else:
-            keys = [k for k, _, _ in CONVERSATION_COLUMNS]
             for row in rows:
                 if self._row_revs.get(row.id) == row.rev:
                     continue
                 self._row_revs[row.id] = row.rev
-                for key, value in zip(keys, conversation_cells(row), strict=True):
-                    table.update_cell(row.id, key, value)
+                table.update_cell(row.id, "row", conversation_line(row))
         self._paint_selected()
 
     def _paint_selected(self) -> None:
@@ -362,12 +398,12 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
         row = run.rows.get(self.selected or "") if run else None
         label = self.query_one("#monitor-selected", Static)
         if row is None:
-            label.update("No conversation selected.")
+            label.update("No conversation selected.", layout=False)
             return
         text = f"#{row.index + 1} {row.label} · {', '.join(row.agents)} · {row.id[:8]}"
         if row.error:
             text += f" · {row.error}"
-        label.update(clip(text, 400))
+        label.update(clip(text, 400), layout=False)
 
     @on(DataTable.RowHighlighted, "#monitor-conversations")
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -388,6 +424,7 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
 
     @work(exclusive=True, group="monitor-transcript", exit_on_error=False)
     async def load_transcript(self, conversation_id: str) -> None:
+        await asyncio.to_thread(warm_up)  # the view's first render imports the analysis layer
         messages = await self.services.store.messages.list(conversation_id)
         self.post_message(self.TranscriptLoaded(conversation_id, messages))
 
@@ -507,10 +544,12 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
             return
         b = row.batch
         spec = b.spec
+        maxima = ", ".join(f"{role} ≤{n}" for role, n in spec.max_agents.items()) or "1 each"
+        days = f"1..{spec.days}" if spec.every_day_count else str(spec.days)
         text = (
-            f"[b]{b.id}[/b] · {spec.total_messages} messages, "
-            f"{'every day count 1..' if spec.every_day_count else ''}{spec.days} day(s), "
-            f"speaker {spec.speaker_selection.value}, repeats {spec.repeats}, seed {spec.seed}"
+            f"[b]{b.id[:8]}[/b] · {spec.total_messages} messages over {days} day(s) · agents "
+            f"{maxima}{' (every combination)' if spec.every_combination else ''} · speaker "
+            f"{spec.speaker_selection.value} · repeats {spec.repeats} · seed {spec.seed}"
         )
         label = batch_status_label(b, row.here)
         if label == "interrupted":
