@@ -43,8 +43,14 @@ def clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
 
 
-def models_label(exp: Experiment) -> str:
-    return ", ".join(m.model if m.provider.value != "dryrun" else "dryrun" for m in exp.models)
+def models_label(exp: Experiment, width: int = 10) -> str:
+    """The models on offer in ``width`` characters: all of them, or the first and how many more."""
+    names = [m.model if m.provider.value != "dryrun" else "dryrun" for m in exp.models]
+    text = ", ".join(names)
+    if len(text) <= width or len(names) < 2:
+        return clip(text, width)
+    more = f" +{len(names) - 1}"
+    return clip(names[0], width - len(more)) + more
 
 
 def created_label(exp: Experiment) -> str:
@@ -200,7 +206,7 @@ class LibraryScreen(ReportsWorkerErrors, Screen[None]):
                 clip(exp.name, 15),
                 exp.kind.value,
                 clip(", ".join(r.name for r in exp.roles) or "-", 15),
-                clip(models_label(exp), 10),
+                models_label(exp, 10),
                 str(row.conversations),
                 clip(exp.owner, 7),
                 created_label(exp),
