@@ -10,7 +10,7 @@ from typing import Any
 from textual.widgets import DataTable, Static
 
 from simulator.db.store import ConversationFilter
-from simulator.domain import BatchSpec, MessageKind, ModelSet, SpeakerSelection, Status
+from simulator.domain import BatchSpec, MessageKind, ModelSet, SpeakerSelection, Status, utcnow
 from simulator.engine.batch import BatchRunner
 from simulator.tui.runs import runs_of
 from simulator.tui.screens.dialogs import ConfirmDialog
@@ -146,6 +146,34 @@ async def test_an_unfinished_batch_of_an_earlier_session_is_listed_and_resumed(
         await wait_until(
             pilot, lambda: listed_status(listing, batch.id) == "done", what="the list updated"
         )
+
+
+async def test_a_batch_another_live_runner_holds_is_listed_running_and_not_resumed_here(
+    store: Any, runs_app: Any
+) -> None:
+    exp = await store.experiments.create(runs_experiment())
+    batch = await BatchRunner(store, backends=None).start(exp, spec_for(exp), owner="alice")
+    await store.batches.set_fields(
+        batch.id, status=Status.running, runner="another-host:4242/1", heartbeat_at=utcnow()
+    )
+    app = runs_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_library(pilot)
+        await pilot.press("r")
+        await wait_until(
+            pilot,
+            lambda: isinstance(app.screen, RunMonitorScreen) and app.screen.loads >= 1,
+            what="the batch list",
+        )
+        listing = app.screen
+        assert listed_status(listing, batch.id) == "running"
+        await pilot.press("r")
+        await pilot.pause(0.3)
+        assert app.screen is listing  # not opened, not run
+        assert not runs_of(app).is_running(batch.id)
+        assert any("another-host:4242/1" in n.message for n in app._notifications)
+        convs = await store.conversations.list(ConversationFilter(batch_id=batch.id))
+        assert all(c.status is Status.pending for c in convs)
 
 
 def listed_status(listing: RunMonitorScreen, batch_id: str) -> str:

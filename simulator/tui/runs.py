@@ -39,8 +39,6 @@ log = logging.getLogger(__name__)
 
 #: Batch statuses a resume continues.
 RESUMABLE = frozenset({Status.pending, Status.running, Status.cancelled, Status.failed})
-#: A batch whose runner reported within this many seconds is taken as running elsewhere.
-HEARTBEAT_FRESH_S = 30.0
 RECENT_MESSAGES = 4  # kept per running conversation, for the manual speaker dialog
 
 
@@ -171,13 +169,31 @@ class BatchRun:
 
 
 def running_elsewhere(batch: Batch, now: Any = None) -> bool:
-    """Another process reported recently that it runs this batch."""
-    if batch.status is not Status.running or batch.runner is None or batch.heartbeat_at is None:
+    """Another runner holds the batch's lease and looks alive: it renewed its heartbeat within
+    the engine's lease time and, when it is a process of this machine, that process exists.
+    (The engine decides for real when a run starts; this only labels the batch.)"""
+    if batch.runner is None or batch.heartbeat_at is None or batch.status is not Status.running:
         return False
-    from simulator.domain import utcnow
+    import os
+    import socket
 
-    age = ((now or utcnow()) - batch.heartbeat_at).total_seconds()
-    return age < HEARTBEAT_FRESH_S
+    from simulator.domain import utcnow
+    from simulator.engine.batch import LEASE_S
+
+    if ((now or utcnow()) - batch.heartbeat_at).total_seconds() > LEASE_S:
+        return False
+    host, _, rest = batch.runner.partition(":")
+    pid = rest.split("/", 1)[0]
+    if host == socket.gethostname() and pid.isdigit():
+        if int(pid) == os.getpid():
+            return False  # this very process: running here, or left over from a cancelled run
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:  # it exists, under another user
+            return True
+    return True
 
 
 class RunRegistry:
@@ -275,12 +291,7 @@ class RunRegistry:
     async def _drive(self, batch_id: str, resume: bool) -> None:
         try:
             run = await self.load(batch_id)
-            if resume and running_elsewhere(run.batch):
-                raise SimulatorError(
-                    f"Batch {batch_id[:8]} is running in {run.batch.runner}; it was not "
-                    "resumed here. Cancel it there first, or wait for it to finish.",
-                    title="Running elsewhere",
-                )
+            # A batch another live runner holds is refused by the engine (BatchInUseError).
             run.running, run.started = True, time.monotonic()
             run.done_at_start, run.finished_at_start = run.messages_done, run.finished
             self._starting.discard(batch_id)

@@ -228,7 +228,7 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
         color: $text-muted;
     }
     RunMonitorScreen #monitor-batch-details {
-        height: 2;
+        height: 3;
         padding: 0 1;
         color: $text-muted;
     }
