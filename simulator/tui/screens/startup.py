@@ -47,7 +47,8 @@ class DatabaseErrorScreen(Screen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "app.retry_connect", "Retry", id="dberror.retry"),
-        Binding("ctrl+q,q", "app.quit", "Quit", id="dberror.quit"),
+        # show=False: the footer shows the app's ctrl+q Quit already.
+        Binding("q", "app.quit", "Quit", id="dberror.quit", show=False),
     ]
 
     def __init__(self, title: str, message: str, target: str) -> None:
@@ -87,7 +88,7 @@ class LoginScreen(Screen[None]):
     (``app.log_in``) and shows why a try failed, so the user can try again at once."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "app.quit", "Quit", id="login.quit"),
+        Binding("escape", "app.quit", "Quit", id="login.quit", show=False),  # ^q in the footer
     ]
 
     def __init__(self, cluster_url: str, user: str, error: str | None = None) -> None:
