@@ -360,9 +360,9 @@ async def test_opening_every_tab_and_saving_changes_nothing(
 
 
 async def test_keyboard_help_palette_and_quit_guard(store: Any, tui_settings: Settings) -> None:
-    """F1 shows the keys even from a text field (where ? is typed), the pane's keys first; enter
-    on a section edits its text; the palette lists the editor's actions; ctrl+q asks before
-    dropping unsaved changes."""
+    """F1 shows the keys even from a text field (where ? is typed), the screen's keys first; enter
+    on a section edits its text; the palette lists the editor's actions; removing a section with
+    text asks; ctrl+q asks before dropping unsaved changes."""
     from simulator.tui.screens.dialogs import HelpScreen
 
     await store.experiments.create(sample_experiment())
@@ -392,8 +392,22 @@ async def test_keyboard_help_palette_and_quit_guard(store: Any, tui_settings: Se
         assert {"Save", "Back", "Add section", "Move section up"} <= set(commands)
         assert commands.count("Quit") == 1
 
-        # Quitting with unsaved changes asks; "n" stays, "y" quits.
+        # Removing a section with text asks first; an empty one goes at once.
+        await choose_section(pilot, editor, "Guard · Goal")
         editor.query_one("#section-list", OptionList).focus()
+        await pilot.press("x")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.press("n")
+        await wait_until(pilot, lambda: app.screen is editor)
+        assert [s.title for s in editor.draft.roles[0].sections] == ["Goal"]
+        await pilot.press("a")
+        await wait_until(pilot, lambda: len(editor.draft.roles[0].sections) == 2)
+        editor.query_one("#section-list", OptionList).focus()
+        await pilot.press("x")
+        await wait_until(pilot, lambda: len(editor.draft.roles[0].sections) == 1)
+        assert app.screen is editor and not editor.dirty
+
+        # Quitting with unsaved changes asks; "n" stays, "y" quits.
         await pilot.press("a")
         await wait_until(pilot, lambda: editor.dirty)
         await pilot.press("ctrl+q")

@@ -17,6 +17,7 @@ from simulator.domain.models import Section, SectionKind
 from simulator.roles import validate_text
 from simulator.tui.draft import Draft
 from simulator.tui.messages import DraftChanged
+from simulator.tui.screens.dialogs import ConfirmDialog
 
 DEFAULT_LEVEL = ""  # the Level select's value for the section's default text
 
@@ -324,11 +325,33 @@ class SectionsPane(Horizontal):
 
     @on(Button.Pressed, "#section-remove")
     def action_remove(self) -> None:
-        if self.current is None:
+        found = self._section()
+        if found is None:
             return
+        sec, role = found
+        if not sec.content.strip() and not any(v.strip() for v in sec.variants.values()):
+            self._remove(sec.id)  # nothing to lose
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self._remove(sec.id)
+
+        self.app.push_screen(
+            ConfirmDialog(
+                "Remove section?",
+                f"Remove '{section_label(sec, role)}' and its text?",
+                yes="Remove",
+                no="Keep",
+                danger=True,
+            ),
+            callback=confirmed,
+        )
+
+    def _remove(self, section_id: str) -> None:
         ids = [s.id for s, _ in self.draft.all_sections()]
-        index = ids.index(self.current)
-        self.draft.remove_section(self.current)
+        index = ids.index(section_id)
+        self.draft.remove_section(section_id)
         ids.pop(index)
         self.current = ids[min(index, len(ids) - 1)] if ids else None
         self.sync(self.current)
