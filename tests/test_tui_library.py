@@ -238,5 +238,6 @@ async def test_help_lists_the_keys_of_the_screen(store: Any, tui_settings: Setti
             assert action in rows
         await pilot.press("escape")
         await wait_until(pilot, lambda: isinstance(app.screen, LibraryScreen))
-        commands = [c.title for c in app.get_system_commands(app.screen)]
-        assert "Duplicate" in commands and "Export" in commands
+        commands = {c.title: c.help for c in app.get_system_commands(app.screen)}
+        assert "Export" in commands and "Delete" in commands and "Help" in commands
+        assert commands["Duplicate"] == "Copy the experiment into your library · key: d"

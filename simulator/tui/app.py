@@ -332,9 +332,10 @@ class SimulatorApp(App[None]):
             if self._declared_index(active.node, binding) is None:
                 continue  # Textual's cursor and text keys: in the help (F1), not the palette
             seen.add(binding.description)
+            key = f"key: {self.get_key_display(binding)}"
             yield SystemCommand(
                 binding.description,
-                f"key: {self.get_key_display(binding)}",
+                f"{binding.tooltip} · {key}" if binding.tooltip else key,
                 partial(self._run_bound_action, binding.action, active.node),
             )
 

@@ -44,8 +44,15 @@ class EditorScreen(ReportsWorkerErrors, Screen[str | None]):
 
     HELP_TITLE = "Experiment editor"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("ctrl+s", "save", "Save", id="editor.save", priority=True),
-        Binding("escape", "close", "Back", id="editor.back"),
+        Binding(
+            "ctrl+s",
+            "save",
+            "Save",
+            id="editor.save",
+            priority=True,
+            tooltip="Check and save the experiment",
+        ),
+        Binding("escape", "close", "Back", id="editor.back", tooltip="Back to the library"),
         *(
             Binding(
                 f"f{n}",

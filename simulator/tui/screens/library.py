@@ -91,17 +91,45 @@ class LibraryScreen(ReportsWorkerErrors, Screen[None]):
 
     HELP_TITLE = "Experiment library"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("n", "new", "New", id="library.new"),
-        Binding("enter,o", "open", "Open", id="library.open"),
-        Binding("d", "duplicate", "Duplicate", id="library.duplicate"),
-        Binding("f", "favourite", "Favourite", id="library.favourite"),
-        Binding("t", "note", "Note", id="library.note"),
-        Binding("x,delete", "delete", "Delete", id="library.delete"),
-        Binding("e", "export", "Export", id="library.export"),
-        Binding("i", "import", "Import", id="library.import"),
-        Binding("b", "batch", "Batch", id="library.batch"),
-        Binding("r", "runs", "Runs", id="library.runs"),
-        Binding("c", "conversations", "Conversations", id="library.conversations"),
+        Binding("n", "new", "New", id="library.new", tooltip="Create an experiment"),
+        Binding(
+            "enter,o",
+            "open",
+            "Open",
+            id="library.open",
+            tooltip="Open the experiment in the editor",
+        ),
+        Binding(
+            "d",
+            "duplicate",
+            "Duplicate",
+            id="library.duplicate",
+            tooltip="Copy the experiment into your library",
+        ),
+        Binding("f", "favourite", "Favourite", id="library.favourite", tooltip="Star or unstar it"),
+        Binding("t", "note", "Note", id="library.note", tooltip="Edit its note"),
+        Binding(
+            "x,delete",
+            "delete",
+            "Delete",
+            id="library.delete",
+            tooltip="Delete it with its conversations (owner only)",
+        ),
+        Binding(
+            "e", "export", "Export", id="library.export", tooltip="Write it to a YAML or JSON file"
+        ),
+        Binding(
+            "i", "import", "Import", id="library.import", tooltip="Add an experiment from a file"
+        ),
+        Binding("b", "batch", "Batch", id="library.batch", tooltip="Set up a batch of runs of it"),
+        Binding("r", "runs", "Runs", id="library.runs", tooltip="Watch running batches"),
+        Binding(
+            "c",
+            "conversations",
+            "Conversations",
+            id="library.conversations",
+            tooltip="Read its stored conversations",
+        ),
         Binding("s", "sort", "Sort", id="library.sort", show=False),
         Binding("slash", "search", "Search", id="library.search", show=False),
         Binding("ctrl+r", "refresh", "Refresh", id="library.refresh", show=False),
