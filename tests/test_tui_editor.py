@@ -165,6 +165,17 @@ async def test_create_experiment_with_preview_fix_and_save(
             lambda: "You face 2 guards." in editor.query_one("#preview-text", TextArea).text,
         )
         assert "Your goal: Escape." in editor.query_one("#preview-text", TextArea).text
+        # Every combination of factor levels is on offer, as a batch would run them.
+        levels = editor.query_one("#preview-levels", Select)
+        assert [str(prompt) for prompt, value in levels._options if isinstance(value, str)] == [
+            "goal=Escape",
+            "goal=Yard Time",
+        ]
+        levels.value = "1"
+        await wait_until(
+            pilot,
+            lambda: "Your goal: Yard Time." in editor.query_one("#preview-text", TextArea).text,
+        )
 
         # Save, go back, find it in the library.
         await pilot.press("ctrl+s")

@@ -5,6 +5,7 @@ and marked ⚠ where it stands in the text."""
 from __future__ import annotations
 
 import re
+from itertools import islice, product
 
 from textual import on
 from textual.app import ComposeResult
@@ -24,6 +25,7 @@ from simulator.roles import (
 from simulator.tui.draft import Draft
 
 SUMMARIZER = "@summarizer"
+MAX_COMBINATIONS = 500  # factor-level combinations offered in the Levels list
 STARTING = "@starting"
 
 
@@ -114,16 +116,18 @@ class PreviewPane(Vertical):
         self.draft = draft
         self._roles: list[str] = []
         self._chosen: str | None = None
+        self._combos: list[dict[str, str]] = []  # the factor levels on offer
+        self._level_index = 0
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="form-row"):
             yield Label("Agents", classes="field-label")
             yield Input(id="preview-counts", compact=True, placeholder="Guard=1, Prisoner=2")
-            yield Label("Factors", classes="field-label")
-            yield Input(id="preview-factors", compact=True, placeholder="goal=Escape; persona=Calm")
-        with Horizontal(classes="form-row"):
-            yield Label("Show", classes="field-label")
+            yield Label("Show", classes="field-label short")
             yield Select([], id="preview-agent", compact=True, prompt="-")
+        with Horizontal(classes="form-row"):
+            yield Label("Levels", classes="field-label")
+            yield Select([], id="preview-levels", compact=True, prompt="no study factors")
         yield Static("", id="preview-issues", classes="issues", markup=False)
         yield TextArea("", id="preview-text", read_only=True, soft_wrap=True)
 
@@ -137,7 +141,6 @@ class PreviewPane(Vertical):
         """Re-render from the draft (called when the tab opens and after every edit)."""
         roles = self.draft.role_names()
         counts_input = self.query_one("#preview-counts", Input)
-        factors_input = self.query_one("#preview-factors", Input)
         if roles != self._roles:
             # Keep the counts the user typed for roles that still exist.
             try:
@@ -147,21 +150,37 @@ class PreviewPane(Vertical):
             with counts_input.prevent(Input.Changed):
                 counts_input.value = ", ".join(f"{r}={old.get(r, 1)}" for r in roles)
             self._roles = roles
+        self._sync_levels()
+        self.render_preview()
+
+    def _sync_levels(self) -> None:
+        """Offer every combination of factor levels (as a batch would run them)."""
         try:
             factors = self.draft.factors()
         except SpecError:
             factors = []
-        try:
-            chosen = parse_pairs(factors_input.value, "factors", ";")
-        except SpecError:
-            chosen = {}
-        names = {f.name for f in factors}
-        if set(chosen) != names:
-            with factors_input.prevent(Input.Changed):
-                factors_input.value = "; ".join(
-                    f"{f.name}={chosen.get(f.name, f.levels[0])}" for f in factors
-                )
-        self.render_preview()
+        combos = [
+            dict(zip([f.name for f in factors], levels, strict=True))
+            for levels in islice(product(*[f.levels for f in factors]), MAX_COMBINATIONS)
+        ]
+        if not factors:
+            combos = []
+        select = self.query_one("#preview-levels", Select)
+        if combos == self._combos:
+            return
+        keep = self._combos[self._level_index] if self._combos else None
+        self._combos = combos
+        self._level_index = combos.index(keep) if keep in combos else 0
+        with select.prevent(Select.Changed):
+            select.set_options(
+                [
+                    ("; ".join(f"{k}={v}" for k, v in c.items()), str(i))
+                    for i, c in enumerate(combos)
+                ]
+            )
+            if combos:
+                select.value = str(self._level_index)
+        select.disabled = not combos
 
     def render_preview(self) -> None:
         issues_widget = self.query_one("#preview-issues", Static)
@@ -179,10 +198,10 @@ class PreviewPane(Vertical):
         problems += [f"⚠ {issue}" for issue in validate_experiment(exp)]
         try:
             counts = parse_counts(self.query_one("#preview-counts", Input).value, self._roles)
-            levels = parse_pairs(self.query_one("#preview-factors", Input).value, "factors", ";")
         except SpecError as exc:
-            counts, levels = {r: 1 for r in self._roles}, {}
+            counts = {r: 1 for r in self._roles}
             problems.append(f"⚠ {exc}")
+        levels = self._combos[self._level_index] if self._combos else {}
         agents = agent_names(exp.roles, counts)
         options = [(f"{name} ({role})", f"{name}|{role}") for name, role in agents]
         options += [("Summarizer", SUMMARIZER), ("Starting message", STARTING)]
@@ -217,6 +236,12 @@ class PreviewPane(Vertical):
     @on(Input.Changed)
     def _changed(self) -> None:
         self.render_preview()
+
+    @on(Select.Changed, "#preview-levels")
+    def _levels_chosen(self, event: Select.Changed) -> None:
+        if isinstance(event.value, str) and event.value.isdigit():
+            self._level_index = int(event.value)
+            self.render_preview()
 
     @on(Select.Changed, "#preview-agent")
     def _agent_chosen(self, event: Select.Changed) -> None:
