@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 from pymongo import MongoClient
 from textual.pilot import Pilot
 from textual.widgets import TabbedContent
@@ -54,7 +55,10 @@ def snapshot_app(tui_settings: Settings, mongo_uri: str) -> Iterator[SimulatorAp
     db = f"snap_{uuid.uuid4().hex[:12]}"
     asyncio.run(_populate(mongo_uri, db))
     settings = Settings(  # type: ignore[call-arg]
-        _env_file=None, mongodb_uri=mongo_uri, mongodb_db=db, ollama_host="http://127.0.0.1:9"
+        _env_file=None,
+        mongodb_uri=SecretStr(mongo_uri),
+        mongodb_db=db,
+        ollama_host="http://127.0.0.1:9",
     )
     try:
         yield SimulatorApp(settings, user="alice", offer_example=False)
