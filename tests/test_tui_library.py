@@ -241,3 +241,23 @@ async def test_help_lists_the_keys_of_the_screen(store: Any, tui_settings: Setti
         commands = {c.title: c.help for c in app.get_system_commands(app.screen)}
         assert "Export" in commands and "Delete" in commands and "Help" in commands
         assert commands["Duplicate"] == "Copy the experiment into your library · key: d"
+
+
+async def test_a_wider_terminal_gives_names_and_notes_room(
+    store: Any, tui_settings: Settings
+) -> None:
+    from simulator.tui.screens.library import COLUMNS, column_widths
+
+    assert column_widths(98) == {key: width for key, _, width in COLUMNS}  # 100 columns
+    long = "Stanford prison, calm guard, day 3"  # 34 characters
+    await store.experiments.create(sample_experiment(long, note="a note of some length here"))
+    app = app_for(store, tui_settings)
+    async with app.run_test(size=(160, 30)) as pilot:
+        screen = await wait_library(pilot)
+        await wait_until(pilot, lambda: screen._widths["name"] > 30)
+        cells = [str(c) for c in screen.query_one("#experiments", DataTable).get_row_at(0)]
+        assert cells[1] == long and cells[8] == "a note of some length here"
+        await pilot.resize_terminal(100, 30)
+        await wait_until(pilot, lambda: screen._widths["name"] == 15)
+        cells = [str(c) for c in screen.query_one("#experiments", DataTable).get_row_at(0)]
+        assert cells[1] == "Stanford priso…"

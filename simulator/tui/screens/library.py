@@ -22,7 +22,7 @@ from simulator.domain.models import Experiment, ExperimentKind
 from simulator.tui.screens.base import ReportsWorkerErrors
 from simulator.tui.screens.dialogs import ConfirmDialog, TextPrompt
 
-# (column key, label, width); the note takes what is left.
+# (column key, label, width at 100 columns); wider terminals give the room to GROWS.
 COLUMNS: list[tuple[str, str, int]] = [
     ("favourite", "★", 1),
     ("name", "Name", 15),
@@ -35,6 +35,18 @@ COLUMNS: list[tuple[str, str, int]] = [
     ("note", "Note", 8),
 ]
 SORTABLE = ["created", "name", "owner", "kind", "conversations", "favourite"]
+GROWS = {"name": 3, "roles": 1, "models": 1, "note": 3}  # shares of the extra width
+TABLE_WIDTH = 98  # the table's width at 100 columns, which COLUMNS fill
+
+
+def column_widths(table_width: int) -> dict[str, int]:
+    """Each column's width for a table ``table_width`` wide (never narrower than COLUMNS)."""
+    widths = {key: width for key, _, width in COLUMNS}
+    extra = max(table_width - TABLE_WIDTH, 0)
+    total = sum(GROWS.values())
+    for key, share in GROWS.items():
+        widths[key] += extra * share // total
+    return widths
 
 
 def clip(text: str, width: int) -> str:
@@ -158,6 +170,7 @@ class LibraryScreen(ReportsWorkerErrors, Screen[None]):
         self.owners: set[str] = set()
         self._first_load = True
         self.loads = 0  # finished loads (tests wait on it)
+        self._widths: dict[str, int] = {}
 
     # ------------------------------------------------------------------ layout
 
@@ -180,16 +193,17 @@ class LibraryScreen(ReportsWorkerErrors, Screen[None]):
                 compact=True,
             )
             yield Checkbox("★ only", id="favourites-filter", compact=True)
-        table: DataTable[str] = DataTable(id="experiments", cursor_type="row", zebra_stripes=True)
-        for key, label, width in COLUMNS:
-            table.add_column(label, key=key, width=width)
-        yield table
+        yield DataTable(id="experiments", cursor_type="row", zebra_stripes=True)
         yield Static("", id="library-details")
         yield Static("", id="library-status", classes="status")
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#experiments", DataTable).focus()
+
+    def on_resize(self) -> None:
+        if column_widths(self.query_one("#experiments", DataTable).size.width) != self._widths:
+            self.post_message(self.Loaded(self.rows, self.selected_id()))
 
     def on_screen_resume(self) -> None:
         self.load(self.selected_id())
@@ -226,19 +240,26 @@ class LibraryScreen(ReportsWorkerErrors, Screen[None]):
         self.rows = sort_rows(message.rows, self.sort_key, self.sort_reverse)
         self._update_owner_options()
         table = self.query_one("#experiments", DataTable)
-        table.clear()
+        widths = column_widths(table.size.width)
+        if widths != self._widths:
+            self._widths = widths
+            table.clear(columns=True)
+            for key, label, _ in COLUMNS:
+                table.add_column(label, key=key, width=widths[key])
+        else:
+            table.clear()
         for row in self.rows:
             exp = row.experiment
             table.add_row(
                 "★" if exp.favourite else " ",
-                clip(exp.name, 15),
+                clip(exp.name, widths["name"]),
                 exp.kind.value,
-                clip(", ".join(r.name for r in exp.roles) or "-", 15),
-                models_label(exp, 10),
+                clip(", ".join(r.name for r in exp.roles) or "-", widths["roles"]),
+                models_label(exp, widths["models"]),
                 str(row.conversations),
-                clip(exp.owner, 7),
+                clip(exp.owner, widths["owner"]),
                 created_label(exp),
-                clip(exp.note, 8),
+                clip(exp.note, widths["note"]),
                 key=exp.id,
             )
         if message.select is not None:
