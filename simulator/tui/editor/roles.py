@@ -55,7 +55,7 @@ class RolesPane(Horizontal):
                 "Roles speak in this order (round robin starts with the first). Each role has "
                 "its own private sections (tab Sections). Placeholders such as <GUARD_NOUN> "
                 "name roles: after a rename, the Preview tab lists the ones to update.\n"
-                "a add · x remove · ctrl+↑/↓ reorder · enter on a role, type, enter: rename",
+                "a add · x remove · ctrl+↑/↓ reorder · enter: rename",
                 classes="hint",
             )
 
