@@ -10,7 +10,14 @@ from typing import Any
 from textual.widgets import Button, Checkbox, DataTable, Select, Static
 
 from simulator.db.store import ConversationFilter
-from simulator.domain import MessageKind, SpeakerSelection, Status
+from simulator.domain import (
+    ExperimentKind,
+    MessageKind,
+    ModelRef,
+    Provider,
+    SpeakerSelection,
+    Status,
+)
 from simulator.engine.budget import day_budgets
 from simulator.tui.runs import runs_of
 from simulator.tui.screens.batch_setup import BatchSetupScreen, SetupForm, build_spec
@@ -66,6 +73,30 @@ def test_build_spec_reports_each_problem_by_field() -> None:
     assert ok.estimate.llm_calls == 4 * (4 + 2)
 
 
+def test_build_spec_models_per_role_summarizer_manager_and_game_rounds() -> None:
+    fast = ModelRef(provider=Provider.dryrun, model="fast")
+    slow = ModelRef(provider=Provider.dryrun, model="slow")
+    exp = runs_experiment(models=[fast, slow])
+    form = SetupForm(
+        default_model=1,
+        per_role={"Guard": 0, "Prisoner": None},
+        summarizer=0,
+        manager=None,
+        speaker_selection=SpeakerSelection.auto,
+    )
+    plan = build_spec(exp, form)
+    assert plan.ok and plan.spec is not None
+    (ms,) = plan.spec.model_sets
+    assert ms.default == slow and ms.per_role == {"Guard": fast}
+    assert ms.summarizer == fast and ms.manager is None and ms.manager_model == slow
+    assert plan.spec.speaker_selection is SpeakerSelection.auto
+
+    game = exp.model_copy(update={"kind": ExperimentKind.commons})
+    plan = build_spec(game, SetupForm(total_messages="1", days="1", rounds="3"))
+    assert plan.ok and plan.spec is not None and plan.spec.rounds == 3
+    assert build_spec(game, SetupForm(rounds="0")).problems["rounds"] == "must be at least 1"
+
+
 async def test_setup_previews_the_grid_and_explains_invalid_choices(
     store: Any, runs_app: Any
 ) -> None:
@@ -94,7 +125,7 @@ async def test_setup_previews_the_grid_and_explains_invalid_choices(
         screen.query_one("#every-combination", Checkbox).value = False
         await settle_setup(pilot, screen)
         assert table.row_count == 8  # only 3v2, x 2 levels x 2 day counts x 2 repeats
-        assert [str(table.get_row_at(0)[1])] == ["3v2"]
+        assert str(table.get_row_at(0)[0]).split()[:3] == ["1", "3v2", "1"]  # #, agents, days
 
         # Invalid: more days than messages; a bad maximum. Explained under the fields.
         await fill(pilot, screen, {"total": "3", "days": "4", "max-1": "0"})
@@ -218,3 +249,24 @@ async def test_manual_speaker_dialog_decides_who_speaks(store: Any, runs_app: An
         spoken = [m.speaker for m in messages if m.kind is MessageKind.utterance]
         assert spoken == picks
         assert runs_of(app).runs[batch_id].batch.status is Status.done
+
+
+async def test_setup_of_a_game_asks_for_rounds_instead_of_days(store: Any, runs_app: Any) -> None:
+    exp = await store.experiments.create(
+        runs_experiment("Lake", experiment_id="c" * 32).model_copy(
+            update={"kind": ExperimentKind.commons}
+        )
+    )
+    app = runs_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        library = await wait_library(pilot)
+        assert library.selected_id() == exp.id
+        await pilot.press("b")
+        await wait_until(pilot, lambda: isinstance(app.screen, BatchSetupScreen), what="setup")
+        screen = app.screen
+        await wait_until(pilot, lambda: screen.checks >= 1, what="first check", within=20)
+        assert not screen.query("#in-days") and not screen.query("#in-total")
+        await fill(pilot, screen, {"rounds": "4", "max-0": "2"})
+        assert screen.plan.ok and screen.plan.spec is not None and screen.plan.spec.rounds == 4
+        assert screen.query_one("#setup-grid", DataTable).row_count == 2
+        assert "2 conversations" in shown(screen, "#setup-totals")

@@ -221,12 +221,15 @@ async def test_leaving_the_monitor_keeps_the_batch_running_and_coming_back_shows
         assert listing.selected_batch_id() == batch.id  # the running batch comes first
         table = listing.query_one("#monitor-batches", DataTable)
         assert str(table.get_row_at(0)[2]) == "running"
+        depth = len(app.screen_stack)
         await pilot.press("enter")
         await wait_until(
             pilot,
             lambda: isinstance(app.screen, RunMonitorScreen) and app.screen.batch_id == batch.id,
             what="the batch again",
         )
+        await pilot.pause()
+        assert len(app.screen_stack) == depth + 1  # opened once
         again = app.screen
         await wait_until(pilot, lambda: again.loads >= 1, what="loaded")
         assert again.run is run  # the same live state, not a copy from the database

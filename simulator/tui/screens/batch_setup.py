@@ -54,6 +54,7 @@ from simulator.engine.grid import (
 from simulator.tui.screens.base import ReportsWorkerErrors
 from simulator.tui.screens.dialogs import ConfirmDialog
 from simulator.tui.screens.library import clip
+from simulator.tui.screens.monitor import columns_header, columns_line
 
 log = logging.getLogger(__name__)
 
@@ -251,25 +252,26 @@ def totals_text(plan: Plan, prices: Any, price_problem: str = "") -> str:
     )
 
 
-def cell_row(index: int, cell: GridCell) -> tuple[str, ...]:
+def cell_row(index: int, cell: GridCell) -> list[str]:
     factors = ", ".join(cell.factors.values()) or "-"
-    return (
+    return [
         str(index + 1),
         cell.counts_label,
         str(cell.days),
-        clip(factors, 14),
+        factors,
         str(cell.repeat + 1),
-        clip(str(cell.seed), 8),
-    )
+        str(cell.seed),
+    ]
 
 
-PREVIEW_COLUMNS: list[tuple[str, str, int]] = [
-    ("n", "#", 3),
-    ("agents", "Agents", 6),
-    ("days", "Days", 4),
-    ("factors", "Factors", 14),
-    ("repeat", "Rep", 3),
-    ("seed", "Seed", 8),
+# (label, width, right-aligned): a cell of the grid is one pre-formatted line (cheap to repaint).
+PREVIEW_COLUMNS: list[tuple[str, int, bool]] = [
+    ("#", 3, True),
+    ("Agents", 6, False),
+    ("Days", 4, True),
+    ("Factors", 14, False),
+    ("Rep", 3, True),
+    ("Seed", 8, False),
 ]
 
 
@@ -497,8 +499,7 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
                 table: DataTable[str] = DataTable(
                     id="setup-grid", cursor_type="row", zebra_stripes=True
                 )
-                for key, label, width in PREVIEW_COLUMNS:
-                    table.add_column(label, key=key, width=width)
+                table.add_column(columns_header(PREVIEW_COLUMNS), key="cell")
                 yield table
                 yield Static("", id="setup-grid-error")
                 yield Static("", id="setup-totals")
@@ -533,13 +534,23 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
         self._warm_up()
         self._load_prices()
         self.query_one("#in-total" if self._dialogue else "#in-rounds", Input).focus()
-        self.recheck()
+        if self._dialogue:
+            self.recheck()  # a game's estimate imports its scenario: after the warm-up
 
     @work(thread=True, group="batch-setup-warm-up", exit_on_error=False)
     def _warm_up(self) -> None:
-        # While the user fills the form: the first batch then starts without a pause.
+        # While the user fills the form: the first batch then starts without a pause. A game's
+        # scenario (its call estimator; reputation pulls in networkx) is imported here too.
+        import importlib
+
         from simulator.tui.runs import warm_up
 
+        if not self._dialogue:
+            try:
+                importlib.import_module(f"simulator.scenarios.{self.experiment.kind.value}")
+            except ImportError:
+                log.warning("no scenario module for %s", self.experiment.kind.value)
+            self.app.call_from_thread(self.recheck)
         warm_up(freeze=True)
 
     @property
@@ -608,6 +619,8 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
 
     def recheck(self) -> None:
         self._recheck_timer = None
+        if not self.is_attached:  # left before the warm-up finished
+            return
         self.form = self.read_form()
         self.plan = build_spec(self.experiment, self.form, self.prices)
         self._show_problems()
@@ -641,10 +654,10 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
         table = self.query_one("#setup-grid", DataTable)
         table.clear()
         for i, cell in enumerate(self.plan.cells[:PREVIEW_ROWS]):
-            table.add_row(*cell_row(i, cell), key=str(i))
+            table.add_row(columns_line(cell_row(i, cell), PREVIEW_COLUMNS), key=str(i))
         more = len(self.plan.cells) - PREVIEW_ROWS
         if more > 0:
-            table.add_row("…", f"+{more:,}", "", "more cells", "", "")
+            table.add_row(f"  … and {more:,} more cells")
         self.query_one("#setup-totals", Static).update(
             totals_text(self.plan, self.prices, self.price_problem)
         )

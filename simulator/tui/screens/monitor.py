@@ -121,21 +121,30 @@ def _fit(text: str, width: int, right: bool) -> str:
     return text.rjust(width) if right else text.ljust(width)
 
 
+def columns_line(
+    values: list[str], columns: list[tuple[str, int, bool]], styles: dict[int, str] | None = None
+) -> Text:
+    """Values as fixed-width columns of one line (``columns``: label, width, right-aligned)."""
+    line = Text()
+    for i, (value, (_, width, right)) in enumerate(zip(values, columns, strict=True)):
+        if i:
+            line.append(COLUMN_GAP)
+        line.append(_fit(value, width, right), style=(styles or {}).get(i, ""))
+    return line
+
+
+def columns_header(columns: list[tuple[str, int, bool]]) -> Text:
+    return columns_line([label for label, _, _ in columns], columns)
+
+
 def conversation_header() -> Text:
-    return Text(COLUMN_GAP.join(_fit(label, w, right) for label, w, right in CONVERSATION_COLUMNS))
+    return columns_header(CONVERSATION_COLUMNS)
 
 
 def conversation_line(row: ConversationRow) -> Text:
     """The row's columns in one line; the status in its colour."""
-    line = Text()
-    for i, (value, (_, width, right)) in enumerate(
-        zip(conversation_cells(row), CONVERSATION_COLUMNS, strict=True)
-    ):
-        if i:
-            line.append(COLUMN_GAP)
-        style = RICH_STATUS_STYLE.get(row.status, "") if i == 3 else ""
-        line.append(_fit(value, width, right), style=style)
-    return line
+    style = {3: RICH_STATUS_STYLE.get(row.status, "")}
+    return columns_line(conversation_cells(row), CONVERSATION_COLUMNS, style)
 
 
 def summary_text(run: BatchRun, now: float | None = None) -> str:
