@@ -20,7 +20,7 @@ from simulator.domain import (
 )
 from simulator.engine.budget import day_budgets
 from simulator.tui.runs import runs_of
-from simulator.tui.screens.batch_setup import BatchSetupScreen, SetupForm, build_spec
+from simulator.tui.screens.batch_setup import BatchSetupScreen, SetupForm, build_spec, cost_label
 from simulator.tui.screens.dialogs import ConfirmDialog
 from simulator.tui.screens.monitor import RunMonitorScreen
 from simulator.tui.screens.speaker_dialog import SpeakerDialog
@@ -90,6 +90,19 @@ def test_build_spec_models_per_role_summarizer_manager_and_game_rounds() -> None
     assert ms.default == slow and ms.per_role == {"Guard": fast}
     assert ms.summarizer == fast and ms.manager is None and ms.manager_model == slow
     assert plan.spec.speaker_selection is SpeakerSelection.auto
+
+    # The cost: from a price table when every model has a price, else said to be unknown.
+    paid = runs_experiment(models=[ModelRef(provider=Provider.openai, model="gpt-x")])
+    form = SetupForm(total_messages="4")
+    prices = {"gpt-x": {"input_per_1k": 1.0, "output_per_1k": 2.0}}
+    priced = build_spec(paid, form, prices)
+    assert priced.estimate is not None and priced.estimate.cost_usd is not None
+    assert priced.estimate.cost_usd > 0
+    assert cost_label(priced, prices) == f"about ${priced.estimate.cost_usd:,.2f}"
+    assert cost_label(build_spec(paid, form), {}) == "unknown (no PRICE_TABLE)"
+    assert cost_label(build_spec(paid, form, {"other": prices["gpt-x"]}), {"x": {}}) == (
+        "unknown (a model has no price)"
+    )
 
     game = exp.model_copy(update={"kind": ExperimentKind.commons})
     plan = build_spec(game, SetupForm(total_messages="1", days="1", rounds="3"))
