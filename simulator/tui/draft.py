@@ -9,7 +9,9 @@ act on. No Textual here: this is tested without a terminal.
 
 from __future__ import annotations
 
+from copy import deepcopy
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -92,6 +94,19 @@ class Draft:
     shared: list[Section] = field(default_factory=list)
     summarizer: list[Section] = field(default_factory=list)
     models: list[ModelRef] = field(default_factory=lambda: [ModelRef()])
+    # Game parameters per kind, so trying another kind and coming back loses nothing; and what
+    # the Game tab could not parse, per kind (field name -> problem), which blocks saving.
+    games: dict[ExperimentKind, dict[str, Any]] = field(default_factory=dict)
+    problems_by_kind: dict[ExperimentKind, dict[str, str]] = field(default_factory=dict)
+
+    @property
+    def game(self) -> dict[str, Any]:
+        """The game parameters of the current kind (the Game tab edits this dict in place)."""
+        return self.games.setdefault(self.kind, {})
+
+    @property
+    def game_problems(self) -> dict[str, str]:
+        return self.problems_by_kind.setdefault(self.kind, {})
 
     # ------------------------------------------------------------------ conversion
 
@@ -116,6 +131,7 @@ class Draft:
             shared=list(copy.shared_sections),
             summarizer=list(copy.summarizer_sections),
             models=list(copy.models),
+            games={copy.kind: dict(copy.game)},
         )
 
     @classmethod
@@ -145,6 +161,7 @@ class Draft:
             shared_sections=[s.model_copy(deep=True) for s in self.shared],
             summarizer_sections=[s.model_copy(deep=True) for s in self.summarizer],
             models=[m.model_copy(deep=True) for m in self.models],
+            game=deepcopy(self.games.get(self.kind, {})),
         )
         first = data.get("dialogue", {}).get("first_role") if data.get("dialogue") else None
         if first is not None and first not in [r.name for r in self.roles]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from copy import deepcopy
 from typing import Any, ClassVar
 
 from textual import on, work
@@ -15,6 +17,7 @@ from simulator.domain.errors import SpecError
 from simulator.domain.models import Experiment, new_id
 from simulator.roles import validate_experiment
 from simulator.tui.draft import Draft
+from simulator.tui.editor.game import GamePane, check_game, is_game
 from simulator.tui.editor.general import GeneralPane
 from simulator.tui.editor.models import ModelsPane
 from simulator.tui.editor.preview import PreviewPane
@@ -31,7 +34,10 @@ TABS = [
     ("tab-sections", "Sections"),
     ("tab-models", "Models"),
     ("tab-preview", "Preview"),
+    ("tab-game", "Game"),  # commons and reputation only: hidden for a dialogue experiment
 ]
+GAME_TAB = "tab-game"
+PANES = [GeneralPane, RolesPane, SectionsPane, ModelsPane, PreviewPane, GamePane]
 
 
 def comparable(exp: Experiment) -> dict[str, Any]:
@@ -98,15 +104,22 @@ class EditorScreen(ReportsWorkerErrors, Screen[str | None]):
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
         yield Static("", id="editor-banner", markup=False)
-        panes = [GeneralPane, RolesPane, SectionsPane, ModelsPane, PreviewPane]
         with TabbedContent(id="editor-tabs"):
-            for n, ((pane_id, name), pane) in enumerate(zip(TABS, panes, strict=True), start=2):
+            for n, ((pane_id, name), pane) in enumerate(zip(TABS, PANES, strict=True), start=2):
                 with TabPane(f"F{n} {name}", id=pane_id):
                     yield pane(self.draft)
         yield Footer()
 
     def on_mount(self) -> None:
         self._update_banner()
+        self._show_game_tab()
+
+    def _show_game_tab(self) -> None:
+        tabs = self.query_one(TabbedContent)
+        if is_game(self.draft.kind):
+            tabs.show_tab(GAME_TAB)
+        else:
+            tabs.hide_tab(GAME_TAB)
 
     def _update_banner(self) -> None:
         base = self.draft.base
@@ -131,6 +144,10 @@ class EditorScreen(ReportsWorkerErrors, Screen[str | None]):
     @on(DraftChanged)
     def _draft_changed(self, message: DraftChanged) -> None:
         message.stop()
+        if isinstance(message.source, (GeneralPane, RolesPane)):
+            # The kind decides the Game tab; its form follows the kind (and names the roles).
+            self._show_game_tab()
+            self.query_one(GamePane).sync()
         if not isinstance(message.source, PreviewPane):
             preview = self.query_one(PreviewPane)
             if self.query_one(TabbedContent).active == "tab-preview":
@@ -138,19 +155,19 @@ class EditorScreen(ReportsWorkerErrors, Screen[str | None]):
 
     @on(TabbedContent.TabActivated)
     def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
-        pane_id = event.pane.id if event.pane is not None else None
-        pane_types: dict[str, type] = {
-            "tab-experiment": GeneralPane,
-            "tab-roles": RolesPane,
-            "tab-sections": SectionsPane,
-            "tab-models": ModelsPane,
-            "tab-preview": PreviewPane,
-        }
-        pane_type = pane_types.get(pane_id or "")
+        tab = event.pane.id if event.pane is not None else None
+        panes = {tab_id: pane for (tab_id, _), pane in zip(TABS, PANES, strict=True)}
+        pane_type = panes.get(tab or "")
         if pane_type is not None:
-            self.query_one(pane_type).sync()  # type: ignore[attr-defined]
+            self.query_one(pane_type).sync()  # type: ignore[attr-defined]  # each pane has one
 
     def action_tab(self, tab: str) -> None:
+        if tab == GAME_TAB and not is_game(self.draft.kind):
+            self.notify(
+                "Dialogue experiments have no game parameters (kind: Experiment tab, F2).",
+                severity="warning",
+            )
+            return
         # Drop focus first: a focused widget in the old tab would pull the tabs back to it.
         self.set_focus(None)
         self.query_one(TabbedContent).active = tab
@@ -180,6 +197,15 @@ class EditorScreen(ReportsWorkerErrors, Screen[str | None]):
                 )
             )
             return
+        if is_game(exp.kind) and self.draft.game_problems:
+            self.app.push_screen(
+                MessageDialog(
+                    "Fix the game parameters first",
+                    "\n".join(f"{name}: {text}" for name, text in self.draft.game_problems.items())
+                    + "\n\nThe Game tab (F7) shows each problem under its field.",
+                )
+            )
+            return
         base = self.draft.base
         if base is not None and base.owner and base.owner != self.user:
 
@@ -203,6 +229,19 @@ class EditorScreen(ReportsWorkerErrors, Screen[str | None]):
     @work(exclusive=True, group="editor-save", exit_on_error=False)
     async def _save(self, exp: Experiment, *, as_copy: bool) -> None:
         service = self.app.services.experiments  # type: ignore[attr-defined]
+        if is_game(exp.kind):
+            # The kind's own loader has the last word (it may import the scenario: a thread).
+            try:
+                game = await asyncio.to_thread(check_game, exp.kind, exp.game)
+            except SpecError as exc:
+                self.post_message(
+                    self.Refused(
+                        "Fix the game parameters first",
+                        f"{exc}\n\nThe Game tab (F7) shows each problem under its field.",
+                    )
+                )
+                return
+            exp = exp.model_copy(update={"game": game})
         if self.draft.base is None:
             saved = await service.create(exp)
             text = f"Created '{saved.name}'."
@@ -223,9 +262,22 @@ class EditorScreen(ReportsWorkerErrors, Screen[str | None]):
                 text = f"Saved '{saved.name}'."
         self.post_message(self.Saved(saved, text))
 
+    class Refused(Message):
+        """Saving found a problem only the worker could see."""
+
+        def __init__(self, title: str, text: str) -> None:
+            super().__init__()
+            self.title = title
+            self.text = text
+
+    @on(Refused)
+    def _refused(self, message: Refused) -> None:
+        self.app.push_screen(MessageDialog(message.title, message.text))
+
     @on(Saved)
     def _saved(self, message: Saved) -> None:
         saved = message.experiment
+        self.draft.games[saved.kind] = deepcopy(saved.game)  # as stored (normalised)
         if self.draft.base is None or saved.id != self.draft.base.id:
             self.conversations = 0
         self.draft.base = saved.model_copy(deep=True)
