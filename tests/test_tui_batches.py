@@ -60,6 +60,10 @@ def test_build_spec_reports_each_problem_by_field() -> None:
     assert plan.problems["repeats"] == "a whole number is needed"
     assert "seed" in plan.problems
 
+    typo = exp.model_copy(update={"starting_message": "Hello <GARD_NOUN>."})
+    plan = build_spec(typo, SetupForm())
+    assert not plan.ok and "Did you mean <GUARD_NOUN>?" in plan.problems["grid"]
+
     plan = build_spec(exp, SetupForm(max_agents={"Guard": "200", "Prisoner": "200"}))
     assert "at most 10,000 in one batch" in plan.problems["grid"]
 

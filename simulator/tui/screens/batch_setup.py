@@ -51,6 +51,7 @@ from simulator.engine.grid import (
     expand_grid,
     factor_combinations,
 )
+from simulator.roles import validate_experiment
 from simulator.tui.screens.base import ReportsWorkerErrors
 from simulator.tui.screens.dialogs import ConfirmDialog
 from simulator.tui.screens.library import clip
@@ -170,6 +171,12 @@ def build_spec(
         rounds = _whole(form.rounds, "rounds", problems)
     if not experiment.roles:
         problems["grid"] = "the experiment has no roles: add some in the editor first"
+    else:
+        issues = validate_experiment(experiment)
+        if issues:  # the CLI refuses these too: every conversation would fail to prepare
+            problems["grid"] = "fix these placeholders in the editor first:\n" + "\n".join(
+                str(i) for i in issues
+            )
     refs = models_of(experiment)
 
     def ref(index: int | None) -> ModelRef | None:
