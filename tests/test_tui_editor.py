@@ -431,3 +431,47 @@ async def test_keyboard_help_palette_and_quit_guard(store: Any, tui_settings: Se
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
         await pilot.press("y")
         await wait_until(pilot, lambda: not app.is_running, what="the app to exit")
+
+
+async def test_models_tab_lists_and_pulls_from_a_running_ollama(
+    store: Any, tui_settings: Settings, ollama_server: Any
+) -> None:
+    """Against Ollama's HTTP API (a local fake server): the installed models are listed to pick
+    from; a missing one is pulled with a progress bar and then listed."""
+    from textual.widgets import ProgressBar
+
+    await store.experiments.create(sample_experiment())
+    app = SimulatorApp(tui_settings, store=store, user="alice", offer_example=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_library(pilot)
+        await pilot.press("o")
+        await wait_until(pilot, lambda: isinstance(app.screen, EditorScreen))
+        editor: EditorScreen = app.screen  # type: ignore[assignment]
+        await pilot.press("f5")
+        await wait_until(pilot, lambda: editor.query_one(TabbedContent).active == "tab-models")
+        status = editor.query_one("#models-status", Static)
+        installed = editor.query_one("#model-installed", Select)
+
+        def offered() -> list[str]:
+            return [value for _, value in installed._options if isinstance(value, str)]
+
+        editor.query_one("#model-url", Input).value = ollama_server.url
+        editor.query_one("#model-provider", Select).value = "ollama"  # lists at once
+        await wait_until(pilot, lambda: offered() == ["llama3.2:1b"], what="the installed list")
+        assert "1 model(s) installed" in text_of(status)
+        installed.value = "llama3.2:1b"
+        await wait_until(pilot, lambda: editor.draft.models[0].model == "llama3.2:1b")
+        ref = editor.draft.models[0]
+        assert (ref.provider.value, ref.base_url) == ("ollama", ollama_server.url)
+
+        editor.query_one("#model-name", Input).value = "qwen2:0.5b"
+        editor.query_one("#model-list", OptionList).focus()
+        await pilot.press("p")
+        await wait_until(
+            pilot,
+            lambda: "qwen2:0.5b is ready" in text_of(status) and "2 model(s)" in text_of(status),
+            what="the pull to finish",
+        )
+        bar = editor.query_one("#pull-progress", ProgressBar)
+        assert (bar.total, bar.progress) == (1000, 1000)  # fed by the pull's progress
+        await wait_until(pilot, lambda: "qwen2:0.5b" in offered(), what="the new model listed")

@@ -89,6 +89,7 @@ class ModelsPane(ReportsWorkerErrors, Horizontal):
     def __init__(self, draft: Draft) -> None:
         super().__init__(id="models-pane")
         self.draft = draft
+        self._pulled_note = ""  # "X is ready. ", shown with the next listing
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="side"):
@@ -304,10 +305,14 @@ class ModelsPane(ReportsWorkerErrors, Horizontal):
         names = message.names or []
         with select.prevent(Select.Changed):
             select.set_options([(n, n) for n in names])
+        done, self._pulled_note = self._pulled_note, ""
         status.update(
-            f"Ollama has {len(names)} model(s) installed; pick one above."
-            if names
-            else "Ollama has no models installed: type a name and press p to pull it."
+            done
+            + (
+                f"Ollama has {len(names)} model(s) installed; pick one above."
+                if names
+                else "Ollama has no models installed: type a name and press p to pull it."
+            )
         )
 
     def action_pull(self) -> None:
@@ -349,3 +354,4 @@ class ModelsPane(ReportsWorkerErrors, Horizontal):
         self.query_one("#models-status", Static).update(text)
         if message.error is None:
             self.action_list_ollama()
+            self._pulled_note = f"{message.model} is ready. "  # kept in the listing's status
