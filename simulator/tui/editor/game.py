@@ -380,11 +380,14 @@ class GamePane(Vertical):
         self.general: list[str] = []
         self.builds = 0  # forms built (tests wait on it)
         self._dropped: list[str] = []
+        self._errors: dict[str, Static] = {}  # field name -> the line under it
+        self._shown: dict[str, str] = {}  # what each of those lines shows
 
     def compose(self) -> ComposeResult:
         yield Static("", id="game-intro", classes="hint", markup=False)
         yield Static("", id="game-general", classes="issues", markup=False)
-        yield VerticalScroll(id="game-form")
+        # Not focusable itself: blurring a container restyles every row under it.
+        yield VerticalScroll(id="game-form", can_focus=False)
         yield Static("", id="game-help", classes="hint", markup=False)
 
     def on_mount(self) -> None:
@@ -437,6 +440,7 @@ class GamePane(Vertical):
         self.items = field_specs(model)
         self.by_id = {spec.widget_id: spec for spec in self.fields}
         form = self.query_one("#game-form", VerticalScroll)
+        self._errors, self._shown = {}, {}
         await form.remove_children()
         await form.mount_all(self._rows())
         self.shown = kind
@@ -464,6 +468,7 @@ class GamePane(Vertical):
         desc = Static(spec.description, classes="game-desc", markup=False)
         error = Static("", id=f"{spec.widget_id}-error", classes="game-error", markup=False)
         error.display = False
+        self._errors[spec.name] = error
         if spec.kind == "yaml":
             shown = current(game, spec)
             area = TextArea(
@@ -585,12 +590,12 @@ class GamePane(Vertical):
         for name, text in self.draft.game_problems.items():
             problems[name] = text  # what does not parse hides the model's view of it
         self.problems, self.general = problems, general
-        for spec in specs:
-            try:
-                error = self.query_one(f"#{spec.widget_id}-error", Static)
-            except Exception:  # the form is being rebuilt
-                continue
+        for spec in specs:  # only lines that change: each change is a layout pass
             text = problems.get(spec.name, "")
+            error = self._errors.get(spec.name)
+            if error is None or self._shown.get(spec.name, "") == text:
+                continue
+            self._shown[spec.name] = text
             error.update(text)
             error.display = bool(text)
         lines = list(general)

@@ -14,6 +14,7 @@ arrives twice (loaded and live) is drawn once.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -266,6 +267,9 @@ class GameChart(Vertical):
             self._series(plt, xs, coop, "cooperation", "left", LEFT_COLOR)
             self._series(plt, xs, ties, "ties", "right", RIGHT_COLOR)
             plt.xlabel("step")
+        if xs:
+            step = max(1, math.ceil((xs[-1] - xs[0]) / 5))
+            plt.xticks(list(range(xs[0], xs[-1] + 1, step)))  # rounds and steps are whole
         self.draws += 1
         plot.refresh()
 
