@@ -185,7 +185,7 @@ def listed_status(listing: RunMonitorScreen, batch_id: str) -> str:
 async def test_leaving_the_monitor_keeps_the_batch_running_and_coming_back_shows_it(
     store: Any, runs_app: Any
 ) -> None:
-    exp = await store.experiments.create(runs_experiment(latency_ms=120))
+    exp = await store.experiments.create(runs_experiment(latency_ms=200))
     app = runs_app()
     async with app.run_test(size=(100, 30)) as pilot:
         library = await wait_library(pilot)

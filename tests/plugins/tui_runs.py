@@ -7,11 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from textual.widgets import Input
 
 from simulator.domain import Experiment, ModelRef, Provider, Status
 from simulator.settings import Settings
-from simulator.tui.app import SimulatorApp
 from tests.plugins.tui import sample_experiment, wait_until
 
 
@@ -35,8 +33,9 @@ def runs_experiment(
 
 
 @pytest.fixture
-def runs_app(store: Any, tui_settings: Settings) -> Callable[..., SimulatorApp]:
+def runs_app(store: Any, tui_settings: Settings) -> Callable[..., Any]:
     """``runs_app()``: the app on the test store as alice (no example offer)."""
+    from simulator.tui.app import SimulatorApp  # Textual only for the tests that use it
 
     def make(user: str = "alice") -> SimulatorApp:
         return SimulatorApp(tui_settings, store=store, user=user, offer_example=False)
@@ -50,6 +49,8 @@ async def wait_services(pilot: Any) -> None:
 
 async def fill(pilot: Any, screen: Any, values: dict[str, str]) -> None:
     """Type values into the batch setup form's inputs (by key: total, days, max-0, ...)."""
+    from textual.widgets import Input
+
     for key, value in values.items():
         screen.query_one(f"#in-{key}", Input).value = value
     await settle_setup(pilot, screen)

@@ -14,6 +14,7 @@ changed, so a large batch never floods the UI.
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -44,6 +45,8 @@ from simulator.tui.screens.library import clip
 from simulator.tui.widgets.transcript import TranscriptView
 
 FLUSH_S = 0.25  # how often the screen repaints from the registry
+# The transcript grows at most once a second: each growth costs the whole screen a layout pass.
+TRANSCRIPT_FLUSH_S = 1.0
 LIST_REFRESH_S = 1.0
 MAX_BATCHES = 100
 
@@ -271,6 +274,7 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
         self._seen_rev = -1
         self._summary = ""
         self._progress = -1
+        self._transcript_flushed = 0.0
         self._row_revs: dict[str, int] = {}
         self._table_ids: list[str] = []
         self._unsubscribe: Any = None
@@ -362,7 +366,13 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
             self._paint_summary(run)
         elif run.running:
             self._paint_summary(run)  # elapsed and ETA move on their own
-        if self._transcript_ready and self._live:
+        now = time.monotonic()
+        if (
+            self._transcript_ready
+            and self._live
+            and (now - self._transcript_flushed >= TRANSCRIPT_FLUSH_S or not run.running)
+        ):
+            self._transcript_flushed = now
             transcript = self.query_one("#monitor-transcript", TranscriptView)
             live, self._live = self._live, []
             for m in live:
