@@ -14,13 +14,21 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from textual.widgets import Input, Select, Static, TabbedContent, TextArea
 
+from simulator.db.store import ConversationFilter
+from simulator.domain import BatchSpec, ModelSet
 from simulator.domain.errors import SpecError
 from simulator.domain.models import ExperimentKind, Message
 from simulator.engine.events import ConversationStarted, MessageStored
+from simulator.scenarios.commons.params import CommonsParams
+from simulator.scenarios.commons.setup import commons_experiment, scripted_model
 from simulator.scenarios.reputation.runner import StepEnded
+from simulator.settings import Settings
+from simulator.tui.app import SimulatorApp
 from simulator.tui.editor.game import (
     FieldSpec,
+    GamePane,
     Heading,
     check_game,
     field_specs,
@@ -33,12 +41,19 @@ from simulator.tui.editor.game import (
     unset_value,
     validate_game,
 )
+from simulator.tui.runs import runs_of
+from simulator.tui.screens.dialogs import MessageDialog
+from simulator.tui.screens.editor import EditorScreen
+from simulator.tui.screens.monitor import RunMonitorScreen
 from simulator.tui.widgets.game_chart import (
+    GameChart,
     GamePoint,
     commons_point,
     point_from_event,
     points_from_states,
 )
+from tests.plugins.tui import sample_experiment, wait_library, wait_until
+from tests.plugins.tui_runs import wait_batch
 
 COMMONS, REPUTATION = ExperimentKind.commons, ExperimentKind.reputation
 
@@ -205,3 +220,259 @@ def test_chart_points_from_snapshots_and_events() -> None:
     assert point_from_event(stored({"event": "growth"})) is None
     assert point_from_event(ConversationStarted("c", "b")) is None
     assert commons_point({"event": "growth"}) is None
+
+
+# --------------------------------------------------------------------------- the editor's Game tab
+
+
+async def open_new_editor(pilot: Any) -> EditorScreen:
+    app = pilot.app
+    await wait_library(pilot)
+    await pilot.press("n")
+    await wait_until(pilot, lambda: isinstance(app.screen, EditorScreen), what="editor")
+    await pilot.pause()
+    return app.screen  # type: ignore[no-any-return]
+
+
+async def choose_kind(pilot: Any, editor: EditorScreen, kind: str) -> GamePane:
+    editor.query_one("#exp-kind", Select).value = kind
+    await wait_until(pilot, lambda: editor.draft.kind.value == kind, what=f"kind {kind}")
+    await wait_until(pilot, lambda: game_tab(editor).display, what="the Game tab shown")
+    await pilot.press("f7")
+    pane = editor.query_one(GamePane)
+    await wait_until(
+        pilot,
+        lambda: (
+            editor.query_one(TabbedContent).active == "tab-game"
+            and pane.shown is not None
+            and pane.shown.value == kind
+        ),
+        what="the Game tab's form",
+    )
+    await pilot.pause()
+    return pane
+
+
+def game_tab(editor: EditorScreen) -> Any:
+    return editor.query_one(TabbedContent).get_tab("tab-game")
+
+
+async def type_into(pilot: Any, pane: GamePane, name: str, text: str) -> None:
+    """Type ``text`` into the field of parameter ``name`` (replacing its value)."""
+    field = pane.query_one(f"#{widget_id(name)}", Input)
+    field.focus()
+    field.value = text
+    await pilot.pause()
+
+
+def widget_id(name: str) -> str:
+    return "game-" + name.replace(".", "-")
+
+
+def error_under(pane: GamePane, name: str) -> str:
+    widget = pane.query_one(f"#{widget_id(name)}-error", Static)
+    return str(widget.render()) if widget.display else ""
+
+
+async def test_commons_parameters_set_in_the_editor_shown_in_place_and_saved(
+    store: Any, tui_settings: Settings
+) -> None:
+    app = SimulatorApp(tui_settings, store=store, user="alice", offer_example=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        editor = await open_new_editor(pilot)
+        assert not game_tab(editor).display  # a dialogue experiment: no Game tab
+        editor.query_one("#exp-name", Input).value = "Fishery"
+        pane = await choose_kind(pilot, editor, "commons")
+        intro = str(pane.query_one("#game-intro", Static).render())
+        assert "Models tab (F5)" in intro and "Role A 1" in intro
+
+        # A bad value is explained under its field at once, and saving is refused, naming it.
+        await type_into(pilot, pane, "rounds", "0")
+        assert error_under(pane, "rounds") == "Input should be greater than or equal to 1"
+        await type_into(pilot, pane, "policy.quota", "lots")
+        assert error_under(pane, "policy.quota") == "'lots' is not a number"
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: isinstance(app.screen, MessageDialog), what="refusal")
+        message = app.screen.message
+        assert "Game tab (F7)" in message and "policy.quota" in message
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is editor)
+
+        # Fixed, and the rest set: quota, a saboteur, monitors with their model.
+        await type_into(pilot, pane, "policy.quota", "3.5")
+        assert error_under(pane, "policy.quota") == ""
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: isinstance(app.screen, MessageDialog), what="refusal")
+        assert "rounds: Input should be greater than or equal to 1" in app.screen.message
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is editor)
+        await type_into(pilot, pane, "rounds", "6")
+        assert error_under(pane, "rounds") == ""
+        await type_into(pilot, pane, "saboteurs", "Member 1")
+        pane.query_one(f"#{widget_id('monitors.enabled')}", Select).value = "on"
+        pane.query_one(f"#{widget_id('monitors.context')}", Select).value = "full"
+        monitor_model = pane.query_one(f"#{widget_id('monitors.model')}", TextArea)
+        monitor_model.focus()
+        monitor_model.insert("{provider: dryrun, model: script, options: {policy: commons.monitor")
+        await pilot.pause()
+        assert error_under(pane, "monitors.model").startswith("not valid YAML (line 1")
+        monitor_model.insert("}}")
+        await pilot.pause()
+        assert error_under(pane, "monitors.model") == ""
+        help_text = str(pane.query_one("#game-help", Static).render())
+        assert help_text.startswith("monitors.model: monitor model for every member")
+        assert pane.problems == {} and pane.general == []
+
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: editor.saved_id is not None, what="saved")
+        assert not editor.dirty
+
+    stored = await store.experiments.get(editor.saved_id)
+    assert stored is not None and stored.kind is ExperimentKind.commons
+    game = stored.game
+    assert game["monitors"]["model"]["options"] == {"policy": "commons.monitor"}
+    game["monitors"].pop("model")
+    assert game == {
+        "rounds": 6,
+        "policy": {"quota": 3.5},
+        "saboteurs": ["Member 1"],
+        "monitors": {"enabled": True, "context": "full"},
+    }
+
+
+async def test_reputation_parameters_pd_without_gossip(store: Any, tui_settings: Settings) -> None:
+    app = SimulatorApp(tui_settings, store=store, user="alice", offer_example=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        editor = await open_new_editor(pilot)
+        editor.query_one("#exp-name", Input).value = "Trust"
+        pane = await choose_kind(pilot, editor, "reputation")
+        pane.query_one(f"#{widget_id('game')}", Select).value = "pd"
+        pane.query_one(f"#{widget_id('gossip')}", Select).value = "off"
+        await pilot.pause()
+        await type_into(pilot, pane, "credibility_weights.neutral", "1.5")
+        assert error_under(pane, "credibility_weights.neutral") == (
+            "credibility weight of neutral must be within 0..1, got 1.5"
+        )
+        await type_into(pilot, pane, "credibility_weights.neutral", "")
+        assert error_under(pane, "credibility_weights.neutral") == ""
+        assert editor.draft.game == {"game": "pd", "gossip": False}
+
+        # Another kind and back: each kind keeps its own parameters.
+        editor.query_one("#exp-kind", Select).value = "commons"
+        await wait_until(pilot, lambda: editor.draft.kind is ExperimentKind.commons)
+        assert editor.draft.game == {}
+        editor.query_one("#exp-kind", Select).value = "reputation"
+        await wait_until(pilot, lambda: editor.draft.kind is ExperimentKind.reputation)
+        assert editor.draft.game == {"game": "pd", "gossip": False}
+        await wait_until(pilot, lambda: pane.shown is ExperimentKind.reputation, what="form")
+        assert pane.query_one(f"#{widget_id('gossip')}", Select).value == "off"
+
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: editor.saved_id is not None, what="saved")
+
+    stored = await store.experiments.get(editor.saved_id)
+    assert stored is not None and stored.kind is ExperimentKind.reputation
+    assert stored.game == {"game": "pd", "gossip": False}
+
+
+async def test_a_dialogue_experiment_has_no_game_tab(store: Any, tui_settings: Settings) -> None:
+    await store.experiments.create(sample_experiment())
+    app = SimulatorApp(tui_settings, store=store, user="alice", offer_example=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_library(pilot)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, EditorScreen), what="editor")
+        editor: EditorScreen = app.screen  # type: ignore[assignment]
+        await pilot.pause()
+        assert not game_tab(editor).display
+        await pilot.press("f7")
+        await pilot.pause()
+        assert editor.query_one(TabbedContent).active == "tab-experiment"
+        assert not editor.dirty
+
+
+# --------------------------------------------------------------------------- the monitor's chart
+
+
+async def test_the_monitor_charts_a_commons_run_round_by_round(store: Any, runs_app: Any) -> None:
+    member = scripted_model(chat="public", latency_ms=15)
+    exp = commons_experiment(CommonsParams(rounds=4), name="Lake", owner="alice")
+    exp = exp.model_copy(update={"models": [member]})
+    await store.experiments.create(exp)
+    app = runs_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_library(pilot)
+        registry = runs_of(app)
+        spec = BatchSpec(
+            experiment_id=exp.id,
+            max_agents={"Member": 3},
+            every_combination=False,
+            rounds=4,
+            model_sets=[ModelSet(default=member)],
+        )
+        batch = await registry.create(exp, spec)
+        registry.run(batch.id)
+        await app.push_screen(RunMonitorScreen(batch.id))
+        monitor = app.screen
+        await wait_until(pilot, lambda: monitor.loads >= 1, what="monitor")
+        chart = monitor.query_one(GameChart)
+        await wait_until(pilot, lambda: chart.display and chart.kind == "commons", what="chart")
+        seen: list[int] = []
+
+        def rounds_drawn() -> bool:
+            if not seen or seen[-1] != len(chart.points):
+                seen.append(len(chart.points))
+            return len(chart.points) == 4
+
+        await wait_until(pilot, rounds_drawn, within=30, what="4 rounds charted")
+        await wait_batch(pilot, batch.id)
+        await wait_until(pilot, lambda: chart.draws >= 2 and "Round 4" in chart.caption())
+        assert any(0 < n < 4 for n in seen), f"the rounds came all at once: {seen}"
+
+        conv = (await store.conversations.list(ConversationFilter(batch_id=batch.id)))[0]
+        latest = await store.states.latest(conv.id)
+        assert latest is not None
+        records = latest[1]["rounds"]
+        assert chart.xs == [1, 2, 3, 4]
+        assert [chart.points[r["round"]].values["resource"] for r in records] == [
+            r["resource_after_growth"] for r in records
+        ]
+        assert chart.points[4].credits == records[-1]["credits_end"]
+        assert set(chart.points[4].credits) == {"Member 1", "Member 2", "Member 3"}
+
+
+async def test_the_monitor_charts_cooperation_and_ties_of_a_reputation_run(
+    store: Any, runs_app: Any
+) -> None:
+    from tests.plugins.reputation import reputation_setup
+
+    mix = {"reputation_following": 3, "always_defect": 1}
+    experiment, cell = reputation_setup("pd", mix, steps=3, model_options={"latency_ms": 5})
+    experiment = experiment.model_copy(update={"owner": "alice"})
+    await store.experiments.create(experiment)
+    app = runs_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_library(pilot)
+        registry = runs_of(app)
+        spec = BatchSpec(
+            experiment_id=experiment.id,
+            model_sets=[cell.models],
+            max_agents=mix,
+            every_combination=False,
+            rounds=3,
+        )
+        batch = await registry.create(experiment, spec)
+        registry.run(batch.id)
+        await app.push_screen(RunMonitorScreen(batch.id))
+        monitor = app.screen
+        await wait_until(pilot, lambda: monitor.loads >= 1, what="monitor")
+        chart = monitor.query_one(GameChart)
+        await wait_batch(pilot, batch.id)
+        await wait_until(pilot, lambda: 3 in chart.points and "Step 3/3" in chart.caption())
+
+        conv = (await store.conversations.list(ConversationFilter(batch_id=batch.id)))[0]
+        stored = dict(await store.states.list(conv.id))
+        for step in (1, 2, 3):
+            metrics = stored[step]["metrics"]
+            assert chart.points[step].values["cooperation"] == metrics["cooperation"]
+            assert chart.points[step].values["ties"] == metrics["edges"]

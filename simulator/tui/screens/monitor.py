@@ -6,6 +6,9 @@ with resume for unfinished ones, including batches an earlier session left behin
 conversation (cell, model, status, messages done of the budget, tokens, problems) and the
 transcript of the highlighted conversation as it is written.
 
+A game (commons, reputation) also gets a chart beside the transcript: the resource and the
+credits per round, or the cooperation and the network's ties per step, growing as they end.
+
 The batch itself runs in the app (``simulator.tui.runs``): leaving this screen does not stop it.
 The screen reads the registry's counters a few times a second and repaints only rows that
 changed, so a large batch never floods the UI.
@@ -22,6 +25,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
@@ -42,6 +46,12 @@ from simulator.tui.runs import (
 from simulator.tui.screens.base import ReportsWorkerErrors
 from simulator.tui.screens.dialogs import ConfirmDialog
 from simulator.tui.screens.library import clip
+from simulator.tui.widgets.game_chart import (
+    GameChart,
+    GamePoint,
+    point_from_event,
+    points_from_states,
+)
 from simulator.tui.widgets.transcript import TranscriptView
 
 FLUSH_S = 0.25  # how often the screen repaints from the registry
@@ -49,6 +59,7 @@ FLUSH_S = 0.25  # how often the screen repaints from the registry
 TRANSCRIPT_FLUSH_S = 1.0
 LIST_REFRESH_S = 1.0
 MAX_BATCHES = 100
+GAME_KINDS = ("commons", "reputation")  # experiment kinds the monitor charts
 
 RICH_STATUS_STYLE = {
     Status.pending: "dim",
@@ -226,9 +237,17 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
         color: $text-muted;
         background: $boost;
     }
+    RunMonitorScreen #monitor-bottom {
+        height: 1fr;
+    }
     RunMonitorScreen #monitor-transcript {
+        width: 1fr;
         height: 1fr;
         overflow-x: hidden;
+    }
+    RunMonitorScreen #monitor-game-chart {
+        width: 44;
+        height: 1fr;
     }
     RunMonitorScreen #monitor-batches {
         height: 1fr;
@@ -247,9 +266,16 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
     """
 
     class Loaded(Message):
-        def __init__(self, run: BatchRun) -> None:
+        def __init__(self, run: BatchRun, kind: str | None = None) -> None:
             super().__init__()
             self.run = run
+            self.kind = kind  # the experiment's kind
+
+    class GameLoaded(Message):
+        def __init__(self, conversation_id: str, points: list[GamePoint]) -> None:
+            super().__init__()
+            self.conversation_id = conversation_id
+            self.points = points
 
     class TranscriptLoaded(Message):
         def __init__(self, conversation_id: str, messages: list[StoredMessage]) -> None:
@@ -279,6 +305,10 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
         self._table_ids: list[str] = []
         self._unsubscribe: Any = None
         self._timer: Timer | None = None
+        self.kind: str | None = None  # the experiment's kind (a game gets a chart)
+        self._chart: GameChart | None = None
+        self._game_ready = False
+        self._game_live: list[GamePoint] = []  # live points of `selected`, not yet charted
         self.loads = 0  # finished loads (tests wait on it)
         self.flushes = 0
 
@@ -313,7 +343,8 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
             table.add_column(conversation_header(), key="row")
             yield table
             yield Static("", id="monitor-selected", markup=False)
-            yield TranscriptView(id="monitor-transcript")
+            with Horizontal(id="monitor-bottom"):
+                yield TranscriptView(id="monitor-transcript")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -344,11 +375,22 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
     async def load_batch(self) -> None:
         assert self.batch_id is not None
         run = await self.registry.load(self.batch_id)
-        self.post_message(self.Loaded(run))
+        kind = self.kind
+        if kind is None:
+            exp = await self.services.store.experiments.get(run.batch.experiment_id)
+            kind = exp.kind.value if exp is not None else None
+        self.post_message(self.Loaded(run, kind))
 
     @on(Loaded)
     def _loaded(self, message: Loaded) -> None:
         self.run = message.run
+        self.kind = message.kind
+        if self.kind in GAME_KINDS and self._chart is None:
+            # Mounted for games only: plotext is imported when a game is shown.
+            self._chart = GameChart(self.kind, id="monitor-game-chart")
+            self.query_one("#monitor-bottom", Horizontal).mount(self._chart)
+            if self.selected is not None:
+                self._select_game(self.selected)
         self._seen_rev = -1
         self.flush()
         self.loads += 1
@@ -377,6 +419,12 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
             live, self._live = self._live, []
             for m in live:
                 transcript.add_message(m)
+        chart = self._chart
+        if chart is not None:
+            if self._game_ready and self._game_live:
+                points, self._game_live = self._game_live, []
+                chart.add(points)
+            chart.flush()  # redraws at most once a second
         self.flushes += 1
 
     def _paint_summary(self, run: BatchRun) -> None:
@@ -440,6 +488,37 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
         transcript.clear_messages()
         self._paint_selected()
         self.load_transcript(conversation_id)
+        if self._chart is not None:
+            self._select_game(conversation_id)
+
+    def _select_game(self, conversation_id: str) -> None:
+        self._game_ready = False
+        self._game_live = []
+        if self._chart is not None:
+            self._chart.reset(self.kind)
+        self.load_game(conversation_id)
+
+    @work(exclusive=True, group="monitor-game", exit_on_error=False)
+    async def load_game(self, conversation_id: str) -> None:
+        """The chart's points so far: commons from the latest snapshot (it holds every round's
+        record), reputation from every step's snapshot (each holds its step's metrics)."""
+        states = self.services.store.states
+        if self.kind == "commons":
+            latest = await states.latest(conversation_id)
+            stored = [latest] if latest is not None else []
+        else:
+            stored = await states.list(conversation_id)
+        points = points_from_states(self.kind or "", stored)
+        self.post_message(self.GameLoaded(conversation_id, points))
+
+    @on(GameLoaded)
+    def _game_loaded(self, message: GameLoaded) -> None:
+        if message.conversation_id != self.selected or self._chart is None:
+            return
+        # Points that ended while loading arrived live; the chart keeps each round once.
+        self._chart.reset(self.kind, [*message.points, *self._game_live])
+        self._game_live = []
+        self._game_ready = True
 
     @work(exclusive=True, group="monitor-transcript", exit_on_error=False)
     async def load_transcript(self, conversation_id: str) -> None:
@@ -459,8 +538,14 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
 
     def _on_bus_event(self, event: Any) -> None:
         # Called by the engine for every event: only note it, the timer paints (no widgets here).
-        if isinstance(event, MessageStored) and event.conversation_id == self.selected:
+        if getattr(event, "conversation_id", None) != self.selected:
+            return
+        if isinstance(event, MessageStored):
             self._live.append(event.message)
+        if self._chart is not None:  # a game: a round_end record or a StepEnded is a point
+            point = point_from_event(event)
+            if point is not None:
+                self._game_live.append(point)
 
     # ------------------------------------------------------------------ the list of batches
 
