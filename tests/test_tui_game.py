@@ -182,14 +182,21 @@ def test_saving_checks_through_load_params_and_stores_what_was_set() -> None:
 
 def test_chart_points_from_snapshots_and_events() -> None:
     snapshot = {
-        "params": {"rounds": 5},
+        "params": {"rounds": 5, "start_credits": 4.0},
+        "members": [{"name": "Member 1", "born_round": 0}, {"name": "Member 5", "born_round": 2}],
         "rounds": [
-            {"round": 1, "resource_after_growth": 41.5, "credits_end": {"Member 1": 4.6}},
+            {
+                "round": 1,
+                "resource_start": 40.0,
+                "resource_after_growth": 41.5,
+                "credits_end": {"Member 1": 4.6},
+            },
             {"round": 2, "resource_after_growth": 40.0, "credits_end": {"Member 1": 5.1}},
         ],
     }
     points = points_from_states("commons", [(0, {"rounds": []}), (2, snapshot)])
     assert [(p.x, p.values["resource"], p.credits, p.total) for p in points] == [
+        (0, 40.0, {"Member 1": 4.0}, 5),  # the start: founding members only
         (1, 41.5, {"Member 1": 4.6}, 5),
         (2, 40.0, {"Member 1": 5.1}, 5),
     ]
@@ -433,7 +440,8 @@ async def test_the_monitor_charts_a_commons_run_round_by_round(store: Any, runs_
         latest = await store.states.latest(conv.id)
         assert latest is not None
         records = latest[1]["rounds"]
-        assert chart.xs == [1, 2, 3, 4]
+        assert chart.xs[-4:] == [1, 2, 3, 4] and set(chart.xs) <= {0, 1, 2, 3, 4}
+        assert "Round 4/4" in chart.caption()
         assert [chart.points[r["round"]].values["resource"] for r in records] == [
             r["resource_after_growth"] for r in records
         ]

@@ -308,6 +308,7 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
         self.kind: str | None = None  # the experiment's kind (a game gets a chart)
         self._chart: GameChart | None = None
         self._game_ready = False
+        self._game_reloaded = False
         self._game_live: list[GamePoint] = []  # live points of `selected`, not yet charted
         self.loads = 0  # finished loads (tests wait on it)
         self.flushes = 0
@@ -424,6 +425,10 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
             if self._game_ready and self._game_live:
                 points, self._game_live = self._game_live, []
                 chart.add(points)
+                if chart.total is None and not self._game_reloaded and self.selected:
+                    # Selected before its first snapshot: read the start and the length now.
+                    self._game_reloaded = True
+                    self.load_game(self.selected)
             chart.flush()  # redraws at most once a second
         self.flushes += 1
 
@@ -493,6 +498,7 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
 
     def _select_game(self, conversation_id: str) -> None:
         self._game_ready = False
+        self._game_reloaded = False
         self._game_live = []
         if self._chart is not None:
             self._chart.reset(self.kind)
@@ -516,7 +522,8 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
         if message.conversation_id != self.selected or self._chart is None:
             return
         # Points that ended while loading arrived live; the chart keeps each round once.
-        self._chart.reset(self.kind, [*message.points, *self._game_live])
+        self._chart.add([*message.points, *self._game_live])
+        self._chart.flush(force=True)
         self._game_live = []
         self._game_ready = True
 

@@ -83,9 +83,11 @@ def points_from_states(kind: str, states: list[tuple[int, dict[str, Any]]]) -> l
         return []
     if kind == "commons":
         _, latest = max(states, key=lambda s: s[0])
-        total = (latest.get("params") or {}).get("rounds")
-        out = []
-        for rec in latest.get("rounds") or []:
+        params = latest.get("params") or {}
+        total = params.get("rounds")
+        records = latest.get("rounds") or []
+        out = [_commons_start(latest, records, total)]
+        for rec in records:
             out.append(
                 GamePoint(
                     x=int(rec["round"]),
@@ -104,6 +106,21 @@ def points_from_states(kind: str, states: list[tuple[int, dict[str, Any]]]) -> l
                 points.append(reputation_point(step, metrics, total))
         return points
     return []
+
+
+def _commons_start(
+    snapshot: dict[str, Any], records: list[dict[str, Any]], total: int | None
+) -> GamePoint:
+    """Round 0: the lake and the founding members' credits before the first round."""
+    founders = [m for m in snapshot.get("members") or [] if not m.get("born_round")]
+    if records:
+        resource = _num(records[0].get("resource_start"))
+        start = float((snapshot.get("params") or {}).get("start_credits", 0.0))
+        credits = {m["name"]: start for m in founders}
+    else:  # the snapshot is the start itself
+        resource = _num((snapshot.get("world") or {}).get("resource"))
+        credits = {m["name"]: float(m.get("credits", 0.0)) for m in founders}
+    return GamePoint(x=0, values={"resource": resource}, credits=credits, total=total)
 
 
 def point_from_event(event: Any) -> GamePoint | None:
@@ -165,6 +182,7 @@ class GameChart(Vertical):
         self.kind = kind
         #: What is drawn, by round/step (read by tests and callers).
         self.points: dict[int, GamePoint] = {}
+        self.total: int | None = None  # rounds/steps of the run, once a point says
         self.draws = 0
         self._dirty = True
         self._drawn_at = 0.0
@@ -183,13 +201,15 @@ class GameChart(Vertical):
     def reset(self, kind: str | None, points: Iterable[GamePoint] = ()) -> None:
         """Show another conversation (of ``kind``) with these points."""
         self.kind = kind
-        self.points = {p.x: p for p in points}
+        self.points, self.total = {}, None
+        self.add(points)
         self._dirty = True
         self.flush(force=True)
 
     def add(self, points: Iterable[GamePoint]) -> None:
         """New points (drawn at the next ``flush``)."""
         for p in points:
+            self.total = p.total or self.total  # a live round_end record does not say it
             self.points[p.x] = p
             self._dirty = True
 
@@ -217,17 +237,18 @@ class GameChart(Vertical):
             if not points:
                 return "Resource and credits per round\nNo round has ended yet."
             last = points[-1]
-            of = f"/{last.total}" if last.total else ""
+            of = f"/{self.total}" if self.total else ""
             credits = sum(last.credits.values())
+            members = f"{len(last.credits)} member{'' if len(last.credits) == 1 else 's'}"
             return (
                 f"Round {last.x}{of} · resource {_fmt(last.values.get('resource'))}\n"
-                f"credits: {len(last.credits)} members, {credits:.1f} in all"
+                f"credits: {members}, {credits:.1f} in all"
             )
         if self.kind == "reputation":
             if not points:
                 return "Cooperation and network ties per step\nNo step has ended yet."
             last = points[-1]
-            of = f"/{last.total}" if last.total else ""
+            of = f"/{self.total}" if self.total else ""
             coop = last.values.get("cooperation")
             ties = last.values.get("ties")
             return (
