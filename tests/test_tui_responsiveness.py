@@ -7,6 +7,12 @@ The dryrun model answers at once, so the batch keeps the event loop as busy as i
 the timer measures is how long the engine, the database driver and the UI ever hold the loop in
 one go (and whether anything slow, such as a first import or a full garbage collection of the
 app's heap, happens on it).
+
+Two bounds: while the batch runs with the monitor on screen, every gap stays under 100 ms (the
+acceptance figure). The moment before, from the confirmation until the monitor is shown (the
+batch and its 50 conversations stored, then a new screen composed and laid out, a one-off cost
+of any screen switch that reaches 60-100 ms of layout on a loaded 2-core machine), is held to
+250 ms, so a regression there (a slow import, preparing cells on the loop) still fails.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from tests.plugins.tui_runs import fill, runs_experiment, wait_batch
 
 TICK_S = 0.01
 MAX_GAP_S = 0.1
+MAX_SWITCH_GAP_S = 0.25
 
 
 async def test_a_10ms_timer_keeps_ticking_while_50_conversations_run(
@@ -49,7 +56,7 @@ async def test_a_10ms_timer_keeps_ticking_while_50_conversations_run(
             what="the warm-up",
         )
 
-        await fill(pilot, setup, {"total": "6", "days": "2", "max-0": "5", "max-1": "5"})
+        await fill(pilot, setup, {"total": "40", "days": "2", "max-0": "5", "max-1": "5"})
         await fill(pilot, setup, {"repeats": "2"})
         await pilot.press("ctrl+s")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="confirm")
@@ -64,14 +71,20 @@ async def test_a_10ms_timer_keeps_ticking_while_50_conversations_run(
         await wait_until(pilot, lambda: isinstance(app.screen, RunMonitorScreen), what="monitor")
         monitor = app.screen
         assert isinstance(monitor, RunMonitorScreen) and monitor.batch_id is not None
+        await pilot.pause(0.05)  # the monitor's first layout and paint
+        shown = len(ticks)
         await wait_batch(pilot, monitor.batch_id, within=90)
         await pilot.pause(0.3)  # the last repaints
         timer.stop()
 
-        gaps = [b - a for a, b in itertools.pairwise(ticks)]
-        assert len(gaps) > 100
+        switch = [b - a for a, b in itertools.pairwise(ticks[: shown + 1])]
+        gaps = [b - a for a, b in itertools.pairwise(ticks[shown:])]
+        watched = ticks[-1] - ticks[shown]
+        assert watched > 1.5, f"the monitor watched the run for only {watched:.2f} s"
         worst = [round(g, 3) for g in sorted(gaps)[-5:]]
-        assert max(gaps) < MAX_GAP_S, f"largest gaps between ticks (s): {worst}"
+        assert max(gaps) < MAX_GAP_S, f"largest gaps between ticks during the run (s): {worst}"
+        worst_switch = [round(g, 3) for g in sorted(switch)[-3:]]
+        assert max(switch) < MAX_SWITCH_GAP_S, f"largest gaps opening the monitor: {worst_switch}"
 
         # The monitor followed the run live and ended showing all of it.
         assert monitor.flushes > 3
