@@ -4,6 +4,7 @@ another); a stale lease, or one held by a process that no longer exists, is adop
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import subprocess
 import sys
@@ -108,7 +109,7 @@ async def test_a_fresh_lease_of_another_machine_is_respected(
         runner="elsewhere.example.org:4242/1",
         heartbeat_at=utcnow(),
     )
-    with pytest.raises(BatchInUseError, match="elsewhere.example.org:4242/1"):
+    with pytest.raises(BatchInUseError, match=re.escape("elsewhere.example.org:4242/1")):
         await runner.resume(batch.id)
     convs = await store.conversations.list(ConversationFilter(batch_id=batch.id))
     assert all(c.status is Status.pending for c in convs)  # nothing ran
@@ -120,7 +121,7 @@ async def test_the_lease_of_a_dead_local_process_is_adopted_at_once(
     exp = await store.experiments.create(prison_experiment)
     runner = BatchRunner(store, Backends(), poll_s=0.05)
     batch = await runner.start(exp, _spec(exp))
-    gone = subprocess.run(
+    gone = subprocess.run(  # noqa: ASYNC221 - a child that has exited before the test goes on
         [sys.executable, "-c", "import os; print(os.getpid())"],
         capture_output=True,
         text=True,

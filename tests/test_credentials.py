@@ -1,4 +1,5 @@
-"""Remembered credentials: keyring when available, else a 0600 file; never plain text beside a keyring."""
+"""Remembered credentials: keyring when available, else a 0600 file; never plain text beside a
+keyring."""
 
 import os
 import stat

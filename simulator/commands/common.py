@@ -13,7 +13,8 @@ log = logging.getLogger(__name__)
 
 
 def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
-    """Run a command; our errors become a one-paragraph message and exit code 2, never a traceback."""
+    """Run a command; our errors become a one-paragraph message and exit code 2, never a
+    traceback."""
     from simulator.logging_setup import setup_logging
 
     setup_logging()

@@ -1,6 +1,7 @@
 """The domain model: plain pydantic data, validation, no I/O.
 
-One concept, one name: these names are the ones used in MongoDB documents, in the UI and in the docs.
+One concept, one name: these names are the ones used in MongoDB documents, in the UI and in the
+docs.
 Identifiers are strings (hex uuids) so that documents look the same on the embedded server and on a
 real MongoDB, and so that ids can be generated before a write (which makes writes idempotent).
 """
@@ -11,7 +12,7 @@ import re
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -97,8 +98,8 @@ class Section(Model):
     """A titled block of prompt text.
 
     ``position`` orders an agent's sections: shared and private sections interleave by position.
-    A section may be driven by a study factor: then ``variants`` maps each level of ``factor`` to the
-    section's content for that level (an empty variant omits the section for that level).
+    A section may be driven by a study factor: then ``variants`` maps each level of ``factor`` to
+    the section's content for that level (an empty variant omits the section for that level).
     """
 
     id: str = Field(default_factory=lambda: uuid.uuid4().hex[:12])
