@@ -382,6 +382,7 @@ class GamePane(Vertical):
         self._dropped: list[str] = []
         self._errors: dict[str, Static] = {}  # field name -> the line under it
         self._shown: dict[str, str] = {}  # what each of those lines shows
+        self._texts: dict[str, str] = {}  # what the pane's own lines show, by selector
 
     def compose(self) -> ComposeResult:
         yield Static("", id="game-intro", classes="hint", markup=False)
@@ -412,11 +413,12 @@ class GamePane(Vertical):
             self.query_one("#game-form", VerticalScroll).remove_children()
             self.items, self.by_id = [], {}
             self.shown = kind
-            self.query_one("#game-intro", Static).update(NO_GAME)
-            self.query_one("#game-help", Static).update("")
+            self._update("#game-intro", NO_GAME)
+            self._update("#game-help", "")
+            self._update("#game-general", "")
             self.query_one("#game-general").display = False
             return
-        self.query_one("#game-intro", Static).update(f"Loading the {kind.value} parameters…")
+        self._update("#game-intro", f"Loading the {kind.value} parameters…")
         self._import(kind)
 
     @work(exclusive=True, group="game-import", exit_on_error=False)
@@ -511,7 +513,16 @@ class GamePane(Vertical):
             return
         roles = self.draft.role_names() or ["Member"]
         members = ", ".join(f"{r[:1].upper()}{r[1:]} 1, {r[:1].upper()}{r[1:]} 2, …" for r in roles)
-        self.query_one("#game-intro", Static).update(INTROS[kind].format(members=members))
+        self._update("#game-intro", INTROS[kind].format(members=members))
+
+    def _update(self, selector: str, text: str) -> bool:
+        """Repaint a line only when its text changes (the editor re-syncs on every keystroke
+        of the Experiment tab, and each repaint of a line is a layout pass)."""
+        if self._texts.get(selector) == text:
+            return False
+        self._texts[selector] = text
+        self.query_one(selector, Static).update(text)
+        return True
 
     # ------------------------------------------------------------------ editing
 
@@ -577,7 +588,7 @@ class GamePane(Vertical):
             return
         default = format_value(spec, spec.default) or "none"
         text = f"{spec.name}: {spec.description} " if spec.description else f"{spec.name}: "
-        self.query_one("#game-help", Static).update(f"{text}(default {default})".strip())
+        self._update("#game-help", f"{text}(default {default})".strip())
 
     # ------------------------------------------------------------------ checking
 
@@ -604,7 +615,7 @@ class GamePane(Vertical):
                 f"Not {kind.value} parameters, removed: {', '.join(self._dropped)} "
                 "(saving stores the experiment without them)."
             )
-        general_widget = self.query_one("#game-general", Static)
-        general_widget.update("\n".join(lines))
-        general_widget.display = bool(lines)
-        general_widget.set_class(bool(lines), "has-issues")
+        if self._update("#game-general", "\n".join(lines)):
+            general_widget = self.query_one("#game-general", Static)
+            general_widget.display = bool(lines)
+            general_widget.set_class(bool(lines), "has-issues")
