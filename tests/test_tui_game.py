@@ -11,17 +11,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from pymongo import MongoClient
 from textual.widgets import Input, Select, Static, TabbedContent, TextArea
 
+from simulator.db.mongo import connect_store
 from simulator.db.store import ConversationFilter
 from simulator.domain import BatchSpec, ModelSet
 from simulator.domain.errors import SpecError
 from simulator.domain.models import ExperimentKind, Message
 from simulator.engine.events import ConversationStarted, MessageStored
-from simulator.scenarios.commons.params import CommonsParams
+from simulator.scenarios.commons.params import CommonsParams, Policy
 from simulator.scenarios.commons.setup import commons_experiment, scripted_model
 from simulator.scenarios.reputation.runner import StepEnded
 from simulator.settings import Settings
@@ -52,7 +57,7 @@ from simulator.tui.widgets.game_chart import (
     point_from_event,
     points_from_states,
 )
-from tests.plugins.tui import sample_experiment, wait_library, wait_until
+from tests.plugins.tui import FIXED_TIME, sample_experiment, wait_library, wait_until
 from tests.plugins.tui_runs import wait_batch
 
 COMMONS, REPUTATION = ExperimentKind.commons, ExperimentKind.reputation
@@ -484,3 +489,61 @@ async def test_the_monitor_charts_cooperation_and_ties_of_a_reputation_run(
             metrics = stored[step]["metrics"]
             assert chart.points[step].values["cooperation"] == metrics["cooperation"]
             assert chart.points[step].values["ties"] == metrics["edges"]
+
+
+# --------------------------------------------------------------------------- snapshot
+
+
+@pytest.fixture
+def game_snapshot_app(tui_settings: Settings, mongo_uri: str) -> Iterator[SimulatorApp]:
+    """The app on a fresh database holding one commons experiment with fixed id and dates."""
+    db = f"snap_{uuid.uuid4().hex[:12]}"
+
+    async def populate() -> None:
+        store = await connect_store(mongo_uri, db)
+        try:
+            params = CommonsParams(rounds=6, policy=Policy(quota=3.5), saboteurs=["Member 1"])
+            exp = commons_experiment(params, name="Fishery", owner="alice")
+            game = exp.game
+            exp = exp.model_copy(
+                update={
+                    "id": "c" * 32,
+                    "game": check_game(COMMONS, game),
+                    "created_at": FIXED_TIME,
+                    "updated_at": FIXED_TIME,
+                }
+            )
+            await store.experiments.create(exp)
+        finally:
+            await store.close()
+
+    asyncio.run(populate())
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, mongodb_uri=mongo_uri, mongodb_db=db, ollama_host="http://127.0.0.1:9"
+    )
+    try:
+        yield SimulatorApp(settings, user="alice", offer_example=False)
+    finally:
+        client: MongoClient[Any] = MongoClient(mongo_uri)
+        client.drop_database(db)
+        client.close()
+
+
+def test_game_tab_snapshot(snap_compare: Any, game_snapshot_app: SimulatorApp) -> None:
+    """The commons Game tab at 100x30: a stored value, the defaults, a problem under its field."""
+
+    async def run_before(pilot: Any) -> None:
+        app = pilot.app
+        await wait_library(pilot)
+        app.sub_title = "alice · MongoDB at test server"  # the port differs on every run
+        await pilot.press("o")
+        await wait_until(pilot, lambda: isinstance(app.screen, EditorScreen), what="editor")
+        await pilot.press("f7")
+        pane = app.screen.query_one(GamePane)
+        await wait_until(pilot, lambda: pane.shown is COMMONS, what="the form")
+        await type_into(pilot, pane, "start_resource", "-5")
+        assert error_under(pane, "start_resource") == "Input should be greater than or equal to 0"
+        app.screen.set_focus(None)  # no blinking cursor in the picture
+        await pilot.pause(0.2)
+
+    assert snap_compare(game_snapshot_app, terminal_size=(100, 30), run_before=run_before)
