@@ -412,6 +412,7 @@ class GamePane(Vertical):
         if not is_game(kind):
             self.query_one("#game-form", VerticalScroll).remove_children()
             self.items, self.by_id = [], {}
+            self._errors, self._shown = {}, {}
             self.shown = kind
             self._update("#game-intro", NO_GAME)
             self._update("#game-help", "")
@@ -430,7 +431,13 @@ class GamePane(Vertical):
     async def _ready(self, message: Ready) -> None:
         if message.kind is not self.draft.kind or self.shown is message.kind:
             return
+        if not self._visible():
+            return  # built when the tab is opened (its sync): an editor opens without the cost
         await self._build(message.kind)
+
+    def _visible(self) -> bool:
+        """Whether the pane's tab is the one shown (the tabs hide the others' panes)."""
+        return self.parent is None or bool(self.parent.display)
 
     async def _build(self, kind: ExperimentKind) -> None:
         model = params_model(kind)
