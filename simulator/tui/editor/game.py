@@ -383,6 +383,7 @@ class GamePane(Vertical):
         self._errors: dict[str, Static] = {}  # field name -> the line under it
         self._shown: dict[str, str] = {}  # what each of those lines shows
         self._texts: dict[str, str] = {}  # what the pane's own lines show, by selector
+        self._imported: set[ExperimentKind] = set()
 
     def compose(self) -> ComposeResult:
         yield Static("", id="game-intro", classes="hint", markup=False)
@@ -420,11 +421,14 @@ class GamePane(Vertical):
             self.query_one("#game-general").display = False
             return
         self._update("#game-intro", f"Loading the {kind.value} parameters…")
+        if kind in self._imported and not self._visible():
+            return  # nothing to do until the tab is shown
         self._import(kind)
 
     @work(exclusive=True, group="game-import", exit_on_error=False)
     async def _import(self, kind: ExperimentKind) -> None:
         await asyncio.to_thread(params_module, kind)
+        self._imported.add(kind)
         self.post_message(self.Ready(kind))
 
     @on(Ready)
