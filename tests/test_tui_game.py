@@ -452,6 +452,10 @@ async def test_the_monitor_charts_a_commons_run_round_by_round(store: Any, runs_
         ]
         assert chart.points[4].credits == records[-1]["credits_end"]
         assert set(chart.points[4].credits) == {"Member 1", "Member 2", "Member 3"}
+        # A game has no agent-message budget: rows and totals show counts, not "n/20".
+        run = registry.runs.get(batch.id)
+        assert run is not None and run.messages_budget == 0
+        assert all(row.budget == 0 for row in run.rows.values())
 
 
 async def test_the_monitor_charts_cooperation_and_ties_of_a_reputation_run(

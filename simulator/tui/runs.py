@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from simulator.db.store import ConversationFilter
-from simulator.domain import Batch, Conversation, Message, Status
+from simulator.domain import Batch, Conversation, ExperimentKind, Message, Status
 from simulator.domain.errors import SimulatorError
 from simulator.engine.events import (
     BatchProgress,
@@ -69,7 +69,8 @@ class ConversationRow:
             models=models_label(conv),
             status=conv.status,
             done=conv.messages_done,
-            budget=conv.budget,
+            # games are measured in rounds/steps, not agent messages: no message budget
+            budget=conv.budget if conv.kind is ExperimentKind.dialogue else 0,
             tokens=conv.tokens.total_tokens,
             problems=conv.fallbacks + (1 if failed else 0),
             error=conv.error if failed else None,
