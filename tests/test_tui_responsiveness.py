@@ -8,11 +8,11 @@ the timer measures is how long the engine, the database driver and the UI ever h
 one go (and whether anything slow, such as a first import or a full garbage collection of the
 app's heap, happens on it).
 
-Two bounds: while the batch runs with the monitor on screen, every gap stays under 100 ms (the
-acceptance figure). The moment before, from the confirmation until the monitor is shown (the
-batch and its 50 conversations stored, then a new screen composed and laid out, a one-off cost
-of any screen switch that reaches 60-100 ms of layout on a loaded 2-core machine), is held to
-250 ms, so a regression there (a slow import, preparing cells on the loop) still fails.
+Two bounds: every gap stays under 100 ms (the acceptance figure), from the confirmation (the batch
+and its 50 conversations stored and prepared while the run starts) through the run watched in
+the monitor, except the few gaps around the moment the monitor screen first appears: a new
+screen's first layout and paint is a one-off cost of any screen switch in Textual that reaches
+60-100 ms on a loaded 2-core machine, so those are held to 250 ms.
 """
 
 from __future__ import annotations
@@ -66,23 +66,31 @@ async def test_a_10ms_timer_keeps_ticking_while_50_conversations_run(
         # From the confirmation (the batch is stored, its conversations prepared, the monitor
         # opens, the batch runs) to the end of the run.
         ticks: list[float] = []
-        timer = app.set_interval(TICK_S, lambda: ticks.append(time.perf_counter()))
+        on_monitor: list[bool] = []
+
+        def tick() -> None:
+            ticks.append(time.perf_counter())
+            on_monitor.append(isinstance(app.screen, RunMonitorScreen))
+
+        timer = app.set_interval(TICK_S, tick)
         await pilot.press("y")
         await wait_until(pilot, lambda: isinstance(app.screen, RunMonitorScreen), what="monitor")
         monitor = app.screen
         assert isinstance(monitor, RunMonitorScreen) and monitor.batch_id is not None
-        await pilot.pause(0.05)  # the monitor's first layout and paint
-        shown = len(ticks)
         await wait_batch(pilot, monitor.batch_id, within=90)
         await pilot.pause(0.3)  # the last repaints
         timer.stop()
 
-        switch = [b - a for a, b in itertools.pairwise(ticks[: shown + 1])]
-        gaps = [b - a for a, b in itertools.pairwise(ticks[shown:])]
-        watched = ticks[-1] - ticks[shown]
-        assert watched > 1.5, f"the monitor watched the run for only {watched:.2f} s"
-        worst = [round(g, 3) for g in sorted(gaps)[-5:]]
-        assert max(gaps) < MAX_GAP_S, f"largest gaps between ticks during the run (s): {worst}"
+        # The screen switch: the gaps ending at the first ticks with the monitor on screen (its
+        # first layout and paint happen there). Every other gap is the run's.
+        first = on_monitor.index(True)
+        switching = set(range(first - 1, first + 3))
+        gaps = [b - a for a, b in itertools.pairwise(ticks)]
+        assert len(gaps) > 100
+        run = [g for i, g in enumerate(gaps) if i not in switching]
+        switch = [g for i, g in enumerate(gaps) if i in switching]
+        worst = [round(g, 3) for g in sorted(run)[-5:]]
+        assert max(run) < MAX_GAP_S, f"largest gaps between ticks during the run (s): {worst}"
         worst_switch = [round(g, 3) for g in sorted(switch)[-3:]]
         assert max(switch) < MAX_SWITCH_GAP_S, f"largest gaps opening the monitor: {worst_switch}"
 
