@@ -282,3 +282,31 @@ async def test_escape_in_the_speaker_dialog_cancels_the_batch_and_resume_asks_ag
         spoken = [m.speaker for m in await store.messages.list(conv.id) if m.kind in AGENT_KINDS]
         assert spoken == ["Prisoner 1", "Guard 1"]
         assert not isinstance(app.screen, LibraryScreen)
+
+
+async def test_quitting_while_a_batch_runs_asks_first_and_stay_keeps_it_running(
+    store: Any, runs_app: Any
+) -> None:
+    exp = await store.experiments.create(runs_experiment(latency_ms=200))
+    app = runs_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_library(pilot)
+        registry = runs_of(app)
+        batch = await registry.create(exp, spec_for(exp, total_messages=16))
+        registry.run(batch.id)
+        await wait_until(pilot, lambda: registry.is_running(batch.id), what="the run")
+        await pilot.press("ctrl+q")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the question")
+        assert "1 batch(es) are running" in app.screen.message
+        assert "simulator resume" in app.screen.message
+        await pilot.press("n")
+        await wait_until(pilot, lambda: isinstance(app.screen, LibraryScreen), what="library")
+        assert app.is_running and registry.is_running(batch.id)
+        run = registry.runs[batch.id]
+        done = run.messages_done
+        await wait_until(pilot, lambda: run.messages_done > done, what="more progress")
+        await registry.runner.cancel(batch.id)
+        await wait_until(pilot, lambda: not registry.is_running(batch.id), what="the cancel")
+        # With nothing running and nothing unsaved, ctrl+q quits at once.
+        await pilot.press("ctrl+q")
+        await wait_until(pilot, lambda: not app.is_running, what="the app to exit")

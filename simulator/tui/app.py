@@ -340,16 +340,30 @@ class SimulatorApp(App[None]):
             )
 
     async def action_quit(self) -> None:
-        """Quit; first ask when an editor below holds unsaved changes (ctrl+q works anywhere)."""
+        """Quit; first ask when an editor below holds unsaved changes or batches are running in
+        this app (ctrl+q works anywhere; twice quits)."""
         from simulator.tui.screens.editor import EditorScreen
 
         if isinstance(self.screen, ConfirmDialog) and self.screen.title_text == QUIT_TITLE:
             self.exit()  # ctrl+q twice
             return
         unsaved = [s for s in self.screen_stack if isinstance(s, EditorScreen) and s.dirty]
-        if not unsaved:
+        registry = getattr(self, "_batch_runs", None)
+        running = registry.running_ids if registry is not None else []
+        if not unsaved and not running:
             self.exit()
             return
+        reasons = []
+        if unsaved:
+            reasons.append(
+                f"'{unsaved[-1].draft.name}' has unsaved changes (Stay, then ctrl+s saves)."
+            )
+        if running:
+            reasons.append(
+                f"{len(running)} batch(es) are running in this app: quitting stops them, keeping "
+                "every stored message; resume them later from the run monitor (r) or with "
+                "'simulator resume'."
+            )
 
         def answered(quit_anyway: bool | None) -> None:
             if quit_anyway:
@@ -358,8 +372,7 @@ class SimulatorApp(App[None]):
         self.push_screen(
             ConfirmDialog(
                 QUIT_TITLE,
-                f"'{unsaved[-1].draft.name}' has unsaved changes. Quit without saving them? "
-                "(Stay, then ctrl+s saves.)",
+                " ".join(reasons) + " Quit anyway?",
                 yes="Quit",
                 no="Stay",
                 danger=True,

@@ -227,7 +227,9 @@ class RunRegistry:
 
     @property
     def running_ids(self) -> list[str]:
-        return [r.id for r in self.runs.values() if r.running]
+        """Batches running in this app, including those still starting."""
+        ids = sorted(self._starting)
+        return ids + [r.id for r in self.runs.values() if r.running and r.id not in ids]
 
     # ------------------------------------------------------------------ loading
 
