@@ -8,22 +8,18 @@ Update the baselines after an intended change of the UI with
 
 from __future__ import annotations
 
-import asyncio
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
-from pymongo import MongoClient
 from textual.pilot import Pilot
 
 from simulator.db.mongo import connect_store
 from simulator.settings import Settings
 from simulator.tui.app import SimulatorApp
 from simulator.tui.screens.browser import ConversationBrowserScreen
-from simulator.tui.screens.library import LibraryScreen
-from tests.plugins.tui import wait_until
+from tests.plugins.tui import app_on_fresh_database, snapshot_library, wait_until
 from tests.plugins.tui_browser import (
     FIVE_ROLES,
     fixed_conversation,
@@ -50,17 +46,7 @@ async def _populate(uri: str, db: str, roles: list[str]) -> None:
 
 
 def _app(mongo_uri: str, roles: list[str]) -> Iterator[SimulatorApp]:
-    db = f"snap_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_populate(mongo_uri, db, roles))
-    settings = Settings(  # type: ignore[call-arg]
-        _env_file=None, mongodb_uri=mongo_uri, mongodb_db=db, ollama_host="http://127.0.0.1:9"
-    )
-    try:
-        yield SimulatorApp(settings, user="alice", offer_example=False)
-    finally:
-        client: MongoClient[Any] = MongoClient(mongo_uri)
-        client.drop_database(db)
-        client.close()
+    yield from app_on_fresh_database(mongo_uri, lambda uri, db: _populate(uri, db, roles))
 
 
 @pytest.fixture
@@ -86,12 +72,7 @@ def five_role_app(tui_settings: Settings, mongo_uri: str, utc: None) -> Iterator
 def _browser(tab_key: str = "") -> Callable[[Pilot[Any]], Awaitable[None]]:
     async def run_before(pilot: Pilot[Any]) -> None:
         app = pilot.app
-        await wait_until(
-            pilot,
-            lambda: isinstance(app.screen, LibraryScreen) and app.screen.loads >= 1,
-            what="library",
-        )
-        app.sub_title = "alice · MongoDB at test server"  # the port differs on every run
+        await snapshot_library(pilot)
         await pilot.press("c")
         await wait_until(
             pilot,

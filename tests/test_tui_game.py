@@ -11,13 +11,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from pymongo import MongoClient
 from textual.widgets import Input, Select, Static, TabbedContent, TextArea
 
 from simulator.db.mongo import connect_store
@@ -57,7 +54,13 @@ from simulator.tui.widgets.game_chart import (
     point_from_event,
     points_from_states,
 )
-from tests.plugins.tui import FIXED_TIME, sample_experiment, wait_library, wait_until
+from tests.plugins.tui import (
+    FIXED_TIME,
+    app_on_fresh_database,
+    sample_experiment,
+    wait_library,
+    wait_until,
+)
 from tests.plugins.tui_runs import wait_batch
 
 COMMONS, REPUTATION = ExperimentKind.commons, ExperimentKind.reputation
@@ -501,10 +504,9 @@ async def test_the_monitor_charts_cooperation_and_ties_of_a_reputation_run(
 @pytest.fixture
 def game_snapshot_app(tui_settings: Settings, mongo_uri: str) -> Iterator[SimulatorApp]:
     """The app on a fresh database holding one commons experiment with fixed id and dates."""
-    db = f"snap_{uuid.uuid4().hex[:12]}"
 
-    async def populate() -> None:
-        store = await connect_store(mongo_uri, db)
+    async def populate(uri: str, db: str) -> None:
+        store = await connect_store(uri, db)
         try:
             params = CommonsParams(rounds=6, policy=Policy(quota=3.5), saboteurs=["Member 1"])
             exp = commons_experiment(params, name="Fishery", owner="alice")
@@ -521,16 +523,7 @@ def game_snapshot_app(tui_settings: Settings, mongo_uri: str) -> Iterator[Simula
         finally:
             await store.close()
 
-    asyncio.run(populate())
-    settings = Settings(  # type: ignore[call-arg]
-        _env_file=None, mongodb_uri=mongo_uri, mongodb_db=db, ollama_host="http://127.0.0.1:9"
-    )
-    try:
-        yield SimulatorApp(settings, user="alice", offer_example=False)
-    finally:
-        client: MongoClient[Any] = MongoClient(mongo_uri)
-        client.drop_database(db)
-        client.close()
+    yield from app_on_fresh_database(mongo_uri, populate)
 
 
 def test_game_tab_snapshot(snap_compare: Any, game_snapshot_app: SimulatorApp) -> None:

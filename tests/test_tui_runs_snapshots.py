@@ -8,14 +8,11 @@ Update the baselines after an intended change of the UI with
 
 from __future__ import annotations
 
-import asyncio
-import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from pymongo import MongoClient
 from textual.pilot import Pilot
 from textual.widgets import Input
 
@@ -27,9 +24,8 @@ from simulator.llm.registry import Backends
 from simulator.settings import Settings
 from simulator.tui.app import SimulatorApp
 from simulator.tui.screens.batch_setup import BatchSetupScreen
-from simulator.tui.screens.library import LibraryScreen
 from simulator.tui.screens.monitor import RunMonitorScreen
-from tests.plugins.tui import FIXED_TIME, wait_until
+from tests.plugins.tui import FIXED_TIME, app_on_fresh_database, snapshot_library, wait_until
 from tests.plugins.tui_runs import runs_experiment
 
 SIZE = (100, 30)
@@ -69,27 +65,11 @@ async def _populate(uri: str, db: str) -> None:
 
 @pytest.fixture
 def snapshot_app(tui_settings: Settings, mongo_uri: str) -> Iterator[SimulatorApp]:
-    db = f"snap_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_populate(mongo_uri, db))
-    settings = Settings(  # type: ignore[call-arg]
-        _env_file=None, mongodb_uri=mongo_uri, mongodb_db=db, ollama_host="http://127.0.0.1:9"
-    )
-    try:
-        yield SimulatorApp(settings, user="alice", offer_example=False)
-    finally:
-        client: MongoClient[Any] = MongoClient(mongo_uri)
-        client.drop_database(db)
-        client.close()
+    yield from app_on_fresh_database(mongo_uri, _populate)
 
 
 async def _library(pilot: Pilot[Any]) -> None:
-    app = pilot.app
-    await wait_until(
-        pilot,
-        lambda: isinstance(app.screen, LibraryScreen) and app.screen.loads >= 1,
-        what="library",
-    )
-    app.sub_title = "alice · MongoDB at test server"  # the port differs on every run
+    await snapshot_library(pilot)
 
 
 def _setup(values: dict[str, str]) -> Callable[[Pilot[Any]], Awaitable[None]]:

@@ -7,14 +7,10 @@ Update the baselines after an intended change of the UI with
 
 from __future__ import annotations
 
-import asyncio
-import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
-from pymongo import MongoClient
 from textual.pilot import Pilot
 from textual.widgets import TabbedContent
 
@@ -23,8 +19,7 @@ from simulator.domain.models import Conversation, GridCell, ModelSet
 from simulator.settings import Settings
 from simulator.tui.app import SimulatorApp
 from simulator.tui.screens.editor import EditorScreen
-from simulator.tui.screens.library import LibraryScreen
-from tests.plugins.tui import sample_experiment, wait_until
+from tests.plugins.tui import app_on_fresh_database, sample_experiment, snapshot_library, wait_until
 
 SIZE = (100, 30)
 
@@ -52,30 +47,11 @@ async def _populate(uri: str, db: str) -> None:
 
 @pytest.fixture
 def snapshot_app(tui_settings: Settings, mongo_uri: str) -> Iterator[SimulatorApp]:
-    db = f"snap_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_populate(mongo_uri, db))
-    settings = Settings(  # type: ignore[call-arg]
-        _env_file=None,
-        mongodb_uri=SecretStr(mongo_uri),
-        mongodb_db=db,
-        ollama_host="http://127.0.0.1:9",
-    )
-    try:
-        yield SimulatorApp(settings, user="alice", offer_example=False)
-    finally:
-        client: MongoClient[Any] = MongoClient(mongo_uri)
-        client.drop_database(db)
-        client.close()
+    yield from app_on_fresh_database(mongo_uri, _populate)
 
 
 async def _library(pilot: Pilot[Any]) -> None:
-    app = pilot.app
-    await wait_until(
-        pilot,
-        lambda: isinstance(app.screen, LibraryScreen) and app.screen.loads >= 1,
-        what="library",
-    )
-    app.sub_title = "alice · MongoDB at test server"  # the port differs on every run
+    await snapshot_library(pilot)
     await pilot.pause()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -149,4 +149,51 @@ async def wait_library(pilot: Any, loads: int = 1) -> Any:
         what="the library",
     )
     await pilot.pause()
+    return app.screen
+
+
+# --------------------------------------------------------------------------- snapshots
+
+SNAPSHOT_SUBTITLE = "alice · MongoDB at test server"  # the real one names a port that varies
+
+
+def app_on_fresh_database(
+    mongo_uri: str, populate: Callable[[str, str], Awaitable[None]]
+) -> Iterator[Any]:
+    """For SVG snapshots: the app (user alice, no example offered, Ollama at a closed port) on a
+    database of its own, filled by ``populate(uri, db)`` first and dropped afterwards."""
+    import uuid
+
+    from pydantic import SecretStr
+    from pymongo import MongoClient
+
+    from simulator.tui.app import SimulatorApp
+
+    db = f"snap_{uuid.uuid4().hex[:12]}"
+    asyncio.run(populate(mongo_uri, db))
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        mongodb_uri=SecretStr(mongo_uri),
+        mongodb_db=db,
+        ollama_host="http://127.0.0.1:9",
+    )
+    try:
+        yield SimulatorApp(settings, user="alice", offer_example=False)
+    finally:
+        client: MongoClient[Any] = MongoClient(mongo_uri)
+        client.drop_database(db)
+        client.close()
+
+
+async def snapshot_library(pilot: Any) -> Any:
+    """Wait for the library's first load and give the header a subtitle that never varies."""
+    from simulator.tui.screens.library import LibraryScreen
+
+    app = pilot.app
+    await wait_until(
+        pilot,
+        lambda: isinstance(app.screen, LibraryScreen) and app.screen.loads >= 1,
+        what="library",
+    )
+    app.sub_title = SNAPSHOT_SUBTITLE
     return app.screen
