@@ -434,7 +434,7 @@ _BASE_OF = {
     "chosen": "choose",
 }
 # Past forms that are also base forms of other verbs (found a company, lay a table, saw wood).
-_PAST_ALSO_BASE = frozenset(_words("found lay saw fell bore ground wound felt lit left"))
+_PAST_ALSO_BASE = frozenset(_words("found lay saw fell bore ground wound felt bound slew"))
 
 
 @lru_cache(maxsize=1)

@@ -1,4 +1,5 @@
-"""The placeholder grammar: finding tags in text, parsing them, and the English they become.
+"""The placeholder grammar: finding tags in text and parsing them (the English they become is in
+``simulator.roles.english``).
 
 A tag is ``<`` + a letter + anything but ``<``, ``>`` or a line break + ``>``. Everything else
 (``a < b``, ``<3``, ``</b>``, ``a << b``) is plain text. ``<<`` before a letter is a literal

@@ -103,10 +103,10 @@ def render(text: str, ctx: RenderContext) -> str:
         pronoun_subject = False
         if item.is_verb:
             pronoun_subject = agreed[i] = _pronoun_subject(items, i, agreed)
-        out.append(_cased(item, _value(item, ctx, pronoun_subject), "".join(out)))
+        out.append(_cased(item, _value(item, ctx, pronoun_subject), out))
     for at, item in articles:
         value = english.article(_count(item, ctx), _next_word("".join(out[at + 1 :])))
-        out[at] = _cased(item, value, "".join(out[:at]))
+        out[at] = _cased(item, value, out[:at])
     return "".join(out)
 
 
@@ -164,9 +164,7 @@ def _pronoun_subject(items: list[str | Placeholder], i: int, agreed: dict[int, b
         j += 1
     after = items[j] if j < len(items) else None
     return (
-        isinstance(after, Placeholder)
-        and after.referent == verb.referent
-        and (after.type == "PRON")
+        isinstance(after, Placeholder) and after.referent == verb.referent and after.type == "PRON"
     )
 
 
@@ -184,12 +182,13 @@ def starts_sentence(before: str) -> bool:
     return end.endswith((".", "!", "?"))
 
 
-def _cased(ph: Placeholder, value: str, before: str) -> str:
+def _cased(ph: Placeholder, value: str, before: list[str]) -> str:
     """The value with the capital the tag asks for: a name-like type (noun, possessive, factor
-    level) anywhere, a pronoun, verb, article or number word only where a sentence starts."""
+    level) anywhere, a pronoun, verb, article or number word only where a sentence starts
+    (``before``: the rendered text before the tag)."""
     if not ph.capital or not value or ph.kind in ("name", "day", "days"):
         return value
-    if ph.type in grammar.SENTENCE_TYPES and not starts_sentence(before):
+    if ph.type in grammar.SENTENCE_TYPES and not starts_sentence("".join(before)):
         return value
     return value[:1].upper() + value[1:]
 
