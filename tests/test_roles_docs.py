@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from simulator.domain.models import Role
+from simulator.domain.models import Gender, Role
 from simulator.roles import RenderContext, render
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "roles.md"
-ROLES = [Role(name="Guard", gender="male"), Role(name="Prisoner"), Role(name="Officer")]
+ROLES = [Role(name="Guard", gender=Gender.male), Role(name="Prisoner"), Role(name="Officer")]
 CODE = re.compile(r"`([^`]*)`")
 
 

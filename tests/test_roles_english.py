@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.domain.models import Role
+from simulator.domain.models import Gender, Role
 from simulator.roles import RenderContext, render
 
 
 def say(text: str, role: str, count: int, gender: str = "neutral") -> str:
-    ctx = RenderContext(roles=[Role(name=role, gender=gender)], counts={role: count})
+    ctx = RenderContext(roles=[Role(name=role, gender=Gender(gender))], counts={role: count})
     return render(text, ctx)
 
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 
 from simulator.domain.errors import SpecError
-from simulator.domain.models import Role, StudyFactor
+from simulator.domain.models import Gender, Role, StudyFactor
 from simulator.roles import RenderContext, render
 
 ROLES = [
-    Role(name="Guard", gender="male"),
-    Role(name="Prisoner", gender="female"),
+    Role(name="Guard", gender=Gender.male),
+    Role(name="Prisoner", gender=Gender.female),
     Role(name="Prison Guard"),
     Role(name="Person"),
     Role(name="Child"),
@@ -150,8 +150,8 @@ def test_agents_and_roles_counters_win_over_a_role_of_that_name() -> None:
 # --------------------------------------------------------------------------- issue 20
 
 MORE_ROLES = [
-    Role(name="Guard", gender="male"),
-    Role(name="Prisoner", gender="female"),
+    Role(name="Guard", gender=Gender.male),
+    Role(name="Prisoner", gender=Gender.female),
     Role(name="Person"),
     Role(name="Thief"),
     Role(name="Passer-by"),
