@@ -280,6 +280,9 @@ def test_others_names_the_other_agents_of_the_speakers_role() -> None:
     assert say("<OTHERS_PRON> <OTHERS_VERB_be>", {"Person": 2}, name="P", role="Person") == (
         "they are"
     )
+    assert say("<OTHERS_PRON> <OTHERS_PAST_be>", {"Guard": 2}, name="Guard 2", role="Guard") == (
+        "he was"
+    )
     assert say("<OTHERS_POSS>", {"Guard": 2}, name="Guard 1", role="Guard") == "guard's"
     assert say("<OTHERS_NUM>", {"Guard": 3}, name="Guard 1", role="Guard") == "2"
 
