@@ -25,7 +25,7 @@ from simulator.analysis.catalog import (
     TABLES,
     TRANSCRIPT_FORMATS,
 )
-from simulator.analysis.games import CLOCK_COLUMNS, period_label
+from simulator.analysis.games import CLOCK_COLUMNS, CLOCKS, period_label
 from simulator.analysis.loading import (
     AGENT_KINDS,
     AnalysisFilter,
@@ -194,7 +194,12 @@ def _describe(conv: Row) -> list[tuple[str, str]]:
         ("Repeat / seed", f"{conv['repeat']} / {conv['seed']}"),
         ("Status", _s(conv["status"]) + (f": {conv['error']}" if not _na(conv["error"]) else "")),
     ]
-    if not _na(conv.get("rounds")):
+    clock = CLOCKS.get(str(conv["experiment_kind"]))
+    if clock is not None:  # a game has rounds or steps, no days and no speaker selection
+        facts = [f for f in facts if f[0] not in ("Days", "Speaker selection")]
+        if not _na(conv.get("rounds")):
+            facts.insert(3, (f"{clock.capitalize()}s", str(conv["rounds"])))
+    elif not _na(conv.get("rounds")):
         facts.insert(4, ("Rounds", str(conv["rounds"])))
     if factors:
         facts.insert(3, ("Factors", factors))
