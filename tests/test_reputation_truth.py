@@ -299,6 +299,9 @@ def test_the_repunet_preset_per_game() -> None:
         "chat_and_ties"
     )
     assert params_for({"preset": "repunet", "game": "pd", "history_window": 2}).history_window == 2
+    # a batch's study factor named preset sets it per conversation, on top of the game's values
+    factor = params_for({"game": "pd", "gossip": False}, {"preset": "repunet"})
+    assert (factor.preset, factor.personas, factor.gossip) == ("repunet", "repunet", False)
     neutral = ReputationParams(game="pd")
     assert (neutral.personas, neutral.framing, neutral.temperature) == ("builtin", "neutral", None)
     assert ReputationParams(preset="repunet").model_dump(exclude_unset=True) == {

@@ -203,9 +203,10 @@ def _print_last(metrics: list[dict[str, Any]]) -> None:
     last = metrics[-1]
     coop = last.get("cooperation")
     print(
-        f"step {last['step']}: cooperation {coop if coop is None else round(coop, 3)}, "
+        f"step {last['step']}: cooperation over choices "
+        f"{coop if coop is None else round(coop, 3)}, "
         f"ties {last['edges']}, mutual {last['mutual_ties']}, gossip {last['gossip_count']}, "
-        f"fallbacks {last['fallbacks']}"
+        f"fallbacks {last['fallbacks']} of {last['decisions']} decisions"
     )
 
 

@@ -18,7 +18,8 @@ from pydantic import BaseModel, TypeAdapter
 
 @functools.cache
 def _adapter(model: type[BaseModel], name: str) -> TypeAdapter[Any]:
-    return TypeAdapter(model.model_fields[name].annotation)
+    annotation: Any = model.model_fields[name].annotation
+    return TypeAdapter(annotation)
 
 
 def apply_preset(params: BaseModel, values: Mapping[str, Any]) -> None:

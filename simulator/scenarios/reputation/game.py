@@ -686,10 +686,10 @@ class ReputationGame:
             made[me] = got
             moves[me] = None if (got.fallback and self.voiding) else got.answer.move
         decisions = [made[a].decision.value, made[b].decision.value]
-        if moves[a] is None or moves[b] is None:
+        move_a, move_b = moves[a], moves[b]
+        if move_a is None or move_b is None:
             await self.pd_error(step, inter, a, b, moves, made, decisions)
             return
-        move_a, move_b = moves[a], moves[b]
         pay_a, pay_b = rules.pd_payoffs(move_a, move_b, p.pd_payoffs)
         st.agent(a).resources = round(st.agent(a).resources + pay_a, 6)
         st.agent(b).resources = round(st.agent(b).resources + pay_b, 6)
