@@ -794,20 +794,11 @@ class ReputationGame:
                     self._act(agent, move, agent.name in st.signup_fallbacks)
                 else:
                     agent.fallback_acts += 1
+            said = {True: "yes", False: "no", None: "no answer"}
             await self.event(
                 step,
                 "Sign-up: "
-                + "; ".join(
-                    f"{a.name}: "
-                    + (
-                        "no answer"
-                        if a.name not in st.signups
-                        else "yes"
-                        if st.signups[a.name]
-                        else "no"
-                    )
-                    for a in st.agents
-                ),
+                + "; ".join(f"{a.name}: {said[st.signups.get(a.name)]}" for a in st.agents),
                 kind="signup",
                 signups=dict(st.signups),
                 no_answer=[a.name for a in st.agents if a.name not in st.signups],
