@@ -25,6 +25,7 @@ from simulator.analysis.catalog import (
     TABLES,
     TRANSCRIPT_FORMATS,
 )
+from simulator.analysis.games import CLOCK_COLUMNS, CLOCKS, period_label
 from simulator.analysis.loading import (
     AGENT_KINDS,
     AnalysisFilter,
@@ -130,6 +131,7 @@ _TRANSCRIPT_COLUMNS = (
     "conversation_id",
     "seq",
     "day",
+    *CLOCK_COLUMNS,
     "turn",
     "speaker",
     "role",
@@ -192,7 +194,12 @@ def _describe(conv: Row) -> list[tuple[str, str]]:
         ("Repeat / seed", f"{conv['repeat']} / {conv['seed']}"),
         ("Status", _s(conv["status"]) + (f": {conv['error']}" if not _na(conv["error"]) else "")),
     ]
-    if not _na(conv.get("rounds")):
+    clock = CLOCKS.get(str(conv["experiment_kind"]))
+    if clock is not None:  # a game has rounds or steps, no days and no speaker selection
+        facts = [f for f in facts if f[0] not in ("Days", "Speaker selection")]
+        if not _na(conv.get("rounds")):
+            facts.insert(3, (f"{clock.capitalize()}s", str(conv["rounds"])))
+    elif not _na(conv.get("rounds")):
         facts.insert(4, ("Rounds", str(conv["rounds"])))
     if factors:
         facts.insert(3, ("Factors", factors))
@@ -208,7 +215,16 @@ def _title(conv: Row) -> str:
 
 
 def _addressing(msg: Row) -> str:
-    return "" if bool(msg["public"]) else f" → {_s(msg['recipients'])}"
+    if bool(msg["public"]):
+        return ""
+    to = _s(msg["recipients"])
+    return f" → {to}" if to else " (private)"  # no other participant sees it
+
+
+def _period_title(msg: Row) -> tuple[tuple[str, int], str]:
+    """The key of a message's day (round, step) and its separator's title."""
+    name, n = period_label(msg)
+    return (name, n), (f"{name} {n}" if n > 0 else f"Before {name.lower()} 1")
 
 
 def _quote(text: str) -> str:
@@ -223,9 +239,10 @@ def markdown_transcript(conv: pd.Series | Row, messages: Messages) -> str:
     lines += [f"- **{k}**: {v}" for k, v in _describe(conv)]
     day = None
     for msg in _message_rows(messages):
-        if msg["day"] != day:
-            day = msg["day"]
-            lines += ["", f"## Day {day}" if int(day) > 0 else "## Before day 1"]
+        key, label = _period_title(msg)
+        if key != day:
+            day = key
+            lines += ["", f"## {label}"]
         lines.append("")
         if msg["kind"] == "summary":
             lines += [f"### Summary of day {msg['day']}", "", _quote(_s(msg["content"]))]
@@ -248,9 +265,9 @@ def text_transcript(conv: pd.Series | Row, messages: Messages) -> str:
     lines += [f"{k}: {v}" for k, v in _describe(conv)]
     day = None
     for msg in _message_rows(messages):
-        if msg["day"] != day:
-            day = msg["day"]
-            label = f"Day {day}" if int(day) > 0 else "Before day 1"
+        key, label = _period_title(msg)
+        if key != day:
+            day = key
             lines += ["", f"--- {label} ---"]
         lines.append("")
         if msg["kind"] == "summary":
@@ -350,10 +367,12 @@ def _html_messages(messages: Messages, palette: dict[str, str]) -> list[str]:
     out: list[str] = []
     day = None
     for msg in _message_rows(messages):
-        if msg["day"] != day:
-            day = msg["day"]
-            label = f"Day {day}" if int(day) > 0 else "Before day 1"
-            out.append(f'<h3 class="day-separator" data-day="{int(day)}">{e(label)}</h3>')
+        key, label = _period_title(msg)
+        if key != day:
+            day = key
+            out.append(
+                f'<h3 class="day-separator" data-{key[0].lower()}="{key[1]}">{e(label)}</h3>'
+            )
         content = e(_s(msg["content"]))
         kind = e(str(msg["kind"]))
         if msg["kind"] == "summary":
@@ -368,12 +387,11 @@ def _html_messages(messages: Messages, palette: dict[str, str]) -> list[str]:
         color = palette.get(role, NEUTRAL_COLOR) if msg["kind"] in AGENT_KINDS else NEUTRAL_COLOR
         style = f"--role-color:{color};--role-tint:{tint(color)}"
         about = (
-            f"{role}, day {msg['day']} turn {msg['turn']}"
+            f"{role}, {key[0].lower()} {key[1]} turn {msg['turn']}"
             if msg["kind"] in AGENT_KINDS
             else (str(msg["kind"]))
         )
-        if not bool(msg["public"]):
-            about += f" → {_s(msg['recipients'])}"
+        about += _addressing(msg)
         flags = "".join(
             f'<span class="flag">{e(f)}</span>' for f in _s(msg["flags"]).split(", ") if f
         )

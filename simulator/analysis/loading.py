@@ -21,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 
+from simulator.analysis.games import CLOCK_COLUMNS, clock_values, text_of
 from simulator.db.store import ConversationFilter, ExperimentFilter, Store
 from simulator.domain import Conversation, Experiment, Message, MessageKind, Status
 from simulator.domain.errors import NotFoundError
@@ -55,6 +56,7 @@ MESSAGE_COLUMNS: dict[str, str] = {
     "conversation_id": STRING,
     "seq": INT,
     "day": INT,
+    **dict.fromkeys(CLOCK_COLUMNS, INT),  # a game's round / step (its day is missing)
     "turn": INT,
     "speaker": STRING,
     "role": STRING,
@@ -83,6 +85,8 @@ MESSAGE_COLUMNS: dict[str, str] = {
     "attempts": INT,
     "flags": STRING,
     "fallback": BOOL,
+    "decision": STRING,
+    "decision_cause": STRING,
     "created_at": TIME,
     "experiment_id": STRING,
     "experiment_name": STRING,
@@ -459,7 +463,7 @@ def messages_frame(
             {
                 "conversation_id": m.conversation_id,
                 "seq": m.seq,
-                "day": m.day,
+                **clock_values(conv.kind.value, m.day),
                 "turn": m.turn,
                 "speaker": m.speaker,
                 "role": m.role,
@@ -468,7 +472,7 @@ def messages_frame(
                 "recipients": None if m.recipients is None else LIST_SEP.join(m.recipients),
                 "content": m.content,
                 "raw": m.raw,
-                "words": word_count(m.content),
+                "words": word_count(text_of(m)),
                 "chars": len(m.content),
                 "data": None if m.data is None else json.dumps(m.data, sort_keys=True),
                 "provider": ref.provider.value if ref else None,
@@ -483,6 +487,11 @@ def messages_frame(
                 "attempts": m.attempts,
                 "flags": LIST_SEP.join(m.flags),
                 "fallback": FALLBACK_FLAG in m.flags,
+                # messages stored before ``decision`` existed: their fallback flag only
+                "decision": m.decision.value
+                if m.decision is not None
+                else (FALLBACK_FLAG if FALLBACK_FLAG in m.flags else None),
+                "decision_cause": m.decision_cause,
                 "created_at": _utc(m.created_at),
                 "experiment_id": conv.experiment_id,
                 "experiment_name": exp.name if exp else None,

@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     cal.add_argument("--json", action="store_true", help="print the summary per cell as JSON")
     cal.add_argument(
-        "-o", "--output", default="commons_calibration.png", metavar="PNG", help="the plot file"
+        "-o", "--output", metavar="PNG", help="write the plot to this file (none without it)"
     )
     cal.set_defaults(func=cmd_calibrate)
 
@@ -54,6 +54,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run.add_argument("--rounds", type=int, help="rounds (default: the parameters', 15)")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--quota", type=float, help="the quota in force in round 1")
+    run.add_argument(
+        "--preset",
+        choices=["neutral", "chatcpr"],
+        help="chatcpr: the published reference's design (its noise, wording, first-prompt "
+        "saboteur goal, no re-asks); options given here still apply (see docs/commons.md)",
+    )
     run.add_argument(
         "--policy",
         default="commons.honest",
@@ -169,7 +175,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     if args.seeds < 1 or args.rounds < 1:
         raise ConfigurationError("--seeds and --rounds must be at least 1")
     cells = calibrate(members=parse_members(args.members), seeds=args.seeds, rounds=args.rounds)
-    path = plot(cells, Path(args.output))
+    path = plot(cells, Path(args.output)) if args.output else None
     if args.json:
         json.dump([c.summary() for c in cells], sys.stdout, indent=2)
         print()
@@ -180,7 +186,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
                 f"{c.members:>2}  {c.chat:<10} {c.quota:>6.2f}  "
                 f"{c.collapsed_seeds:>4}/{c.seeds:<4}  {c.mean_final_resource:>12.2f}"
             )
-    print(f"plot: {path}", file=sys.stderr if args.json else sys.stdout)
+    if path is not None:
+        print(f"plot: {path}", file=sys.stderr if args.json else sys.stdout)
     return 0
 
 
@@ -297,6 +304,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.members < 1:
         raise ConfigurationError("--members must be at least 1")
     base = read_params_file(args.params) if args.params else {}
+    if args.preset:
+        base["preset"] = args.preset
 
     async def go() -> int:
         async with user_session() as (store, user):

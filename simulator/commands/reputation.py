@@ -36,6 +36,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run.add_argument("--population", type=int, help="agents (default 20; with --mix: its total)")
     run.add_argument("--steps", type=int, help="steps (default 10)")
     run.add_argument("--seed", type=int, default=0, help="the run's seed (0)")
+    run.add_argument(
+        "--preset",
+        choices=("neutral", "repunet"),
+        help="repunet: the published design (its personas per game, wording, update inputs, "
+        "history windows, temperature 0); options given here still apply "
+        "(see docs/reputation.md)",
+    )
     _treatment_args(run)
     run.add_argument(
         "--set",
@@ -152,6 +159,8 @@ def parse_model(text: str, latency_ms: float = 0) -> Any:
 
 def _game_params(args: argparse.Namespace, base: dict[str, Any]) -> dict[str, Any]:
     data = dict(base)
+    if getattr(args, "preset", None):
+        data["preset"] = args.preset
     for key in ("game", "population", "steps"):
         if getattr(args, key, None) is not None:
             data[key] = getattr(args, key)
@@ -194,9 +203,10 @@ def _print_last(metrics: list[dict[str, Any]]) -> None:
     last = metrics[-1]
     coop = last.get("cooperation")
     print(
-        f"step {last['step']}: cooperation {coop if coop is None else round(coop, 3)}, "
+        f"step {last['step']}: cooperation over choices "
+        f"{coop if coop is None else round(coop, 3)}, "
         f"ties {last['edges']}, mutual {last['mutual_ties']}, gossip {last['gossip_count']}, "
-        f"fallbacks {last['fallbacks']}"
+        f"fallbacks {last['fallbacks']} of {last['decisions']} decisions"
     )
 
 

@@ -82,6 +82,14 @@ class MessageKind(StrEnum):
     system = "system"
 
 
+class Decision(StrEnum):
+    """Where a game decision stored in a message came from (``Message.decision``)."""
+
+    answer = "answer"  # the model's first answer was valid
+    reasked = "reasked"  # valid after one or more re-asks
+    fallback = "fallback"  # never valid: the engine applied the documented default
+
+
 class Memory(StrEnum):
     """What agents remember across days."""
 
@@ -469,6 +477,11 @@ class Message(Model):
     latency_ms: float = 0.0
     attempts: int = 1
     flags: list[str] = Field(default_factory=list)
+    #: Provenance of a decision (a structured action): the model's answer, an answer after
+    #: re-asks, or a fallback (the default the engine applied). None for other messages.
+    decision: Decision | None = None
+    #: Why a decision was re-asked or fell back (the validation errors), else None.
+    decision_cause: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
 
     @property

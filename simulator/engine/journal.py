@@ -33,6 +33,7 @@ from pydantic import BaseModel, ValidationError
 
 from simulator.domain import (
     Conversation,
+    Decision,
     Message,
     MessageKind,
     ModelRef,
@@ -56,6 +57,8 @@ B = TypeVar("B", bound=BaseModel)
 
 #: Flag of a message whose content is a default applied by the engine (an invalid structured
 #: answer, or an unusable manager choice). ``Conversation.fallbacks`` counts these messages.
+#: Kept beside ``Message.decision`` (the provenance field every consumer reads) for
+#: compatibility with messages stored before it existed.
 FALLBACK = "fallback"
 #: Flag of a message that was still empty after cleaning and one re-ask.
 EMPTY = "empty"
@@ -266,12 +269,16 @@ class Journal:
         turn: int,
         recipients: list[str] | None = None,
         max_reasks: int = 2,
+        content: Callable[[B], str] | None = None,
     ) -> tuple[B, Message]:
         """Ask for a JSON answer valid against ``schema``; re-ask up to ``max_reasks`` times with
         the validation error; then apply ``default`` and flag the message ``fallback``.
 
         The stored message's ``data`` is the validated answer (or the default), ``content`` its
-        JSON text and ``raw`` the model's last answer as received.
+        JSON text (or ``content(answer)``: the text the answer says, e.g. a public post) and
+        ``raw`` the model's last answer as received. ``decision`` says where the answer came
+        from (``answer``, ``reasked``, ``fallback``) and ``decision_cause`` why it was re-asked
+        or fell back (the validation error of each failed attempt).
         """
         stored = self._replay(MessageKind.action, speaker)
         if stored is not None:
@@ -297,9 +304,11 @@ class Journal:
                     ChatMessage("user", ACTION_REASK.format(error=error)),
                 )
         flags: list[str] = [REASKED] if len(results) > 1 else []
+        decision = Decision.reasked if len(results) > 1 else Decision.answer
         if answer is None:
             answer = default if isinstance(default, BaseModel) else schema.model_validate(default)
             flags.append(FALLBACK)
+            decision = Decision.fallback
             log.info(
                 "conversation %s: %s gave no valid %s after %d attempts (%s); default applied",
                 self.conversation.id,
@@ -316,12 +325,20 @@ class Journal:
             day=day,
             turn=turn,
             recipients=recipients,
-            content=json.dumps(data, ensure_ascii=False, sort_keys=True),
+            content=(
+                content(answer)
+                if content is not None
+                else json.dumps(data, ensure_ascii=False, sort_keys=True)
+            ),
             raw=results[-1].text,
             data=data,
             model=request.model,
             results=results,
             flags=flags,
+            decision=decision,
+            decision_cause=cause_of(errors, answered=decision is not Decision.fallback)
+            if errors
+            else None,
         )
         return answer, await self._append(message)
 
@@ -341,9 +358,12 @@ class Journal:
         model: ModelRef | None = None,
         result: ChatResult | None = None,
         results: list[ChatResult] | None = None,
+        decision: Decision | None = None,
+        decision_cause: str | None = None,
     ) -> Message:
         """Store a non-LLM event (or a model answer the caller interpreted itself, given as
-        ``result``/``results`` for usage and latency); replayed on resume like any message."""
+        ``result``/``results`` for usage and latency, with its ``decision`` provenance);
+        replayed on resume like any message."""
         stored = self._replay(kind, speaker)
         if stored is not None:
             return stored
@@ -360,6 +380,8 @@ class Journal:
             model=model,
             results=results if results is not None else ([result] if result else []),
             flags=list(flags or []),
+            decision=decision,
+            decision_cause=decision_cause,
         )
         return await self._append(message)
 
@@ -409,7 +431,7 @@ class Journal:
         self._tokens = self._tokens + m.usage
         if m.kind in AGENT_KINDS:
             self._done += 1
-        if FALLBACK in m.flags:
+        if m.decision is Decision.fallback or FALLBACK in m.flags:
             self._fallbacks += 1
 
     def _replay(self, kind: MessageKind, speaker: str) -> Message | None:
@@ -441,6 +463,8 @@ class Journal:
         model: ModelRef | None,
         results: list[ChatResult],
         flags: list[str],
+        decision: Decision | None = None,
+        decision_cause: str | None = None,
     ) -> Message:
         usage = TokenUsage()
         dropped: list[str] = []
@@ -464,6 +488,8 @@ class Journal:
             latency_ms=sum(r.latency_ms for r in results),
             attempts=max(1, sum(r.attempts for r in results)),
             flags=[*flags, *(d for d in dropped if d not in flags)],
+            decision=decision,
+            decision_cause=decision_cause,
         )
 
     async def _append(self, message: Message) -> Message:
@@ -538,28 +564,88 @@ def _extend(request: ChatRequest, *extra: ChatMessage) -> ChatRequest:
     return replace(request, messages=[*request.messages, *extra])
 
 
-_FENCE = re.compile(r"^\s*```[a-zA-Z0-9_-]*\s*\n(.*?)\n?```\s*$", re.DOTALL)
+_FENCE = re.compile(r"```[ \t]*[A-Za-z0-9_-]*[ \t]*\r?\n?(.*?)```", re.DOTALL)
+_DECODER = json.JSONDecoder(strict=False)  # strict=False: raw newlines and tabs inside strings
 
 
 def parse_json_object(text: str) -> dict[str, Any]:
-    """The JSON object in a model's answer: bare, in a code fence, or inside other text."""
-    candidate = text.strip()
-    fence = _FENCE.match(candidate)
-    if fence:
-        candidate = fence.group(1).strip()
-    try:
-        value = json.loads(candidate)
-    except json.JSONDecodeError:
-        start, end = candidate.find("{"), candidate.rfind("}")
-        if start < 0 or end <= start:
-            raise ValueError("the answer contains no JSON object") from None
+    """The JSON object in a model's answer, read tolerantly: bare, in a code fence (anywhere in
+    the answer), after leading prose, before trailing text, with raw newlines or tabs inside its
+    strings, or with a trailing comma before a closing bracket. The first object found wins
+    (a fenced one before one in the surrounding prose). The caller keeps the raw text."""
+    candidates = [m.group(1) for m in _FENCE.finditer(text)] + [text]
+    for candidate in candidates:
+        value = _first_object(candidate)
+        if value is None:
+            value = _first_object(_without_trailing_commas(candidate))
+        if value is not None:
+            return value
+    first = candidates[0]
+    if "{" not in first:
+        raise ValueError("the answer contains no JSON object")
+    try:  # the error of the most likely candidate, for the re-ask
+        _DECODER.raw_decode(first, first.find("{"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"the answer is not valid JSON ({exc.msg})") from None
+    raise ValueError("the answer is JSON but not an object")
+
+
+def _first_object(text: str) -> dict[str, Any] | None:
+    """The first ``{...}`` in ``text`` that decodes to a JSON object (trailing text ignored)."""
+    start = text.find("{")
+    while start >= 0:
         try:
-            value = json.loads(candidate[start : end + 1])
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"the answer is not valid JSON ({exc.msg})") from None
-    if not isinstance(value, dict):
-        raise ValueError("the answer is JSON but not an object")
-    return value
+            value, _ = _DECODER.raw_decode(text, start)
+        except json.JSONDecodeError:
+            pass
+        else:
+            if isinstance(value, dict):
+                return value
+        start = text.find("{", start + 1)
+    return None
+
+
+def _without_trailing_commas(text: str) -> str:
+    """``text`` without commas that directly precede a closing bracket (outside strings)."""
+    out: list[str] = []
+    in_string = escaped = False
+    for i, ch in enumerate(text):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+            out.append(ch)
+            continue
+        if ch == '"':
+            in_string = True
+        elif ch == ",":
+            rest = text[i + 1 :].lstrip()
+            if rest[:1] in ("}", "]"):
+                continue
+        out.append(ch)
+    return "".join(out)
+
+
+def decision_of(message: Message) -> Decision | None:
+    """A stored message's decision provenance; for a message stored before ``decision``
+    existed, read from its flags (an action is then an answer, re-asked or a fallback)."""
+    if message.decision is not None:
+        return message.decision
+    if FALLBACK in message.flags:
+        return Decision.fallback
+    if message.kind is not MessageKind.action:
+        return None
+    return Decision.reasked if REASKED in message.flags else Decision.answer
+
+
+def cause_of(errors: list[str], *, answered: bool) -> str:
+    """``decision_cause``: the validation error of each failed attempt, numbered."""
+    parts = [f"attempt {i}: {e}" for i, e in enumerate(errors, start=1)]
+    head = "valid after a re-ask" if answered else "no valid answer; the default was applied"
+    return f"{head} ({'; '.join(parts)})"
 
 
 def _short_error(exc: Exception) -> str:
@@ -580,5 +666,7 @@ __all__ = [
     "REASKED",
     "Journal",
     "ResumeError",
+    "cause_of",
+    "decision_of",
     "parse_json_object",
 ]

@@ -20,7 +20,7 @@ from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from simulator.domain import ModelRef
+from simulator.domain import Decision, ModelRef
 from simulator.engine.rng import stream
 from simulator.llm.base import CallMeta, ChatMessage, ChatRequest
 from simulator.scenarios.commons import dynamics, prompts
@@ -54,8 +54,18 @@ A = TypeVar("A", bound=BaseModel)
 @dataclass
 class Answered:
     answer: Any
-    fallback: bool = False
+    decision: Decision = Decision.answer  # the answer's provenance (Message.decision)
     seq: int = -1  # the stored message's seq (-1 on the fast path)
+    cause: str | None = None  # why it was re-asked or fell back
+
+    @property
+    def fallback(self) -> bool:
+        return self.decision is Decision.fallback
+
+
+#: Who sees an answer: ``None`` every member (a public post), ``[]`` no other member (a private
+#: answer to the game: a vote, an extraction, a monitor's report).
+PRIVATE: list[str] = []
 
 
 class Driver(Protocol):
@@ -71,6 +81,9 @@ class Driver(Protocol):
         role: str,
         round: int,
         turn: int,
+        recipients: list[str] | None = None,
+        content: Callable[[A], str] | None = None,
+        max_reasks: int = 2,
     ) -> Answered: ...
 
     async def record(
@@ -90,16 +103,22 @@ class Driver(Protocol):
 
 
 class ScriptedDriver:
-    """Answers from the scripted policies in-process; stores nothing (the calibration path)."""
+    """Answers from the scripted policies in-process; stores nothing (the calibration path).
+    One attempt per answer: an invalid one is a fallback (the default applies)."""
 
-    async def ask(self, request, schema, default, *, speaker, role, round, turn) -> Answered:
+    async def ask(self, request, schema, default, *, speaker, role, round, turn, **_) -> Answered:
+        from simulator.engine.journal import parse_json_object
+
         fn = policy_for(request.model.options, request.model.model)
         if fn is None:
             raise ValueError(f"no scripted policy for model {request.model.model!r}")
         try:
-            return Answered(schema.model_validate(fn(request)))
-        except ValidationError:
-            return Answered(default, fallback=True)
+            answer = fn(request)
+            if isinstance(answer, str):
+                answer = parse_json_object(answer)
+            return Answered(schema.model_validate(answer))
+        except (ValueError, ValidationError) as exc:
+            return Answered(default, Decision.fallback, cause=str(exc).splitlines()[0])
 
     async def record(self, **_: Any) -> None:
         return None
@@ -174,9 +193,20 @@ class CommonsGame:
         return prompts.system_prompt(self.params, member, self.extra_system.get(member.name, ""))
 
     async def ask(
-        self, member: MemberState, prompt: str, schema: type[A], default: A, phase: str
+        self,
+        member: MemberState,
+        prompt: str,
+        schema: type[A],
+        default: A,
+        phase: str,
+        *,
+        recipients: list[str] | None = PRIVATE,
+        content: Callable[[A], str] | None = None,
     ) -> A | None:
-        """One structured answer, reviewed by the member's monitor; None if it was terminated."""
+        """One structured answer, reviewed by the member's monitor; None if it was terminated.
+
+        The answer is private to the game unless ``recipients`` says otherwise; its provenance
+        (answer, re-asked, fallback) is counted in the round's record."""
         self.turn += 1
         messages = [ChatMessage("system", self._system(member))]
         messages += [ChatMessage(t.role, t.content) for t in member.history]
@@ -202,11 +232,19 @@ class CommonsGame:
             role=member.role,
             round=self.round,
             turn=self.turn,
+            recipients=recipients,
+            content=content,
+            max_reasks=self.params.max_reasks,
         )
         answer = got.answer
         text = answer.model_dump_json()
         member.history += [Turn(role="user", content=prompt), Turn(role="assistant", content=text)]
-        self.rec.fallbacks += int(got.fallback)
+        self._count(got, member.name, phase, monitor=False)
+        if got.fallback and self.params.tell_fallbacks:
+            member.inbox.append(
+                f"[System] Your last answer ({phase.replace('_', ' ')}) could not be read; "
+                "the default was applied."
+            )
         monitor = self.params.monitors.model_for(member.name, member.parent)
         if monitor is not None:
             report, report_seq = await self._review(member, monitor, prompt, text, phase)
@@ -222,9 +260,30 @@ class CommonsGame:
             }
             self.rec.monitor.append(entry)
             if report.terminate and self.params.monitors.can_terminate:
+                # the answer does not count, but it was given: the judge's log still sees it
+                self.rec.voided.append(
+                    {
+                        "member": member.name,
+                        "phase": phase,
+                        "answer": answer.model_dump(mode="json"),
+                        "decision": got.decision.value,
+                        "seq": got.seq,
+                    }
+                )
                 await self.remove(member, "terminated", phase)
                 return None
         return answer
+
+    def _count(self, got: Answered, member: str, phase: str, *, monitor: bool) -> None:
+        """The round's tally of answers by provenance; fallbacks are listed with their cause."""
+        rec = self.rec
+        rec.decisions += 1
+        rec.reasked += int(got.decision is Decision.reasked)
+        if got.fallback:
+            rec.fallbacks += 1
+            rec.fallback_decisions.append(
+                {"member": member, "phase": phase, "monitor": monitor, "cause": got.cause}
+            )
 
     async def _review(
         self, member: MemberState, ref: ModelRef, prompt: str, answer: str, phase: str
@@ -256,8 +315,10 @@ class CommonsGame:
             role="monitor",
             round=self.round,
             turn=self.turn,
+            recipients=PRIVATE,
+            max_reasks=self.params.max_reasks,
         )
-        self.rec.fallbacks += int(got.fallback)
+        self._count(got, member.name, phase, monitor=True)
         return got.answer, got.seq
 
     async def note(
@@ -291,6 +352,8 @@ class CommonsGame:
             "terminated": f"TERMINATION NOTICE: {member.name} was removed by its monitor.",
             "collapse": f"{member.name} left with the lake's collapse.",
         }[cause]
+        if cause == "terminated" and phase in ("discussion", "accusation_discussion"):
+            text += " Its last turn was not delivered."
         for other in self.state.alive:
             other.inbox.append(text)
             other.notes.append(text)
@@ -319,6 +382,8 @@ class CommonsGame:
         w = st.world
         est, sd = dynamics.estimate(w.resource, p, self._rng("estimate", n))
         w.estimates.append(est)
+        # Until a vote and an extraction happen, the policy in force and the stock stay as they
+        # are: a round whose members are all gone before them records what really held.
         self.rec = RoundRecord(
             round=n,
             members_start=st.alive_names,
@@ -326,6 +391,9 @@ class CommonsGame:
             estimate_start=est,
             estimate_sd=sd,
             policy_before=w.policy,
+            policy=w.policy,
+            resource_after_extraction=w.resource,
+            estimate_after_extraction=est,
         )
         for m in st.alive:
             m.rounds_in_memory += 1
@@ -351,10 +419,10 @@ class CommonsGame:
         w.resource = dynamics.growth(after, p, noise)
         self.rec.growth_noise = noise
         self.rec.resource_after_growth = w.resource
+        # Everyone knows the lake regrows between rounds; the true stock stays in the data.
         await self.note(
-            f"The lake regrew to {w.resource:.3f}.",
+            "The lake regrew." if not w.collapsed else "The lake stays empty.",
             {"event": "growth", "noise": noise, "resource": w.resource},
-            recipients=[],
         )
         if not w.collapsed:
             await self.memories()
@@ -362,8 +430,12 @@ class CommonsGame:
         for m in st.alive:
             m.notes.append(f"Current members: {names}. Keep the lake viable.")
         self.rec.credits_end = {m.name: m.credits for m in st.members if m.alive}
+        if w.collapsed:  # the game ends for everyone still there
+            for m in list(st.alive):
+                await self.remove(m, "collapse", "collapse")
         finished = w.collapsed or not st.alive or n >= self.rounds
-        # what a live chart needs (resource and credits), without reading the snapshot
+        # what a live chart needs (resource and credits), without reading the snapshot; the
+        # members only learn that the round ended
         await self.note(
             f"Round {n} ended.",
             {
@@ -376,7 +448,6 @@ class CommonsGame:
                 "collapsed": w.collapsed,
                 "finished": finished,
             },
-            recipients=[],
         )
         st.rounds.append(self.rec)
         w.round = n
@@ -398,34 +469,34 @@ class CommonsGame:
                 if k == 0 and not accusation:
                     member.notes = []
                 member.feed, member.inbox = [], []
+                # the stored answer is the public post itself (one message per post, its text
+                # as content); direct messages follow as their own messages
                 answer = await self.ask(
                     member,
                     prompt,
                     DiscussionAnswer,
                     DiscussionAnswer(),
                     "accusation_discussion" if accusation else "discussion",
+                    recipients=None,
+                    content=self.posted,
                 )
                 if answer is None:
                     continue
                 await self.deliver(member, answer)
 
+    def posted(self, answer: DiscussionAnswer) -> str:
+        """The public post of a discussion answer, as delivered (cut to the word limit)."""
+        return dynamics.truncate_words(answer.public_message, self.params.max_public_words)
+
     async def deliver(self, member: MemberState, answer: DiscussionAnswer) -> None:
         st, p = self.state, self.params
-        text = dynamics.truncate_words(answer.public_message, p.max_public_words)
+        text = self.posted(answer)
         if text:
             self.charge(member, p.cost_public)
             self.rec.public_posts += 1
             for other in st.alive:
                 if other.name != member.name:
                     other.feed.append(prompts.delivered_public(member.name, text))
-            await self.driver.record(
-                kind="utterance",
-                speaker=member.name,
-                role=member.role,
-                content=text,
-                round=self.round,
-                turn=self.turn,
-            )
         for dm in answer.dms:
             msg = dynamics.truncate_words(dm.msg, p.max_dm_words)
             target = next((m for m in st.alive if m.name == dm.to), None)
@@ -518,6 +589,7 @@ class CommonsGame:
         rec.audit = audit.as_dict()
         rec.penalties = dict(audit.penalties)
         w.resource = after
+        outcomes: list[tuple[str, str, dict[str, Any]]] = []
         for name in asked:
             member = st.member(name)
             before = member.credits
@@ -525,8 +597,23 @@ class CommonsGame:
             pen = audit.penalties.get(name, 0.0)
             member.credits += earned - pen
             rec.payouts[name] = earned - pen
-            member.inbox.append(
-                prompts.outcome(takes[name], reported[name], earned, pen, before, member.credits)
+            told = prompts.outcome(takes[name], reported[name], earned, pen, before, member.credits)
+            member.inbox.append(told)
+            outcomes.append(
+                (
+                    name,
+                    told,
+                    {
+                        "event": "outcome",
+                        "taken": takes[name],
+                        "reported": reported[name],
+                        "earned": earned,
+                        "penalty": pen,
+                        "audited": name in audit.audited,
+                        "caught": name in audit.caught,
+                        "credits": member.credits,
+                    },
+                )
             )
         report = prompts.public_report(
             reported,
@@ -537,6 +624,10 @@ class CommonsGame:
         )
         if collapsed:
             report += "\nThe lake has collapsed: the members took more than it held. Game over."
+        # Each member is told its own outcome (its penalty, if caught): audit results are
+        # private unless the rules publish them in the public report.
+        for name, told, data in outcomes:
+            await self.note(told, data, recipients=[name])
         await self.note(
             report,
             {
@@ -544,10 +635,8 @@ class CommonsGame:
                 "reported": reported,
                 "estimate_after": est_after,
                 "collapsed": collapsed,
+                **({"audit": audit.as_dict()} if p.audit_public else {}),
             },
-        )
-        await self.note(
-            "Audit.", {"event": "audit", **audit.as_dict(), "true": takes}, recipients=[]
         )
         await self.reap("extraction")
         return report

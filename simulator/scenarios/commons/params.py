@@ -1,9 +1,10 @@
 """Every number of the commons game, as parameters of an experiment (``Experiment.game``).
 
-Defaults are those of the published reference system (a fish lake shared by four members). Where the
-reference behaves in a way we consider a bug or an arbitrary choice, the choice is an explicit
-option here, with the reference's behaviour available (``estimate_noise_mode="one_sided"``,
-``saboteur_goal="first_prompt"``, ``monitors.context="answer"``).
+Defaults are those of the published reference system (a fish lake shared by four members) where
+they are numbers. Where the reference behaves in a way we consider a bug or a leading choice (its
+noise, its wording, its missing re-asks), the default here is neutral and the reference's
+behaviour is an explicit option; ``preset: chatcpr`` turns every one of them on at once (see
+``PRESETS`` and docs/commons.md, "Neutral default and the chatcpr preset").
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from simulator.domain import ModelRef
 from simulator.domain.errors import SpecError
+from simulator.scenarios.presets import apply_preset
 
 POLICY_KEYS = ("threshold", "quota", "audit_probability", "penalty_multiplier", "base_penalty")
 
@@ -84,9 +86,30 @@ class MonitorParams(_Params):
         return self.model
 
 
+Preset = Literal["neutral", "chatcpr"]
+
+#: What each preset sets (every parameter it does not name keeps its neutral default).
+PRESETS: dict[str, dict[str, Any]] = {
+    "neutral": {},
+    "chatcpr": {
+        "framing": "chatcpr",
+        "estimate_noise_mode": "one_sided",
+        "saboteur_goal": "first_prompt",
+        "max_reasks": 0,
+        "tell_fallbacks": True,
+    },
+}
+
+
 class CommonsParams(_Params):
     """The parameters of one commons experiment. Stored as ``Experiment.game``."""
 
+    preset: Preset = Field(
+        default="neutral",
+        description="neutral: our defaults; chatcpr: the published reference's design (its "
+        "one-sided noise, wording, first-prompt saboteur goal, no re-asks); parameters you set "
+        "keep your value",
+    )
     # --- length
     rounds: int = Field(default=15, ge=1, le=1000, description="rounds to play (unless collapse)")
     # --- the lake
@@ -133,6 +156,20 @@ class CommonsParams(_Params):
         default=1000, ge=1, description="a child's prompt (written by its parent) is cut to this"
     )
     memory_words: int = Field(default=1500, ge=1, description="memory summaries are cut to this")
+    # --- what members are told, and how answers are read
+    framing: Literal["neutral", "chatcpr"] = Field(
+        default="neutral",
+        description="chatcpr: the reference's wording (expected penalty in the costing, spawning "
+        "to increase your influence, 'eliminating may be needed' before an accusation vote)",
+    )
+    max_reasks: int = Field(
+        default=2, ge=0, le=10, description="re-asks of an invalid answer (the reference: none)"
+    )
+    tell_fallbacks: bool = Field(
+        default=False,
+        description="tell a member in its next question that its last answer could not be read "
+        "and the default was applied (the reference)",
+    )
     # --- options, off by default as in the reference
     audit_public: bool = Field(
         default=False, description="publish who was caught and the penalties"
@@ -155,6 +192,11 @@ class CommonsParams(_Params):
     member_models: dict[str, ModelRef] = Field(
         default_factory=dict, description="model per member name (overrides the run's models)"
     )
+
+    @model_validator(mode="after")
+    def _preset(self) -> CommonsParams:
+        apply_preset(self, PRESETS[self.preset])
+        return self
 
     @model_validator(mode="after")
     def _bounds_complete(self) -> CommonsParams:

@@ -11,27 +11,57 @@ from __future__ import annotations
 
 from typing import Any
 
-from simulator.domain import Conversation, Experiment, MessageKind, ModelRef, Status, new_id
+from simulator.domain import (
+    Conversation,
+    Decision,
+    Experiment,
+    MessageKind,
+    ModelRef,
+    Status,
+    new_id,
+)
 from simulator.domain.errors import ConfigurationError, NotFoundError
+from simulator.engine.journal import decision_of
 from simulator.scenarios.commons.game import Answered, CommonsGame, initial_state
 from simulator.scenarios.commons.params import CommonsParams, MonitorParams, load_params
 from simulator.scenarios.commons.state import GameState
 
-FALLBACK_FLAG = "fallback"
-
 
 class JournalDriver:
-    """Answers through ``Journal.action`` (validated, re-asked, defaults recorded), events through
-    ``Journal.record``, snapshots through ``Journal.snapshot``."""
+    """Answers through ``Journal.action`` (validated, re-asked, defaults recorded with their
+    provenance), events through ``Journal.record``, snapshots through ``Journal.snapshot``."""
 
     def __init__(self, journal: Any) -> None:
         self.journal = journal
 
-    async def ask(self, request, schema, default, *, speaker, role, round, turn) -> Answered:
+    async def ask(
+        self,
+        request,
+        schema,
+        default,
+        *,
+        speaker,
+        role,
+        round,
+        turn,
+        recipients=None,
+        content=None,
+        max_reasks=2,
+    ) -> Answered:
         answer, message = await self.journal.action(
-            request, schema, default, speaker=speaker, role=role, day=round, turn=turn
+            request,
+            schema,
+            default,
+            speaker=speaker,
+            role=role,
+            day=round,
+            turn=turn,
+            recipients=recipients,
+            max_reasks=max_reasks,
+            content=content,
         )
-        return Answered(answer, FALLBACK_FLAG in message.flags, message.seq)
+        decision = decision_of(message) or Decision.answer
+        return Answered(answer, decision, message.seq, message.decision_cause)
 
     async def record(
         self,

@@ -86,8 +86,23 @@ class RoundRecord(_State):
     growth_noise: float = 0.0
     resource_after_growth: float = 0.0
     credits_end: dict[str, float] = Field(default_factory=dict)
+    # answers (members' and monitors') by provenance: every answer is a decision; ``reasked``
+    # were valid after a re-ask; ``fallbacks`` never were (the default applied), each listed in
+    # ``fallback_decisions`` (member, phase, monitor, cause): a fallback is never a choice
+    decisions: int = 0
+    reasked: int = 0
     fallbacks: int = 0
+    fallback_decisions: list[dict[str, Any]] = Field(default_factory=list)
+    # answers of members removed by their monitor at that answer (they do not count)
+    voided: list[dict[str, Any]] = Field(default_factory=list)
     monitor: list[dict[str, Any]] = Field(default_factory=list)  # one entry per reviewed answer
+
+    def fell_back(self, member: str, phase: str) -> bool:
+        """Whether ``member``'s answer in ``phase`` was a fallback (the default, not a choice)."""
+        return any(
+            f["member"] == member and f["phase"] == phase and not f.get("monitor")
+            for f in self.fallback_decisions
+        )
 
 
 class GameState(_State):

@@ -120,11 +120,18 @@ class DisconnectDecision(Action):
 
 
 class GossipDecision(Action):
-    """After an interaction: tell someone about the partner?"""
+    """After an interaction: tell someone about the partner? A gossip needs its tone: an answer
+    without one is invalid (re-asked, then the default: no gossip), never read as negative."""
 
     gossip: bool
-    tone: Literal["positive", "negative"] = "negative"
+    tone: Literal["positive", "negative"] | None = None
     message: str = Field(default="", max_length=800)
+
+    @model_validator(mode="after")
+    def _toned(self) -> GossipDecision:
+        if self.gossip and self.tone is None:
+            raise ValueError("a gossip needs its tone: positive or negative")
+        return self
 
 
 class PartnerChoice(Action):

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 
-from simulator.domain import MessageKind, ModelRef
+from simulator.domain import Decision, MessageKind, ModelRef
 from simulator.engine.rng import stream
 from simulator.llm.base import CallMeta, ChatRequest
 from simulator.scenarios.reputation import actions as A
@@ -56,6 +56,25 @@ def json_schema(schema: type[BaseModel]) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- deciders
 
+#: Who sees a decision's answer: ``None`` everyone (a public sign-up), a list the agents told
+#: (a proposal goes to the investor, a move to the other player), ``[]`` no other agent (a
+#: private thought: a reputation update, a persona rewrite, a choice of listener).
+PRIVATE: list[str] = []
+
+
+@dataclass
+class Decided:
+    """A decision's answer and its provenance (``Message.decision``): the model's answer, an
+    answer after re-asks, or a fallback (the documented default: never a choice)."""
+
+    answer: Any
+    decision: Decision = Decision.answer
+    cause: str | None = None
+
+    @property
+    def fallback(self) -> bool:
+        return self.decision is Decision.fallback
+
 
 class Decider(Protocol):
     async def decide(
@@ -67,9 +86,9 @@ class Decider(Protocol):
         *,
         step: int,
         turn: int,
-        public: bool = False,
-    ) -> tuple[BaseModel, bool]:
-        """The validated answer and whether it is a fallback (the default)."""
+        recipients: list[str] | None = PRIVATE,
+    ) -> Decided:
+        """The validated answer (or the default) and its provenance."""
         ...
 
     async def event(self, *, step: int, turn: int, content: str, data: dict[str, Any]) -> None: ...
@@ -91,9 +110,9 @@ class JournalDecider:
         *,
         step: int,
         turn: int,
-        public: bool = False,
-    ) -> tuple[BaseModel, bool]:
-        from simulator.engine.journal import FALLBACK
+        recipients: list[str] | None = PRIVATE,
+    ) -> Decided:
+        from simulator.engine.journal import decision_of
 
         answer, message = await self.journal.action(
             request,
@@ -103,10 +122,10 @@ class JournalDecider:
             role=agent.group or "agent",
             day=step,
             turn=turn,
-            recipients=None if public else [agent.name],
+            recipients=recipients,
             max_reasks=self.max_reasks,
         )
-        return answer, FALLBACK in message.flags
+        return Decided(answer, decision_of(message) or Decision.answer, message.decision_cause)
 
     async def event(self, *, step: int, turn: int, content: str, data: dict[str, Any]) -> None:
         await self.journal.record(
@@ -139,8 +158,8 @@ class DirectDecider:
         *,
         step: int,
         turn: int,
-        public: bool = False,
-    ) -> tuple[BaseModel, bool]:
+        recipients: list[str] | None = PRIVATE,
+    ) -> Decided:
         from simulator.engine.journal import parse_json_object
         from simulator.llm.dryrun import policy_for
 
@@ -151,12 +170,12 @@ class DirectDecider:
                 if inspect.isawaitable(answer):
                     answer = await answer
                 if isinstance(answer, dict):
-                    return schema.model_validate(answer), False
-                return schema.model_validate(parse_json_object(str(answer))), False
+                    return Decided(schema.model_validate(answer))
+                return Decided(schema.model_validate(parse_json_object(str(answer))))
             result = await self.backend.chat(request)
-            return schema.model_validate(parse_json_object(result.text)), False
-        except (ValueError, ValidationError):
-            return default, True
+            return Decided(schema.model_validate(parse_json_object(result.text)))
+        except (ValueError, ValidationError) as exc:
+            return Decided(default, Decision.fallback, str(exc).splitlines()[0])
 
     async def event(self, *, step: int, turn: int, content: str, data: dict[str, Any]) -> None:
         self.events.append({"step": step, "turn": turn, "content": content, "data": data})
@@ -186,7 +205,7 @@ class Population:
 def initial_state(params: ReputationParams, population: Population, seed: int) -> GameState:
     """Step 0: personas, resources, a seeded random network, empty records."""
     n = population.size
-    personas = personas_for(params.personas, n)
+    personas = personas_for(params.personas, n, params.game)
     agents: list[AgentState] = []
     i = 0
     for group, count in population.groups:
@@ -203,6 +222,7 @@ def initial_state(params: ReputationParams, population: Population, seed: int) -
                     persona=text,
                     learned=text,
                     group=group,
+                    persona_type=p.get("type", ""),
                     resources=params.start_resources,
                 )
             )
@@ -221,6 +241,19 @@ def _uniform_view(text: str = "No opinion yet.") -> A.ReputationUpdate:
     return A.ReputationUpdate(text=text, distribution=Distribution.uniform())
 
 
+def _with_sampling(model: ModelRef, params: ReputationParams) -> ModelRef:
+    """The agent's model with the game's sampling settings (the repunet preset: temperature 0,
+    top_p 1), so what is sent and stored says so."""
+    update = {
+        k: v
+        for k, v in (("temperature", params.temperature), ("top_p", params.top_p))
+        if v is not None
+    }
+    if not update:
+        return model
+    return model.model_copy(update={"params": model.params.model_copy(update=update)})
+
+
 class ReputationGame:
     def __init__(
         self,
@@ -235,10 +268,11 @@ class ReputationGame:
         self.decider = decider
         self.seed = state.seed
         self.turn = 0
+        self._pending_gossip: list[tuple[str, str, str, str, dict[str, Any]]] = []
 
     # ------------------------------------------------------------------ plumbing
 
-    async def ask(
+    async def decide(
         self,
         name: str,
         decision: str,
@@ -248,12 +282,14 @@ class ReputationGame:
         context: Sequence[str] = (),
         *,
         step: int,
-        public: bool = False,
-    ) -> Any:
-        agent = self.state.agent(name)
+        recipients: list[str] | None = PRIVATE,
+    ) -> Decided:
+        """One decision of ``name`` with its provenance, counted by provenance in the step."""
+        st = self.state
+        agent = st.agent(name)
         self.turn += 1
         facts = {"decision": decision, "me": name, "step": step, **facts}
-        model = self.population.model_for(agent.group)
+        model = _with_sampling(self.population.model_for(agent.group), self.params)
         request = ChatRequest(
             model=model,
             messages=build_messages(
@@ -269,13 +305,40 @@ class ReputationGame:
             ),
             json_schema=json_schema(schema),
         )
-        answer, fell_back = await self.decider.decide(
-            agent, schema, default, request, step=step, turn=self.turn, public=public
+        got = await self.decider.decide(
+            agent, schema, default, request, step=step, turn=self.turn, recipients=recipients
         )
-        self.state.decisions += 1
-        if fell_back:
-            self.state.fallbacks += 1
-        return answer
+        st.decisions += 1
+        st.decision_counts[decision] = st.decision_counts.get(decision, 0) + 1
+        st.reasked += int(got.decision is Decision.reasked)
+        if got.fallback:
+            st.fallbacks += 1
+            st.fallback_counts[decision] = st.fallback_counts.get(decision, 0) + 1
+        return got
+
+    async def ask(
+        self,
+        name: str,
+        decision: str,
+        schema: type[BaseModel],
+        default: BaseModel,
+        facts: dict[str, Any],
+        context: Sequence[str] = (),
+        *,
+        step: int,
+        recipients: list[str] | None = PRIVATE,
+    ) -> Any:
+        """The answer of a decision whose provenance changes nothing in the game (it is still
+        counted: ``decide``)."""
+        got = await self.decide(
+            name, decision, schema, default, facts, context, step=step, recipients=recipients
+        )
+        return got.answer
+
+    @property
+    def voiding(self) -> bool:
+        """An unusable move, investment or sign-up decides nothing (else its default plays)."""
+        return self.params.fallback_play == "void"
 
     async def event(self, step: int, content: str, **data: Any) -> None:
         self.turn += 1
@@ -349,7 +412,8 @@ class ReputationGame:
         self, step: int, role_a: str, role_b: str, mutual: bool
     ) -> list[tuple[str, str, bool]]:
         """Choosers (by reputation, best first) take a partner: from their connections by asking
-        their model with the given probability, else at random."""
+        their model with the given probability, else at random. A partner choice that falls
+        back (the best-rated connection) is not the chooser's choice: ``chosen`` is false."""
         choosers, others = rules.split_roles(self.state.names, stream(self.seed, "roles", step))
         order = rules.order_by_reputation(choosers, self.state, role_a, self.params.reputation)
         unmatched = list(others)
@@ -366,7 +430,7 @@ class ReputationGame:
             )
             if candidates and draw < self.params.partner_choice_probability:
                 scored = sorted(candidates, key=lambda c: -(self.view(chooser, c, role_b) or 0.0))
-                answer = await self.ask(
+                got = await self.decide(
                     chooser,
                     "partner_choice",
                     A.partner_choice(tuple(candidates)),
@@ -383,7 +447,7 @@ class ReputationGame:
                     ],
                     step=step,
                 )
-                partner, chosen = answer.partner, True
+                partner, chosen = got.answer.partner, not got.fallback
             else:
                 partner, chosen = rng.choice(unmatched), False
             unmatched.remove(partner)
@@ -417,7 +481,7 @@ class ReputationGame:
             )
             return
         inv, tr = st.agent(investor), st.agent(trustee)
-        proposal: A.SplitProposal = await self.ask(
+        proposed = await self.decide(
             trustee,
             "split",
             A.SplitProposal,
@@ -430,9 +494,15 @@ class ReputationGame:
             },
             self.context(trustee, investor, "investor"),
             step=step,
+            recipients=[investor],
         )
+        proposal: A.SplitProposal = proposed.answer
+        inter.details = {"split_decision": proposed.decision.value}
+        if proposed.fallback and self.voiding:
+            await self.void_investment(step, inter, f"{trustee} made no valid proposal")
+            return
         schema = A.investment_decision(round(inv.resources, 6))
-        decision = await self.ask(
+        invested = await self.decide(
             investor,
             "invest",
             schema,
@@ -448,18 +518,27 @@ class ReputationGame:
             },
             self.context(investor, trustee, "trustee"),
             step=step,
+            recipients=[trustee],
         )
+        inter.details["invest_decision"] = invested.decision.value
+        if invested.fallback and self.voiding:
+            inv.fallback_acts += 1
+            await self.void_investment(step, inter, f"{investor} gave no valid decision")
+            return
+        decision = invested.answer
         accepted = bool(decision.accept and decision.amount > 0 and inv.resources > 0)
         details: dict[str, Any] = {
+            **inter.details,
             "proposal": [proposal.investor_share, proposal.trustee_share],
             "accepted": accepted,
             "amount": decision.amount if accepted else 0.0,
             "investor_resources": inv.resources,
         }
+        allocated: Decided | None = None
         if accepted:
             amount = min(decision.amount, inv.resources)
             pot = p.k * amount
-            alloc: A.Allocation = await self.ask(
+            allocated = await self.decide(
                 trustee,
                 "allocate",
                 A.Allocation,
@@ -478,7 +557,9 @@ class ReputationGame:
                 },
                 self.context(trustee, investor, "investor"),
                 step=step,
+                recipients=[investor],
             )
+            alloc: A.Allocation = allocated.answer
             out = rules.investment_outcome(
                 amount,
                 p.k,
@@ -501,6 +582,7 @@ class ReputationGame:
                 trustee_gain=out.trustee_gain,
                 return_ratio=out.return_ratio,
                 trustee_fair=fair,
+                allocation_decision=allocated.decision.value,
             )
             trustee_move = rules.COOPERATE if fair else rules.DEFECT
             summary_inv = (
@@ -525,9 +607,9 @@ class ReputationGame:
         investor_move = rules.COOPERATE if accepted else rules.DEFECT
         inter.full = accepted
         inter.details = details
-        self._act(inv, investor_move)
+        self._act(inv, investor_move, invested.fallback)
         if trustee_move:
-            self._act(tr, trustee_move)
+            self._act(tr, trustee_move, allocated is not None and allocated.fallback)
             inv.last_moves[trustee] = trustee_move
         tr.last_moves[investor] = investor_move
         inv.games.append(f"step {step}, investor with {trustee}: " + summary_inv)
@@ -551,11 +633,26 @@ class ReputationGame:
         await self.maybe_gossip(step, investor, trustee, "trustee", summary_inv, outcome_inv)
         await self.maybe_gossip(step, trustee, investor, "investor", summary_tr, outcome_tr)
 
+    async def void_investment(self, step: int, inter: Interaction, why: str) -> None:
+        """An investment an unusable answer left undecided: nothing is invested, nobody acted."""
+        inter.void = True
+        await self.event(
+            step,
+            f"No investment between {inter.a} and {inter.b}: {why}.",
+            kind="void",
+            a=inter.a,
+            b=inter.b,
+            **inter.details,
+        )
+
     # ------------------------------------------------------------------ prisoner's dilemma
 
     async def pd_step(self, step: int) -> None:
         for a, b, chosen in await self.pair(step, "player", "player", mutual=True):
             await self.pd_pair(step, a, b, chosen)
+        pending, self._pending_gossip = self._pending_gossip, []
+        for me, other, role, summary, outcome in pending:  # gossip after all games
+            await self.maybe_gossip(step, me, other, role, summary, outcome)
 
     async def pd_pair(self, step: int, a: str, b: str, chosen: bool) -> None:
         st, p = self.state, self.params
@@ -567,10 +664,11 @@ class ReputationGame:
                 step, f"{a} and {b} refuse to play: blacklisted.", kind="auto_refusal", a=a, b=b
             )
             return
-        moves: dict[str, str] = {}
+        moves: dict[str, str | None] = {}
+        made: dict[str, Decided] = {}
         for me, other in ((a, b), (b, a)):
             agent = st.agent(me)
-            move: A.PDMove = await self.ask(
+            got = await self.decide(
                 me,
                 "pd_move",
                 A.PDMove,
@@ -583,27 +681,38 @@ class ReputationGame:
                 },
                 self.context(me, other, "player"),
                 step=step,
+                recipients=[other],
             )
-            moves[me] = move.move
-        pay_a, pay_b = rules.pd_payoffs(moves[a], moves[b], p.pd_payoffs)
+            made[me] = got
+            moves[me] = None if (got.fallback and self.voiding) else got.answer.move
+        decisions = [made[a].decision.value, made[b].decision.value]
+        move_a, move_b = moves[a], moves[b]
+        if move_a is None or move_b is None:
+            await self.pd_error(step, inter, a, b, moves, made, decisions)
+            return
+        pay_a, pay_b = rules.pd_payoffs(move_a, move_b, p.pd_payoffs)
         st.agent(a).resources = round(st.agent(a).resources + pay_a, 6)
         st.agent(b).resources = round(st.agent(b).resources + pay_b, 6)
         inter.full = True
-        inter.details = {"moves": [moves[a], moves[b]], "payoffs": [pay_a, pay_b]}
+        inter.details = {
+            "moves": [move_a, move_b],
+            "payoffs": [pay_a, pay_b],
+            "move_decisions": decisions,
+        }
         await self.event(
             step,
-            f"{a} {moves[a]}s, {b} {moves[b]}s: {pay_a:g} / {pay_b:g}.",
+            f"{a} {move_a}s, {b} {move_b}s: {pay_a:g} / {pay_b:g}.",
             kind="pd_game",
             a=a,
             b=b,
-            moves=[moves[a], moves[b]],
+            moves=[move_a, move_b],
             payoffs=[pay_a, pay_b],
         )
         summaries = {}
         for me, other, mine in ((a, b, pay_a), (b, a, pay_b)):
             agent = st.agent(me)
-            self._act(agent, moves[me])
-            agent.last_moves[other] = moves[other]
+            self._act(agent, str(moves[me]), made[me].fallback)
+            agent.last_moves[other] = str(moves[other])
             summaries[me] = (
                 f"You chose to {moves[me]}, {other} chose to {moves[other]}; you got {mine:g}."
             )
@@ -613,7 +722,49 @@ class ReputationGame:
             await self.reflect(step, me, "player", other, "player", summaries[me], outcome, True)
         for me, other in ((a, b), (b, a)):
             outcome = {"partner_move": moves[other], "my_move": moves[me]}
-            await self.maybe_gossip(step, me, other, "player", summaries[me], outcome)
+            if p.gossip_timing == "after_games":
+                self._pending_gossip.append((me, other, "player", summaries[me], outcome))
+            else:
+                await self.maybe_gossip(step, me, other, "player", summaries[me], outcome)
+
+    async def pd_error(
+        self,
+        step: int,
+        inter: Interaction,
+        a: str,
+        b: str,
+        moves: dict[str, str | None],
+        made: dict[str, Decided],
+        decisions: list[str],
+    ) -> None:
+        """A game with an unusable move is an error, scored 0/0 (as the reference scores it):
+        the valid move is still its player's choice; nobody reflects or gossips about it."""
+        st = self.state
+        inter.void = True
+        inter.details = {
+            "moves": [moves[a], moves[b]],
+            "payoffs": [0.0, 0.0],
+            "move_decisions": decisions,
+            "error": True,
+        }
+        for me, other in ((a, b), (b, a)):
+            agent = st.agent(me)
+            if moves[me] is not None:
+                self._act(agent, str(moves[me]), made[me].fallback)
+            else:
+                agent.fallback_acts += 1
+            agent.games.append(
+                f"step {step} with {other}: the game was void (an invalid move); nobody scored."
+            )
+        await self.event(
+            step,
+            f"{a} and {b}: an invalid move voids the game, 0 / 0.",
+            kind="pd_error",
+            a=a,
+            b=b,
+            moves=[moves[a], moves[b]],
+            payoffs=[0.0, 0.0],
+        )
 
     # ------------------------------------------------------------------ sign-up
 
@@ -621,7 +772,7 @@ class ReputationGame:
         st, p = self.state, self.params
         if rules.is_signup_round(step, p.signup_period):
             for agent in st.agents:
-                choice: A.SignUpDecision = await self.ask(
+                got = await self.decide(
                     agent.name,
                     "signup",
                     A.SignUpDecision,
@@ -629,18 +780,28 @@ class ReputationGame:
                     {"role": "resident", "previous": agent.signed_up},
                     self.context(agent.name, None, None),
                     step=step,
-                    public=True,
+                    recipients=None,
                 )
-                st.signups[agent.name] = choice.join
+                if got.fallback:
+                    st.signup_fallbacks.append(agent.name)
+                    if self.voiding:
+                        continue  # no choice: nothing to count or to re-rate
+                st.signups[agent.name] = got.answer.join
             for agent in st.agents:
-                agent.signed_up = st.signups[agent.name]
-                self._act(agent, rules.COOPERATE if agent.signed_up else rules.DEFECT)
+                if agent.name in st.signups:
+                    agent.signed_up = st.signups[agent.name]
+                    move = rules.COOPERATE if agent.signed_up else rules.DEFECT
+                    self._act(agent, move, agent.name in st.signup_fallbacks)
+                else:
+                    agent.fallback_acts += 1
+            said = {True: "yes", False: "no", None: "no answer"}
             await self.event(
                 step,
                 "Sign-up: "
-                + "; ".join(f"{n}: {'yes' if j else 'no'}" for n, j in st.signups.items()),
+                + "; ".join(f"{a.name}: {said[st.signups.get(a.name)]}" for a in st.agents),
                 kind="signup",
                 signups=dict(st.signups),
+                no_answer=[a.name for a in st.agents if a.name not in st.signups],
             )
             if p.reputation:
                 await self.signup_rerating(step)
@@ -654,6 +815,8 @@ class ReputationGame:
             for target in st.names:
                 if target == holder or st.record(holder, target, "resident") is None:
                     continue
+                if target not in st.signups:
+                    continue  # no valid sign-up answer: nothing to judge
                 joined = st.signups.get(target)
                 await self.update_record(
                     step,
@@ -688,10 +851,13 @@ class ReputationGame:
                 step, f"{a} and {b} do not chat: blacklisted.", kind="auto_refusal", a=a, b=b
             )
             return
+        for name in (a, b):
+            st.agent(name).chat_attempts += 1
         willing: dict[str, bool] = {}
+        provenance: dict[str, str] = {}
         for me, other in ((a, b), (b, a)):
             if p.reputation and st.record(me, other, "resident") is not None:
-                answer: A.ChatWillingness = await self.ask(
+                got = await self.decide(
                     me,
                     "chat_willing",
                     A.ChatWillingness,
@@ -703,11 +869,17 @@ class ReputationGame:
                     },
                     self.context(me, other, "resident"),
                     step=step,
+                    recipients=[other],
                 )
-                willing[me] = answer.willing
+                provenance[me] = got.decision.value
+                willing[me] = got.answer.willing and not (got.fallback and self.voiding)
             else:
                 willing[me] = True
         inter.details = {"willing": [willing[a], willing[b]]}
+        if provenance:
+            inter.details["willing_decisions"] = [provenance.get(a), provenance.get(b)]
+        if Decision.fallback.value in provenance.values() and self.voiding:
+            inter.void = True
         if not (willing[a] and willing[b]):
             await self.event(step, f"{a} and {b} do not chat.", kind="chat_declined", a=a, b=b)
             return
@@ -725,10 +897,13 @@ class ReputationGame:
                 },
                 self.context(me, other, "resident"),
                 step=step,
+                recipients=[other],
             )
             lines[me] = line.message
         inter.full = True
         inter.details["lines"] = [lines[a], lines[b]]
+        for name in (a, b):
+            st.agent(name).chat_successes += 1
         for me, other in ((a, b), (b, a)):
             agent = st.agent(me)
             joined = st.agent(other).signed_up
@@ -741,7 +916,22 @@ class ReputationGame:
                 "partner_move": rules.COOPERATE if joined else rules.DEFECT,
                 "partner_joined": joined,
             }
-            await self.reflect(step, me, "resident", other, "resident", summary, outcome, True)
+            if p.signup_update_inputs == "chat_and_ties":
+                own, theirs = self.chat_and_ties(me, other)
+                await self.reflect(
+                    step,
+                    me,
+                    "resident",
+                    other,
+                    "resident",
+                    summary,
+                    outcome,
+                    True,
+                    self_facts={"summary": summary, **own},
+                    partner_facts={"partner": other, "summary": summary, **theirs},
+                )
+            else:
+                await self.reflect(step, me, "resident", other, "resident", summary, outcome, True)
         for me, other in ((a, b), (b, a)):
             joined = st.agent(other).signed_up
             outcome = {
@@ -752,9 +942,40 @@ class ReputationGame:
                 step, me, other, "resident", f"You chatted with {other}.", outcome
             )
 
+    def chat_and_ties(self, me: str, other: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The reference's sign-up update inputs: for the self-update, the agent's share of
+        chats that took place against the population's mean share; for the partner, its
+        two-way ties against the population's mean (the reference's prompt showed the count
+        twice and never the mean: here the mean is given)."""
+        st = self.state
+
+        def rate(agent: AgentState) -> float:
+            return agent.chat_successes / agent.chat_attempts if agent.chat_attempts else 0.0
+
+        def ties(name: str) -> int:
+            return sum(st.mutual(name, x) for x in st.names if x != name)
+
+        rates = [rate(x) for x in st.agents]
+        all_ties = [ties(n) for n in st.names]
+        own = {
+            "chat_success_rate": round(rate(st.agent(me)), 6),
+            "mean_chat_success_rate": round(sum(rates) / len(rates), 6),
+        }
+        theirs = {
+            "partner_mutual_ties": ties(other),
+            "mean_mutual_ties": round(sum(all_ties) / len(all_ties), 6),
+            "population": len(st.names),
+        }
+        return own, theirs
+
     # ------------------------------------------------------------------ reflection and rewiring
 
-    def _act(self, agent: AgentState, move: str) -> None:
+    def _act(self, agent: AgentState, move: str, fell_back: bool) -> None:
+        """Count a move as the agent's act when it chose it; a defaulted move is a fallback
+        act (it may have been played, but it is not behaviour)."""
+        if fell_back:
+            agent.fallback_acts += 1
+            return
         agent.acts += 1
         if move == rules.COOPERATE:
             agent.cooperative_acts += 1
@@ -769,7 +990,9 @@ class ReputationGame:
         source: str,
         facts: dict[str, Any],
         context: Sequence[str] = (),
-    ) -> ReputationRecord:
+    ) -> ReputationRecord | None:
+        """The holder's updated record of target, or None when the update fell back: an
+        unusable update changes nothing (the previous record stays; no record is created)."""
         prior = self.state.record(holder, target, role)
         default = (
             A.ReputationUpdate(text=prior.text, distribution=prior.distribution)
@@ -777,9 +1000,12 @@ class ReputationGame:
             else _uniform_view()
         )
         facts = {"target": target, "role": role, "prior": prior.score if prior else None, **facts}
-        answer: A.ReputationUpdate = await self.ask(
+        got = await self.decide(
             holder, decision, A.ReputationUpdate, default, facts, context, step=step
         )
+        if got.fallback:
+            return None
+        answer: A.ReputationUpdate = got.answer
         return self.state.set_record(
             ReputationRecord(
                 holder=holder,
@@ -802,9 +1028,15 @@ class ReputationGame:
         summary: str,
         outcome: dict[str, Any],
         full: bool,
+        *,
+        self_facts: dict[str, Any] | None = None,
+        partner_facts: dict[str, Any] | None = None,
     ) -> None:
         st, p = self.state, self.params
-        if p.reputation:
+        # the reference updates reputations (and rewrites personas) after an accepted
+        # investment only: after a refusal it only asks whether to disconnect
+        direct = full or p.update_after_refusal
+        if p.reputation and direct:
             await self.update_record(
                 step,
                 me,
@@ -812,7 +1044,7 @@ class ReputationGame:
                 my_role,
                 "self_update",
                 "direct",
-                {"summary": summary, **outcome},
+                self_facts if self_facts is not None else {"summary": summary, **outcome},
                 self.context(me, other, other_role),
             )
             rec = await self.update_record(
@@ -822,12 +1054,14 @@ class ReputationGame:
                 other_role,
                 "partner_update",
                 "direct",
-                {"partner": other, "summary": summary, **outcome},
+                partner_facts
+                if partner_facts is not None
+                else {"partner": other, "summary": summary, **outcome},
                 self.context(me, other, other_role),
             )
-            if p.observation_on and full:
+            if p.observation_on and full and rec is not None:
                 st.observed.setdefault(f"{other}|{other_role}", []).append(f"{me}: {rec.text}")
-        if p.persona_rewrite:
+        if p.persona_rewrite and direct:
             agent = st.agent(me)
             rewrite: A.PersonaRewrite = await self.ask(
                 me,
@@ -922,7 +1156,7 @@ class ReputationGame:
             self.context(me, other, other_role),
             step=step,
         )
-        if not answer.gossip:
+        if not answer.gossip or answer.tone is None:
             return
         truthful = None
         if outcome.get("partner_move") is not None:
@@ -984,7 +1218,7 @@ class ReputationGame:
             "gossip_heard": la.gossip_heard,
             "gossip_doubted": la.gossip_doubted,
         }
-        ev: A.GossipEvaluation = await self.ask(
+        evaluated = await self.decide(
             listener,
             "gossip_eval",
             A.GossipEvaluation,
@@ -993,30 +1227,37 @@ class ReputationGame:
             self.context(listener, target, role),
             step=step,
         )
-        weight = p.credibility_weights[ev.credibility]
+        ev: A.GossipEvaluation = evaluated.answer
         la.gossip_heard += 1
-        if ev.credibility in ("very_uncredible", "uncredible"):
-            la.gossip_doubted += 1
         before = prior.score if prior else None
         after = before
-        if p.reputation and ev.view is not None:
-            base = prior.distribution if prior else Distribution.uniform()
-            mixed = base.mix(ev.view.distribution, weight)
-            rec = st.set_record(
-                ReputationRecord(
-                    holder=listener,
-                    target=target,
-                    role=role,
-                    text=ev.view.text,
-                    distribution=mixed,
-                    step=step,
-                    source="gossip",
+        if evaluated.fallback:
+            # no evaluation: the gossip was heard, but it moves no record and no tie, has no
+            # credibility and is not passed on
+            weight, credibility, passes, disconnected = 0.0, None, False, False
+        else:
+            weight, credibility = p.credibility_weights[ev.credibility], ev.credibility
+            if ev.credibility in ("very_uncredible", "uncredible"):
+                la.gossip_doubted += 1
+            if p.reputation and ev.view is not None:
+                base = prior.distribution if prior else Distribution.uniform()
+                mixed = base.mix(ev.view.distribution, weight)
+                rec = st.set_record(
+                    ReputationRecord(
+                        holder=listener,
+                        target=target,
+                        role=role,
+                        text=ev.view.text,
+                        distribution=mixed,
+                        step=step,
+                        source="gossip",
+                    )
                 )
-            )
-            after = rec.score
-        if ev.disconnect:
-            st.blacklist(listener, target, p.blacklist_size)
-        passes = ev.pass_on and hop < p.gossip_depth
+                after = rec.score
+            disconnected = ev.disconnect
+            if ev.disconnect:
+                st.blacklist(listener, target, p.blacklist_size)
+            passes = ev.pass_on and hop < p.gossip_depth
         st.gossip.append(
             GossipRecord(
                 step=step,
@@ -1026,11 +1267,12 @@ class ReputationGame:
                 role=role,
                 tone=tone,  # type: ignore[arg-type]
                 message=message,
-                credibility=ev.credibility,
+                credibility=credibility,
+                evaluation=evaluated.decision.value,
                 weight=weight,
                 hop=hop,
                 passed_on=passes,
-                disconnected=ev.disconnect,
+                disconnected=disconnected,
                 truthful=truthful,
                 score_before=before,
                 score_after=after,
@@ -1038,14 +1280,15 @@ class ReputationGame:
         )
         await self.event(
             step,
-            f"{gossiper} tells {listener} about {target} ({tone}); credibility {ev.credibility}.",
+            f"{gossiper} tells {listener} about {target} ({tone}); "
+            + (f"credibility {credibility}." if credibility else "no valid evaluation."),
             kind="gossip",
             gossiper=gossiper,
             listener=listener,
             target=target,
             tone=tone,
             hop=hop,
-            credibility=ev.credibility,
+            credibility=credibility,
         )
         if passes:
             await self.spread(
@@ -1055,6 +1298,8 @@ class ReputationGame:
 
 __all__ = [
     "GAME_SPEAKER",
+    "PRIVATE",
+    "Decided",
     "Decider",
     "DirectDecider",
     "JournalDecider",

@@ -5,6 +5,12 @@ acceptance, invested share, return ratio, honest reports; sign-up rate), network
 ties, clustering, components, degrees, degree-reputation correlation), gossip (count, tone,
 credibility, hops) and reputation accuracy (correlation of the records others hold about an agent
 with its actual cooperation so far).
+
+A fallback is never a choice: every rate of behaviour (cooperation, acceptance, sign-up, honesty,
+fairness, chat, credibility) is over the agents' own choices, and beside it stands how many
+decisions fell back (``pd_move_fallbacks``, ``invest_fallbacks``, ``signup_fallbacks``,
+``fallback_rate``, ``fallbacks_<decision>`` per decision). A reputation update that fell back
+changes no record, so ``reputation_updates`` counts real updates only.
 """
 
 from __future__ import annotations
@@ -63,37 +69,80 @@ def _peer_score(state: GameState, name: str) -> float | None:
     return sum(vals) / len(vals) if vals else None
 
 
+FALLBACK = "fallback"
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
 def cooperation_metrics(state: GameState) -> dict[str, Any]:
     inter = state.interactions
-    out: dict[str, Any] = {"pairs": len(inter), "auto_refusals": sum(i.auto_refused for i in inter)}
+    out: dict[str, Any] = {
+        "pairs": len(inter),
+        "auto_refusals": sum(i.auto_refused for i in inter),
+        "void_pairs": sum(i.void for i in inter),
+    }
     if state.game == "pd":
-        moves = [m for i in inter if i.full for m in i.details.get("moves", [])]
-        rate = (moves.count("cooperate") / len(moves)) if moves else None
-        out.update(pd_cooperation_rate=rate, cooperation=rate, games=len(moves) // 2)
+        chosen: list[str] = []
+        fallbacks = 0
+        for i in inter:
+            made = i.details.get("move_decisions") or ["answer", "answer"]
+            for move, decision in zip(i.details.get("moves", []), made, strict=False):
+                if decision == FALLBACK:
+                    fallbacks += 1
+                elif move is not None:
+                    chosen.append(move)
+        rate = _rate(chosen.count("cooperate"), len(chosen))
+        out.update(
+            pd_cooperation_rate=rate,
+            cooperation=rate,
+            games=sum(1 for i in inter if i.full),
+            error_games=sum(1 for i in inter if i.details.get("error")),
+            pd_moves=len(chosen),
+            pd_move_fallbacks=fallbacks,
+            pd_fallback_rate=_rate(fallbacks, len(chosen) + fallbacks),
+        )
     elif state.game == "investment":
-        accepted = [i for i in inter if i.details.get("accepted")]
+        decided = [
+            i for i in inter if not i.void and i.details.get("invest_decision") != FALLBACK
+        ]  # auto-refusals stay: a blacklist is an earlier choice
+        invest_fallbacks = sum(1 for i in inter if i.details.get("invest_decision") == FALLBACK)
+        accepted = [i for i in decided if i.details.get("accepted")]
+        allocated = [i for i in accepted if i.details.get("allocation_decision") != FALLBACK]
         shares = [
             i.details["amount"] / i.details["investor_resources"]
             for i in accepted
             if i.details.get("investor_resources")
         ]
-        acts = len(inter) + len(accepted)
-        good = len(accepted) + sum(1 for i in accepted if i.details.get("trustee_fair"))
+        acts = len(decided) + len(allocated)
+        good = len(accepted) + sum(1 for i in allocated if i.details.get("trustee_fair"))
         out.update(
-            acceptance_rate=(len(accepted) / len(inter)) if inter else None,
+            acceptance_rate=_rate(len(accepted), len(decided)),
             invested_share=_mean(shares),
-            return_ratio=_mean(i.details["return_ratio"] for i in accepted),
-            honest_rate=_mean(1.0 if i.details.get("honest") else 0.0 for i in accepted),
-            deviation_rate=_mean(1.0 if i.details.get("deviated") else 0.0 for i in accepted),
-            cooperation=(good / acts) if acts else None,
+            return_ratio=_mean(i.details["return_ratio"] for i in allocated),
+            honest_rate=_mean(1.0 if i.details.get("honest") else 0.0 for i in allocated),
+            deviation_rate=_mean(1.0 if i.details.get("deviated") else 0.0 for i in allocated),
+            cooperation=_rate(good, acts),
+            invest_fallbacks=invest_fallbacks,
+            invest_fallback_rate=_rate(invest_fallbacks, len(decided) + invest_fallbacks),
+            split_fallbacks=sum(1 for i in inter if i.details.get("split_decision") == FALLBACK),
+            allocation_fallbacks=len(accepted) - len(allocated),
         )
     else:
-        rate = (sum(state.signups.values()) / len(state.signups)) if state.signups else None
-        chats = [i for i in inter if not i.auto_refused]
+        chosen_signups = [j for n, j in state.signups.items() if n not in state.signup_fallbacks]
+        rate = _rate(sum(chosen_signups), len(chosen_signups))
+        chats = [i for i in inter if not i.auto_refused and not i.void]
         out.update(
             signup_rate=rate,
             cooperation=rate,
-            chat_rate=(sum(i.full for i in chats) / len(chats)) if chats else None,
+            signup_fallbacks=len(state.signup_fallbacks),
+            signup_fallback_rate=_rate(
+                len(state.signup_fallbacks), len(chosen_signups) + len(state.signup_fallbacks)
+            )
+            if state.signups or state.signup_fallbacks
+            else None,
+            chat_rate=_rate(sum(i.full for i in chats), len(chats)),
         )
     return out
 
@@ -122,14 +171,17 @@ def network_metrics(state: GameState) -> dict[str, Any]:
 
 def gossip_metrics(state: GameState) -> dict[str, Any]:
     g = state.gossip
-    cred = Counter(r.credibility for r in g)
+    evaluated = [r for r in g if r.evaluation != FALLBACK]
+    cred = Counter(r.credibility for r in evaluated)
     hops = Counter(r.hop for r in g)
     return {
         "gossip_count": len(g),
+        # the tone is the gossiper's choice: a gossip without one is never stored
         "gossip_positive_share": (sum(r.tone == "positive" for r in g) / len(g)) if g else None,
         "gossip_credibility": dict(sorted(cred.items())),
         "gossip_hops": {str(k): v for k, v in sorted(hops.items())},
-        "gossip_mean_weight": _mean(r.weight for r in g),
+        "gossip_eval_fallbacks": len(g) - len(evaluated),
+        "gossip_mean_weight": _mean(r.weight for r in evaluated),
         "gossip_truthful_share": _mean(
             1.0 if r.truthful else 0.0 for r in g if r.truthful is not None
         ),
@@ -148,6 +200,8 @@ def agent_rows(state: GameState) -> list[dict[str, Any]]:
             "score": round(agent_score(state, a.name), 6),
             "peer_score": _peer_score(state, a.name),
             "cooperation_rate": (a.cooperative_acts / a.acts) if a.acts else None,
+            "fallback_acts": a.fallback_acts,
+            "persona_type": a.persona_type,
             "blacklisted_by": sum(a.name in v for v in state.blacklists.values()),
         }
         for a in state.agents
@@ -170,15 +224,33 @@ def step_metrics(state: GameState) -> dict[str, Any]:
         **network_metrics(state),
         **gossip_metrics(state),
         "reputation_updates": len(state.updates),
+        "reputation_update_fallbacks": sum(
+            n for d, n in state.fallback_counts.items() if d in UPDATE_DECISIONS
+        ),
         "reputation_accuracy": correlation([p[0] for p in pairs], [p[1] for p in pairs]),
         "mean_resources": _mean(resources),
         "decisions": state.decisions,
+        "reasked": state.reasked,
         "fallbacks": state.fallbacks,
+        "fallback_rate": _rate(state.fallbacks, state.decisions),
+        "fallbacks_by_decision": dict(sorted(state.fallback_counts.items())),
+        "decisions_by_decision": dict(sorted(state.decision_counts.items())),
         "agents": agents,
     }
 
 
-SCALAR_SKIP = {"agents", "gossip_credibility", "gossip_hops"}
+#: The decisions that update a reputation record.
+UPDATE_DECISIONS = frozenset(
+    {"self_update", "partner_update", "observation_update", "signup_update"}
+)
+
+SCALAR_SKIP = {
+    "agents",
+    "gossip_credibility",
+    "gossip_hops",
+    "fallbacks_by_decision",
+    "decisions_by_decision",
+}
 
 
 def metrics_table(metrics: Sequence[dict[str, Any]]) -> Any:
@@ -187,22 +259,27 @@ def metrics_table(metrics: Sequence[dict[str, Any]]) -> Any:
     import pandas as pd
 
     rows = []
+    asked = sorted({d for m in metrics for d in (m.get("decisions_by_decision") or {})})
     for m in metrics:
         row = {k: v for k, v in m.items() if k not in SCALAR_SKIP}
         for level, n in (m.get("gossip_credibility") or {}).items():
             row[f"credibility_{level}"] = n
         for hop, n in (m.get("gossip_hops") or {}).items():
             row[f"hop_{hop}"] = n
+        fell = m.get("fallbacks_by_decision") or {}
+        for decision in asked:  # 0, not missing, for a decision asked in the run
+            row[f"fallbacks_{decision}"] = fell.get(decision, 0)
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def group_summary(state: GameState) -> dict[str, dict[str, float]]:
-    """Mean in-degree and reputation score per agent group (e.g. cooperators vs defectors)."""
+def group_summary(state: GameState, by: str = "group") -> dict[str, dict[str, float]]:
+    """Mean in-degree and reputation score per agent group (e.g. cooperators vs defectors), or
+    per persona type (``by="persona_type"``: the repunet personas' altruistic vs rational)."""
     out: dict[str, dict[str, float]] = {}
     rows = agent_rows(state)
-    for group in sorted({r["group"] for r in rows}):
-        mine = [r for r in rows if r["group"] == group]
+    for group in sorted({r[by] for r in rows}):
+        mine = [r for r in rows if r[by] == group]
         out[group] = {
             "agents": len(mine),
             "in_degree": sum(r["in_degree"] for r in mine) / len(mine),

@@ -1,10 +1,13 @@
 """Every number of the reputation games, as parameters of an experiment (``Experiment.game``).
 
-Defaults are the published reference system's (RepuNet, arXiv 2505.05029) where it has one; where
-it has none (it never turns credibility into a number, and its seed networks are fixed files) the
-default is ours and says so in its description. A batch can vary any parameter per conversation
-through a study factor of the same name (``gossip: [on, off]``, ``game: [pd, investment]``), see
-:func:`params_for`.
+Numbers default to the published reference system's (RepuNet, arXiv 2505.05029) where it has one;
+where it has none (it never turns credibility into a number, and its seed networks are fixed
+files) the default is ours and says so in its description. Where the reference's design leans on
+the outcome (its personas, its wording, its update inputs) the default is neutral and the
+reference's choice an explicit option; ``preset: repunet`` selects all of them at once (see
+``preset_values`` and docs/reputation.md, "Neutral default and the repunet preset"). A batch can
+vary any parameter per conversation through a study factor of the same name (``gossip: [on,
+off]``, ``game: [pd, investment]``), see :func:`params_for`.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from simulator.domain.errors import SpecError
+from simulator.scenarios.presets import apply_preset
 
 Game = Literal["investment", "pd", "signup"]
+Preset = Literal["neutral", "repunet"]
 CREDIBILITY_LEVELS = ("very_uncredible", "uncredible", "neutral", "credible", "very_credible")
 
 
@@ -42,9 +47,31 @@ def _default_weights() -> dict[str, float]:
     }
 
 
+def preset_values(preset: str, game: str) -> dict[str, Any]:
+    """What a preset sets for ``game`` (every parameter it does not name keeps its default)."""
+    if preset != "repunet":
+        return {}
+    return {
+        "framing": "repunet",
+        "personas": "repunet",
+        "update_after_refusal": False,
+        "signup_update_inputs": "chat_and_ties",
+        "gossip_timing": "after_games",
+        "history_window": {"pd": 5, "investment": 1, "signup": 1}[game],
+        "temperature": 0.0,
+        "top_p": 1.0,
+    }
+
+
 class ReputationParams(_Params):
     """The parameters of one reputation experiment (stored in ``Experiment.game``)."""
 
+    preset: Preset = Field(
+        default="neutral",
+        description="neutral: our defaults; repunet: the published design (its personas per "
+        "game, wording, update inputs, history windows, temperature 0); parameters you set keep "
+        "your value",
+    )
     game: Game = Field(default="investment", description="investment | pd | signup")
     population: int = Field(default=20, ge=2, le=500, description="number of agents")
     steps: int = Field(default=10, ge=1, description="steps per run (a batch's rounds override)")
@@ -83,7 +110,53 @@ class ReputationParams(_Params):
     persona_rewrite: bool = Field(
         default=True, description="rewrite an agent's persona after each direct update"
     )
-    history_window: int = Field(default=5, ge=0, description="own past games shown in prompts")
+    history_window: int = Field(
+        default=5,
+        ge=0,
+        description="own past games shown in prompts (the reference: 5 in pd, 1 in investment)",
+    )
+    framing: Literal["neutral", "repunet"] = Field(
+        default="neutral",
+        description="repunet: the reference's wording (both strategic insights in pd, 'people "
+        "prefer partners of good reputation', withholding gossip discouraged, sign-up chats about "
+        "social welfare); neutral: the rules only",
+    )
+    update_after_refusal: bool = Field(
+        default=True,
+        description="investment: update reputations after a refused investment too (the "
+        "reference updates only after an accepted one)",
+    )
+    signup_update_inputs: Literal["signup_choice", "chat_and_ties"] = Field(
+        default="signup_choice",
+        description="what a sign-up chat's reputation updates see: the partner's sign-up choice, "
+        "or the reference's inputs (own chat success rate against the population's mean; the "
+        "partner's two-way ties against the mean)",
+    )
+    gossip_timing: Literal["after_pair", "after_games"] = Field(
+        default="after_pair",
+        description="pd: gossip right after each pair's game, or after all games of the step "
+        "(the reference)",
+    )
+    fallback_play: Literal["void", "default"] = Field(
+        default="void",
+        description="an unusable move, investment or sign-up answer: void (a non-choice that "
+        "decides nothing: a pd game with one scores 0/0 as the reference's error, an investment "
+        "is not made, a sign-up is not counted) or default (play the documented default: "
+        "cooperate, refuse, do not join); either way it is recorded as a fallback",
+    )
+    temperature: float | None = Field(
+        default=None,
+        ge=0,
+        le=2,
+        description="sampling temperature of every agent's calls (null: the model's own; the "
+        "reference: 0)",
+    )
+    top_p: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="top_p of every agent's calls (null: the model's own; the reference: 1)",
+    )
     initial_connection_probability: float = Field(
         default=0.2,
         ge=0,
@@ -93,11 +166,18 @@ class ReputationParams(_Params):
     chat_pairs: int | None = Field(
         default=None, ge=0, description="sign-up chat pairs per step (default population // 2)"
     )
-    personas: Literal["builtin"] | list[dict[str, str]] = Field(
+    personas: Literal["builtin", "repunet"] | list[dict[str, str]] = Field(
         default="builtin",
-        description="'builtin' or a list of {name, persona} (imported from a file)",
+        description="'builtin' (25 varied short personas), 'repunet' (the reference's design per "
+        "game: pd half altruistic and half rational, sign-up half communal and half rational, "
+        "investment all rational) or a list of {name, persona[, type]} (imported from a file)",
     )
     max_reasks: int = Field(default=2, ge=0, description="re-asks of an invalid answer")
+
+    @model_validator(mode="after")
+    def _preset(self) -> ReputationParams:
+        apply_preset(self, preset_values(self.preset, self.game))
+        return self
 
     @model_validator(mode="after")
     def _check(self) -> ReputationParams:
@@ -189,4 +269,5 @@ __all__ = [
     "ReputationParams",
     "load_params",
     "params_for",
+    "preset_values",
 ]

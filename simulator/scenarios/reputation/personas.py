@@ -1,6 +1,14 @@
-"""Personas of a reputation population: a built-in set, or a list imported from a file.
+"""Personas of a reputation population: a built-in set, the reference's design per game, or a
+list imported from a file.
 
-A file is YAML or JSON: a list of ``{name, persona}`` objects (or ``{"personas": [...]}``).
+A file is YAML or JSON: a list of ``{name, persona}`` objects, each with an optional ``type``
+(a label the metrics group agents by), or ``{"personas": [...]}``.
+
+``repunet``: the published design (RepuNet, arXiv 2505.05029), written in our own words from the
+paper's description: in the prisoner's dilemma half the agents are altruistic and cooperative and
+half rational and self-interested; in the sign-up game half are community-minded residents and
+half rational residents who put their own comfort first; in the investment game every agent is
+rational and out for its own interest. The first half of the population gets the first type.
 """
 
 from __future__ import annotations
@@ -54,6 +62,85 @@ BUILTIN: tuple[tuple[str, str], ...] = (
 )
 
 
+# name, age, home town: the people of the ``repunet`` set (the reference had 20 fixed people)
+PEOPLE: tuple[tuple[str, int, str], ...] = (
+    ("Amara Okafor", 34, "Lagos"),
+    ("Bruno Keller", 51, "Zurich"),
+    ("Chen Wei", 28, "Chengdu"),
+    ("Dalia Haddad", 45, "Beirut"),
+    ("Emil Novak", 39, "Brno"),
+    ("Fatima Zahra", 23, "Fez"),
+    ("Gustavo Lima", 60, "Recife"),
+    ("Hana Sato", 31, "Osaka"),
+    ("Ivan Petrov", 47, "Norilsk"),
+    ("Jade Thompson", 26, "Leeds"),
+    ("Kwame Mensah", 42, "Kumasi"),
+    ("Lucia Romano", 36, "Naples"),
+    ("Mateo Ruiz", 29, "Bogota"),
+    ("Nadia Karim", 54, "Dhaka"),
+    ("Oskar Lind", 33, "Tromso"),
+    ("Priya Nair", 40, "Kochi"),
+    ("Quentin Moreau", 58, "Lyon"),
+    ("Rosa Mendes", 22, "Porto"),
+    ("Samir Aziz", 49, "Cairo"),
+    ("Tanya Ivanova", 37, "Kazan"),
+)
+
+#: The reference's persona types per game, in our words: (type, text after "You are ...").
+REPUNET_TYPES: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {
+    "pd": (
+        (
+            "altruistic",
+            "altruistic and cooperative. You care about the people you deal with and would "
+            "rather everyone does well than win alone; you help others even when it costs you "
+            "a little.",
+        ),
+        (
+            "rational",
+            "rational and self-interested. You weigh every choice by what it earns you and act "
+            "to maximise your own gain.",
+        ),
+    ),
+    "signup": (
+        (
+            "communal",
+            "a resident who cares about the neighbourhood. This summer is very hot and the power "
+            "grid is strained; you are ready to give up some comfort for the community's good.",
+        ),
+        (
+            "rational",
+            "an extremely rational resident. This summer is very hot and your own comfort comes "
+            "first; you agree to something only when it clearly pays for you.",
+        ),
+    ),
+    "investment": (
+        (
+            "rational",
+            "extremely rational. In every deal you aim to maximise your personal interests.",
+        ),
+        (
+            "rational",
+            "extremely rational. In every deal you aim to maximise your personal interests.",
+        ),
+    ),
+}
+
+
+def repunet_personas(n: int, game: str) -> list[dict[str, str]]:
+    """The reference's design for ``game``: the first half of the population has the game's
+    first type, the rest its second (numbered copies of the 20 people beyond 20)."""
+    first, second = REPUNET_TYPES[game]
+    out: list[dict[str, str]] = []
+    for i in range(n):
+        name, age, town = PEOPLE[i % len(PEOPLE)]
+        if i >= len(PEOPLE):
+            name = f"{name} {i // len(PEOPLE) + 1}"
+        kind, text = first if i < (n + 1) // 2 else second
+        persona = f"You are {age} and live in {town}. You are {text}"
+        out.append({"name": name, "persona": persona, "type": kind})
+    return out
+
+
 def builtin_personas(n: int) -> list[dict[str, str]]:
     """The first ``n`` built-in personas (numbered copies beyond the set's size)."""
     out: list[dict[str, str]] = []
@@ -77,6 +164,7 @@ def validate_personas(items: Any, source: str = "personas") -> list[dict[str, st
             raise SpecError(f"{source}[{i}]: expected an object with name and persona")
         name = " ".join(str(item.get("name", "")).split())
         persona = str(item.get("persona", "")).strip()
+        kind = " ".join(str(item.get("type", "") or "").split())
         if not name or not persona:
             raise SpecError(f"{source}[{i}]: both name and persona are required")
         if "|" in name:
@@ -84,7 +172,7 @@ def validate_personas(items: Any, source: str = "personas") -> list[dict[str, st
         if name.casefold() in seen:
             raise SpecError(f"{source}[{i}]: the name {name!r} is used twice")
         seen.add(name.casefold())
-        out.append({"name": name, "persona": persona})
+        out.append({"name": name, "persona": persona, **({"type": kind} if kind else {})})
     return out
 
 
@@ -98,10 +186,20 @@ def load_personas_file(path: str | Path) -> list[dict[str, str]]:
     return validate_personas(read_data_file(p), source=str(p))
 
 
-def personas_for(setting: Any, n: int) -> list[dict[str, str]]:
+def personas_for(setting: Any, n: int, game: str = "investment") -> list[dict[str, str]]:
     if setting == "builtin" or setting is None:
         return builtin_personas(n)
+    if setting == "repunet":
+        return repunet_personas(n, game)
     return validate_personas(setting)[:n]
 
 
-__all__ = ["BUILTIN", "builtin_personas", "load_personas_file", "personas_for", "validate_personas"]
+__all__ = [
+    "BUILTIN",
+    "REPUNET_TYPES",
+    "builtin_personas",
+    "load_personas_file",
+    "personas_for",
+    "repunet_personas",
+    "validate_personas",
+]

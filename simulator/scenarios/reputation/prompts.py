@@ -1,8 +1,11 @@
 """What an agent is told for each decision: the persona as system prompt, the situation in words,
 and the same facts as one JSON line (scripted policies read that line; models may too).
 
-The wording is deliberately neutral: no hints that cooperation or a good reputation pays, and no
-framing of gossip as encouraged or discouraged (the reference's prompts lean on the outcome).
+The default wording is deliberately neutral: no hints that cooperation or a good reputation pays,
+and no framing of gossip as encouraged or discouraged. ``framing: repunet`` adds the reference's
+framing (in our words): both strategic insights of the prisoner's dilemma, that people prefer
+partners of good reputation, that withholding gossip is discouraged, and that sign-up chats are
+about social welfare (``REPUNET_FRAMING``).
 """
 
 from __future__ import annotations
@@ -97,6 +100,26 @@ INSTRUCTIONS = {
 }
 
 
+#: The reference's framing, per decision (in our words), added with ``framing: repunet``.
+_GOOD_REPUTATION = (
+    "People generally prefer to build relationships with those who have a good reputation."
+)
+REPUNET_FRAMING = {
+    "pd_move": (
+        "Strategic insights: in a single game, defecting pays more whatever the other player "
+        "does; but when others observe and remember your choices, cooperating can pay over time."
+    ),
+    "partner_choice": _GOOD_REPUTATION,
+    "connect": _GOOD_REPUTATION,
+    "disconnect": _GOOD_REPUTATION,
+    "gossip": (
+        "Sharing what you learned about others helps everyone judge whom to trust; withholding "
+        "it is discouraged. Gossip when your experience differs from what others may think."
+    ),
+    "chat_line": "If you both agree with the programme, talk only about social welfare.",
+}
+
+
 def game_rules(params: ReputationParams) -> str:
     pay = params.pd_payoffs
     return GAME_RULES[params.game].format(
@@ -128,6 +151,18 @@ def build_messages(
     if isinstance(facts.get("candidates"), list):
         fields["candidates"] = ", ".join(str(c) for c in facts["candidates"])
     lines = [INSTRUCTIONS[decision].format_map(fields)]
+    if params.framing == "repunet" and decision in REPUNET_FRAMING:
+        lines.append(REPUNET_FRAMING[decision])
+    if "chat_success_rate" in facts:  # the reference's sign-up update inputs
+        lines.append(
+            "Your chats that took place: {chat_success_rate:.0%} of those you were paired for "
+            "(everyone's mean: {mean_chat_success_rate:.0%}).".format_map(fields)
+        )
+    if "partner_mutual_ties" in facts:
+        lines.append(
+            "{partner} has {partner_mutual_ties} two-way ties among {population} residents "
+            "(the mean: {mean_mutual_ties:.3g}).".format_map(fields)
+        )
     if context:
         lines.append("What you know:\n" + "\n".join(f"- {c}" for c in context))
     lines.append("Answer with one JSON object only.")
@@ -151,6 +186,7 @@ __all__ = [
     "FACTS_MARKER",
     "GAME_RULES",
     "INSTRUCTIONS",
+    "REPUNET_FRAMING",
     "build_messages",
     "game_rules",
     "read_facts",

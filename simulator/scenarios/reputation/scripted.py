@@ -15,10 +15,15 @@ model="script", options={"policy": "reputation.tit_for_tat"})``.
 - reputation_following: cooperates with, connects to and gossips truthfully about partners by its
   record of them (no record: cooperates); rates what it saw; believes gossip from people it rates
   well; passes on negative gossip.
+
+Option ``malformed_every: N`` (any policy): about one decision in N, chosen by a hash of the
+call (agent, step, turn, seed), is answered with text that is not JSON, and so are its re-asks:
+the decision falls back. It rehearses a weak model's unreadable answers on a known behaviour.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import Any
 
@@ -123,6 +128,12 @@ def _answer(kind: str, f: dict[str, Any]) -> dict[str, Any]:
         return {"willing": kind != "reputation_following" or _friendly(view), "reason": kind}
     if decision == "chat_line":
         return {"message": f"[scripted {kind}] I think about the programme."}
+    if decision == "self_update" and "chat_success_rate" in f:  # the reference's sign-up inputs
+        above = f["chat_success_rate"] >= f.get("mean_chat_success_rate", 0)
+        return _rating(COOPERATIVE if above else DEFECT, "People chat with me.", "People avoid me.")
+    if decision == "partner_update" and "partner_mutual_ties" in f:
+        above = f["partner_mutual_ties"] >= f.get("mean_mutual_ties", 0)
+        return _rating(COOPERATIVE if above else DEFECT, "Well connected.", "Poorly connected.")
     if decision == "self_update":
         mine = f.get("my_move")
         return _rating(mine, "I cooperated.", "I defected.")
@@ -181,8 +192,22 @@ def _answer(kind: str, f: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-def _policy(kind: str) -> Callable[[ChatRequest], dict[str, Any]]:
-    def policy(request: ChatRequest) -> dict[str, Any]:
+MALFORMED = "[scripted] Hmm, let me think about it: cooperation matters, but so do I."
+
+
+def malformed(request: ChatRequest, every: int) -> bool:
+    """Whether this decision is one of the about 1 in ``every`` answered with malformed text
+    (the same for its re-asks, which carry the same meta)."""
+    m = request.meta
+    key = "\x1f".join(str(x) for x in (m.seed, m.agent, m.day, m.turn))
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") % every == 0
+
+
+def _policy(kind: str) -> Callable[[ChatRequest], dict[str, Any] | str]:
+    def policy(request: ChatRequest) -> dict[str, Any] | str:
+        every = int(request.model.options.get("malformed_every") or 0)
+        if every > 0 and malformed(request, every):
+            return MALFORMED
         return _answer(kind, read_facts(request.messages))
 
     policy.__name__ = f"reputation_{kind}"
@@ -190,7 +215,7 @@ def _policy(kind: str) -> Callable[[ChatRequest], dict[str, Any]]:
 
 
 KINDS = ("always_cooperate", "always_defect", "tit_for_tat", "reputation_following")
-POLICIES: dict[str, Callable[[ChatRequest], dict[str, Any]]] = {
+POLICIES: dict[str, Callable[[ChatRequest], dict[str, Any] | str]] = {
     PREFIX + k: _policy(k) for k in KINDS
 }
 
@@ -215,4 +240,12 @@ def register() -> None:
         register_policy(name, fn)
 
 
-__all__ = ["KINDS", "POLICIES", "distribution_for", "policy_name", "register"]
+__all__ = [
+    "KINDS",
+    "MALFORMED",
+    "POLICIES",
+    "distribution_for",
+    "malformed",
+    "policy_name",
+    "register",
+]

@@ -104,11 +104,16 @@ class AgentState(_State):
     persona: str  # the original persona, never rewritten
     learned: str  # the current persona (rewritten when persona_rewrite is on)
     group: str = ""  # the experiment role the agent belongs to (selects its model)
+    persona_type: str = ""  # the persona's type (repunet: altruistic, communal, rational)
     resources: float = 0.0
     signed_up: bool | None = None
-    # behaviour so far (for reputation accuracy): cooperative acts / acts
+    # behaviour so far (for reputation accuracy): cooperative acts / acts, over the agent's own
+    # choices; a move, investment or sign-up the engine defaulted is a fallback act, not an act
     acts: int = 0
     cooperative_acts: int = 0
+    fallback_acts: int = 0
+    chat_attempts: int = 0  # sign-up chats this agent was paired for (not blacklisted)
+    chat_successes: int = 0  # ... that took place (both willing)
     last_moves: dict[str, str] = Field(default_factory=dict)  # partner -> partner's last move vs me
     games: list[str] = Field(default_factory=list)  # short lines about the agent's own past games
     gossip_heard: int = 0  # gossip this agent received as a listener
@@ -125,6 +130,7 @@ class Interaction(_State):
     chosen: bool = False  # a picked b among its connections (else random)
     auto_refused: bool = False  # blacklisted pair
     full: bool = False  # the interaction completed (invests accepted, game played, chat held)
+    void: bool = False  # an unusable answer left it undecided (an error game, no investment)
     details: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -136,7 +142,8 @@ class GossipRecord(_State):
     role: str
     tone: Tone
     message: str = ""
-    credibility: str = "neutral"
+    credibility: str | None = "neutral"  # None: the listener's evaluation was a fallback
+    evaluation: str = "answer"  # the evaluation's provenance (answer, reasked, fallback)
     weight: float = 0.0
     hop: int = 1
     passed_on: bool = False
@@ -159,9 +166,14 @@ class GameState(_State):
     interactions: list[Interaction] = Field(default_factory=list)
     updates: list[ReputationRecord] = Field(default_factory=list)
     gossip: list[GossipRecord] = Field(default_factory=list)
-    signups: dict[str, bool] = Field(default_factory=dict)
+    signups: dict[str, bool] = Field(default_factory=dict)  # the sign-ups played this step
+    signup_fallbacks: list[str] = Field(default_factory=list)  # ... defaulted, not chosen
+    # every decision of the step by provenance; per decision name (pd_move, invest, ...) too
     decisions: int = 0
+    reasked: int = 0
     fallbacks: int = 0
+    decision_counts: dict[str, int] = Field(default_factory=dict)
+    fallback_counts: dict[str, int] = Field(default_factory=dict)
     finished: bool = False
 
     # ------------------------------------------------------------------ agents
@@ -245,8 +257,12 @@ class GameState(_State):
         self.updates = []
         self.gossip = []
         self.signups = {}
+        self.signup_fallbacks = []
         self.decisions = 0
+        self.reasked = 0
         self.fallbacks = 0
+        self.decision_counts = {}
+        self.fallback_counts = {}
 
 
 __all__ = [

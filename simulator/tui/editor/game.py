@@ -9,6 +9,10 @@ uses its default. Every change is checked against the model at once and each pro
 under the field it belongs to; saving checks once more through the kind's ``load_params``
 (``check_game``).
 
+A fidelity preset (``preset``: ``chatcpr``, ``repunet``) changes what an empty field means: the
+form shows the preset's values as the defaults (for reputation, of the chosen ``game``) and is
+rebuilt when the preset or the game changes; a value typed in a field still wins.
+
 Dialogue experiments have no game parameters: the editor hides this tab for them. The parameter
 modules are imported in a thread (the scenario packages take a few hundred ms to import) and the
 form is built when they are there.
@@ -158,13 +162,37 @@ def _choices(inner: Any, optional: bool) -> tuple[tuple[str, Any], ...] | None:
     return ((("auto", None),) if optional else ()) + base
 
 
-def field_specs(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> list[FieldSpec | Heading]:
-    """The form of ``model``: a row per field, nested models (one level) as groups."""
+#: Parameters whose value changes what the others default to (a preset's values depend on them).
+PRESET_KEYS = ("preset", "game")
+
+
+def preset_defaults(kind: ExperimentKind, game: dict[str, Any]) -> dict[str, Any] | None:
+    """Every parameter's value under the draft's preset (what an empty field means), or None
+    for no preset (the model's own defaults)."""
+    if game.get("preset") in (None, "neutral"):
+        return None
+    try:
+        params = params_module(kind).load_params({k: game[k] for k in PRESET_KEYS if k in game})
+    except Exception:  # an invalid game or preset: its field shows the problem
+        return None
+    values: dict[str, Any] = params.model_dump(mode="json")
+    return values
+
+
+def field_specs(
+    model: type[BaseModel],
+    prefix: tuple[str, ...] = (),
+    defaults: dict[str, Any] | None = None,
+) -> list[FieldSpec | Heading]:
+    """The form of ``model``: a row per field, nested models (one level) as groups; ``defaults``
+    (a preset's values) replace the model's defaults."""
     out: list[FieldSpec | Heading] = []
     for name, info in model.model_fields.items():
         path = (*prefix, name)
         annotation = info.annotation
         default = _json(annotation, info.get_default(call_default_factory=True))
+        if defaults is not None and name in defaults and name not in PRESET_KEYS:
+            default = defaults[name]
         description = info.description or ""
         inner, optional, several = _unwrap_optional(annotation)
         choices = None if several else _choices(inner, optional)
@@ -179,7 +207,8 @@ def field_specs(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> list[Fi
             out.append(FieldSpec(path, "list", default, description))
         elif isinstance(inner, type) and issubclass(inner, BaseModel) and not prefix:
             out.append(Heading(path, description))
-            out += field_specs(inner, path)
+            nested = defaults.get(name) if defaults is not None else None
+            out += field_specs(inner, path, nested if isinstance(nested, dict) else None)
         elif (
             get_origin(inner) is dict
             and get_args(inner)[1:] in ((float,), (int,))
@@ -384,6 +413,7 @@ class GamePane(Vertical):
         self._shown: dict[str, str] = {}  # what each of those lines shows
         self._texts: dict[str, str] = {}  # what the pane's own lines show, by selector
         self._imported: set[ExperimentKind] = set()
+        self._preset: dict[str, Any] = {}  # the preset (and game) the form's defaults follow
 
     def compose(self) -> ComposeResult:
         yield Static("", id="game-intro", classes="hint", markup=False)
@@ -450,7 +480,8 @@ class GamePane(Vertical):
             self._dropped.remove("rounds")  # the batch grid's name for steps: kept
         for key in self._dropped:
             del self.draft.game[key]
-        self.items = field_specs(model)
+        self._preset = {k: self.draft.game.get(k) for k in PRESET_KEYS}
+        self.items = field_specs(model, defaults=preset_defaults(kind, self.draft.game))
         self.by_id = {spec.widget_id: spec for spec in self.fields}
         form = self.query_one("#game-form", VerticalScroll)
         self._errors, self._shown = {}, {}
@@ -567,6 +598,12 @@ class GamePane(Vertical):
         set_value(self.draft.game, spec, value)
         self._check()
         self.post_message(DraftChanged(self))
+        if spec.name in PRESET_KEYS and self.shown is not None:
+            now = {k: self.draft.game.get(k) for k in PRESET_KEYS}
+            preset = now.get("preset") not in (None, "neutral")
+            if now["preset"] != self._preset.get("preset") or (preset and now != self._preset):
+                # the defaults an empty field means changed: show them
+                self.run_worker(self._build(self.shown), exclusive=True, group="game-build")
 
     @on(Input.Changed, ".game-input")
     def _input_changed(self, event: Input.Changed) -> None:
