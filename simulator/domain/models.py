@@ -89,6 +89,12 @@ class Memory(StrEnum):
     full_history = "full_history"
 
 
+class Decision(StrEnum):
+    answer = "answer"
+    reasked = "reasked"
+    fallback = "fallback"
+
+
 # --------------------------------------------------------------------------- experiments
 
 _ROLE_NAME_FORBIDDEN = re.compile(r"[<>:{}\n\t]")
