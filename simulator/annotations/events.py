@@ -35,6 +35,8 @@ class AnnotationFailed:
     job_id: str
     items: int  # items of the failed batch
     error: str
+    done: int = 0  # the job's counts so far
+    failed: int = 0
 
 
 @dataclass(frozen=True)

@@ -212,7 +212,9 @@ class AnnotationRunner:
         if reason not in report.errors:
             report.errors.append(reason)
         log.warning("annotating %d item(s) failed: %s", len(batch), reason)
-        await self._publish(AnnotationFailed(report.job_id, len(batch), reason))
+        await self._publish(
+            AnnotationFailed(report.job_id, len(batch), reason, report.done, report.failed)
+        )
 
     async def _publish(self, event: Any) -> None:
         if self.bus is not None:

@@ -71,8 +71,11 @@ def ids_for(
     catalog: Iterable[AnnotatorEntry], conversation: Conversation, messages: Iterable[Message]
 ) -> list[str]:
     """Every annotation id the catalogue allows in ``conversation`` (computed, never searched)."""
+    messages = list(messages)
     seqs = [m.seq for m in messages]
-    agents = [a.name for a in conversation.agents]
+    # the conversation's agents, and anyone else who acted (a commons member born mid-game)
+    speakers = [m.speaker for m in messages if m.kind.value in ("utterance", "action")]
+    agents = list(dict.fromkeys([*(a.name for a in conversation.agents), *speakers]))
     out: list[str] = []
     for entry in catalog:
         if entry.experiment_id != conversation.experiment_id:
