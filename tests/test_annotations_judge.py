@@ -41,7 +41,8 @@ async def judge(
 
 async def stored(store: Any, annotator: Any, study: DialogueStudy) -> list[Any]:
     plan = await AnnotationRunner(store).plan(annotator, study.conversations)
-    return await store.annotations.get_many([i for it in plan.items for i in item_ids(annotator, it)])
+    ids = [i for it in plan.items for i in item_ids(annotator, it)]
+    return await store.annotations.get_many(ids)
 
 
 async def test_the_persuasion_rubric_on_dryrun_stores_one_answer_per_question(
@@ -161,9 +162,7 @@ async def test_at_an_openai_compatible_server_the_schema_and_parameters_are_sent
         backends = Backends(llm_settings, backoff_s=0.0, max_backoff_s=0.0)
         prices = {"openai:fake-judge": {"input_per_1k": 0.5, "output_per_1k": 2.0}}
         try:
-            annotator, report = await judge(
-                store, dialogue_study, model, backends, prices=prices
-            )
+            annotator, report = await judge(store, dialogue_study, model, backends, prices=prices)
         finally:
             await backends.aclose()
         bodies = server.chat_bodies()

@@ -109,9 +109,7 @@ async def test_a_rejected_key_stops_the_job_and_nothing_is_stored(
         annotator = ModerationAnnotator(backends, base_url=server.base_url)
         try:
             with pytest.raises(LLMError, match="API key was rejected") as info:
-                await AnnotationRunner(store, backends).run(
-                    annotator, dialogue_study.conversations
-                )
+                await AnnotationRunner(store, backends).run(annotator, dialogue_study.conversations)
         finally:
             await backends.aclose()
         assert "sk-right" not in str(info.value)

@@ -4,6 +4,7 @@ and retried by the next run (and only it), progress events, cancellation keeps w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from simulator.annotations.events import (
@@ -102,12 +103,32 @@ async def test_cancelling_a_job_keeps_what_is_stored_and_the_next_run_finishes_i
     ))  # fmt: skip
     await asyncio.wait_for(stored_twice.wait(), timeout=30)
     task.cancel()
-    try:
+    with contextlib.suppress(asyncio.CancelledError):
         await task
-    except asyncio.CancelledError:
-        pass
     kept = await store.db["annotations"].count_documents({})
     assert 4 <= kept < 12
     report = await AnnotationRunner(store, backends).run(judge, study.conversations)
     assert report.stored_before == kept // 2 and report.complete
     assert await store.db["annotations"].count_documents({}) == 12
+
+
+async def test_an_item_stored_in_part_is_asked_again_and_only_its_missing_part_written(
+    store: Any,
+) -> None:
+    from simulator.annotations.base import item_ids
+
+    study = await run_dialogue_study(store)
+    backends = Backends(max_attempts=1)
+    judge = JudgeAnnotator(load_rubric(RUBRIC), ModelRef(model="judge"), backends)
+    conv = study.conversations[0]
+    await AnnotationRunner(store, backends).run(judge, [conv])
+    plan = await AnnotationRunner(store).plan(judge, [conv])
+    first, second = item_ids(judge, plan.items[0])
+    kept = await store.db["annotations"].find_one({"_id": first})
+    await store.db["annotations"].delete_one({"_id": second})  # as if killed between the two
+    replan = await AnnotationRunner(store).plan(judge, [conv])
+    assert len(replan.missing) == 1 and replan.missing_ids == {second}
+    report = await AnnotationRunner(store, backends).run(judge, [conv], plan=replan)
+    assert report.written == 1 and report.todo == 1
+    assert await store.db["annotations"].find_one({"_id": first}) == kept
+    assert await store.db["annotations"].count_documents({}) == 2

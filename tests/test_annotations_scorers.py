@@ -19,9 +19,7 @@ from tests.plugins.annotations import DialogueStudy
 
 async def scores_of(store: Any, scorer: Any, study: DialogueStudy) -> list[Any]:
     plan = await AnnotationRunner(store).plan(scorer, study.conversations)
-    return await store.annotations.get_many(
-        [i for it in plan.items for i in item_ids(scorer, it)]
-    )
+    return await store.annotations.get_many([i for it in plan.items for i in item_ids(scorer, it)])
 
 
 async def test_a_dotted_path_scorer_scores_every_agent_message_in_batches(

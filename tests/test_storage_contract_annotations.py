@@ -86,9 +86,10 @@ async def test_the_catalogue_is_idempotent_and_per_experiment(store: Any) -> Non
     assert [(e.experiment_id, e.annotator, e.target) for e in got] == [
         ("e1", "moderation", Target.message)
     ]
-    assert entry.annotation_id("c1", seq=2) == ann(
-        seq=2, annotator="moderation", annotator_version="omni", question=None
-    ).id
+    assert (
+        entry.annotation_id("c1", seq=2)
+        == ann(seq=2, annotator="moderation", annotator_version="omni", question=None).id
+    )
 
 
 async def test_hot_lookups_use_the_primary_index(store: Any) -> None:
