@@ -124,8 +124,9 @@ def entries_for(
             target=target,
             kind=annotator.kind,
             label=label,
+            position=i,
         )
-        for q, target, label in questions
+        for i, (q, target, label) in enumerate(questions)
     ]
 
 

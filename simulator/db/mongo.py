@@ -491,7 +491,8 @@ class MongoAnnotationRepo(_Repo):
             return []
         # A small collection (annotators x questions per experiment): a scan costs nothing.
         cursor = self.catalog_coll.find({"experiment_id": {"$in": list(experiment_ids)}})
-        docs = await cursor.sort([("created_at", ASCENDING), ("_id", ASCENDING)]).to_list(None)
+        order = [("created_at", ASCENDING), ("position", ASCENDING), ("_id", ASCENDING)]
+        docs = await cursor.sort(order).to_list(None)
         return [_from_doc(AnnotatorEntry, d, id_field=None) for d in docs]
 
 

@@ -123,6 +123,7 @@ class AnnotatorEntry(Model):
     target: Target = Target.message
     kind: str = ""
     label: str = ""  # a few words for people (the rubric's question text, the model)
+    position: int = 0  # the question's place in its annotator's list (display order)
     created_at: datetime = Field(default_factory=utcnow)
 
     @property

@@ -331,7 +331,7 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
         Binding("f", "favourite", "Favourite", id="browser.favourite"),
         Binding("x,delete", "delete", "Delete", id="browser.delete"),
         Binding("e", "export", "Export", id="browser.export"),
-        Binding("a", "annotate", "Annotate", id="browser.annotate"),
+        Binding("a", "annotate", "Annotate", id="browser.annotate", show=False),
         Binding("E", "export_listed", "Export listed", id="browser.export_listed", show=False),
         Binding("r", "reset_filters", "Reset filters", id="browser.reset", show=False),
         Binding("l", "list", "List", id="browser.list", show=False),

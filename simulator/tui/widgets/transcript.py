@@ -76,6 +76,25 @@ class _Barred:
         return Measurement(options.max_width, options.max_width)
 
 
+class _Flagged:
+    """One annotation line under a message: a flag before its first line, its wrapped lines
+    indented under it."""
+
+    FLAG = "  ⚑ "
+
+    def __init__(self, body: Text) -> None:
+        self.body = body
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Text]:
+        width = max(options.max_width - len(self.FLAG), 1)
+        for i, line in enumerate(self.body.wrap(console, width)):
+            lead = self.FLAG if i == 0 else " " * len(self.FLAG)
+            yield Text.assemble((lead, ANNOTATION_COLOR), line)
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement(options.max_width, options.max_width)
+
+
 def _data_text(data: dict[str, Any]) -> str:
     return ", ".join(f"{key}: {value}" for key, value in data.items())
 
@@ -115,7 +134,7 @@ def annotation_lines(annotations: Iterable[Annotation]) -> list[str]:
                 if a.value is True and flagged:
                     text += f" · flagged: {', '.join(flagged)}"
                 parts.append(text)
-            elif a.question and len(group) == 1 and len(_value_text(a)) > 40:
+            elif a.question and (a.kind == "interview" or len(_value_text(a)) > 40):
                 parts.append(f"{a.question} — {_value_text(a)}")
             elif a.question:
                 parts.append(f"{a.question} = {_value_text(a)}")
@@ -235,7 +254,8 @@ class TranscriptView(RichLog):
         """Show these annotations beside the messages they are about (instead of those shown);
         a redraw only when they changed."""
         grouped: dict[int | None, list[Annotation]] = {}
-        for a in sorted(annotations, key=lambda a: (a.annotator, a.annotator_version, a.id)):
+        # by annotator; within one, in the order given (the catalogue's question order)
+        for a in sorted(annotations, key=lambda a: (a.annotator, a.annotator_version)):
             grouped.setdefault(a.seq, []).append(a)
         if grouped == self.annotations:
             return
@@ -328,8 +348,9 @@ class TranscriptView(RichLog):
         )
 
     def _message_annotations(self, annotations: list[Annotation]) -> RenderableType:
-        body = Text("\n".join(annotation_lines(annotations)), style=f"italic {ANNOTATION_COLOR}")
-        return _Barred(body, ANNOTATION_COLOR, "  ⚑ ")
+        style = f"italic {ANNOTATION_COLOR}"
+        lines = annotation_lines(annotations)
+        return _Group(*(_Flagged(Text(line, style=style)) for line in lines))
 
     def _summary(self, message: Message) -> RenderableType:
         title = Text(f" Summary of day {message.day} ", style=f"bold {SUMMARY_COLOR}")
