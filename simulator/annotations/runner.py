@@ -256,7 +256,7 @@ def _tally(report: JobReport, new: list[Annotation], calls: set[str]) -> None:
             continue
         calls.add(call)
         report.tokens = report.tokens + a.usage
-        if a.model is not None and a.cost_usd is None:
+        if a.model is not None and a.cost_usd is None and a.usage.total_tokens:
             report.cost_usd = None
         elif report.cost_usd is not None and a.cost_usd is not None:
             report.cost_usd = round(report.cost_usd + a.cost_usd, 8)

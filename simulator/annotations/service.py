@@ -229,12 +229,12 @@ def describe_report(report: JobReport) -> str:
             f"{d.get('answer', 0)} answer(s), {d.get('reasked', 0)} after a re-ask, "
             f"{d.get('fallback', 0)} fallback(s)"
         )
-    if report.tokens.total_tokens:
+    if report.tokens.total_tokens:  # scorers and moderation use no tokens
         parts.append(f"{report.tokens.total_tokens:,} tokens")
-    if report.cost_usd is None:
-        parts.append("cost unknown (a model has no price in PRICE_TABLE)")
-    elif report.tokens.total_tokens:
-        parts.append(f"cost ${report.cost_usd:,.4f}")
+        if report.cost_usd is None:
+            parts.append("cost unknown (a model has no price in PRICE_TABLE)")
+        else:
+            parts.append(f"cost ${report.cost_usd:,.4f}")
     if report.failed:
         parts.append(f"{report.failed} failed")
     return "; ".join(parts)

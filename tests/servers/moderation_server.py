@@ -9,14 +9,11 @@ server with a limit. Chat: structured requests (``response_format`` with a JSON 
 JSON answer valid for the schema, drawn from the request's text (a judge that always answers);
 others echo the last user message.
 
-Standalone, for the walkthrough in docs/annotations.md::
-
-    python -m tests.servers.moderation_server --port 8765
+Standalone (for the walkthrough in docs/annotations.md): ``python -m tests.servers.local``.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import random
@@ -120,23 +117,3 @@ class FakeModerationServer(FakeOpenAIServer):
             "created": int(time.time()),
             "results": [moderation_result(str(text)) for text in inputs],
         }
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description="A local server speaking OpenAI's chat and moderation APIs (for rehearsals "
-        "and tests)."
-    )
-    parser.add_argument("--port", type=int, default=8765)
-    args = parser.parse_args()
-    server = FakeModerationServer(port=args.port).start()
-    print(f"serving {server.base_url}", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        server.stop()
-
-
-if __name__ == "__main__":
-    main()
