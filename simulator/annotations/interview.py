@@ -14,6 +14,7 @@ is taken as it was sent, followed by the agent's answer to it and the question.
 
 from __future__ import annotations
 
+import builtins
 import importlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -95,10 +96,10 @@ class _Messages:
     def __init__(self, messages: list[Message]) -> None:
         self._messages = messages
 
-    async def list(self, conversation_id: str) -> list[Message]:
+    async def list(self, conversation_id: str) -> builtins.list[Message]:
         return list(self._messages)
 
-    async def list_many(self, conversation_ids: list[str]) -> list[Message]:
+    async def list_many(self, conversation_ids: builtins.list[str]) -> builtins.list[Message]:
         return list(self._messages)
 
     async def append(self, message: Message) -> bool:

@@ -312,12 +312,10 @@ class JudgeAnnotator:
                 data["first_raw"] = results[0].text
             if rationale is not None:
                 data[RATIONALE] = rationale
+            cause: str | None
             if q.id in errors:
-                decision, cause, value = (
-                    Decision.fallback,
-                    f"no valid answer after one re-ask: {errors[q.id]}",
-                    None,
-                )
+                decision, value = Decision.fallback, None
+                cause = f"no valid answer after one re-ask: {errors[q.id]}"
             else:
                 decision = Decision.reasked if reasked else Decision.answer
                 cause = f"re-asked once: {first_problem}" if reasked else None

@@ -207,10 +207,10 @@ class Question:
             return found
         if kind in ("third", "turn", "likert"):
             top = {"third": 3, "turn": max(1, turns), "likert": int(self.scale or 5)}[kind]
-            number = _whole(value)
-            if number is None or not 1 <= number <= top:
+            whole = _whole(value)
+            if whole is None or not 1 <= whole <= top:
                 raise ValueError(f"must be a whole number from 1 to {top}, not {value!r}")
-            return number
+            return whole
         if kind == "number":
             number = _number(value)
             if number is None:

@@ -315,13 +315,14 @@ async def judge_run(
     reports: dict[str, DeceptionReport] = {}
     out: dict[str, Any] = {"conversation_id": conversation_id, "model": model.label, "members": {}}
     for item in plan.items:
+        member = str(item.agent)
         stored = await store.annotations.get_many(item_ids(judge, item))
         report, valid = report_from(stored)
-        reports[item.agent] = report
-        out["members"][item.agent] = {
+        reports[member] = report
+        out["members"][member] = {
             "report": report.model_dump(mode="json"),
             "valid": valid,
-            "objective": objective_flags(state, item.agent),
+            "objective": objective_flags(state, member),
         }
     out["tally"] = tally(reports)
     out["annotator"] = {"name": judge.name, "version": judge.version}
