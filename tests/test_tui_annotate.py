@@ -48,6 +48,9 @@ async def test_judge_the_highlighted_conversation_and_read_the_answers_beside_it
     async with app_for(store, tui_settings).run_test(size=SIZE) as pilot:
         screen = await open_browser(pilot, dialogue_study.experiment.name)
         await show(pilot, screen, conv.id)
+        await wait_until(pilot, lambda: screen.annotation_loads >= 1, what="the first read")
+        loads = screen.annotation_loads
+        assert not screen.transcript.annotations  # nothing annotated yet
         dialog = await open_dialog(pilot)
         assert dialog.query_one("#annotate-kind", Select).value == "judge"
         assert dialog.query_one("#annotate-rubric", Input).value.endswith(
@@ -59,8 +62,12 @@ async def test_judge_the_highlighted_conversation_and_read_the_answers_beside_it
         job = await wait_job(pilot)
         assert job.error is None and job.done == job.todo == 1
         assert "1 of 1 item(s) annotated; 2 annotation(s) stored" in job.summary
-        await wait_until(pilot, lambda: screen.annotation_loads >= 1, what="annotations shown")
-        await wait_until(pilot, lambda: not screen.transcript.drawing, what="the redraw")
+        await wait_until(
+            pilot,
+            lambda: bool(screen.transcript.annotations) and not screen.transcript.drawing,
+            what="the new annotations drawn",
+        )
+        assert screen.annotation_loads > loads  # read again once the job stored them
         text = transcript_text(screen.transcript)
         assert "Annotations of the conversation" in text
         assert "judge:persuasion: goal_achieved = " in text
