@@ -93,7 +93,7 @@ def normalised(lines: list[str], host: str) -> list[str]:
         blocks += sorted(run)
         run = []
         blocks.append(line)
-    return [line for line in blocks[:-1]]
+    return blocks[:-1]  # without the sentinel
 
 
 def _free_port() -> int:

@@ -122,8 +122,7 @@ async def test_message_questions_are_asked_about_each_chosen_message(
             ],
         }
     )  # fmt: skip
-    recorder_backends = backends
-    annotator = JudgeAnnotator(rubric, dryrun("judge"), recorder_backends)
+    annotator = JudgeAnnotator(rubric, dryrun("judge"), backends)
     conv = dialogue_study.conversations[0]
     report = await AnnotationRunner(store, backends).run(annotator, [conv])
     messages = await store.messages.list(conv.id)
