@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "run",
     "experiments",
     "export",
+    "annotate",
     "login",
     "commons",
     "reputation",

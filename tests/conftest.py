@@ -30,6 +30,7 @@ pytest_plugins = [
     "tests.plugins.commons",
     "tests.plugins.reputation",
     "tests.plugins.services",
+    "tests.plugins.annotations",
 ]
 
 

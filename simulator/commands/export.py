@@ -30,6 +30,8 @@ tables (--what, for csv, jsonl and parquet):
   roles          per conversation and role: messages, words, shares, tokens, fallbacks
   agents         per conversation and agent: the same measures
   cells          per grid cell of a batch (repeats pooled): conversations, done, failed, means
+  annotations    one row per judge answer, interview answer or score, keyed by (conversation_id,
+                 seq) (docs/annotations.md); --wide: one column per annotator question
 
 filters (combine freely; every one must match):
   --experiment ID|NAME   --batch ID   --model NAME   --days N   --counts guard=1,prisoner=2
@@ -124,10 +126,23 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     export.add_argument(
         "-w",
         "--what",
-        choices=TABLES,
+        choices=[*TABLES, "annotations"],
         default="messages",
         help="which table to export (csv, jsonl, parquet): messages, conversations, summaries, "
-        "metrics, roles, agents or cells; default messages",
+        "metrics, roles, agents, cells or annotations; default messages",
+    )
+    export.add_argument(
+        "--wide",
+        action="store_true",
+        help="with --what annotations: one row per (conversation_id, seq, agent) and one "
+        "column per annotator question, instead of one row per answer",
+    )
+    export.add_argument(
+        "--annotator",
+        action="append",
+        metavar="NAME",
+        help="with --what annotations: only this annotator, e.g. judge:persuasion or "
+        "moderation (repeatable)",
     )
     export.add_argument(
         "-o",
@@ -202,9 +217,23 @@ def cmd_export(args: argparse.Namespace) -> int:
     from simulator.settings import load_settings
 
     flt = filter_from_args(args)
+    annotations = args.what == "annotations"
+    if not annotations and (args.wide or args.annotator):
+        raise ConfigurationError("--wide and --annotator go with --what annotations")
 
     async def go() -> list[Path]:
         async with opened_store(load_settings()) as store:
+            if annotations:
+                from simulator.annotations.tables import export_annotations
+
+                return await export_annotations(
+                    store,
+                    flt,
+                    fmt=args.format,
+                    output=args.output,
+                    wide=args.wide,
+                    annotators=args.annotator or (),
+                )
             return await export(store, flt, fmt=args.format, what=args.what, output=args.output)
 
     paths = asyncio.run(go())

@@ -29,16 +29,18 @@ from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import (
-    ConfigurationError as PyMongoConfigurationError,
-)
-from pymongo.errors import (
+    BulkWriteError,
     DuplicateKeyError,
     OperationFailure,
     PyMongoError,
 )
+from pymongo.errors import (
+    ConfigurationError as PyMongoConfigurationError,
+)
 
 from simulator.db.store import ConversationFilter, ExperimentFilter
 from simulator.domain import Batch, Conversation, Experiment, Message, new_id, utcnow
+from simulator.domain.annotations import Annotation, AnnotatorEntry
 from simulator.domain.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -264,6 +266,7 @@ class MongoExperimentRepo(_Repo):
         await self._store._delete_conversation_children(conv_ids)
         await db["conversations"].delete_many({"experiment_id": experiment_id})
         await db["batches"].delete_many({"experiment_id": experiment_id})
+        await db["annotators"].delete_many({"experiment_id": experiment_id})
         await self.coll.delete_one({"_id": experiment_id})
 
     async def count_conversations(self, experiment_ids: builtins.list[str]) -> dict[str, int]:
@@ -433,6 +436,66 @@ class MongoStateRepo(_Repo):
         return [(int(d["step"]), d["state"]) for d in docs]
 
 
+#: Ids per ``_id $in`` query and documents per ``insert_many`` (both well under the limits).
+ID_CHUNK = 1000
+DUPLICATE_KEY = 11000
+
+
+class MongoAnnotationRepo(_Repo):
+    """``annotations`` (one document per computed id) and the ``annotators`` catalogue."""
+
+    def __init__(self, store: MongoStore) -> None:
+        super().__init__(store.db["annotations"])
+        self.catalog_coll: AsyncCollection[Doc] = store.db["annotators"]
+
+    async def insert(self, annotations: builtins.list[Annotation]) -> int:
+        docs = list({a.id: _to_doc(a, a.id) for a in annotations}.values())
+        inserted = 0
+        for start in range(0, len(docs), ID_CHUNK):
+            chunk = docs[start : start + ID_CHUNK]
+            try:
+                result = await self.coll.insert_many(chunk, ordered=False)
+                inserted += len(result.inserted_ids)
+            except BulkWriteError as exc:
+                errors = exc.details.get("writeErrors", [])
+                if any(e.get("code") != DUPLICATE_KEY for e in errors):
+                    raise
+                inserted += int(exc.details.get("nInserted", 0))
+        return inserted
+
+    async def existing(self, ids: builtins.list[str]) -> set[str]:
+        found: set[str] = set()
+        unique = list(dict.fromkeys(ids))
+        for start in range(0, len(unique), ID_CHUNK):
+            chunk = unique[start : start + ID_CHUNK]
+            cursor = self.coll.find({"_id": {"$in": chunk}}, {"_id": 1})
+            found.update([d["_id"] async for d in cursor])
+        return found
+
+    async def get_many(self, ids: builtins.list[str]) -> builtins.list[Annotation]:
+        unique = list(dict.fromkeys(ids))
+        docs: dict[str, Doc] = {}
+        for start in range(0, len(unique), ID_CHUNK):
+            chunk = unique[start : start + ID_CHUNK]
+            async for d in self.coll.find({"_id": {"$in": chunk}}):
+                docs[d["_id"]] = d
+        return [_from_doc(Annotation, docs[i], id_field=None) for i in unique if i in docs]
+
+    async def register(self, entries: builtins.list[AnnotatorEntry]) -> None:
+        for entry in entries:
+            with contextlib.suppress(DuplicateKeyError):
+                await self.catalog_coll.insert_one(_to_doc(entry, entry.id))
+
+    async def catalog(self, experiment_ids: builtins.list[str]) -> builtins.list[AnnotatorEntry]:
+        if not experiment_ids:
+            return []
+        # A small collection (annotators x questions per experiment): a scan costs nothing.
+        cursor = self.catalog_coll.find({"experiment_id": {"$in": list(experiment_ids)}})
+        order = [("created_at", ASCENDING), ("position", ASCENDING), ("_id", ASCENDING)]
+        docs = await cursor.sort(order).to_list(None)
+        return [_from_doc(AnnotatorEntry, d, id_field=None) for d in docs]
+
+
 # --------------------------------------------------------------------------- the store
 
 
@@ -449,6 +512,7 @@ class MongoStore:
         self.conversations = MongoConversationRepo(self)
         self.messages = MongoMessageRepo(self.db["messages"])
         self.states = MongoStateRepo(self.db["states"])
+        self.annotations = MongoAnnotationRepo(self)
 
     async def init(self) -> None:
         """Check the schema version and create the indexes (idempotent)."""
@@ -480,6 +544,9 @@ class MongoStore:
         await db["states"].create_index(
             [("conversation_id", ASCENDING), ("step", ASCENDING)], unique=True
         )
+        # Reads go by computed _id; these serve deletes and ad-hoc queries on a real MongoDB.
+        await db["annotations"].create_index([("conversation_id", ASCENDING), ("seq", ASCENDING)])
+        await db["annotators"].create_index([("experiment_id", ASCENDING)])
 
     async def schema_version(self) -> int:
         doc = await self.db["meta"].find_one({"_id": "schema"})
@@ -505,6 +572,7 @@ class MongoStore:
         if not conversation_ids:
             return
         where = {"conversation_id": {"$in": conversation_ids}}
+        await self.db["annotations"].delete_many(where)
         await self.db["states"].delete_many(where)
         await self.db["messages"].delete_many(where)
 

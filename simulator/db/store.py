@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from simulator.domain import Batch, Conversation, Experiment, Message, Status
+from simulator.domain.annotations import Annotation, AnnotatorEntry
 
 
 @dataclass(frozen=True)
@@ -108,12 +109,39 @@ class StateRepo(Protocol):
     async def list(self, conversation_id: str) -> list[tuple[int, dict[str, Any]]]: ...
 
 
+class AnnotationRepo(Protocol):
+    """Annotations keyed by a computed ``_id`` (``simulator.domain.annotations``), and the
+    catalogue of annotators per experiment. Reads and writes go by ``_id``: a primary-key
+    lookup on every server."""
+
+    async def insert(self, annotations: builtins.list[Annotation]) -> int:
+        """Store those whose id is not stored yet (the first write wins); returns how many."""
+        ...
+
+    async def existing(self, ids: builtins.list[str]) -> set[str]:
+        """Which of these ids are stored."""
+        ...
+
+    async def get_many(self, ids: builtins.list[str]) -> builtins.list[Annotation]:
+        """The stored annotations among these ids, in the order of ``ids``."""
+        ...
+
+    async def register(self, entries: builtins.list[AnnotatorEntry]) -> None:
+        """Add catalogue entries (idempotent)."""
+        ...
+
+    async def catalog(self, experiment_ids: builtins.list[str]) -> builtins.list[AnnotatorEntry]:
+        """The catalogue entries of these experiments, oldest first."""
+        ...
+
+
 class Store(Protocol):
     experiments: ExperimentRepo
     batches: BatchRepo
     conversations: ConversationRepo
     messages: MessageRepo
     states: StateRepo
+    annotations: AnnotationRepo
 
     async def ping(self) -> None: ...
     async def close(self) -> None: ...

@@ -10,6 +10,9 @@ model reference's seed and options, never on global state or the clock:
   ``options["manager_answer"] == "nonsense"``, to exercise the engine's fallback);
 - structured actions (``request.json_schema`` set) answer a JSON object valid for the schema, drawn
   from a seeded policy; games plug their own scripted policies with :func:`register_policy`.
+- judges (``simulator annotate judge``): the model ``judge`` (``dryrun:judge``) answers a rubric
+  with a valid verdict drawn from what it is shown; ``judge.invalid`` never answers usably and
+  ``judge.reasked`` only when re-asked (the fallback and re-ask paths).
 
 Options (``ModelRef.options``): ``latency_ms`` (artificial delay per call), ``manager_answer``,
 ``policy`` (name of a registered policy; else the model name selects one when registered).
@@ -146,6 +149,42 @@ class DryRunBackend:
 
     async def aclose(self) -> None:
         return None
+
+
+# --------------------------------------------------------------------------- judges
+
+
+def _judge_rng(request: ChatRequest) -> random.Random:
+    """Seeded by what the judge is shown (its instructions and the transcript with the
+    questions), so the same material always gets the same verdict, re-asks included."""
+    shown = [m.content for m in request.messages[:2]]
+    text = "\x1f".join([str(request.model.params.seed), *shown])
+    return random.Random(int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big"))
+
+
+def judge_policy(request: ChatRequest) -> dict[str, Any] | str:
+    """``judge``: a verdict valid for the request's JSON schema, drawn from what is judged."""
+    if request.json_schema is None:
+        return f"{DRYRUN_LABEL} judge: {' '.join(_judge_rng(request).sample(_WORDS, 3))}"
+    value = sample_schema(request.json_schema, _judge_rng(request))
+    return value if isinstance(value, dict) else json.dumps(value)
+
+
+def judge_invalid_policy(request: ChatRequest) -> str:
+    """``judge.invalid``: never a usable answer (rehearses the fallback path)."""
+    return f"{DRYRUN_LABEL} I would rather not answer in JSON."
+
+
+def judge_reasked_policy(request: ChatRequest) -> dict[str, Any] | str:
+    """``judge.reasked``: an unusable first answer, a valid one when re-asked."""
+    if any(m.role == "assistant" for m in request.messages):
+        return judge_policy(request)
+    return judge_invalid_policy(request)
+
+
+register_policy("judge", judge_policy)
+register_policy("judge.invalid", judge_invalid_policy)
+register_policy("judge.reasked", judge_reasked_policy)
 
 
 # --------------------------------------------------------------------------- JSON schema sampling

@@ -53,6 +53,7 @@ class FakeServer:
         self.in_flight = 0
         self.max_in_flight = 0
         self.delay_s = 0.0  # every normal answer waits this long (to make overlap observable)
+        self.port = 0  # 0: any free port
         self._faults: dict[str, deque[Fault]] = defaultdict(deque)
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -89,7 +90,7 @@ class FakeServer:
 
             do_GET = do_POST = do_DELETE = _serve
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()

@@ -331,6 +331,7 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
         Binding("f", "favourite", "Favourite", id="browser.favourite"),
         Binding("x,delete", "delete", "Delete", id="browser.delete"),
         Binding("e", "export", "Export", id="browser.export"),
+        Binding("a", "annotate", "Annotate", id="browser.annotate", show=False),
         Binding("E", "export_listed", "Export listed", id="browser.export_listed", show=False),
         Binding("r", "reset_filters", "Reset filters", id="browser.reset", show=False),
         Binding("l", "list", "List", id="browser.list", show=False),
@@ -353,6 +354,12 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
             super().__init__()
             self.conversation_id = conversation_id
             self.messages = messages
+
+    class AnnotationsLoaded(TextualMessage):
+        def __init__(self, conversation_id: str, annotations: list[Any]) -> None:
+            super().__init__()
+            self.conversation_id = conversation_id
+            self.annotations = annotations
 
     class LiveMessage(TextualMessage):
         def __init__(self, message: Message) -> None:
@@ -381,6 +388,8 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
         self._reload_timer: Any = None
         self._loaded_once = False  # the store's list has arrived
         self._chart_stale = True  # the chart does not show the transcript's messages yet
+        self.annotation_loads = 0  # finished loads of the shown conversation's annotations
+        self._jobs_rev = -1  # the annotation jobs' revision last shown
 
     # ------------------------------------------------------------------ layout
 
@@ -443,6 +452,7 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
         bus = getattr(self.services, "bus", None)
         if bus is not None:
             self._unsubscribe = bus.subscribe(self._on_event)
+        self.set_interval(0.5, self._watch_annotation_jobs)
         self.load()
 
     def on_unmount(self) -> None:
@@ -576,7 +586,7 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
             where = f" · #{conv.cell_index}{batch} by {conv.owner or '?'}"
         self.query_one("#browser-status", Static).update(
             f"{shown} conversation(s){' (filtered)' if flt.active else ''}{where} · "
-            f"you are {self.user} · F1 or ? help"
+            f"you are {self.user} · F1 or ? help{self._annotation_status()}"
         )
 
     def selected(self) -> Conversation | None:
@@ -624,7 +634,43 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
                 self.query_one("#details-text", Static).update(
                     conversation_details(conv, self.experiment, message.messages)
                 )
+                self.load_annotations(conv, message.messages)
             self._update_chart()
+
+    @work(exclusive=True, group="browser-annotations", exit_on_error=False)
+    async def load_annotations(self, conversation: Conversation, messages: list[Message]) -> None:
+        from simulator.annotations.service import AnnotationService
+
+        found = await AnnotationService(self.services.store).conversation_annotations(
+            conversation, messages
+        )
+        self.post_message(self.AnnotationsLoaded(conversation.id, found))
+
+    @on(AnnotationsLoaded)
+    def _annotations_loaded(self, message: AnnotationsLoaded) -> None:
+        if message.conversation_id == self.shown_id:
+            self.transcript.set_annotations(message.annotations)
+            self.annotation_loads += 1
+
+    def _annotation_status(self) -> str:
+        jobs = getattr(self.app, "_annotation_jobs", None)
+        job = jobs.latest() if jobs is not None else None
+        return f" · {job.status_text}" if job is not None else ""
+
+    def _watch_annotation_jobs(self) -> None:
+        """Show the jobs' progress, and the shown conversation's new annotations (a timer: the
+        jobs keep counters, the screen repaints at most twice a second)."""
+        jobs = getattr(self.app, "_annotation_jobs", None)
+        if jobs is None or jobs.rev == self._jobs_rev:
+            return
+        self._jobs_rev = jobs.rev
+        self._update_status()
+        conv = self.selected()
+        touched = any(conv is not None and conv.id in job.touched for job in jobs.jobs.values())
+        if conv is not None and conv.id == self.shown_id and touched:
+            for job in jobs.jobs.values():
+                job.touched.discard(conv.id)
+            self.load_annotations(conv, list(self.transcript.messages))
 
     def _on_event(self, event: Any) -> None:
         """Bus subscriber (called from the engine's tasks: posts only, never touches widgets)."""
@@ -789,6 +835,27 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
     async def _delete(self, conversation_id: str, cell_index: int, then: str | None) -> None:
         await self.services.conversations.delete(conversation_id)
         self.post_message(self.Done(f"Deleted conversation #{cell_index}.", then))
+
+    def action_annotate(self) -> None:
+        """Annotate the highlighted conversation or every listed one (a judge with a rubric,
+        moderation scores, a Python scorer); the job runs in the app, progress in the status."""
+        from simulator.tui.annotate import AnnotateDialog, jobs_of
+
+        if not self.rows:
+            self.notify("No conversations listed: nothing to annotate.", severity="warning")
+            return
+        conv = self.selected()
+        listed = [c.id for c in self.rows]
+        one = f"#{conv.cell_index}" if conv is not None else None
+
+        def chosen(choice: Any) -> None:
+            if choice is None:
+                return
+            ids = [conv.id] if choice.scope == "one" and conv is not None else listed
+            jobs_of(self.app).start(choice, ids)
+            self._update_status()
+
+        self.app.push_screen(AnnotateDialog(one, len(listed)), callback=chosen)
 
     def action_export(self) -> None:
         conv = self._require_selection()

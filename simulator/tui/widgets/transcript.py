@@ -8,7 +8,9 @@ Each role gets its own colour from ``role_palette`` (the colours of the HTML tra
 figures), in the order of the ``roles`` given, so the same experiment always looks the same; roles
 not given (a role added later, a game's own speakers) get the next colours in order of appearance.
 Kickoff and system events are neutral and dim, summaries are boxed in their own colour, private
-messages name their recipients.
+messages name their recipients. Annotations (``set_annotations``) are shown beside what they are
+about: a dim line under each annotated message (a judge's answers, a scorer's highest scores),
+and a box before the first message for the conversation's own (a judge's verdict, interviews).
 """
 
 from __future__ import annotations
@@ -29,12 +31,15 @@ from textual import events
 from textual.widgets import RichLog
 
 from simulator.domain import Message
+from simulator.domain.annotations import Annotation
 from simulator.domain.models import MessageKind
 
 #: Colour of events no agent wrote (kickoff, system events); summaries have their own.
 #: The same values as ``simulator.analysis.exports`` (kept in step by a test).
 NEUTRAL_COLOR = "#5f6673"
 SUMMARY_COLOR = "#8a6d1f"
+ANNOTATION_COLOR = "#6b7a8f"
+TOP_SCORES = 3  # a scorer's highest scores shown under a message
 BAR = "▌ "
 CHUNK = 16  # messages rendered at once (1-3 ms each)
 CHUNK_PAUSE_S = 0.005
@@ -71,8 +76,72 @@ class _Barred:
         return Measurement(options.max_width, options.max_width)
 
 
+class _Flagged:
+    """One annotation line under a message: a flag before its first line, its wrapped lines
+    indented under it."""
+
+    FLAG = "  ⚑ "
+
+    def __init__(self, body: Text) -> None:
+        self.body = body
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Text]:
+        width = max(options.max_width - len(self.FLAG), 1)
+        for i, line in enumerate(self.body.wrap(console, width)):
+            lead = self.FLAG if i == 0 else " " * len(self.FLAG)
+            yield Text.assemble((lead, ANNOTATION_COLOR), line)
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement(options.max_width, options.max_width)
+
+
 def _data_text(data: dict[str, Any]) -> str:
     return ", ".join(f"{key}: {value}" for key, value in data.items())
+
+
+def _value_text(annotation: Annotation) -> str:
+    if annotation.decision.value == "fallback":
+        return "no valid answer (fallback)"
+    if annotation.value is None:
+        return "n/a"
+    if isinstance(annotation.value, bool):
+        return "true" if annotation.value else "false"
+    return str(annotation.value)
+
+
+def annotation_lines(annotations: Iterable[Annotation]) -> list[str]:
+    """One line per annotator (and agent) of annotations about the same thing: a judge's
+    ``question = answer`` pairs, a scorer's highest scores, an interview's question and answer.
+    The version follows the annotator's name when several versions are shown."""
+    annotations = list(annotations)
+    versions: dict[str, set[str]] = {}
+    for a in annotations:
+        versions.setdefault(a.annotator, set()).add(a.annotator_version)
+    groups: dict[tuple[str, str, str], list[Annotation]] = {}
+    for a in annotations:
+        groups.setdefault((a.annotator, a.annotator_version, a.agent or ""), []).append(a)
+    lines: list[str] = []
+    for (annotator, version, agent), group in groups.items():
+        label = annotator if len(versions[annotator]) == 1 else f"{annotator}@{version}"
+        if agent:
+            label += f" · {agent}"
+        parts: list[str] = []
+        for a in group:
+            if a.scores:
+                top = sorted(a.scores.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_SCORES]
+                text = ", ".join(f"{name} {score:.2f}" for name, score in top)
+                flagged = (a.data or {}).get("flagged_categories")
+                if a.value is True and flagged:
+                    text += f" · flagged: {', '.join(flagged)}"
+                parts.append(text)
+            elif a.question and (a.kind == "interview" or len(_value_text(a)) > 40):
+                parts.append(f"{a.question} — {_value_text(a)}")
+            elif a.question:
+                parts.append(f"{a.question} = {_value_text(a)}")
+            else:
+                parts.append(_value_text(a))
+        lines.append(f"{label}: {'; '.join(parts)}")
+    return lines
 
 
 class TranscriptView(RichLog):
@@ -121,6 +190,8 @@ class TranscriptView(RichLog):
         self._generation = 0  # bumped by every redraw; stale chunks stop
         self._follow = False  # the redraw in progress keeps the end in view
         self._restore_share: float | None = None  # where the reader was (share of the lines)
+        #: Annotations shown, by the seq they are about (None: the conversation, an agent).
+        self.annotations: dict[int | None, list[Annotation]] = {}
 
     # ------------------------------------------------------------------ API
 
@@ -176,7 +247,24 @@ class TranscriptView(RichLog):
     def clear_messages(self) -> None:
         self.messages = []
         self._seqs = set()
+        self.annotations = {}
         self._redraw()
+
+    def set_annotations(self, annotations: Iterable[Annotation]) -> None:
+        """Show these annotations beside the messages they are about (instead of those shown);
+        a redraw only when they changed."""
+        grouped: dict[int | None, list[Annotation]] = {}
+        # by annotator; within one, in the order given (the catalogue's question order)
+        for a in sorted(annotations, key=lambda a: (a.annotator, a.annotator_version)):
+            grouped.setdefault(a.seq, []).append(a)
+        if grouped == self.annotations:
+            return
+        self.annotations = grouped
+        # keep the reader's place: the end, or the top line's share of the whole
+        at_end = self._size_known and self.scroll_y > 0 and self._at_end()
+        if not at_end and self._size_known and self.scroll_y > 0:
+            self._restore_share = self.scroll_y / max(len(self.lines), 1)
+        self._redraw(scroll_end=at_end)
 
     @property
     def drawing(self) -> bool:
@@ -233,6 +321,8 @@ class TranscriptView(RichLog):
 
     def _renderables(self, message: Message, previous: Message | None) -> list[RenderableType]:
         out: list[RenderableType] = []
+        if previous is None and self.annotations.get(None):
+            out.append(self._conversation_annotations(self.annotations[None]))
         if previous is None or message.day != previous.day:
             label = f" Day {message.day} " if message.day else " Before day 1 "
             out.append(Rule(Text(label, style="bold"), style=NEUTRAL_COLOR, characters="─"))
@@ -242,7 +332,25 @@ class TranscriptView(RichLog):
             out.append(self._event(message))
         else:
             out.append(self._agent(message))
+        if self.annotations.get(message.seq):
+            out.append(self._message_annotations(self.annotations[message.seq]))
         return out
+
+    def _conversation_annotations(self, annotations: list[Annotation]) -> RenderableType:
+        body = Text("\n".join(annotation_lines(annotations)), style=ANNOTATION_COLOR)
+        return Panel(
+            body,
+            title=Text(" Annotations of the conversation ", style=f"bold {ANNOTATION_COLOR}"),
+            title_align="left",
+            border_style=ANNOTATION_COLOR,
+            padding=(0, 1),
+            expand=True,
+        )
+
+    def _message_annotations(self, annotations: list[Annotation]) -> RenderableType:
+        style = f"italic {ANNOTATION_COLOR}"
+        lines = annotation_lines(annotations)
+        return _Group(*(_Flagged(Text(line, style=style)) for line in lines))
 
     def _summary(self, message: Message) -> RenderableType:
         title = Text(f" Summary of day {message.day} ", style=f"bold {SUMMARY_COLOR}")

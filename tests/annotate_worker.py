@@ -1,0 +1,37 @@
+"""Subprocess entry of the SIGKILL test: annotate every conversation of a database with the
+persuasion judge at an OpenAI-compatible server, until done or killed.
+
+    python -m tests.annotate_worker URI DB BASE_URL
+
+Prints ``planned <todo>`` (flushed) once the job is planned, ``finished`` at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+from simulator.analysis.loading import AnalysisFilter
+from simulator.annotations.service import AnnotationService, AnnotatorSpec
+from simulator.db.mongo import connect_store
+from simulator.llm.registry import Backends
+from simulator.settings import Settings
+
+RUBRIC = Path(__file__).resolve().parents[1] / "simulator/examples/rubrics/persuasion.yaml"
+
+
+async def main(uri: str, db: str, base_url: str) -> None:
+    store = await connect_store(uri, db)
+    settings = Settings(_env_file=None, openai_api_key=None)  # type: ignore[call-arg]
+    backends = Backends(settings, max_attempts=1)
+    service = AnnotationService(store, backends)
+    spec = AnnotatorSpec("judge", rubric=RUBRIC, model="openai:fake-judge", base_url=base_url)
+    prepared = await service.prepare(spec, AnalysisFilter())
+    print(f"planned {len(prepared.plan.missing)}", flush=True)
+    await service.run(prepared, concurrency=4)
+    print("finished", flush=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3]))
