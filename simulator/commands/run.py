@@ -392,19 +392,9 @@ async def _resolve_experiment(store: Any, ref: Any, user: str, *, store_it: bool
 
 
 async def _find_batch(store: Any, ref: str) -> Batch:
-    ref = ref.strip()
-    batch = await store.batches.get(ref)
-    if batch is not None:
-        return batch
-    matches = [b for b in await store.batches.list() if b.id.startswith(ref)] if ref else []
-    if len(matches) == 1:
-        return matches[0]
-    if len(matches) > 1:
-        raise SimulatorError(
-            f"{ref!r} matches {len(matches)} batches; give more of the id.",
-            title="Ambiguous batch",
-        )
-    raise NotFoundError(f"There is no batch {ref!r}. List them with 'simulator batches'.")
+    from simulator.services.ids import resolve_batch
+
+    return await resolve_batch(store, ref)
 
 
 class _RunnerContext:

@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from simulator.domain import ModelRef, TokenUsage
+from simulator.domain.models import DRYRUN_MODEL
 from simulator.llm.base import ChatRequest, ChatResult, EventSink
 
 DRYRUN_LABEL = "[dryrun]"
@@ -139,7 +140,7 @@ class DryRunBackend:
         return f"{DRYRUN_LABEL} {who}, day {meta.day}, turn {meta.turn}: {phrase}", {}
 
     async def list_models(self, model: ModelRef) -> list[str]:
-        return sorted({"script", *_policies})
+        return sorted({DRYRUN_MODEL, *_policies})
 
     async def ensure_available(self, model: ModelRef, on_event: EventSink | None = None) -> None:
         policy_for(model)  # an unknown policy name fails before the run starts
