@@ -31,7 +31,13 @@ import pandas as pd
 
 from simulator.db.store import ConversationFilter, Store
 from simulator.domain import Conversation, Experiment, Message, MessageKind, Status
-from simulator.domain.cells import cell_key, cell_label, models_label
+from simulator.domain.cells import (
+    cell_key,
+    cell_label,
+    conversation_number,
+    models_label,
+    repeat_number,
+)
 from simulator.domain.errors import NotFoundError
 from simulator.domain.models import DRYRUN_ALIAS, DRYRUN_MODEL
 
@@ -526,7 +532,7 @@ def _cell_values(conv: Conversation, roles: list[str], factors: list[str]) -> di
         "days": cell.days,
         "total_messages": cell.total_messages,
         "speaker_selection": cell.speaker_selection.value,
-        "repeat": cell.repeat + 1,  # users count repeats from 1 (stored from 0)
+        "repeat": repeat_number(cell),
         "seed": cell.seed,
         "rounds": cell.rounds,
         "cell_provider": cell.models.default.provider.value,
@@ -649,7 +655,7 @@ def messages_frame(
                 "experiment_name": exp.name if exp else None,
                 "experiment_kind": conv.kind.value,
                 "batch_id": conv.batch_id,
-                "conversation_number": conv.cell_index + 1,
+                "conversation_number": conversation_number(conv),
                 "conversation_status": conv.status.value,
                 **cells[conv.id],
             }
@@ -678,7 +684,7 @@ def conversations_frame(
                 "experiment_name": exp.name if exp else None,
                 "experiment_kind": c.kind.value,
                 "batch_id": c.batch_id,
-                "conversation_number": c.cell_index + 1,
+                "conversation_number": conversation_number(c),
                 "owner": c.owner,
                 "status": c.status.value,
                 "error": c.error,

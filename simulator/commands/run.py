@@ -423,6 +423,7 @@ async def _drive(
 ) -> Batch:
     """Run (or resume) the batch with a progress bar and a line per finished conversation."""
     from simulator.db.store import ConversationFilter
+    from simulator.domain.cells import conversation_number
     from simulator.engine.events import BatchProgress, ConversationFailed, ConversationFinished
     from simulator.engine.grid import describe_cell
 
@@ -433,7 +434,7 @@ async def _drive(
 
     def label(cid: str) -> str:
         c = conversations.get(cid)
-        return f"#{c.cell_index + 1} {describe_cell(c.cell)}" if c else cid
+        return f"#{conversation_number(c)} {describe_cell(c.cell)}" if c else cid
 
     _running.append(batch.id)
     with _progress(console, batch, experiment) as (progress, task):

@@ -19,7 +19,14 @@ import hashlib
 import json
 from typing import Any
 
-from simulator.domain.models import GridCell, ModelRef, Provider, SamplingParams, SpeakerSelection
+from simulator.domain.models import (
+    Conversation,
+    GridCell,
+    ModelRef,
+    Provider,
+    SamplingParams,
+    SpeakerSelection,
+)
 
 #: Characters of the sha256 hex digest kept in a cell key (48 bits).
 KEY_LENGTH = 12
@@ -89,6 +96,18 @@ def models_label(cell: GridCell) -> str:
     return "; ".join(parts)
 
 
+def conversation_number(conversation: Conversation) -> int:
+    """The conversation's number in its batch as users see it (``#3``), from 1: the monitor,
+    the browser, the progress lines and the exports all show this (stored: ``cell_index``, from
+    0)."""
+    return conversation.cell_index + 1
+
+
+def repeat_number(cell: GridCell) -> int:
+    """Which repeat of its cell a conversation is, from 1 (stored: ``cell.repeat``, from 0)."""
+    return cell.repeat + 1
+
+
 def cell_label(cell: GridCell) -> str:
     """A readable name of the cell (no repeat, no seed): ``Guard=1, Prisoner=2 · 2 days ·
     20 messages · goal=Escape · auto · dryrun``. Rounds replace messages for games."""
@@ -105,4 +124,13 @@ def cell_label(cell: GridCell) -> str:
     return " · ".join(parts)
 
 
-__all__ = ["KEY_LENGTH", "cell_content", "cell_key", "cell_label", "model_label", "models_label"]
+__all__ = [
+    "KEY_LENGTH",
+    "cell_content",
+    "cell_key",
+    "cell_label",
+    "conversation_number",
+    "model_label",
+    "models_label",
+    "repeat_number",
+]

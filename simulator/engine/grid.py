@@ -29,6 +29,7 @@ from simulator.domain import (
     Provider,
     SpeakerSelection,
 )
+from simulator.domain.cells import repeat_number
 from simulator.domain.errors import SpecError
 from simulator.engine.budget import day_budgets
 from simulator.engine.rng import derive_seed
@@ -113,8 +114,9 @@ def factor_combinations(experiment: Experiment, spec: BatchSpec) -> list[dict[st
     return out
 
 
-def cell_key(cell: GridCell) -> str:
-    """A canonical text naming the cell's content (not its position): the seed's derivation path."""
+def seed_path(cell: GridCell) -> str:
+    """A canonical text naming the cell's content (not its position), its repeat included: the
+    seed's derivation path. (The cell a table groups by is ``simulator.domain.cells.cell_key``.)"""
     content = cell.model_dump(mode="json", exclude={"seed"})
     return json.dumps(content, sort_keys=True, separators=(",", ":"))
 
@@ -144,7 +146,7 @@ def expand_grid(experiment: Experiment, spec: BatchSpec) -> list[GridCell]:
             repeat=repeat,
             rounds=spec.rounds,
         )
-        cell.seed = derive_seed(spec.seed, "cell", cell_key(cell))
+        cell.seed = derive_seed(spec.seed, "cell", seed_path(cell))
         cells.append(cell)
     return cells
 
@@ -304,12 +306,11 @@ def describe_cell(cell: GridCell) -> str:
     parts = [cell.counts_label, f"{cell.days} day{'s' if cell.days != 1 else ''}"]
     parts += [f"{k}={v}" for k, v in cell.factors.items()]
     if cell.repeat:
-        parts.append(f"repeat {cell.repeat + 1}")
+        parts.append(f"repeat {repeat_number(cell)}")
     return ", ".join(parts)
 
 
 __all__ = [
-    "cell_key",
     "count_combinations",
     "day_budgets",
     "day_counts",
@@ -319,4 +320,5 @@ __all__ = [
     "expand_grid",
     "factor_combinations",
     "register_call_estimator",
+    "seed_path",
 ]

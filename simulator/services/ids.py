@@ -16,6 +16,7 @@ from typing import TypeVar
 
 from simulator.db.store import Store
 from simulator.domain import Batch, Conversation, Experiment
+from simulator.domain.cells import conversation_number
 from simulator.domain.errors import NotFoundError
 
 #: The shortest prefix accepted (shorter ones would match by accident).
@@ -82,7 +83,7 @@ def _describe_batch(b: Batch) -> str:
 
 
 def _describe_conversation(c: Conversation) -> str:
-    return f"{c.id} (#{c.cell_index + 1}, {c.status.value})"
+    return f"{c.id} (#{conversation_number(c)}, {c.status.value})"
 
 
 def _describe_experiment(e: Experiment) -> str:
