@@ -333,6 +333,33 @@ def cell_metrics(metrics: pd.DataFrame, by: Sequence[str] | None = None) -> pd.D
     return typed(out, columns)
 
 
+SHARE_COLUMNS: dict[str, str] = {
+    "batch_id": STRING,
+    "cell_key": STRING,
+    "cell": STRING,
+    "role": STRING,
+    "conversations": INT,
+    "turn_share": FLOAT,
+    "word_share": FLOAT,
+}
+
+
+def share_by_cell(messages: pd.DataFrame) -> pd.DataFrame:
+    """Per grid cell of a batch (``cell_key``: repeats pooled, nothing else) and role, in order
+    of first appearance: the mean share of the conversations' agent turns and words (over the
+    conversations where the role spoke) and how many those were. What the ``share`` figure
+    draws."""
+    roles = role_metrics(messages)
+    if roles.empty:
+        return typed(pd.DataFrame(), SHARE_COLUMNS)
+    keys = ["batch_id", "cell_key", "role"]
+    g = roles.groupby(keys, sort=False, dropna=False)
+    out = g[["turn_share", "word_share"]].mean().reset_index()
+    out["cell"] = g["cell"].first().to_numpy()
+    out["conversations"] = g["conversation_id"].nunique().to_numpy()
+    return typed(out, SHARE_COLUMNS)
+
+
 def per_turn(messages: pd.DataFrame, metric: str = "completion_tokens") -> pd.DataFrame:
     """``metric`` of every agent message by its agent turn: columns conversation_id, role,
     speaker, agent_turn, value."""

@@ -87,27 +87,33 @@ def _cell_labels(frame: pd.DataFrame) -> list[str]:
 
 
 def role_share_figure(messages: pd.DataFrame, path: Path) -> Path:
-    """Per grid cell (``cell_key``: repeats pooled, nothing else), a bar of each role's mean
-    share of the agent turns and one of its share of the words, stacked by role."""
+    """Per grid cell (``metrics.share_by_cell``: repeats pooled, nothing else), a bar of each
+    role's mean share of the agent turns and one of its share of the words, stacked by role."""
     plt = _pyplot()
-    roles = m.role_metrics(messages)
+    shares = m.share_by_cell(messages)
     palette = role_palette(agent_roles(messages))
-    batch = roles["batch_id"].astype("string").fillna("")
-    roles = roles.assign(batch=batch)
-    keys = ["batch", "cell_key"]
-    means = roles.groupby([*keys, "role"], sort=False)[["turn_share", "word_share"]].mean()
-    share = {key: row for key, row in zip(means.index, means.to_dict("records"), strict=True)}
-    cells = roles.drop_duplicates(keys)[[*keys, "batch_id", "cell"]].reset_index(drop=True)
+    batch = shares["batch_id"].astype("string").fillna("")
+    shares = shares.assign(batch=batch)
+    cells = shares.drop_duplicates(["batch", "cell_key"]).reset_index(drop=True)
+    value = {
+        (b, k, r): (t, w)
+        for b, k, r, t, w in zip(
+            shares["batch"],
+            shares["cell_key"],
+            shares["role"],
+            shares["turn_share"].astype(float).fillna(0.0),
+            shares["word_share"].astype(float).fillna(0.0),
+            strict=True,
+        )
+    }
     labels = _cell_labels(cells)
     height = max(3.0, 0.45 * len(cells) + 1.8)
     fig, axes = plt.subplots(1, 2, figsize=(11, height), sharey=True, squeeze=False)
-    for ax, measure, title in zip(
-        axes[0], ("turn_share", "word_share"), ("turn share", "word share"), strict=True
-    ):
+    for i, (ax, title) in enumerate(zip(axes[0], ("turn share", "word share"), strict=True)):
         left = [0.0] * len(cells)
         for role, color in palette.items():
             values = [
-                float(share.get((b, k, role), {}).get(measure, 0.0) or 0.0)
+                value.get((b, k, role), (0.0, 0.0))[i]
                 for b, k in zip(cells["batch"], cells["cell_key"], strict=True)
             ]
             ax.barh(range(len(cells)), values, left=left, color=color, label=role)
