@@ -132,3 +132,19 @@ async def test_game_reports_take_prefixes(store: Any, cli: Path, capsys) -> None
     assert "is a commons run, not a reputation game" in capsys.readouterr().err
     assert await run("commons", "report", "0000ffff") == 2
     assert "There is no conversation '0000ffff'" in capsys.readouterr().err
+
+
+async def test_the_store_lists_ids_by_prefix(store: Any) -> None:
+    """The storage contract of the resolver (embedded server and MongoDB alike)."""
+    exp = await store.experiments.create(make_prison_experiment(id="abc0" + "1" * 28))
+    ids = sorted(f"ab{c}{'0' * 29}" for c in "fc9")
+    for batch_id in ids:
+        await store.batches.create(
+            Batch(id=batch_id, experiment_id=exp.id, spec=BatchSpec(experiment_id=exp.id))
+        )
+    assert await store.batches.ids_with_prefix("ab") == ids
+    assert await store.batches.ids_with_prefix("ab", limit=2) == ids[:2]
+    assert await store.batches.ids_with_prefix("abf") == [ids[2]]
+    assert await store.batches.ids_with_prefix("abz") == []
+    assert await store.experiments.ids_with_prefix("abc0") == [exp.id]
+    assert await store.conversations.ids_with_prefix("abc0") == []

@@ -345,14 +345,15 @@ SHARE_COLUMNS: dict[str, str] = {
 
 
 def share_by_cell(messages: pd.DataFrame) -> pd.DataFrame:
-    """Per grid cell of a batch (``cell_key``: repeats pooled, nothing else) and role, in order
-    of first appearance: the mean share of the conversations' agent turns and words (over the
+    """Per grid cell of a batch (``cell_key``: repeats pooled, nothing else) and role, in grid
+    order (batch by batch): the mean share of the conversations' agent turns and words (over the
     conversations where the role spoke) and how many those were. What the ``share`` figure
     draws."""
     roles = role_metrics(messages)
     if roles.empty:
         return typed(pd.DataFrame(), SHARE_COLUMNS)
     keys = ["batch_id", "cell_key", "role"]
+    roles = roles.sort_values(["batch_id", "conversation_number"], kind="stable")
     g = roles.groupby(keys, sort=False, dropna=False)
     out = g[["turn_share", "word_share"]].mean().reset_index()
     out["cell"] = g["cell"].first().to_numpy()

@@ -86,6 +86,11 @@ def _cell_labels(frame: pd.DataFrame) -> list[str]:
     ]
 
 
+def _label_inches(labels: list[str]) -> float:
+    """Room for the longest tick label at font size 8 (about 0.075 inch a character)."""
+    return min(14.0, 0.075 * max((len(x) for x in labels), default=0))
+
+
 def role_share_figure(messages: pd.DataFrame, path: Path) -> Path:
     """Per grid cell (``metrics.share_by_cell``: repeats pooled, nothing else), a bar of each
     role's mean share of the agent turns and one of its share of the words, stacked by role."""
@@ -108,7 +113,8 @@ def role_share_figure(messages: pd.DataFrame, path: Path) -> Path:
     }
     labels = _cell_labels(cells)
     height = max(3.0, 0.45 * len(cells) + 1.8)
-    fig, axes = plt.subplots(1, 2, figsize=(11, height), sharey=True, squeeze=False)
+    width = 7.0 + _label_inches(labels)
+    fig, axes = plt.subplots(1, 2, figsize=(width, height), sharey=True, squeeze=False)
     for i, (ax, title) in enumerate(zip(axes[0], ("turn share", "word share"), strict=True)):
         left = [0.0] * len(cells)
         for role, color in palette.items():
@@ -119,13 +125,13 @@ def role_share_figure(messages: pd.DataFrame, path: Path) -> Path:
             ax.barh(range(len(cells)), values, left=left, color=color, label=role)
             left = [x + v for x, v in zip(left, values, strict=True)]
         ax.set_xlim(0, 1)
-        ax.set_xlabel(f"mean {title} of the conversation")
+        ax.set_xlabel(f"mean {title}")
         ax.set_title(title.capitalize())
         ax.grid(axis="x", alpha=0.3)
     axes[0][0].set_yticks(range(len(cells)), labels, fontsize=8)
     axes[0][0].invert_yaxis()
     if palette:
-        axes[0][1].legend(title="role", loc="lower right")
+        axes[0][1].legend(title="role", loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.suptitle("Turn and word share by role, per grid cell")
     return _save(fig, path)
 
@@ -136,7 +142,9 @@ def words_by_cell_figure(metrics: pd.DataFrame, path: Path) -> Path:
     plt = _pyplot()
     cells = m.cell_metrics(metrics)
     labels = _cell_labels(cells)
-    fig, ax = plt.subplots(figsize=(9, max(3.0, 0.35 * len(labels) + 1.5)))
+    fig, ax = plt.subplots(
+        figsize=(5.0 + _label_inches(labels), max(3.0, 0.35 * len(labels) + 1.5))
+    )
     ax.barh(range(len(labels)), cells["mean_words_mean"].to_numpy(dtype=float, na_value=0.0))
     ax.set_yticks(range(len(labels)), labels, fontsize=8)
     ax.invert_yaxis()
