@@ -100,7 +100,7 @@ def experiment() -> Experiment:
 
 
 def spec(exp: Experiment, latency_ms: float, max_agents: int, concurrency: int | None) -> BatchSpec:
-    model = ModelRef(provider=Provider.dryrun, model="script", options={"latency_ms": latency_ms})
+    model = ModelRef(provider=Provider.dryrun, model="dryrun", options={"latency_ms": latency_ms})
     fields: dict[str, Any] = {
         "experiment_id": exp.id,
         "model_sets": [ModelSet(default=model)],

@@ -20,7 +20,7 @@ async def main(uri: str, db: str, experiment_id: str, latency_ms: int) -> None:
     store = await connect_store(uri, db)
     experiment = await store.experiments.get(experiment_id)
     assert experiment is not None
-    model = ModelRef(provider=Provider.dryrun, model="script", options={"latency_ms": latency_ms})
+    model = ModelRef(provider=Provider.dryrun, model="dryrun", options={"latency_ms": latency_ms})
     spec = BatchSpec(
         experiment_id=experiment.id,
         model_sets=[ModelSet(default=model)],

@@ -22,7 +22,7 @@ async def dryrun_batch(store, prison_experiment_with_goal: Experiment) -> str:
     exp = await store.experiments.create(prison_experiment_with_goal)
     spec = BatchSpec(
         experiment_id=exp.id,
-        model_sets=[ModelSet(default=ModelRef(provider=Provider.dryrun, model="script"))],
+        model_sets=[ModelSet(default=ModelRef(provider=Provider.dryrun, model="dryrun"))],
         max_agents={"Guard": 2, "Prisoner": 1},
         days=2,
         total_messages=4,
@@ -60,7 +60,7 @@ async def test_parquet_export_of_a_dryrun_batch_round_trips(
 
 async def test_metrics_and_cells_of_a_dryrun_batch(store, dryrun_batch: str) -> None:
     conversations, messages = await load_all(store, batch=dryrun_batch)
-    assert conversations["cell_index"].tolist() == [0, 1, 2, 3]  # grid order
+    assert conversations["conversation_number"].tolist() == [1, 2, 3, 4]  # grid order, from 1
     metrics = m.conversation_metrics(messages, conversations)
     assert (metrics["messages"] == 4).all() and (metrics["summaries"] == 2).all()
     assert (metrics["status"] == "done").all()

@@ -41,12 +41,12 @@ async def test_messages_frame_columns_order_and_values(store, analysis_data: Ana
     assert row["count_guard"] == 1 and row["count_prisoner"] == 2
     assert row["factor_goal"] == "Escape"
     assert row["days"] == 2 and row["seed"] == 1000
-    assert row["provider"] == "dryrun" and row["model"] == "script"
+    assert row["provider"] == "dryrun" and row["model"] == "dryrun"
     assert row["temperature"] == pytest.approx(0.7) and row["top_k"] == 40
     assert row["prompt_tokens"] == 170 and row["total_tokens"] == 173
     assert row["experiment_name"] == "Prison study"
     assert row["batch_id"] == d.batch.id
-    assert a.iloc[5]["fallback"] and a.iloc[5]["flags"] == "fallback"
+    assert a.iloc[5]["fallback"] and a.iloc[5]["message_flags"] == "fallback"
     assert a.iloc[3]["attempts"] == 2
     assert a.iloc[1]["words"] == 5 and a.iloc[1]["chars"] == len("Stay in your cell now.")
     # the kickoff has no model: nulls, not strings "None"
@@ -64,7 +64,7 @@ async def test_dtypes_are_stable_whatever_the_selection(store, analysis_data: An
     full = await load_messages(store, experiment=analysis_data.experiment.id)
     few = await load_messages(store, conversation_ids=[analysis_data.b.id])
     assert dict(full.dtypes) == dict(few.dtypes)
-    none = await load_messages(store, experiment=analysis_data.experiment.id, days=7)
+    none = await load_messages(store, experiment=analysis_data.experiment.id, kinds=["action"])
     assert none.empty
     for col, dtype in MESSAGE_COLUMNS.items():
         assert str(none[col].dtype) == str(full[col].dtype) == dtype
@@ -94,7 +94,8 @@ async def test_conversations_frame(store, analysis_data: AnalysisData) -> None:
         ({"experiment": "Other"}, {"c"}),
         ({"model": "llama3.1:8b"}, {"b"}),
         ({"model": "ollama:llama3.1:8b"}, {"b"}),
-        ({"model": "script"}, {"a", "c"}),
+        ({"model": "dryrun"}, {"a", "c"}),
+        ({"model": "script"}, {"a", "c"}),  # the dryrun model's old name
         ({"days": 2}, {"a"}),
         ({"counts": {"guard": 1, "prisoner": 2}}, {"a"}),
         ({"counts": {"Prisoner": 1}}, {"b"}),
@@ -102,7 +103,6 @@ async def test_conversations_frame(store, analysis_data: AnalysisData) -> None:
         ({"status": "failed"}, {"b"}),
         ({"status": "done"}, {"a", "c"}),
         ({"factors": {"goal": "escape"}}, {"a"}),
-        ({"factors": {"goal": "Insult"}, "status": "done"}, set()),
         ({"conversation_ids": ["C"]}, {"c"}),
     ],
 )
@@ -128,9 +128,9 @@ async def test_kinds_filter_and_load_all(store, analysis_data: AnalysisData) -> 
 
 
 async def test_unknown_experiment_or_batch_is_a_clear_error(store, analysis_data) -> None:
-    with pytest.raises(NotFoundError, match="no experiment with id or name 'Nope'"):
+    with pytest.raises(NotFoundError, match="No experiment 'Nope'"):
         await load_messages(store, experiment="Nope")
-    with pytest.raises(NotFoundError, match="no batch"):
+    with pytest.raises(NotFoundError, match="There is no batch"):
         await load_conversations(store, batch="0" * 32)
 
 
@@ -214,7 +214,8 @@ def test_parameters_a_server_refused_are_shown_as_not_sent() -> None:
     )
     plain = msg(conv, 1, "Prisoner 1", "Prisoner", "yo", model=ref)
     df = messages_frame([refused, plain], [conv])
-    assert df["dropped_params"].tolist() == ["seed, top_p", ""]
+    assert df["dropped_params"].tolist()[0] == "seed, top_p"
+    assert pd.isna(df["dropped_params"].tolist()[1])  # empty text is a missing value
     assert pd.isna(df.loc[0, "model_seed"]) and pd.isna(df.loc[0, "top_p"])
     assert df.loc[0, "temperature"] == pytest.approx(0.7)
     assert df.loc[1, "model_seed"] == 5 and df.loc[1, "top_p"] == pytest.approx(0.9)

@@ -30,7 +30,7 @@ AGENT_KINDS = (MessageKind.utterance, MessageKind.action)
 
 def _dryrun(latency_ms: int = 0, **options: object) -> ModelSet:
     opts = {"latency_ms": latency_ms, **options} if latency_ms else dict(options)
-    return ModelSet(default=ModelRef(provider=Provider.dryrun, model="script", options=opts))
+    return ModelSet(default=ModelRef(provider=Provider.dryrun, model="dryrun", options=opts))
 
 
 def _spec(exp: Experiment, **kw: object) -> BatchSpec:
@@ -143,7 +143,7 @@ async def test_a_failing_conversation_ends_failed_and_never_stops_the_others(
         bad = ModelSet(
             default=ModelRef(
                 provider=Provider.dryrun,
-                model="script",
+                model="dryrun",
                 options={"policy": "broken-for-batch-test"},
             )
         )
@@ -273,7 +273,7 @@ async def test_each_endpoint_is_kept_busy_up_to_its_own_limit(
             opts = {"policy": "tracked-for-batch-test"}
             return ModelSet(
                 default=ModelRef(
-                    provider=Provider.dryrun, model="script", base_url=url, options=opts
+                    provider=Provider.dryrun, model="dryrun", base_url=url, options=opts
                 )
             )
 
@@ -304,7 +304,7 @@ async def test_an_unavailable_model_fails_the_batch_before_any_conversation_star
     exp = await store.experiments.create(prison_experiment)
     missing = ModelSet(
         default=ModelRef(
-            provider=Provider.dryrun, model="script", options={"policy": "later-for-batch-test"}
+            provider=Provider.dryrun, model="dryrun", options={"policy": "later-for-batch-test"}
         )
     )
     spec = _spec(exp, model_sets=[missing], max_agents={}, every_day_count=False, days=1)

@@ -20,7 +20,7 @@ from simulator.llm.registry import Backends
 
 
 def _spec(exp: Experiment, latency_ms: int = 0) -> BatchSpec:
-    model = ModelRef(provider=Provider.dryrun, model="script", options={"latency_ms": latency_ms})
+    model = ModelRef(provider=Provider.dryrun, model="dryrun", options={"latency_ms": latency_ms})
     return BatchSpec(
         experiment_id=exp.id,
         model_sets=[ModelSet(default=model)],

@@ -138,7 +138,7 @@ def test_batches_cancel_and_resume(db, mongo_uri: str, capsys: pytest.CaptureFix
             exp = await store.experiments.create(make_prison_experiment())
             spec = BatchSpec(
                 experiment_id=exp.id,
-                model_sets=[ModelSet(default=ModelRef(provider=Provider.dryrun, model="script"))],
+                model_sets=[ModelSet(default=ModelRef(provider=Provider.dryrun, model="dryrun"))],
                 max_agents={"Guard": 2},
                 total_messages=4,
             )
@@ -219,7 +219,7 @@ async def test_sigterm_stops_simulator_run_cleanly_and_resume_finishes_it(
     spec.write_text(
         "experiment: {example: prison_study}\n"
         "batch:\n"
-        "  models: [{default: {provider: dryrun, model: script, options: {latency_ms: 80}}}]\n"
+        "  models: [{default: {provider: dryrun, model: dryrun, options: {latency_ms: 80}}}]\n"
         "  total_messages: 6\n"
         "  concurrency: 2\n",
         encoding="utf-8",

@@ -80,7 +80,7 @@ async def test_summaries_table_and_bad_output_names(
         await exports.export(store, fmt="parquet", output=tmp_path / "x.csv")
     with pytest.raises(ConfigurationError, match="--what metrics is a table"):
         await exports.export(store, fmt="html", what="metrics", output=tmp_path)
-    with pytest.raises(NotFoundError, match="no conversation matches"):
+    with pytest.raises(NotFoundError, match=r"days 9 matches no conversation \(days ran: 1 \| 2\)"):
         await exports.export(store, exports.AnalysisFilter(days=9), fmt="csv", output=tmp_path)
 
 
@@ -91,7 +91,7 @@ async def test_markdown_and_text_transcripts(
     paths = await exports.export(store, fmt="markdown", output=tmp_path / "md")
     assert sorted(p.name for p in paths) == sorted(f"{c.id}.md" for c in (d.a, d.b, d.c))
     md = (tmp_path / "md" / f"{d.a.id}.md").read_text(encoding="utf-8")
-    assert md.startswith("# Prison study · cell 0")
+    assert md.startswith("# Prison study · #1")
     assert "- **Factors**: goal=Escape" in md
     assert md.index("## Day 1") < md.index("### Summary of day 1") < md.index("## Day 2")
     assert "**Prisoner 2** (Prisoner, turn 3) → Prisoner 1:" in md
@@ -325,7 +325,7 @@ async def test_export_command(
     assert "whole number" in capsys.readouterr().err
     code = await asyncio.to_thread(main, ["export", "--experiment", "Nope", "-o", str(tmp_path)])
     assert code == 2
-    assert "error: Not found: no experiment" in capsys.readouterr().err
+    assert "error: Not found: No experiment 'Nope'" in capsys.readouterr().err
 
 
 async def test_plot_command_writes_pngs(

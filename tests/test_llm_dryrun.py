@@ -17,7 +17,7 @@ from simulator.llm.dryrun import DryRunBackend, register_policy, sample_schema, 
 from simulator.llm.registry import Backends
 from simulator.settings import Settings
 
-DRY = ModelRef(provider="dryrun", model="script")
+DRY = ModelRef(provider="dryrun", model="dryrun")
 
 
 def request(seed: int = 1, *, model: ModelRef = DRY, **meta: object) -> ChatRequest:
@@ -118,7 +118,7 @@ async def test_manager_answers_a_candidate_deterministically() -> None:
 
 
 async def test_manager_nonsense_option() -> None:
-    model = ModelRef(provider="dryrun", model="script", options={"manager_answer": "nonsense"})
+    model = ModelRef(provider="dryrun", model="dryrun", options={"manager_answer": "nonsense"})
     candidates = ("Guard 1", "Prisoner 1")
     result = await DryRunBackend().chat(
         request(model=model, purpose="manager", candidates=candidates)
@@ -136,7 +136,7 @@ async def test_summary_is_short_and_deterministic() -> None:
 
 
 async def test_latency_option_delays_the_answer() -> None:
-    model = ModelRef(provider="dryrun", model="script", options={"latency_ms": 150})
+    model = ModelRef(provider="dryrun", model="dryrun", options={"latency_ms": 150})
     start = time.perf_counter()
     result = await DryRunBackend().chat(request(model=model))
     assert time.perf_counter() - start >= 0.14
@@ -156,7 +156,7 @@ async def test_registered_policy_by_option_and_by_model_name() -> None:
     register_policy("cooperator", always_cooperate)
     register_policy("shouter", shout)
     try:
-        by_option = ModelRef(provider="dryrun", model="script", options={"policy": "cooperator"})
+        by_option = ModelRef(provider="dryrun", model="dryrun", options={"policy": "cooperator"})
         result = await DryRunBackend().chat(request(model=by_option, turn=4))
         assert json.loads(result.text) == {"action": "cooperate", "turn": 4}
         assert calls and calls[0].meta.turn == 4
@@ -168,7 +168,7 @@ async def test_registered_policy_by_option_and_by_model_name() -> None:
 
 
 async def test_unknown_policy_is_a_clear_error() -> None:
-    model = ModelRef(provider="dryrun", model="script", options={"policy": "nope"})
+    model = ModelRef(provider="dryrun", model="dryrun", options={"policy": "nope"})
     with pytest.raises(LLMError, match="policy 'nope' is not registered"):
         await Backends(Settings(_env_file=None)).ensure_available([model])
 
@@ -180,11 +180,11 @@ async def test_backends_route_dryrun_and_time_out_slow_calls() -> None:
     )
     ok = await backends.chat(request())
     assert ok.attempts == 1 and ok.text.startswith("[dryrun]")
-    slow = ModelRef(provider="dryrun", model="script", options={"latency_ms": 2000})
+    slow = ModelRef(provider="dryrun", model="dryrun", options={"latency_ms": 2000})
     with pytest.raises(LLMError, match=r"no answer from dryrun .* within 0\.25 s") as info:
         await backends.chat(request(model=slow))
     assert "after 2 attempts" in str(info.value)
     assert [e.kind for e in events] == ["retry", "failed"]
     assert events[0].meta is not None and events[0].meta.agent == "Guard 1"
-    assert "script" in await backends.list_models(DRY)
+    assert "dryrun" in await backends.list_models(DRY)
     await backends.aclose()

@@ -147,7 +147,7 @@ def failing() -> Any:
         name = f"reputation.test_failing_{len(names)}"
         register_policy(name, policy)
         names.append(name)
-        return ModelRef(provider=Provider.dryrun, model="script", options={"policy": name})
+        return ModelRef(provider=Provider.dryrun, model="dryrun", options={"policy": name})
 
     yield make
     for name in names:
@@ -376,7 +376,7 @@ async def test_repunet_investment_updates_only_after_an_accepted_investment() ->
             models={
                 "x": ModelRef(
                     provider=Provider.dryrun,
-                    model="script",
+                    model="dryrun",
                     options={"policy": "reputation.test_spy"},
                 )
             },
@@ -411,7 +411,7 @@ async def test_repunet_pd_gossip_comes_after_every_game() -> None:
     register_policy("reputation.test_order", spy)
     try:
         ref = ModelRef(
-            provider=Provider.dryrun, model="script", options={"policy": "reputation.test_order"}
+            provider=Provider.dryrun, model="dryrun", options={"policy": "reputation.test_order"}
         )
         await simulate(params, Population(groups=[("x", 6)], models={"x": ref}), seed=1)
     finally:

@@ -180,7 +180,7 @@ async def test_filters_by_agent_counts_batch_days_status_and_model(
         ]
         model.value = "ollama:llama3.1:8b"
         await wait_until(pilot, lambda: [c.id for c in screen.rows] == [single.id])
-        model.value = "dryrun:script"  # the single run's agents used it too
+        model.value = "dryrun:dryrun"  # the single run's agents used it too
         await wait_until(pilot, lambda: len(screen.rows) == 5, what="every dryrun")
 
 

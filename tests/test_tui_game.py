@@ -328,7 +328,7 @@ async def test_commons_parameters_set_in_the_editor_shown_in_place_and_saved(
         pane.query_one(f"#{widget_id('monitors.context')}", Select).value = "full"
         monitor_model = pane.query_one(f"#{widget_id('monitors.model')}", TextArea)
         monitor_model.focus()
-        monitor_model.insert("{provider: dryrun, model: script, options: {policy: commons.monitor")
+        monitor_model.insert("{provider: dryrun, model: dryrun, options: {policy: commons.monitor")
         await pilot.pause()
         assert error_under(pane, "monitors.model").startswith("not valid YAML (line 1")
         monitor_model.insert("}}")

@@ -139,7 +139,7 @@ _TRANSCRIPT_COLUMNS = (
     "public",
     "recipients",
     "content",
-    "flags",
+    "message_flags",
 )
 
 
@@ -191,6 +191,7 @@ def _describe(conv: Row) -> list[tuple[str, str]]:
         ),
         ("Speaker selection", _s(conv["speaker_selection"])),
         ("Models", _s(conv["cell_models"])),
+        ("Cell", f"{_s(conv['cell'])} (key {_s(conv['cell_key'])})"),
         ("Repeat / seed", f"{conv['repeat']} / {conv['seed']}"),
         ("Status", _s(conv["status"]) + (f": {conv['error']}" if not _na(conv["error"]) else "")),
     ]
@@ -211,7 +212,7 @@ def _s(v: Any) -> str:
 
 
 def _title(conv: Row) -> str:
-    return f"{_s(conv['experiment_name']) or 'Conversation'} · cell {conv['cell_index']}"
+    return f"{_s(conv['experiment_name']) or 'Conversation'} · #{conv['conversation_number']}"
 
 
 def _addressing(msg: Row) -> str:
@@ -252,7 +253,7 @@ def markdown_transcript(conv: pd.Series | Row, messages: Messages) -> str:
             who += f" ({msg['role']}, turn {msg['turn']})"
         else:
             who += f" ({msg['kind']})"
-        flags = f" _[{msg['flags']}]_" if _s(msg["flags"]) else ""
+        flags = f" _[{msg['message_flags']}]_" if _s(msg["message_flags"]) else ""
         lines += [f"{who}{_addressing(msg)}{flags}:", "", _quote(_s(msg["content"]))]
     return "\n".join(lines).rstrip() + "\n"
 
@@ -393,7 +394,7 @@ def _html_messages(messages: Messages, palette: dict[str, str]) -> list[str]:
         )
         about += _addressing(msg)
         flags = "".join(
-            f'<span class="flag">{e(f)}</span>' for f in _s(msg["flags"]).split(", ") if f
+            f'<span class="flag">{e(f)}</span>' for f in _s(msg["message_flags"]).split(", ") if f
         )
         out.append(
             f'<article class="message kind-{kind}" data-role="{e(role)}" '

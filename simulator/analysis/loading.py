@@ -1,13 +1,21 @@
 """Stored conversations and messages as tidy pandas DataFrames.
 
 One row per message (``load_messages``) or per conversation (``load_conversations``), fully
-labelled: the grid cell (agents per role as ``count_<role>``, ``days``, ``repeat``, ``seed``, ...)
-and every study factor as its own ``factor_<name>`` column, so no one has to recover a study design
-from free text. Rows of the message frame are in (conversation_id, seq) order.
+labelled: the grid cell (``cell`` and its stable ``cell_key``, agents per role as ``count_<role>``,
+``days``, ``repeat``, ``seed``, ...) and every study factor as its own ``factor_<name>`` column,
+so no one has to recover a study design from free text. Rows of the message frame are in
+(conversation_id, seq) order.
 
 The pure builders ``messages_frame`` / ``conversations_frame`` turn domain objects into frames (the
 TUI uses them on what a service returned); the ``load_*`` coroutines read the store first.
-Column dtypes are fixed (nullable pandas dtypes), so a frame written to Parquet reads back equal.
+Each table declares its columns and their dtypes once (``MESSAGE_COLUMNS``,
+``CONVERSATION_COLUMNS``, ``CELL_COLUMNS`` here; the metric tables in ``metrics``); the dtypes are
+pandas' nullable ones and never depend on the selection, so a frame written to Parquet reads back
+equal. An empty string is a missing value (``<NA>``), as CSV would read it anyway.
+
+Numbers shown to users are 1-based here as everywhere in the app: ``conversation_number`` is the
+``#N`` of the run monitor, the browser and the progress lines, ``repeat`` counts from 1. (The
+stored ``cell_index`` and ``cell.repeat`` count from 0.)
 """
 
 from __future__ import annotations
@@ -15,16 +23,24 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
 
 from simulator.analysis.games import CLOCK_COLUMNS, clock_values, text_of
-from simulator.db.store import ConversationFilter, ExperimentFilter, Store
+from simulator.db.store import ConversationFilter, Store
 from simulator.domain import Conversation, Experiment, Message, MessageKind, Status
+from simulator.domain.cells import (
+    cell_key,
+    cell_label,
+    conversation_number,
+    models_label,
+    repeat_number,
+)
 from simulator.domain.errors import NotFoundError
+from simulator.domain.models import DRYRUN_ALIAS, DRYRUN_MODEL
 
 #: Message kinds written by agents (what budgets and per-role metrics count).
 AGENT_KINDS = frozenset({MessageKind.utterance.value, MessageKind.action.value})
@@ -83,7 +99,7 @@ MESSAGE_COLUMNS: dict[str, str] = {
     "total_tokens": INT,
     "latency_ms": FLOAT,
     "attempts": INT,
-    "flags": STRING,
+    "message_flags": STRING,
     "fallback": BOOL,
     "decision": STRING,
     "decision_cause": STRING,
@@ -92,12 +108,14 @@ MESSAGE_COLUMNS: dict[str, str] = {
     "experiment_name": STRING,
     "experiment_kind": STRING,
     "batch_id": STRING,
-    "cell_index": INT,
+    "conversation_number": INT,
     "conversation_status": STRING,
 }
 
 # The grid cell's columns (shared by both frames), before ``count_*`` and ``factor_*``.
 CELL_COLUMNS: dict[str, str] = {
+    "cell": STRING,
+    "cell_key": STRING,
     "cell_counts": STRING,
     "days": INT,
     "total_messages": INT,
@@ -116,7 +134,7 @@ CONVERSATION_COLUMNS: dict[str, str] = {
     "experiment_name": STRING,
     "experiment_kind": STRING,
     "batch_id": STRING,
-    "cell_index": INT,
+    "conversation_number": INT,
     "owner": STRING,
     "status": STRING,
     "error": STRING,
@@ -164,10 +182,11 @@ def word_count(text: str) -> int:
 class AnalysisFilter:
     """Which conversations to read. ``None`` (or empty) means: no restriction on that field.
 
-    ``experiment`` is an experiment id or name; ``model`` matches the model name (or label) of
-    any model of the conversation's cell (default, per role, summarizer, manager); ``counts``
-    matches the given roles' agent counts (case-insensitive role names); ``factors`` the given
-    factor levels (case-insensitive).
+    ``experiment`` is an experiment id, unique id prefix or name; ``batch`` and each of
+    ``conversation_ids`` an id or a unique id prefix (``services.ids``: the prefixes the app
+    prints); ``model`` matches the model name (or label) of any model of the conversation's cell
+    (default, per role, summarizer, manager); ``counts`` matches the given roles' agent counts
+    (case-insensitive role names); ``factors`` the given factor levels (case-insensitive).
     """
 
     experiment: str | None = None
@@ -179,6 +198,20 @@ class AnalysisFilter:
     factors: Mapping[str, str] | None = None
     conversation_ids: Sequence[str] | None = None
     kinds: Sequence[str] | None = field(default=None)  # message kinds (load_messages only)
+
+
+class NoMatchError(NotFoundError):
+    """The filters select no conversation. ``filters`` names the ones that matched nothing
+    (``factor``, ``counts``, ...) and ``valid`` the values they could have had."""
+
+    title = "Nothing matches"
+
+    def __init__(
+        self, message: str, filters: Sequence[str] = (), valid: Mapping[str, list[str]] = {}
+    ) -> None:
+        super().__init__(message)
+        self.filters = list(filters)
+        self.valid = {k: list(v) for k, v in valid.items()}
 
 
 def parse_assignments(
@@ -200,89 +233,195 @@ def parse_assignments(
     return out
 
 
-def _models_of(conv: Conversation) -> list[str]:
+def _refs_of(conv: Conversation) -> list[Any]:
     ms = conv.cell.models
     refs = [ms.default, *ms.per_role.values(), ms.summarizer_model, ms.manager_model]
-    refs += [a.model for a in conv.agents]
+    return refs + [a.model for a in conv.agents]
+
+
+def _models_of(conv: Conversation) -> list[str]:
     names: list[str] = []
-    for ref in refs:
+    for ref in _refs_of(conv):
         names += [ref.model, ref.label, f"{ref.provider.value}:{ref.model}"]
     return names
 
 
+def _wanted_model(model: str) -> str:
+    """A ``model`` filter in lower case, the dryrun model's old name read as its name."""
+    wanted = model.strip().casefold()
+    for old in (DRYRUN_ALIAS, f"dryrun:{DRYRUN_ALIAS}"):
+        if wanted == old:
+            return wanted.replace(DRYRUN_ALIAS, DRYRUN_MODEL)
+    return wanted
+
+
+def _match_model(conv: Conversation, model: str) -> bool:
+    return _wanted_model(model) in {m.casefold() for m in _models_of(conv)}
+
+
+def _match_counts(conv: Conversation, counts: Mapping[str, int]) -> bool:
+    have = {r.casefold(): n for r, n in conv.cell.counts.items()}
+    return all(have.get(role.strip().casefold()) == int(n) for role, n in counts.items())
+
+
+def _match_factors(conv: Conversation, factors: Mapping[str, str]) -> bool:
+    have = {k.casefold(): v.casefold() for k, v in conv.cell.factors.items()}
+    return all(
+        have.get(name.strip().casefold()) == str(level).strip().casefold()
+        for name, level in factors.items()
+    )
+
+
+def _checks(flt: AnalysisFilter) -> list[tuple[str, str, Any]]:
+    """(filter name, its value as written, test) for each content filter that is set."""
+    out: list[tuple[str, str, Any]] = []
+    if flt.days is not None:
+        out.append(("days", str(flt.days), lambda c: c.cell.days == int(flt.days)))  # type: ignore[arg-type]
+    if flt.counts:
+        text = ",".join(f"{r}={n}" for r, n in flt.counts.items())
+        out.append(("counts", text, lambda c: _match_counts(c, flt.counts)))  # type: ignore[arg-type]
+    if flt.status is not None:
+        status = _status(flt.status)
+        out.append(("status", status, lambda c: c.status.value == status))
+    if flt.model is not None:
+        out.append(("model", flt.model, lambda c: _match_model(c, flt.model)))  # type: ignore[arg-type]
+    for name, level in (flt.factors or {}).items():
+        pair = {name: level}
+        out.append(("factor", f"{name}={level}", lambda c, p=pair: _match_factors(c, p)))
+    return out
+
+
+def _status(value: Status | str) -> str:
+    try:
+        return Status(value).value
+    except ValueError:
+        statuses = ", ".join(s.value for s in Status)
+        raise NoMatchError(
+            f"status {value!r} is not a status (statuses: {statuses})", ["status"]
+        ) from None
+
+
 def matches(conv: Conversation, flt: AnalysisFilter) -> bool:
-    """Does a conversation pass the filter (every field, in Python)?"""
+    """Does a conversation pass the filter's content fields (every one, in Python)? The
+    experiment, batch and conversation ids are resolved and applied by the query."""
     if flt.conversation_ids and conv.id not in set(flt.conversation_ids):
         return False
     if flt.batch is not None and conv.batch_id != flt.batch:
         return False
-    if flt.days is not None and conv.cell.days != int(flt.days):
-        return False
-    if flt.status is not None and conv.status.value != Status(flt.status).value:
-        return False
-    if flt.model is not None:
-        wanted = flt.model.casefold()
-        if wanted not in {m.casefold() for m in _models_of(conv)}:
-            return False
-    if flt.counts:
-        have = {r.casefold(): n for r, n in conv.cell.counts.items()}
-        for role, n in flt.counts.items():
-            if have.get(role.strip().casefold()) != int(n):
-                return False
-    if flt.factors:
-        have_f = {k.casefold(): v.casefold() for k, v in conv.cell.factors.items()}
-        for name, level in flt.factors.items():
-            if have_f.get(name.strip().casefold()) != str(level).strip().casefold():
-                return False
-    return True
+    return all(test(conv) for _, _, test in _checks(flt))
+
+
+def _valid_values(name: str, value: str, convs: Sequence[Conversation]) -> tuple[str, list[str]]:
+    """Why the filter ``name`` (as ``value``) matched none of ``convs``, and the values it could
+    have had among them."""
+    if name == "days":
+        days = sorted({c.cell.days for c in convs})
+        return "days ran", [str(d) for d in days]
+    if name == "status":
+        return "statuses", sorted({c.status.value for c in convs})
+    if name == "model":
+        names = sorted({f"{r.provider.value}:{r.model}" for c in convs for r in _refs_of(c)})
+        return "models", names
+    if name == "counts":
+        per_role: dict[str, set[int]] = {}
+        for c in convs:
+            for r, n in c.cell.counts.items():
+                per_role.setdefault(r, set()).add(n)
+        known = {r.casefold() for r in per_role}
+        asked = [r for r in parse_assignments(value, what="counts")]
+        unknown = [r for r in asked if r.strip().casefold() not in known]
+        listing = [f"{r} = {' | '.join(str(n) for n in sorted(ns))}" for r, ns in per_role.items()]
+        if unknown:
+            return f"no role {', '.join(map(repr, unknown))}; roles and agent counts", listing
+        return "agent counts per role", listing
+    factor, _, _ = value.partition("=")
+    levels: dict[str, set[str]] = {}
+    for c in convs:
+        for f, lv in c.cell.factors.items():
+            levels.setdefault(f, set()).add(lv)
+    match = [f for f in levels if f.casefold() == factor.strip().casefold()]
+    if not match:
+        listing = [f"{f} = {' | '.join(sorted(lv))}" for f, lv in levels.items()]
+        return f"no study factor {factor.strip()!r}; factors", listing or ["none"]
+    return f"levels of {match[0]}", sorted(levels[match[0]])
+
+
+def explain_no_match(
+    convs: Sequence[Conversation], flt: AnalysisFilter, where: str
+) -> NoMatchError:
+    """The error for filters that select nothing among ``convs`` (the conversations of
+    ``where``: "the database", "batch 0197b0b3", ...): each filter that matches nothing on its
+    own, with its valid values."""
+    if not convs:
+        return NoMatchError(f"{where[:1].upper()}{where[1:]} has no conversations.")
+    failing: list[str] = []
+    valid: dict[str, list[str]] = {}
+    lines: list[str] = []
+    for name, value, test in _checks(flt):
+        if any(test(c) for c in convs):
+            continue
+        failing.append(name)
+        why, values = _valid_values(name, value, convs)
+        valid[name] = values
+        sep = "; " if name in ("factor", "counts") else " | "
+        lines.append(f"{name} {value} matches no conversation ({why}: {sep.join(values)})")
+    if not lines:
+        together = ", ".join(f"{n} {v}" for n, v, _ in _checks(flt))
+        return NoMatchError(
+            f"No conversation of {where} matches all of these filters at once: {together} (each "
+            "matches some on its own)."
+        )
+    return NoMatchError(f"In {where}: {'; '.join(lines)}.", failing, valid)
 
 
 # --------------------------------------------------------------------------- reading the store
 
 
 async def resolve_experiment(store: Store, key: str) -> Experiment:
-    """An experiment by id, else by exact (case-insensitive) name; NotFoundError otherwise."""
-    exp = await store.experiments.get(key)
-    if exp is not None:
-        return exp
-    candidates = await store.experiments.list(ExperimentFilter(text=key))
-    named = [e for e in candidates if e.name.casefold() == key.strip().casefold()]
-    if len(named) == 1:
-        return named[0]
-    if len(named) > 1:
-        ids = ", ".join(e.id for e in named)
-        raise NotFoundError(f"several experiments are named {key!r}; pass an id instead: {ids}")
-    raise NotFoundError(
-        f"no experiment with id or name {key!r}; 'simulator experiments list' shows them"
-    )
+    """An experiment by id, unique id prefix or exact (case-insensitive) name
+    (``services.ids.resolve_experiment``)."""
+    from simulator.services.ids import resolve_experiment as resolve
+
+    return await resolve(store, key)
 
 
 async def select_conversations(
     store: Store, flt: AnalysisFilter | None = None
 ) -> tuple[list[Conversation], dict[str, Experiment]]:
     """The conversations passing ``flt`` (batch by batch in grid-cell order, see
-    ``_batch_order``) and the experiments they belong to, by id."""
+    ``_batch_order``) and the experiments they belong to, by id. Ids and prefixes are resolved
+    first (``NotFoundError``, or ``AmbiguousIdError`` listing the candidates); filters that
+    select nothing raise ``NoMatchError`` naming the filter and its valid values."""
+    from simulator.services.ids import resolve_batch, resolve_conversations
+
     flt = flt or AnalysisFilter()
     experiment_id = None
+    where = "the database"
     if flt.experiment is not None:
-        experiment_id = (await resolve_experiment(store, flt.experiment)).id
-    if flt.batch is not None and await store.batches.get(flt.batch) is None:
-        raise NotFoundError(f"no batch with id {flt.batch!r}")
-    status = Status(flt.status) if flt.status is not None else None
-    convs = await store.conversations.list(
-        ConversationFilter(
-            experiment_id=experiment_id,
-            batch_id=flt.batch,
-            status=status,
-            days=flt.days,
-        )
+        exp = await resolve_experiment(store, flt.experiment)
+        experiment_id, where = exp.id, f"experiment {exp.name!r}"
+    batch_id = None
+    if flt.batch is not None:
+        batch = await resolve_batch(store, flt.batch)
+        batch_id, where = batch.id, f"batch {batch.id[:8]}"
+    ids = None
+    if flt.conversation_ids:
+        ids = [c.id for c in await resolve_conversations(store, flt.conversation_ids)]
+        where = "the conversations given"
+    resolved = replace(flt, batch=batch_id, conversation_ids=ids)
+    status = Status(_status(flt.status)) if flt.status is not None else None
+    query = ConversationFilter(
+        experiment_id=experiment_id, batch_id=batch_id, status=status, days=flt.days
     )
-    convs = _batch_order([c for c in convs if matches(c, flt)])
+    convs = _batch_order([c for c in await store.conversations.list(query) if matches(c, resolved)])
+    if not convs:
+        base = await store.conversations.list(replace(query, status=None, days=None))
+        raise explain_no_match([c for c in base if ids is None or c.id in ids], resolved, where)
     experiments: dict[str, Experiment] = {}
     for exp_id in dict.fromkeys(c.experiment_id for c in convs):
-        exp = await store.experiments.get(exp_id)
-        if exp is not None:
-            experiments[exp_id] = exp
+        found = await store.experiments.get(exp_id)
+        if found is not None:
+            experiments[exp_id] = found
     return convs, experiments
 
 
@@ -391,16 +530,18 @@ def _cell_values(conv: Conversation, roles: list[str], factors: list[str]) -> di
     counts = {count_column(r): n for r, n in cell.counts.items()}
     levels = {factor_column(f): v for f, v in cell.factors.items()}
     out: dict[str, Any] = {
+        "cell": cell_label(cell),
+        "cell_key": cell_key(cell),
         "cell_counts": LIST_SEP.join(f"{r}={n}" for r, n in cell.counts.items()),
         "days": cell.days,
         "total_messages": cell.total_messages,
         "speaker_selection": cell.speaker_selection.value,
-        "repeat": cell.repeat,
+        "repeat": repeat_number(cell),
         "seed": cell.seed,
         "rounds": cell.rounds,
         "cell_provider": cell.models.default.provider.value,
         "cell_model": cell.models.default.model,
-        "cell_models": cell.models.label,
+        "cell_models": models_label(cell),
     }
     for r in roles:
         out[count_column(r)] = counts.get(count_column(r))
@@ -431,7 +572,33 @@ def _frame(rows: list[dict[str, Any]], columns: Mapping[str, str]) -> pd.DataFra
 def _series(values: list[Any], dtype: str) -> pd.Series:
     if dtype == TIME:
         return pd.Series(pd.to_datetime(values, utc=True), dtype=TIME)
+    if dtype == STRING:  # an empty text is a missing value (as CSV reads it anyway)
+        return pd.Series([pd.NA if v is None or v == "" else v for v in values], dtype=dtype)
     return pd.Series([pd.NA if v is None else v for v in values], dtype=dtype)
+
+
+def typed(frame: pd.DataFrame, columns: Mapping[str, str]) -> pd.DataFrame:
+    """``frame`` with exactly ``columns`` (missing ones added as all-missing), in that order,
+    each of its declared dtype; empty strings become missing values. Every table goes through
+    this once, so its dtypes never depend on what was selected."""
+    out: dict[str, pd.Series] = {}
+    for name, dtype in columns.items():
+        if name not in frame.columns:
+            out[name] = pd.Series([pd.NA] * len(frame), dtype=dtype if dtype != TIME else object)
+            if dtype == TIME:
+                out[name] = pd.Series(pd.to_datetime(out[name], utc=True), dtype=TIME)
+            continue
+        col = frame[name].reset_index(drop=True)
+        if dtype == TIME:
+            out[name] = pd.Series(pd.to_datetime(col, utc=True), dtype=TIME)
+        elif dtype == STRING:
+            col = col.astype(STRING)
+            out[name] = col.mask(col == "", pd.NA) if len(col) else col
+        elif dtype == INT and col.dtype.kind == "f":
+            out[name] = col.round().astype(INT)  # exact sums computed in floats by pandas
+        else:
+            out[name] = col.astype(dtype)
+    return pd.DataFrame(out, index=pd.RangeIndex(len(frame)))
 
 
 def messages_frame(
@@ -485,7 +652,7 @@ def messages_frame(
                 "total_tokens": m.usage.total_tokens,
                 "latency_ms": m.latency_ms,
                 "attempts": m.attempts,
-                "flags": LIST_SEP.join(m.flags),
+                "message_flags": LIST_SEP.join(m.flags),
                 "fallback": FALLBACK_FLAG in m.flags,
                 # messages stored before ``decision`` existed: their fallback flag only
                 "decision": m.decision.value
@@ -497,7 +664,7 @@ def messages_frame(
                 "experiment_name": exp.name if exp else None,
                 "experiment_kind": conv.kind.value,
                 "batch_id": conv.batch_id,
-                "cell_index": conv.cell_index,
+                "conversation_number": conversation_number(conv),
                 "conversation_status": conv.status.value,
                 **cells[conv.id],
             }
@@ -526,7 +693,7 @@ def conversations_frame(
                 "experiment_name": exp.name if exp else None,
                 "experiment_kind": c.kind.value,
                 "batch_id": c.batch_id,
-                "cell_index": c.cell_index,
+                "conversation_number": conversation_number(c),
                 "owner": c.owner,
                 "status": c.status.value,
                 "error": c.error,

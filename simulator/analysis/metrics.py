@@ -1,10 +1,18 @@
-"""Per-conversation metrics and per-batch aggregates, computed from the frames of ``loading``.
+"""Per-conversation metrics and per-cell aggregates, computed from the frames of ``loading``.
 
 Agent messages are those of kind ``utterance`` or ``action`` (the kickoff, summaries and system
 events are not an agent's turn). Words are whitespace-separated tokens of the stored (cleaned)
 content; message length is in words (``mean_words``) and in characters (``mean_chars``).
 Token totals count every stored message, the summarizer's included; ``agent_*_tokens`` only
 agent messages.
+
+Each table declares its columns once (``ROLE_COLUMNS``, ``AGENT_COLUMNS``, ``METRIC_COLUMNS`` with
+``PER_ROLE``, ``CELL_TABLE_COLUMNS``) and goes through ``loading.typed``: the dtypes never depend
+on the selection. Per-role columns of a conversation that has no such role (no agent of it in its
+cell, and no message by it) are missing, never 0.
+
+Grid cells are grouped by ``cell_key`` (``simulator.domain.cells``): everything of a cell but
+its repeat and seed, the whole model set with its parameters included.
 """
 
 from __future__ import annotations
@@ -16,17 +24,124 @@ import pandas as pd
 from simulator.analysis.catalog import TURN_METRICS
 from simulator.analysis.loading import (
     AGENT_KINDS,
+    BOOL,
+    CELL_COLUMNS,
     FLOAT,
     INT,
+    STRING,
     column_key,
-    count_column,
     factor_columns,
     role_columns,
+    typed,
     word_count,
 )
 from simulator.domain import Message
 
-_SUMS = ("messages", "words", "chars", "prompt_tokens", "completion_tokens", "total_tokens")
+#: Measures of a (conversation, role) or (conversation, agent) row.
+MEASURES: dict[str, str] = {
+    "messages": INT,
+    "words": INT,
+    "chars": INT,
+    "prompt_tokens": INT,
+    "completion_tokens": INT,
+    "total_tokens": INT,
+    "fallbacks": INT,
+    "mean_words": FLOAT,
+    "mean_chars": FLOAT,
+    "turn_share": FLOAT,
+    "word_share": FLOAT,
+}
+#: Labels copied from the message frame onto the per-role and per-agent rows.
+LABELS: dict[str, str] = {
+    "experiment_id": STRING,
+    "batch_id": STRING,
+    "conversation_number": INT,
+    "cell": STRING,
+    "cell_key": STRING,
+    "repeat": INT,
+}
+ROLE_COLUMNS: dict[str, str] = {
+    "conversation_id": STRING,
+    "role": STRING,
+    "agents": INT,
+    **MEASURES,
+    **LABELS,
+}
+AGENT_COLUMNS: dict[str, str] = {
+    "conversation_id": STRING,
+    "speaker": STRING,
+    "role": STRING,
+    **MEASURES,
+    **LABELS,
+}
+
+#: The fixed columns of ``conversation_metrics``; the ``PER_ROLE`` columns follow, then the
+#: conversation's labels (``METRIC_LABELS``), the cell columns, ``count_*`` and ``factor_*``.
+METRIC_COLUMNS: dict[str, str] = {
+    "conversation_id": STRING,
+    "status": STRING,
+    "failed": BOOL,
+    "error": STRING,
+    "messages": INT,
+    "summaries": INT,
+    "stored": INT,
+    "words": INT,
+    "mean_words": FLOAT,
+    "mean_chars": FLOAT,
+    "prompt_tokens": INT,
+    "completion_tokens": INT,
+    "total_tokens": INT,
+    "agent_total_tokens": INT,
+    "fallbacks": INT,
+    "reasked": INT,
+    "retries": INT,
+    "latency_ms_total": FLOAT,
+    "latency_ms_mean": FLOAT,
+    "duration_s": FLOAT,
+}
+#: Per-role columns of ``conversation_metrics``: (prefix, dtype, the role measure it shows).
+PER_ROLE: tuple[tuple[str, str, str], ...] = (
+    ("messages_", INT, "messages"),
+    ("words_", INT, "words"),
+    ("mean_words_", FLOAT, "mean_words"),
+    ("turn_share_", FLOAT, "turn_share"),
+    ("tokens_", INT, "total_tokens"),
+)
+METRIC_LABELS: dict[str, str] = {
+    "experiment_id": STRING,
+    "experiment_name": STRING,
+    "batch_id": STRING,
+    "conversation_number": INT,
+}
+
+#: What identifies a row of ``cell_metrics`` by default: a cell of a batch (or of the
+#: conversations run alone of an experiment).
+CELL_KEYS = ("experiment_id", "batch_id", "cell_key")
+#: The cell's description, the same for every conversation of a cell (taken from the first).
+CELL_DESCRIPTION = (
+    "experiment_name",
+    "cell",
+    "cell_counts",
+    "days",
+    "total_messages",
+    "speaker_selection",
+    "rounds",
+    "cell_models",
+)
+#: Measures averaged per cell (``<measure>_mean``, Float64), besides each role's turn share and
+#: mean message length; ``total_tokens`` and ``fallbacks`` are also summed (``<measure>_sum``).
+CELL_MEANS = (
+    "messages",
+    "summaries",
+    "words",
+    "mean_words",
+    "total_tokens",
+    "fallbacks",
+    "retries",
+    "duration_s",
+)
+CELL_SUMS = ("total_tokens", "fallbacks")
+CELL_COUNTS: dict[str, str] = {"conversations": INT, "done": INT, "failed": INT}
 
 
 def agent_messages(messages: pd.DataFrame) -> pd.DataFrame:
@@ -37,193 +152,213 @@ def agent_messages(messages: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _grouped(messages: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+def _grouped(messages: pd.DataFrame, keys: list[str], columns: dict[str, str]) -> pd.DataFrame:
     agent = agent_messages(messages)
     if agent.empty:
-        cols = [*keys, *_SUMS, "fallbacks", "mean_words", "mean_chars", "turn_share", "word_share"]
-        return pd.DataFrame({c: pd.Series(dtype="string" if c in keys else FLOAT) for c in cols})
-    agent = agent.assign(messages=1, fallbacks=agent["fallback"].astype(INT))
+        return typed(pd.DataFrame(), columns)
+    agent = agent.assign(messages=1, fallbacks=agent["fallback"].fillna(False).astype(int))
     sums = ["messages", "words", "chars", "prompt_tokens", "completion_tokens", "total_tokens"]
-    g = agent.groupby(keys, sort=False, dropna=False)[[*sums, "fallbacks"]].sum().reset_index()
+    g = agent.groupby(keys, sort=False, dropna=False)
+    out = g[[*sums, "fallbacks"]].sum().reset_index()
+    labels = [c for c in LABELS if c in agent.columns]
+    if labels:
+        out[labels] = g[labels].first().reset_index(drop=True)
     totals = agent.groupby("conversation_id", sort=False)[["messages", "words"]].sum()
-    conv_messages = g["conversation_id"].map(totals["messages"])
-    conv_words = g["conversation_id"].map(totals["words"])
-    g["mean_words"] = (g["words"] / g["messages"]).astype(FLOAT)
-    g["mean_chars"] = (g["chars"] / g["messages"]).astype(FLOAT)
-    g["turn_share"] = (g["messages"] / conv_messages).astype(FLOAT)
-    g["word_share"] = (g["words"] / conv_words.where(conv_words > 0)).astype(FLOAT)
-    for c in [*sums, "fallbacks"]:
-        g[c] = g[c].astype(INT)
-    return g
+    conv_messages = out["conversation_id"].map(totals["messages"]).astype(float)
+    conv_words = out["conversation_id"].map(totals["words"]).astype(float)
+    n = out["messages"].astype(float)
+    out["mean_words"] = out["words"].astype(float) / n
+    out["mean_chars"] = out["chars"].astype(float) / n
+    out["turn_share"] = n / conv_messages
+    out["word_share"] = out["words"].astype(float) / conv_words.where(conv_words > 0)
+    return out
 
 
 def role_metrics(messages: pd.DataFrame) -> pd.DataFrame:
-    """One row per (conversation, role): messages, words, chars, tokens, fallbacks, mean message
-    length, and the role's share of the conversation's agent turns and words."""
-    out = _grouped(messages, ["conversation_id", "role"])
+    """One row per (conversation, role) that wrote agent messages: messages, words, chars,
+    tokens, fallbacks, mean message length, the role's share of the conversation's agent turns
+    and words, and how many of its agents spoke; with the conversation's cell labels."""
+    out = _grouped(messages, ["conversation_id", "role"], ROLE_COLUMNS)
     if not out.empty:
         speakers = agent_messages(messages).groupby(["conversation_id", "role"], sort=False)
         agents = speakers["speaker"].nunique().rename("agents").reset_index()
         out = out.merge(agents, on=["conversation_id", "role"], how="left")
-        out["agents"] = out["agents"].astype(INT)
-    return out
+    return typed(out, ROLE_COLUMNS)
 
 
 def agent_metrics(messages: pd.DataFrame) -> pd.DataFrame:
     """One row per (conversation, agent) with the same measures as ``role_metrics``."""
-    return _grouped(messages, ["conversation_id", "speaker", "role"])
+    return typed(
+        _grouped(messages, ["conversation_id", "speaker", "role"], AGENT_COLUMNS), AGENT_COLUMNS
+    )
+
+
+def _role_keys(conversations: pd.DataFrame, roles: pd.DataFrame) -> list[str]:
+    """Column keys of every role: those with agents in the cells, then any other that spoke."""
+    keys = [c.removeprefix("count_") for c in role_columns(conversations)]
+    keys += [column_key(str(r)) for r in roles["role"].dropna()]
+    return list(dict.fromkeys(keys))
+
+
+def metric_columns(role_keys: Sequence[str], conversations: pd.DataFrame) -> dict[str, str]:
+    """The declared columns of ``conversation_metrics`` for these roles and conversations."""
+    cols = dict(METRIC_COLUMNS)
+    for key in role_keys:
+        cols.update({f"{prefix}{key}": dtype for prefix, dtype, _ in PER_ROLE})
+    cols.update(METRIC_LABELS)
+    cols.update(CELL_COLUMNS)
+    cols.update({c: INT for c in role_columns(conversations)})
+    cols.update({c: STRING for c in factor_columns(conversations)})
+    return cols
 
 
 def conversation_metrics(messages: pd.DataFrame, conversations: pd.DataFrame) -> pd.DataFrame:
     """One row per conversation of ``conversations`` (same order): agent messages, summaries,
     words, mean message length, token totals, fallbacks, re-asks, retries, failure, duration, and
     per role ``messages_<role>``, ``words_<role>``, ``mean_words_<role>``, ``turn_share_<role>``,
-    ``tokens_<role>``; followed by the grid cell and factor columns."""
-    ids = conversations["conversation_id"]
-    msgs = messages[messages["conversation_id"].isin(set(ids))]
+    ``tokens_<role>`` (missing for a conversation without the role); followed by the
+    conversation's labels and its grid cell and factor columns."""
+    conversations = conversations.reset_index(drop=True)
+    ids = pd.Index(conversations["conversation_id"].astype(str))
+    msgs = messages[messages["conversation_id"].astype(str).isin(set(ids))]
     agent = agent_messages(msgs)
     by_conv = msgs.groupby("conversation_id", sort=False)
     by_agent = agent.groupby("conversation_id", sort=False)
 
     def per(series: pd.Series, fill: float | None = 0) -> pd.Series:
-        """A per-conversation series aligned with ``ids`` (missing: ``fill``)."""
-        s = pd.Series(series.reindex(ids.to_numpy()).to_numpy(), index=ids.index)
-        if s.dtype == object:
-            s = s.astype("Float64")
+        """A per-conversation series aligned with the conversations (missing: ``fill``)."""
+        s = pd.Series(series.astype(float).reindex(ids).to_numpy(), dtype=float)
         return s if fill is None else s.fillna(fill)
 
-    out = pd.DataFrame({"conversation_id": ids.astype("string")})
-    out["status"] = conversations["status"].astype("string").to_numpy()
-    out["failed"] = (conversations["status"] == "failed").astype("boolean").to_numpy()
-    out["error"] = conversations["error"].astype("string").to_numpy()
-    out["messages"] = per(by_agent.size()).astype(INT)
+    out = pd.DataFrame({"conversation_id": ids.to_numpy()})
+    out["status"] = conversations["status"].to_numpy()
+    out["failed"] = (conversations["status"] == "failed").fillna(False).to_numpy()
+    out["error"] = conversations["error"].to_numpy()
+    out["messages"] = per(by_agent.size())
     out["summaries"] = per(msgs[msgs["kind"] == "summary"].groupby("conversation_id").size())
-    out["summaries"] = out["summaries"].astype(INT)
-    out["stored"] = per(by_conv.size()).astype(INT)
-    out["words"] = per(by_agent["words"].sum()).astype(INT)
-    out["mean_words"] = (out["words"] / out["messages"].where(out["messages"] > 0)).astype(FLOAT)
-    chars = per(by_agent["chars"].sum())
-    out["mean_chars"] = (chars / out["messages"].where(out["messages"] > 0)).astype(FLOAT)
+    out["stored"] = per(by_conv.size())
+    out["words"] = per(by_agent["words"].sum())
+    spoke = out["messages"].where(out["messages"] > 0)
+    out["mean_words"] = out["words"] / spoke
+    out["mean_chars"] = per(by_agent["chars"].sum()) / spoke
     for col in ("prompt_tokens", "completion_tokens", "total_tokens"):
-        out[col] = per(by_conv[col].sum()).astype(INT)
-    out["agent_total_tokens"] = per(by_agent["total_tokens"].sum()).astype(INT)
-    out["fallbacks"] = per(by_conv["fallback"].sum()).astype(INT)
-    reasked = msgs["flags"].fillna("").str.split(", ").map(lambda f: "reasked" in f)
-    out["reasked"] = per(reasked.groupby(msgs["conversation_id"]).sum()).astype(INT)
-    out["retries"] = per(
-        (msgs["attempts"] - 1).clip(lower=0).groupby(msgs["conversation_id"]).sum()
-    )
-    out["retries"] = out["retries"].astype(INT)
-    out["latency_ms_total"] = per(by_conv["latency_ms"].sum()).astype(FLOAT)
-    out["latency_ms_mean"] = per(by_agent["latency_ms"].mean(), fill=None).astype(FLOAT)
+        out[col] = per(by_conv[col].sum())
+    out["agent_total_tokens"] = per(by_agent["total_tokens"].sum())
+    out["fallbacks"] = per(by_conv["fallback"].sum())
+    flags = msgs["message_flags"].fillna("").astype(str).str.split(", ")
+    reasked = flags.map(lambda f: "reasked" in f).astype(int)
+    out["reasked"] = per(reasked.groupby(msgs["conversation_id"]).sum())
+    extra = (msgs["attempts"].astype(float) - 1).clip(lower=0)
+    out["retries"] = per(extra.groupby(msgs["conversation_id"]).sum())
+    out["latency_ms_total"] = per(by_conv["latency_ms"].sum())
+    out["latency_ms_mean"] = per(by_agent["latency_ms"].mean(), fill=None)
     span = (by_conv["created_at"].max() - by_conv["created_at"].min()).dt.total_seconds()
-    duration = pd.Series(conversations["duration_s"].to_numpy(), index=out.index, dtype=FLOAT)
-    out["duration_s"] = duration.fillna(per(span, fill=None).astype(FLOAT))
+    duration = pd.Series(conversations["duration_s"].to_numpy(dtype=float, na_value=float("nan")))
+    out["duration_s"] = duration.fillna(per(span, fill=None))
 
     roles = role_metrics(msgs)
-    for role in dict.fromkeys(roles["role"].dropna()):
-        key = column_key(role)
-        r = roles[roles["role"] == role].set_index("conversation_id")
-        present = _role_present(conversations, role)
-        for src, name, dtype in (
-            ("messages", f"messages_{key}", INT),
-            ("words", f"words_{key}", INT),
-            ("mean_words", f"mean_words_{key}", FLOAT),
-            ("turn_share", f"turn_share_{key}", FLOAT),
-            ("total_tokens", f"tokens_{key}", INT),
-        ):
-            values = ids.map(r[src])
-            if src != "mean_words":  # a role that never spoke said 0 words (mean: undefined)
-                values = values.where(values.notna() | ~present, 0)
-            out[name] = values.astype(dtype).to_numpy()
+    keys = _role_keys(conversations, roles)
+    spoken_keys = roles["role"].astype(str).map(column_key)
+    has_turns = out["messages"] > 0
+    for key in keys:
+        r = roles[spoken_keys == key]
+        sums = r.groupby("conversation_id", sort=False)[["messages", "words", "total_tokens"]]
+        by_role = sums.sum()
+        spoke_role = pd.Series(ids.isin(set(r["conversation_id"].astype(str))))
+        count = f"count_{key}"
+        if count in conversations:
+            counted = conversations[count].fillna(0).astype(int).to_numpy() > 0
+            present = pd.Series(counted) | spoke_role
+        else:
+            present = spoke_role
+        msgs_role = per(by_role["messages"])
+        words_role = per(by_role["words"])
+        values = {
+            "messages": msgs_role,
+            "words": words_role,
+            "total_tokens": per(by_role["total_tokens"]),
+            "mean_words": words_role / msgs_role.where(msgs_role > 0),
+            "turn_share": (msgs_role / out["messages"]).where(has_turns),
+        }
+        for prefix, _, measure in PER_ROLE:
+            out[f"{prefix}{key}"] = values[measure].where(present)
 
-    cell_cols = [
-        "experiment_id",
-        "batch_id",
-        "cell_index",
-        *role_columns(conversations),
-        "cell_counts",
-        "days",
-        "total_messages",
-        "speaker_selection",
-        "repeat",
-        "seed",
-        "cell_model",
-        "cell_models",
-        *factor_columns(conversations),
-    ]
-    for c in cell_cols:
+    for c in [*METRIC_LABELS, *CELL_COLUMNS]:
+        out[c] = conversations[c].to_numpy() if c in conversations else pd.NA
+    for c in [*role_columns(conversations), *factor_columns(conversations)]:
         out[c] = conversations[c].to_numpy()
-        out[c] = out[c].astype(conversations[c].dtype)
-    return out.reset_index(drop=True)
+    return typed(out, metric_columns(keys, conversations))
 
 
-def _role_present(conversations: pd.DataFrame, role: str) -> pd.Series:
-    col = count_column(role)
-    if col not in conversations:
-        return pd.Series(True, index=conversations.index).reset_index(drop=True)
-    counts = conversations[col].reset_index(drop=True)
-    return counts.fillna(0) > 0
+def cell_columns(metrics: pd.DataFrame, keys: Sequence[str]) -> dict[str, str]:
+    """The declared columns of ``cell_metrics`` grouped by ``keys``."""
+    source = {**METRIC_COLUMNS, **METRIC_LABELS, **CELL_COLUMNS}
+    cols = {k: source.get(k, str(metrics[k].dtype) if k in metrics else STRING) for k in keys}
+    if list(keys) == list(CELL_KEYS):
+        cols.update({c: source[c] for c in CELL_DESCRIPTION})
+        cols.update({c: INT for c in role_columns(metrics)})
+        cols.update({c: STRING for c in factor_columns(metrics)})
+    cols.update(CELL_COUNTS)
+    cols.update({f"{c}_mean": FLOAT for c in [*CELL_MEANS, *_share_columns(metrics)]})
+    cols.update({f"{c}_sum": INT for c in CELL_SUMS})
+    return cols
 
 
-#: The columns that identify a grid cell in ``cell_metrics`` (plus ``count_*`` and ``factor_*``).
-CELL_KEYS = (
-    "batch_id",
-    "cell_counts",
-    "days",
-    "total_messages",
-    "speaker_selection",
-    "cell_models",
-)
+def _share_columns(metrics: pd.DataFrame) -> list[str]:
+    return [c for c in metrics.columns if c.startswith(("turn_share_", "mean_words_"))]
 
 
 def cell_metrics(metrics: pd.DataFrame, by: Sequence[str] | None = None) -> pd.DataFrame:
-    """Aggregates of ``conversation_metrics`` per grid cell (repeats pooled): conversations, done,
-    failed, and the mean (and for tokens also the sum) of the per-conversation measures.
-    ``by`` overrides the grouping columns."""
-    keys = (
-        list(by)
-        if by is not None
-        else [
-            *CELL_KEYS,
-            *role_columns(metrics),
-            *factor_columns(metrics),
-        ]
-    )
+    """Aggregates of ``conversation_metrics`` per grid cell (``CELL_KEYS``: repeats pooled, and
+    only repeats: a cell's key includes its whole model set with its parameters), in order of
+    first appearance: conversations, done, failed, the cell's description, and the mean (for
+    tokens and fallbacks also the sum) of the per-conversation measures. ``by`` groups by other
+    columns instead."""
+    keys = list(by) if by is not None else list(CELL_KEYS)
+    columns = cell_columns(metrics, keys)
     if metrics.empty:
-        return pd.DataFrame({k: pd.Series(dtype=metrics[k].dtype) for k in keys})
-    share_cols = [c for c in metrics.columns if c.startswith(("turn_share_", "mean_words_"))]
+        return typed(pd.DataFrame(), columns)
     g = metrics.groupby(keys, sort=False, dropna=False)
     out = g.size().rename("conversations").reset_index()
-    out["conversations"] = out["conversations"].astype(INT)
-    done = (
-        (metrics["status"] == "done")
-        .astype(int)
-        .groupby([metrics[k] for k in keys], sort=False, dropna=False)
-        .sum()
-    )
-    out["done"] = done.to_numpy().astype("int64")
-    out["done"] = out["done"].astype(INT)
-    out["failed"] = g["failed"].sum().to_numpy().astype("int64")
-    out["failed"] = out["failed"].astype(INT)
-    means = [
-        "messages",
-        "summaries",
-        "words",
-        "mean_words",
-        "total_tokens",
-        "fallbacks",
-        "retries",
-        "duration_s",
-        *share_cols,
-    ]
-    for c in means:
-        out[f"{c}_mean"] = g[c].mean().to_numpy().astype("float64")
-        out[f"{c}_mean"] = out[f"{c}_mean"].astype(FLOAT)
-    for c in ("total_tokens", "fallbacks"):
-        out[f"{c}_sum"] = g[c].sum().to_numpy().astype("int64")
-        out[f"{c}_sum"] = out[f"{c}_sum"].astype(INT)
-    return out
+    described = [c for c in columns if c not in out.columns and c in metrics.columns]
+    first = [c for c in described if c in CELL_DESCRIPTION or c.startswith(("count_", "factor_"))]
+    if first:
+        out[first] = g[first].first().reset_index(drop=True)
+    out["done"] = g["status"].agg(lambda s: int((s == "done").sum())).to_numpy()
+    out["failed"] = g["failed"].agg(lambda s: int(s.fillna(False).sum())).to_numpy()
+    for c in [*CELL_MEANS, *_share_columns(metrics)]:
+        out[f"{c}_mean"] = g[c].agg(lambda s: s.astype(float).mean()).to_numpy()
+    for c in CELL_SUMS:
+        out[f"{c}_sum"] = g[c].agg(lambda s: s.astype(float).sum()).to_numpy()
+    return typed(out, columns)
+
+
+SHARE_COLUMNS: dict[str, str] = {
+    "batch_id": STRING,
+    "cell_key": STRING,
+    "cell": STRING,
+    "role": STRING,
+    "conversations": INT,
+    "turn_share": FLOAT,
+    "word_share": FLOAT,
+}
+
+
+def share_by_cell(messages: pd.DataFrame) -> pd.DataFrame:
+    """Per grid cell of a batch (``cell_key``: repeats pooled, nothing else) and role, in grid
+    order (batch by batch): the mean share of the conversations' agent turns and words (over the
+    conversations where the role spoke) and how many those were. What the ``share`` figure
+    draws."""
+    roles = role_metrics(messages)
+    if roles.empty:
+        return typed(pd.DataFrame(), SHARE_COLUMNS)
+    keys = ["batch_id", "cell_key", "role"]
+    roles = roles.sort_values(["batch_id", "conversation_number"], kind="stable")
+    g = roles.groupby(keys, sort=False, dropna=False)
+    out = g[["turn_share", "word_share"]].mean().reset_index()
+    out["cell"] = g["cell"].first().to_numpy()
+    out["conversations"] = g["conversation_id"].nunique().to_numpy()
+    return typed(out, SHARE_COLUMNS)
 
 
 def per_turn(messages: pd.DataFrame, metric: str = "completion_tokens") -> pd.DataFrame:

@@ -75,55 +75,77 @@ def per_turn_figure(messages: pd.DataFrame, path: Path, metric: str = "completio
     return _save(fig, path)
 
 
+def _cell_labels(frame: pd.DataFrame) -> list[str]:
+    """The ``cell`` label of each row, prefixed with its batch when several batches are shown
+    (the same cell in two batches is two bars)."""
+    batches = frame["batch_id"].astype("string").fillna("alone")
+    several = batches.nunique() > 1
+    return [
+        f"{b[:8]} · {c}" if several else str(c)
+        for b, c in zip(batches, frame["cell"].astype("string").fillna("?"), strict=True)
+    ]
+
+
+def _label_inches(labels: list[str]) -> float:
+    """Room for the longest tick label at font size 8 (about 0.075 inch a character)."""
+    return min(14.0, 0.075 * max((len(x) for x in labels), default=0))
+
+
 def role_share_figure(messages: pd.DataFrame, path: Path) -> Path:
-    """Bars per role: mean share of agent turns and of words over the selected conversations."""
+    """Per grid cell (``metrics.share_by_cell``: repeats pooled, nothing else), a bar of each
+    role's mean share of the agent turns and one of its share of the words, stacked by role."""
     plt = _pyplot()
-    roles = m.role_metrics(messages)
+    shares = m.share_by_cell(messages)
     palette = role_palette(agent_roles(messages))
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    names = list(palette)
-    turn = [float(roles.loc[roles["role"] == r, "turn_share"].mean()) for r in names]
-    words = [float(roles.loc[roles["role"] == r, "word_share"].mean()) for r in names]
-    xs = range(len(names))
-    ax.bar(
-        [x - 0.2 for x in xs],
-        turn,
-        width=0.4,
-        color=[palette[r] for r in names],
-        label="turn share",
-    )
-    ax.bar(
-        [x + 0.2 for x in xs],
-        words,
-        width=0.4,
-        color=[palette[r] for r in names],
-        alpha=0.55,
-        hatch="//",
-        label="word share",
-    )
-    ax.set_xticks(list(xs), names)
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("share of the conversation")
-    ax.set_title("Turn and word share by role")
-    ax.legend()
-    ax.grid(axis="y", alpha=0.3)
+    batch = shares["batch_id"].astype("string").fillna("")
+    shares = shares.assign(batch=batch)
+    cells = shares.drop_duplicates(["batch", "cell_key"]).reset_index(drop=True)
+    value = {
+        (b, k, r): (t, w)
+        for b, k, r, t, w in zip(
+            shares["batch"],
+            shares["cell_key"],
+            shares["role"],
+            shares["turn_share"].astype(float).fillna(0.0),
+            shares["word_share"].astype(float).fillna(0.0),
+            strict=True,
+        )
+    }
+    labels = _cell_labels(cells)
+    height = max(3.0, 0.45 * len(cells) + 1.8)
+    width = 7.0 + _label_inches(labels)
+    fig, axes = plt.subplots(1, 2, figsize=(width, height), sharey=True, squeeze=False)
+    for i, (ax, title) in enumerate(zip(axes[0], ("turn share", "word share"), strict=True)):
+        left = [0.0] * len(cells)
+        for role, color in palette.items():
+            values = [
+                value.get((b, k, role), (0.0, 0.0))[i]
+                for b, k in zip(cells["batch"], cells["cell_key"], strict=True)
+            ]
+            ax.barh(range(len(cells)), values, left=left, color=color, label=role)
+            left = [x + v for x, v in zip(left, values, strict=True)]
+        ax.set_xlim(0, 1)
+        ax.set_xlabel(f"mean {title}")
+        ax.set_title(title.capitalize())
+        ax.grid(axis="x", alpha=0.3)
+    axes[0][0].set_yticks(range(len(cells)), labels, fontsize=8)
+    axes[0][0].invert_yaxis()
+    if palette:
+        axes[0][1].legend(title="role", loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    fig.suptitle("Turn and word share by role, per grid cell")
     return _save(fig, path)
 
 
 def words_by_cell_figure(metrics: pd.DataFrame, path: Path) -> Path:
-    """Mean words per agent message in each grid cell (agents per role, days, factors)."""
+    """Mean words per agent message in each grid cell (``cell_key``: agents per role, days,
+    factors and the whole model set with its parameters; repeats pooled)."""
     plt = _pyplot()
-    factors = [c for c in metrics.columns if c.startswith("factor_")]
-    keys = ["cell_counts", *factors, "days"]
-    cells = m.cell_metrics(metrics, by=keys)
-    labels = []
-    for _, row in cells.iterrows():
-        parts = [str(row["cell_counts"])]
-        parts += [f"{f.removeprefix('factor_')}={row[f]}" for f in factors if pd.notna(row[f])]
-        parts.append(f"{row['days']} day{'s' * (row['days'] != 1)}")
-        labels.append(" · ".join(parts))
-    fig, ax = plt.subplots(figsize=(8, max(3.0, 0.35 * len(labels) + 1.5)))
-    ax.barh(range(len(labels)), cells["mean_words_mean"].to_numpy(dtype=float), color="#3b6ea8")
+    cells = m.cell_metrics(metrics)
+    labels = _cell_labels(cells)
+    fig, ax = plt.subplots(
+        figsize=(5.0 + _label_inches(labels), max(3.0, 0.35 * len(labels) + 1.5))
+    )
+    ax.barh(range(len(labels)), cells["mean_words_mean"].to_numpy(dtype=float, na_value=0.0))
     ax.set_yticks(range(len(labels)), labels, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("mean words per agent message")

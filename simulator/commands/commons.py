@@ -291,8 +291,7 @@ def _print_result(conv: Any, files: dict[str, Path]) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     import simulator.scenarios.commons  # noqa: F401  (registers the kind and the policies)
-    from simulator.domain import ExperimentKind
-    from simulator.domain.errors import NotFoundError
+    from simulator.commands.common import game_experiment
     from simulator.scenarios.commons.setup import (
         commons_cell,
         commons_experiment,
@@ -310,11 +309,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     async def go() -> int:
         async with user_session() as (store, user):
             if args.experiment:
-                exp = await store.experiments.get(args.experiment)
-                if exp is None:
-                    raise NotFoundError(f"experiment {args.experiment} does not exist")
-                if exp.kind is not ExperimentKind.commons:
-                    raise ConfigurationError(f"experiment {exp.name!r} is not a commons game")
+                exp = await game_experiment(store, args.experiment, "commons", user)
                 params = scripted_params(args, {**exp.game, **base})
                 model = exp.models[0]
             else:
@@ -334,6 +329,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_fork(args: argparse.Namespace) -> int:
     import simulator.scenarios.commons  # noqa: F401
+    from simulator.commands.common import game_conversation
     from simulator.scenarios.commons.params import MonitorParams
     from simulator.scenarios.commons.runner import fork_conversation
     from simulator.scenarios.commons.setup import scripted_model
@@ -358,15 +354,16 @@ def cmd_fork(args: argparse.Namespace) -> int:
 
     async def go() -> int:
         async with user_session() as (store, _user):
+            source = await game_conversation(store, args.conversation, "commons")
             fork = await fork_conversation(
                 store,
-                args.conversation,
+                source.id,
                 args.at_round,
                 rounds=args.rounds,
                 monitors=monitors,
                 member_models=members or None,
             )
-            print(f"fork {fork.id} of {args.conversation} at round {args.at_round}")
+            print(f"fork {fork.id} of {source.id} at round {args.at_round}")
             if args.no_run:
                 return 0
             conv, files = await _play_and_report(store, fork.id, _out_dir(args, fork.id))
@@ -376,12 +373,14 @@ def cmd_fork(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from simulator.commands.common import game_conversation
     from simulator.scenarios.commons.reports import write_reports
     from simulator.services.session import user_session
 
     async def go() -> int:
         async with user_session() as (store, _user):
-            files = await write_reports(store, args.conversation, _out_dir(args, args.conversation))
+            conv = await game_conversation(store, args.conversation, "commons")
+            files = await write_reports(store, conv.id, _out_dir(args, conv.id))
         for name, path in files.items():
             print(f"{name}: {path}")
         return 0
@@ -391,6 +390,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_judge(args: argparse.Namespace) -> int:
     import simulator.scenarios.commons  # noqa: F401
+    from simulator.commands.common import game_conversation
     from simulator.llm.registry import Backends
     from simulator.scenarios.commons.judge import judge_run
     from simulator.services.session import user_session
@@ -402,9 +402,8 @@ def cmd_judge(args: argparse.Namespace) -> int:
             backends = Backends()
             try:
                 await backends.ensure_available([model])
-                return await judge_run(
-                    store, backends, args.conversation, model, args.member or None
-                )
+                conv = await game_conversation(store, args.conversation, "commons")
+                return await judge_run(store, backends, conv.id, model, args.member or None)
             finally:
                 await backends.aclose()
 

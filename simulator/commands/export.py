@@ -22,18 +22,22 @@ formats (--format):
 
 tables (--what, for csv, jsonl and parquet):
   messages       one row per stored message, in (conversation_id, seq) order, with the grid cell
-                 (count_<role>, days, repeat, seed, ...) and a factor_<name> column per study factor
+                 (cell, cell_key, count_<role>, days, repeat, seed, ...) and a factor_<name>
+                 column per study factor; numbers users see count from 1 (conversation_number,
+                 repeat), an empty text is a missing value
   conversations  one row per conversation: status, agents, budget, tokens, timing, grid cell
   summaries      the summarizer's end-of-day summaries (message columns)
-  metrics        per conversation: messages, words and turn share per role, mean message length,
-                 token totals, fallbacks, re-asks, retries, failure, duration
+  metrics        per conversation: messages, words and turn share per role (missing for a
+                 conversation without the role), mean message length, token totals, fallbacks,
+                 re-asks, retries, failure, duration
   roles          per conversation and role: messages, words, shares, tokens, fallbacks
   agents         per conversation and agent: the same measures
-  cells          per grid cell of a batch (repeats pooled): conversations, done, failed, means
+  cells          per grid cell of a batch (cell_key: the whole design, model parameters
+                 included; only repeats pooled): conversations, done, failed, means
   annotations    one row per judge answer, interview answer or score, keyed by (conversation_id,
                  seq) (docs/annotations.md); --wide: one column per annotator question
 
-filters (combine freely; every one must match):
+filters (combine freely; every one must match; ids may be any unique prefix of 4+ characters):
   --experiment ID|NAME   --batch ID   --model NAME   --days N   --counts guard=1,prisoner=2
   --status done|failed|...   --factor goal=Escape (repeatable)   --conversation ID (repeatable)
   --kind utterance|action|summary|kickoff|system (repeatable; which messages, not conversations)
@@ -58,8 +62,10 @@ examples:
 def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
     """The selection filters shared by ``export`` and ``plot``."""
     g = parser.add_argument_group("filters (which conversations)")
-    g.add_argument("--experiment", metavar="ID|NAME", help="an experiment, by id or exact name")
-    g.add_argument("--batch", metavar="ID", help="a batch, by id")
+    g.add_argument(
+        "--experiment", metavar="ID|NAME", help="an experiment, by id, id prefix or exact name"
+    )
+    g.add_argument("--batch", metavar="ID", help="a batch, by id or a unique prefix of it")
     g.add_argument(
         "--model",
         metavar="NAME",
@@ -96,7 +102,7 @@ def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
         "--conversation",
         action="append",
         metavar="ID",
-        help="a conversation, by id (repeatable)",
+        help="a conversation, by id or a unique prefix of it (repeatable)",
     )
 
 

@@ -238,8 +238,7 @@ async def _play(store: Any, conversation_id: str) -> Any:
 
 def cmd_run(args: argparse.Namespace) -> int:
     import simulator.scenarios.reputation as reputation
-    from simulator.domain import ExperimentKind
-    from simulator.domain.errors import NotFoundError
+    from simulator.commands.common import game_experiment
     from simulator.scenarios.reputation.params import load_params
 
     mix = parse_mix(args.mix) if args.mix else None
@@ -272,11 +271,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     async def go() -> int:
         async with user_session() as (store, user):
             if args.experiment:
-                exp = await store.experiments.get(args.experiment)
-                if exp is None:
-                    raise NotFoundError(f"experiment {args.experiment} does not exist")
-                if exp.kind is not ExperimentKind.reputation:
-                    raise ConfigurationError(f"experiment {exp.name!r} is not a reputation game")
+                exp = await game_experiment(store, args.experiment, "reputation", user)
                 game = load_params(_game_params(args, exp.game)).model_dump(mode="json")
                 model = parse_model(args.model, args.latency_ms) if args.model else exp.models[0]
                 roles = [r.name for r in exp.roles] or ["Agent"]
@@ -332,6 +327,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_fork(args: argparse.Namespace) -> int:
     import simulator.scenarios.reputation as reputation
+    from simulator.commands.common import game_conversation
     from simulator.domain import ModelSet
     from simulator.services.session import user_session
 
@@ -340,23 +336,20 @@ def cmd_fork(args: argparse.Namespace) -> int:
     async def go() -> int:
         async with user_session() as (store, _user):
             models = None
+            src = await game_conversation(store, args.conversation, "reputation")
             if args.model:
-                src = await store.conversations.get(args.conversation)
                 ref = parse_model(args.model)
-                if src is not None:
-                    models = ModelSet(default=ref, per_role={r: ref for r in src.cell.counts})
-                else:
-                    models = ModelSet(default=ref)
+                models = ModelSet(default=ref, per_role={r: ref for r in src.cell.counts})
             child = await reputation.fork(
                 store,
-                args.conversation,
+                src.id,
                 args.step,
                 factors=_flags(args),
                 models=models,
                 steps=args.steps,
             )
             print(
-                f"conversation {child.id}: forked from {args.conversation} after step {args.step}",
+                f"conversation {child.id}: forked from {src.id} after step {args.step}",
                 flush=True,
             )
             conv = await _play(store, child.id)
@@ -371,13 +364,13 @@ def cmd_fork(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from simulator.commands.common import game_conversation
     from simulator.services.session import user_session
 
     async def go() -> int:
         async with user_session() as (store, _user):
-            await _report(
-                store, args.conversation, _out(args, args.conversation), _network_steps(args)
-            )
+            conv = await game_conversation(store, args.conversation, "reputation")
+            await _report(store, conv.id, _out(args, conv.id), _network_steps(args))
             return 0
 
     return asyncio.run(go())

@@ -392,19 +392,9 @@ async def _resolve_experiment(store: Any, ref: Any, user: str, *, store_it: bool
 
 
 async def _find_batch(store: Any, ref: str) -> Batch:
-    ref = ref.strip()
-    batch = await store.batches.get(ref)
-    if batch is not None:
-        return batch
-    matches = [b for b in await store.batches.list() if b.id.startswith(ref)] if ref else []
-    if len(matches) == 1:
-        return matches[0]
-    if len(matches) > 1:
-        raise SimulatorError(
-            f"{ref!r} matches {len(matches)} batches; give more of the id.",
-            title="Ambiguous batch",
-        )
-    raise NotFoundError(f"There is no batch {ref!r}. List them with 'simulator batches'.")
+    from simulator.services.ids import resolve_batch
+
+    return await resolve_batch(store, ref)
 
 
 class _RunnerContext:
@@ -433,6 +423,7 @@ async def _drive(
 ) -> Batch:
     """Run (or resume) the batch with a progress bar and a line per finished conversation."""
     from simulator.db.store import ConversationFilter
+    from simulator.domain.cells import conversation_number
     from simulator.engine.events import BatchProgress, ConversationFailed, ConversationFinished
     from simulator.engine.grid import describe_cell
 
@@ -443,7 +434,7 @@ async def _drive(
 
     def label(cid: str) -> str:
         c = conversations.get(cid)
-        return f"#{c.cell_index + 1} {describe_cell(c.cell)}" if c else cid
+        return f"#{conversation_number(c)} {describe_cell(c.cell)}" if c else cid
 
     _running.append(batch.id)
     with _progress(console, batch, experiment) as (progress, task):

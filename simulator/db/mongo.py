@@ -141,6 +141,13 @@ class _Repo:
             cursor = cursor.sort(sort)
         return await cursor.to_list(None)
 
+    async def ids_with_prefix(self, prefix: str, limit: int = 20) -> builtins.list[str]:
+        """Ids that start with ``prefix``, in order, at most ``limit`` (an ``_id`` range: the
+        primary index on MongoDB; the embedded server scans ids only, with a projection)."""
+        query = {"_id": {"$gte": prefix, "$lt": prefix + "\U0010ffff"}}
+        cursor = self.coll.find(query, {"_id": 1}).sort([("_id", ASCENDING)]).limit(limit)
+        return [str(d["_id"]) async for d in cursor]
+
     async def _set(self, doc_id: str, what: str, fields: Doc) -> None:
         if not fields:
             return

@@ -35,6 +35,10 @@ class ConversationFilter:
 
 
 class ExperimentRepo(Protocol):
+    async def ids_with_prefix(self, prefix: str, limit: int = 20) -> builtins.list[str]:
+        """Ids starting with ``prefix`` in order, at most ``limit`` (resolving short ids)."""
+        ...
+
     async def create(self, experiment: Experiment) -> Experiment: ...
     async def get(self, experiment_id: str) -> Experiment | None: ...
     async def list(self, flt: ExperimentFilter | None = None) -> list[Experiment]: ...
@@ -58,6 +62,10 @@ class ExperimentRepo(Protocol):
 
 
 class BatchRepo(Protocol):
+    async def ids_with_prefix(self, prefix: str, limit: int = 20) -> builtins.list[str]:
+        """Ids starting with ``prefix`` in order, at most ``limit`` (resolving short ids)."""
+        ...
+
     async def create(self, batch: Batch) -> Batch: ...
     async def get(self, batch_id: str) -> Batch | None: ...
     async def list(
@@ -73,6 +81,10 @@ class BatchRepo(Protocol):
 
 
 class ConversationRepo(Protocol):
+    async def ids_with_prefix(self, prefix: str, limit: int = 20) -> builtins.list[str]:
+        """Ids starting with ``prefix`` in order, at most ``limit`` (resolving short ids)."""
+        ...
+
     async def create(self, conversation: Conversation) -> Conversation:
         """Insert; idempotent on ``conversation.id`` (a retried create returns the stored one)."""
         ...

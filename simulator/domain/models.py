@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 
 def new_id() -> str:
@@ -162,6 +162,11 @@ class SamplingParams(Model):
     seed: int | None = None
 
 
+#: The dryrun backend's model name, and the name it had before (accepted on input only).
+DRYRUN_MODEL = "dryrun"
+DRYRUN_ALIAS = "script"
+
+
 class ModelRef(Model):
     """Which model answers, where, and with which parameters.
 
@@ -171,17 +176,19 @@ class ModelRef(Model):
     """
 
     provider: Provider = Provider.dryrun
-    model: str = "dryrun"
+    model: str = DRYRUN_MODEL
     base_url: str | None = None
     params: SamplingParams = Field(default_factory=SamplingParams)
     options: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("model")
     @classmethod
-    def _model_not_empty(cls, v: str) -> str:
+    def _model_not_empty(cls, v: str, info: ValidationInfo) -> str:
         v = v.strip()
         if not v:
             raise ValueError("a model name is required")
+        if v == DRYRUN_ALIAS and info.data.get("provider", Provider.dryrun) is Provider.dryrun:
+            return DRYRUN_MODEL  # the old name, still read from stored data and old specs
         return v
 
     @property

@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from simulator.domain import ModelRef, TokenUsage
+from simulator.domain.models import DRYRUN_MODEL
 from simulator.llm.base import ChatRequest, ChatResult, EventSink
 
 DRYRUN_LABEL = "[dryrun]"
@@ -87,10 +88,26 @@ def seeded(request: ChatRequest, *path: object) -> random.Random:
     return random.Random(int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big"))
 
 
+TOKENS_PER_WORD = 1.3
+
+
 def estimate_tokens(text: str) -> int:
     """A plausible token count for cost estimates: about 1.3 tokens per word."""
     words = len(text.split())
-    return round(words * 1.3) if words else 0
+    return round(words * TOKENS_PER_WORD) if words else 0
+
+
+def reply_words(purpose: str, *, agent: str = "", role: str = "", names: int = 2) -> float:
+    """The mean number of words of this backend's text answer to a call of ``purpose``
+    (``utterance``, ``summary``, ``manager`` choosing among agents named with ``names`` words):
+    what batch estimates count before anything runs."""
+    phrase = sum(len(p.split()) for p in _PHRASES) / len(_PHRASES)
+    if purpose == "manager":
+        return float(names)
+    if purpose == "summary":  # "[dryrun] Summary of day D: 1 message(s) read; <phrase>"
+        return 8 + phrase
+    who = len((agent or "agent").split()) + (len(role.split()) if role else 0)
+    return 1 + who + 4 + 2 * phrase  # "[dryrun] <who>, day D, turn T: <phrase> <phrase>"
 
 
 class DryRunBackend:
@@ -142,7 +159,7 @@ class DryRunBackend:
         return f"{DRYRUN_LABEL} {who}, day {meta.day}, turn {meta.turn}: {phrase}", {}
 
     async def list_models(self, model: ModelRef) -> list[str]:
-        return sorted({"script", *_policies})
+        return sorted({DRYRUN_MODEL, *_policies})
 
     async def ensure_available(self, model: ModelRef, on_event: EventSink | None = None) -> None:
         policy_for(model)  # an unknown policy name fails before the run starts

@@ -75,26 +75,11 @@ class ExperimentService:
         return experiment
 
     async def find(self, ref: str) -> Experiment:
-        """An experiment by id, unique id prefix (at least 4 characters) or exact name."""
-        ref = ref.strip()
-        found = await self.store.experiments.get(ref)
-        if found is not None:
-            return found
-        everything = await self.store.experiments.list()
-        matches = [e for e in everything if len(ref) >= 4 and e.id.startswith(ref)]
-        if not matches:
-            matches = [e for e in everything if e.name.casefold() == ref.casefold()]
-            mine = [e for e in matches if e.owner == self.user]
-            matches = mine if len(matches) > 1 and len(mine) == 1 else matches
-        if len(matches) == 1:
-            return matches[0]
-        if len(matches) > 1:
-            ids = ", ".join(f"{e.id[:8]} ({e.owner or 'no owner'})" for e in matches)
-            raise NotFoundError(
-                f"{ref!r} matches several experiments: {ids}. Name one by its id.",
-                title="Ambiguous experiment",
-            )
-        raise NotFoundError(f"No experiment {ref!r}. List them with 'simulator experiments list'.")
+        """An experiment by id, unique id prefix (at least 4 characters) or exact name
+        (``services.ids.resolve_experiment``: the one resolver of every command)."""
+        from simulator.services.ids import resolve_experiment
+
+        return await resolve_experiment(self.store, ref, self.user)
 
     def can_edit(self, experiment: Experiment) -> bool:
         """Whether the current user may edit or delete it (for enabling UI actions)."""

@@ -36,7 +36,7 @@ from simulator.domain import (
 )
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
-DRYRUN = ModelRef(provider="dryrun", model="script")
+DRYRUN = ModelRef(provider="dryrun", model="dryrun")
 LLAMA = ModelRef(provider="ollama", model="llama3.1:8b")
 
 

@@ -94,7 +94,7 @@ def dialogue_experiment() -> Callable[..., Experiment]:
 
 
 def dryrun(**options: Any) -> ModelRef:
-    return ModelRef(provider="dryrun", model="script", options=options)
+    return ModelRef(provider="dryrun", model="dryrun", options=options)
 
 
 def build_cell(

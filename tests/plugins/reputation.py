@@ -27,7 +27,7 @@ from simulator.domain import (
 def scripted_ref(kind: str, **options: Any) -> ModelRef:
     return ModelRef(
         provider=Provider.dryrun,
-        model="script",
+        model="dryrun",
         options={"policy": f"reputation.{kind}", **options},
     )
 

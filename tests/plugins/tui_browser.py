@@ -27,7 +27,7 @@ from simulator.domain import (
 from tests.plugins.batches import make_prison_experiment
 from tests.plugins.tui import FIXED_TIME, sample_experiment
 
-DRYRUN = ModelRef(provider=Provider.dryrun, model="script")
+DRYRUN = ModelRef(provider=Provider.dryrun, model="dryrun")
 FIVE_ROLES = ["Mayor", "Baker", "Smith", "Farmer", "Priest"]
 
 

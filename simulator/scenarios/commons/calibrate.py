@@ -69,7 +69,7 @@ async def run_cell(
     params = base.model_copy(
         update={"rounds": rounds, "policy": base.policy.model_copy(update={"quota": quota})}
     )
-    ref = ModelRef(model="script", options={"policy": "commons.honest", "chat": level.name})
+    ref = ModelRef(model="dryrun", options={"policy": "commons.honest", "chat": level.name})
     finals, collapsed, paths = [], 0, []
     seeds = list(seeds)
     for seed in seeds:

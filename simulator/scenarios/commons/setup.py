@@ -37,7 +37,7 @@ def commons_experiment(
 
 def scripted_model(policy: str = "commons.honest", **options: Any) -> ModelRef:
     """A dryrun member (or monitor) driven by a scripted policy (see scripted.py)."""
-    return ModelRef(provider=Provider.dryrun, model="script", options={"policy": policy, **options})
+    return ModelRef(provider=Provider.dryrun, model="dryrun", options={"policy": policy, **options})
 
 
 def commons_cell(

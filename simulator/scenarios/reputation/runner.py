@@ -107,7 +107,7 @@ def scripted_population(mix: dict[str, int]) -> Population:
     groups = [(kind, n) for kind, n in mix.items() if n > 0]
     models = {
         kind: ModelRef(
-            provider=Provider.dryrun, model="script", options={"policy": policy_name(kind)}
+            provider=Provider.dryrun, model="dryrun", options={"policy": policy_name(kind)}
         )
         for kind, _ in groups
     }

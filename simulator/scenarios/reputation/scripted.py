@@ -4,7 +4,7 @@ Each policy reads the facts line of the request (see prompts.py) and answers the
 ``facts["decision"]`` with a valid JSON object. Registered as dryrun policies
 ``reputation.always_cooperate``, ``reputation.always_defect``, ``reputation.tit_for_tat`` and
 ``reputation.reputation_following``; select one with ``ModelRef(provider="dryrun",
-model="script", options={"policy": "reputation.tit_for_tat"})``.
+model="dryrun", options={"policy": "reputation.tit_for_tat"})``.
 
 - always_cooperate: cooperates, invests half, returns what it proposed and reports honestly, signs
   up, connects to everyone, never disconnects or gossips;

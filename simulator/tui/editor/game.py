@@ -49,7 +49,7 @@ GAME_MODULES: dict[ExperimentKind, tuple[str, str]] = {
 #: What a YAML field with no value looks like, as its placeholder.
 EXAMPLES: dict[str, str] = {
     "member_models": "Member 1: {provider: ollama, model: llama3.2}",
-    "monitors.model": "{provider: dryrun, model: script, options: {policy: commons.monitor}}",
+    "monitors.model": "{provider: dryrun, model: dryrun, options: {policy: commons.monitor}}",
     "monitors.per_member": "Member 2: {provider: openai, model: gpt-4o-mini}",
     "personas": "builtin, or a list: [{name: Ada, persona: A careful engineer.}]",
 }

@@ -36,6 +36,7 @@ from textual.widgets import (
 
 from simulator.db.store import ConversationFilter
 from simulator.domain import Conversation, Message
+from simulator.domain.cells import conversation_number, repeat_number
 from simulator.domain.errors import ConfigurationError
 from simulator.domain.models import Experiment, ModelRef, Status
 from simulator.tui.screens.base import ReportsWorkerErrors
@@ -188,7 +189,7 @@ def conversation_details(
         out.append(f"{value}\n", style=style)
 
     cell = conv.cell
-    heading(f"Conversation #{conv.cell_index}")
+    heading(f"Conversation #{conversation_number(conv)}")
     field("id", conv.id)
     field("experiment", f"{experiment.name} (version {conv.experiment_version})")
     field("batch", conv.batch_id or "none (a single run)")
@@ -200,7 +201,7 @@ def conversation_details(
     field("speaker selection", cell.speaker_selection.value)
     if cell.factors:
         field("factors", ", ".join(f"{k} = {v}" for k, v in cell.factors.items()))
-    field("repeat", str(cell.repeat))
+    field("repeat", str(repeat_number(cell)))
     field("seed", str(conv.seed))
     if conv.parent_id:
         field("forked from", f"{conv.parent_id} at message {conv.forked_at}")
@@ -511,7 +512,7 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
         table.clear()
         for conv in self.rows:
             table.add_row(
-                str(conv.cell_index),
+                str(conversation_number(conv)),
                 "★" if conv.favourite else " ",
                 clip(conv.cell.counts_label, self._column_widths()["agents"]),
                 str(conv.cell.days),
@@ -583,7 +584,7 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
         if conv is not None:
             number = batch_numbers(self.all).get(conv.batch_id)
             batch = f" of batch {number}" if number is not None else " (single run)"
-            where = f" · #{conv.cell_index}{batch} by {conv.owner or '?'}"
+            where = f" · #{conversation_number(conv)}{batch} by {conv.owner or '?'}"
         self.query_one("#browser-status", Static).update(
             f"{shown} conversation(s){' (filtered)' if flt.active else ''}{where} · "
             f"you are {self.user} · F1 or ? help{self._annotation_status()}"
@@ -787,7 +788,7 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
             return False
         whose = f"belongs to {conv.owner}" if conv.owner else "has no owner"
         self.notify(
-            f"Conversation #{conv.cell_index} {whose}; only its owner can {action}.",
+            f"Conversation #{conversation_number(conv)} {whose}; only its owner can {action}.",
             title="Not allowed",
             severity="error",
             timeout=10,
@@ -816,12 +817,12 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
 
         def confirmed(yes: bool | None) -> None:
             if yes:
-                self._delete(conv.id, conv.cell_index, then)
+                self._delete(conv.id, conversation_number(conv), then)
 
         self.app.push_screen(
             ConfirmDialog(
                 "Delete conversation?",
-                f"Delete conversation #{conv.cell_index} ({conv.cell.counts_label}, "
+                f"Delete conversation #{conversation_number(conv)} ({conv.cell.counts_label}, "
                 f"{conv.cell.days} day(s)) and its {conv.messages_done} agent message(s)? "
                 "This cannot be undone.",
                 yes="Delete",
@@ -832,9 +833,9 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
         )
 
     @work(group="browser-action", exit_on_error=False)
-    async def _delete(self, conversation_id: str, cell_index: int, then: str | None) -> None:
+    async def _delete(self, conversation_id: str, number: int, then: str | None) -> None:
         await self.services.conversations.delete(conversation_id)
-        self.post_message(self.Done(f"Deleted conversation #{cell_index}.", then))
+        self.post_message(self.Done(f"Deleted conversation #{number}.", then))
 
     def action_annotate(self) -> None:
         """Annotate the highlighted conversation or every listed one (a judge with a rubric,
@@ -860,8 +861,9 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
     def action_export(self) -> None:
         conv = self._require_selection()
         if conv is not None:
-            name = f"conversation-{conv.cell_index}-{conv.id[:8]}.html"
-            self._ask_export([conv.id], f"Export conversation #{conv.cell_index}", name)
+            number = conversation_number(conv)
+            name = f"conversation-{number}-{conv.id[:8]}.html"
+            self._ask_export([conv.id], f"Export conversation #{number}", name)
 
     def action_export_listed(self) -> None:
         if not self.rows:
