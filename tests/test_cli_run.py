@@ -86,8 +86,8 @@ def test_a_malformed_spec_is_reported_with_its_field_path_before_anything_runs(
     assert main(["run", str(spec), "--yes"]) == 2
     err = capsys.readouterr().err
     assert "error: Invalid specification:" in err
-    assert "batch.max_agents.guard: must be at least 1" in err
-    assert "batch.days: must be a whole number, not 'two'" in err
+    assert "batch.max_agents.guard: must be a whole number from 1 to 100, not 0" in err
+    assert "batch.days: must be a whole number from 1 to 365, not 'two'" in err
     assert "Traceback" not in err
     # a problem only the experiment can reveal, still before anything is stored
     spec.write_text(

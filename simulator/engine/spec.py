@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from simulator.domain import (
     BatchSpec,
@@ -33,7 +33,8 @@ from simulator.domain import (
     SpeakerSelection,
 )
 from simulator.domain.errors import SpecError
-from simulator.domain.models import Model
+from simulator.domain.models import BOUNDS, Model, bound_message
+from simulator.engine.grid import check_grid_size
 
 Problem = tuple[str, str]  # (dotted field path, message)
 
@@ -103,10 +104,37 @@ def dotted(loc: Iterable[Any], prefix: str = "") -> str:
     return ".".join(parts) or "(top level)"
 
 
+_NUMBER_ERRORS = frozenset(
+    {
+        "greater_than_equal",
+        "greater_than",
+        "less_than_equal",
+        "less_than",
+        "int_parsing",
+        "int_type",
+        "int_from_float",
+        "float_parsing",
+        "float_type",
+        "finite_number",
+    }
+)
+
+
+def _bounded_field(loc: Sequence[Any]) -> str | None:
+    """The ``BOUNDS`` name of the field at ``loc`` (``max_agents`` for ``max_agents.<role>``)."""
+    names = [p for p in loc if isinstance(p, str)]
+    if len(names) >= 2 and names[-2] == "max_agents":
+        return "max_agents"
+    return names[-1] if names and names[-1] in BOUNDS else None
+
+
 def _friendly(err: Mapping[str, Any]) -> str:
     """A pydantic error as a short sentence a researcher understands."""
     kind = err.get("type", "")
     ctx = err.get("ctx") or {}
+    bounded = _bounded_field(err.get("loc", ()))
+    if bounded is not None and kind in _NUMBER_ERRORS:
+        return bound_message(bounded, err.get("input"))
     if kind in ("greater_than_equal", "greater_than"):
         bound = ctx.get("ge", ctx.get("gt"))
         return f"must be at least {bound}" if kind == "greater_than_equal" else f"must be > {bound}"
@@ -231,18 +259,23 @@ def _parse_model_set(value: Any, path: str, problems: list[Problem]) -> ModelSet
 # --------------------------------------------------------------------------- the batch section
 
 
-class _BatchScalars(Model):
-    """The plain fields of the ``batch:`` section, with BatchSpec's bounds."""
+def _as_in_batch_spec(name: str) -> Any:
+    """BatchSpec's own field (type strictness, default and bounds): one definition of each."""
+    return BatchSpec.model_fields[name]
 
-    total_messages: int = Field(default=20, ge=1)
-    days: int = Field(default=1, ge=1)
-    every_day_count: bool = False
-    every_combination: bool = True
+
+class _BatchScalars(Model):
+    """The plain fields of the ``batch:`` section, exactly as BatchSpec defines them."""
+
+    total_messages: int = _as_in_batch_spec("total_messages")
+    days: int = _as_in_batch_spec("days")
+    every_day_count: bool = _as_in_batch_spec("every_day_count")
+    every_combination: bool = _as_in_batch_spec("every_combination")
     speaker_selection: SpeakerSelection = SpeakerSelection.round_robin
-    repeats: int = Field(default=1, ge=1)
-    seed: int = 0
-    concurrency: int = Field(default=BatchSpec.model_fields["concurrency"].default, ge=1)
-    rounds: int | None = Field(default=None, ge=1)
+    repeats: int = _as_in_batch_spec("repeats")
+    seed: int = _as_in_batch_spec("seed")
+    concurrency: int = _as_in_batch_spec("concurrency")
+    rounds: int | None = _as_in_batch_spec("rounds")
 
 
 BATCH_KEYS = (*_BatchScalars.model_fields, "models", "max_agents", "factors")
@@ -314,12 +347,11 @@ def _parse_batch(value: Any, problems: list[Problem]) -> BatchRequest | None:
     if not isinstance(raw_max, Mapping):
         problems.append(("batch.max_agents", "must be a mapping of role name to a number"))
         raw_max = {}
+    low, high = BOUNDS["max_agents"]
     for role, n in raw_max.items():
         path = f"batch.max_agents.{role}"
-        if isinstance(n, bool) or not isinstance(n, int):
-            problems.append((path, f"must be a whole number, not {n!r}"))
-        elif n < 1:
-            problems.append((path, "must be at least 1"))
+        if isinstance(n, bool) or not isinstance(n, int) or not low <= n <= high:
+            problems.append((path, bound_message("max_agents", n)))
         else:
             max_agents[str(role)] = n
 
@@ -484,6 +516,11 @@ class RunSpec:
             raise_problems(problems, self.source)
             raise AssertionError("unreachable") from None
         problems.extend(factor_problems(experiment, spec.factor_levels))
+        if not problems:
+            try:
+                check_grid_size(experiment, spec)
+            except SpecError as exc:
+                problems.append(("batch", str(exc).removeprefix("batch: ")))
         raise_problems(problems, self.source)
         return spec
 
