@@ -89,12 +89,18 @@ async def test_unreachable_database_shows_error_then_retry_connects(
         drop(mongo_uri, db)
 
 
-async def test_invalid_uri_is_explained_not_raised(tui_settings: Settings) -> None:
-    app = SimulatorApp(settings_for(mongodb_uri="localhost:27017"), offer_example=False)
-    async with app.run_test(size=(100, 30)) as pilot:
-        await wait_until(pilot, lambda: isinstance(app.screen, DatabaseErrorScreen))
-        message = str(app.screen.query_one("#db-error-message", Static).render())
-        assert "mongodb://" in message
+def test_invalid_uri_is_explained_not_raised(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A malformed URI is refused when the settings are read: the TUI does not start, and the
+    message names the variable (a clean exit, code 2)."""
+    from simulator.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MONGODB_URI", "localhost:27017")
+    assert main(["tui"]) == 2
+    err = capsys.readouterr().err
+    assert "MONGODB_URI" in err and "mongodb://" in err and "Traceback" not in err
 
 
 def embedded_host(mongo_uri: str) -> str:

@@ -377,14 +377,18 @@ class Journal:
         await self.store.conversations.set_fields(self.conversation.id, **fields)
         self.conversation = self.conversation.model_copy(update=fields)
 
-    async def finish(self, status: Status, error: str | None = None) -> Conversation:
-        """Store the final status, error and totals; publish ConversationFinished (done,
-        cancelled) or ConversationFailed (failed)."""
+    async def finish(
+        self, status: Status, error: str | None = None, *, stop_reason: str | None = None
+    ) -> Conversation:
+        """Store the final status, error (failed), stop reason (interrupted, cancelled) and
+        totals; publish ConversationFinished (done, interrupted, cancelled) or
+        ConversationFailed (failed)."""
         await self._progress_settled()  # a late progress write must not land after the totals
         fields: dict[str, Any] = {
             **self._progress_fields(),
             "status": status,
             "error": error,
+            "stop_reason": stop_reason,
             "finished_at": utcnow(),
         }
         await self.store.conversations.set_fields(self.conversation.id, **fields)

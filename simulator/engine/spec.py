@@ -447,16 +447,63 @@ def _parse_experiment(
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
         return _experiment_from_file(path, problems)
-    definition = _validate(Experiment, _experiment_fields(value), "experiment", problems)
+    fields = experiment_fields(value, "experiment", problems)
+    definition = _validate(Experiment, fields, "experiment", problems)
     return None if definition is None else ExperimentRef(definition=definition, source="inline")
 
 
-def _experiment_fields(data: Mapping[str, Any]) -> dict[str, Any]:
-    """Accept the experiment file format's wrapper ({experiment: {...}, format: ...}) too."""
+#: The experiment file format (what ``simulator experiments export`` writes, see
+#: simulator/services/files.py): ``{format: ..., format_version: N, experiment: {...}}``.
+EXPERIMENT_FORMAT = "llm-interaction-simulator/experiment"
+EXPERIMENT_FORMAT_VERSION = 1
+WRAPPER_KEYS = ("format", "format_version", "experiment")
+# Identity and view state: never read from a file (an imported experiment is the importer's).
+IDENTITY_FIELDS = frozenset(
+    {"id", "owner", "created_at", "updated_at", "version", "favourite", "parent_id"}
+)
+
+
+def experiment_fields(
+    data: Mapping[str, Any], path: str, problems: list[Problem]
+) -> dict[str, Any]:
+    """The experiment's own fields of an experiment file or an inline definition: either the
+    file format's wrapper (``format``, ``format_version``, ``experiment``) or a bare mapping.
+    An unknown format or a newer format version is a problem; identity fields are dropped."""
     inner = data.get("experiment")
-    if isinstance(inner, Mapping) and "name" not in data:
-        return dict(inner)
-    return dict(data)
+    if not (isinstance(inner, Mapping) and "name" not in data):
+        return {k: v for k, v in data.items() if k not in IDENTITY_FIELDS}
+    where = f"{path}." if path else ""
+    for key in data:
+        if key not in WRAPPER_KEYS:
+            problems.append(
+                (
+                    f"{where}{key}",
+                    f"unknown field; an experiment file has {', '.join(WRAPPER_KEYS)}",
+                )
+            )
+    fmt = data.get("format", EXPERIMENT_FORMAT)
+    if fmt != EXPERIMENT_FORMAT:
+        problems.append(
+            (
+                f"{where}format",
+                f"{fmt!r} is not an experiment file format; this version reads "
+                f"{EXPERIMENT_FORMAT!r}",
+            )
+        )
+    version = data.get("format_version", EXPERIMENT_FORMAT_VERSION)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        problems.append(
+            (f"{where}format_version", f"must be a whole number from 1, not {version!r}")
+        )
+    elif version > EXPERIMENT_FORMAT_VERSION:
+        problems.append(
+            (
+                f"{where}format_version",
+                f"{version}: written by a newer version of the simulator (this version reads "
+                f"format version {EXPERIMENT_FORMAT_VERSION}); upgrade the simulator",
+            )
+        )
+    return {k: v for k, v in inner.items() if k not in IDENTITY_FIELDS}
 
 
 def _experiment_from_file(path: Path, problems: list[Problem]) -> ExperimentRef | None:
@@ -469,7 +516,8 @@ def _experiment_from_file(path: Path, problems: list[Problem]) -> ExperimentRef 
         problems.append(("experiment.file", f"{path}: must hold an experiment (a mapping)"))
         return None
     inner: list[Problem] = []
-    definition = _validate(Experiment, _experiment_fields(data), "", inner)
+    fields = experiment_fields(data, "", inner)
+    definition = _validate(Experiment, fields, "", inner)
     problems.extend((f"experiment.file ({path}) {p}", m) for p, m in inner)
     return None if definition is None else ExperimentRef(definition=definition, source=str(path))
 

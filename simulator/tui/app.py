@@ -339,12 +339,20 @@ class SimulatorApp(App[None]):
                 partial(self._run_bound_action, binding.action, active.node),
             )
 
+    def _interrupt_batches(self, reason: str) -> None:
+        """Batches running here stop as ``interrupted`` with ``reason`` (stored by the runner
+        while the app closes; everything stored is kept and they resume later)."""
+        runner = getattr(self.services, "batches", None)
+        if runner is not None:
+            runner.interrupt(reason)
+
     async def action_quit(self) -> None:
         """Quit; first ask when an editor below holds unsaved changes or batches are running in
         this app (ctrl+q works anywhere; twice quits)."""
         from simulator.tui.screens.editor import EditorScreen
 
         if isinstance(self.screen, ConfirmDialog) and self.screen.title_text == QUIT_TITLE:
+            self._interrupt_batches("the app was closed (ctrl+q twice)")
             self.exit()  # ctrl+q twice
             return
         unsaved = [s for s in self.screen_stack if isinstance(s, EditorScreen) and s.dirty]
@@ -367,6 +375,7 @@ class SimulatorApp(App[None]):
 
         def answered(quit_anyway: bool | None) -> None:
             if quit_anyway:
+                self._interrupt_batches("the app was closed (ctrl+q)")
                 self.exit()
 
         self.push_screen(

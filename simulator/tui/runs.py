@@ -38,7 +38,9 @@ from simulator.engine.journal import AGENT_KINDS
 log = logging.getLogger(__name__)
 
 #: Batch statuses a resume continues.
-RESUMABLE = frozenset({Status.pending, Status.running, Status.cancelled, Status.failed})
+RESUMABLE = frozenset(
+    {Status.pending, Status.running, Status.interrupted, Status.cancelled, Status.failed}
+)
 RECENT_MESSAGES = 4  # kept per running conversation, for the manual speaker dialog
 
 
