@@ -119,6 +119,11 @@ class Store(Protocol):
     async def close(self) -> None: ...
 
 
+#: The message a task is cancelled with when the database stopped answering: it then stops
+#: without trying to store anything (the write could only wait for the same dead server).
+STORE_LOST = "the database stopped answering"
+
+
 def is_store_unreachable(exc: BaseException | None) -> bool:
     """True when ``exc`` (or what it was raised from) says the database could not be reached:
     the server died or the network went away, as opposed to a refused or malformed operation.

@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from simulator.db.store import ConversationFilter, Store, is_store_unreachable
+from simulator.db.store import STORE_LOST, ConversationFilter, Store, is_store_unreachable
 from simulator.domain import (
     Batch,
     BatchSpec,
@@ -86,11 +86,14 @@ LAST_WRITE_S = 1.5  # after the database failed: how long to try to store the in
 #: Stop reasons (``Batch.stop_reason``, ``Conversation.stop_reason``).
 REASON_STOPPED = "the run was stopped (its process was interrupted or closed)"
 REASON_CANCELLED = "cancelled"
-REASON_DATABASE = "the database stopped answering"
+REASON_DATABASE = STORE_LOST
 REASON_ABANDONED = (
     "its runner {runner} stopped without finishing (killed, crashed, or lost the database)"
 )
 _RUNNER_SEQ = itertools.count(1)
+# (runner, batch) pairs running in this process: a lease held by a runner of this process that is
+# not in here is left over (its run ended without releasing it, e.g. when the database was lost).
+_RUNNING_HERE: set[tuple[str, str]] = set()
 _ID_NAMESPACE = uuid.UUID("5b7e2a3c-0d1f-4c55-9a53-7f8e1d2b6c40")
 
 ChooseSpeaker = Callable[[Conversation, list[str]], Awaitable[str]]
@@ -110,17 +113,19 @@ class _ActiveRun:
     stop_status: Status = Status.interrupted
     stop_reason: str = REASON_STOPPED
     store_error: BaseException | None = None  # the first failure to reach the database
+    interruption_stored: bool = False  # after that failure, the database answered again
 
-    def stop(self, status: Status, reason: str) -> None:
-        """Stop every conversation; the first reason given is the one stored."""
+    def stop(self, status: Status, reason: str, message: str | None = None) -> None:
+        """Stop every conversation; the first reason given is the one stored. ``message`` goes
+        with the tasks' cancellation (``STORE_LOST``: do not try to store anything)."""
         if not self.cancelling:
             self.stop_status, self.stop_reason = status, reason
-        self.cancel_all()
+        self.cancel_all(message)
 
-    def cancel_all(self) -> None:
+    def cancel_all(self, message: str | None = None) -> None:
         self.cancelling = True
         for task in self.tasks:
-            task.cancel()
+            task.cancel(message)
 
 
 class BatchInUseError(SimulatorError):
@@ -242,6 +247,7 @@ class BatchRunner:
                 f"The experiment of batch {batch_id} ({batch.experiment_id}) no longer exists."
             )
         previous = await self._claim(batch_id)
+        _RUNNING_HERE.add((self.runner_id, batch_id))
         lost: _ActiveRun | None = None
         try:
             await self._record_abandoned(previous)
@@ -251,12 +257,12 @@ class BatchRunner:
                 raise
             lost = _ActiveRun(batch_id, store_error=exc)  # before any conversation started
         finally:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(
-                    asyncio.wait_for(self._release(batch_id), LAST_WRITE_S)
-                    if lost is not None
-                    else self._release(batch_id)
-                )
+            # Without a database the lease cannot be released: it goes stale by itself (and a
+            # runner of this machine sees at once that this process is gone).
+            _RUNNING_HERE.discard((self.runner_id, batch_id))
+            if lost is None or lost.interruption_stored:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self._release(batch_id))
         if lost is not None:
             raise self._lost_error(batch, lost)
         return await self.get(batch_id)
@@ -307,6 +313,7 @@ class BatchRunner:
         if active.store_error is not None:
             with contextlib.suppress(Exception):  # the database may answer again meanwhile
                 await asyncio.wait_for(self._store_interruption(active), LAST_WRITE_S)
+                active.interruption_stored = True
             return active
         if not active.lease_lost:  # else another runner has the batch: its state is theirs
             # shielded: an app closing right after ``interrupt`` must not cut this write short
@@ -420,7 +427,7 @@ class BatchRunner:
         active.store_error = exc
         log.warning("batch %s: the database stopped answering (%s); stopping", active.batch_id,
                     _reason(exc))  # fmt: skip
-        active.stop(Status.interrupted, REASON_DATABASE)
+        active.stop(Status.interrupted, REASON_DATABASE, STORE_LOST)
         await self._publish(StoreLost(active.batch_id, _reason(exc)))
 
     async def _store_interruption(self, active: _ActiveRun) -> None:
@@ -558,7 +565,9 @@ class BatchRunner:
             return True
         host, _, rest = batch.runner.partition(":")
         pid = rest.split("/", 1)[0]
-        if host == socket.gethostname() and pid.isdigit() and int(pid) != os.getpid():
+        if host == socket.gethostname() and pid.isdigit():
+            if int(pid) == os.getpid():
+                return (batch.runner, batch.id) not in _RUNNING_HERE
             return not _process_alive(int(pid))
         return False
 

@@ -12,7 +12,7 @@ import asyncio
 import logging
 from typing import Any
 
-from simulator.db.store import is_store_unreachable
+from simulator.db.store import STORE_LOST, is_store_unreachable
 from simulator.domain import (
     Agent,
     Conversation,
@@ -181,8 +181,9 @@ async def run_conversation(
     journal.choose_speaker = choose_speaker
     try:
         await runner(store, backends, journal.conversation, experiment, journal, bus)
-    except asyncio.CancelledError:
-        await _finish_quietly(journal, Status.interrupted, None, stop_reason=STOPPED)
+    except asyncio.CancelledError as exc:
+        if STORE_LOST not in exc.args:
+            await _finish_quietly(journal, Status.interrupted, None, stop_reason=STOPPED)
         raise
     except Exception as exc:
         if is_store_unreachable(exc):
