@@ -472,6 +472,7 @@ async def _drive(
     from simulator.engine.batch import StoreLostError
     from simulator.engine.events import BatchProgress, ConversationFailed, ConversationFinished
     from simulator.engine.grid import describe_cell
+    from simulator.llm.base import LLMEvent
 
     conversations: dict[str, Conversation] = {
         c.id: c
@@ -500,6 +501,8 @@ async def _drive(
                 progress.console.print(
                     f"  [red]failed[/]  {label(event.conversation_id)}: {event.error}"
                 )
+            elif isinstance(event, LLMEvent) and event.kind == "retry":
+                progress.console.print(f"  [yellow]retry[/]  {retry_line(event)}")
 
         unsubscribe = runner.bus.subscribe(on_event)
         try:
@@ -516,6 +519,16 @@ async def _drive(
             raise
         finally:
             unsubscribe()
+
+
+def retry_line(event: Any) -> str:
+    """``dryrun:script, Guard 1 day 1 turn 3, attempt 1: 503: ...; again in 0.4 s``."""
+    meta = event.meta
+    who = f", {meta.agent or meta.purpose} day {meta.day} turn {meta.turn}" if meta else ""
+    return (
+        f"{event.model}{who}, attempt {event.attempt}: {event.reason}; "
+        f"again in {event.delay_s:.1f} s"
+    )
 
 
 @contextmanager

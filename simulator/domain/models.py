@@ -548,6 +548,14 @@ class Conversation(Model):
     game: dict[str, Any] | None = None
 
 
+class Retry(Model):
+    """A failed attempt of a model call that was tried again (timeout, 429, 5xx)."""
+
+    attempt: int  # 1-based: the attempt that failed
+    reason: str  # "timeout: no answer from ... within 120 s", "429: ...", "connection: ..."
+    wait_s: float = 0.0  # the pause before the next attempt
+
+
 class Message(Model):
     """One stored event of a conversation. ``seq`` is dense from 0 and unique per conversation."""
 
@@ -566,6 +574,7 @@ class Message(Model):
     usage: TokenUsage = Field(default_factory=TokenUsage)
     latency_ms: float = 0.0
     attempts: int = 1
+    retries: list[Retry] = Field(default_factory=list)  # the failed attempts before the answer
     flags: list[str] = Field(default_factory=list)
     created_at: datetime = Field(default_factory=utcnow)
 

@@ -467,6 +467,7 @@ class Journal:
             usage=usage,
             latency_ms=sum(r.latency_ms for r in results),
             attempts=max(1, sum(r.attempts for r in results)),
+            retries=[retry for r in results for retry in r.retries],
             flags=[*flags, *(d for d in dropped if d not in flags)],
         )
 
