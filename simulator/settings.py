@@ -173,35 +173,45 @@ class Settings(BaseSettings):
             return SecretStr(uri)
         if self.db_cluster_url:
             password = self.db_password.get_secret_value() if self.db_password else None
-            if (
-                password is None
-                and remembered is not None
-                and remembered.cluster_url == self.db_cluster_url
-                and remembered.user == self.db_user
-            ):
+            if password is None and self._remembered_for_cluster(remembered):
+                assert remembered is not None and remembered.password is not None
                 password = remembered.password.get_secret_value()
             return SecretStr(build_uri(self.db_cluster_url, self.db_user, password))
         if remembered is not None:
+            password = self.db_password or remembered.password
             return SecretStr(
                 build_uri(
-                    remembered.cluster_url, remembered.user, remembered.password.get_secret_value()
+                    remembered.cluster_url,
+                    remembered.user,
+                    password.get_secret_value() if password else None,
                 )
             )
         return None
 
-    def needs_password(self, remembered: Credentials | None = None) -> bool:
-        """True when a server and user are configured but no password is known: ask for one."""
-        if self.mongodb_uri is not None or not self.db_cluster_url or not self.db_user:
-            return False
-        if self.db_cluster_url.startswith(("mongodb://", "mongodb+srv://")):
-            return False
-        if self.db_password is not None:
-            return False
-        return not (
+    def _remembered_for_cluster(self, remembered: Credentials | None) -> bool:
+        """The remembered login is for the configured server and user, with its password."""
+        return (
             remembered is not None
+            and remembered.password is not None
             and remembered.cluster_url == self.db_cluster_url
             and remembered.user == self.db_user
         )
+
+    def needs_password(self, remembered: Credentials | None = None) -> bool:
+        """True when a server and user are known but no password: ask for one. That is a
+        configured ``DB_CLUSTER_URL`` + ``DB_USER`` without ``DB_PASSWORD`` (and no remembered
+        password for them), or a remembered login whose password is not kept (no keyring)."""
+        if self.mongodb_uri is not None:
+            return False
+        if not self.db_cluster_url:
+            return (
+                remembered is not None and remembered.password is None and self.db_password is None
+            )
+        if not self.db_user or self.db_cluster_url.startswith(URI_SCHEMES):
+            return False
+        if self.db_password is not None:
+            return False
+        return not self._remembered_for_cluster(remembered)
 
     @property
     def uses_embedded_server(self) -> bool:

@@ -620,13 +620,18 @@ async def connect_store(uri: str, db_name: str, timeout_ms: int = 5000) -> Mongo
     return store
 
 
-def _no_authentication(host: str) -> AuthenticationError:
-    return AuthenticationError(
+class NoAuthenticationError(ConfigurationError):
+    """Credentials were given to a server that has no authentication (the embedded one)."""
+
+    title = "No authentication on this server"
+
+
+def _no_authentication(host: str) -> NoAuthenticationError:
+    return NoAuthenticationError(
         f"The server at {host} has no authentication: it does not accept a user name or "
         "password (the embedded local server is such a server; there you are your "
         "operating-system account). Remove the user name and password from MONGODB_URI, or "
-        "unset DB_USER/DB_PASSWORD; 'simulator login' is for servers with users, such as Atlas.",
-        title="No authentication on this server",
+        "unset DB_USER/DB_PASSWORD; 'simulator login' is for servers with users, such as Atlas."
     )
 
 
@@ -690,6 +695,7 @@ async def opened_store(settings: Settings, remembered: Any = None) -> AsyncItera
 __all__ = [
     "SCHEMA_VERSION",
     "MongoStore",
+    "NoAuthenticationError",
     "close_store",
     "connect_store",
     "message_id",
