@@ -109,6 +109,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 async def _run(args: argparse.Namespace, run_spec: Any) -> int:
     from simulator.db.mongo import opened_store
+    from simulator.engine.grid import expand_grid
     from simulator.settings import load_settings
 
     console = _console()
@@ -123,10 +124,14 @@ async def _run(args: argparse.Namespace, run_spec: Any) -> int:
         if not args.yes and sys.stdin.isatty() and not _confirm(console):
             console.print("Nothing started.")
             return EXIT_OK
-        experiment = await _resolve_experiment(store, run_spec.experiment, user, store_it=True)
-        spec = spec.model_copy(update={"experiment_id": experiment.id})
         async with _runner(store, settings) as runner:
-            batch = await runner.start(experiment, spec, owner=user, prices=run_spec.prices)
+            # The models first: a batch that cannot run stores nothing (nor its experiment).
+            await runner.preflight(experiment, expand_grid(experiment, spec))
+            experiment = await _resolve_experiment(store, run_spec.experiment, user, store_it=True)
+            spec = spec.model_copy(update={"experiment_id": experiment.id})
+            batch = await runner.start(
+                experiment, spec, owner=user, prices=run_spec.prices, preflight=False
+            )
             console.print(
                 f"Batch [bold]{batch.id}[/] started: {batch.cells_total} conversations "
                 f"of {experiment.name!r}."

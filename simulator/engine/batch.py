@@ -168,13 +168,21 @@ class BatchRunner:
     # ------------------------------------------------------------------ creating
 
     async def start(
-        self, experiment: Experiment, spec: BatchSpec, owner: str = "", prices: Prices | None = None
+        self,
+        experiment: Experiment,
+        spec: BatchSpec,
+        owner: str = "",
+        prices: Prices | None = None,
+        *,
+        preflight: bool = True,
     ) -> Batch:
-        """Store the batch and a pending conversation for each cell; nothing runs yet."""
+        """Store the batch and a pending conversation for each cell; nothing runs yet. The
+        models are checked first (``preflight``; False: the caller just did)."""
         if spec.experiment_id != experiment.id:
             spec = spec.model_copy(update={"experiment_id": experiment.id})
         cells = expand_grid(experiment, spec)
-        await self.preflight(experiment, cells)  # nothing is stored for a batch that cannot run
+        if preflight:
+            await self.preflight(experiment, cells)  # nothing is stored for a batch that cannot run
         batch = Batch(
             experiment_id=experiment.id,
             experiment_version=experiment.version,
