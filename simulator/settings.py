@@ -130,6 +130,17 @@ class Settings(BaseSettings):
                 raise ValueError(problem)
         return v
 
+    @field_validator("openai_base_url", "ollama_host")
+    @classmethod
+    def _valid_url(cls, v: str | None, info: Any) -> str | None:
+        from simulator.domain.models import url_problem
+
+        if v is not None and v.strip():
+            problem = url_problem(v, bare_host=info.field_name == "ollama_host")
+            if problem:
+                raise ValueError(problem)
+        return v
+
     @field_validator("mongodb_db")
     @classmethod
     def _valid_db_name(cls, v: str) -> str:

@@ -70,6 +70,8 @@ def nothing_stored(db: Any) -> None:
         ("LOG_LEVEL", "LOUD", "LOG_LEVEL='LOUD': not a log level; accepted: DEBUG, INFO"),
         ("MONGODB_DB", "a/b", "MONGODB_DB='a/b': a database name may not contain '/'"),
         ("MONGODB_DB", "x" * 70, "longer than 63 bytes"),
+        ("OLLAMA_HOST", "::::", "OLLAMA_HOST='::::': not a URL"),
+        ("OPENAI_BASE_URL", "notaurl", "OPENAI_BASE_URL='notaurl': must start with http://"),
     ],
 )
 @pytest.mark.parametrize("where", ["environment", ".env"])
@@ -99,6 +101,15 @@ def test_the_tui_start_refuses_a_bad_setting_the_same_way(
     monkeypatch.setenv("LLM_MAX_ATTEMPTS", "0")
     err = refused(["tui"], capsys)
     assert "LLM_MAX_ATTEMPTS='0'" in err
+
+
+def test_a_data_directory_that_cannot_be_one_is_named(
+    env: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("MONGODB_URI")  # the embedded server, whose files would go there
+    monkeypatch.setenv("SIMULATOR_DATA_DIR", "/dev/null/data")
+    err = refused(["batches"], capsys)
+    assert "Set SIMULATOR_DATA_DIR to a writable directory" in err
 
 
 def test_a_dotenv_that_is_not_utf8_is_named(
@@ -194,6 +205,12 @@ def spec_file(tmp_path: Path, batch: str, *, suffix: str = ".yaml") -> str:
             "  models: [{provider: dryrun, options: {max_attempts: 2.5}}]\n",
             "max_attempts must be a whole number from 1 to 20, not 2.5",
         ),
+        (
+            "  models: [{provider: openai, model: m, base_url: 'ftp://x'}]\n",
+            "batch.models.0: base_url 'ftp://x': must start with http:// or https://",
+        ),
+        ("  seed: " + "9" * 5000 + "\n", "it holds a number with thousands of digits"),
+        ("  factors: " + "[" * 5000 + "]" * 5000 + "\n", "it is nested too deeply"),
         # 10 factor combinations x 100 x 100 agent counts: counted, never expanded
         (
             "  max_agents: {Guard: 100, Prisoner: 100}\n",
@@ -224,6 +241,14 @@ def test_a_json_spec_with_a_float_count_is_refused_with_the_bound(
     err = refused(["run", spec_file(tmp_path, json.dumps(data), suffix=".json"), "--yes"], capsys)
     assert "batch.repeats: must be a whole number from 1 to 1,000, not 1000000000.0" in err
     nothing_stored(env)
+
+
+@pytest.mark.parametrize("name", ["/dev/zero", "."])
+def test_a_spec_that_is_not_a_regular_file_is_refused(
+    env: Any, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    err = refused(["run", name, "--dry-run"], capsys)
+    assert "give a YAML or JSON file" in err
 
 
 def test_a_batch_refused_by_its_model_check_is_not_stored(

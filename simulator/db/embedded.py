@@ -80,14 +80,23 @@ class ServerStatus:
 
 def default_data_dir(settings: Any = None) -> Path:
     """The embedded server's directory: ``SIMULATOR_DATA_DIR`` (environment or ``.env``) + mongo."""
-    configured = getattr(settings, "simulator_data_dir", None)
-    if configured:
-        path = Path(configured).expanduser() / "mongo"
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-    from simulator.paths import embedded_db_dir
+    from simulator.domain.errors import ConfigurationError
 
-    return embedded_db_dir()
+    configured = getattr(settings, "simulator_data_dir", None)
+    try:
+        if configured:
+            path = Path(configured).expanduser() / "mongo"
+            path.mkdir(parents=True, exist_ok=True)
+            return path
+        from simulator.paths import embedded_db_dir
+
+        return embedded_db_dir()
+    except OSError as exc:
+        raise ConfigurationError(
+            f"The embedded database's directory cannot be created ({exc.strerror or exc}: "
+            f"{exc.filename}). Set SIMULATOR_DATA_DIR to a writable directory.",
+            title="Invalid setting",
+        ) from None
 
 
 def server_uri(port: int, host: str = HOST) -> str:

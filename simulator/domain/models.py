@@ -80,6 +80,27 @@ def bound_message(name: str, value: Any) -> str:
     return f"must be {kind} {bound_text(name)}, not {value!r}"
 
 
+def url_problem(url: str, *, bare_host: bool = False) -> str | None:
+    """What is wrong with a server URL (``http(s)://host[:port][/path]``), or None. With
+    ``bare_host`` a ``host[:port]`` without scheme is accepted too (Ollama's own convention)."""
+    from urllib.parse import urlsplit
+
+    text = url.strip()
+    if bare_host and "://" not in text:
+        text = f"http://{text}"
+    try:
+        parts = urlsplit(text)
+        port = parts.port  # raises ValueError for a port that is not a number in range
+    except ValueError as exc:
+        return f"not a URL ({exc})"
+    if parts.scheme not in ("http", "https"):
+        return "must start with http:// or https://"
+    if not parts.hostname or any(c.isspace() for c in text):
+        return "needs a host name (e.g. http://127.0.0.1:8000/v1)"
+    del port
+    return None
+
+
 def _int_field(name: str, default: Any, **extra: Any) -> Any:
     """A whole number within ``BOUNDS[name]``; strict: true/false and 2.0 or "2" are refused."""
     low, high = BOUNDS[name]
@@ -262,6 +283,14 @@ class ModelRef(Model):
     @classmethod
     def _known_options(cls, v: dict[str, Any]) -> dict[str, Any]:
         return _check_options(v)
+
+    @model_validator(mode="after")
+    def _valid_base_url(self) -> ModelRef:
+        if self.base_url is not None and self.base_url.strip():
+            problem = url_problem(self.base_url, bare_host=self.provider is Provider.ollama)
+            if problem:
+                raise ValueError(f"base_url {self.base_url!r}: {problem}")
+        return self
 
     @property
     def endpoint(self) -> str:

@@ -64,6 +64,9 @@ _Loader.add_implicit_resolver(
 )
 
 
+MAX_FILE_BYTES = 20_000_000  # a spec or experiment file larger than this is not one
+
+
 def load_yaml(text: str, source: str = "<text>") -> Any:
     """Parse YAML (or JSON, which is YAML) with YAML 1.2 booleans; errors name line and column."""
     try:
@@ -74,11 +77,32 @@ def load_yaml(text: str, source: str = "<text>") -> Any:
         raise SpecError(f"{source}{where}: not valid YAML: {exc.problem or exc}") from None
     except yaml.YAMLError as exc:
         raise SpecError(f"{source}: not valid YAML: {exc}") from None
+    except (ValueError, RecursionError) as exc:
+        raise SpecError(f"{source}: not a usable YAML file: {_parse_problem(exc)}") from None
+
+
+def _parse_problem(exc: BaseException) -> str:
+    """What a parser's ValueError or RecursionError means for the user."""
+    if isinstance(exc, RecursionError):
+        return "it is nested too deeply"
+    if "digits" in str(exc):
+        return "it holds a number with thousands of digits"
+    return str(exc)
 
 
 def read_data_file(path: Path) -> Any:
     """A YAML or JSON file's content (JSON when the name ends in .json)."""
     try:
+        if not path.is_file():
+            what = "is a directory" if path.is_dir() else "is not a regular file"
+            if not path.exists():
+                raise FileNotFoundError
+            raise SpecError(f"{path}: {what}; give a YAML or JSON file.")
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise SpecError(
+                f"{path}: {path.stat().st_size:,} bytes; a spec or experiment file is at most "
+                f"{MAX_FILE_BYTES:,} bytes."
+            )
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError(f"{path}: no such file.") from None
@@ -91,6 +115,8 @@ def read_data_file(path: Path) -> Any:
             raise SpecError(
                 f"{path} at line {exc.lineno}, column {exc.colno}: not valid JSON: {exc.msg}"
             ) from None
+        except (ValueError, RecursionError) as exc:
+            raise SpecError(f"{path}: not a usable JSON file: {_parse_problem(exc)}") from None
     return load_yaml(text, str(path))
 
 
