@@ -171,7 +171,8 @@ class Settings(BaseSettings):
         Order: ``MONGODB_URI``; then the trio ``DB_USER``/``DB_PASSWORD``/``DB_CLUSTER_URL`` (a
         cluster value that already is a URI is used as is; credentials are URL-escaped; a missing
         password is taken from remembered credentials for the same user and cluster); then the
-        remembered credentials alone (auto-login); else None (the embedded server).
+        remembered credentials alone (auto-login; the password from ``DB_PASSWORD`` when no
+        keyring keeps it); else None (the embedded server).
         """
         if self.mongodb_uri is not None:
             uri = self.mongodb_uri.get_secret_value().strip()
@@ -189,12 +190,12 @@ class Settings(BaseSettings):
                 password = remembered.password.get_secret_value()
             return SecretStr(build_uri(self.db_cluster_url, self.db_user, password))
         if remembered is not None:
-            password = self.db_password or remembered.password
+            secret = self.db_password or remembered.password  # DB_PASSWORD: typed or .env
             return SecretStr(
                 build_uri(
                     remembered.cluster_url,
                     remembered.user,
-                    password.get_secret_value() if password else None,
+                    secret.get_secret_value() if secret else None,
                 )
             )
         return None

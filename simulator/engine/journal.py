@@ -41,6 +41,7 @@ from simulator.domain import (
     utcnow,
 )
 from simulator.domain.errors import SimulatorError
+from simulator.domain.models import Retry
 from simulator.engine.events import (
     ConversationFailed,
     ConversationFinished,
@@ -467,7 +468,7 @@ class Journal:
             usage=usage,
             latency_ms=sum(r.latency_ms for r in results),
             attempts=max(1, sum(r.attempts for r in results)),
-            retries=[retry for r in results for retry in r.retries],
+            retries=[Retry.model_validate(retry) for r in results for retry in r.retries],
             flags=[*flags, *(d for d in dropped if d not in flags)],
         )
 

@@ -484,9 +484,7 @@ EXPERIMENT_FORMAT = "llm-interaction-simulator/experiment"
 EXPERIMENT_FORMAT_VERSION = 1
 WRAPPER_KEYS = ("format", "format_version", "experiment")
 # Identity and view state: never read from a file (an imported experiment is the importer's).
-IDENTITY_FIELDS = frozenset(
-    {"id", "owner", "created_at", "updated_at", "version", "favourite", "parent_id"}
-)
+IDENTITY_FIELDS = {"id", "owner", "created_at", "updated_at", "version", "favourite", "parent_id"}
 
 
 def experiment_fields(
