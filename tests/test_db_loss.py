@@ -7,6 +7,7 @@ The time the run takes to give up is measured by benchmarks/db_loss.py, not here
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -193,3 +194,93 @@ def test_cli_run_exits_1_with_the_resume_hint_when_the_server_dies(
         check_nothing_lost_or_duplicated(db, batch_id, cells=30)
     finally:
         client.close()
+
+
+# --------------------------------------------------------------------------- supervision
+
+
+def wait_for(condition: Any, what: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s  # hang guard
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def alive(pid: int | None) -> bool:
+    from simulator.db.embedded import _pid_alive
+
+    return pid is not None and _pid_alive(pid)
+
+
+async def test_the_app_restarts_its_embedded_server_once_and_a_batch_finishes_exactly(
+    tmp_path: Path,
+) -> None:
+    from simulator.db.mongo import close_store, open_store
+    from simulator.settings import Settings
+
+    settings = Settings(_env_file=None, simulator_data_dir=tmp_path, mongodb_db="supervised")
+    store, server = await open_store(settings)
+    assert server is not None
+    try:
+        experiment = await store.experiments.create(make_prison_experiment())
+        model = ModelRef(provider=Provider.dryrun, model="script", options={"latency_ms": 20})
+        spec = BatchSpec(
+            experiment_id=experiment.id,
+            model_sets=[ModelSet(default=model)],
+            total_messages=TOTAL_MESSAGES,
+            repeats=8,
+            concurrency=2,
+        )
+        first_pid, port = server.pid, server.port
+        stored = 0
+
+        def kill_mid_batch(event: Any) -> None:
+            nonlocal stored
+            if isinstance(event, MessageStored):
+                stored += 1
+                if stored == 15:
+                    os.kill(first_pid, signal.SIGKILL)
+
+        bus = EventBus()
+        bus.subscribe(kill_mid_batch)
+        runner = BatchRunner(store, Backends(), bus)
+        batch = await runner.start(experiment, spec)
+        try:
+            ended = await runner.run(batch.id)
+        except StoreLostError:  # the restart came too late for the driver's retry: resume
+            await asyncio.to_thread(wait_for, lambda: alive(server.pid), "the restart")
+            ended = await BatchRunner(store, Backends()).resume(batch.id)
+        assert ended.status is Status.done, ended.error
+        assert server.restarts == 1 and server.pid != first_pid and server.port == port
+        assert await store.experiments.get(experiment.id) is not None  # the data is intact
+
+        # Restarted once only: a second death is left to the run's own handling.
+        second_pid = server.pid
+        os.kill(second_pid, signal.SIGKILL)
+        await asyncio.to_thread(wait_for, lambda: not server.supervising, "the watch to end")
+        assert server.restarts == 1 and not alive(second_pid)
+    finally:
+        await close_store(store, server)
+
+    # the batch, read back from a fresh start on the same files
+    again = EmbeddedServer(tmp_path / "mongo")
+    uri = again.start()
+    client: pymongo.MongoClient[Any] = pymongo.MongoClient(uri)
+    try:
+        check_nothing_lost_or_duplicated(client["supervised"], batch.id, cells=8)
+    finally:
+        client.close()
+        again.stop()
+
+
+def test_a_server_stopped_on_purpose_is_not_restarted(tmp_path: Path) -> None:
+    user = EmbeddedServer(tmp_path / "mongo")
+    user.start()
+    user.supervise(interval_s=0.05)
+    try:
+        pid = user.pid
+        EmbeddedServer(tmp_path / "mongo").shutdown(force=True)  # simulator db stop --force
+        wait_for(lambda: not user.supervising, "the watch to end")
+        assert user.restarts == 0 and not alive(pid)
+    finally:
+        user.stop()

@@ -670,6 +670,7 @@ async def open_store(
     except BaseException:
         await asyncio.to_thread(server.stop)
         raise
+    server.supervise()  # restarted once, on the same port, if it dies while we use it
     return store, server
 
 
