@@ -332,7 +332,8 @@ class RunRegistry:
 
     async def cancel(self, batch_id: str) -> None:
         """Stop the batch (every stored message is kept); ``run(..., resume=True)`` continues."""
-        batch = await self.runner.cancel(batch_id)  # a batch already done stays done
+        # a batch already done stays done
+        batch = await self.runner.cancel(batch_id, reason="cancelled in the app")
         run = self.runs.get(batch_id)
         if run is not None:
             run.batch = batch
