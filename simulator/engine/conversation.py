@@ -12,6 +12,7 @@ import asyncio
 import logging
 from typing import Any
 
+from simulator.db.store import STORE_LOST, is_store_unreachable
 from simulator.domain import (
     Agent,
     Conversation,
@@ -29,6 +30,9 @@ from simulator.engine.kinds import runner_for
 from simulator.engine.speakers import ChooseSpeaker
 
 log = logging.getLogger(__name__)
+
+STOPPED = "stopped before the end"  # a cancelled task's reason, until a batch runner says more
+QUIET_WRITE_S = 1.5  # how long a stopping conversation waits to store its end
 
 MANAGER_PROMPT = (
     "You moderate a conversation among {participants}. You do not take part in it. After each "
@@ -151,7 +155,9 @@ async def run_conversation(
 
     A done conversation is returned as is. Failures of the models, the prompts or the stored data
     end the run with status ``failed`` and a readable ``error`` (every message stored so far is
-    kept, and running it again resumes from there). Cancelling the task stores ``cancelled``.
+    kept, and running it again resumes from there). Cancelling the task stores ``interrupted``
+    (a batch runner then records why). When the database itself stops answering, nothing more
+    is written: the failure is raised for the caller (``db.store.is_store_unreachable``).
     """
     conversation = await store.conversations.get(conversation_id)
     if conversation is None:
@@ -175,13 +181,17 @@ async def run_conversation(
     journal.choose_speaker = choose_speaker
     try:
         await runner(store, backends, journal.conversation, experiment, journal, bus)
-    except asyncio.CancelledError:
-        await _finish_quietly(journal, Status.cancelled, "cancelled before the end")
+    except asyncio.CancelledError as exc:
+        if STORE_LOST not in exc.args:
+            await _finish_quietly(journal, Status.interrupted, None, stop_reason=STOPPED)
         raise
-    except SimulatorError as exc:
-        log.warning("conversation %s failed: %s: %s", conversation_id, exc.title, exc)
-        return await _finish_quietly(journal, Status.failed, f"{exc.title}: {exc}")
-    except Exception as exc:  # a bug: keep the data, say what happened, log the traceback
+    except Exception as exc:
+        if is_store_unreachable(exc):
+            raise  # the database is gone: writing the failure would only wait for it again
+        if isinstance(exc, SimulatorError):
+            log.warning("conversation %s failed: %s: %s", conversation_id, exc.title, exc)
+            return await _finish_quietly(journal, Status.failed, f"{exc.title}: {exc}")
+        # a bug: keep the data, say what happened, log the traceback
         log.exception("conversation %s failed unexpectedly", conversation_id)
         return await _finish_quietly(
             journal, Status.failed, f"Unexpected error ({type(exc).__name__}): {exc}"
@@ -189,12 +199,20 @@ async def run_conversation(
     return await journal.finish(Status.done)
 
 
-async def _finish_quietly(journal: Journal, status: Status, error: str) -> Conversation:
+async def _finish_quietly(
+    journal: Journal, status: Status, error: str | None, *, stop_reason: str | None = None
+) -> Conversation:
+    """Store the end, waiting at most ``QUIET_WRITE_S`` (a dying database must not hold a
+    stopping run); on failure the stored status stays ``running`` and a resume continues it."""
     try:
-        return await journal.finish(status, error)
+        return await asyncio.wait_for(
+            journal.finish(status, error, stop_reason=stop_reason), QUIET_WRITE_S
+        )
     except Exception:
-        log.exception("could not store the end of conversation %s", journal.conversation.id)
-        return journal.conversation.model_copy(update={"status": status, "error": error})
+        log.warning("could not store the end of conversation %s", journal.conversation.id)
+        return journal.conversation.model_copy(
+            update={"status": status, "error": error, "stop_reason": stop_reason}
+        )
 
 
 __all__ = ["build_conversation", "manager_prompt", "prepare_conversation", "run_conversation"]

@@ -67,6 +67,14 @@ class BatchProgress:
 
 
 @dataclass(frozen=True)
+class StoreLost:
+    """The database stopped answering during a batch: no conversation starts after this."""
+
+    batch_id: str
+    error: str
+
+
+@dataclass(frozen=True)
 class SpeakerChoiceNeeded:
     """Manual speaker selection: the engine now awaits ``choose_speaker`` for this turn."""
 
@@ -84,6 +92,7 @@ Event = (
     | ConversationFinished
     | ConversationFailed
     | BatchProgress
+    | StoreLost
     | SpeakerChoiceNeeded
 )
 Subscriber = Callable[[Any], Awaitable[None] | None]
@@ -156,5 +165,6 @@ __all__ = [
     "EventBus",
     "MessageStored",
     "SpeakerChoiceNeeded",
+    "StoreLost",
     "Subscriber",
 ]

@@ -42,6 +42,7 @@ from simulator.domain import (
     utcnow,
 )
 from simulator.domain.errors import SimulatorError
+from simulator.domain.models import Retry
 from simulator.engine.events import (
     ConversationFailed,
     ConversationFinished,
@@ -399,14 +400,18 @@ class Journal:
         await self.store.conversations.set_fields(self.conversation.id, **fields)
         self.conversation = self.conversation.model_copy(update=fields)
 
-    async def finish(self, status: Status, error: str | None = None) -> Conversation:
-        """Store the final status, error and totals; publish ConversationFinished (done,
-        cancelled) or ConversationFailed (failed)."""
+    async def finish(
+        self, status: Status, error: str | None = None, *, stop_reason: str | None = None
+    ) -> Conversation:
+        """Store the final status, error (failed), stop reason (interrupted, cancelled) and
+        totals; publish ConversationFinished (done, interrupted, cancelled) or
+        ConversationFailed (failed)."""
         await self._progress_settled()  # a late progress write must not land after the totals
         fields: dict[str, Any] = {
             **self._progress_fields(),
             "status": status,
             "error": error,
+            "stop_reason": stop_reason,
             "finished_at": utcnow(),
         }
         await self.store.conversations.set_fields(self.conversation.id, **fields)
@@ -487,6 +492,7 @@ class Journal:
             usage=usage,
             latency_ms=sum(r.latency_ms for r in results),
             attempts=max(1, sum(r.attempts for r in results)),
+            retries=[Retry.model_validate(retry) for r in results for retry in r.retries],
             flags=[*flags, *(d for d in dropped if d not in flags)],
             decision=decision,
             decision_cause=decision_cause,

@@ -47,6 +47,8 @@ class ChatResult:
     sent_params: dict[str, Any] = field(default_factory=dict)  # exactly what went on the wire
     dropped_params: list[str] = field(default_factory=list)  # configured but not accepted
     attempts: int = 1
+    # the failed attempts before this answer: {"attempt", "reason", "wait_s"} each
+    retries: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

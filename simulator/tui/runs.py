@@ -38,7 +38,9 @@ from simulator.engine.journal import AGENT_KINDS
 log = logging.getLogger(__name__)
 
 #: Batch statuses a resume continues.
-RESUMABLE = frozenset({Status.pending, Status.running, Status.cancelled, Status.failed})
+RESUMABLE = frozenset(
+    {Status.pending, Status.running, Status.interrupted, Status.cancelled, Status.failed}
+)
 RECENT_MESSAGES = 4  # kept per running conversation, for the manual speaker dialog
 
 
@@ -330,7 +332,8 @@ class RunRegistry:
 
     async def cancel(self, batch_id: str) -> None:
         """Stop the batch (every stored message is kept); ``run(..., resume=True)`` continues."""
-        batch = await self.runner.cancel(batch_id)  # a batch already done stays done
+        # a batch already done stays done
+        batch = await self.runner.cancel(batch_id, reason="cancelled in the app")
         run = self.runs.get(batch_id)
         if run is not None:
             run.batch = batch

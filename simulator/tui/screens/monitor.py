@@ -67,6 +67,7 @@ RICH_STATUS_STYLE = {
     Status.done: "green",
     Status.failed: "bold red",
     Status.cancelled: "dim italic",
+    Status.interrupted: "italic yellow",
 }
 
 # (label, width, right-aligned). A conversation is one pre-formatted line in a one-column table:
@@ -663,7 +664,11 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
             f"{spec.speaker_selection.value} · repeats {spec.repeats} · seed {spec.seed}"
         )
         label = batch_status_label(b, row.here)
-        if label == "interrupted":
+        if label == "interrupted" and b.stop_reason:
+            text += (
+                f"\nInterrupted: {clip(b.stop_reason, 120)}. r resumes it from the last message."
+            )
+        elif label == "interrupted":
             text += "\nIts session ended before it finished: r resumes it from the last message."
         elif b.status is Status.failed and b.error:
             text += f"\n[red]{clip(b.error, 160)}[/red]"
