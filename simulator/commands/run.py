@@ -432,8 +432,15 @@ async def _drive(
     runner: Any, batch: Batch, experiment: Experiment, console: Any, *, resume: bool = False
 ) -> Batch:
     """Run (or resume) the batch with a progress bar and a line per finished conversation."""
+    from rich.markup import escape
+
     from simulator.db.store import ConversationFilter
-    from simulator.engine.events import BatchProgress, ConversationFailed, ConversationFinished
+    from simulator.engine.events import (
+        BatchProgress,
+        ConversationFailed,
+        ConversationFinished,
+        ConversationWarning,
+    )
     from simulator.engine.grid import describe_cell
 
     conversations: dict[str, Conversation] = {
@@ -446,6 +453,7 @@ async def _drive(
         return f"#{c.cell_index + 1} {describe_cell(c.cell)}" if c else cid
 
     _running.append(batch.id)
+    warned: dict[str, int] = {}  # warning -> conversations it was recorded on
     with _progress(console, batch, experiment) as (progress, task):
 
         def on_event(event: Any) -> None:
@@ -463,6 +471,13 @@ async def _drive(
                 progress.console.print(
                     f"  [red]failed[/]  {label(event.conversation_id)}: {event.error}"
                 )
+            elif isinstance(event, ConversationWarning) and event.batch_id == batch.id:
+                if event.warning not in warned:  # once per warning; the total comes at the end
+                    progress.console.print(
+                        f"  [yellow]warning[/]  {label(event.conversation_id)}: "
+                        + escape(event.text)
+                    )
+                warned[event.warning] = warned.get(event.warning, 0) + 1
 
         unsubscribe = runner.bus.subscribe(on_event)
         try:
@@ -477,6 +492,11 @@ async def _drive(
             raise
         finally:
             unsubscribe()
+            for warning, n in warned.items():
+                progress.console.print(
+                    f"[yellow]Warning[/]: {escape(warning)} on {n} conversation(s) of this run "
+                    "(stored in each conversation's warnings)."
+                )
 
 
 @contextmanager

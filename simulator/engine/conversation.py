@@ -1,9 +1,10 @@
 """Preparing a conversation (its agents and rendered prompts) and running or resuming it.
 
 ``prepare_conversation`` freezes everything a run needs into the stored conversation: agent names,
-each agent's rendered system prompt and model, the kickoff, the summarizer and manager prompts,
-the seed and the budget. ``run_conversation`` plays it through the kind's scenario runner and the
-journal; called again on an unfinished conversation it resumes where the stored messages end.
+each agent's system prompt rendered for every day and its model, the kickoff, the summarizer's
+prompt for every day, the manager's prompt, the seed and the budget. ``run_conversation`` plays it
+through the kind's scenario runner and the journal; called again on an unfinished conversation it
+resumes where the stored messages end.
 """
 
 from __future__ import annotations
@@ -101,22 +102,35 @@ def build_conversation(
     if experiment.kind is ExperimentKind.dialogue:
         day_budgets(cell.total_messages, cell.days)  # raises a SpecError the user can act on
     factors = dict(cell.factors)
-    agents = [
-        Agent(
-            name=name,
-            role=role,
-            model=cell.models.for_role(role),
-            system_prompt=render_system_prompt(
+    days = range(1, cell.days + 1)
+    agents: list[Agent] = []
+    for name, role in agent_names(experiment.roles, counts):
+        # every day's prompt, rendered now: what each day sends is fixed (and stored) before
+        # the first call, so a resumed day sends exactly what it sent before the interruption
+        prompts = [
+            render_system_prompt(
                 experiment,
                 experiment.role(role),
                 counts,
                 name=name,
                 factors=factors,
-                day=1,
+                day=day,
                 days=cell.days,
-            ),
+            )
+            for day in days
+        ]
+        agents.append(
+            Agent(
+                name=name,
+                role=role,
+                model=cell.models.for_role(role),
+                system_prompt=prompts[0],
+                system_prompts=prompts,
+            )
         )
-        for name, role in agent_names(experiment.roles, counts)
+    summarizer_prompts = [
+        render_summarizer_prompt(experiment, counts, factors=factors, day=day, days=cell.days)
+        for day in days
     ]
     return Conversation(
         id=conversation_id or new_id(),
@@ -131,9 +145,8 @@ def build_conversation(
         seed=cell.seed,
         agents=agents,
         kickoff=render_starting_message(experiment, counts, factors=factors, day=1, days=cell.days),
-        summarizer_prompt=render_summarizer_prompt(
-            experiment, counts, factors=factors, day=1, days=cell.days
-        ),
+        summarizer_prompt=summarizer_prompts[0],
+        summarizer_prompts=summarizer_prompts,
         manager_prompt=manager_prompt(agents),
         budget=cell.total_messages,
     )

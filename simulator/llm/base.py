@@ -47,6 +47,10 @@ class ChatResult:
     sent_params: dict[str, Any] = field(default_factory=dict)  # exactly what went on the wire
     dropped_params: list[str] = field(default_factory=list)  # configured but not accepted
     attempts: int = 1
+    # The whole prompt's length in tokens as the server counted it, cached prefix included;
+    # None when the server did not say, or its count may leave out a cached prefix without
+    # saying so (Ollama). What the system-prompt check judges (see system_check.py).
+    prompt_tokens_total: int | None = None
 
 
 @dataclass(frozen=True)

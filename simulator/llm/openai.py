@@ -1,10 +1,12 @@
 """OpenAI and OpenAI-compatible servers (vLLM, llama.cpp's server, LM Studio) via ``AsyncOpenAI``.
 
 Sent on every request: ``temperature``, ``top_p``, ``max_tokens``, ``seed`` (those not None), plus
-``response_format`` for structured actions. When a server answers 400 naming one of them, the call
-is repeated once without it (or, for ``max_tokens``, with ``max_completion_tokens`` when the server
-asks for that), the result lists it in ``dropped_params``, and later calls to the same model leave
-it out from the start. The SDK's own retries are off: ``Backends`` retries (see retry.py).
+``response_format`` for structured actions; ``top_k`` and ``num_ctx`` are never sent (they are not
+OpenAI parameters), so ``sent_params`` never lists them. When a server answers 400 naming one of
+them, the call is repeated once without it (or, for ``max_tokens``, with ``max_completion_tokens``
+when the server asks for that), the result lists it in ``dropped_params``, and later calls to the
+same model leave it out from the start. The SDK's own retries are off: ``Backends`` retries (see
+retry.py).
 """
 
 from __future__ import annotations
@@ -161,12 +163,19 @@ class OpenAIBackend:
         choice = response.choices[0] if response.choices else None
         text = (choice.message.content or "") if choice is not None else ""
         usage = response.usage
+        prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
+        # OpenAI's prompt_tokens counts the cached part too; a server that reports cached
+        # tokens beside a count without them gets them added: a generous total can only hide
+        # a dropped system message, never invent one (system_check.py)
+        details = getattr(usage, "prompt_tokens_details", None)
+        cached = int(getattr(details, "cached_tokens", 0) or 0)
         return ChatResult(
             text=text,
             usage=TokenUsage(
-                prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+                prompt_tokens=prompt_tokens,
                 completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
             ),
+            prompt_tokens_total=prompt_tokens + cached if prompt_tokens else None,
             latency_ms=latency_ms,
             finish_reason=choice.finish_reason if choice is not None else None,
             raw=response.model_dump(mode="json", exclude_none=True),
