@@ -147,8 +147,11 @@ class OpenAIBackend:
                     **sent,
                 )
             except openai.APIStatusError as exc:
-                name = self._refused(exc, self._detail(exc, ref), sent)
-                if name is None or not adapt.adapt(name, self._detail(exc, ref)):
+                detail = self._detail(exc, ref)
+                name = self._refused(exc, detail, sent)
+                if name is not None and self._send_params(request, adapt) != sent:
+                    continue  # a call sent at the same time already learnt this: follow it
+                if name is None or not adapt.adapt(name, detail):
                     raise self._error(exc, ref) from None
                 continue
             except openai.APIError as exc:
