@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from simulator.domain import (
@@ -102,13 +103,12 @@ def build_conversation(
     if experiment.kind is ExperimentKind.dialogue:
         day_budgets(cell.total_messages, cell.days)  # raises a SpecError the user can act on
     factors = dict(cell.factors)
-    days = range(1, cell.days + 1)
     agents: list[Agent] = []
     for name, role in agent_names(experiment.roles, counts):
         # every day's prompt, rendered now: what each day sends is fixed (and stored) before
         # the first call, so a resumed day sends exactly what it sent before the interruption
-        prompts = [
-            render_system_prompt(
+        prompts = per_day(
+            lambda day, name=name, role=role: render_system_prompt(  # type: ignore[misc]
                 experiment,
                 experiment.role(role),
                 counts,
@@ -116,9 +116,9 @@ def build_conversation(
                 factors=factors,
                 day=day,
                 days=cell.days,
-            )
-            for day in days
-        ]
+            ),
+            cell.days,
+        )
         agents.append(
             Agent(
                 name=name,
@@ -128,10 +128,12 @@ def build_conversation(
                 system_prompts=prompts,
             )
         )
-    summarizer_prompts = [
-        render_summarizer_prompt(experiment, counts, factors=factors, day=day, days=cell.days)
-        for day in days
-    ]
+    summarizer_prompts = per_day(
+        lambda day: render_summarizer_prompt(
+            experiment, counts, factors=factors, day=day, days=cell.days
+        ),
+        cell.days,
+    )
     return Conversation(
         id=conversation_id or new_id(),
         experiment_id=experiment.id,
@@ -150,6 +152,18 @@ def build_conversation(
         manager_prompt=manager_prompt(agents),
         budget=cell.total_messages,
     )
+
+
+def per_day(render: Callable[[int], str], days: int) -> list[str]:
+    """``[render(1), ..., render(days)]``, rendering twice only when day 2 reads like day 1: the
+    day reaches a prompt only through ``<DAY>``, so a prompt equal on two days is equal on all."""
+    first = render(1)
+    if days == 1:
+        return [first]
+    second = render(2)
+    if second == first:
+        return [first] * days
+    return [first, second, *(render(day) for day in range(3, days + 1))]
 
 
 async def run_conversation(
