@@ -171,15 +171,16 @@ async def test_every_request_of_a_multi_day_multi_role_batch_is_what_is_stored(
             assert m.sent_params == sent
             checked += 1
     assert checked == 2 * (9 + 3)
-    # the prisoner's server refused seed once; the call went without it, and says so
-    assert len(refused) == 1
+    # the prisoner's server refused seed (once per conversation at most: the two first calls may
+    # be on their way together); the calls went without it, and say so
+    assert 1 <= len(refused) <= 2
     prisoner_turns = [
         m
         for conv in conversations
         for m in await store.messages.list(conv.id)
         if m.role == "Prisoner"
     ]
-    assert prisoner_turns and all(m.dropped_params == ["seed"] for m in prisoner_turns[1:])
+    assert prisoner_turns and all(m.dropped_params == ["seed"] for m in prisoner_turns)
     assert all("seed" not in (m.sent_params or {"seed": 0}) for m in prisoner_turns)
     # top_k is configured for the prisoner but never sent to an OpenAI-compatible server
     assert all("top_k" not in (m.sent_params or {"top_k": 0}) for m in prisoner_turns)
@@ -236,6 +237,7 @@ async def test_ollama_messages_store_the_options_under_ollamas_names(
         backends = Backends(llm_settings)
         try:
             conv = await run_conversation(store, backends, conv.id)
+            assert backends._dropped == {}  # never judged, so no call waits for a verdict
         finally:
             await backends.aclose()
         options = [b["options"] for b in server.chat_bodies()]

@@ -74,7 +74,9 @@ EventSink = Callable[[LLMEvent], Awaitable[None] | None]
 @runtime_checkable
 class ChatBackend(Protocol):
     """A provider. ``chat`` raises ``simulator.domain.errors.LLMError`` with a message a user can
-    act on when the call fails for good."""
+    act on when the call fails for good. A backend whose servers count the whole prompt (cached
+    part included) in ``ChatResult.prompt_tokens_total`` sets a class attribute
+    ``counts_whole_prompt = True``: only those are judged by the system-prompt check."""
 
     async def chat(self, request: ChatRequest) -> ChatResult: ...
 

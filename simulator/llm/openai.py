@@ -55,6 +55,10 @@ class _Adaptation:
 
 
 class OpenAIBackend:
+    #: ``usage.prompt_tokens`` counts the whole prompt, cached part included: the system-prompt
+    #: check can judge it (see system_check.py).
+    counts_whole_prompt = True
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._clients: ClientCache[openai.AsyncOpenAI] = ClientCache(lambda c: c.close())

@@ -60,8 +60,9 @@ class Backends:
         )
         self._backends: dict[Provider, ChatBackend] = {}
         self._slots: dict[tuple[int, str], asyncio.Semaphore] = {}
-        # the system-prompt check: (endpoint, model) -> dropped?, and the call judging it now
-        self._dropped: dict[tuple[str, str], bool] = {}
+        # the system-prompt check: (endpoint, model) -> dropped? (None: its server's counts
+        # cannot tell), and the call being judged now
+        self._dropped: dict[tuple[str, str], bool | None] = {}
         self._judging: dict[tuple[int, str, str], asyncio.Event] = {}
 
     # ------------------------------------------------------------------ routing
@@ -127,7 +128,11 @@ class Backends:
         key = (ref.endpoint, ref.model)
         judging: asyncio.Event | None = None
         waiting: asyncio.Event | None = None
-        if key not in self._dropped and judgeable(request.messages):
+        if (
+            key not in self._dropped
+            and getattr(backend, "counts_whole_prompt", False)
+            and judgeable(request.messages)
+        ):
             loop_key = (id(asyncio.get_running_loop()), *key)
             waiting = self._judging.get(loop_key)
             if waiting is None:
@@ -153,9 +158,8 @@ class Backends:
 
     def _judge(self, request: ChatRequest, result: ChatResult) -> None:
         ref = request.model
+        # None when the server gave no count: its later answers will not either
         dropped = dropped_system(request.messages, result.prompt_tokens_total)
-        if dropped is None:
-            return  # this answer cannot tell: the next call of the model is judged
         self._dropped[(ref.endpoint, ref.model)] = dropped
         if dropped:
             log.warning(
