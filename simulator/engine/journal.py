@@ -65,7 +65,8 @@ EMPTY = "empty"
 REASKED = "reasked"
 
 #: Prefix of the flags naming sampling parameters the server refused, so the call went without
-#: them (``dropped:seed``): what ran is what is stored.
+#: them (``dropped:seed``): what ran is what is stored. The message also lists them in
+#: ``dropped_params``, beside ``sent_params`` (the parameters of the request as sent).
 DROPPED = "dropped:"
 
 #: Kinds that count as agent messages (the budget, ``Conversation.messages_done``).
