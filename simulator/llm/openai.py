@@ -29,6 +29,8 @@ from simulator.settings import Settings
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 # Local servers need no key, but the SDK insists on one: this placeholder is sent instead.
 NO_KEY = "no-key"
+# The system_fingerprint of Ollama's OpenAI-compatible endpoint.
+OLLAMA_FINGERPRINT = "fp_ollama"
 
 
 @dataclass
@@ -176,13 +178,16 @@ class OpenAIBackend:
         # a dropped system message, never invent one (system_check.py)
         details = getattr(usage, "prompt_tokens_details", None)
         cached = int(getattr(details, "cached_tokens", 0) or 0)
+        # Ollama's /v1 endpoint passes on its prompt_eval_count, which leaves out a prefix served
+        # from its cache in some versions without saying so: not a count of the whole prompt
+        whole = getattr(response, "system_fingerprint", None) != OLLAMA_FINGERPRINT
         return ChatResult(
             text=text,
             usage=TokenUsage(
                 prompt_tokens=prompt_tokens,
                 completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
             ),
-            prompt_tokens_total=prompt_tokens + cached if prompt_tokens else None,
+            prompt_tokens_total=prompt_tokens + cached if prompt_tokens and whole else None,
             latency_ms=latency_ms,
             finish_reason=choice.finish_reason if choice is not None else None,
             raw=response.model_dump(mode="json", exclude_none=True),

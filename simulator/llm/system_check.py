@@ -18,7 +18,8 @@ The rule, built to never cry wolf:
   ``usage.prompt_tokens`` includes the cached part (a server that reports ``cached_tokens``
   beside it gets them added on top, which can hide a drop but never invent one), while Ollama's
   ``prompt_eval_count`` leaves out a prefix served from its cache in some versions without
-  saying so: a short count there could always be a cache hit, so Ollama is not judged.
+  saying so: a short count there could always be a cache hit, so Ollama is not judged (nor
+  its OpenAI-compatible endpoint, whose answers say ``system_fingerprint: fp_ollama``).
 
 ``Backends`` judges the first such call of each model (endpoint and model name) of a run; the
 verdict holds for the rest of the run.

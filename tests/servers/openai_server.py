@@ -9,7 +9,8 @@ error; ``{"type": "json_object", "schema": ...}`` is accepted), ``drop_system`` 
 template that leaves system messages out, llama-cpp-python's ``gemma`` format: the prompt token
 count leaves them out), ``cached_tokens`` (that many prompt tokens reported as served from a
 cache, in ``usage.prompt_tokens_details.cached_tokens``, and left out of ``prompt_tokens``, as a
-server counting only what it evaluated would).
+server counting only what it evaluated would), ``fingerprint`` (the ``system_fingerprint`` of
+every answer; Ollama's /v1 endpoint says ``fp_ollama``).
 
 Every request is recorded with its JSON body (``chat_bodies()``); ``answered()`` pairs each reply
 text with the body it answered.
@@ -46,6 +47,7 @@ class FakeOpenAIServer(FakeServer):
         json_object_only: bool = False,
         drop_system: bool = False,
         cached_tokens: int = 0,
+        fingerprint: str | None = None,
     ) -> None:
         super().__init__()
         self.api_key = api_key
@@ -56,6 +58,7 @@ class FakeOpenAIServer(FakeServer):
         self.json_object_only = json_object_only
         self.drop_system = drop_system
         self.cached_tokens = cached_tokens
+        self.fingerprint = fingerprint
         self._answered: list[tuple[str, dict[str, Any]]] = []
 
     @property
@@ -154,6 +157,7 @@ class FakeOpenAIServer(FakeServer):
             "object": "chat.completion",
             "created": int(time.time()),
             "model": model,
+            **({"system_fingerprint": self.fingerprint} if self.fingerprint else {}),
             "choices": [
                 {
                     "index": 0,
