@@ -40,8 +40,8 @@ def test_importing_roles_does_not_import_inflect() -> None:
         "import sys\n"
         "import simulator.roles, simulator.engine.conversation, simulator.scenarios.dialogue\n"
         "print('before', 'inflect' in sys.modules)\n"
-        "from simulator.roles import grammar\n"
-        "print('plural', grammar.plural_noun('prison guard'), grammar.number_word(3))\n"
+        "from simulator.roles import english\n"
+        "print('plural', english.role_noun('Prison Guard', 2), english.number_word(3))\n"
         "print('after', 'inflect' in sys.modules)\n"
     )
     out = subprocess.run(

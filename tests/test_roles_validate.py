@@ -40,10 +40,23 @@ INVALID: list[tuple[str, str, str, str | None]] = [
     ("<FACTOR:gaol>", "<FACTOR:gaol>", "unknown study factor", "<FACTOR:goal>"),
     ("<factor:persona>", "<factor:persona>", "unknown study factor", None),
     ("<GUARD:NOUN>", "<GUARD:NOUN>", "colon", "<GUARD_NOUN>"),
-    ("<AGENTS_NOUN>", "<AGENTS_NOUN>", "NUM or NUMWORD", "<AGENTS_NUM>"),
-    ("<roles_poss>", "<roles_poss>", "NUM or NUMWORD", None),
+    ("<AGENTS_PRON>", "<AGENTS_PRON>", "takes NUM, NUMWORD, NOUN, VERB_<verb>", "<AGENTS_NOUN>"),
+    ("<roles_poss>", "<roles_poss>", "takes NUM, NUMWORD, NOUN, VERB_<verb>", None),
     ("<NAMES>", "<NAMES>", "expected <ROLE_TYPE>", "<NAME>"),
     ("<b>bold</b>", "<b>", "expected <ROLE_TYPE>", None),
+    # issue 20: the new types are checked like the old ones
+    ("<GUARD_PAST>", "<GUARD_PAST>", "needs the verb", "<GUARD_PAST_make>"),
+    ("<GUARD_PAST_made>", "<GUARD_PAST_made>", "base form", "<GUARD_PAST_make>"),
+    ("<guard_past_was>", "<guard_past_was>", "base form", "<guard_past_be>"),
+    ("<GUARD_VERB_went>", "<GUARD_VERB_went>", "base form", "<GUARD_VERB_go>"),
+    ("<GUARD_VERB_lies>", "<GUARD_VERB_lies>", "base form", "<GUARD_VERB_lie>"),
+    ("<GUARD_VERB_don't>", "<GUARD_VERB_don't>", "<GUARD_VERB_do>n't", "<GUARD_VERB_do>"),
+    ("<GUARD_VERB_ain't>", "<GUARD_VERB_ain't>", "without a contraction", None),
+    ("<GUARD_REFLPRONS>", "<GUARD_REFLPRONS>", "unknown placeholder type", "<GUARD_REFLPRON>"),
+    ("<Guard_ARTICLE>", "<Guard_ARTICLE>", "unknown placeholder type", "<Guard_ART>"),
+    ("<OTHER_NUM>", "<OTHER_NUM>", "unknown role", "<OTHERS_NUM>"),
+    ("<AGENTS_PRON>", "<AGENTS_PRON>", "takes NUM, NUMWORD, NOUN, VERB_<verb>", "<AGENTS_NOUN>"),
+    ("<OTHERS_FOO>", "<OTHERS_FOO>", "unknown placeholder type", None),
 ]
 
 
@@ -87,6 +100,15 @@ VALID_LOWER = [
     "<guard_verb_miss>",
     "<GUARD_VERB_discuss>",
     "<GUARD_VERB_can>",
+    "<GUARD_VERB_can't>",
+    "<guard_art>",
+    "<Guard_REFLPRON>",
+    "<GUARD_PAST_be>",
+    "<guard_past_make>",
+    "<GUARD_VERB_found>",
+    "<GUARD_VERB_need>",
+    "<AGENTS_NOUN> <AGENTS_VERB_be> <ROLES_PAST_be>",
+    "<OTHERS> <others_numword> <Others_NOUN> <OTHERS_VERB_be> <OTHERS_PAST_go>",
 ]
 
 
@@ -128,6 +150,18 @@ def test_validate_experiment_names_every_section_kind() -> None:
     assert roles["<PRISONER_NOUNS>"] is None
     name_issue = next(i for i in issues if i.section == "starting message" and i.tag == "<NAME>")
     assert "agent's own name" in name_issue.message
+
+
+def test_others_is_refused_where_no_agent_speaks() -> None:
+    exp = make_experiment(starting_message="With <OTHERS>.")
+    exp.summarizer_sections[0].content = "Summarise <OTHERS_NUM> others."
+    exp.shared_sections[0].content = "You and <OTHERS>."
+    issues = validate_experiment(exp)
+    assert {(i.section, i.tag) for i in issues} == {
+        ("starting message", "<OTHERS>"),
+        ("summarizer section 'Summarizer'", "<OTHERS_NUM>"),
+    }
+    assert all("only in the sections agents see" in i.message for i in issues)
 
 
 def test_valid_example_experiment_has_no_issues() -> None:

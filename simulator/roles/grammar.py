@@ -1,4 +1,5 @@
-"""The placeholder grammar: finding tags in text, parsing them, and the English they become.
+"""The placeholder grammar: finding tags in text and parsing them (the English they become is in
+``simulator.roles.english``).
 
 A tag is ``<`` + a letter + anything but ``<``, ``>`` or a line break + ``>``. Everything else
 (``a < b``, ``<3``, ``</b>``, ``a << b``) is plain text. ``<<`` before a letter is a literal
@@ -11,14 +12,11 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
-from functools import lru_cache
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    import inflect
+from simulator.roles.english import MODALS, base_form
 
 # --------------------------------------------------------------------------- tag kinds
 
@@ -30,22 +28,28 @@ class TagType(StrEnum):
     NUMWORD = "NUMWORD"  # two
     NOUN = "NOUN"  # guard / guards
     POSS = "POSS"  # guard's / guards'
+    ART = "ART"  # a / an / the (agreeing with the count, a/an with the next word)
     PRON = "PRON"  # he / she / they
     OBJPRON = "OBJPRON"  # him / her / them
     POSSPRON = "POSSPRON"  # his / her / their
+    REFLPRON = "REFLPRON"  # himself / herself / themself / themselves
     VERB = "VERB"  # VERB_make: makes / make
+    PAST = "PAST"  # PAST_be: was / were; PAST_make: made
 
 
-ROLE_TYPES = [t.value for t in TagType if t is not TagType.VERB]
-# Experiment-level counters: AGENTS and ROLES take NUM or NUMWORD.
+VERB_TYPES = ("VERB", "PAST")
+ROLE_TYPES = [t.value for t in TagType if t.value not in VERB_TYPES]
+# Experiment-level counters: AGENTS (all agents of the conversation) and ROLES.
 COUNTERS = ("AGENTS", "ROLES")
+COUNTER_TYPES = ("NUM", "NUMWORD", "NOUN")
+# The other agents of the speaking agent's own role: every per-role type, and <OTHERS> alone.
+OTHERS = "OTHERS"
 RUN_WORDS = ("NAME", "DAY", "DAYS")
 FACTOR_PREFIX = "FACTOR:"
-
-# Modal verbs never take -s ("the guard can", "the guards can").
-_MODALS = frozenset(["can", "could", "may", "might", "must", "shall", "should", "will", "would"])
-_PREPOSITIONS = frozenset(
-    ["of", "in", "at", "on", "for", "with", "from", "to", "by", "under", "over", "without"]
+# Types whose words English capitalises only at the start of a sentence; a capitalised tag of
+# any other type (a noun, a possessive, a factor level) is a name and keeps its capital anywhere.
+SENTENCE_TYPES = frozenset(
+    ["NUMWORD", "ART", "PRON", "OBJPRON", "POSSPRON", "REFLPRON", "VERB", "PAST", "PHRASE"]
 )
 
 _TAG = re.compile(r"<(?P<body>[A-Za-z][^<>\n]*)>")
@@ -53,17 +57,10 @@ _EMPTY = re.compile(r"<[ \t]*>")
 # An opening that is never closed on its line: `<Guard_NOUN.` or `<PRISON GUARD_NOUN and ...`.
 _UNCLOSED = re.compile(r"<(?P<body>[A-Za-z][^<>\n]{0,80})(?=\n|<|$)")
 _ROLE_TAG = re.compile(r"^(?P<role>.+)_(?P<type>[A-Za-z]+)$", re.DOTALL)
-_VERB_TAG = re.compile(r"^(?P<role>.+)_(?P<verbword>verb)_(?P<verb>.*)$", re.IGNORECASE | re.DOTALL)
+_VERB_TAG = re.compile(
+    r"^(?P<role>.+)_(?P<verbword>verb|past)_(?P<verb>.*)$", re.IGNORECASE | re.DOTALL
+)
 _VERB_WORD = re.compile(r"[A-Za-z]+(?:[-'][A-Za-z]+)*")
-
-
-@lru_cache(maxsize=1)
-def _engine() -> inflect.engine:
-    # Imported on first use: importing inflect takes seconds (typeguard instruments it at import
-    # time), and most renders need no inflection (singular nouns, numbers as digits).
-    import inflect
-
-    return inflect.engine()
 
 
 # --------------------------------------------------------------------------- parsed tags
@@ -73,10 +70,11 @@ def _engine() -> inflect.engine:
 class Placeholder:
     """A well-formed tag, resolved against the experiment's roles and factors.
 
-    ``kind`` is "role", "counter", "factor", "name", "day" or "days". ``role`` is the role's name
-    as the experiment defines it (for role tags) or the counter (AGENTS/ROLES); ``type`` is the
-    TagType value (NUM, NOUN, ..., VERB); ``verb`` the base form for VERB tags; ``factor`` the
-    factor's name as defined. ``capital`` says whether the output starts with a capital.
+    ``kind`` is "role", "counter", "others", "factor", "name", "day" or "days". ``role`` is the
+    role's name as the experiment defines it (role tags) or the counter (AGENTS/ROLES); ``type``
+    is the TagType value (NUM, NOUN, ..., VERB, PAST), or "PHRASE" for ``<OTHERS>`` alone;
+    ``verb`` the base form for VERB and PAST tags; ``factor`` the factor's name as defined.
+    ``capital`` says whether the tag asks for a capital (its first word starts with one).
     """
 
     raw: str
@@ -86,6 +84,15 @@ class Placeholder:
     verb: str | None = None
     factor: str | None = None
     capital: bool = False
+
+    @property
+    def referent(self) -> tuple[str, str | None]:
+        """Who the tag speaks of: a role, the speaker's other agents, a counter."""
+        return (self.kind, self.role)
+
+    @property
+    def is_verb(self) -> bool:
+        return self.type in VERB_TYPES
 
 
 class TagError(ValueError):
@@ -157,7 +164,7 @@ def scan(text: str) -> Iterator[Token]:
 
 def _looks_like_tag(body: str) -> bool:
     first = body.split(None, 1)[0] if body.split() else ""
-    if first.rstrip(".,;:!?").upper() in (*RUN_WORDS, "AGENTS_NUM", "ROLES_NUM"):
+    if first.rstrip(".,;:!?").upper() in (*RUN_WORDS, OTHERS, "AGENTS_NUM", "ROLES_NUM"):
         return True
     return any(("_" in w or ":" in w) for w in body.split()[:4])
 
@@ -168,7 +175,7 @@ def _unclosed_extent(body: str) -> int:
     last_end = len(body)
     for w in words:
         last_end = w.end()
-        if "_" in w.group() or ":" in w.group() or w.group().upper() in RUN_WORDS:
+        if "_" in w.group() or ":" in w.group() or w.group().upper() in (*RUN_WORDS, OTHERS):
             return w.end()
     return last_end
 
@@ -192,6 +199,12 @@ def _capital(word: str) -> bool:
     return not all(c.isupper() for c in letters)
 
 
+_NAME_ONLY = (
+    "{tag} {what}: it works only in the sections agents see, not in the starting message or "
+    "the summarizer"
+)
+
+
 def parse_tag(
     body: str,
     roles: Iterable[str],
@@ -199,7 +212,10 @@ def parse_tag(
     *,
     allow_name: bool = True,
 ) -> Placeholder:
-    """Parse the inside of a tag; raises TagError naming what was expected and the closest tag."""
+    """Parse the inside of a tag; raises TagError naming what was expected and the closest tag.
+
+    ``allow_name``: an agent is speaking, so ``<NAME>`` and the ``OTHERS`` tags are valid.
+    """
     roles = list(roles)
     factors = list(factors)
     raw = f"<{body}>"
@@ -218,93 +234,119 @@ def parse_tag(
         raise TagError(f"unknown study factor {wanted!r} (factors: {known})", suggest())
     if ":" in stripped:
         raise TagError("a colon is only valid in factor tags, written <FACTOR:name>", suggest())
-    if upper in RUN_WORDS:
-        if upper == "NAME" and not allow_name:
-            raise TagError(
-                "<NAME> is the agent's own name: it works only in the sections agents see, "
-                "not in the starting message or the summarizer",
-                None,
+    if upper in RUN_WORDS or upper == OTHERS:
+        if not allow_name and upper in ("NAME", OTHERS):
+            what = (
+                "is the agent's own name"
+                if upper == "NAME"
+                else "names the other agents of the speaking agent's role"
             )
+            raise TagError(_NAME_ONLY.format(tag=f"<{upper}>", what=what), None)
+        if upper == OTHERS:
+            return Placeholder(raw, "others", type="PHRASE", capital=cap)
         return Placeholder(raw, upper.lower(), capital=cap)
 
     verb_m = _VERB_TAG.match(stripped)
-    if verb_m is not None:
-        role_part, verb = verb_m.group("role"), verb_m.group("verb").strip()
-        role = _match_role(role_part, roles)
-        if role is None:
-            raise TagError(_unknown_role(role_part, roles), suggest())
-        if not _VERB_WORD.fullmatch(verb):
-            raise TagError(
-                "a VERB tag names one verb in its base form after VERB_, e.g. "
-                f"<{role_part}_VERB_make>",
-                f"<{role_part}_VERB_make>" if not verb else suggest(),
-            )
-        base = base_form(verb)
-        if base is not None:
-            raise TagError(
-                f"VERB_ takes the verb's base form ({base!r}, not {verb!r}); the agreement "
-                "(makes/make, is/are) is added for you",
-                f"<{role_part}_{verb_m.group('verbword')}_{_same_case(base, verb)}>",
-            )
-        return Placeholder(raw, "role", role=role, type="VERB", verb=verb.lower(), capital=cap)
-
-    m = _ROLE_TAG.match(stripped)
+    m = verb_m or _ROLE_TAG.match(stripped)
     if m is None:
         raise TagError(
-            "expected <ROLE_TYPE> (e.g. <Guard_NOUN>), <AGENTS_NUM>, <ROLES_NUM>, "
-            "<FACTOR:name>, <NAME>, <DAY> or <DAYS>",
+            "expected <ROLE_TYPE> (e.g. <Guard_NOUN>), <AGENTS_NUM>, <ROLES_NUM>, <OTHERS_NUM>, "
+            "<OTHERS>, <FACTOR:name>, <NAME>, <DAY> or <DAYS>",
             suggest(),
         )
-    role_part, type_part = m.group("role"), m.group("type").upper()
-    counter = role_part.strip().upper()
-    if counter in COUNTERS and type_part in ("NUM", "NUMWORD"):
-        # The experiment-level count wins over a role of the same name (docs/roles.md).
-        return Placeholder(raw, "counter", role=counter, type=type_part)
-    if counter in COUNTERS and _match_role(role_part, roles) is None:
+    role_part = m.group("role")
+    type_part = (verb_m.group("verbword") if verb_m else m.group("type")).upper()
+    kind, role = _subject(role_part, type_part, roles, allow_name, suggest)
+    if verb_m is not None:
+        verb = _verb(role_part, verb_m.group("verbword"), verb_m.group("verb").strip(), suggest)
+        return Placeholder(raw, kind, role=role, type=type_part, verb=verb, capital=cap)
+    if type_part in VERB_TYPES:
         raise TagError(
-            f"{role_part.strip().upper()} takes NUM or NUMWORD, e.g. "
-            f"<{role_part.strip().upper()}_NUM>",
-            suggest(),
+            f"a {type_part} tag needs the verb after {type_part}_, e.g. "
+            f"<{role_part}_{m.group('type')}_make>",
+            f"<{role_part}_{m.group('type')}_make>",
         )
-    role = _match_role(role_part, roles)
-    if role is None:
-        raise TagError(_unknown_role(role_part, roles), suggest())
-    if type_part == "VERB":
-        raise TagError(
-            f"a VERB tag needs the verb after VERB_, e.g. <{role_part}_VERB_make>",
-            f"<{role_part}_VERB_make>",
-        )
-    if type_part not in ROLE_TYPES:
+    allowed = COUNTER_TYPES if kind == "counter" else ROLE_TYPES
+    if type_part not in allowed:
+        if kind == "counter":
+            raise TagError(_counter_types(role_part), suggest())
         raise TagError(
             f"unknown placeholder type {m.group('type')!r}: expected one of "
-            f"{', '.join(ROLE_TYPES)} or VERB_<verb>",
+            f"{', '.join(ROLE_TYPES)}, VERB_<verb> or PAST_<verb>",
             suggest(),
         )
-    return Placeholder(raw, "role", role=role, type=type_part, capital=cap)
+    return Placeholder(raw, kind, role=role, type=type_part, capital=cap)
 
 
-_BASE_OF = {
-    "is": "be",
-    "are": "be",
-    "am": "be",
-    "was": "be",
-    "were": "be",
-    "been": "be",
-    "has": "have",
-    "had": "have",
-    "did": "do",
-}
+def _counter_types(written: str) -> str:
+    name = written.strip().upper()
+    return f"{name} takes {', '.join(COUNTER_TYPES)}, VERB_<verb> or PAST_<verb>, e.g. <{name}_NUM>"
 
 
-def base_form(verb: str) -> str | None:
-    """The base form when ``verb`` is an inflected form (makes, is, has), else None."""
-    v = verb.lower()
-    if v in _BASE_OF:
-        return _BASE_OF[v]
-    if v in _MODALS or not v.endswith("s"):
-        return None
-    plain = _engine().plural_verb(v)
-    return plain if plain and plain != v else None
+def _subject(
+    role_part: str,
+    type_part: str,
+    roles: list[str],
+    allow_name: bool,
+    suggest: Callable[[], str | None],
+) -> tuple[str, str]:
+    """(kind, role) of the words before the type: a counter, OTHERS or one of the roles.
+
+    AGENTS, ROLES and OTHERS win over a role of the same name for the types they take
+    (docs/roles.md); for any other type such a role is used if it exists.
+    """
+    special = " ".join(role_part.split()).upper()
+    counter_type = type_part in (*COUNTER_TYPES, *VERB_TYPES)
+    if special in COUNTERS and counter_type:
+        return "counter", special
+    role = _match_role(role_part, roles)
+    if special == OTHERS and (type_part in (*ROLE_TYPES, *VERB_TYPES) or role is None):
+        if not allow_name:
+            raise TagError(
+                _NAME_ONLY.format(
+                    tag=f"<{role_part}_...>",
+                    what="names the other agents of the speaking agent's role",
+                ),
+                None,
+            )
+        return "others", OTHERS
+    if role is not None:
+        return "role", role
+    if special in COUNTERS:
+        raise TagError(_counter_types(role_part), suggest())
+    raise TagError(_unknown_role(role_part, roles), suggest())
+
+
+def _verb(role_part: str, verbword: str, verb: str, suggest: Callable[[], str | None]) -> str:
+    """The verb of a VERB or PAST tag, checked to be one word in its base form."""
+    kind = verbword.upper()
+    if not _VERB_WORD.fullmatch(verb):
+        raise TagError(
+            f"a {kind} tag names one verb in its base form after {kind}_, e.g. "
+            f"<{role_part}_{verbword}_make>",
+            f"<{role_part}_{verbword}_make>" if not verb else suggest(),
+        )
+    base = base_form(verb)
+    if base is not None:
+        contraction = verb.lower().endswith("n't")
+        hint = (
+            f"; write the contraction after the tag: <{role_part}_{verbword}_"
+            f"{_same_case(base, verb)}>n't"
+            if contraction
+            else ""
+        )
+        raise TagError(
+            f"{kind}_ takes the verb's base form ({base!r}, not {verb!r}); the agreement "
+            f"(makes/make, is/are, was/were) is added for you{hint}",
+            f"<{role_part}_{verbword}_{_same_case(base, verb)}>",
+        )
+    if "'" in verb and verb.lower() not in MODALS:
+        raise TagError(
+            f"{kind}_ takes one verb in its base form, without a contraction; write "
+            "<ROLE_VERB_do>n't for doesn't/don't",
+            None,
+        )
+    return verb.lower()
 
 
 def _same_case(word: str, like: str) -> str:
@@ -336,13 +378,15 @@ def valid_tags(
     verb: str = "make",
 ) -> list[str]:
     """Every tag valid in a context (verb tags with ``verb``), in canonical spelling."""
+    verbs = [f"VERB_{verb}", f"PAST_{verb}"]
+    subjects = [*roles, OTHERS] if allow_name else list(roles)
     out: list[str] = []
-    for r in roles:
-        out += [f"<{r}_{t}>" for t in ROLE_TYPES]
-        out.append(f"<{r}_VERB_{verb}>")
-    out += [f"<{c}_{t}>" for c in COUNTERS for t in ("NUM", "NUMWORD")]
+    for r in subjects:
+        out += [f"<{r}_{t}>" for t in (*ROLE_TYPES, *verbs)]
+    out += [f"<{c}_{t}>" for c in COUNTERS for t in (*COUNTER_TYPES, *verbs)]
     out += [f"<FACTOR:{f}>" for f in factors]
     out += [f"<{w}>" for w in RUN_WORDS if allow_name or w != "NAME"]
+    out += [f"<{OTHERS}>"] if allow_name else []
     return out
 
 
@@ -381,91 +425,3 @@ def _in_style_of(tag: str, typed: str) -> str:
     if typed == typed.lower():
         rest = rest.lower()
     return f"<{first}{rest}>"
-
-
-# --------------------------------------------------------------------------- English
-
-
-def capitalise(text: str, capital: bool) -> str:
-    return text[:1].upper() + text[1:] if capital and text else text
-
-
-def noun_base(role: str) -> str:
-    """The role as a common noun: words lowercased, acronyms (CEO, AI) kept."""
-    return " ".join(w if len(w) > 1 and w.isupper() else w.lower() for w in role.split())
-
-
-def _head_index(words: list[str]) -> int:
-    """The head noun of a role phrase: the last word, or the word before a preposition."""
-    for i, w in enumerate(words):
-        if i > 0 and w.lower() in _PREPOSITIONS:
-            return i - 1
-    return len(words) - 1
-
-
-def plural_noun(phrase: str) -> str:
-    """Plural of a (multi-word) role noun: the head noun changes (keepers of keys)."""
-    words = phrase.split()
-    head = _head_index(words)
-    word = words[head]
-    if len(word) > 1 and word.isupper():
-        plural = word + "s"  # acronyms: CEOs, AIs
-    else:
-        plural = _engine().plural_noun(word) or word + "s"
-    words[head] = plural
-    return " ".join(words)
-
-
-def noun(role: str, count: int) -> str:
-    base = noun_base(role)
-    return base if count == 1 else plural_noun(base)
-
-
-def possessive(role: str, count: int) -> str:
-    """guard's, guards', children's, boss's (singular nouns always take 's)."""
-    word = noun(role, count)
-    last_is_head = _head_index(noun_base(role).split()) == len(role.split()) - 1
-    plural_end = count != 1 if last_is_head else word.endswith("s")  # keeper of keys'
-    if plural_end and word.endswith("s"):
-        return word + "'"
-    return word + "'s"
-
-
-_PRONOUNS = {
-    # gender: (subject, object, possessive)
-    "male": ("he", "him", "his"),
-    "female": ("she", "her", "her"),
-    "neutral": ("they", "them", "their"),
-}
-
-
-def pronoun(gender: str, count: int, which: str) -> str:
-    """which: PRON, OBJPRON or POSSPRON; the plural is always they/them/their."""
-    forms = _PRONOUNS["neutral" if count != 1 else gender]
-    return forms[{"PRON": 0, "OBJPRON": 1, "POSSPRON": 2}[which]]
-
-
-def verb_form(verb: str, singular: bool) -> str:
-    """The present-tense form agreeing with a third-person subject.
-
-    ``singular`` True: makes, is, has, does, goes, carries, watches; False: the base form
-    (make, are, have, do). Modal verbs (can, must, ...) never change.
-    """
-    v = verb.lower()
-    if v in _MODALS:
-        return v
-    if v == "be":
-        return "is" if singular else "are"
-    if not singular:
-        return v
-    if v == "have":
-        return "has"
-    if re.search(r"(s|sh|ch|x|z|o)$", v):
-        return v + "es"
-    if re.search(r"[^aeiou]y$", v):
-        return v[:-1] + "ies"
-    return v + "s"
-
-
-def number_word(n: int) -> str:
-    return str(_engine().number_to_words(str(n)))

@@ -207,7 +207,7 @@ class SimulatorApp(App[None]):
     def _warm_up(self) -> None:
         """Load the inflection engine off the event loop while the user looks at the library:
         importing it takes seconds, and the editor's first preview would freeze the screen."""
-        from simulator.roles.grammar import number_word
+        from simulator.roles.english import number_word
 
         number_word(2)
 
