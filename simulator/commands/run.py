@@ -454,49 +454,51 @@ async def _drive(
 
     _running.append(batch.id)
     warned: dict[str, int] = {}  # warning -> conversations it was recorded on
-    with _progress(console, batch, experiment) as (progress, task):
+    try:
+        with _progress(console, batch, experiment) as (progress, task):
 
-        def on_event(event: Any) -> None:
-            if isinstance(event, BatchProgress) and event.batch_id == batch.id:
-                progress.update(
-                    task,
-                    total=event.total,
-                    completed=event.done + event.failed,
-                    failed=event.failed,
-                )
-            elif isinstance(event, ConversationFinished) and event.batch_id == batch.id:
-                mark = "[green]done[/]" if event.status is Status.done else event.status.value
-                progress.console.print(f"  {mark}  {label(event.conversation_id)}")
-            elif isinstance(event, ConversationFailed) and event.batch_id == batch.id:
-                progress.console.print(
-                    f"  [red]failed[/]  {label(event.conversation_id)}: {event.error}"
-                )
-            elif isinstance(event, ConversationWarning) and event.batch_id == batch.id:
-                if event.warning not in warned:  # once per warning; the total comes at the end
-                    progress.console.print(
-                        f"  [yellow]warning[/]  {label(event.conversation_id)}: "
-                        + escape(event.text)
+            def on_event(event: Any) -> None:
+                if isinstance(event, BatchProgress) and event.batch_id == batch.id:
+                    progress.update(
+                        task,
+                        total=event.total,
+                        completed=event.done + event.failed,
+                        failed=event.failed,
                     )
-                warned[event.warning] = warned.get(event.warning, 0) + 1
+                elif isinstance(event, ConversationFinished) and event.batch_id == batch.id:
+                    mark = "[green]done[/]" if event.status is Status.done else event.status.value
+                    progress.console.print(f"  {mark}  {label(event.conversation_id)}")
+                elif isinstance(event, ConversationFailed) and event.batch_id == batch.id:
+                    progress.console.print(
+                        f"  [red]failed[/]  {label(event.conversation_id)}: {event.error}"
+                    )
+                elif isinstance(event, ConversationWarning) and event.batch_id == batch.id:
+                    if event.warning not in warned:  # once per warning; the total comes at the end
+                        progress.console.print(
+                            f"  [yellow]warning[/]  {label(event.conversation_id)}: "
+                            + escape(event.text)
+                        )
+                    warned[event.warning] = warned.get(event.warning, 0) + 1
 
-        unsubscribe = runner.bus.subscribe(on_event)
-        try:
-            if resume:
-                return await runner.resume(batch.id)
-            return await runner.run(batch.id)
-        except SimulatorError:
-            progress.console.print(
-                f"Batch {batch.id} is stored but did not run; once the problem below is fixed, "
-                f"continue it with: simulator resume {batch.id}"
-            )
-            raise
-        finally:
-            unsubscribe()
-            for warning, n in warned.items():
+            unsubscribe = runner.bus.subscribe(on_event)
+            try:
+                if resume:
+                    return await runner.resume(batch.id)
+                return await runner.run(batch.id)
+            except SimulatorError:
                 progress.console.print(
-                    f"[yellow]Warning[/]: {escape(warning)} on {n} conversation(s) of this run "
-                    "(stored in each conversation's warnings)."
+                    f"Batch {batch.id} is stored but did not run; once the problem below is fixed, "
+                    f"continue it with: simulator resume {batch.id}"
                 )
+                raise
+            finally:
+                unsubscribe()
+    finally:  # after the progress bar, so the total is the last word before the batch's end
+        for warning, n in warned.items():
+            console.print(
+                f"[yellow]Warning[/]: {escape(warning)} on {n} conversation(s) of this run "
+                "(stored in each conversation's warnings)."
+            )
 
 
 @contextmanager
