@@ -16,6 +16,7 @@ import pytest
 
 from simulator.db.mongo import _to_doc
 from simulator.domain import (
+    DialogueOptions,
     Experiment,
     Memory,
     MessageKind,
@@ -64,7 +65,7 @@ def daily_experiment(memory: Memory = Memory.summaries) -> Experiment:
         summarizer_sections=[
             Section(content="Summarize day <DAY> of <DAYS>.", kind=SectionKind.summarizer)
         ],
-        dialogue={"memory": memory},
+        dialogue=DialogueOptions(memory=memory),
     )
 
 

@@ -29,6 +29,7 @@ from simulator.domain import (
     MessageKind,
     ModelRef,
     ModelSet,
+    Provider,
     Role,
     SamplingParams,
     Section,
@@ -91,7 +92,7 @@ def numbered_replies() -> Callable[[dict[str, Any]], str]:
 
 def openai(server: FakeOpenAIServer, model: str, **params: Any) -> ModelRef:
     return ModelRef(
-        provider="openai",
+        provider=Provider.openai,
         model=model,
         base_url=server.base_url,
         params=SamplingParams(**params),
@@ -226,7 +227,7 @@ async def test_ollama_messages_store_the_options_under_ollamas_names(
 ) -> None:
     with FakeOllamaServer() as server:
         ref = ModelRef(
-            provider="ollama",
+            provider=Provider.ollama,
             model="llama3.2:1b",
             base_url=server.url,
             params=SamplingParams(temperature=0.5, top_k=9, num_ctx=4096, max_tokens=99, seed=3),
@@ -253,7 +254,7 @@ async def test_ollama_messages_store_the_options_under_ollamas_names(
 
 async def test_messages_stored_before_sent_params_still_load_and_export(store: Any) -> None:
     exp = study()
-    ref = ModelRef(provider="openai", model="gpt-x", params=SamplingParams(seed=5, top_k=40))
+    ref = ModelRef(provider=Provider.openai, model="gpt-x", params=SamplingParams(seed=5, top_k=40))
     conv = Conversation(experiment_id=exp.id, cell=build_cell(2, 1, model=ref))
     await store.conversations.create(conv)
     old = Message(
@@ -280,7 +281,7 @@ async def run_one(
 ) -> Conversation:
     exp = study()
     await store.experiments.create(exp)
-    model = ModelRef(provider="openai", model="fake-model", base_url=server.base_url)
+    model = ModelRef(provider=Provider.openai, model="fake-model", base_url=server.base_url)
     conv = await prepare_conversation(store, exp, build_cell(4, 2, model=model))
     backends = Backends(settings)
     try:
@@ -334,7 +335,7 @@ async def test_the_check_judges_each_model_once_per_run_and_waits_for_nobody_els
     import asyncio
 
     with FakeOpenAIServer(drop_system=True) as server:
-        ref = ModelRef(provider="openai", model="fake-model", base_url=server.base_url)
+        ref = ModelRef(provider=Provider.openai, model="fake-model", base_url=server.base_url)
         backends = Backends(llm_settings)
 
         def ask(system: str) -> ChatRequest:

@@ -8,7 +8,15 @@ from typing import Any
 
 from textual.widgets import Static
 
-from simulator.domain import BatchSpec, ModelRef, ModelSet, Section, SectionKind, Status
+from simulator.domain import (
+    BatchSpec,
+    ModelRef,
+    ModelSet,
+    Provider,
+    Section,
+    SectionKind,
+    Status,
+)
 from simulator.tui.runs import runs_of
 from simulator.tui.screens.browser import conversation_details
 from simulator.tui.screens.monitor import RunMonitorScreen
@@ -27,7 +35,7 @@ async def test_the_app_warns_once_and_the_monitor_keeps_showing_it(
     store: Any, runs_app: Any
 ) -> None:
     with FakeOpenAIServer(drop_system=True) as server:
-        model = ModelRef(provider="openai", model="fake-model", base_url=server.base_url)
+        model = ModelRef(provider=Provider.openai, model="fake-model", base_url=server.base_url)
         exp = runs_experiment(models=[model])
         exp = exp.model_copy(
             update={"shared_sections": [Section(content=LONG_RULES, kind=SectionKind.shared)]}

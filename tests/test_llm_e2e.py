@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from simulator.domain import ModelRef, SamplingParams
+from simulator.domain import ModelRef, Provider, SamplingParams
 from simulator.llm.base import CallMeta, ChatMessage, ChatRequest
 from simulator.llm.registry import Backends
 from simulator.settings import Settings
@@ -39,7 +39,7 @@ async def test_openai_backend_against_llama_cpp_server(
     llama_server: LlamaServer, llm_settings: Settings
 ) -> None:
     ref = ModelRef(
-        provider="openai",
+        provider=Provider.openai,
         model=llama_server.model,
         base_url=llama_server.base_url,
         params=SamplingParams(temperature=0.2, top_p=0.9, max_tokens=16, seed=7),
@@ -69,7 +69,7 @@ async def test_structured_action_against_llama_cpp_server(
     """llama-cpp-python refuses ``response_format`` of type json_schema (HTTP 500); the backend
     switches to its json_object + schema form, and the grammar yields valid JSON."""
     ref = ModelRef(
-        provider="openai",
+        provider=Provider.openai,
         model=llama_server.model,
         base_url=llama_server.base_url,
         params=SamplingParams(temperature=0.2, max_tokens=24, seed=0),
@@ -104,7 +104,7 @@ async def test_a_server_that_drops_the_system_message_is_caught(
     the server counts fewer prompt tokens than the role alone holds, and the check says so."""
     server = llama_server_dropping_system
     ref = ModelRef(
-        provider="openai",
+        provider=Provider.openai,
         model=server.model,
         base_url=server.base_url,
         params=SamplingParams(temperature=0.2, max_tokens=8, seed=7),

@@ -306,8 +306,8 @@ def conversation_details(
     out.append(f"{conv.kickoff or experiment.starting_message}\n")
     for agent in conv.agents:
         for day, prompt in _prompts_by_day(agent.system_prompts, agent.system_prompt):
-            when = f" · {day}" if day else ""
-            heading(f"Prompt of {agent.name} ({agent.role}){when} · {agent.model.label}")
+            which = f" · {day}" if day else ""
+            heading(f"Prompt of {agent.name} ({agent.role}){which} · {agent.model.label}")
             out.append(f"{prompt.strip() or '(empty)'}\n")
     if conv.summarizer_prompt:
         for day, prompt in _prompts_by_day(conv.summarizer_prompts, conv.summarizer_prompt):
