@@ -463,10 +463,17 @@ async def _drive(
     runner: Any, batch: Batch, experiment: Experiment, console: Any, *, resume: bool = False
 ) -> Batch:
     """Run (or resume) the batch with a progress bar and a line per finished conversation."""
+    from rich.markup import escape
+
     from simulator.db.store import ConversationFilter
     from simulator.domain.cells import conversation_number
     from simulator.engine.batch import StoreLostError
-    from simulator.engine.events import BatchProgress, ConversationFailed, ConversationFinished
+    from simulator.engine.events import (
+        BatchProgress,
+        ConversationFailed,
+        ConversationFinished,
+        ConversationWarning,
+    )
     from simulator.engine.grid import describe_cell
     from simulator.llm.base import LLMEvent
 
@@ -480,45 +487,60 @@ async def _drive(
         return f"#{conversation_number(c)} {describe_cell(c.cell)}" if c else cid
 
     _running.append(batch.id)
-    with _progress(console, batch, experiment) as (progress, task):
+    warned: dict[str, int] = {}  # warning -> conversations it was recorded on
+    try:
+        with _progress(console, batch, experiment) as (progress, task):
 
-        def on_event(event: Any) -> None:
-            if isinstance(event, BatchProgress) and event.batch_id == batch.id:
-                progress.update(
-                    task,
-                    total=event.total,
-                    completed=event.done + event.failed,
-                    failed=event.failed,
-                )
-            elif isinstance(event, ConversationFinished) and event.batch_id == batch.id:
-                mark = "[green]done[/]" if event.status is Status.done else event.status.value
-                progress.console.print(f"  {mark}  {label(event.conversation_id)}")
-            elif isinstance(event, ConversationFailed) and event.batch_id == batch.id:
+            def on_event(event: Any) -> None:
+                if isinstance(event, BatchProgress) and event.batch_id == batch.id:
+                    progress.update(
+                        task,
+                        total=event.total,
+                        completed=event.done + event.failed,
+                        failed=event.failed,
+                    )
+                elif isinstance(event, ConversationFinished) and event.batch_id == batch.id:
+                    mark = "[green]done[/]" if event.status is Status.done else event.status.value
+                    progress.console.print(f"  {mark}  {label(event.conversation_id)}")
+                elif isinstance(event, ConversationFailed) and event.batch_id == batch.id:
+                    progress.console.print(
+                        f"  [red]failed[/]  {label(event.conversation_id)}: {event.error}"
+                    )
+                elif isinstance(event, ConversationWarning) and event.batch_id == batch.id:
+                    if event.warning not in warned:  # once per warning; the total comes at the end
+                        progress.console.print(
+                            f"  [yellow]warning[/]  {label(event.conversation_id)}: "
+                            + escape(event.text)
+                        )
+                    warned[event.warning] = warned.get(event.warning, 0) + 1
+                elif isinstance(event, LLMEvent) and event.kind == "retry":
+                    progress.console.print(f"  [yellow]retry[/]  {retry_line(event)}")
+
+            unsubscribe = runner.bus.subscribe(on_event)
+            try:
+                if resume:
+                    return await runner.resume(batch.id)
+                return await runner.run(batch.id)
+            except StoreLostError:
+                raise  # its message says what happened and how to resume
+            except SimulatorError:
                 progress.console.print(
-                    f"  [red]failed[/]  {label(event.conversation_id)}: {event.error}"
+                    f"Batch {batch.id} is stored but did not run; once the problem below is fixed, "
+                    f"continue it with: simulator resume {batch.id}"
                 )
-            elif isinstance(event, LLMEvent) and event.kind == "retry":
-                progress.console.print(f"  [yellow]retry[/]  {retry_line(event)}")
-
-        unsubscribe = runner.bus.subscribe(on_event)
-        try:
-            if resume:
-                return await runner.resume(batch.id)
-            return await runner.run(batch.id)
-        except StoreLostError:
-            raise  # its message says what happened and how to resume
-        except SimulatorError:
-            progress.console.print(
-                f"Batch {batch.id} is stored but did not run; once the problem below is fixed, "
-                f"continue it with: simulator resume {batch.id}"
+                raise
+            finally:
+                unsubscribe()
+    finally:  # after the progress bar, so the total is the last word before the batch's end
+        for warning, n in warned.items():
+            console.print(
+                f"[yellow]Warning[/]: {escape(warning)} on {n} conversation(s) of this run "
+                "(stored in each conversation's warnings)."
             )
-            raise
-        finally:
-            unsubscribe()
 
 
 def retry_line(event: Any) -> str:
-    """``dryrun:script, Guard 1 day 1 turn 3, attempt 1: 503: ...; again in 0.4 s``."""
+    """``dryrun:dryrun, Guard 1 day 1 turn 3, attempt 1: 503: ...; again in 0.4 s``."""
     meta = event.meta
     who = f", {meta.agent or meta.purpose} day {meta.day} turn {meta.turn}" if meta else ""
     return (

@@ -24,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 
+from simulator.domain.errors import SimulatorError
+
 
 def new_id() -> str:
     """A fresh identifier (32 hex characters)."""
@@ -562,10 +564,36 @@ class Batch(Model):
 
 
 class Agent(Model):
+    """A participant of a conversation, with its system prompt rendered for each day.
+
+    ``system_prompts[d - 1]`` is the prompt sent on day ``d`` (placeholders such as ``<DAY>``
+    filled in for that day); ``system_prompt`` is day 1's. Conversations stored before per-day
+    prompts existed have no ``system_prompts``: they sent ``system_prompt`` on every day, and
+    :meth:`system_prompt_for` keeps doing so, so resuming them sends what they sent before.
+    """
+
     name: str
     role: str
     model: ModelRef
     system_prompt: str = ""
+    system_prompts: list[str] = Field(default_factory=list)
+
+    def system_prompt_for(self, day: int) -> str:
+        """The system prompt this agent is (or was) sent on ``day`` (1-based)."""
+        return _for_day(self.system_prompts, day, self.system_prompt)
+
+
+def _for_day(per_day: list[str], day: int, fallback: str) -> str:
+    """``per_day[day - 1]``; ``fallback`` for conversations stored without per-day prompts."""
+    if not per_day:
+        return fallback
+    if day < 1 or day > len(per_day):
+        raise SimulatorError(
+            f"The conversation's prompts were rendered for {len(per_day)} day(s); there is no "
+            f"prompt for day {day}.",
+            title="No prompt for this day",
+        )
+    return per_day[day - 1]
 
 
 class Conversation(Model):
@@ -581,7 +609,8 @@ class Conversation(Model):
     seed: int = 0
     agents: list[Agent] = Field(default_factory=list)
     kickoff: str = ""
-    summarizer_prompt: str = ""
+    summarizer_prompt: str = ""  # day 1's (see summarizer_prompts)
+    summarizer_prompts: list[str] = Field(default_factory=list)  # day d's at [d - 1]
     manager_prompt: str = ""
     budget: int = 0  # agent messages planned
     messages_done: int = 0
@@ -598,6 +627,14 @@ class Conversation(Model):
     # game parameters of this run when they differ from the experiment's (a fork with changes,
     # command-line options); None: the experiment's ``game``
     game: dict[str, Any] | None = None
+    # what the run noticed about its models without failing, e.g.
+    # "system_prompt_dropped:<model>" (the server's prompt token count shows it never read the
+    # system message): stored so a reader of the data sees it
+    warnings: list[str] = Field(default_factory=list)
+
+    def summarizer_prompt_for(self, day: int) -> str:
+        """The summarizer's system prompt for the summary of ``day`` (1-based)."""
+        return _for_day(self.summarizer_prompts, day, self.summarizer_prompt)
 
 
 class Retry(Model):
@@ -622,7 +659,12 @@ class Message(Model):
     content: str = ""
     raw: str | None = None
     data: dict[str, Any] | None = None  # a structured action's validated answer
-    model: ModelRef | None = None
+    model: ModelRef | None = None  # the model as configured (its params: what was asked for)
+    # the parameters of the request that produced this answer, exactly as sent (names as on the
+    # wire: Ollama's num_predict, a server's max_completion_tokens); {} when nothing was sent
+    # (dryrun); None for messages no model wrote and for messages stored before this field
+    sent_params: dict[str, Any] | None = None
+    dropped_params: list[str] = Field(default_factory=list)  # configured, refused by the server
     usage: TokenUsage = Field(default_factory=TokenUsage)
     latency_ms: float = 0.0
     attempts: int = 1

@@ -285,6 +285,9 @@ class BatchRunner:
         if await self._prepare(batch, experiment, cells, {c.id for c in conversations}):
             conversations = await self._conversations(batch_id)
         todo = [c for c in conversations if c.status in RUNNABLE]
+        new_run = getattr(self.backends, "new_run", None)
+        if new_run is not None:  # each run checks again that its servers read system prompts
+            new_run()
         await self._ensure_models(batch, todo)
         counts = _Counts(
             total=len(conversations),

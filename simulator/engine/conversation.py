@@ -1,15 +1,17 @@
 """Preparing a conversation (its agents and rendered prompts) and running or resuming it.
 
 ``prepare_conversation`` freezes everything a run needs into the stored conversation: agent names,
-each agent's rendered system prompt and model, the kickoff, the summarizer and manager prompts,
-the seed and the budget. ``run_conversation`` plays it through the kind's scenario runner and the
-journal; called again on an unfinished conversation it resumes where the stored messages end.
+each agent's system prompt rendered for every day and its model, the kickoff, the summarizer's
+prompt for every day, the manager's prompt, the seed and the budget. ``run_conversation`` plays it
+through the kind's scenario runner and the journal; called again on an unfinished conversation it
+resumes where the stored messages end.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from simulator.db.store import STORE_LOST, is_store_unreachable
@@ -105,23 +107,37 @@ def build_conversation(
     if experiment.kind is ExperimentKind.dialogue:
         day_budgets(cell.total_messages, cell.days)  # raises a SpecError the user can act on
     factors = dict(cell.factors)
-    agents = [
-        Agent(
-            name=name,
-            role=role,
-            model=cell.models.for_role(role),
-            system_prompt=render_system_prompt(
+    agents: list[Agent] = []
+    for name, role in agent_names(experiment.roles, counts):
+        # every day's prompt, rendered now: what each day sends is fixed (and stored) before
+        # the first call, so a resumed day sends exactly what it sent before the interruption
+        prompts = per_day(
+            lambda day, name=name, role=role: render_system_prompt(  # type: ignore[misc]
                 experiment,
                 experiment.role(role),
                 counts,
                 name=name,
                 factors=factors,
-                day=1,
+                day=day,
                 days=cell.days,
             ),
+            cell.days,
         )
-        for name, role in agent_names(experiment.roles, counts)
-    ]
+        agents.append(
+            Agent(
+                name=name,
+                role=role,
+                model=cell.models.for_role(role),
+                system_prompt=prompts[0],
+                system_prompts=prompts,
+            )
+        )
+    summarizer_prompts = per_day(
+        lambda day: render_summarizer_prompt(
+            experiment, counts, factors=factors, day=day, days=cell.days
+        ),
+        cell.days,
+    )
     return Conversation(
         id=conversation_id or new_id(),
         experiment_id=experiment.id,
@@ -135,12 +151,23 @@ def build_conversation(
         seed=cell.seed,
         agents=agents,
         kickoff=render_starting_message(experiment, counts, factors=factors, day=1, days=cell.days),
-        summarizer_prompt=render_summarizer_prompt(
-            experiment, counts, factors=factors, day=1, days=cell.days
-        ),
+        summarizer_prompt=summarizer_prompts[0],
+        summarizer_prompts=summarizer_prompts,
         manager_prompt=manager_prompt(agents),
         budget=cell.total_messages,
     )
+
+
+def per_day(render: Callable[[int], str], days: int) -> list[str]:
+    """``[render(1), ..., render(days)]``, rendering twice only when day 2 reads like day 1: the
+    day reaches a prompt only through ``<DAY>``, so a prompt equal on two days is equal on all."""
+    first = render(1)
+    if days == 1:
+        return [first]
+    second = render(2)
+    if second == first:
+        return [first] * days
+    return [first, second, *(render(day) for day in range(3, days + 1))]
 
 
 async def run_conversation(

@@ -59,6 +59,17 @@ class ConversationFailed:
 
 
 @dataclass(frozen=True)
+class ConversationWarning:
+    """The run found something wrong that does not stop it, stored in ``Conversation.warnings``
+    (published once per conversation and warning)."""
+
+    conversation_id: str
+    batch_id: str | None
+    warning: str  # e.g. "system_prompt_dropped:<model>"
+    text: str  # the warning as a sentence for people
+
+
+@dataclass(frozen=True)
 class BatchProgress:
     batch_id: str
     done: int
@@ -91,6 +102,7 @@ Event = (
     | DayEnded
     | ConversationFinished
     | ConversationFailed
+    | ConversationWarning
     | BatchProgress
     | StoreLost
     | SpeakerChoiceNeeded
@@ -160,6 +172,7 @@ __all__ = [
     "ConversationFailed",
     "ConversationFinished",
     "ConversationStarted",
+    "ConversationWarning",
     "DayEnded",
     "Event",
     "EventBus",

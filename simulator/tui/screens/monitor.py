@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from rich.markup import escape
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -186,6 +187,9 @@ def summary_text(run: BatchRun, now: float | None = None) -> str:
     if here:
         parts.append(f"ETA {duration_label(run.eta_s(now))}")
     second = " · ".join(parts)
+    if run.warnings:  # first on its line, so a narrow screen never cuts it off
+        warned = ", ".join(escape(w) for w in run.warnings)
+        second = f"[yellow]⚠ {warned}[/yellow] · {second}"
     if batch.error and not here and batch.status is Status.failed:
         second += f" · [red]{clip(batch.error, 200)}[/red]"
     elif not here and batch.status in RESUMABLE:
