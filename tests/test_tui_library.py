@@ -4,6 +4,7 @@ export to a file and import back unchanged, the first-start example offer."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -224,6 +225,53 @@ async def test_first_start_offers_the_example(store: Any, tui_settings: Settings
         example = screen.rows[0].experiment
         assert [r.name for r in example.roles] == ["Guard", "Prisoner"]
         assert example.summarizer_sections and example.shared_sections
+
+
+def library_loaded(app: SimulatorApp) -> bool:
+    """Whether the library (under any dialog) has read the database once."""
+    return any(isinstance(s, LibraryScreen) and s.loads >= 1 for s in app.screen_stack)
+
+
+async def test_a_restart_with_a_full_library_offers_nothing(
+    store: Any, tui_settings: Settings
+) -> None:
+    """The welcome dialog opened over a full library on every restart: the screen's first
+    resize (before any load) was taken for an empty library."""
+    first = SimulatorApp(tui_settings, store=store, user="alice")
+    async with first.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: isinstance(first.screen, ConfirmDialog), what="offer")
+        await pilot.press("y")
+        await wait_until(
+            pilot,
+            lambda: isinstance(first.screen, LibraryScreen) and len(first.screen.rows) == 1,
+            what="the example in the library",
+        )
+    for size in ((100, 30), (80, 24), (160, 40)):  # a restart, in terminals of every size
+        again = SimulatorApp(tui_settings, store=store, user="alice")
+        async with again.run_test(size=size) as pilot:
+            await wait_until(pilot, partial(library_loaded, again), what="the first load")
+            await pilot.pause()
+            assert not any(isinstance(s, ConfirmDialog) for s in again.screen_stack)
+            assert isinstance(again.screen, LibraryScreen)
+            assert [r.experiment.name for r in again.screen.rows] == ["Prison study"]
+
+
+async def test_accepting_the_offer_late_says_nothing_was_added(
+    store: Any, tui_settings: Settings
+) -> None:
+    app = SimulatorApp(tui_settings, store=store, user="alice")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="offer")
+        await store.experiments.create(sample_experiment("Someone's experiment", owner="bob"))
+        await pilot.press("y")
+        await wait_until(
+            pilot,
+            lambda: any("nothing was added" in n.message for n in app._notifications),
+            what="the notice",
+        )
+        assert not any("Added the prison" in n.message for n in app._notifications)
+        screen = await wait_library(pilot, loads=2)
+        await wait_until(pilot, lambda: names(screen) == ["Someone's experiment"])
 
 
 async def test_help_lists_the_keys_of_the_screen(store: Any, tui_settings: Settings) -> None:

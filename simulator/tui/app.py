@@ -26,6 +26,7 @@ from simulator.domain.errors import (
 )
 from simulator.logging_setup import register_secret
 from simulator.settings import Settings, load_settings, redact_uri
+from simulator.tui import ast_guard
 from simulator.tui.messages import Connected, ConnectFailed
 from simulator.tui.screens.dialogs import ConfirmDialog, HelpScreen, MessageDialog
 from simulator.tui.screens.startup import (
@@ -84,6 +85,8 @@ class SimulatorApp(App[None]):
         credential_store: CredentialStore | None = None,
         offer_example: bool = True,
     ) -> None:
+        # Before any thread of the app starts (its warm-up parses while Textual parses actions).
+        ast_guard.install()
         super().__init__()
         self.settings = settings if settings is not None else load_settings()
         self._reload_settings = reload_settings

@@ -149,6 +149,8 @@ class LibraryScreen(ReportsWorkerErrors, Screen[None]):
     ]
 
     class Loaded(Message):
+        """The library as read from the database just now."""
+
         def __init__(self, rows: list[Row], select: str | None) -> None:
             super().__init__()
             self.rows = rows
@@ -202,8 +204,10 @@ class LibraryScreen(ReportsWorkerErrors, Screen[None]):
         self.query_one("#experiments", DataTable).focus()
 
     def on_resize(self) -> None:
+        # Only a repaint of the rows already read: the first resize comes before the first load,
+        # and taking it for an empty library once offered the example over a full one.
         if column_widths(self.query_one("#experiments", DataTable).size.width) != self._widths:
-            self.post_message(self.Loaded(self.rows, self.selected_id()))
+            self._show_rows(self.selected_id())
 
     def on_screen_resume(self) -> None:
         self.load(self.selected_id())
@@ -237,8 +241,22 @@ class LibraryScreen(ReportsWorkerErrors, Screen[None]):
 
     @on(Loaded)
     def _loaded(self, message: Loaded) -> None:
-        self.rows = sort_rows(message.rows, self.sort_key, self.sort_reverse)
+        self.rows = message.rows
         self._update_owner_options()
+        self._show_rows(message.select)
+        self.loads += 1
+        if self._first_load:
+            self._first_load = False
+            if not self.rows and not self._filtered() and getattr(self.app, "offer_example", False):
+                self._offer_example()
+
+    def _filtered(self) -> bool:
+        flt = self.current_filter()
+        return any([flt.text, flt.owner, flt.kind, flt.favourites_only])
+
+    def _show_rows(self, select: str | None) -> None:
+        """Paint ``self.rows`` in the current sort order, keeping ``select`` highlighted."""
+        self.rows = sort_rows(self.rows, self.sort_key, self.sort_reverse)
         table = self.query_one("#experiments", DataTable)
         widths = column_widths(table.size.width)
         if widths != self._widths:
@@ -262,24 +280,17 @@ class LibraryScreen(ReportsWorkerErrors, Screen[None]):
                 clip(exp.note, widths["note"]),
                 key=exp.id,
             )
-        if message.select is not None:
+        if select is not None:
             for index, row in enumerate(self.rows):
-                if row.experiment.id == message.select:
+                if row.experiment.id == select:
                     table.move_cursor(row=index)
                     break
         self._update_details()
-        flt = self.current_filter()
-        filtered = any([flt.text, flt.owner, flt.kind, flt.favourites_only])
         arrow = "↓" if self.sort_reverse else "↑"
         self.query_one("#library-status", Static).update(
-            f"{len(self.rows)} experiment(s){' (filtered)' if filtered else ''} · "
+            f"{len(self.rows)} experiment(s){' (filtered)' if self._filtered() else ''} · "
             f"sorted by {self.sort_key} {arrow} · you are {self.user} · F1 or ? help"
         )
-        self.loads += 1
-        if self._first_load:
-            self._first_load = False
-            if not self.rows and not filtered and getattr(self.app, "offer_example", False):
-                self._offer_example()
 
     def _update_owner_options(self) -> None:
         self.owners |= {r.experiment.owner for r in self.rows if r.experiment.owner}
@@ -347,7 +358,7 @@ class LibraryScreen(ReportsWorkerErrors, Screen[None]):
             self.sort_reverse = not self.sort_reverse
         else:
             self.sort_key, self.sort_reverse = key, key in ("created", "conversations")
-        self.post_message(self.Loaded(self.rows, self.selected_id()))
+        self._show_rows(self.selected_id())
 
     @on(Input.Changed, "#search")
     @on(Select.Changed)
@@ -384,7 +395,7 @@ class LibraryScreen(ReportsWorkerErrors, Screen[None]):
         index = (SORTABLE.index(self.sort_key) + 1) % len(SORTABLE)
         self.sort_key = SORTABLE[index]
         self.sort_reverse = self.sort_key in ("created", "conversations")
-        self.post_message(self.Loaded(self.rows, self.selected_id()))
+        self._show_rows(self.selected_id())
 
     def action_new(self) -> None:
         from simulator.tui.screens.editor import EditorScreen
@@ -541,8 +552,13 @@ class LibraryScreen(ReportsWorkerErrors, Screen[None]):
 
     @work(group="library-action", exit_on_error=False)
     async def _add_example(self) -> None:
-        await self.services.experiments.ensure_examples()
-        self.post_message(self.Done("Added the prison study example. Press enter to open it."))
+        added = await self.services.experiments.ensure_examples()
+        if added:
+            self.post_message(
+                self.Done("Added the prison study example. Press enter to open it.", added[0].id)
+            )
+        else:  # someone filled the library meanwhile: say what happened
+            self.post_message(self.Done("The library is not empty any more: nothing was added."))
 
     # ------------------------------------------------------------------ part-2 screens
 
