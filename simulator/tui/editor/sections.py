@@ -3,11 +3,8 @@ its text in a real editor; placeholder problems of the text are shown under it a
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, OptionList, Select, Static, TextArea
 from textual.widgets.option_list import Option
@@ -18,6 +15,7 @@ from simulator.roles import validate_text
 from simulator.tui.draft import Draft
 from simulator.tui.messages import DraftChanged
 from simulator.tui.screens.dialogs import ConfirmDialog
+from simulator.tui.widgets.item_list import EditorTextArea, ItemList, side_button
 
 DEFAULT_LEVEL = ""  # the Level select's value for the section's default text
 
@@ -28,13 +26,6 @@ def section_label(sec: Section, role: str | None) -> str:
 
 
 class SectionsPane(Horizontal):
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("a", "add", "Add section", id="sections.add"),
-        Binding("x", "remove", "Remove section", id="sections.remove"),
-        Binding("ctrl+up", "move(-1)", "Move section up", id="sections.up"),
-        Binding("ctrl+down", "move(1)", "Move section down", id="sections.down"),
-    ]
-
     def __init__(self, draft: Draft) -> None:
         super().__init__(id="sections-pane")
         self.draft = draft
@@ -43,12 +34,12 @@ class SectionsPane(Horizontal):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="side"):
-            yield OptionList(id="section-list")
+            yield ItemList(self, "section", id="section-list")
             with Horizontal(classes="side-buttons"):
-                yield Button("+ Add", id="section-add", compact=True)
-                yield Button("Remove", id="section-remove", compact=True)
-                yield Button("↑", id="section-up", compact=True)
-                yield Button("↓", id="section-down", compact=True)
+                yield side_button("+ Add", "section-add")
+                yield side_button("Remove", "section-remove")
+                yield side_button("↑", "section-up")
+                yield side_button("↓", "section-down")
         with Vertical(classes="form"):
             with Horizontal(classes="form-row"):
                 yield Label("Title", classes="field-label")
@@ -80,7 +71,7 @@ class SectionsPane(Horizontal):
                     id="sec-level",
                     compact=True,
                 )
-            yield TextArea(id="sec-content", soft_wrap=True, show_line_numbers=True)
+            yield EditorTextArea(id="sec-content", soft_wrap=True, show_line_numbers=True)
             yield Static("", id="sec-issues", classes="issues", markup=False)
 
     def on_mount(self) -> None:
@@ -157,7 +148,9 @@ class SectionsPane(Horizontal):
                 content.load_text("")
                 for w in (title, kind, role_select, factor, level, content):
                     w.disabled = True
-                self.query_one("#sec-issues", Static).update("No sections yet: press a to add one.")
+                self.query_one("#sec-issues", Static).update(
+                    "No sections yet: + (in the list) adds one."
+                )
                 return
             for w in (title, kind, factor, level, content):
                 w.disabled = False
@@ -249,6 +242,10 @@ class SectionsPane(Horizontal):
             sec.id, section_label(sec, role)
         )
         self._check()
+
+    @on(Input.Submitted, "#sec-title")
+    def _title_done(self) -> None:
+        self.query_one("#section-list", ItemList).focus()  # enter there edits the text
 
     @on(Select.Changed, "#sec-kind")
     def _kind(self) -> None:
