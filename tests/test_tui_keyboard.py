@@ -211,3 +211,44 @@ async def test_ctrl_a_selects_all_of_a_text(store: Any, tui_settings: Settings) 
         await wait_until(pilot, lambda: text.selected_text == before, what="all selected")
         await pilot.press(*"Replaced.")
         await wait_until(pilot, lambda: text.text == "Replaced.")
+
+
+async def test_escape_from_a_batchs_transcript_returns_to_its_table(
+    store: Any, runs_app: Any
+) -> None:
+    """One key from a detail back to its list in the run monitor too (as in the browser)."""
+    from simulator.domain import BatchSpec, ModelSet
+    from simulator.tui.runs import runs_of
+    from simulator.tui.screens.monitor import RunMonitorScreen
+    from simulator.tui.widgets.transcript import TranscriptView
+    from tests.plugins.tui_runs import runs_experiment, wait_batch
+
+    exp = await store.experiments.create(runs_experiment())
+    app = runs_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        library = await wait_library(pilot)
+        registry = runs_of(app)
+        spec = BatchSpec(
+            experiment_id=exp.id, total_messages=2, model_sets=[ModelSet(default=exp.models[0])]
+        )
+        batch = await registry.create(exp, spec)
+        registry.run(batch.id)
+        await wait_batch(pilot, batch.id)
+        await pilot.press("r")
+        await wait_until(pilot, lambda: isinstance(app.screen, RunMonitorScreen))
+        batches = app.screen
+        await wait_until(pilot, lambda: batches.loads >= 1, what="the list of batches")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.screen is not batches, what="the batch")
+        monitor = app.screen
+        table = monitor.query_one("#monitor-conversations")
+        await wait_until(pilot, lambda: monitor.focused is table, what="the table")
+        await pilot.press("tab")
+        await wait_until(pilot, lambda: isinstance(monitor.focused, TranscriptView))
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: monitor.focused is table, what="the table again")
+        assert app.screen is monitor
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is batches, what="the list of batches")
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is library, what="the library")

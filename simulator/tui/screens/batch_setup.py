@@ -384,6 +384,13 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
             super().__init__()
             self.batch_id = batch_id
 
+    class NewerVersion(Message):
+        """The experiment is an older version: ``latest`` supersedes it."""
+
+        def __init__(self, latest: Experiment) -> None:
+            super().__init__()
+            self.latest = latest
+
     def __init__(self, experiment: Experiment) -> None:
         super().__init__()
         self.experiment = experiment
@@ -406,12 +413,7 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
         model_options = [(clip(m.label, 30), str(i)) for i, m in enumerate(self.models)]
         same = [("same as default", SAME)]
         yield Header(show_clock=False)
-        yield Static(
-            f"New batch of '{clip(exp.name, 40)}' ({exp.kind.value}) · ctrl+s starts it · "
-            "esc goes back",
-            id="setup-banner",
-            markup=False,
-        )
+        yield Static(self._banner(), id="setup-banner", markup=False)
         with Horizontal(id="setup-body"):
             with VerticalScroll(id="setup-form"):
                 yield Static("Models", classes="setup-heading")
@@ -517,6 +519,13 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
                     )
         yield Footer()
 
+    def _banner(self, latest: Experiment | None = None) -> str:
+        exp = self.experiment
+        text = f"New batch of '{clip(exp.name, 30)}' v{exp.version} ({exp.kind.value})"
+        if latest is not None:
+            return f"{text} · an OLDER version: v{latest.version} is the latest"
+        return f"{text} · ctrl+s starts it · esc goes back"
+
     def _input(self, value: str, key: str, *, narrow: bool = False, placeholder: str = "") -> Input:
         return Input(
             value,
@@ -538,11 +547,46 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
             yield Static("", classes="setup-error", id=f"err-{error_key}", markup=False)
 
     def on_mount(self) -> None:
+        self._check_version()
         self._warm_up()
         self._load_prices()
         self.query_one("#in-total" if self._dialogue else "#in-rounds", Input).focus()
         if self._dialogue:
             self.recheck()  # a game's estimate imports its scenario: after the warm-up
+
+    @work(group="batch-setup-version", exit_on_error=False)
+    async def _check_version(self) -> None:
+        services = getattr(self.app, "services", None)
+        if services is None:
+            return
+        latest = await services.experiments.latest_version(self.experiment)
+        if latest.id != self.experiment.id:
+            self.post_message(self.NewerVersion(latest))
+
+    @on(NewerVersion)
+    def _newer_version(self, message: NewerVersion) -> None:
+        """Say it, and offer the latest: a batch runs exactly the version it is set up on."""
+        old, latest = self.experiment, message.latest
+        self.query_one("#setup-banner", Static).update(self._banner(latest))
+        added = [m.label for m in latest.models if m not in old.models]
+        offers = f" v{latest.version} also offers {', '.join(added)}." if added else ""
+        saved = latest.created_at.astimezone().strftime("%Y-%m-%d %H:%M")
+
+        def answered(switch: bool | None) -> None:
+            if switch:
+                self.app.switch_screen(BatchSetupScreen(latest))
+
+        self.app.push_screen(
+            ConfirmDialog(
+                "An older version",
+                f"'{old.name}' v{old.version} is not the latest version: v{latest.version} "
+                f"(saved {saved}) is.{offers} A batch runs exactly the version it is set up "
+                f"on. Set up the batch on v{latest.version} instead?",
+                yes=f"Use v{latest.version}",
+                no=f"Keep v{old.version}",
+            ),
+            callback=answered,
+        )
 
     @work(thread=True, group="batch-setup-warm-up", exit_on_error=False)
     def _warm_up(self) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from rich.markup import escape
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -19,16 +20,20 @@ from textual.widgets import Checkbox, DataTable, Footer, Header, Input, Select, 
 
 from simulator.db.store import ExperimentFilter
 from simulator.domain.models import Experiment, ExperimentKind
+from simulator.services.experiments import latest_versions
 from simulator.tui.screens.base import ReportsWorkerErrors
 from simulator.tui.screens.dialogs import ConfirmDialog, TextPrompt
 
-# (column key, label, width at 100 columns); wider terminals give the room to GROWS.
+# (column key, label, width): the table shows every column from FULL_WIDTH on, and gives a wider
+# terminal's room to GROWS; a narrower one first DROPS the columns the details lines repeat, then
+# SHRINKS the long ones down to a minimum.
 COLUMNS: list[tuple[str, str, int]] = [
     ("favourite", "★", 1),
-    ("name", "Name", 15),
+    ("name", "Name", 14),
+    ("version", "Ver", 6),
     ("kind", "Kind", 10),
     ("roles", "Roles", 15),
-    ("models", "Models", 10),
+    ("models", "Models", 9),
     ("conversations", "Conv", 4),
     ("owner", "Owner", 7),
     ("created", "Created", 10),
@@ -36,17 +41,41 @@ COLUMNS: list[tuple[str, str, int]] = [
 ]
 SORTABLE = ["created", "name", "owner", "kind", "conversations", "favourite"]
 GROWS = {"name": 3, "roles": 1, "models": 1, "note": 3}  # shares of the extra width
-TABLE_WIDTH = 98  # the table's width at 100 columns, which COLUMNS fill
+DROPS = ["note", "created"]  # first to go in a narrow terminal (the details show them)
+SHRINKS = {"models": 6, "roles": 10, "name": 10}  # then these shrink, down to these widths
+CELL_PADDING = 2  # a DataTable cell's padding, left and right
+FULL_WIDTH = sum(width + CELL_PADDING for _, _, width in COLUMNS)  # every column at its width
 
 
 def column_widths(table_width: int) -> dict[str, int]:
-    """Each column's width for a table ``table_width`` wide (never narrower than COLUMNS)."""
+    """The width of each column shown in a table ``table_width`` wide (in COLUMNS' order): at
+    100x30 all but the note, at 80x24 neither the note nor the date."""
     widths = {key: width for key, _, width in COLUMNS}
-    extra = max(table_width - TABLE_WIDTH, 0)
-    total = sum(GROWS.values())
-    for key, share in GROWS.items():
-        widths[key] += extra * share // total
+    extra = table_width - FULL_WIDTH
+    if extra >= 0:
+        total = sum(GROWS.values())
+        for key, share in GROWS.items():
+            widths[key] += extra * share // total
+        return widths
+    for key in DROPS:
+        if extra >= 0:
+            break
+        extra += widths.pop(key) + CELL_PADDING
+    for key, minimum in SHRINKS.items():
+        if extra >= 0:
+            break
+        cut = min(widths[key] - minimum, -extra)
+        widths[key] -= cut
+        extra += cut
+    widths["name"] += max(extra, 0)
     return widths
+
+
+def version_label(exp: Experiment, latest: Experiment | None) -> Text:
+    """``v2``; an experiment a newer version supersedes is dimmed: ``v1 old``."""
+    if latest is None:
+        return Text(f"v{exp.version}")
+    return Text(f"v{exp.version} old", style="dim")
 
 
 def clip(text: str, width: int) -> str:
@@ -78,6 +107,7 @@ def export_file_name(exp: Experiment) -> str:
 class Row:
     experiment: Experiment
     conversations: int
+    latest: Experiment | None = None  # a newer version that supersedes this one
 
 
 def sort_rows(rows: list[Row], key: str, reverse: bool) -> list[Row]:
@@ -172,6 +202,7 @@ class LibraryScreen(ReportsWorkerErrors, Screen[None]):
         self.owners: set[str] = set()
         self._first_load = True
         self.loads = 0  # finished loads (tests wait on it)
+        self._select_next: str | None = None  # to highlight once loaded (what was just saved)
         self._widths: dict[str, int] = {}
 
     # ------------------------------------------------------------------ layout
@@ -210,7 +241,7 @@ class LibraryScreen(ReportsWorkerErrors, Screen[None]):
             self._show_rows(self.selected_id())
 
     def on_screen_resume(self) -> None:
-        self.load(self.selected_id())
+        self.load(self._select_next or self.selected_id())
 
     # ------------------------------------------------------------------ data
 
@@ -236,12 +267,15 @@ class LibraryScreen(ReportsWorkerErrors, Screen[None]):
     @work(exclusive=True, group="library-load", exit_on_error=False)
     async def load(self, select: str | None = None) -> None:
         found = await self.services.experiments.list(self.current_filter())
-        rows = [Row(r.experiment, r.conversations) for r in found]
+        latest = latest_versions([r.experiment for r in found])
+        rows = [Row(r.experiment, r.conversations, latest.get(r.experiment.id)) for r in found]
         self.post_message(self.Loaded(rows, select))
 
     @on(Loaded)
     def _loaded(self, message: Loaded) -> None:
         self.rows = message.rows
+        if message.select is not None and message.select == self._select_next:
+            self._select_next = None
         self._update_owner_options()
         self._show_rows(message.select)
         self.loads += 1
@@ -263,23 +297,13 @@ class LibraryScreen(ReportsWorkerErrors, Screen[None]):
             self._widths = widths
             table.clear(columns=True)
             for key, label, _ in COLUMNS:
-                table.add_column(label, key=key, width=widths[key])
+                if key in widths:
+                    table.add_column(label, key=key, width=widths[key])
         else:
             table.clear()
         for row in self.rows:
-            exp = row.experiment
-            table.add_row(
-                "★" if exp.favourite else " ",
-                clip(exp.name, widths["name"]),
-                exp.kind.value,
-                clip(", ".join(r.name for r in exp.roles) or "-", widths["roles"]),
-                models_label(exp, widths["models"]),
-                str(row.conversations),
-                clip(exp.owner, widths["owner"]),
-                created_label(exp),
-                clip(exp.note, widths["note"]),
-                key=exp.id,
-            )
+            cells = self._cells(row, widths)
+            table.add_row(*(cells[key] for key in widths), key=row.experiment.id)
         if select is not None:
             for index, row in enumerate(self.rows):
                 if row.experiment.id == select:
@@ -291,6 +315,23 @@ class LibraryScreen(ReportsWorkerErrors, Screen[None]):
             f"{len(self.rows)} experiment(s){' (filtered)' if self._filtered() else ''} · "
             f"sorted by {self.sort_key} {arrow} · you are {self.user} · F1 or ? help"
         )
+
+    @staticmethod
+    def _cells(row: Row, widths: dict[str, int]) -> dict[str, str | Text]:
+        exp = row.experiment
+        name = clip(exp.name, widths["name"])
+        return {
+            "favourite": "★" if exp.favourite else " ",
+            "name": Text(name, style="dim") if row.latest else name,
+            "version": version_label(exp, row.latest),
+            "kind": exp.kind.value,
+            "roles": clip(", ".join(r.name for r in exp.roles) or "-", widths["roles"]),
+            "models": models_label(exp, widths["models"]),
+            "conversations": str(row.conversations),
+            "owner": clip(exp.owner, widths["owner"]),
+            "created": created_label(exp),
+            "note": clip(exp.note, widths.get("note", 0)),
+        }
 
     def _update_owner_options(self) -> None:
         self.owners |= {r.experiment.owner for r in self.rows if r.experiment.owner}
@@ -334,9 +375,12 @@ class LibraryScreen(ReportsWorkerErrors, Screen[None]):
         roles = ", ".join(r.name for r in exp.roles) or "no roles"
         factors = ", ".join(f"{f.name} ({len(f.levels)} levels)" for f in exp.factors) or "none"
         # Two lines, each cut with an ellipsis at the screen's edge (app.tcss).
+        version = f"v{exp.version}"
+        if row.latest is not None:
+            version += f" [b](older: v{row.latest.version} is the latest)[/b]"
         details.update(
-            f"[b]{escape(exp.name)}[/b] v{exp.version} by {escape(exp.owner or '?')} · roles: "
-            f"{escape(roles)} · factors: {escape(factors)}\n"
+            f"[b]{escape(exp.name)}[/b] {version} by {escape(exp.owner or '?')} · "
+            f"{created_label(exp)} · roles: {escape(roles)} · factors: {escape(factors)}\n"
             f"models: {escape(', '.join(m.label for m in exp.models))}"
             + (f" · note: {escape(exp.note)}" if exp.note else "")
         )
@@ -400,7 +444,7 @@ class LibraryScreen(ReportsWorkerErrors, Screen[None]):
     def action_new(self) -> None:
         from simulator.tui.screens.editor import EditorScreen
 
-        self.app.push_screen(EditorScreen(None))
+        self.app.push_screen(EditorScreen(None), callback=self._editor_closed)
 
     def action_open(self) -> None:
         row = self._require_selection()
@@ -408,7 +452,16 @@ class LibraryScreen(ReportsWorkerErrors, Screen[None]):
             return
         from simulator.tui.screens.editor import EditorScreen
 
-        self.app.push_screen(EditorScreen(row.experiment, conversations=row.conversations))
+        self.app.push_screen(
+            EditorScreen(row.experiment, conversations=row.conversations),
+            callback=self._editor_closed,
+        )
+
+    def _editor_closed(self, saved_id: str | None) -> None:
+        """Highlight what the editor saved last (a new experiment, or a new version)."""
+        if saved_id is not None:
+            self._select_next = saved_id
+            self.load(saved_id)
 
     def action_duplicate(self) -> None:
         row = self._require_selection()

@@ -206,7 +206,13 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
 
     HELP_TITLE = "Run monitor"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "back", "Back", id="monitor.back"),
+        Binding(
+            "escape",
+            "back",
+            "Back",
+            id="monitor.back",
+            tooltip="From the transcript: back to the table; from the table: back",
+        ),
         Binding("enter", "open", "Open batch", id="monitor.open", show=False),
         Binding("c", "cancel", "Cancel batch", id="monitor.cancel"),
         Binding("r", "resume", "Resume batch", id="monitor.resume"),
@@ -682,6 +688,12 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
     # ------------------------------------------------------------------ actions
 
     def action_back(self) -> None:
+        # One key from a detail back to its list: the transcript (or chart) to the table first.
+        table_id = "#monitor-batches" if self.batch_id is None else "#monitor-conversations"
+        table = self.query_one(table_id, DataTable)
+        if self.focused is not None and self.focused is not table:
+            table.focus()
+            return
         self.dismiss(None)
 
     def action_refresh(self) -> None:
