@@ -265,12 +265,16 @@ async def test_editing_an_experiment_with_conversations_saves_a_new_version(
         await pilot.press("o")
         await wait_until(pilot, lambda: isinstance(app.screen, EditorScreen))
         editor: EditorScreen = app.screen  # type: ignore[assignment]
-        assert "saving creates a new version" in text_of(editor.query_one("#editor-banner", Static))
+        assert "saving creates v2" in text_of(editor.query_one("#editor-banner", Static))
         editor.query_one("#exp-note", Input).value = "v2 with a calmer guard"
+        await wait_until(pilot, lambda: editor.draft.note == "v2 with a calmer guard")
         await pilot.press("ctrl+s")
         await wait_until(pilot, lambda: editor.saved_id not in (None, exp.id), what="new version")
         notes = [n.message for n in app._notifications]
-        assert any("new version (v2)" in m and "keep the prompts" in m for m in notes)
+        assert any(
+            "new version (v2)" in m and "1 stored conversation keeps the prompts it ran" in m
+            for m in notes
+        )
     old = await store.experiments.get(exp.id)
     new = await store.experiments.get(editor.saved_id)
     assert old is not None and old.note == ""
@@ -469,7 +473,7 @@ async def test_models_tab_lists_and_pulls_from_a_running_ollama(
         editor.query_one("#model-url", Input).value = ollama_server.url
         editor.query_one("#model-provider", Select).value = "ollama"  # lists at once
         await wait_until(pilot, lambda: offered() == ["llama3.2:1b"], what="the installed list")
-        assert "1 model(s) installed" in text_of(status)
+        assert "1 model installed" in text_of(status)
         installed.value = "llama3.2:1b"
         await wait_until(pilot, lambda: editor.draft.models[0].model == "llama3.2:1b")
         ref = editor.draft.models[0]
@@ -480,7 +484,7 @@ async def test_models_tab_lists_and_pulls_from_a_running_ollama(
         await pilot.press("ctrl+o")
         await wait_until(
             pilot,
-            lambda: "qwen2:0.5b is ready" in text_of(status) and "2 model(s)" in text_of(status),
+            lambda: "qwen2:0.5b is ready" in text_of(status) and "2 models" in text_of(status),
             what="the pull to finish",
         )
         bar = editor.query_one("#pull-progress", ProgressBar)
@@ -536,3 +540,33 @@ async def test_a_refused_parameter_is_explained_and_blocks_saving(
         await wait_until(pilot, lambda: not editor.dirty, what="saved")
     stored = await store.experiments.get(exp.id)
     assert stored is not None and stored.models[0].params.num_ctx == 4096
+
+
+async def test_drop_downs_offer_no_blank_entry(store: Any, tui_settings: Settings) -> None:
+    """The preview's Show list began with a blank "-" entry that showed nothing (so did the
+    Levels list, and a private section's Role list)."""
+    await store.experiments.create(sample_experiment())
+    app = SimulatorApp(tui_settings, store=store, user="alice", offer_example=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_library(pilot)
+        await pilot.press("o")
+        await wait_until(pilot, lambda: isinstance(app.screen, EditorScreen))
+        editor: EditorScreen = app.screen  # type: ignore[assignment]
+        await pilot.press("f6")
+        agent = editor.query_one("#preview-agent", Select)
+        await wait_until(pilot, lambda: len(agent._options) > 2, what="the agents to show")
+        for selector in ("#preview-agent", "#preview-levels"):
+            values = [value for _, value in editor.query_one(selector, Select)._options]
+            assert Select.BLANK not in values, selector
+        assert [str(label) for label, _ in agent._options] == [
+            "Guard 1 (Guard)",
+            "Prisoner 1 (Prisoner)",
+            "Summarizer",
+            "Starting message",
+        ]
+        await pilot.press("f4")
+        await wait_until(pilot, lambda: editor.query_one(TabbedContent).active == "tab-sections")
+        await choose_section(pilot, editor, "Guard · Goal")
+        role = editor.query_one("#sec-role", Select)
+        await wait_until(pilot, lambda: role.value == "Guard", what="the section's role")
+        assert [value for _, value in role._options] == ["Guard", "Prisoner"]

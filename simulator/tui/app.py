@@ -35,10 +35,22 @@ from simulator.tui.screens.startup import (
     LoginDetails,
     LoginScreen,
 )
+from simulator.words import plural
 
 log = logging.getLogger(__name__)
 
-QUIT_TITLE = "Quit without saving?"
+
+def quit_title(*, unsaved: bool, running: bool) -> str:
+    """The quit dialog's title, naming what quitting would cost."""
+    if unsaved and running:
+        return "Quit without saving, and stop the batches?"
+    if running:
+        return "Stop the running batches and quit?"
+    return "Quit without saving?"
+
+
+class QuitDialog(ConfirmDialog):
+    """The question ctrl+q asks (a second ctrl+q answers it: quit)."""
 
 
 def host_of(uri: str) -> str:
@@ -347,7 +359,7 @@ class SimulatorApp(App[None]):
         this app (ctrl+q works anywhere; twice quits)."""
         from simulator.tui.screens.editor import EditorScreen
 
-        if isinstance(self.screen, ConfirmDialog) and self.screen.title_text == QUIT_TITLE:
+        if isinstance(self.screen, QuitDialog):
             self.exit()  # ctrl+q twice
             return
         unsaved = [s for s in self.screen_stack if isinstance(s, EditorScreen) and s.dirty]
@@ -363,8 +375,9 @@ class SimulatorApp(App[None]):
             )
         if running:
             reasons.append(
-                f"{len(running)} batch(es) are running in this app: quitting stops them, keeping "
-                "every stored message; resume them later from the run monitor (r) or with "
+                f"{plural(len(running), 'batch')} {'is' if len(running) == 1 else 'are'} running "
+                f"in this app: quitting stops {'it' if len(running) == 1 else 'them'}, keeping "
+                "every stored message; resume later from the run monitor (r) or with "
                 "'simulator resume'."
             )
 
@@ -373,8 +386,8 @@ class SimulatorApp(App[None]):
                 self.exit()
 
         self.push_screen(
-            ConfirmDialog(
-                QUIT_TITLE,
+            QuitDialog(
+                quit_title(unsaved=bool(unsaved), running=bool(running)),
                 " ".join(reasons) + " Quit anyway?",
                 yes="Quit",
                 no="Stay",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual import on
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Input, Label, Select, Static, TextArea
 
 from simulator.domain.errors import SpecError
@@ -15,7 +15,9 @@ from simulator.tui.messages import DraftChanged
 from simulator.tui.widgets.item_list import EditorTextArea
 
 
-class GeneralPane(Vertical):
+class GeneralPane(VerticalScroll):
+    """Scrolls: in a short terminal (24 rows) the study factors are below the fold."""
+
     def __init__(self, draft: Draft) -> None:
         super().__init__(id="general-pane")
         self.draft = draft

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import Button, Input, Label, OptionList, ProgressBar, Select, Static
 from textual.widgets.option_list import Option
@@ -24,6 +24,7 @@ from simulator.tui.draft import Draft, describe_validation_error
 from simulator.tui.messages import DraftChanged
 from simulator.tui.screens.base import ReportsWorkerErrors
 from simulator.tui.widgets.item_list import ItemList, side_button
+from simulator.words import plural
 
 PARAMS: list[tuple[str, type]] = [
     ("temperature", float),
@@ -107,7 +108,7 @@ class ModelsPane(ReportsWorkerErrors, Horizontal):
             with Horizontal(classes="side-buttons"):
                 yield side_button("+ Add", "model-add")
                 yield side_button("Remove", "model-remove")
-        with Vertical(classes="form"):
+        with VerticalScroll(classes="form"):
             with Horizontal(classes="form-row"):
                 yield Label("Provider", classes="field-label")
                 yield Select(
@@ -131,7 +132,7 @@ class ModelsPane(ReportsWorkerErrors, Horizontal):
                 yield Input(
                     id="model-url", compact=True, placeholder="default (OLLAMA_HOST / OpenAI)"
                 )
-            for row in (PARAMS[:3], PARAMS[3:]):
+            for row in (PARAMS[:2], PARAMS[2:4], PARAMS[4:]):  # two a row: fits 80 columns
                 with Horizontal(classes="form-row"):
                     for name, _ in row:
                         yield Label(name, classes="param-label")
@@ -334,7 +335,7 @@ class ModelsPane(ReportsWorkerErrors, Horizontal):
         status.update(
             done
             + (
-                f"Ollama has {len(names)} model(s) installed; pick one above."
+                f"Ollama has {plural(len(names), 'model')} installed; pick one above."
                 if names
                 else "Ollama has no models installed: type a name; ctrl+o (in the list) pulls it."
             )

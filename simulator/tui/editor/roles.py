@@ -14,6 +14,7 @@ from simulator.tui.draft import Draft
 from simulator.tui.messages import DraftChanged
 from simulator.tui.screens.dialogs import ConfirmDialog, TextPrompt
 from simulator.tui.widgets.item_list import ItemList, side_button
+from simulator.words import plural
 
 
 class RolesPane(Horizontal):
@@ -163,7 +164,7 @@ class RolesPane(Horizontal):
         self.app.push_screen(
             ConfirmDialog(
                 "Remove role?",
-                f"Remove {role.name} and its {len(role.sections)} private section(s)?",
+                f"Remove {role.name} and its {plural(len(role.sections), 'private section')}?",
                 yes="Remove",
                 no="Keep",
                 danger=True,

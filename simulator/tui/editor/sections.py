@@ -18,6 +18,7 @@ from simulator.tui.screens.dialogs import ConfirmDialog
 from simulator.tui.widgets.item_list import EditorTextArea, ItemList, side_button
 
 DEFAULT_LEVEL = ""  # the Level select's value for the section's default text
+EVERY_ROLE = ("-", "@every")  # the Role select of a shared or summarizer section (disabled)
 
 
 def section_label(sec: Section, role: str | None) -> str:
@@ -57,7 +58,13 @@ class SectionsPane(Horizontal):
                     compact=True,
                 )
                 yield Label("Role", classes="field-label short")
-                yield Select([], id="sec-role", compact=True, prompt="-")
+                yield Select(
+                    [EVERY_ROLE],
+                    value=EVERY_ROLE[1],
+                    allow_blank=False,
+                    id="sec-role",
+                    compact=True,
+                )
             with Horizontal(classes="form-row"):
                 yield Label("Factor", classes="field-label")
                 yield Select(
@@ -141,7 +148,12 @@ class SectionsPane(Horizontal):
             level.prevent(Select.Changed),
             content.prevent(TextArea.Changed),
         ):
-            role_select.set_options([(r, r) for r in self.draft.role_names()])
+            found_kind = found[0].kind if found is not None else None
+            roles = [(r, r) for r in self.draft.role_names()]
+            # A private section picks one of the roles; any other has none to pick (no blank).
+            role_select.set_options(
+                roles if found_kind is SectionKind.private and roles else [EVERY_ROLE]
+            )
             factor_options = [("none", "")] + [(f, f) for f in factors]
             if found is None:
                 title.value = ""
@@ -160,8 +172,6 @@ class SectionsPane(Horizontal):
             role_select.disabled = sec.kind is not SectionKind.private
             if role is not None:
                 role_select.value = role
-            else:
-                role_select.clear()
             if sec.factor and sec.factor not in factors:
                 factor_options.append((f"{sec.factor} (undefined)", sec.factor))
             factor.set_options(factor_options)

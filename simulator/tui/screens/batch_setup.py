@@ -55,7 +55,8 @@ from simulator.roles import validate_experiment
 from simulator.tui.screens.base import ReportsWorkerErrors
 from simulator.tui.screens.dialogs import ConfirmDialog
 from simulator.tui.screens.library import clip
-from simulator.tui.screens.monitor import columns_header, columns_line
+from simulator.tui.screens.monitor import FitStep, columns_header, columns_line, fit_columns, pick
+from simulator.words import plural
 
 log = logging.getLogger(__name__)
 
@@ -248,13 +249,19 @@ def cost_label(plan: Plan, prices: Any, price_problem: str = "") -> str:
     return "unknown (a model has no price)" if prices else "unknown (no PRICE_TABLE)"
 
 
+def _count(n: int, noun: str) -> str:
+    number, words = plural(n, noun).split(" ", 1)
+    return f"[b]{number}[/b] {words}"
+
+
 def totals_text(plan: Plan, prices: Any, price_problem: str = "") -> str:
+    """Three short lines (each cut at the edge in a narrow terminal, never wrapped)."""
     est = plan.estimate
     if est is None:
         return "Fix the fields marked in red to see the grid."
     return (
-        f"[b]{est.conversations:,}[/b] conversations · [b]{est.llm_calls:,}[/b] LLM calls · "
-        f"about [b]{est.tokens:,}[/b] tokens · cost {cost_label(plan, prices, price_problem)}\n"
+        f"{_count(est.conversations, 'conversation')} · {_count(est.llm_calls, 'LLM call')}\n"
+        f"~{_count(est.tokens, 'token')} · {cost_label(plan, prices, price_problem)}\n"
         f"[dim]{plan.grid}[/dim]"
     )
 
@@ -280,6 +287,9 @@ PREVIEW_COLUMNS: list[tuple[str, int, bool]] = [
     ("Rep", 3, True),
     ("Seed", 8, False),
 ]
+# A narrow preview drops the seed, then the repeat, then shortens the factors; room to spare
+# goes to the factors.
+PREVIEW_FIT: list[FitStep] = [("drop", "Seed", 0), ("drop", "Rep", 0), ("shrink", "Factors", 6)]
 
 
 # --------------------------------------------------------------------------- the screen
@@ -315,6 +325,9 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
         text-style: bold;
         height: 1;
         margin-top: 1;
+    }
+    BatchSetupScreen .setup-heading.first {
+        margin-top: 0;
     }
     BatchSetupScreen .setup-row {
         height: 1;
@@ -361,9 +374,10 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
         margin-top: 1;
     }
     BatchSetupScreen #setup-totals {
-        height: auto;
-        min-height: 2;
+        height: 3;
         margin-top: 1;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
     }
     BatchSetupScreen #setup-grid-error {
         color: $error;
@@ -404,6 +418,7 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
         self.checks = 0  # plans computed (tests wait on it)
         self._recheck_timer: Timer | None = None
         self._starting = False
+        self._preview_columns = PREVIEW_COLUMNS  # fitted to the preview's width (on_resize)
 
     # ------------------------------------------------------------------ layout
 
@@ -416,7 +431,7 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
         yield Static(self._banner(), id="setup-banner", markup=False)
         with Horizontal(id="setup-body"):
             with VerticalScroll(id="setup-form"):
-                yield Static("Models", classes="setup-heading")
+                yield Static("Models", classes="setup-heading first")
                 yield from self._row(
                     "Default",
                     Select(
@@ -508,14 +523,14 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
                 table: DataTable[str] = DataTable(
                     id="setup-grid", cursor_type="row", zebra_stripes=True
                 )
-                table.add_column(columns_header(PREVIEW_COLUMNS), key="cell")
+                table.add_column(columns_header(self._preview_columns), key="cell")
                 yield table
                 yield Static("", id="setup-grid-error")
                 yield Static("", id="setup-totals")
                 with Horizontal(id="setup-buttons"):
-                    yield Button("Back (esc)", id="setup-back", compact=True)
+                    yield Button("Back", id="setup-back", compact=True)
                     yield Button(
-                        "Start batch (ctrl+s)", id="setup-start", variant="primary", compact=True
+                        "Start (ctrl+s)", id="setup-start", variant="primary", compact=True
                     )
         yield Footer()
 
@@ -701,11 +716,28 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
             static.update(note)
             static.set_class(bool(note), "shown")
 
+    def on_resize(self) -> None:
+        # A narrow terminal gives the form a little less room, the preview a little more.
+        self.query_one("#setup-form").styles.width = 42 if self.size.width < 90 else 46
+        self.call_after_refresh(self._fit_preview)
+
+    def _fit_preview(self) -> None:
+        table = self.query_one("#setup-grid", DataTable)
+        width = table.size.width - 4  # the cell's padding and the scrollbar
+        columns = fit_columns(PREVIEW_COLUMNS, width, PREVIEW_FIT, grow="Factors")
+        if width > 0 and columns != self._preview_columns:
+            self._preview_columns = columns
+            table.clear(columns=True)
+            table.add_column(columns_header(columns), key="cell")
+            self._show_plan()
+
     def _show_plan(self) -> None:
         table = self.query_one("#setup-grid", DataTable)
         table.clear()
+        columns = self._preview_columns
         for i, cell in enumerate(self.plan.cells[:PREVIEW_ROWS]):
-            table.add_row(columns_line(cell_row(i, cell), PREVIEW_COLUMNS), key=str(i))
+            values = pick(cell_row(i, cell), PREVIEW_COLUMNS, columns)
+            table.add_row(columns_line(values, columns), key=str(i))
         more = len(self.plan.cells) - PREVIEW_ROWS
         if more > 0:
             table.add_row(f"  … and {more:,} more cells")
@@ -743,8 +775,8 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
         self.app.push_screen(
             ConfirmDialog(
                 "Start this batch?",
-                f"Run {est.conversations:,} conversation(s) of '{self.experiment.name}': "
-                f"{est.llm_calls:,} LLM calls, about {est.tokens:,} tokens, cost "
+                f"Run {plural(est.conversations, 'conversation')} of '{self.experiment.name}': "
+                f"{plural(est.llm_calls, 'LLM call')}, about {plural(est.tokens, 'token')}, cost "
                 f"{cost_label(plan, self.prices, self.price_problem)}. It keeps running when you "
                 f"leave the monitor.{manual}",
                 yes="Start",

@@ -28,6 +28,7 @@ from simulator.tui.messages import DraftChanged
 from simulator.tui.screens.base import ReportsWorkerErrors
 from simulator.tui.screens.dialogs import ConfirmDialog, MessageDialog
 from simulator.tui.widgets.item_list import ItemList
+from simulator.words import plural
 
 # (pane id, name); tab n is on key F(n+2), shown in its label, so the footer needs not list them.
 TABS = [
@@ -163,8 +164,8 @@ class EditorScreen(ReportsWorkerErrors, Screen[str | None]):
                 text += " · not yours: saving makes your own copy"
             elif self.conversations:
                 text += (
-                    f" · {self.conversations} conversation(s) ran with it: saving creates a "
-                    "new version"
+                    f" · {plural(self.conversations, 'conversation')} ran with it: saving "
+                    f"creates v{base.version + 1}"
                 )
         self.query_one("#editor-banner", Static).update(text)
 
@@ -293,8 +294,10 @@ class EditorScreen(ReportsWorkerErrors, Screen[str | None]):
             saved = await service.save(exp)
             if saved.id != exp.id:
                 text = (
-                    f"Saved as a new version (v{saved.version}): the {self.conversations} "
-                    "stored conversation(s) keep the prompts they ran with."
+                    f"Saved as a new version (v{saved.version}): the "
+                    f"{plural(self.conversations, 'stored conversation')} keep"
+                    f"{'s' if self.conversations == 1 else ''} the prompts "
+                    f"{'it' if self.conversations == 1 else 'they'} ran with."
                 )
             else:
                 text = f"Saved '{saved.name}'."

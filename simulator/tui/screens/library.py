@@ -23,6 +23,7 @@ from simulator.domain.models import Experiment, ExperimentKind
 from simulator.services.experiments import latest_versions
 from simulator.tui.screens.base import ReportsWorkerErrors
 from simulator.tui.screens.dialogs import ConfirmDialog, TextPrompt
+from simulator.words import plural
 
 # (column key, label, width): the table shows every column from FULL_WIDTH on, and gives a wider
 # terminal's room to GROWS; a narrower one first DROPS the columns the details lines repeat, then
@@ -132,6 +133,8 @@ class LibraryScreen(ReportsWorkerErrors, Screen[None]):
     """The experiment library."""
 
     HELP_TITLE = "Experiment library"
+    # In the footer's order: the main actions first (an 80-column footer shows up to Delete;
+    # every key is in F1's help and the command palette).
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("n", "new", "New", id="library.new", tooltip="Create an experiment"),
         Binding(
@@ -140,6 +143,25 @@ class LibraryScreen(ReportsWorkerErrors, Screen[None]):
             "Open",
             id="library.open",
             tooltip="Open the experiment in the editor",
+        ),
+        Binding("b", "batch", "Batch", id="library.batch", tooltip="Set up a batch of runs of it"),
+        Binding("r", "runs", "Runs", id="library.runs", tooltip="Watch running batches"),
+        Binding(
+            "c",
+            "conversations",
+            "Conversations",
+            id="library.conversations",
+            tooltip="Read its stored conversations",
+        ),
+        Binding(
+            "e", "export", "Export", id="library.export", tooltip="Write it to a YAML or JSON file"
+        ),
+        Binding(
+            "x,delete",
+            "delete",
+            "Delete",
+            id="library.delete",
+            tooltip="Delete it with its conversations (owner only)",
         ),
         Binding(
             "d",
@@ -151,26 +173,7 @@ class LibraryScreen(ReportsWorkerErrors, Screen[None]):
         Binding("f", "favourite", "Favourite", id="library.favourite", tooltip="Star or unstar it"),
         Binding("t", "note", "Note", id="library.note", tooltip="Edit its note"),
         Binding(
-            "x,delete",
-            "delete",
-            "Delete",
-            id="library.delete",
-            tooltip="Delete it with its conversations (owner only)",
-        ),
-        Binding(
-            "e", "export", "Export", id="library.export", tooltip="Write it to a YAML or JSON file"
-        ),
-        Binding(
             "i", "import", "Import", id="library.import", tooltip="Add an experiment from a file"
-        ),
-        Binding("b", "batch", "Batch", id="library.batch", tooltip="Set up a batch of runs of it"),
-        Binding("r", "runs", "Runs", id="library.runs", tooltip="Watch running batches"),
-        Binding(
-            "c",
-            "conversations",
-            "Conversations",
-            id="library.conversations",
-            tooltip="Read its stored conversations",
         ),
         Binding("s", "sort", "Sort", id="library.sort", show=False),
         Binding("slash", "search", "Search", id="library.search", show=False),
@@ -312,7 +315,7 @@ class LibraryScreen(ReportsWorkerErrors, Screen[None]):
         self._update_details()
         arrow = "↓" if self.sort_reverse else "↑"
         self.query_one("#library-status", Static).update(
-            f"{len(self.rows)} experiment(s){' (filtered)' if self._filtered() else ''} · "
+            f"{plural(len(self.rows), 'experiment')}{' (filtered)' if self._filtered() else ''} · "
             f"sorted by {self.sort_key} {arrow} · you are {self.user} · F1 or ? help"
         )
 
@@ -373,7 +376,9 @@ class LibraryScreen(ReportsWorkerErrors, Screen[None]):
             return
         exp = row.experiment
         roles = ", ".join(r.name for r in exp.roles) or "no roles"
-        factors = ", ".join(f"{f.name} ({len(f.levels)} levels)" for f in exp.factors) or "none"
+        factors = (
+            ", ".join(f"{f.name} ({plural(len(f.levels), 'level')})" for f in exp.factors) or "none"
+        )
         # Two lines, each cut with an ellipsis at the screen's edge (app.tcss).
         version = f"v{exp.version}"
         if row.latest is not None:
@@ -517,7 +522,9 @@ class LibraryScreen(ReportsWorkerErrors, Screen[None]):
                 timeout=10,
             )
             return
-        conversations = f" and its {row.conversations} conversation(s)" if row.conversations else ""
+        conversations = (
+            f" and its {plural(row.conversations, 'conversation')}" if row.conversations else ""
+        )
 
         def confirmed(yes: bool | None) -> None:
             if yes:

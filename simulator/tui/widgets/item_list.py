@@ -16,11 +16,11 @@ from textual.widgets import Button, OptionList, TextArea
 
 
 class ListOwner(Protocol):
-    """The pane whose items the list shows: it adds, removes and moves them."""
+    """The pane whose items the list shows: it adds and removes them (and may have an
+    ``action_move(delta)`` to reorder them)."""
 
     def action_add(self) -> None: ...
     def action_remove(self) -> None: ...
-    def action_move(self, delta: int) -> None: ...
 
 
 class ItemList(OptionList):
@@ -41,6 +41,12 @@ class ItemList(OptionList):
         self.noun = noun  # "role", "section", "model": for the hint
         self._hinted = False
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # A list whose items keep no order (the models) has no "move": not shown, not run.
+        if action == "move":
+            return hasattr(self.owner, "action_move")
+        return True
+
     def action_add(self) -> None:
         self.owner.action_add()
 
@@ -48,7 +54,7 @@ class ItemList(OptionList):
         self.owner.action_remove()
 
     def action_move(self, delta: int) -> None:
-        self.owner.action_move(delta)
+        self.owner.action_move(delta)  # type: ignore[attr-defined]  # check_action: it has one
 
     def on_focus(self) -> None:
         self._hinted = False
