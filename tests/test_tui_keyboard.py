@@ -182,6 +182,10 @@ async def test_reordering_takes_an_explicit_key(store: Any, tui_settings: Settin
         await pilot.press("ctrl+down")  # the explicit key moves the highlighted role
         await wait_until(pilot, lambda: editor.draft.role_names() == ["Prisoner", "Guard"])
         assert editor.query_one("#role-list", ItemList).highlighted == 1  # it follows the role
+        # The models keep no order: their list offers no move key (pressing it did nothing).
+        await go_to_tab(pilot, editor, "f5", "tab-models", "#model-list")
+        assert "ctrl+up" not in editor.active_bindings
+        assert "plus" in editor.active_bindings
 
 
 async def test_a_new_experiment_opens_in_its_first_field(
