@@ -65,3 +65,32 @@ def test_the_app_installs_the_guard_before_it_starts_threads() -> None:
     SimulatorApp(offer_example=False)
     assert ast_guard.installed()
     assert ast.literal_eval("(1,)") == (1,)
+
+
+def test_inflect_is_preloaded_without_parsing_anything() -> None:
+    """The warm-up's seconds came from typeguard parsing inflect's module once per checked
+    method; the app imports inflect uninstrumented in its main thread instead (no parse at
+    all), and leaves typeguard as it was for everything else."""
+    import subprocess
+    import sys
+
+    code = """
+import ast
+parses = 0
+original = ast.parse
+def counting(*args, **kwargs):
+    global parses
+    parses += 1
+    return original(*args, **kwargs)
+ast.parse = counting
+from simulator.tui.preload import preload
+import typeguard
+decorator = typeguard.typechecked
+preload()
+import inflect
+print(parses, typeguard.typechecked is decorator, inflect.engine().plural_noun("guard"))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.split() == ["0", "True", "guards"], done.stdout + done.stderr

@@ -28,6 +28,7 @@ from simulator.logging_setup import register_secret
 from simulator.settings import Settings, load_settings, redact_uri
 from simulator.tui import ast_guard
 from simulator.tui.messages import Connected, ConnectFailed
+from simulator.tui.preload import preload
 from simulator.tui.screens.dialogs import ConfirmDialog, HelpScreen, MessageDialog
 from simulator.tui.screens.startup import (
     ConnectingScreen,
@@ -97,8 +98,10 @@ class SimulatorApp(App[None]):
         credential_store: CredentialStore | None = None,
         offer_example: bool = True,
     ) -> None:
-        # Before any thread of the app starts (its warm-up parses while Textual parses actions).
+        # Before any thread of the app starts: heavy modules once, in this thread, and no two
+        # threads parsing at once (CPython 3.11's AST race).
         ast_guard.install()
+        preload()
         super().__init__()
         self.settings = settings if settings is not None else load_settings()
         self._reload_settings = reload_settings
@@ -214,17 +217,8 @@ class SimulatorApp(App[None]):
         from simulator.tui.screens.library import LibraryScreen
 
         self._show(LibraryScreen())
-        self._warm_up()
         if message.login is not None:
             self._offer_remember(message.login)
-
-    @work(thread=True, group="warm-up", exit_on_error=False)
-    def _warm_up(self) -> None:
-        """Load the inflection engine off the event loop while the user looks at the library:
-        importing it takes seconds, and the editor's first preview would freeze the screen."""
-        from simulator.roles.grammar import number_word
-
-        number_word(2)
 
     def on_connect_failed(self, message: ConnectFailed) -> None:
         exc = message.error

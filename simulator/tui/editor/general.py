@@ -15,7 +15,7 @@ from simulator.tui.messages import DraftChanged
 from simulator.tui.widgets.item_list import EditorTextArea
 
 
-class GeneralPane(VerticalScroll):
+class GeneralPane(VerticalScroll, can_focus=False):
     """Scrolls: in a short terminal (24 rows) the study factors are below the fold."""
 
     def __init__(self, draft: Draft) -> None:

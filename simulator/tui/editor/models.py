@@ -108,7 +108,7 @@ class ModelsPane(ReportsWorkerErrors, Horizontal):
             with Horizontal(classes="side-buttons"):
                 yield side_button("+ Add", "model-add")
                 yield side_button("Remove", "model-remove")
-        with VerticalScroll(classes="form"):
+        with VerticalScroll(classes="form", can_focus=False):
             with Horizontal(classes="form-row"):
                 yield Label("Provider", classes="field-label")
                 yield Select(

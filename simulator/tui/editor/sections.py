@@ -49,8 +49,9 @@ class SectionsPane(Horizontal):
                 yield Label("Seen by", classes="field-label")
                 yield Select(
                     [
-                        ("shared (every agent)", SectionKind.shared.value),
-                        ("private (one role)", SectionKind.private.value),
+                        # Short: the drop-down is 13 columns wide at 80x24.
+                        ("every agent", SectionKind.shared.value),
+                        ("one role", SectionKind.private.value),
                         ("summarizer", SectionKind.summarizer.value),
                     ],
                     allow_blank=False,

@@ -198,16 +198,20 @@ class EditorScreen(ReportsWorkerErrors, Screen[str | None]):
                 severity="warning",
             )
             return
-        # Drop focus first: a focused widget in the old tab would pull the tabs back to it.
+        # Drop focus first: a focused widget in the old tab would pull the tabs back to it. Then
+        # focus the new tab's first field at once, not after the next refresh: a key typed right
+        # after F-n (enter on the list) must find it focused, not nothing.
         self.set_focus(None)
         self.query_one(TabbedContent).active = tab
-        self.call_after_refresh(self._focus_first, tab)
+        if not self._focus_first(tab):
+            self.call_after_refresh(self._focus_first, tab)
 
-    def _focus_first(self, tab: str) -> None:
+    def _focus_first(self, tab: str) -> bool:
         for widget in self.query_one(f"#{tab}", TabPane).query("*"):
             if widget.focusable:
-                widget.focus()
-                return
+                self.set_focus(widget)
+                return True
+        return False
 
     # ------------------------------------------------------------------ save and close
 
