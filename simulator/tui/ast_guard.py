@@ -7,13 +7,14 @@ allocation may run the garbage collector, the collector may run Python code, and
 hand the GIL to another thread; when that thread parses too, both counters mix and one of them
 fails with ``SystemError: AST constructor recursion depth mismatch``.
 
-The app parses in two threads: Textual parses action strings such as ``tab('tab-roles')`` with
-``ast.literal_eval`` on the event loop, while the warm-up thread imports ``inflect``, whose
-``@typechecked`` methods make typeguard parse inflect's whole module once per method (about 30
-parses, the seconds the import takes). Rather than hope that nothing else parses meanwhile,
-``install()`` wraps ``ast.parse`` in one lock: a parse then never runs while another is half done,
-whatever thread, library or warm-up asks for it. A caller waits at most for one parse in flight
-(tens of milliseconds for inflect's module), and only while a warm-up runs.
+The app parsed in two threads: Textual parses action strings such as ``tab('tab-roles')`` with
+``ast.literal_eval`` on the event loop, while a warm-up thread imported ``inflect``, whose
+``@typechecked`` methods make typeguard parse inflect's whole module once per method (23 parses).
+Inflect is now imported before any thread starts, without that instrumentation
+(``simulator.tui.preload``), but other imports still run in threads (a game's scenario, pandas)
+and any library may parse. Rather than hope that nothing parses meanwhile, ``install()`` wraps
+``ast.parse`` in one lock: a parse then never runs while another is half done, whatever thread
+or library asks for it. A caller waits at most for one parse in flight.
 """
 
 from __future__ import annotations
