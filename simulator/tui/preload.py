@@ -34,7 +34,7 @@ def preload() -> None:
     if "inflect" in sys.modules:
         return
     try:
-        typeguard = importlib.import_module("typeguard")
+        typeguard: Any = importlib.import_module("typeguard")
     except ImportError:  # an inflect without typeguard: nothing to skip
         importlib.import_module("inflect")
         return

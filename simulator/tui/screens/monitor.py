@@ -391,7 +391,9 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
         else:
             yield Static("Loading the batch…", id="monitor-summary")
             yield ProgressBar(total=1, show_eta=False, id="monitor-progress")
-            table = DataTable(id="monitor-conversations", cursor_type="row", zebra_stripes=True)
+            table: DataTable[Any] = DataTable(
+                id="monitor-conversations", cursor_type="row", zebra_stripes=True
+            )
             table.add_column(conversation_header(), key="row")
             yield table
             yield Static("", id="monitor-selected", markup=False)

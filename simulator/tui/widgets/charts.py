@@ -19,7 +19,7 @@ from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
 from simulator.domain import Message
-from simulator.tui.widgets.ticks import whole_ticks
+from simulator.tui.widgets.ticks import tick_args, whole_ticks
 
 #: The measures the chart cycles through, with their axis labels.
 CHART_METRICS: dict[str, str] = {
@@ -125,9 +125,9 @@ class ConversationChart(Vertical, can_focus=True):
         turns = [t for ts, _ in self.series.values() for t in ts]
         values = [v for _, vs in self.series.values() for v in vs]
         self.xticks = whole_ticks(min(turns), max(turns)) if turns else []
-        plt.xticks(self.xticks)
+        plt.xticks(*tick_args(self.xticks))
         if values and all(float(v).is_integer() for v in values):
-            plt.yticks(whole_ticks(min(values), max(values), most=5))
+            plt.yticks(*tick_args(whole_ticks(min(values), max(values), most=5)))
         caption = self.query_one(".chart--caption", Static)
         if self.series:
             roles = ", ".join(self.series)

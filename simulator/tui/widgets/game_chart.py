@@ -23,7 +23,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
 
-from simulator.tui.widgets.ticks import whole_ticks
+from simulator.tui.widgets.ticks import tick_args, whole_ticks
 
 MIN_REDRAW_S = 1.0
 MAX_MEMBER_LINES = 6  # more members than this: their mean credits instead of a line each
@@ -290,7 +290,7 @@ class GameChart(Vertical):
             self._series(plt, xs, ties, "ties", "right", RIGHT_COLOR)
             plt.xlabel("step")
         if xs:
-            plt.xticks(whole_ticks(xs[0], xs[-1]))  # rounds and steps are whole
+            plt.xticks(*tick_args(whole_ticks(xs[0], xs[-1])))  # rounds and steps are whole
         self.draws += 1
         plot.refresh()
 

@@ -11,3 +11,8 @@ def whole_ticks(low: float, high: float, most: int = 6) -> list[int]:
     first, last = math.floor(low), math.ceil(high)
     step = max(1, math.ceil((last - first) / max(most - 1, 1)))
     return list(range(first, last + 1, step))
+
+
+def tick_args(ticks: list[int]) -> tuple[list[float], list[str]]:
+    """``ticks`` as plotext's ``xticks``/``yticks`` take them: positions and their labels."""
+    return [float(t) for t in ticks], [str(t) for t in ticks]
