@@ -186,7 +186,7 @@ async def test_launch_a_2x2_grid_with_2_days_and_watch_it_finish(store: Any, run
 
         await pilot.press("ctrl+s")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="confirm")
-        assert "4 conversation(s)" in app.screen.message
+        assert "4 conversations" in app.screen.message
         await pilot.press("y")
         await wait_until(pilot, lambda: isinstance(app.screen, RunMonitorScreen), what="monitor")
         monitor = app.screen

@@ -16,6 +16,7 @@ from typing import Any
 
 from simulator.domain import Batch, Conversation, Estimate, Experiment, Status
 from simulator.domain.errors import NotFoundError, SimulatorError
+from simulator.words import plural
 
 EXIT_OK = 0
 EXIT_UNFINISHED = 1  # some conversations failed, or the batch was cancelled
@@ -133,7 +134,7 @@ async def _run(args: argparse.Namespace, run_spec: Any) -> int:
                 experiment, spec, owner=user, prices=run_spec.prices, preflight=False
             )
             console.print(
-                f"Batch [bold]{batch.id}[/] started: {batch.cells_total} conversations "
+                f"Batch [bold]{batch.id}[/] started: {plural(batch.cells_total, 'conversation')} "
                 f"of {experiment.name!r}."
             )
             batch = await _drive(runner, batch, experiment, console)
@@ -351,9 +352,9 @@ def _print_plan(experiment: Experiment, run_spec: Any, console: Any) -> Estimate
         (len(day_counts(spec)), "day count"),
         (spec.repeats, "repeat"),
     ]
-    grid = " x ".join(f"{n} {label}{'s' if n != 1 else ''}" for n, label in parts)
+    grid = " x ".join(plural(n, label) for n, label in parts)
     console.print(f"Experiment: [bold]{experiment.name}[/] ({experiment.kind.value})")
-    console.print(f"Grid: {grid} = {len(cells)} cells")
+    console.print(f"Grid: {grid} = {plural(len(cells), 'cell')}")
     models = sorted({ms.label for ms in spec.model_sets})
     console.print(f"Models: {'; '.join(models)}")
     cost = (
@@ -362,8 +363,8 @@ def _print_plan(experiment: Experiment, run_spec: Any, console: Any) -> Estimate
         else (" (cost: a model has no price)" if run_spec.prices else "")
     )
     console.print(
-        f"Estimate: {est.conversations:,} conversations, {est.llm_calls:,} LLM calls, "
-        f"about {est.tokens:,} tokens{cost}"
+        f"Estimate: {plural(est.conversations, 'conversation')}, "
+        f"{plural(est.llm_calls, 'LLM call')}, about {plural(est.tokens, 'token')}{cost}"
     )
     return est
 
@@ -577,7 +578,7 @@ def _progress(console: Any, batch: Batch, experiment: Experiment) -> Iterator[tu
 
 def _report_end(batch: Batch, console: Any) -> int:
     if batch.status is Status.done:
-        console.print(f"Batch {batch.id} done: {batch.cells_total} conversations.")
+        console.print(f"Batch {batch.id} done: {plural(batch.cells_total, 'conversation')}.")
         return EXIT_OK
     if batch.status is Status.failed:
         console.print(f"[red]Batch {batch.id}: {batch.error}[/]")

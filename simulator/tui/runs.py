@@ -35,6 +35,7 @@ from simulator.engine.events import (
 )
 from simulator.engine.grid import describe_cell
 from simulator.engine.journal import AGENT_KINDS
+from simulator.words import plural
 
 log = logging.getLogger(__name__)
 
@@ -331,7 +332,9 @@ class RunRegistry:
         batch = run.batch
         name = f"Batch {batch.id[:8]} ({run.experiment_name})"
         if batch.status is Status.done:
-            self.app.notify(f"{name} done: {run.total} conversation(s).", title="Batch done")
+            self.app.notify(
+                f"{name} done: {plural(run.total, 'conversation')}.", title="Batch done"
+            )
         elif batch.status is Status.failed:
             self.app.notify(
                 f"{name}: {batch.error or 'failed'}", title="Batch failed", severity="warning"
