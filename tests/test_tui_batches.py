@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from textual.widgets import Button, Checkbox, DataTable, Select, Static
+from textual.widgets import Button, Checkbox, DataTable, SelectionList, Static
 
 from simulator.db.store import ConversationFilter
 from simulator.domain import (
@@ -87,14 +87,14 @@ def test_build_spec_models_per_role_summarizer_manager_and_game_rounds() -> None
         per_role={"Guard": 0, "Prisoner": None},
         summarizer=0,
         manager=None,
-        speaker_selection=SpeakerSelection.auto,
+        speaker_selection=[SpeakerSelection.auto],
     )
     plan = build_spec(exp, form)
     assert plan.ok and plan.spec is not None
     (ms,) = plan.spec.model_sets
     assert ms.default == slow and ms.per_role == {"Guard": fast}
     assert ms.summarizer == fast and ms.manager is None and ms.manager_model == slow
-    assert plan.spec.speaker_selection is SpeakerSelection.auto
+    assert plan.spec.speaker_selection == [SpeakerSelection.auto]
 
     # The cost: from a price table when every model has a price, else said to be unknown.
     paid = runs_experiment(models=[ModelRef(provider=Provider.openai, model="gpt-x")])
@@ -246,7 +246,9 @@ async def test_manual_speaker_dialog_decides_who_speaks(store: Any, runs_app: An
         await wait_until(pilot, lambda: isinstance(app.screen, BatchSetupScreen), what="setup")
         setup = app.screen
         await wait_until(pilot, lambda: setup.checks >= 1, what="first check")
-        setup.query_one("#speaker", Select).value = SpeakerSelection.manual.value
+        speaker = setup.query_one("#speaker", SelectionList)
+        speaker.deselect(SpeakerSelection.round_robin.value)
+        speaker.select(SpeakerSelection.manual.value)
         await fill(pilot, setup, {"total": "3"})
         assert "a dialog asks you" in shown(setup, "#speaker-note")
         await pilot.press("ctrl+s")

@@ -12,10 +12,11 @@ import re
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
@@ -69,8 +70,9 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "max_attempts": (1, 20),  # per-model attempts per call
     "position": (-1_000_000, 1_000_000),  # a section's place among an agent's sections
 }
-#: Conversations in one batch (model sets x factor combinations x agent counts x day counts x
-#: repeats); more is almost surely a typo, and each one is a stored document before anything runs.
+#: Conversations in one batch (model sets x factor combinations x speaker selections x agent
+#: counts x day counts x repeats); more is almost surely a typo, and each one is a stored
+#: document before anything runs.
 MAX_CELLS = 10_000
 
 
@@ -149,6 +151,33 @@ class SpeakerSelection(StrEnum):
     random = "random"
     auto = "auto"
     manual = "manual"
+
+
+def speaker_methods(value: Any) -> Any:
+    """A batch's speaker selection methods: one method (``random``) or a list of distinct ones
+    (``[round_robin, random]``), each a grid dimension's level."""
+    items = list(value) if isinstance(value, list | tuple) else [value]
+    if not items:
+        raise ValueError("name at least one speaker selection method")
+    known = [s.value for s in SpeakerSelection]
+    methods: list[SpeakerSelection] = []
+    for item in items:
+        if isinstance(item, SpeakerSelection):
+            method = item
+        elif isinstance(item, str) and item in known:
+            method = SpeakerSelection(item)
+        else:
+            raise ValueError(
+                f"{item!r} is not a speaker selection method; use one of {', '.join(known)}"
+            )
+        if method in methods:
+            raise ValueError(f"{method.value} is listed twice")
+        methods.append(method)
+    return methods
+
+
+#: One or more speaker selection methods (a single value is accepted and becomes a list of one).
+SpeakerMethods = Annotated[list[SpeakerSelection], BeforeValidator(speaker_methods)]
 
 
 class Status(StrEnum):
@@ -481,7 +510,10 @@ class BatchSpec(Model):
     max_agents: dict[str, int] = Field(default_factory=dict)
     every_combination: StrictBool = True  # False: only the maxima
     factor_levels: list[dict[str, str]] | None = None  # None: all combinations of levels
-    speaker_selection: SpeakerSelection = SpeakerSelection.round_robin
+    # a grid dimension: each cell runs one method (a single value is accepted)
+    speaker_selection: SpeakerMethods = Field(
+        default_factory=lambda: [SpeakerSelection.round_robin]
+    )
     repeats: int = _int_field("repeats", 1)
     seed: int = _int_field("seed", 0)
     # Conversations at once. Each endpoint has its own, tighter limit (Backends), so this only

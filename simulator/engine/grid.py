@@ -49,7 +49,7 @@ from simulator.domain import (
 )
 from simulator.domain.cells import repeat_number
 from simulator.domain.errors import SpecError
-from simulator.domain.models import MAX_CELLS
+from simulator.domain.models import MAX_CELLS, speaker_methods
 from simulator.engine.budget import day_budgets
 from simulator.engine.rng import derive_seed
 
@@ -91,6 +91,12 @@ def _maxima(experiment: Experiment, spec: BatchSpec) -> dict[str, int]:
                 f"batch.max_agents.{role}: no role {role!r} in experiment {experiment.name!r}"
             ) from None
     return {r.name: canonical.get(r.name, 1) for r in experiment.roles}
+
+
+def speaker_selections(spec: BatchSpec) -> list[SpeakerSelection]:
+    """The spec's speaker selection methods, one grid level each (a spec copied with a single
+    method, without validation, counts as a list of one)."""
+    return list(speaker_methods(spec.speaker_selection))
 
 
 def day_counts(spec: BatchSpec) -> list[int]:
@@ -164,13 +170,17 @@ class GridSize:
 
 
 def grid_size(experiment: Experiment, spec: BatchSpec) -> GridSize:
-    """How many cells ``expand_grid`` would make: model sets x factor combinations x agent
-    counts x day counts x repeats, multiplied (cheap for any spec, however large)."""
+    """How many cells ``expand_grid`` would make: model sets x factor combinations x speaker
+    selections x agent counts x day counts x repeats, multiplied (cheap for any spec, however
+    large)."""
     maxima = _maxima(experiment, spec)
     counts = math.prod(maxima.values()) if spec.every_combination else 1
+    methods = len(speaker_selections(spec))
     parts = (
         (len(spec.model_sets), "model set"),
         (count_factor_combinations(experiment, spec), "factor combination"),
+        # named only when it varies: a single method is not a dimension a reader looks for
+        *([(methods, "speaker selection")] if methods > 1 else []),
         (counts, "agent count"),
         (spec.days if spec.every_day_count else 1, "day count"),
         (spec.repeats, "repeat"),
@@ -184,8 +194,8 @@ def check_grid_size(experiment: Experiment, spec: BatchSpec, max_cells: int = MA
     if size.cells > max_cells:
         raise SpecError(
             f"batch: {size.cells:,} conversations ({size.words}): at most {max_cells:,} in one "
-            "batch; lower the maxima of agents, the day counts, the factor levels, the models "
-            "or the repeats"
+            "batch; lower the maxima of agents, the day counts, the factor levels, the models, "
+            "the speaker selections or the repeats"
         )
     return size.cells
 
@@ -198,7 +208,8 @@ def seed_path(cell: GridCell) -> str:
 
 
 def expand_grid(experiment: Experiment, spec: BatchSpec) -> list[GridCell]:
-    """The batch's cells, in a stable order: model set, factor levels, counts, days, repeat.
+    """The batch's cells, in a stable order: model set, factor levels, speaker selection,
+    counts, days, repeat.
 
     Refuses (SpecError) a grid of more than ``MAX_CELLS`` cells before expanding anything."""
     if spec.days > spec.total_messages and experiment.kind is ExperimentKind.dialogue:
@@ -208,9 +219,10 @@ def expand_grid(experiment: Experiment, spec: BatchSpec) -> list[GridCell]:
         )
     check_grid_size(experiment, spec)
     cells: list[GridCell] = []
-    for models, levels, counts, days, repeat in itertools.product(
+    for models, levels, speaker_selection, counts, days, repeat in itertools.product(
         spec.model_sets,
         factor_combinations(experiment, spec),
+        speaker_selections(spec),
         count_combinations(experiment, spec),
         day_counts(spec),
         range(spec.repeats),
@@ -221,7 +233,7 @@ def expand_grid(experiment: Experiment, spec: BatchSpec) -> list[GridCell]:
             total_messages=spec.total_messages,
             models=models,
             factors=levels,
-            speaker_selection=spec.speaker_selection,
+            speaker_selection=speaker_selection,
             repeat=repeat,
             rounds=spec.rounds,
         )
@@ -631,9 +643,12 @@ def estimate(experiment: Experiment, spec: BatchSpec, prices: Prices | None = No
 
 
 def describe_cell(cell: GridCell) -> str:
-    """A short human label: ``2v1, 3 days, goal=escape, repeat 2``."""
+    """A short human label: ``2v1, 3 days, goal=escape, random, repeat 2`` (the speaker
+    selection named when it is not round robin)."""
     parts = [cell.counts_label, f"{cell.days} day{'s' if cell.days != 1 else ''}"]
     parts += [f"{k}={v}" for k, v in cell.factors.items()]
+    if cell.speaker_selection is not SpeakerSelection.round_robin:
+        parts.append(cell.speaker_selection.value)
     if cell.repeat:
         parts.append(f"repeat {repeat_number(cell)}")
     return ", ".join(parts)
@@ -654,4 +669,5 @@ __all__ = [
     "grid_size",
     "register_call_estimator",
     "seed_path",
+    "speaker_selections",
 ]

@@ -29,6 +29,7 @@ from textual.widgets import (
     Input,
     Label,
     Select,
+    SelectionList,
     Static,
 )
 
@@ -82,7 +83,10 @@ class SetupForm:
     every_day_count: bool = False
     max_agents: dict[str, str] = field(default_factory=dict)
     every_combination: bool = True
-    speaker_selection: SpeakerSelection = SpeakerSelection.round_robin
+    # one or more methods: each is a grid dimension's level (every cell runs one)
+    speaker_selection: list[SpeakerSelection] = field(
+        default_factory=lambda: [SpeakerSelection.round_robin]
+    )
     repeats: str = "1"
     seed: str = "0"
     concurrency: str = str(BatchSpec.model_fields["concurrency"].default)
@@ -152,6 +156,8 @@ def build_spec(
     rounds = None
     if not dialogue and form.rounds.strip():
         rounds = _whole(form.rounds, "rounds", problems, "rounds")
+    if not form.speaker_selection:
+        problems["speaker"] = "choose at least one method (space toggles the highlighted one)"
     if not experiment.roles:
         problems["grid"] = "the experiment has no roles: add some in the editor first"
     else:
@@ -244,7 +250,10 @@ def totals_text(plan: Plan, prices: Any, price_problem: str = "") -> str:
 
 
 def cell_row(index: int, cell: GridCell) -> list[str]:
-    factors = ", ".join(cell.factors.values()) or "-"
+    levels = list(cell.factors.values())
+    if cell.speaker_selection is not SpeakerSelection.round_robin:
+        levels.append(cell.speaker_selection.value)
+    factors = ", ".join(levels) or "-"
     return [
         str(index + 1),
         cell.counts_label,
@@ -308,6 +317,13 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
     }
     BatchSetupScreen .setup-row {
         height: 1;
+    }
+    BatchSetupScreen .setup-row.tall {
+        height: auto;
+    }
+    BatchSetupScreen .setup-row SelectionList {
+        width: 1fr;
+        height: auto;
     }
     BatchSetupScreen .setup-label {
         width: 17;
@@ -479,14 +495,16 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
                 if dialogue:
                     yield from self._row(
                         "Speaker",
-                        Select(
-                            [(label, s.value) for s, label in SPEAKER_LABELS.items()],
-                            value=SpeakerSelection.round_robin.value,
-                            allow_blank=False,
+                        SelectionList[str](
+                            *(
+                                (label, s.value, s is SpeakerSelection.round_robin)
+                                for s, label in SPEAKER_LABELS.items()
+                            ),
                             id="speaker",
                             compact=True,
                         ),
                         "speaker",
+                        tall=True,
                     )
                     yield Static("", id="speaker-note", classes="setup-note")
                 yield from self._row("Repeats", self._input("1", "repeats", narrow=True), "repeats")
@@ -528,9 +546,15 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
         )
 
     def _row(
-        self, label: str, widget: Any, error_key: str | None = None, extra: Any = None
+        self,
+        label: str,
+        widget: Any,
+        error_key: str | None = None,
+        extra: Any = None,
+        *,
+        tall: bool = False,
     ) -> ComposeResult:
-        with Horizontal(classes="setup-row"):
+        with Horizontal(classes="setup-row tall" if tall else "setup-row"):
             yield Label(label, classes="setup-label", markup=False)
             yield widget
             if extra is not None:
@@ -633,7 +657,12 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
             except Exception:
                 return default
 
-        speaker = value("#speaker") or SpeakerSelection.round_robin.value
+        found = self.query("#speaker")
+        speakers = (
+            [SpeakerSelection(v) for v in found.first(SelectionList).selected]
+            if found
+            else [SpeakerSelection.round_robin]
+        )
         return SetupForm(
             default_model=index("#model-default") or 0,
             per_role={r.name: index(f"#model-role-{i}") for i, r in enumerate(exp.roles)},
@@ -644,7 +673,7 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
             every_day_count=checked("#every-day-count", False),
             max_agents={r.name: value(f"#in-max-{i}") for i, r in enumerate(exp.roles)},
             every_combination=checked("#every-combination", True),
-            speaker_selection=SpeakerSelection(speaker),
+            speaker_selection=speakers,
             repeats=value("#in-repeats"),
             seed=value("#in-seed"),
             concurrency=value("#in-concurrency"),
@@ -654,6 +683,7 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
     @on(Input.Changed)
     @on(Select.Changed)
     @on(Checkbox.Changed)
+    @on(SelectionList.SelectedChanged)
     def _changed(self) -> None:
         # Debounced: typing "100" checks once, not three times.
         if self._recheck_timer is not None:
@@ -684,11 +714,15 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
         self.query_one("#setup-grid-error", Static).update(
             "\n".join(t for t in (grid_error, rest) if t)
         )
-        note = ""
-        if self.form.speaker_selection is SpeakerSelection.manual:
-            note = "a dialog asks you before every turn of every conversation"
-        elif self.form.speaker_selection is SpeakerSelection.auto:
-            note = "the manager model picks each speaker (one extra call per turn)"
+        methods = self.form.speaker_selection
+        notes = []
+        if len(methods) > 1:
+            notes.append(f"{len(methods)} methods: each cell runs one of them")
+        if SpeakerSelection.manual in methods:
+            notes.append("a dialog asks you before every turn of every conversation")
+        if SpeakerSelection.auto in methods:
+            notes.append("the manager model picks each speaker (one extra call per turn)")
+        note = "; ".join(notes)
         for static in self.query("#speaker-note").results(Static):
             static.update(note)
             static.set_class(bool(note), "shown")
@@ -746,7 +780,7 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
 
         manual = (
             " You choose every speaker: a dialog asks before each turn."
-            if spec.speaker_selection is SpeakerSelection.manual
+            if SpeakerSelection.manual in spec.speaker_selection
             else ""
         )
         self.app.push_screen(
