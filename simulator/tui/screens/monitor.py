@@ -756,7 +756,8 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
         text = (
             f"[b]{b.id[:8]}[/b] · {plural(spec.total_messages, 'message')} over {days} · agents "
             f"{maxima}{' (every combination)' if spec.every_combination else ''} · speaker "
-            f"{spec.speaker_selection.value} · repeats {spec.repeats} · seed {spec.seed}"
+            f"{', '.join(m.value for m in spec.speaker_selection)} · repeats {spec.repeats} · "
+            f"seed {spec.seed}"
         )
         label = batch_status_label(b, row.here)
         if label == "interrupted" and b.stop_reason:
