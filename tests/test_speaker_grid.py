@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from textual.widgets import DataTable, SelectionList
+from textual.widgets import Checkbox, DataTable
 
 from simulator.db.store import ConversationFilter
 from simulator.domain import BatchSpec, MessageKind, SpeakerSelection, Status
@@ -94,30 +94,29 @@ async def test_a_two_method_speaker_grid_from_batch_setup(store: Any, runs_app: 
         await fill(pilot, setup, {"total": "4"})
         assert setup.query_one("#setup-grid", DataTable).row_count == 1
 
-        # The keyboard: focus the methods, move to "random", space toggles it on.
-        methods = setup.query_one("#speaker", SelectionList)
-        methods.focus()
+        # The keyboard: tab from round robin to random, space ticks it.
+        setup.query_one("#speaker-round_robin", Checkbox).focus()
         await pilot.pause()
-        methods.highlighted = 0
         checks = setup.checks
-        await pilot.press("down", "space")
+        await pilot.press("tab", "space")
         await wait_until(
             pilot,
             lambda: setup.checks > checks and not setup._recheck_timer_pending(),
             what="the form check",
         )
-        assert methods.selected == ["round_robin", "random"]
+        assert setup.query_one("#speaker-random", Checkbox).value
         assert setup.plan.spec is not None
         assert setup.plan.spec.speaker_selection == [RR, RANDOM]
         assert setup.query_one("#setup-grid", DataTable).row_count == 2
         assert "2 methods" in str(setup.query_one("#speaker-note").render())
 
         # No method at all is a problem under the field, and nothing can start.
-        methods.deselect_all()
+        for method in ("round_robin", "random"):
+            setup.query_one(f"#speaker-{method}", Checkbox).value = False
         await wait_until(pilot, lambda: not setup.plan.ok, what="no method refused")
         assert "at least one method" in str(setup.query_one("#err-speaker").render())
-        methods.select("round_robin")
-        methods.select("random")
+        for method in ("round_robin", "random"):
+            setup.query_one(f"#speaker-{method}", Checkbox).value = True
         await wait_until(pilot, lambda: setup.plan.ok, what="two methods again")
 
         await pilot.press("ctrl+s")

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from textual.widgets import Button, Checkbox, DataTable, SelectionList, Static
+from textual.widgets import Button, Checkbox, DataTable, Static
 
 from simulator.db.store import ConversationFilter
 from simulator.domain import (
@@ -246,9 +246,8 @@ async def test_manual_speaker_dialog_decides_who_speaks(store: Any, runs_app: An
         await wait_until(pilot, lambda: isinstance(app.screen, BatchSetupScreen), what="setup")
         setup = app.screen
         await wait_until(pilot, lambda: setup.checks >= 1, what="first check")
-        speaker = setup.query_one("#speaker", SelectionList)
-        speaker.deselect(SpeakerSelection.round_robin.value)
-        speaker.select(SpeakerSelection.manual.value)
+        setup.query_one("#speaker-round_robin", Checkbox).value = False
+        setup.query_one("#speaker-manual", Checkbox).value = True
         await fill(pilot, setup, {"total": "3"})
         assert "a dialog asks you" in shown(setup, "#speaker-note")
         await pilot.press("ctrl+s")

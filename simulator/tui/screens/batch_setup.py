@@ -29,7 +29,6 @@ from textual.widgets import (
     Input,
     Label,
     Select,
-    SelectionList,
     Static,
 )
 
@@ -59,11 +58,12 @@ log = logging.getLogger(__name__)
 PREVIEW_ROWS = 200  # cells listed in the preview table (the totals count them all)
 SAME = ""  # Select value: "the default model"
 
-SPEAKER_LABELS = {
+# The speaker selection checkboxes, two a line (the note under them explains auto and manual).
+SPEAKER_BOXES = {
     SpeakerSelection.round_robin: "round robin",
-    SpeakerSelection.random: "random (seeded)",
-    SpeakerSelection.auto: "auto (a manager model)",
-    SpeakerSelection.manual: "manual (you choose)",
+    SpeakerSelection.random: "random",
+    SpeakerSelection.auto: "auto",
+    SpeakerSelection.manual: "manual",
 }
 
 
@@ -157,7 +157,7 @@ def build_spec(
     if not dialogue and form.rounds.strip():
         rounds = _whole(form.rounds, "rounds", problems, "rounds")
     if not form.speaker_selection:
-        problems["speaker"] = "choose at least one method (space toggles the highlighted one)"
+        problems["speaker"] = "tick at least one method (space ticks the focused one)"
     if not experiment.roles:
         problems["grid"] = "the experiment has no roles: add some in the editor first"
     else:
@@ -318,12 +318,12 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
     BatchSetupScreen .setup-row {
         height: 1;
     }
-    BatchSetupScreen .setup-row.tall {
-        height: auto;
+    BatchSetupScreen .setup-label.short {
+        width: 8;
     }
-    BatchSetupScreen .setup-row SelectionList {
-        width: 1fr;
-        height: auto;
+    BatchSetupScreen .setup-label.inline {
+        width: 6;
+        margin-left: 2;
     }
     BatchSetupScreen .setup-label {
         width: 17;
@@ -493,22 +493,27 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
                 )
                 yield Static("Run", classes="setup-heading")
                 if dialogue:
-                    yield from self._row(
-                        "Speaker",
-                        SelectionList[str](
-                            *(
-                                (label, s.value, s is SpeakerSelection.round_robin)
-                                for s, label in SPEAKER_LABELS.items()
-                            ),
-                            id="speaker",
+                    # One or more methods (a grid dimension), two a line: space toggles one.
+                    first, second, third, fourth = (
+                        Checkbox(
+                            SPEAKER_BOXES[s],
+                            value=s is SpeakerSelection.round_robin,
+                            id=f"speaker-{s.value}",
                             compact=True,
-                        ),
-                        "speaker",
-                        tall=True,
+                        )
+                        for s in SpeakerSelection
                     )
+                    yield from self._row("Speaker", first, None, second, label_class="short")
+                    yield from self._row("", third, "speaker", fourth, label_class="short")
                     yield Static("", id="speaker-note", classes="setup-note")
-                yield from self._row("Repeats", self._input("1", "repeats", narrow=True), "repeats")
-                yield from self._row("Seed", self._input("0", "seed", narrow=True), "seed")
+                yield from self._row(
+                    "Repeats",
+                    self._input("1", "repeats", narrow=True),
+                    "repeats",
+                    Label("Seed", classes="setup-label inline"),
+                    self._input("0", "seed", narrow=True),
+                    more_errors=("seed",),
+                )
                 yield from self._row(
                     "At once",
                     self._input(self.form.concurrency, "concurrency", narrow=True),
@@ -550,17 +555,17 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
         label: str,
         widget: Any,
         error_key: str | None = None,
-        extra: Any = None,
-        *,
-        tall: bool = False,
+        *extra: Any,
+        more_errors: tuple[str, ...] = (),
+        label_class: str = "",
     ) -> ComposeResult:
-        with Horizontal(classes="setup-row tall" if tall else "setup-row"):
-            yield Label(label, classes="setup-label", markup=False)
+        with Horizontal(classes="setup-row"):
+            yield Label(label, classes=f"setup-label {label_class}".strip(), markup=False)
             yield widget
-            if extra is not None:
-                yield extra
-        if error_key is not None:
-            yield Static("", classes="setup-error", id=f"err-{error_key}", markup=False)
+            yield from extra
+        for key in (error_key, *more_errors):
+            if key is not None:
+                yield Static("", classes="setup-error", id=f"err-{key}", markup=False)
 
     def on_mount(self) -> None:
         self._check_version()
@@ -657,12 +662,11 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
             except Exception:
                 return default
 
-        found = self.query("#speaker")
-        speakers = (
-            [SpeakerSelection(v) for v in found.first(SelectionList).selected]
-            if found
-            else [SpeakerSelection.round_robin]
-        )
+        speakers = [
+            s
+            for s in SpeakerSelection
+            if checked(f"#speaker-{s.value}", s is SpeakerSelection.round_robin)
+        ]
         return SetupForm(
             default_model=index("#model-default") or 0,
             per_role={r.name: index(f"#model-role-{i}") for i, r in enumerate(exp.roles)},
@@ -683,7 +687,6 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
     @on(Input.Changed)
     @on(Select.Changed)
     @on(Checkbox.Changed)
-    @on(SelectionList.SelectedChanged)
     def _changed(self) -> None:
         # Debounced: typing "100" checks once, not three times.
         if self._recheck_timer is not None:
