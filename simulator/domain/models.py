@@ -646,6 +646,10 @@ class Conversation(Model):
     manager_prompt: str = ""
     budget: int = 0  # agent messages planned
     messages_done: int = 0
+    # model calls stored (messages with a model: agent turns, summaries, manager choices, game
+    # decisions): progress against ``engine.grid.planned_calls``; 0 on conversations stored
+    # before it was counted
+    calls_done: int = 0
     fallbacks: int = 0
     error: str | None = None
     stop_reason: str | None = None  # why it stopped before the end (see Batch.stop_reason)

@@ -567,6 +567,23 @@ def _game_calls(experiment: Experiment, cell: GridCell) -> int:
     return rounds * GAME_CALLS_PER_AGENT_ROUND[kind] * sum(cell.counts.values())
 
 
+def planned_calls(experiment: Experiment, cell: GridCell) -> int:
+    """The model calls one conversation of ``cell`` makes, the yardstick of its progress (what
+    ``Conversation.calls_done`` counts up to): a dialogue's agent turns, one summary a day and,
+    with ``auto`` selection, the manager's calls (every turn from three agents on; with two, a
+    day's first), exactly as the estimate counts them; a game's calls from its kind's estimator.
+    A conversation that ends early (a stop phrase) makes fewer."""
+    if experiment.kind is not ExperimentKind.dialogue:
+        return _game_calls(experiment, cell)
+    agents = sum(n for n in cell.counts.values() if n > 0)
+    if agents == 0:
+        return 0
+    calls = cell.total_messages + cell.days
+    if cell.speaker_selection is SpeakerSelection.auto and agents >= 2:
+        calls += cell.days if agents == 2 else cell.total_messages
+    return calls
+
+
 def _tally_game(experiment: Experiment, cell: GridCell, tally: _Tally) -> None:
     """The game's calls, shared among the roles by their number of agents."""
     agents = sum(n for n in cell.counts.values() if n > 0)
@@ -667,6 +684,7 @@ __all__ = [
     "expand_grid",
     "factor_combinations",
     "grid_size",
+    "planned_calls",
     "register_call_estimator",
     "seed_path",
     "speaker_selections",
