@@ -207,7 +207,7 @@ async def test_launch_a_2x2_grid_with_2_days_and_watch_it_finish(store: Any, run
         assert table.row_count == 4
         rows = [conversation_row(monitor, i) for i in range(4)]
         assert [r[1] for r in rows] == ["1v1, 2 days", "1v2, 2 days", "2v1, 2 days", "2v2, 2 days"]
-        assert [r[4] for r in rows] == ["6/6"] * 4
+        assert [r[4] for r in rows] == ["8/8"] * 4  # 6 agent turns and 2 summaries each
         assert [r[6] for r in rows] == ["0"] * 4
         assert run.fraction() == 1.0
 

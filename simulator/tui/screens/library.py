@@ -638,7 +638,7 @@ class LibraryScreen(ReportsWorkerErrors, Screen[None]):
             self._push_part2("batch_setup", "BatchSetupScreen", row.experiment)
 
     def action_runs(self) -> None:
-        self._push_part2("monitor", "RunMonitorScreen")
+        self._push_part2("batches", "BatchListScreen")
 
     def action_conversations(self) -> None:
         row = self._require_selection()
