@@ -42,7 +42,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -420,7 +420,9 @@ class BatchThread:
         """Wait until the thread's store and services are open (raises what opening raised)."""
         await asyncio.wrap_future(self._opened)
 
-    def submit(self, job: Callable[[Any], Awaitable[Any]]) -> concurrent.futures.Future[Any]:
+    def submit(
+        self, job: Callable[[Any], Coroutine[Any, Any, Any]]
+    ) -> concurrent.futures.Future[Any]:
         """Run ``job(services)`` on the batch's loop; its result as a future."""
         assert self.loop is not None
         return asyncio.run_coroutine_threadsafe(job(self.services), self.loop)
@@ -575,6 +577,8 @@ class BatchThread:
             return
         self._buffer.append(event)
         cid = getattr(event, "conversation_id", None)
+        if not isinstance(cid, str):
+            return
         if isinstance(event, ConversationFinished | ConversationFailed) or (
             isinstance(event, ConversationStarted) and cid not in self._known
         ):
@@ -900,8 +904,8 @@ class RunRegistry:
             run.touch()
             return
         cid = getattr(event, "conversation_id", None)
-        row = run.rows.get(cid) if cid else None
-        if row is None:
+        row = run.rows.get(cid) if isinstance(cid, str) else None
+        if row is None or not isinstance(cid, str):
             return
         if isinstance(event, MessageStored):
             m = event.message
