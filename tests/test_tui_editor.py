@@ -293,6 +293,8 @@ async def test_editing_someone_elses_experiment_saves_your_copy(
         editor: EditorScreen = app.screen  # type: ignore[assignment]
         assert "not yours" in text_of(editor.query_one("#editor-banner", Static))
         editor.query_one("#exp-name", Input).value = "My prison"
+        # the draft follows the field through its Changed message: save once it has arrived
+        await wait_until(pilot, lambda: editor.draft.name == "My prison", what="the new name")
         await pilot.press("ctrl+s")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
         await pilot.press("y")
