@@ -130,8 +130,18 @@ SUMMARY_COLUMNS: dict[str, str] = {
     "ci_high": FLOAT,
     "interval": STRING,
 }
-#: The cell's description copied onto each row of ``summarise`` (from the group's first row).
-CELL_LABELS = ("cell", "experiment_name")
+#: The cell's description copied onto each row of ``summarise`` (from the group's first row),
+#: with its ``count_<role>`` and ``factor_<name>`` columns.
+CELL_LABELS = (
+    "experiment_name",
+    "cell",
+    "cell_counts",
+    "days",
+    "total_messages",
+    "rounds",
+    "speaker_selection",
+    "cell_models",
+)
 
 
 def stat_columns(measure: str) -> dict[str, str]:
@@ -157,8 +167,12 @@ def summarise(
     Groups come in order of first appearance."""
     keys = group_keys(frame, by)
     key_types = {k: str(frame[k].dtype) for k in keys}
-    labels = [c for c in CELL_LABELS if c in frame.columns and c not in keys]
-    columns = {**key_types, **{c: STRING for c in labels}, **SUMMARY_COLUMNS}
+    described = [
+        *CELL_LABELS,
+        *(c for c in frame.columns if c.startswith(("count_", "factor_"))),
+    ]
+    labels = [c for c in described if c in frame.columns and c not in keys]
+    columns = {**key_types, **{c: str(frame[c].dtype) for c in labels}, **SUMMARY_COLUMNS}
     if frame.empty:
         return typed(pd.DataFrame(), columns)
     rows: list[dict[str, object]] = []
