@@ -7,6 +7,15 @@ TABLE_FORMATS = ("csv", "jsonl", "parquet")
 TRANSCRIPT_FORMATS = ("markdown", "text", "html")
 FORMATS = TABLE_FORMATS + TRANSCRIPT_FORMATS
 TABLES = ("messages", "conversations", "summaries", "metrics", "roles", "agents", "cells")
+#: The games' tables (``analysis.game_tables``): each row with its run's conditions as columns.
+GAME_TABLES: dict[str, str] = {
+    "rounds": "commons: one row per round of each run",
+    "round_members": "commons: per round and member (extraction, votes, audit, credits)",
+    "steps": "reputation: one row per step of each run",
+    "step_agents": "reputation: per step and agent (degree, reputation, resources)",
+    "gossip": "reputation: every gossip",
+    "interactions": "reputation: every pair's encounter",
+}
 EXTENSIONS = {
     "csv": ".csv",
     "jsonl": ".jsonl",

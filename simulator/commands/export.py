@@ -36,6 +36,10 @@ tables (--what, for csv, jsonl and parquet):
                  included; only repeats pooled): conversations, done, failed, means
   annotations    one row per judge answer, interview answer or score, keyed by (conversation_id,
                  seq) (docs/annotations.md); --wide: one column per annotator question
+  rounds, round_members, steps, step_agents, gossip, interactions
+                 the games' tables (commons rounds and members; reputation steps, agents, gossip,
+                 interactions) of any set of runs, each row with its run's conditions: cell,
+                 factors, preset, every game parameter (param_<name>), condition, condition_key
 
 filters (combine freely; every one must match; ids may be any unique prefix of 4+ characters):
   --experiment ID|NAME   --batch ID   --model NAME   --days N   --counts guard=1,prisoner=2
@@ -107,7 +111,7 @@ def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from simulator.analysis.catalog import FIGURES, FORMATS, TABLES
+    from simulator.analysis.catalog import FIGURES, FORMATS, GAME_TABLES, TABLES
 
     export = subparsers.add_parser(
         "export",
@@ -132,10 +136,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     export.add_argument(
         "-w",
         "--what",
-        choices=[*TABLES, "annotations"],
+        choices=[*TABLES, "annotations", *GAME_TABLES],
         default="messages",
         help="which table to export (csv, jsonl, parquet): messages, conversations, summaries, "
-        "metrics, roles, agents, cells or annotations; default messages",
+        "metrics, roles, agents, cells or annotations, or a game's rounds, round_members, "
+        "steps, step_agents, gossip, interactions; default messages",
     )
     export.add_argument(
         "--wide",
@@ -218,6 +223,7 @@ def filter_from_args(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from simulator.analysis.catalog import GAME_TABLES
     from simulator.analysis.exports import export
     from simulator.db.mongo import opened_store
     from simulator.settings import load_settings
@@ -229,6 +235,12 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     async def go() -> list[Path]:
         async with opened_store(load_settings()) as store:
+            if args.what in GAME_TABLES:
+                from simulator.analysis.game_tables import export_game_table
+
+                return await export_game_table(
+                    store, args.what, flt, fmt=args.format, output=args.output
+                )
             if annotations:
                 from simulator.annotations.tables import export_annotations
 
