@@ -1,11 +1,12 @@
-"""Short names of grid cells for facets, legends and printed tables.
+"""Short names of grid cells (and of game conditions) for facets, legends and printed tables.
 
 A cell's full label (``cell``: ``Guard=1, Prisoner=1 · 1 day · 20 messages · goal=Escape ·
 persona=No persona · dryrun``) repeats what every cell of a selection shares. A facet title or a
 legend needs only what tells the cells apart: ``short_labels`` keeps, of the cell's parts (agent
-counts, days, messages or rounds, each factor, speaker selection, models, and the batch when
-the same cell ran in several), those that vary among the selected cells. When nothing varies
-the label is the full one. Two cells of different keys never get the same short label.
+counts, days, messages or rounds, speaker selection, each factor, models), those that vary among
+the selected cells. When nothing varies the label is the full one. Two cells of different keys
+never get the same short label (unless asked to leave parts out: a figure's x axis shows them).
+A game condition (``condition_key``) adds its preset and parameters (``param_<name>``).
 """
 
 from __future__ import annotations
@@ -14,58 +15,76 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-#: Cell columns that tell cells apart, in the order their parts are written.
-PARTS = ("cell_counts", "days", "total_messages", "rounds", "speaker_selection", "cell_models")
+#: Cell columns that tell cells apart, in the order their parts are written (factors after
+#: ``speaker_selection``, models last).
+PARTS = ("cell_counts", "days", "total_messages", "rounds", "speaker_selection")
 
 
 def _part(column: str, value: object) -> str:
     if column.startswith("factor_"):
         return f"{column.removeprefix('factor_')}={value}"
+    if column.startswith("param_"):
+        return f"{column.removeprefix('param_')}={value}"
+    if column == "preset":
+        return f"preset={value}"
     if column == "days":
         return f"{value} day{'s' if str(value) != '1' else ''}"
     if column == "total_messages":
         return f"{value} messages"
     if column == "rounds":
         return f"{value} rounds"
-    if column == "cell_models":
-        return str(value)
-    if column == "speaker_selection":
-        return str(value)
     return str(value)
 
 
-def short_labels(
-    frame: pd.DataFrame, keys: Sequence[str] = ("batch_id", "cell_key")
-) -> dict[str, str]:
-    """``cell_key`` -> a short label (see the module docstring) for the cells of ``frame``."""
-    if frame.empty or "cell_key" not in frame.columns:
-        return {}
-    cells = frame.drop_duplicates([k for k in keys if k in frame.columns]).reset_index(drop=True)
-    columns = [c for c in frame.columns if c.startswith("factor_")]
-    columns = [*(c for c in PARTS if c in frame.columns and c != "cell_models"), *columns]
+def part_columns(frame: pd.DataFrame, *, conditions: bool = False) -> list[str]:
+    """The columns whose values make a cell's (or a condition's) label, in order."""
+    columns = [c for c in PARTS if c in frame.columns]
+    columns += [c for c in frame.columns if c.startswith("factor_")]
     if "cell_models" in frame.columns:
         columns.append("cell_models")
-    varying = [c for c in columns if cells[c].astype("string").nunique(dropna=False) > 1]
+    if conditions:
+        columns += [c for c in ("preset",) if c in frame.columns]
+        columns += [c for c in frame.columns if c.startswith("param_")]
+    return columns
+
+
+def short_labels(
+    frame: pd.DataFrame,
+    *,
+    key: str = "cell_key",
+    exclude: Sequence[str] = (),
+    unique: bool = True,
+) -> dict[str, str]:
+    """``key`` value -> a short label (see the module docstring) for the rows of ``frame``;
+    ``exclude`` leaves parts out (then labels may repeat, unless ``unique``)."""
+    if frame.empty or key not in frame.columns:
+        return {}
+    conditions = key == "condition_key"
+    by = [k for k in ("batch_id", key) if k in frame.columns]
+    rows = frame.drop_duplicates(by).reset_index(drop=True)
+    columns = [c for c in part_columns(frame, conditions=conditions) if c not in exclude]
+    varying = [c for c in columns if rows[c].astype("string").nunique(dropna=False) > 1]
+    full = "condition" if conditions else "cell"
     out: dict[str, str] = {}
-    for _, row in cells.iterrows():
-        key = str(row["cell_key"])
+    for _, row in rows.iterrows():
         parts = [_part(c, row[c]) for c in varying if not pd.isna(row[c])]
-        label = " · ".join(parts) if parts else str(row.get("cell", key))
-        out.setdefault(key, label)
+        fallback = "" if exclude else str(row.get(full, row[key]))
+        out.setdefault(str(row[key]), " · ".join(parts) if parts else fallback)
     labels = list(out.values())
-    if len(set(labels)) < len(labels):  # a part the columns do not show tells them apart
-        return {k: str(cells.loc[cells["cell_key"] == k, "cell"].iloc[0]) for k in out}
+    if unique and len(set(labels)) < len(labels):  # a part the columns do not show tells them apart
+        return {k: str(rows.loc[rows[key].astype(str) == k, full].iloc[0]) for k in out}
     return out
 
 
-def with_short_cells(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with its ``cell`` column replaced by the short labels (for printing)."""
+def with_short_cells(frame: pd.DataFrame, source: pd.DataFrame | None = None) -> pd.DataFrame:
+    """``frame`` with its ``cell`` column replaced by short labels computed from ``source``
+    (default ``frame``; a table of conversations has every cell column)."""
     if "cell" not in frame.columns or "cell_key" not in frame.columns:
         return frame
-    labels = short_labels(frame)
+    labels = short_labels(frame if source is None else source)
     out = frame.copy()
-    out["cell"] = out["cell_key"].map(labels).astype("string")
+    out["cell"] = out["cell_key"].astype(str).map(labels).fillna(out["cell"]).astype("string")
     return out
 
 
-__all__ = ["PARTS", "short_labels", "with_short_cells"]
+__all__ = ["PARTS", "part_columns", "short_labels", "with_short_cells"]

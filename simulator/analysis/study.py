@@ -205,10 +205,12 @@ def measure(
     *,
     per: str | None = None,
     role: str | None = None,
+    unit: str | None = None,
 ) -> Measure:
     """Resolve an outcome or score ``spec`` (see the module docstring). A message-level one is
     averaged per conversation with ``per="conversation"`` (over ``role``'s messages only when
-    given: the per-conversation toxicity of the guard)."""
+    given: the per-conversation toxicity of the guard). A name both tables have (``words``) is
+    the conversation's unless ``unit="message"``."""
     spec = spec.strip()
     match = _TEST.match(spec)
     name, op, value = (
@@ -217,7 +219,12 @@ def measure(
     conversation = study.conversation_table()
     if per not in (None, "conversation"):
         raise StudyError(f"--per {per}: only 'conversation' (the mean of a message score)")
-    if name in conversation.columns and name != "conversation_id":
+    in_messages = name in study.message_table().columns
+    if (
+        name in conversation.columns
+        and name != "conversation_id"
+        and not (unit == "message" and in_messages)
+    ):
         if role is not None:
             raise StudyError(f"--role: {name} is about whole conversations, not a role's messages")
         frame = conversation.copy()

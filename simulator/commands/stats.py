@@ -312,7 +312,7 @@ def cmd_series(args: argparse.Namespace) -> int:
     from simulator.analysis.study import measure
 
     study = _study(args)
-    score = measure(study, args.score)
+    score = measure(study, args.score, unit="message")
     by = _by_columns(study, score.frame, args.by or ["role"])
     table = turn_table(score, by)
     _print_table(_printable(table.drop(columns=["score"]), study, by))
@@ -326,7 +326,7 @@ def cmd_granger(args: argparse.Namespace) -> int:
     from simulator.analysis.study import measure
 
     study = _study(args)
-    score = measure(study, args.score)
+    score = measure(study, args.score, unit="message")
     roles = study.roles()
     if (args.cause is None) != (args.effect is None):
         raise ConfigurationError("give both --cause and --effect, or neither (both directions)")
