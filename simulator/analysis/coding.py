@@ -362,6 +362,7 @@ class CoderSheet:
     not_applicable: dict[tuple[str, int | None], set[str]] = field(default_factory=dict)
     turns: dict[tuple[str, int | None], int] = field(default_factory=dict)
     rows: dict[tuple[str, int | None], int] = field(default_factory=dict)
+    numbers: dict[str, int] = field(default_factory=dict)  # conversation id -> its number
 
 
 def parse_sheet_specs(specs: Sequence[str]) -> list[tuple[str, Path]]:
@@ -488,6 +489,8 @@ def read_sheet(path: Path, rubric: Rubric, coder: str) -> tuple[CoderSheet, list
             continue
         sheet.rows[key] = number
         sheet.turns[key] = turns
+        if "conversation_number" in col and _whole(cell("conversation_number")) is not None:
+            sheet.numbers[cid] = int(_whole(cell("conversation_number")))  # type: ignore[arg-type]
         answers: dict[str, Any] = {}
         not_applicable: set[str] = set()
         row_scope = "message" if seq is not None else "conversation"
@@ -745,6 +748,7 @@ def resolve(
 
 DISAGREEMENT_COLUMNS: dict[str, str] = {
     "conversation_id": STRING,
+    "conversation_number": INT,
     "seq": INT,
     "question": STRING,
 }
@@ -764,7 +768,13 @@ def disagreements(
             if len(set(given)) <= 1:
                 continue
             lab = resolved.get((key, q.id))
-            row: dict[str, Any] = {"conversation_id": key[0], "seq": key[1], "question": q.id}
+            number = next((sh.numbers[key[0]] for sh in sheets if key[0] in sh.numbers), None)
+            row: dict[str, Any] = {
+                "conversation_id": key[0],
+                "conversation_number": number,
+                "seq": key[1],
+                "question": q.id,
+            }
             row.update({f"coder:{s.coder}": _text(v) for s, v in zip(sheets, values, strict=True)})
             row["resolved"] = _text(lab.value) if lab is not None else None
             rows.append(row)

@@ -76,6 +76,25 @@ def short_labels(
     return out
 
 
+def grid_order(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows batch by batch (in order of first appearance), in grid order (``conversation_number``)
+    within a batch; the order of a frame without conversation numbers is kept."""
+    if "conversation_number" not in frame.columns or frame.empty:
+        return frame
+    batches = frame["batch_id"].astype("string").fillna("") if "batch_id" in frame else None
+    first: dict[str, int] = {}
+    for i, b in enumerate(batches if batches is not None else [""] * len(frame)):
+        first.setdefault(str(b), i)
+    order = pd.DataFrame(
+        {
+            "b": [first[str(b)] for b in (batches if batches is not None else [""] * len(frame))],
+            "n": frame["conversation_number"].to_numpy(),
+        }
+    )
+    keep = order.sort_values(["b", "n"], kind="stable").index
+    return frame.iloc[keep].reset_index(drop=True)
+
+
 def with_short_cells(frame: pd.DataFrame, source: pd.DataFrame | None = None) -> pd.DataFrame:
     """``frame`` with its ``cell`` column replaced by short labels computed from ``source``
     (default ``frame``; a table of conversations has every cell column)."""
@@ -87,4 +106,4 @@ def with_short_cells(frame: pd.DataFrame, source: pd.DataFrame | None = None) ->
     return out
 
 
-__all__ = ["PARTS", "part_columns", "short_labels", "with_short_cells"]
+__all__ = ["PARTS", "grid_order", "part_columns", "short_labels", "with_short_cells"]

@@ -25,7 +25,7 @@ import pandas as pd
 
 from simulator.analysis import metrics as m
 from simulator.analysis.catalog import FIGURES
-from simulator.analysis.facets import short_labels
+from simulator.analysis.facets import grid_order, short_labels
 from simulator.analysis.loading import AnalysisFilter
 from simulator.analysis.uncertainty import describe
 from simulator.domain.errors import ConfigurationError, NotFoundError
@@ -179,18 +179,6 @@ def _summary_row(values: pd.Series, **keys: Any) -> dict[str, Any]:
     }
 
 
-def _grid_order(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows batch by batch (in order of first appearance), in grid order within a batch."""
-    if "conversation_number" not in frame.columns or frame.empty:
-        return frame
-    batches = frame["batch_id"].astype("string").fillna("")
-    first = {b: i for i, b in reversed(list(enumerate(batches)))}
-    order = pd.DataFrame(
-        {"b": batches.map(first).to_numpy(), "n": frame["conversation_number"].to_numpy()}
-    )
-    return frame.iloc[order.sort_values(["b", "n"], kind="stable").index].reset_index(drop=True)
-
-
 def _cells(frame: pd.DataFrame) -> list[tuple[str, str]]:
     """(batch, cell_key) of the frame's cells, in order of first appearance."""
     batches = (
@@ -237,7 +225,7 @@ def trajectory_figure(
     begins. ``frame``: agent messages with ``agent_turn`` (``metrics.agent_messages``)."""
     plt = _pyplot()
     label = label or value
-    frame = _grid_order(frame[frame[value].notna()])
+    frame = grid_order(frame[frame[value].notna()])
     if frame.empty:
         raise NotFoundError(f"no agent message has a value of {label}")
     titles = _facet_titles(frame)
@@ -362,7 +350,7 @@ def role_share_figure(messages: pd.DataFrame, path: Path) -> Figure:
     """Per grid cell (``metrics.share_by_cell``: repeats pooled, nothing else), each role's mean
     share of the agent turns and of the words, a bar per role with its 95 % interval and n."""
     plt = _pyplot()
-    roles = _grid_order(m.role_metrics(messages))
+    roles = grid_order(m.role_metrics(messages))
     if roles.empty:
         raise NotFoundError("no agent message: no shares to draw")
     titles = _facet_titles(roles, messages)
@@ -419,7 +407,7 @@ def words_by_cell_figure(metrics: pd.DataFrame, path: Path) -> Figure:
     plt = _pyplot()
     if metrics.empty:
         raise NotFoundError("no conversation: no cells to draw")
-    metrics = _grid_order(metrics)
+    metrics = grid_order(metrics)
     titles = _facet_titles(metrics)
     cells = list(titles)
     batches = metrics["batch_id"].astype("string").fillna("")
@@ -454,7 +442,7 @@ def outcome_figure(
     cells apart (no two cells are ever pooled). ``frame``: one row per conversation."""
     plt = _pyplot()
     label = label or value
-    frame = _grid_order(frame[frame[value].notna()])
+    frame = grid_order(frame[frame[value].notna()])
     if frame.empty:
         raise NotFoundError(f"no conversation has a value of {label}")
     column = None

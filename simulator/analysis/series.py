@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from simulator.analysis.facets import grid_order
 from simulator.analysis.loading import BOOL, FLOAT, INT, STRING, typed
 from simulator.analysis.study import Measure, StudyError
 from simulator.analysis.uncertainty import proportion_interval, summarise
@@ -35,13 +36,17 @@ def turn_table(score: Measure, by: Sequence[str] = ("role",)) -> pd.DataFrame:
         raise StudyError(
             f"{score.name} is about whole conversations; a series needs a score of messages"
         )
-    frame = score.frame
-    out = summarise(frame, [score.column], by=[*by, "agent_turn"])
-    out = out.drop(columns=["measure"]).rename(columns={"mean": "mean"})
+    frame = grid_order(score.frame)
+    out = summarise(frame, [score.column], by=[*by, "agent_turn"]).drop(columns=["measure"])
     out.insert(0, "score", score.name)
-    return out.sort_values(
-        ["batch_id", "cell_key", *by, "agent_turn"], kind="stable", na_position="first"
-    ).reset_index(drop=True)
+    # cells in grid order (as first seen), then each series turn by turn
+    cells = {k: i for i, k in reversed(list(enumerate(out["cell_key"].astype(str))))}
+    order = out.assign(_cell=out["cell_key"].astype(str).map(cells))
+    return (
+        order.sort_values(["_cell", *by, "agent_turn"], kind="stable")
+        .drop(columns=["_cell"])
+        .reset_index(drop=True)
+    )
 
 
 GRANGER_COLUMNS: dict[str, str] = {
@@ -116,7 +121,7 @@ def granger_table(
         )
     if lag < 1:
         raise StudyError("--lag must be 1 or more")
-    frame = score.frame
+    frame = grid_order(score.frame)
     factor_cols = [c for c in frame.columns if c.startswith("factor_")]
     rows: list[dict[str, Any]] = []
     for cid, conv in frame.groupby("conversation_id", sort=False):

@@ -226,8 +226,10 @@ def _print_disagreements(frame: Any) -> None:
 
     print(f"Disagreements: {len(frame)}")
     if len(frame):
-        shown = frame.head(20)
-        print(markdown_table(shown))
+        shown = frame.head(20).drop(columns=["conversation_id"])
+        if shown["seq"].isna().all():
+            shown = shown.drop(columns=["seq"])
+        print(markdown_table(shown.rename(columns={"conversation_number": "conversation"})))
         if len(frame) > 20:
             print(f"... and {len(frame) - 20} more (-o DIR writes them all)")
 
