@@ -151,7 +151,8 @@ def test_the_estimators_work_does_not_depend_on_messages_or_days(memory: Memory)
     auto = SpeakerSelection.auto
 
     def cost(total: int, days: int) -> int:
-        spec = BatchSpec(
+        # model_construct: beyond the spec's bounds (10,000 messages, 365 days), on purpose
+        spec = BatchSpec.model_construct(
             experiment_id=exp.id,
             total_messages=total,
             days=days,
@@ -166,7 +167,9 @@ def test_the_estimators_work_does_not_depend_on_messages_or_days(memory: Memory)
     assert cost(10**12, 10**9) == small
     assert cost(21, 4) == small
     # and the sums it takes without looping are the sums a loop would give
-    spec = BatchSpec(experiment_id=exp.id, total_messages=10**12, days=7, speaker_selection=auto)
+    spec = BatchSpec.model_construct(
+        experiment_id=exp.id, total_messages=10**12, days=7, speaker_selection=auto
+    )
     assert grid.estimate(exp, spec).llm_calls == 10**12 + 7 + 7  # turns, summaries, manager
 
 
@@ -189,7 +192,7 @@ def test_the_closed_form_equals_the_sum_over_days_and_turns() -> None:
         assert grid._agent_prompts(shape, q, rem, days) == pytest.approx(looped)
 
 
-async def test_dry_run_of_a_trillion_messages_prints_an_estimate(
+async def test_dry_run_of_a_trillion_messages_is_refused_by_its_bound_at_once(
     tmp_path: Path, tmp_data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     spec = tmp_path / "huge.yaml"
@@ -202,9 +205,13 @@ async def test_dry_run_of_a_trillion_messages_prints_an_estimate(
         "  factors: [{goal: Escape, persona: No persona}]\n",
         encoding="utf-8",
     )
+    assert await asyncio.to_thread(main, ["run", str(spec), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "total_messages" in err and "10,000" in err and "Traceback" not in err
+    # at the bound, the estimate is printed (and is closed-form: see the test above)
+    spec.write_text(spec.read_text(encoding="utf-8").replace("1000000000000", "10000"))
     assert await asyncio.to_thread(main, ["run", str(spec), "--dry-run"]) == 0
-    out = capsys.readouterr().out
-    assert "Estimate: 1 conversations, 1,000,000,000,003 LLM calls" in out
+    assert "10,003 LLM calls" in capsys.readouterr().out
 
 
 # ------------------------------------------------------------------ one estimate, two screens

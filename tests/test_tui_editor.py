@@ -7,7 +7,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from textual.widgets import DataTable, Input, OptionList, Select, Static, TabbedContent, TextArea
+from textual.widgets import (
+    DataTable,
+    Input,
+    OptionList,
+    Select,
+    Static,
+    TabbedContent,
+    Tabs,
+    TextArea,
+)
 
 from simulator.domain.models import Conversation, GridCell, ModelSet, SectionKind
 from simulator.settings import Settings
@@ -181,7 +190,9 @@ async def test_create_experiment_with_preview_fix_and_save(
         await pilot.press("ctrl+s")
         await wait_until(pilot, lambda: editor.saved_id is not None, what="saved")
         assert not editor.dirty
-        await pilot.press("escape")
+        await pilot.press("escape")  # from the Levels field to the tab bar (this tab's "list")
+        await wait_until(pilot, lambda: isinstance(editor.focused, Tabs), what="the tab bar")
+        await pilot.press("escape")  # and from there to the library
         await wait_until(pilot, lambda: isinstance(app.screen, LibraryScreen))
         await wait_until(pilot, lambda: any(r.experiment.name == "Guards" for r in library.rows))
 
@@ -254,12 +265,16 @@ async def test_editing_an_experiment_with_conversations_saves_a_new_version(
         await pilot.press("o")
         await wait_until(pilot, lambda: isinstance(app.screen, EditorScreen))
         editor: EditorScreen = app.screen  # type: ignore[assignment]
-        assert "saving creates a new version" in text_of(editor.query_one("#editor-banner", Static))
+        assert "saving creates v2" in text_of(editor.query_one("#editor-banner", Static))
         editor.query_one("#exp-note", Input).value = "v2 with a calmer guard"
+        await wait_until(pilot, lambda: editor.draft.note == "v2 with a calmer guard")
         await pilot.press("ctrl+s")
         await wait_until(pilot, lambda: editor.saved_id not in (None, exp.id), what="new version")
         notes = [n.message for n in app._notifications]
-        assert any("new version (v2)" in m and "keep the prompts" in m for m in notes)
+        assert any(
+            "new version (v2)" in m and "1 stored conversation keeps the prompts it ran" in m
+            for m in notes
+        )
     old = await store.experiments.get(exp.id)
     new = await store.experiments.get(editor.saved_id)
     assert old is not None and old.note == ""
@@ -312,7 +327,7 @@ async def test_models_tab_params_and_unreachable_ollama(store: Any, tui_settings
         assert editor.draft.models[0].params.seed == 7
         # Add an OpenAI-compatible model with a base URL.
         editor.query_one("#model-list", OptionList).focus()
-        await pilot.press("a")
+        await pilot.press("plus")
         await pilot.pause()
         editor.query_one("#model-provider", Select).value = "openai"
         editor.query_one("#model-name", Input).value = "qwen2.5"
@@ -400,26 +415,26 @@ async def test_keyboard_help_palette_and_quit_guard(store: Any, tui_settings: Se
         editor.query_one("#section-list", OptionList).focus()
         await pilot.pause()
         commands = [c.title for c in app.get_system_commands(editor)]
-        assert {"Save", "Back", "Add section", "Move section up"} <= set(commands)
+        assert {"Save", "Back", "Add", "Remove", "Move", "Edit"} <= set(commands)
         assert commands.count("Quit") == 1
 
         # Removing a section with text asks first; an empty one goes at once.
         await choose_section(pilot, editor, "Guard · Goal")
         editor.query_one("#section-list", OptionList).focus()
-        await pilot.press("x")
+        await pilot.press("delete")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
         await pilot.press("n")
         await wait_until(pilot, lambda: app.screen is editor)
         assert [s.title for s in editor.draft.roles[0].sections] == ["Goal"]
-        await pilot.press("a")
+        await pilot.press("plus")
         await wait_until(pilot, lambda: len(editor.draft.roles[0].sections) == 2)
         editor.query_one("#section-list", OptionList).focus()
-        await pilot.press("x")
+        await pilot.press("delete")
         await wait_until(pilot, lambda: len(editor.draft.roles[0].sections) == 1)
         assert app.screen is editor and not editor.dirty
 
         # Quitting with unsaved changes asks; "n" stays, "y" quits.
-        await pilot.press("a")
+        await pilot.press("plus")
         await wait_until(pilot, lambda: editor.dirty)
         await pilot.press("ctrl+q")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
@@ -458,7 +473,7 @@ async def test_models_tab_lists_and_pulls_from_a_running_ollama(
         editor.query_one("#model-url", Input).value = ollama_server.url
         editor.query_one("#model-provider", Select).value = "ollama"  # lists at once
         await wait_until(pilot, lambda: offered() == ["llama3.2:1b"], what="the installed list")
-        assert "1 model(s) installed" in text_of(status)
+        assert "1 model installed" in text_of(status)
         installed.value = "llama3.2:1b"
         await wait_until(pilot, lambda: editor.draft.models[0].model == "llama3.2:1b")
         ref = editor.draft.models[0]
@@ -466,12 +481,92 @@ async def test_models_tab_lists_and_pulls_from_a_running_ollama(
 
         editor.query_one("#model-name", Input).value = "qwen2:0.5b"
         editor.query_one("#model-list", OptionList).focus()
-        await pilot.press("p")
+        await pilot.press("ctrl+o")
         await wait_until(
             pilot,
-            lambda: "qwen2:0.5b is ready" in text_of(status) and "2 model(s)" in text_of(status),
+            lambda: "qwen2:0.5b is ready" in text_of(status) and "2 models" in text_of(status),
             what="the pull to finish",
         )
         bar = editor.query_one("#pull-progress", ProgressBar)
         assert (bar.total, bar.progress) == (1000, 1000)  # fed by the pull's progress
         await wait_until(pilot, lambda: "qwen2:0.5b" in offered(), what="the new model listed")
+
+
+async def test_a_refused_parameter_is_explained_and_blocks_saving(
+    store: Any, tui_settings: Settings
+) -> None:
+    """num_ctx 99999999999 was accepted: the form shows the model's own refusal (its bound, in
+    the domain's words) and saving waits until the value is fixed."""
+    from pydantic import ValidationError
+
+    from simulator.domain.models import SamplingParams
+    from simulator.tui.draft import describe_validation_error
+
+    refused = "10"  # below the domain's lower bound for num_ctx
+    for value in ("99999999999", refused):
+        try:
+            SamplingParams(num_ctx=int(value))
+        except ValidationError as exc:
+            refused, expected = value, describe_validation_error(exc)
+            break
+    exp = await store.experiments.create(sample_experiment())
+    app = SimulatorApp(tui_settings, store=store, user="alice", offer_example=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_library(pilot)
+        await pilot.press("o")
+        await wait_until(pilot, lambda: isinstance(app.screen, EditorScreen))
+        editor: EditorScreen = app.screen  # type: ignore[assignment]
+        await pilot.press("f5")
+        await wait_until(pilot, lambda: editor.query_one(TabbedContent).active == "tab-models")
+        field = editor.query_one("#param-num_ctx", Input)
+        field.focus()
+        field.value = refused
+        await pilot.press("enter")
+        status = editor.query_one("#models-status", Static)
+        await wait_until(pilot, lambda: expected in text_of(status), what="the domain's message")
+        assert "not applied" in text_of(status)
+        assert editor.focused is field  # enter keeps a refused value's field, to fix it
+        assert editor.draft.models[0].params.num_ctx == 8192
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: isinstance(app.screen, MessageDialog), what="refusal")
+        assert app.screen.title_text == "Fix the model first" and expected in app.screen.message
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is editor)
+        field.value = "4096"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: editor.draft.models[0].params.num_ctx == 4096)
+        await wait_until(pilot, lambda: editor.focused is editor.query_one("#model-list"))
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: not editor.dirty, what="saved")
+    stored = await store.experiments.get(exp.id)
+    assert stored is not None and stored.models[0].params.num_ctx == 4096
+
+
+async def test_drop_downs_offer_no_blank_entry(store: Any, tui_settings: Settings) -> None:
+    """The preview's Show list began with a blank "-" entry that showed nothing (so did the
+    Levels list, and a private section's Role list)."""
+    await store.experiments.create(sample_experiment())
+    app = SimulatorApp(tui_settings, store=store, user="alice", offer_example=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_library(pilot)
+        await pilot.press("o")
+        await wait_until(pilot, lambda: isinstance(app.screen, EditorScreen))
+        editor: EditorScreen = app.screen  # type: ignore[assignment]
+        await pilot.press("f6")
+        agent = editor.query_one("#preview-agent", Select)
+        await wait_until(pilot, lambda: len(agent._options) > 2, what="the agents to show")
+        for selector in ("#preview-agent", "#preview-levels"):
+            values = [value for _, value in editor.query_one(selector, Select)._options]
+            assert Select.BLANK not in values, selector
+        assert [str(label) for label, _ in agent._options] == [
+            "Guard 1 (Guard)",
+            "Prisoner 1 (Prisoner)",
+            "Summarizer",
+            "Starting message",
+        ]
+        await pilot.press("f4")
+        await wait_until(pilot, lambda: editor.query_one(TabbedContent).active == "tab-sections")
+        await choose_section(pilot, editor, "Guard · Goal")
+        role = editor.query_one("#sec-role", Select)
+        await wait_until(pilot, lambda: role.value == "Guard", what="the section's role")
+        assert [value for _, value in role._options] == ["Guard", "Prisoner"]

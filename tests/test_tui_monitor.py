@@ -297,7 +297,8 @@ async def test_quitting_while_a_batch_runs_asks_first_and_stay_keeps_it_running(
         await wait_until(pilot, lambda: registry.is_running(batch.id), what="the run")
         await pilot.press("ctrl+q")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the question")
-        assert "1 batch(es) are running" in app.screen.message
+        assert app.screen.title_text == "Stop the running batches and quit?"  # not "saving"
+        assert "1 batch is running in this app: quitting stops it" in app.screen.message
         assert "simulator resume" in app.screen.message
         await pilot.press("n")
         await wait_until(pilot, lambda: isinstance(app.screen, LibraryScreen), what="library")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from simulator.domain.errors import ConfigurationError, SpecError
+from simulator.words import plural
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -320,7 +321,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             cell = commons_cell(args.members, model=model, seed=args.seed, rounds=params.rounds)
             cell = cell.model_copy(update={"counts": {role: args.members}})
             conv = await start_run(store, exp, cell, owner=user, params=params)
-            print(f"conversation {conv.id}: playing {params.rounds} rounds...", flush=True)
+            print(
+                f"conversation {conv.id}: playing {plural(params.rounds, 'round')}...", flush=True
+            )
             conv, files = await _play_and_report(store, conv.id, _out_dir(args, conv.id))
             return _print_result(conv, files)
 

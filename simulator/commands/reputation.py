@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from simulator.domain.errors import ConfigurationError
+from simulator.words import plural
 
 ON_OFF = ("on", "off")
 
@@ -313,7 +314,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 )
                 await store.experiments.create(exp)
             conv = await reputation.create_conversation(store, exp, cell, owner=user)
-            print(f"conversation {conv.id}: playing {cell.rounds} steps...", flush=True)
+            length = plural(cell.rounds, "step") if cell.rounds else "the game's steps"
+            print(f"conversation {conv.id}: playing {length}...", flush=True)
             conv = await _play(store, conv.id)
             print(
                 f"conversation {conv.id}: {conv.status.value}"

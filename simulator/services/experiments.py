@@ -53,6 +53,34 @@ def check_placeholders(experiment: Experiment) -> None:
         raise PlaceholderError(experiment.name, issues)
 
 
+def latest_versions(experiments: builtins.list[Experiment]) -> dict[str, Experiment]:
+    """For each experiment that a newer version of it supersedes, that latest version.
+
+    Saving an experiment that has conversations stores a new version: a new experiment with
+    ``parent_id`` = the old one, the same owner and a higher ``version``. A duplicate or a copy
+    of someone else's experiment also has a ``parent_id``, but starts again at version 1 or has
+    another owner: it is a new experiment, not a version. Where two versions branch from one,
+    the highest version (then the newest) is the latest.
+    """
+    successors: dict[str, builtins.list[Experiment]] = {}
+    by_id = {e.id: e for e in experiments}
+    for exp in experiments:
+        parent = by_id.get(exp.parent_id or "")
+        if parent is not None and exp.owner == parent.owner and exp.version > parent.version:
+            successors.setdefault(parent.id, []).append(exp)
+    latest: dict[str, Experiment] = {}
+    for exp in experiments:
+        current, seen = exp, {exp.id}
+        while current.id in successors:
+            current = max(successors[current.id], key=lambda e: (e.version, e.created_at))
+            if current.id in seen:  # a cycle in stored data: stop rather than loop
+                break
+            seen.add(current.id)
+        if current.id != exp.id:
+            latest[exp.id] = current
+    return latest
+
+
 class ExperimentService:
     def __init__(self, store: Store, user: str) -> None:
         self.store = store
@@ -80,6 +108,10 @@ class ExperimentService:
         from simulator.services.ids import resolve_experiment
 
         return await resolve_experiment(self.store, ref, self.user)
+
+    async def latest_version(self, experiment: Experiment) -> Experiment:
+        """The latest version of ``experiment`` (itself when no newer one is stored)."""
+        return latest_versions(await self.store.experiments.list()).get(experiment.id, experiment)
 
     def can_edit(self, experiment: Experiment) -> bool:
         """Whether the current user may edit or delete it (for enabling UI actions)."""

@@ -26,7 +26,9 @@ from simulator.domain.errors import (
 )
 from simulator.logging_setup import register_secret
 from simulator.settings import Settings, load_settings, redact_uri
+from simulator.tui import ast_guard
 from simulator.tui.messages import Connected, ConnectFailed
+from simulator.tui.preload import preload
 from simulator.tui.screens.dialogs import ConfirmDialog, HelpScreen, MessageDialog
 from simulator.tui.screens.startup import (
     ConnectingScreen,
@@ -34,10 +36,22 @@ from simulator.tui.screens.startup import (
     LoginDetails,
     LoginScreen,
 )
+from simulator.words import plural
 
 log = logging.getLogger(__name__)
 
-QUIT_TITLE = "Quit without saving?"
+
+def quit_title(*, unsaved: bool, running: bool) -> str:
+    """The quit dialog's title, naming what quitting would cost."""
+    if unsaved and running:
+        return "Quit without saving, and stop the batches?"
+    if running:
+        return "Stop the running batches and quit?"
+    return "Quit without saving?"
+
+
+class QuitDialog(ConfirmDialog):
+    """The question ctrl+q asks (a second ctrl+q answers it: quit)."""
 
 
 def host_of(uri: str) -> str:
@@ -84,6 +98,10 @@ class SimulatorApp(App[None]):
         credential_store: CredentialStore | None = None,
         offer_example: bool = True,
     ) -> None:
+        # Before any thread of the app starts: heavy modules once, in this thread, and no two
+        # threads parsing at once (CPython 3.11's AST race).
+        ast_guard.install()
+        preload()
         super().__init__()
         self.settings = settings if settings is not None else load_settings()
         self._reload_settings = reload_settings
@@ -129,7 +147,12 @@ class SimulatorApp(App[None]):
             )
         else:
             remembered = self.credential_store.load()
+            if self.credential_store.notice:
+                self.notify(self.credential_store.notice, title="Login", timeout=15)
             if settings.needs_password(remembered):
+                if remembered is not None:  # remembered without its password: no keyring
+                    self._login_cluster = self._login_cluster or remembered.cluster_url
+                    self._login_user = self._login_user or remembered.user
                 self._ask_login()
                 return
         try:
@@ -199,17 +222,8 @@ class SimulatorApp(App[None]):
         from simulator.tui.screens.library import LibraryScreen
 
         self._show(LibraryScreen())
-        self._warm_up()
         if message.login is not None:
             self._offer_remember(message.login)
-
-    @work(thread=True, group="warm-up", exit_on_error=False)
-    def _warm_up(self) -> None:
-        """Load the inflection engine off the event loop while the user looks at the library:
-        importing it takes seconds, and the editor's first preview would freeze the screen."""
-        from simulator.roles.english import number_word
-
-        number_word(2)
 
     def on_connect_failed(self, message: ConnectFailed) -> None:
         exc = message.error
@@ -238,11 +252,7 @@ class SimulatorApp(App[None]):
         self.start_connecting()
 
     def _offer_remember(self, login: LoginDetails) -> None:
-        where = (
-            "the system keyring"
-            if self.credential_store.uses_keyring
-            else f"a private file (mode 0600) at {self.credential_store.path}"
-        )
+        keyring = self.credential_store.uses_keyring
 
         def answered(yes: bool | None) -> None:
             if not yes:
@@ -254,16 +264,23 @@ class SimulatorApp(App[None]):
             except OSError as exc:
                 self.notify(f"Could not remember the login: {exc}", severity="error")
                 return
-            self.notify("You will be logged in automatically. 'simulator logout' forgets it.")
+            if keyring:
+                self.notify("You will be logged in automatically. 'simulator logout' forgets it.")
+            else:
+                self.notify("Server and user name remembered; the password is asked each time.")
 
-        self.push_screen(
-            ConfirmDialog(
-                "Remember me?",
+        if keyring:
+            question = (
                 f"Log in automatically next time as {login.user}? The password is kept in "
-                f"{where}, never in .env.",
-            ),
-            callback=answered,
-        )
+                "the system keyring, never in .env."
+            )
+        else:
+            question = (
+                f"Remember the server and the user name {login.user} for next time? There is "
+                "no keyring on this computer, so the password is not kept: it is asked each "
+                "time (or set DB_PASSWORD in your environment or .env)."
+            )
+        self.push_screen(ConfirmDialog("Remember me?", question), callback=answered)
 
     async def on_unmount(self) -> None:
         services, self.services = self.services, None
@@ -339,12 +356,20 @@ class SimulatorApp(App[None]):
                 partial(self._run_bound_action, binding.action, active.node),
             )
 
+    def _interrupt_batches(self, reason: str) -> None:
+        """Batches running here stop as ``interrupted`` with ``reason`` (stored by the runner
+        while the app closes; everything stored is kept and they resume later)."""
+        runner = getattr(self.services, "batches", None)
+        if runner is not None:
+            runner.interrupt(reason)
+
     async def action_quit(self) -> None:
         """Quit; first ask when an editor below holds unsaved changes or batches are running in
         this app (ctrl+q works anywhere; twice quits)."""
         from simulator.tui.screens.editor import EditorScreen
 
-        if isinstance(self.screen, ConfirmDialog) and self.screen.title_text == QUIT_TITLE:
+        if isinstance(self.screen, QuitDialog):
+            self._interrupt_batches("the app was closed (ctrl+q twice)")
             self.exit()  # ctrl+q twice
             return
         unsaved = [s for s in self.screen_stack if isinstance(s, EditorScreen) and s.dirty]
@@ -360,18 +385,20 @@ class SimulatorApp(App[None]):
             )
         if running:
             reasons.append(
-                f"{len(running)} batch(es) are running in this app: quitting stops them, keeping "
-                "every stored message; resume them later from the run monitor (r) or with "
+                f"{plural(len(running), 'batch')} {'is' if len(running) == 1 else 'are'} running "
+                f"in this app: quitting stops {'it' if len(running) == 1 else 'them'}, keeping "
+                "every stored message; resume later from the run monitor (r) or with "
                 "'simulator resume'."
             )
 
         def answered(quit_anyway: bool | None) -> None:
             if quit_anyway:
+                self._interrupt_batches("the app was closed (ctrl+q)")
                 self.exit()
 
         self.push_screen(
-            ConfirmDialog(
-                QUIT_TITLE,
+            QuitDialog(
+                quit_title(unsaved=bool(unsaved), running=bool(running)),
                 " ".join(reasons) + " Quit anyway?",
                 yes="Quit",
                 no="Stay",

@@ -29,16 +29,20 @@ from simulator.engine.events import (
     ConversationFailed,
     ConversationFinished,
     ConversationStarted,
+    ConversationWarning,
     MessageStored,
     SpeakerChoiceNeeded,
 )
 from simulator.engine.grid import describe_cell
 from simulator.engine.journal import AGENT_KINDS
+from simulator.words import plural
 
 log = logging.getLogger(__name__)
 
 #: Batch statuses a resume continues.
-RESUMABLE = frozenset({Status.pending, Status.running, Status.cancelled, Status.failed})
+RESUMABLE = frozenset(
+    {Status.pending, Status.running, Status.interrupted, Status.cancelled, Status.failed}
+)
 RECENT_MESSAGES = 4  # kept per running conversation, for the manual speaker dialog
 
 
@@ -57,6 +61,7 @@ class ConversationRow:
     problems: int  # fallbacks (a default answer stood in for the model's) and a failure
     error: str | None = None
     agents: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # Conversation.warnings
     rev: int = 0  # bumped on every change; screens repaint rows whose rev moved
 
     @classmethod
@@ -75,6 +80,7 @@ class ConversationRow:
             problems=conv.fallbacks + (1 if failed else 0),
             error=conv.error if failed else None,
             agents=[a.name for a in conv.agents],
+            warnings=list(conv.warnings),
         )
 
 
@@ -125,6 +131,12 @@ class BatchRun:
     @property
     def messages_done(self) -> int:
         return sum(r.done for r in self.rows.values())
+
+    @property
+    def warnings(self) -> list[str]:
+        """Every warning recorded on a conversation of the batch (e.g. a model's server drops
+        the system message), each once."""
+        return list(dict.fromkeys(w for r in self.ordered for w in r.warnings))
 
     @property
     def messages_budget(self) -> int:
@@ -320,7 +332,9 @@ class RunRegistry:
         batch = run.batch
         name = f"Batch {batch.id[:8]} ({run.experiment_name})"
         if batch.status is Status.done:
-            self.app.notify(f"{name} done: {run.total} conversation(s).", title="Batch done")
+            self.app.notify(
+                f"{name} done: {plural(run.total, 'conversation')}.", title="Batch done"
+            )
         elif batch.status is Status.failed:
             self.app.notify(
                 f"{name}: {batch.error or 'failed'}", title="Batch failed", severity="warning"
@@ -330,7 +344,8 @@ class RunRegistry:
 
     async def cancel(self, batch_id: str) -> None:
         """Stop the batch (every stored message is kept); ``run(..., resume=True)`` continues."""
-        batch = await self.runner.cancel(batch_id)  # a batch already done stays done
+        # a batch already done stays done
+        batch = await self.runner.cancel(batch_id, reason="cancelled in the app")
         run = self.runs.get(batch_id)
         if run is not None:
             run.batch = batch
@@ -418,6 +433,19 @@ class RunRegistry:
             self._later(self._refresh_row(run, cid))
         elif isinstance(event, SpeakerChoiceNeeded):
             run.choices[cid] = (event.day, event.turn)
+        elif isinstance(event, ConversationWarning):
+            if event.warning in row.warnings:
+                return
+            first = event.warning not in run.warnings
+            row.warnings.append(event.warning)
+            if first:  # one toast per batch and warning; the monitor keeps showing it
+                self.app.notify(
+                    f"Batch {run.id[:8]}: {event.text}",
+                    title="Warning",
+                    severity="warning",
+                    timeout=20,
+                    markup=False,
+                )
         else:
             return
         run.touch(row)

@@ -44,22 +44,17 @@ from simulator.domain import (
     SpeakerSelection,
 )
 from simulator.domain.errors import SimulatorError, SpecError
-from simulator.engine.grid import (
-    count_combinations,
-    day_counts,
-    estimate_cells,
-    expand_grid,
-    factor_combinations,
-)
+from simulator.domain.models import BOUNDS, MAX_CELLS, bound_message, bound_text
+from simulator.engine.grid import check_grid_size, estimate_cells, expand_grid, grid_size
 from simulator.roles import validate_experiment
 from simulator.tui.screens.base import ReportsWorkerErrors
 from simulator.tui.screens.dialogs import ConfirmDialog
 from simulator.tui.screens.library import clip
-from simulator.tui.screens.monitor import columns_header, columns_line
+from simulator.tui.screens.monitor import FitStep, columns_header, columns_line, fit_columns, pick
+from simulator.words import plural
 
 log = logging.getLogger(__name__)
 
-MAX_CELLS = 10_000  # more conversations than this in one batch is almost surely a typo
 PREVIEW_ROWS = 200  # cells listed in the preview table (the totals count them all)
 SAME = ""  # Select value: "the default model"
 
@@ -113,35 +108,23 @@ def models_of(experiment: Experiment) -> list[ModelRef]:
     return list(experiment.models) or [ModelRef()]
 
 
-def _whole(text: str, key: str, problems: dict[str, str], *, minimum: int | None = 1) -> int | None:
+def _whole(text: str, key: str, problems: dict[str, str], bound: str) -> int | None:
+    """The field's whole number within ``BOUNDS[bound]``, or None with the problem (and the
+    accepted range) under ``key``."""
     text = text.strip().replace("_", "")
+    low, high = BOUNDS[bound]
+    # A length check first: int() of a very long digit string is slow, and refused anyway.
     try:
-        value = int(text)
+        value = int(text) if len(text) <= 24 else None
     except ValueError:
-        problems[key] = (
-            "a whole number is needed" if not text else f"{text!r} is not a whole number"
-        )
-        return None
-    if minimum is not None and value < minimum:
-        problems[key] = f"must be at least {minimum}"
+        value = None
+    if value is None or not low <= value <= high:
+        if not text:
+            problems[key] = f"a whole number {bound_text(bound)} is needed"
+        else:
+            problems[key] = bound_message(bound, text if value is None else value)
         return None
     return value
-
-
-def grid_size(experiment: Experiment, spec: BatchSpec) -> tuple[int, str]:
-    """How many cells the spec makes, and the factors of that product in words."""
-    parts = [
-        (len(spec.model_sets), "model set"),
-        (len(factor_combinations(experiment, spec)), "factor combination"),
-        (len(count_combinations(experiment, spec)), "agent count"),
-        (len(day_counts(spec)), "day count"),
-        (spec.repeats, "repeat"),
-    ]
-    total = 1
-    for n, _ in parts:
-        total *= n
-    words = " x ".join(f"{n} {label}{'s' if n != 1 else ''}" for n, label in parts)
-    return total, words
 
 
 def build_spec(
@@ -152,23 +135,23 @@ def build_spec(
     ``speaker``, ``grid``)."""
     problems: dict[str, str] = {}
     dialogue = experiment.kind is ExperimentKind.dialogue
-    total = _whole(form.total_messages, "total", problems)
-    days = _whole(form.days, "days", problems)
+    total = _whole(form.total_messages, "total", problems, "total_messages")
+    days = _whole(form.days, "days", problems, "days")
     if dialogue and total is not None and days is not None and days > total:
         problems["days"] = (
             f"at most the total messages ({total}): every day needs at least one message"
         )
     maxima: dict[str, int] = {}
     for role in experiment.roles:
-        n = _whole(form.max_agents.get(role.name, "1"), f"max-{role.name}", problems)
+        n = _whole(form.max_agents.get(role.name, "1"), f"max-{role.name}", problems, "max_agents")
         if n is not None:
             maxima[role.name] = n
-    repeats = _whole(form.repeats, "repeats", problems)
-    seed = _whole(form.seed, "seed", problems, minimum=None)
-    concurrency = _whole(form.concurrency, "concurrency", problems)
+    repeats = _whole(form.repeats, "repeats", problems, "repeats")
+    seed = _whole(form.seed, "seed", problems, "seed")
+    concurrency = _whole(form.concurrency, "concurrency", problems, "concurrency")
     rounds = None
     if not dialogue and form.rounds.strip():
-        rounds = _whole(form.rounds, "rounds", problems)
+        rounds = _whole(form.rounds, "rounds", problems, "rounds")
     if not experiment.roles:
         problems["grid"] = "the experiment has no roles: add some in the editor first"
     else:
@@ -210,17 +193,12 @@ def build_spec(
             concurrency=concurrency,
             rounds=rounds,
         )
-        size, plan.grid = grid_size(experiment, spec)
-        if size > max_cells:
-            problems["grid"] = (
-                f"{size:,} conversations ({plan.grid}): at most {max_cells:,} in one batch; "
-                "lower the maxima, the days or the repeats"
-            )
-            return plan
+        plan.grid = grid_size(experiment, spec).words
+        check_grid_size(experiment, spec, max_cells)  # by multiplication: nothing expanded yet
         plan.cells = expand_grid(experiment, spec)
         plan.estimate = estimate_cells(experiment, plan.cells, prices or None)
     except SpecError as exc:
-        problems["grid"] = str(exc)
+        problems["grid"] = str(exc).removeprefix("batch: ")
         return plan
     plan.spec = spec
     return plan
@@ -248,13 +226,19 @@ def cost_label(plan: Plan, prices: Any, price_problem: str = "") -> str:
     return "unknown (a model has no price)" if prices else "unknown (no PRICE_TABLE)"
 
 
+def _count(n: int, noun: str) -> str:
+    number, words = plural(n, noun).split(" ", 1)
+    return f"[b]{number}[/b] {words}"
+
+
 def totals_text(plan: Plan, prices: Any, price_problem: str = "") -> str:
+    """Three short lines (each cut at the edge in a narrow terminal, never wrapped)."""
     est = plan.estimate
     if est is None:
         return "Fix the fields marked in red to see the grid."
     return (
-        f"[b]{est.conversations:,}[/b] conversations · [b]{est.llm_calls:,}[/b] LLM calls · "
-        f"about [b]{est.tokens:,}[/b] tokens · cost {cost_label(plan, prices, price_problem)}\n"
+        f"{_count(est.conversations, 'conversation')} · {_count(est.llm_calls, 'LLM call')}\n"
+        f"~{_count(est.tokens, 'token')} · {cost_label(plan, prices, price_problem)}\n"
         f"[dim]{plan.grid}[/dim]"
     )
 
@@ -280,6 +264,9 @@ PREVIEW_COLUMNS: list[tuple[str, int, bool]] = [
     ("Rep", 3, True),
     ("Seed", 8, False),
 ]
+# A narrow preview drops the seed, then the repeat, then shortens the factors; room to spare
+# goes to the factors.
+PREVIEW_FIT: list[FitStep] = [("drop", "Seed", 0), ("drop", "Rep", 0), ("shrink", "Factors", 6)]
 
 
 # --------------------------------------------------------------------------- the screen
@@ -315,6 +302,9 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
         text-style: bold;
         height: 1;
         margin-top: 1;
+    }
+    BatchSetupScreen .setup-heading.first {
+        margin-top: 0;
     }
     BatchSetupScreen .setup-row {
         height: 1;
@@ -361,9 +351,10 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
         margin-top: 1;
     }
     BatchSetupScreen #setup-totals {
-        height: auto;
-        min-height: 2;
+        height: 3;
         margin-top: 1;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
     }
     BatchSetupScreen #setup-grid-error {
         color: $error;
@@ -384,6 +375,13 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
             super().__init__()
             self.batch_id = batch_id
 
+    class NewerVersion(Message):
+        """The experiment is an older version: ``latest`` supersedes it."""
+
+        def __init__(self, latest: Experiment) -> None:
+            super().__init__()
+            self.latest = latest
+
     def __init__(self, experiment: Experiment) -> None:
         super().__init__()
         self.experiment = experiment
@@ -397,6 +395,7 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
         self.checks = 0  # plans computed (tests wait on it)
         self._recheck_timer: Timer | None = None
         self._starting = False
+        self._preview_columns = PREVIEW_COLUMNS  # fitted to the preview's width (on_resize)
 
     # ------------------------------------------------------------------ layout
 
@@ -406,15 +405,10 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
         model_options = [(clip(m.label, 30), str(i)) for i, m in enumerate(self.models)]
         same = [("same as default", SAME)]
         yield Header(show_clock=False)
-        yield Static(
-            f"New batch of '{clip(exp.name, 40)}' ({exp.kind.value}) · ctrl+s starts it · "
-            "esc goes back",
-            id="setup-banner",
-            markup=False,
-        )
+        yield Static(self._banner(), id="setup-banner", markup=False)
         with Horizontal(id="setup-body"):
             with VerticalScroll(id="setup-form"):
-                yield Static("Models", classes="setup-heading")
+                yield Static("Models", classes="setup-heading first")
                 yield from self._row(
                     "Default",
                     Select(
@@ -506,16 +500,23 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
                 table: DataTable[str] = DataTable(
                     id="setup-grid", cursor_type="row", zebra_stripes=True
                 )
-                table.add_column(columns_header(PREVIEW_COLUMNS), key="cell")
+                table.add_column(columns_header(self._preview_columns), key="cell")
                 yield table
                 yield Static("", id="setup-grid-error")
                 yield Static("", id="setup-totals")
                 with Horizontal(id="setup-buttons"):
-                    yield Button("Back (esc)", id="setup-back", compact=True)
+                    yield Button("Back", id="setup-back", compact=True)
                     yield Button(
-                        "Start batch (ctrl+s)", id="setup-start", variant="primary", compact=True
+                        "Start (ctrl+s)", id="setup-start", variant="primary", compact=True
                     )
         yield Footer()
+
+    def _banner(self, latest: Experiment | None = None) -> str:
+        exp = self.experiment
+        text = f"New batch of '{clip(exp.name, 30)}' v{exp.version} ({exp.kind.value})"
+        if latest is not None:
+            return f"{text} · an OLDER version: v{latest.version} is the latest"
+        return f"{text} · ctrl+s starts it · esc goes back"
 
     def _input(self, value: str, key: str, *, narrow: bool = False, placeholder: str = "") -> Input:
         return Input(
@@ -538,11 +539,46 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
             yield Static("", classes="setup-error", id=f"err-{error_key}", markup=False)
 
     def on_mount(self) -> None:
+        self._check_version()
         self._warm_up()
         self._load_prices()
         self.query_one("#in-total" if self._dialogue else "#in-rounds", Input).focus()
         if self._dialogue:
             self.recheck()  # a game's estimate imports its scenario: after the warm-up
+
+    @work(group="batch-setup-version", exit_on_error=False)
+    async def _check_version(self) -> None:
+        services = getattr(self.app, "services", None)
+        if services is None:
+            return
+        latest = await services.experiments.latest_version(self.experiment)
+        if latest.id != self.experiment.id:
+            self.post_message(self.NewerVersion(latest))
+
+    @on(NewerVersion)
+    def _newer_version(self, message: NewerVersion) -> None:
+        """Say it, and offer the latest: a batch runs exactly the version it is set up on."""
+        old, latest = self.experiment, message.latest
+        self.query_one("#setup-banner", Static).update(self._banner(latest))
+        added = [m.label for m in latest.models if m not in old.models]
+        offers = f" v{latest.version} also offers {', '.join(added)}." if added else ""
+        saved = latest.created_at.astimezone().strftime("%Y-%m-%d %H:%M")
+
+        def answered(switch: bool | None) -> None:
+            if switch:
+                self.app.switch_screen(BatchSetupScreen(latest))
+
+        self.app.push_screen(
+            ConfirmDialog(
+                "An older version",
+                f"'{old.name}' v{old.version} is not the latest version: v{latest.version} "
+                f"(saved {saved}) is.{offers} A batch runs exactly the version it is set up "
+                f"on. Set up the batch on v{latest.version} instead?",
+                yes=f"Use v{latest.version}",
+                no=f"Keep v{old.version}",
+            ),
+            callback=answered,
+        )
 
     @work(thread=True, group="batch-setup-warm-up", exit_on_error=False)
     def _warm_up(self) -> None:
@@ -657,11 +693,28 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
             static.update(note)
             static.set_class(bool(note), "shown")
 
+    def on_resize(self) -> None:
+        # A narrow terminal gives the form a little less room, the preview a little more.
+        self.query_one("#setup-form").styles.width = 42 if self.size.width < 90 else 46
+        self.call_after_refresh(self._fit_preview)
+
+    def _fit_preview(self) -> None:
+        table = self.query_one("#setup-grid", DataTable)
+        width = table.size.width - 4  # the cell's padding and the scrollbar
+        columns = fit_columns(PREVIEW_COLUMNS, width, PREVIEW_FIT, grow="Factors")
+        if width > 0 and columns != self._preview_columns:
+            self._preview_columns = columns
+            table.clear(columns=True)
+            table.add_column(columns_header(columns), key="cell")
+            self._show_plan()
+
     def _show_plan(self) -> None:
         table = self.query_one("#setup-grid", DataTable)
         table.clear()
+        columns = self._preview_columns
         for i, cell in enumerate(self.plan.cells[:PREVIEW_ROWS]):
-            table.add_row(columns_line(cell_row(i, cell), PREVIEW_COLUMNS), key=str(i))
+            values = pick(cell_row(i, cell), PREVIEW_COLUMNS, columns)
+            table.add_row(columns_line(values, columns), key=str(i))
         more = len(self.plan.cells) - PREVIEW_ROWS
         if more > 0:
             table.add_row(f"  … and {more:,} more cells")
@@ -699,8 +752,8 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
         self.app.push_screen(
             ConfirmDialog(
                 "Start this batch?",
-                f"Run {est.conversations:,} conversation(s) of '{self.experiment.name}': "
-                f"{est.llm_calls:,} LLM calls, about {est.tokens:,} tokens, cost "
+                f"Run {plural(est.conversations, 'conversation')} of '{self.experiment.name}': "
+                f"{plural(est.llm_calls, 'LLM call')}, about {plural(est.tokens, 'token')}, cost "
                 f"{cost_label(plan, self.prices, self.price_problem)}. It keeps running when you "
                 f"leave the monitor.{manual}",
                 yes="Start",

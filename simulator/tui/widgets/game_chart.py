@@ -14,7 +14,6 @@ arrives twice (loaded and live) is drawn once.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -23,6 +22,8 @@ from typing import Any
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
+
+from simulator.tui.widgets.ticks import tick_args, whole_ticks
 
 MIN_REDRAW_S = 1.0
 MAX_MEMBER_LINES = 6  # more members than this: their mean credits instead of a line each
@@ -289,8 +290,7 @@ class GameChart(Vertical):
             self._series(plt, xs, ties, "ties", "right", RIGHT_COLOR)
             plt.xlabel("step")
         if xs:
-            step = max(1, math.ceil((xs[-1] - xs[0]) / 5))
-            plt.xticks(list(range(xs[0], xs[-1] + 1, step)))  # rounds and steps are whole
+            plt.xticks(*tick_args(whole_ticks(xs[0], xs[-1])))  # rounds and steps are whole
         self.draws += 1
         plot.refresh()
 
