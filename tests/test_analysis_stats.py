@@ -283,3 +283,21 @@ def test_a_model_that_cannot_be_estimated_says_why() -> None:
         Measure("score", "score", "conversation", one, False), predictors(study, one, ["goal"])
     )
     assert d.notes == ["goal: one value (Escape); left out"]
+
+
+def test_reference_levels_and_categorical_numbers() -> None:
+    frame = data()
+    study = Study(pd.DataFrame(), pd.DataFrame())
+    preds = predictors(
+        study, frame, ["persona", "guard"], categorical=["guard"], reference={"persona": "rude"}
+    )
+    d = design(Measure("score", "score", "conversation", frame, False), preds)
+    assert [t.name for t in d.terms] == [
+        "(intercept)",
+        "persona[calm]",
+        "persona[none]",
+        "guard[2]",
+    ]
+    assert {t.reference for t in d.terms[1:]} == {"rude", "1"}
+    with pytest.raises(StudyError, match=r"--reference persona=shy: not a level of persona"):
+        predictors(study, frame, ["persona"], reference={"persona": "shy"})

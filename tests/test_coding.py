@@ -17,6 +17,7 @@ from simulator.analysis.coding import (
     CodingError,
     agreement_table,
     load_items,
+    parse_levels,
     read_sheets,
     resolve,
     store_labels,
@@ -191,6 +192,16 @@ async def test_coders_sheets_agree_and_the_labels_are_stored(
     written = pd.read_csv(cli_env / "agreement" / "disagreements.csv")
     assert set(written["question"]) == {"goal_achieved", "goal_third"}
     assert {"coder:ana", "coder:ben"} <= set(written.columns)
+
+    code = await cli(
+        "coding", "import", "--rubric", RUBRIC, "sheets/ana.xlsx", "sheets/ben.xlsx", "--dry-run"
+    )
+    assert code == 0 and "Dry run: nothing stored." in capsys.readouterr().out
+    assert await load_annotations(store, AnalysisFilter(batch=study.batch_id)) == []
+    levels = parse_levels(["interval", "goal_achieved=nominal"], rubric)
+    assert levels == {"goal_achieved": "nominal", "goal_third": "interval"}
+    with pytest.raises(CodingError, match="no question 'goal'"):
+        parse_levels(["goal=ordinal"], rubric)
 
     code = await cli("coding", "import", "--rubric", RUBRIC, "sheets/ana.xlsx", "sheets/ben.xlsx")
     assert code == 0

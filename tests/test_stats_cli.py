@@ -66,6 +66,14 @@ async def test_stats_of_a_scored_and_judged_study(store: Any, cli_env: Path, cap
     out = capsys.readouterr().out
     assert "(mean per conversation, Guard)" in out and "N = 6 conversations" in out
 
+    # a share of messages above a threshold, per conversation: a fractional logit
+    assert await cli(
+        "stats", "fit", f"{WORDS}>22", "--per", "conversation", "--on", "goal",
+        "--batch", batch,
+    ) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert out.startswith(f"Fractional logit of {WORDS}>22 (mean per conversation)")
+
     assert await cli(
         "stats", "summary", "mean_words", "judge:persuasion.goal_achieved=yes", "--by", "goal",
         "--batch", batch, "-o", "summary.csv",
