@@ -19,7 +19,6 @@ Both are undefined (None) when nothing varies: no pairable item, or every value 
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
@@ -138,13 +137,13 @@ def krippendorff_alpha(
     pairable = [u for u in pairable if len(u) >= 2]
     if not pairable:
         return None
-    coincidences: Counter[tuple[Hashable, Hashable]] = Counter()
+    coincidences: dict[tuple[Hashable, Hashable], float] = {}
     for values in pairable:
         m = len(values)
         for i, c in enumerate(values):
             for j, k in enumerate(values):
                 if i != j:
-                    coincidences[(c, k)] += 1 / (m - 1)
+                    coincidences[(c, k)] = coincidences.get((c, k), 0.0) + 1 / (m - 1)
     counts: dict[Hashable, float] = {}
     for (c, _), o in coincidences.items():
         counts[c] = counts.get(c, 0.0) + o

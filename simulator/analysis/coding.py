@@ -287,7 +287,7 @@ def _write_xlsx(rubric: Rubric, frame: pd.DataFrame, path: Path) -> None:
             ws[f"{letter}{r}"].fill = answer_fill
         if n == 0:
             continue
-        cells = f"{letter}2:{letter}{n + 1}"
+        span = f"{letter}2:{letter}{n + 1}"
         allowed = allowed_answers(q)
         dv: DataValidation | None = None
         if allowed is not None:
@@ -327,7 +327,7 @@ def _write_xlsx(rubric: Rubric, frame: pd.DataFrame, path: Path) -> None:
             dv.prompt = _short(q.ask)
             dv.showInputMessage = True
             ws.add_data_validation(dv)
-            dv.add(cells)
+            dv.add(span)
     guide = wb.create_sheet("rubric")
     guide.append(["question", "ask", "answer", "allowed answers", "only when"])
     for cell in guide[1]:

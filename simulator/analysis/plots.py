@@ -484,10 +484,10 @@ def outcome_figure(
             for mu, p in zip(means, points, strict=True)
         ]
         ax.errorbar(xs, means, yerr=[err_lo, err_hi], fmt="none", ecolor="#222222", capsize=4, lw=1)
-        for x, p, top in zip(xs, points, err_hi, strict=True):
+        for position, p, top in zip(xs, points, err_hi, strict=True):
             ax.annotate(
                 f"n={p['n']}",
-                (x, (p["mean"] or 0) + top),
+                (position, (p["mean"] or 0) + top),
                 xytext=(0, 3),
                 textcoords="offset points",
                 ha="center",
