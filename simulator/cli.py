@@ -21,6 +21,8 @@ COMMAND_MODULES = [
     "experiments",
     "export",
     "annotate",
+    "coding",
+    "stats",
     "login",
     "commons",
     "reputation",
