@@ -1,15 +1,15 @@
 """The step loop of the reputation games: one pipeline, treatments as flags.
 
-``ReputationGame.run_step`` plays one step through a ``Decider``: every decision of every agent is
-one ``decide`` call with a schema and a documented default; every public event one ``event`` call.
-Two deciders serve the same loop:
+``ReputationGame.run_step`` plays one step through the decision seam
+(``simulator.engine.decisions``): every decision of every agent is one ``ask`` with a schema and a
+documented default; every public event one ``record``. Both sides of the seam serve the same loop:
 
-- ``JournalDecider`` (a conversation): each decision is ``Journal.action`` (stored before use,
+- ``JournalDecisions`` (a conversation): each decision is ``Journal.action`` (stored before use,
   validated, re-asked, defaulted with a recorded fallback), each event ``Journal.record``; after
-  each
-  step the runner stores a snapshot. A resumed run restarts from the latest snapshot and replays
-  the partial step from the stored messages;
-- ``DirectDecider`` (calibration, no database): scripted dryrun policies answered in-process.
+  each step the runner stores a snapshot. A resumed run restarts from the latest snapshot and
+  replays the partial step from the stored messages;
+- ``InProcessDecisions`` (calibration, no database): scripted dryrun policies answered
+  in-process.
 
 Order of a step: (observation re-rating) -> pairing -> per pair: the game, then each side's
 reflection (self record, partner record, persona rewrite, connect/disconnect), then gossip.
@@ -17,16 +17,15 @@ reflection (self record, partner record, persona rewrite, connect/disconnect), t
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from simulator.domain import Decision, MessageKind, ModelRef
+from simulator.domain import Decision, ModelRef
+from simulator.engine.decisions import PRIVATE, Decided, Decisions, json_schema
 from simulator.engine.rng import stream
 from simulator.llm.base import CallMeta, ChatRequest
 from simulator.scenarios.reputation import actions as A
@@ -46,139 +45,6 @@ from simulator.scenarios.reputation.state import (
 log = logging.getLogger(__name__)
 
 GAME_SPEAKER = "game"
-
-
-@lru_cache(maxsize=1024)
-def json_schema(schema: type[BaseModel]) -> dict[str, Any]:
-    """A decision's JSON schema (computed once per schema class: generating it is slow)."""
-    return schema.model_json_schema()
-
-
-# --------------------------------------------------------------------------- deciders
-
-#: Who sees a decision's answer: ``None`` everyone (a public sign-up), a list the agents told
-#: (a proposal goes to the investor, a move to the other player), ``[]`` no other agent (a
-#: private thought: a reputation update, a persona rewrite, a choice of listener).
-PRIVATE: list[str] = []
-
-
-@dataclass
-class Decided:
-    """A decision's answer and its provenance (``Message.decision``): the model's answer, an
-    answer after re-asks, or a fallback (the documented default: never a choice)."""
-
-    answer: Any
-    decision: Decision = Decision.answer
-    cause: str | None = None
-
-    @property
-    def fallback(self) -> bool:
-        return self.decision is Decision.fallback
-
-
-class Decider(Protocol):
-    async def decide(
-        self,
-        agent: AgentState,
-        schema: type[BaseModel],
-        default: BaseModel,
-        request: ChatRequest,
-        *,
-        step: int,
-        turn: int,
-        recipients: list[str] | None = PRIVATE,
-    ) -> Decided:
-        """The validated answer (or the default) and its provenance."""
-        ...
-
-    async def event(self, *, step: int, turn: int, content: str, data: dict[str, Any]) -> None: ...
-
-
-class JournalDecider:
-    """Decisions as journal actions; events as journal records."""
-
-    def __init__(self, journal: Any, max_reasks: int = 2) -> None:
-        self.journal = journal
-        self.max_reasks = max_reasks
-
-    async def decide(
-        self,
-        agent: AgentState,
-        schema: type[BaseModel],
-        default: BaseModel,
-        request: ChatRequest,
-        *,
-        step: int,
-        turn: int,
-        recipients: list[str] | None = PRIVATE,
-    ) -> Decided:
-        from simulator.engine.journal import decision_of
-
-        answer, message = await self.journal.action(
-            request,
-            schema,
-            default,
-            speaker=agent.name,
-            role=agent.group or "agent",
-            day=step,
-            turn=turn,
-            recipients=recipients,
-            max_reasks=self.max_reasks,
-        )
-        return Decided(answer, decision_of(message) or Decision.answer, message.decision_cause)
-
-    async def event(self, *, step: int, turn: int, content: str, data: dict[str, Any]) -> None:
-        await self.journal.record(
-            kind=MessageKind.system,
-            speaker=GAME_SPEAKER,
-            role=GAME_SPEAKER,
-            content=content,
-            day=step,
-            turn=turn,
-            data=data,
-        )
-
-
-class DirectDecider:
-    """In-process answers from the dryrun backend (scripted policies): no database, no journal.
-    One attempt per decision; an invalid answer takes the default and counts as a fallback."""
-
-    def __init__(self) -> None:
-        from simulator.llm.dryrun import DryRunBackend
-
-        self.backend = DryRunBackend()
-        self.events: list[dict[str, Any]] = []
-
-    async def decide(
-        self,
-        agent: AgentState,
-        schema: type[BaseModel],
-        default: BaseModel,
-        request: ChatRequest,
-        *,
-        step: int,
-        turn: int,
-        recipients: list[str] | None = PRIVATE,
-    ) -> Decided:
-        from simulator.engine.journal import parse_json_object
-        from simulator.llm.dryrun import policy_for
-
-        policy = policy_for(request.model)
-        try:
-            if policy is not None:  # a scripted policy: no JSON round trip
-                answer = policy(request)
-                if inspect.isawaitable(answer):
-                    answer = await answer
-                if isinstance(answer, dict):
-                    return Decided(schema.model_validate(answer))
-                return Decided(schema.model_validate(parse_json_object(str(answer))))
-            result = await self.backend.chat(request)
-            return Decided(schema.model_validate(parse_json_object(result.text)))
-        except (ValueError, ValidationError) as exc:
-            return Decided(default, Decision.fallback, str(exc).splitlines()[0])
-
-    async def event(self, *, step: int, turn: int, content: str, data: dict[str, Any]) -> None:
-        self.events.append({"step": step, "turn": turn, "content": content, "data": data})
 
 
 # --------------------------------------------------------------------------- setup
@@ -260,12 +126,12 @@ class ReputationGame:
         params: ReputationParams,
         state: GameState,
         population: Population,
-        decider: Decider,
+        decisions: Decisions,
     ) -> None:
         self.params = params
         self.state = state
         self.population = population
-        self.decider = decider
+        self.decisions = decisions
         self.seed = state.seed
         self.turn = 0
         self._pending_gossip: list[tuple[str, str, str, str, dict[str, Any]]] = []
@@ -283,7 +149,7 @@ class ReputationGame:
         *,
         step: int,
         recipients: list[str] | None = PRIVATE,
-    ) -> Decided:
+    ) -> Decided[Any]:
         """One decision of ``name`` with its provenance, counted by provenance in the step."""
         st = self.state
         agent = st.agent(name)
@@ -305,8 +171,15 @@ class ReputationGame:
             ),
             json_schema=json_schema(schema),
         )
-        got = await self.decider.decide(
-            agent, schema, default, request, step=step, turn=self.turn, recipients=recipients
+        got = await self.decisions.ask(
+            request,
+            schema,
+            default,
+            speaker=name,
+            role=agent.group or "agent",
+            day=step,
+            turn=self.turn,
+            recipients=recipients,
         )
         st.decisions += 1
         st.decision_counts[decision] = st.decision_counts.get(decision, 0) + 1
@@ -342,7 +215,14 @@ class ReputationGame:
 
     async def event(self, step: int, content: str, **data: Any) -> None:
         self.turn += 1
-        await self.decider.event(step=step, turn=self.turn, content=content, data=data)
+        await self.decisions.record(
+            speaker=GAME_SPEAKER,
+            role=GAME_SPEAKER,
+            content=content,
+            day=step,
+            turn=self.turn,
+            data=data,
+        )
 
     def view(self, holder: str, target: str, role: str) -> float | None:
         """The holder's score of target (None: no record, or reputation off)."""
@@ -534,7 +414,7 @@ class ReputationGame:
             "amount": decision.amount if accepted else 0.0,
             "investor_resources": inv.resources,
         }
-        allocated: Decided | None = None
+        allocated: Decided[Any] | None = None
         if accepted:
             amount = min(decision.amount, inv.resources)
             pot = p.k * amount
@@ -665,7 +545,7 @@ class ReputationGame:
             )
             return
         moves: dict[str, str | None] = {}
-        made: dict[str, Decided] = {}
+        made: dict[str, Decided[Any]] = {}
         for me, other in ((a, b), (b, a)):
             agent = st.agent(me)
             got = await self.decide(
@@ -734,7 +614,7 @@ class ReputationGame:
         a: str,
         b: str,
         moves: dict[str, str | None],
-        made: dict[str, Decided],
+        made: dict[str, Decided[Any]],
         decisions: list[str],
     ) -> None:
         """A game with an unusable move is an error, scored 0/0 (as the reference scores it):
@@ -1298,11 +1178,6 @@ class ReputationGame:
 
 __all__ = [
     "GAME_SPEAKER",
-    "PRIVATE",
-    "Decided",
-    "Decider",
-    "DirectDecider",
-    "JournalDecider",
     "Population",
     "ReputationGame",
     "initial_state",
