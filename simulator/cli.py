@@ -22,8 +22,7 @@ COMMAND_MODULES = [
     "export",
     "annotate",
     "login",
-    "commons",
-    "reputation",
+    "kinds",  # every experiment kind's own group: simulator commons ..., simulator reputation ...
 ]
 
 
@@ -64,6 +63,9 @@ def _run_tui(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from simulator.scenarios.registry import install
+
+    install()  # the experiment kinds, handed to the engine once for the process
     parser = build_parser()
     args = parser.parse_args(argv)
     func = getattr(args, "func", None) or _run_tui
