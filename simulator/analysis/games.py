@@ -14,12 +14,13 @@ not of the JSON around them.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 
-from simulator.domain import Message, MessageKind
+from simulator.domain import Conversation, Message, MessageKind
+from simulator.domain.cells import cell_key, cell_label, models_label, repeat_number
 from simulator.domain.errors import ConfigurationError
 from simulator.engine import kinds
 
@@ -92,6 +93,39 @@ def text_of(message: Message) -> str:
     return "\n".join(s for s in strings(message.data) if s.strip())
 
 
+#: A kind's table (``Kind.tables``): its rows from one run's stored snapshots ``(step, state)``.
+TableRows = Callable[[Sequence[tuple[int, Mapping[str, Any]]]], list[dict[str, Any]]]
+
+
+def game_table(
+    runs: Iterable[tuple[Conversation, Sequence[tuple[int, Mapping[str, Any]]]]],
+    rows: TableRows,
+) -> pd.DataFrame:
+    """A game's tidy table pooled over runs: for each run (a conversation and its stored
+    snapshots), the kind's rows (``Kind.tables[name]``: one per round, step, ...), each with the
+    run's conditions as columns (conversation, experiment, batch, cell, repeat, seed, models and
+    one ``factor_<name>`` column per study factor). Any kind's table pools the same way."""
+    from simulator.analysis.loading import factor_column
+
+    out: list[dict[str, Any]] = []
+    for conv, states in runs:
+        cell = conv.cell
+        conditions = {
+            "conversation_id": conv.id,
+            "experiment_id": conv.experiment_id,
+            "batch_id": conv.batch_id,
+            "experiment_kind": conv.kind.value,
+            "cell": cell_label(cell),
+            "cell_key": cell_key(cell),
+            "repeat": repeat_number(cell),
+            "seed": conv.seed,
+            "cell_models": models_label(cell),
+            **{factor_column(k): v for k, v in cell.factors.items()},
+        }
+        out += [{**conditions, **row} for row in rows(states)]
+    return pd.DataFrame(out)
+
+
 def period_label(row: Mapping[str, Any]) -> tuple[str, int]:
     """("Round", n), ("Step", n) or ("Day", n) of a transcript row."""
     for column in CLOCK_COLUMNS:
@@ -101,4 +135,13 @@ def period_label(row: Mapping[str, Any]) -> tuple[str, int]:
     return "Day", int(row["day"])
 
 
-__all__ = ["CLOCKS", "CLOCK_COLUMNS", "clock_values", "period_label", "strings", "text_of"]
+__all__ = [
+    "CLOCKS",
+    "CLOCK_COLUMNS",
+    "TableRows",
+    "clock_values",
+    "game_table",
+    "period_label",
+    "strings",
+    "text_of",
+]

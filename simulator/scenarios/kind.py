@@ -12,6 +12,8 @@ declares:
 - ``commands``: its ``simulator <name> ...`` command group, declared as data and handlers taking
   plain values (``Commands``, ``Command``, ``Option``); ``simulator.commands.kinds`` renders it
   into argparse;
+- ``tables``: its tidy tables (``rounds``, ``steps``, ...) as pure functions of a run's stored
+  snapshots, which ``simulator.analysis.games.game_table`` pools over runs with their conditions;
 - ``interview``: the context of one of its agents for an interview after the run (else the run
   is replayed read-only through its runner).
 
@@ -184,6 +186,9 @@ class CommandContext(Protocol):
 # --------------------------------------------------------------------------- the kind
 
 
+#: ``rows(states)``: a table's rows from one run's stored snapshots ``(step, state)``, in order.
+TableRows = Callable[[Sequence[tuple[int, Mapping[str, Any]]]], list[dict[str, Any]]]
+
 #: ``interview(store, conversation, agent, messages, day)``: an agent's context for an interview.
 InterviewContext = Callable[..., Awaitable[Any]]
 
@@ -203,6 +208,8 @@ class Kind:
     policies: Callable[[], Mapping[str, Policy]] | None = None
     chart: Chart | None = None
     commands: Commands | None = None
+    #: Its tidy tables by name (``rounds``: one row per round), from a run's snapshots.
+    tables: Mapping[str, TableRows] = field(default_factory=dict)
     interview: InterviewContext | None = None
     #: Modules a run imports, for a warm-up in a thread before the first one (its rules, a
     #: heavy library it draws with).
@@ -230,4 +237,5 @@ __all__ = [
     "Kind",
     "Option",
     "Series",
+    "TableRows",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel
@@ -40,6 +40,17 @@ def _load(game: Mapping[str, Any]) -> BaseModel:
     return load_params(dict(game))
 
 
+def _rounds(states: Sequence[tuple[int, Mapping[str, Any]]]) -> list[dict[str, Any]]:
+    """One row per round, from the latest snapshot (it holds every round's record)."""
+    from simulator.scenarios.commons.metrics import round_rows
+    from simulator.scenarios.commons.state import GameState
+
+    if not states:
+        return []
+    _, latest = max(states, key=lambda s: s[0])
+    return round_rows(GameState.from_snapshot(dict(latest)))
+
+
 def _policies() -> Mapping[str, Any]:
     from simulator.scenarios.commons.scripted import POLICIES
 
@@ -75,6 +86,7 @@ KIND = Kind(
     policies=_policies,
     chart=CHART,
     commands=COMMANDS,
+    tables={"rounds": _rounds},
     modules=("simulator.scenarios.commons.runner",),
 )
 

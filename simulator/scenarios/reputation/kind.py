@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel
@@ -40,6 +40,18 @@ def _load(game: Mapping[str, Any]) -> BaseModel:
     return load_params(dict(game))
 
 
+def _steps(states: Sequence[tuple[int, Mapping[str, Any]]]) -> list[dict[str, Any]]:
+    """One row per step (step 0 included) with its scalar metrics, from every step's snapshot."""
+    from simulator.scenarios.reputation.metrics import step_metrics, step_rows
+    from simulator.scenarios.reputation.runner import load_state
+
+    metrics = [
+        data.get("metrics") or step_metrics(load_state(dict(data)))
+        for _, data in sorted(states, key=lambda s: s[0])
+    ]
+    return step_rows(metrics)
+
+
 def _policies() -> Mapping[str, Any]:
     from simulator.scenarios.reputation.scripted import POLICIES
 
@@ -71,6 +83,7 @@ KIND = Kind(
     policies=_policies,
     chart=CHART,
     commands=COMMANDS,
+    tables={"steps": _steps},
     modules=("simulator.scenarios.reputation.runner",),
 )
 
