@@ -19,7 +19,7 @@ from typing import Any
 
 from simulator.domain.errors import SpecError
 from simulator.engine import kinds as engine_kinds
-from simulator.scenarios import commons, dialogue, reputation
+from simulator.scenarios import commons, dialogue, public_goods, reputation
 from simulator.scenarios.kind import Kind
 
 
@@ -91,7 +91,7 @@ class KindRegistry:
 
 
 #: Every kind this simulator runs. Adding a kind: its package, and its entry here.
-KINDS = KindRegistry([dialogue.KIND, commons.KIND, reputation.KIND])
+KINDS = KindRegistry([dialogue.KIND, commons.KIND, reputation.KIND, public_goods.KIND])
 
 
 def install(kinds: KindRegistry = KINDS) -> KindRegistry:
