@@ -311,3 +311,21 @@ async def test_the_monitor_charts_a_public_goods_run(store: Any, runs_app: Any) 
         await wait_batch(pilot, batch.id)
         await wait_until(pilot, lambda: "Round 3/3" in chart.caption(), what="caption")
         assert [chart.points[r].values["contribution"] for r in (1, 2, 3)] == [10.0] * 3
+
+
+async def test_a_member_is_interviewed_in_the_context_it_decided_in(
+    store: Any, backends: Any
+) -> None:
+    """No interview code of its own: the run is replayed read-only through the kind's runner
+    and the member's last decision request is its context."""
+    from simulator.annotations.interview import interview_context
+
+    conv = await stored_run(store, PublicGoodsParams(rounds=2, punishment=True))
+    conv = await run_conversation(store, backends, conv.id)
+    messages = await store.messages.list(conv.id)
+    agent = next(a for a in conv.agents if a.name == "Free rider 1")
+    context = await interview_context(store, conv, agent, messages, day=1)
+    assert context.day == 1 and context.messages[0].role == "system"
+    asked = context.messages[-2].content
+    assert '"decision": "punish"' in asked and "Round 1: you contributed 0" in asked
+    assert context.messages[-1].role == "assistant" and '"points"' in context.messages[-1].content
