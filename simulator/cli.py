@@ -24,8 +24,7 @@ COMMAND_MODULES = [
     "coding",
     "stats",
     "login",
-    "commons",
-    "reputation",
+    "kinds",  # every experiment kind's own group: simulator commons ..., simulator reputation ...
 ]
 
 
@@ -66,6 +65,9 @@ def _run_tui(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from simulator.scenarios.registry import install
+
+    install()  # the experiment kinds, handed to the engine once for the process
     parser = build_parser()
     args = parser.parse_args(argv)
     func = getattr(args, "func", None) or _run_tui

@@ -14,6 +14,7 @@ from simulator.db.mongo import connect_store
 from simulator.domain import BatchSpec, ModelRef, ModelSet, Provider
 from simulator.engine.batch import BatchRunner
 from simulator.llm.registry import Backends
+from simulator.scenarios.registry import install
 
 
 async def main(uri: str, db: str, experiment_id: str, latency_ms: int) -> None:
@@ -39,4 +40,5 @@ async def main(uri: str, db: str, experiment_id: str, latency_ms: int) -> None:
 
 
 if __name__ == "__main__":
+    install()  # the experiment kinds, as the program's entry point does
     asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])))

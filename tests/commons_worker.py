@@ -11,11 +11,11 @@ import asyncio
 import os
 import sys
 
-import simulator.roles
-import simulator.scenarios.commons  # noqa: F401
+import simulator.roles  # noqa: F401
 from simulator.db.mongo import connect_store
 from simulator.engine.conversation import run_conversation
 from simulator.llm.registry import Backends
+from simulator.scenarios.registry import install
 
 
 async def main() -> int:
@@ -33,4 +33,5 @@ async def main() -> int:
 
 
 if __name__ == "__main__":
+    install()  # the experiment kinds, as the program's entry point does
     sys.exit(asyncio.run(main()))

@@ -17,12 +17,12 @@ import os
 import sys
 from typing import Any
 
-import simulator.roles
-import simulator.scenarios.dialogue  # noqa: F401
+import simulator.roles  # noqa: F401
 from simulator.db.mongo import connect_store
 from simulator.engine.conversation import run_conversation
 from simulator.llm.base import ChatRequest, ChatResult
 from simulator.llm.registry import Backends
+from simulator.scenarios.registry import install
 
 
 class LoggedBackends:
@@ -63,4 +63,5 @@ async def main() -> int:
 
 
 if __name__ == "__main__":
+    install()  # the experiment kinds, as the program's entry point does
     sys.exit(asyncio.run(main()))

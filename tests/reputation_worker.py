@@ -14,6 +14,7 @@ import sys
 import simulator.scenarios.reputation as reputation
 from simulator.db.mongo import connect_store
 from simulator.llm.registry import Backends
+from simulator.scenarios.registry import install
 
 
 async def main() -> int:
@@ -31,4 +32,5 @@ async def main() -> int:
 
 
 if __name__ == "__main__":
+    install()  # the experiment kinds, as the program's entry point does
     sys.exit(asyncio.run(main()))

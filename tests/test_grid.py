@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from simulator.domain import BatchSpec, ModelRef, ModelSet, Provider, SamplingParams
@@ -144,27 +146,33 @@ def test_estimate_cost_with_a_price_table() -> None:
     assert estimate(exp, _spec(exp), prices).cost_usd == 0.0
 
 
-def test_game_kinds_without_their_own_estimate_assume_calls_per_agent_and_round(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from simulator.engine import grid
+def test_a_kind_the_registry_does_not_know_is_refused_by_name() -> None:
+    from simulator.domain.errors import ConfigurationError
 
-    monkeypatch.setattr(grid, "_call_estimator", lambda kind: None)
-    exp = make_prison_experiment(kind="commons")
+    exp = make_prison_experiment(kind="poker")
     spec = _spec(exp, every_combination=False, every_day_count=False, days=1, repeats=1, rounds=4)
-    est = estimate(exp, spec)
-    assert est.llm_calls == 4 * 3 * 5  # rounds x calls per agent and round x agents
+    with pytest.raises(ConfigurationError, match=r"'poker'.*known kinds: dialogue, commons"):
+        estimate(exp, spec)
 
 
-def test_a_game_kind_can_register_its_own_call_estimate() -> None:
-    from simulator.engine import grid
+def test_the_estimate_asks_the_kind_registry_it_is_handed() -> None:
+    from simulator.engine.grid import tally_game_calls
+    from simulator.engine.kinds import ROUND
+    from simulator.scenarios.kind import Kind
+    from simulator.scenarios.registry import KindRegistry
 
-    exp = make_prison_experiment(kind="reputation")
+    async def no_run(*_: Any) -> None:
+        return None
+
+    def seven_per_round(e: Any, cell: Any, tally: Any) -> None:
+        tally_game_calls(e, cell, tally, 7 * (cell.rounds or 1))
+
+    registry = KindRegistry(
+        [Kind("poker", "Poker", "a test game", ROUND, run=no_run, estimate=seven_per_round)]
+    )
+    exp = make_prison_experiment(kind="poker")
     spec = _spec(exp, every_combination=False, every_day_count=False, days=1, repeats=1, rounds=3)
-    saved = dict(grid._CALL_ESTIMATORS)
-    try:
-        grid.register_call_estimator("reputation", lambda e, c: 7 * (c.rounds or 1))
-        assert estimate(exp, spec).llm_calls == 21
-    finally:
-        grid._CALL_ESTIMATORS.clear()
-        grid._CALL_ESTIMATORS.update(saved)
+    est = estimate(exp, spec, kinds=registry)
+    assert est.llm_calls == 21 and est.conversations == 1
+    # the calls are shared among the roles by their agents, each with its role's prompt
+    assert est.tokens > 21 * 150

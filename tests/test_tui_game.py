@@ -23,6 +23,7 @@ from simulator.domain import BatchSpec, ModelSet
 from simulator.domain.errors import SpecError
 from simulator.domain.models import ExperimentKind, Message
 from simulator.engine.events import ConversationStarted, MessageStored
+from simulator.scenarios.commons.chart import round_end_point
 from simulator.scenarios.commons.params import CommonsParams, Policy
 from simulator.scenarios.commons.setup import commons_experiment, scripted_model
 from simulator.scenarios.reputation.runner import StepEnded
@@ -50,7 +51,6 @@ from simulator.tui.screens.monitor import RunMonitorScreen
 from simulator.tui.widgets.game_chart import (
     GameChart,
     GamePoint,
-    commons_point,
     point_from_event,
     points_from_states,
 )
@@ -203,7 +203,7 @@ def test_chart_points_from_snapshots_and_events() -> None:
         ],
     }
     points = points_from_states("commons", [(0, {"rounds": []}), (2, snapshot)])
-    assert [(p.x, p.values["resource"], p.credits, p.total) for p in points] == [
+    assert [(p.x, p.values["resource"], p.members, p.total) for p in points] == [
         (0, 40.0, {"Member 1": 4.0}, 5),  # the start: founding members only
         (1, 41.5, {"Member 1": 4.6}, 5),
         (2, 40.0, {"Member 1": 5.1}, 5),
@@ -227,14 +227,15 @@ def test_chart_points_from_snapshots_and_events() -> None:
 
     round_end = {"event": "round_end", "round": 3, "resource": 38.0, "credits": {"Member 2": 3.5}}
     metrics = {"cooperation": 0.75, "edges": 80, "density": 0.21}
-    assert point_from_event(stored(round_end)) == GamePoint(
+    assert point_from_event(stored(round_end), "commons") == GamePoint(
         3, {"resource": 38.0}, {"Member 2": 3.5}
     )
-    point = point_from_event(StepEnded("c", "b", 4, 10, metrics))
+    point = point_from_event(StepEnded("c", "b", 4, 10, metrics), "reputation")
     assert point is not None and point.values["ties"] == 80.0 and point.total == 10
-    assert point_from_event(stored({"event": "growth"})) is None
-    assert point_from_event(ConversationStarted("c", "b")) is None
-    assert commons_point({"event": "growth"}) is None
+    assert point_from_event(stored({"event": "growth"}), "commons") is None
+    assert point_from_event(ConversationStarted("c", "b"), "reputation") is None
+    assert point_from_event(stored(round_end), "dialogue") is None  # no chart
+    assert round_end_point({"event": "growth"}) is None
 
 
 # --------------------------------------------------------------------------- the editor's Game tab
@@ -453,8 +454,8 @@ async def test_the_monitor_charts_a_commons_run_round_by_round(store: Any, runs_
         assert [chart.points[r["round"]].values["resource"] for r in records] == [
             r["resource_after_growth"] for r in records
         ]
-        assert chart.points[4].credits == records[-1]["credits_end"]
-        assert set(chart.points[4].credits) == {"Member 1", "Member 2", "Member 3"}
+        assert chart.points[4].members == records[-1]["credits_end"]
+        assert set(chart.points[4].members) == {"Member 1", "Member 2", "Member 3"}
         # A game has no agent-message budget: rows and totals show counts, not "n/20".
         run = registry.runs.get(batch.id)
         assert run is not None and run.messages_budget == 0

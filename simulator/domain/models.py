@@ -12,7 +12,7 @@ import re
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import (
     BaseModel,
@@ -126,10 +126,66 @@ def _float_field(name: str, default: Any) -> Any:
 # --------------------------------------------------------------------------- enumerations
 
 
-class ExperimentKind(StrEnum):
-    dialogue = "dialogue"
-    commons = "commons"
-    reputation = "reputation"
+_KIND_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
+
+
+class ExperimentKind(str):
+    """The name of an experiment's kind, stored as the plain string it is: ``dialogue``,
+    ``commons``, ``reputation``, or the name of any kind a package adds
+    (``simulator/scenarios/registry.py``). Adding a kind does not touch the domain: here a kind
+    is only a well-formed name; whether this version of the simulator knows it is the kind
+    registry's to say (when an experiment is saved or imported, and when a conversation runs).
+
+    Instances are interned, so ``kind is ExperimentKind.dialogue`` holds for a kind read back
+    from the database, as it did when this was an enumeration (``.value`` too)."""
+
+    __slots__ = ()
+    _interned: ClassVar[dict[str, ExperimentKind]] = {}
+    dialogue: ClassVar[ExperimentKind]
+    commons: ClassVar[ExperimentKind]
+    reputation: ClassVar[ExperimentKind]
+
+    def __new__(cls, name: str) -> ExperimentKind:
+        text = str.__str__(name) if isinstance(name, str) else name
+        known = cls._interned.get(text) if isinstance(text, str) else None
+        if known is not None:
+            return known
+        if not isinstance(text, str) or not _KIND_NAME.fullmatch(text):
+            raise ValueError(
+                f"{name!r} is not the name of an experiment kind (lowercase letters, digits "
+                "and _, starting with a letter: dialogue, commons, reputation, ...)"
+            )
+        kind = super().__new__(cls, text)
+        cls._interned[text] = kind
+        return kind
+
+    @property
+    def value(self) -> str:
+        """The name as stored."""
+        return str.__str__(self)
+
+    def __repr__(self) -> str:
+        return f"ExperimentKind({self.value!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ExperimentKind, (self.value,))
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema
+
+        return core_schema.no_info_after_validator_function(
+            cls,
+            core_schema.str_schema(),
+            serialization=core_schema.plain_serializer_function_ser_schema(
+                str.__str__, return_schema=core_schema.str_schema()
+            ),
+        )
+
+
+ExperimentKind.dialogue = ExperimentKind("dialogue")
+ExperimentKind.commons = ExperimentKind("commons")
+ExperimentKind.reputation = ExperimentKind("reputation")
 
 
 class SectionKind(StrEnum):

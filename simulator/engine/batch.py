@@ -71,6 +71,7 @@ from simulator.domain import (
 from simulator.domain.errors import DatabaseUnavailableError, NotFoundError, SimulatorError
 from simulator.engine.events import BatchProgress, ConversationFailed, EventBus, StoreLost
 from simulator.engine.grid import Prices, estimate_cells, expand_grid
+from simulator.engine.kinds import KindCatalog, resolve
 
 log = logging.getLogger(__name__)
 
@@ -154,8 +155,11 @@ class BatchRunner:
         poll_s: float = 0.5,
         lease_s: float = LEASE_S,
         heartbeat_s: float = HEARTBEAT_S,
+        kinds: KindCatalog | None = None,
     ) -> None:
         self.store = store
+        #: The experiment kinds this runner plays (None: the registry installed for the process).
+        self.kinds = kinds
         self.backends = backends
         self.bus = bus
         self.poll_s = poll_s
@@ -180,7 +184,7 @@ class BatchRunner:
         models are checked first (``preflight``; False: the caller just did)."""
         if spec.experiment_id != experiment.id:
             spec = spec.model_copy(update={"experiment_id": experiment.id})
-        cells = expand_grid(experiment, spec)
+        cells = expand_grid(experiment, spec, self.kinds)
         if preflight:
             await self.preflight(experiment, cells)  # nothing is stored for a batch that cannot run
         batch = Batch(
@@ -188,7 +192,7 @@ class BatchRunner:
             experiment_version=experiment.version,
             spec=spec,
             owner=owner,
-            estimate=estimate_cells(experiment, cells, prices),
+            estimate=estimate_cells(experiment, cells, prices, self.kinds),
             cells_total=len(cells),
         )
         batch = await self.store.batches.create(batch)
@@ -198,7 +202,9 @@ class BatchRunner:
 
     async def preflight(self, experiment: Experiment, cells: list[GridCell]) -> None:
         """Check (and for Ollama, pull) every model the cells use; raises the backend's
-        SimulatorError (server down, model unknown) before anything is stored."""
+        SimulatorError (server down, model unknown) before anything is stored. The kind is made
+        ready first: its scripted policies are models the dryrun backend checks."""
+        resolve(self.kinds).prepare(experiment.kind)
         refs: dict[str, ModelRef] = {}
         for cell in cells:
             ms = cell.models
@@ -231,6 +237,7 @@ class BatchRunner:
                     owner=batch.owner,
                     cell_index=i,
                     conversation_id=conversation_id_for(batch.id, i),
+                    kinds=self.kinds,
                 )
 
         await asyncio.gather(*(one(i) for i in missing))
@@ -280,8 +287,9 @@ class BatchRunner:
     ) -> _ActiveRun | None:
         """Run the claimed batch; returns the run when the database was lost (else None)."""
         batch_id = batch.id
+        resolve(self.kinds).prepare(experiment.kind)  # its scripted policies, before the models
         conversations = await self._conversations(batch_id)
-        cells = expand_grid(experiment, batch.spec)
+        cells = expand_grid(experiment, batch.spec, self.kinds)
         if await self._prepare(batch, experiment, cells, {c.id for c in conversations}):
             conversations = await self._conversations(batch_id)
         todo = [c for c in conversations if c.status in RUNNABLE]
@@ -405,6 +413,7 @@ class BatchRunner:
                     conv.id,
                     bus=self.bus,
                     choose_speaker=choose_speaker,
+                    kinds=self.kinds,
                 )
                 status = ended.status
             except asyncio.CancelledError:

@@ -584,15 +584,14 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
     def _warm_up(self) -> None:
         # While the user fills the form: the first batch then starts without a pause. A game's
         # scenario (its call estimator; reputation pulls in networkx) is imported here too.
-        import importlib
-
+        from simulator.scenarios.registry import KINDS
         from simulator.tui.runs import warm_up
 
         if not self._dialogue:
             try:
-                importlib.import_module(f"simulator.scenarios.{self.experiment.kind.value}")
-            except ImportError:
-                log.warning("no scenario module for %s", self.experiment.kind.value)
+                KINDS.prepare(self.experiment.kind)
+            except SimulatorError as exc:  # a kind this version does not know: the plan says so
+                log.warning("cannot prepare kind %s: %s", self.experiment.kind.value, exc)
             self.app.call_from_thread(self.recheck)
         warm_up(freeze=True)
 

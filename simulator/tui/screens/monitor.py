@@ -50,6 +50,7 @@ from simulator.tui.screens.library import clip
 from simulator.tui.widgets.game_chart import (
     GameChart,
     GamePoint,
+    chart_of,
     point_from_event,
     points_from_states,
 )
@@ -61,7 +62,6 @@ FLUSH_S = 0.25  # how often the screen repaints from the registry
 TRANSCRIPT_FLUSH_S = 1.0
 LIST_REFRESH_S = 1.0
 MAX_BATCHES = 100
-GAME_KINDS = ("commons", "reputation")  # experiment kinds the monitor charts
 
 RICH_STATUS_STYLE = {
     Status.pending: "dim",
@@ -459,7 +459,7 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
     def _loaded(self, message: Loaded) -> None:
         self.run = message.run
         self.kind = message.kind
-        if self.kind in GAME_KINDS and self._chart is None:
+        if chart_of(self.kind) is not None and self._chart is None:
             # Mounted for games only: plotext is imported when a game is shown.
             self._chart = GameChart(self.kind, id="monitor-game-chart")
             self.query_one("#monitor-bottom", Horizontal).mount(self._chart)
@@ -579,10 +579,12 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
 
     @work(exclusive=True, group="monitor-game", exit_on_error=False)
     async def load_game(self, conversation_id: str) -> None:
-        """The chart's points so far: commons from the latest snapshot (it holds every round's
-        record), reputation from every step's snapshot (each holds its step's metrics)."""
+        """The chart's points so far: from the latest snapshot when it holds every round's
+        record (commons), else from every step's snapshot (reputation: each holds its step's
+        metrics); the kind's chart says which."""
         states = self.services.store.states
-        if self.kind == "commons":
+        chart = chart_of(self.kind)
+        if chart is not None and chart.latest_only:
             latest = await states.latest(conversation_id)
             stored = [latest] if latest is not None else []
         else:
@@ -623,7 +625,7 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
         if isinstance(event, MessageStored):
             self._live.append(event.message)
         if self._chart is not None:  # a game: a round_end record or a StepEnded is a point
-            point = point_from_event(event)
+            point = point_from_event(event, self.kind)
             if point is not None:
                 self._game_live.append(point)
 
