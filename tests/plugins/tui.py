@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +20,8 @@ from simulator.domain.models import (
     StudyFactor,
 )
 from simulator.settings import Settings
+from tests.plugins import waiting
+from tests.plugins.waiting import DEADLINE_S, POLL_S
 
 FIXED_TIME = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 
@@ -117,19 +118,13 @@ def sample_experiment(
 
 
 async def wait_until(
-    pilot: Any, predicate: Callable[[], bool], within: float = 10.0, what: str = ""
-) -> None:
-    """Let the app run until ``predicate()`` holds (workers finish, screens change)."""
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            if predicate():
-                return
-        except Exception:  # a widget not mounted yet
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or predicate}")
-        await pilot.pause(0.05)
+    pilot: Any, predicate: Callable[[], Any], within: float = DEADLINE_S, what: str = ""
+) -> Any:
+    """Let the app run until ``predicate()`` holds (workers finish, screens change); see
+    tests/plugins/waiting.py (an exception counts as "not yet" and is re-raised at the end)."""
+    return await waiting.wait_until(
+        predicate, within=within, what=what, pause=lambda: pilot.pause(POLL_S)
+    )
 
 
 @pytest.fixture
