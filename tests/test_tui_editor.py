@@ -16,7 +16,16 @@ from simulator.tui.editor.sections import SectionsPane
 from simulator.tui.screens.dialogs import ConfirmDialog, MessageDialog
 from simulator.tui.screens.editor import EditorScreen
 from simulator.tui.screens.library import LibraryScreen
-from tests.plugins.tui import sample_experiment, wait_library, wait_until
+from tests.plugins.tui import sample_experiment, settle, wait_library, wait_until
+
+#: The editor's key for each tab.
+TABS = {
+    "f3": "tab-roles",
+    "f4": "tab-sections",
+    "f5": "tab-models",
+    "f6": "tab-preview",
+    "f2": "tab-experiment",
+}
 
 
 def text_of(widget: Static) -> str:
@@ -352,12 +361,15 @@ async def test_opening_every_tab_and_saving_changes_nothing(
         await pilot.press("o")
         await wait_until(pilot, lambda: isinstance(app.screen, EditorScreen))
         editor: EditorScreen = app.screen  # type: ignore[assignment]
-        for key in ("f3", "f4", "f5", "f6", "f2"):
+        tabs = editor.query_one(TabbedContent)
+        for key, tab in TABS.items():
             await pilot.press(key)
-            await pilot.pause(0.2)
+            await wait_until(pilot, lambda tab=tab: tabs.active == tab, what=tab)
+            await settle(pilot)
         # Walk through every section of the list too.
         await pilot.press("f4")
-        await pilot.pause(0.2)
+        await wait_until(pilot, lambda: tabs.active == "tab-sections", what="the sections")
+        await settle(pilot)
         sections = editor.query_one("#section-list", OptionList)
         for index in range(sections.option_count):
             sections.highlighted = index

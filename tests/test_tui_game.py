@@ -58,6 +58,7 @@ from tests.plugins.tui import (
     FIXED_TIME,
     app_on_fresh_database,
     sample_experiment,
+    settle,
     wait_library,
     wait_until,
 )
@@ -541,6 +542,6 @@ def test_game_tab_snapshot(snap_compare: Any, game_snapshot_app: SimulatorApp) -
         await type_into(pilot, pane, "start_resource", "-5")
         assert error_under(pane, "start_resource") == "Input should be greater than or equal to 0"
         app.screen.set_focus(None)  # no blinking cursor in the picture
-        await pilot.pause(0.2)
+        await settle(pilot)
 
     assert snap_compare(game_snapshot_app, terminal_size=(100, 30), run_before=run_before)

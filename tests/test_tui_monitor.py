@@ -168,10 +168,14 @@ async def test_a_batch_another_live_runner_holds_is_listed_running_and_not_resum
         listing = app.screen
         assert listed_status(listing, batch.id) == "running"
         await pilot.press("r")
-        await pilot.pause(0.3)
+        # the refusal is the answer to the key: once it shows, the key has been handled
+        await wait_until(
+            pilot,
+            lambda: any("another-host:4242/1" in n.message for n in app._notifications),
+            what="the refusal",
+        )
         assert app.screen is listing  # not opened, not run
         assert not runs_of(app).is_running(batch.id)
-        assert any("another-host:4242/1" in n.message for n in app._notifications)
         convs = await store.conversations.list(ConversationFilter(batch_id=batch.id))
         assert all(c.status is Status.pending for c in convs)
 

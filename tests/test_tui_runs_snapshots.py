@@ -25,7 +25,13 @@ from simulator.settings import Settings
 from simulator.tui.app import SimulatorApp
 from simulator.tui.screens.batch_setup import BatchSetupScreen
 from simulator.tui.screens.monitor import RunMonitorScreen
-from tests.plugins.tui import FIXED_TIME, app_on_fresh_database, snapshot_library, wait_until
+from tests.plugins.tui import (
+    FIXED_TIME,
+    app_on_fresh_database,
+    settle,
+    snapshot_library,
+    wait_until,
+)
 from tests.plugins.tui_runs import runs_experiment
 
 SIZE = (100, 30)
@@ -107,7 +113,7 @@ async def _monitor(pilot: Pilot[Any]) -> None:
         what="the finished batch",
     )
     screen.set_focus(None)
-    await pilot.pause(0.1)
+    await settle(pilot)
 
 
 async def _batch_list(pilot: Pilot[Any]) -> None:

@@ -19,7 +19,13 @@ from simulator.domain.models import Conversation, GridCell, ModelSet
 from simulator.settings import Settings
 from simulator.tui.app import SimulatorApp
 from simulator.tui.screens.editor import EditorScreen
-from tests.plugins.tui import app_on_fresh_database, sample_experiment, snapshot_library, wait_until
+from tests.plugins.tui import (
+    app_on_fresh_database,
+    sample_experiment,
+    settle,
+    snapshot_library,
+    wait_until,
+)
 
 SIZE = (100, 30)
 
@@ -64,7 +70,7 @@ def _editor_tab(tab: str, key: str) -> Callable[[Pilot[Any]], Awaitable[None]]:
         if key:
             await pilot.press(key)
         await wait_until(pilot, lambda: app.screen.query_one(TabbedContent).active == tab, what=tab)
-        await pilot.pause(0.2)
+        await settle(pilot)
         app.screen.set_focus(None)  # no blinking cursor in the picture
         await pilot.pause()
 

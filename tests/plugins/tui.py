@@ -127,6 +127,16 @@ async def wait_until(
     )
 
 
+async def settle(pilot: Any) -> None:
+    """Wait until every worker of the app has finished and the screen has handled what they
+    posted: the state to assert on or to take a snapshot of (never a fixed pause)."""
+    app = pilot.app
+    await wait_until(
+        pilot, lambda: all(w.is_finished for w in app.workers), what="the app's workers"
+    )
+    await pilot.pause()
+
+
 @pytest.fixture
 def run_sync() -> Callable[[Any], Any]:
     """Run a coroutine to completion on a fresh loop (sync snapshot tests)."""
