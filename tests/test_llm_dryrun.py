@@ -139,7 +139,7 @@ async def test_latency_option_delays_the_answer() -> None:
     model = ModelRef(provider="dryrun", model="script", options={"latency_ms": 150})
     start = time.perf_counter()
     result = await DryRunBackend().chat(request(model=model))
-    assert time.perf_counter() - start >= 0.14
+    assert time.perf_counter() - start >= 0.14  # a lower bound: load only lengthens it
     assert result.latency_ms == 150
 
 

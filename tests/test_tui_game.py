@@ -11,6 +11,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +26,7 @@ from simulator.domain import BatchSpec, ModelSet
 from simulator.domain.errors import SpecError
 from simulator.domain.models import ExperimentKind, Message
 from simulator.engine.events import ConversationStarted, MessageStored
+from simulator.llm.dryrun import policy_for, register_policy, unregister_policy
 from simulator.scenarios.commons.params import CommonsParams, Policy
 from simulator.scenarios.commons.setup import commons_experiment, scripted_model
 from simulator.scenarios.reputation.runner import StepEnded
@@ -63,6 +67,7 @@ from tests.plugins.tui import (
     wait_until,
 )
 from tests.plugins.tui_runs import wait_batch
+from tests.plugins.waiting import DEADLINE_S
 
 COMMONS, REPUTATION = ExperimentKind.commons, ExperimentKind.reputation
 
@@ -410,8 +415,32 @@ async def test_a_dialogue_experiment_has_no_game_tab(store: Any, tui_settings: S
 # --------------------------------------------------------------------------- the monitor's chart
 
 
-async def test_the_monitor_charts_a_commons_run_round_by_round(store: Any, runs_app: Any) -> None:
-    member = scripted_model(chat="public", latency_ms=15)
+@pytest.fixture
+def held_from_round_3() -> Iterator[threading.Event]:
+    """A commons member policy (``commons.held``) that answers like ``commons.honest`` but holds
+    every call from round 3 on until the returned event is set (the run's own thread waits)."""
+    gate = threading.Event()
+    honest = policy_for(scripted_model())
+    assert honest is not None
+
+    async def held(request: Any) -> Any:
+        if request.meta.day >= 3:
+            await asyncio.to_thread(gate.wait, DEADLINE_S)  # bounded: never a stuck thread
+        answer = honest(request)
+        return await answer if inspect.isawaitable(answer) else answer
+
+    register_policy("commons.held", held)
+    try:
+        yield gate
+    finally:
+        gate.set()
+        unregister_policy("commons.held")
+
+
+async def test_the_monitor_charts_a_commons_run_round_by_round(
+    store: Any, runs_app: Any, held_from_round_3: threading.Event
+) -> None:
+    member = scripted_model("commons.held", chat="public", latency_ms=15)
     exp = commons_experiment(CommonsParams(rounds=4), name="Lake", owner="alice")
     exp = exp.model_copy(update={"models": [member]})
     await store.experiments.create(exp)
@@ -433,33 +462,22 @@ async def test_the_monitor_charts_a_commons_run_round_by_round(store: Any, runs_
         await wait_until(pilot, lambda: monitor.loads >= 1, what="monitor")
         chart = monitor.query_one(GameChart)
         await wait_until(pilot, lambda: chart.display and chart.kind == "commons", what="chart")
-        seen: list[int] = []
-
-        def rounds_drawn() -> bool:
-            if not seen or seen[-1] != len(chart.points):
-                seen.append(len(chart.points))
-            return len(chart.points) == 4
-
-        await wait_until(pilot, rounds_drawn, within=30, what="4 rounds charted")
+        # Round 3 is held: the chart shows the two rounds played while the run goes on.
+        await wait_until(
+            pilot,
+            lambda: sorted(chart.points) == [0, 1, 2] and "Round 2/4" in chart.caption(),
+            what="the start and rounds 1-2 charted",
+        )
+        drawn = chart.draws
+        assert registry.is_running(batch.id)
+        held_from_round_3.set()
         await wait_batch(pilot, batch.id)
-        await wait_until(pilot, lambda: chart.draws >= 2 and "Round 4" in chart.caption())
-        assert any(0 < n < 4 for n in seen), f"the rounds came all at once: {seen}"
-
-        conv = (await store.conversations.list(ConversationFilter(batch_id=batch.id)))[0]
-        latest = await store.states.latest(conv.id)
-        assert latest is not None
-        records = latest[1]["rounds"]
-        assert chart.xs[-4:] == [1, 2, 3, 4] and set(chart.xs) <= {0, 1, 2, 3, 4}
-        assert "Round 4/4" in chart.caption()
-        assert [chart.points[r["round"]].values["resource"] for r in records] == [
-            r["resource_after_growth"] for r in records
-        ]
-        assert chart.points[4].credits == records[-1]["credits_end"]
-        assert set(chart.points[4].credits) == {"Member 1", "Member 2", "Member 3"}
-        # A game has no agent-message budget: rows and totals show counts, not "n/20".
-        run = registry.runs.get(batch.id)
-        assert run is not None and run.messages_budget == 0
-        assert all(row.budget == 0 for row in run.rows.values())
+        await wait_until(
+            pilot,
+            lambda: sorted(chart.points) == [0, 1, 2, 3, 4] and "Round 4/4" in chart.caption(),
+            what="all 4 rounds charted",
+        )
+        assert chart.draws > drawn
 
 
 async def test_the_monitor_charts_cooperation_and_ties_of_a_reputation_run(
