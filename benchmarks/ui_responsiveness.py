@@ -55,6 +55,7 @@ class LoopProbe:
     def __init__(self, interval_s: float) -> None:
         self.interval_s = interval_s
         self.blocks_s: list[float] = []
+        self.woken_s: list[float] = []  # when each wake-up happened, from the start
         self._task: asyncio.Task[None] | None = None
 
     async def _run(self) -> None:
@@ -63,6 +64,7 @@ class LoopProbe:
             due = loop.time() + self.interval_s
             await asyncio.sleep(self.interval_s)
             self.blocks_s.append(max(0.0, loop.time() - due))
+            self.woken_s.append(time.perf_counter() - self.started)
 
     def __enter__(self) -> LoopProbe:
         self.started = time.perf_counter()
@@ -77,10 +79,12 @@ class LoopProbe:
     def figures(self, name: str) -> dict[str, float]:
         ms = sorted(b * 1000 for b in self.blocks_s)
         p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
+        longest = sorted(zip(self.blocks_s, self.woken_s, strict=True), reverse=True)[:3]
+        at = ", ".join(f"{b * 1000:.0f} ms ending at {t:.1f} s" for b, t in longest)
         print(
             f"{name}: longest block {ms[-1]:.1f} ms, 99th percentile {p99:.1f} ms, "
             f"median {statistics.median(ms):.2f} ms over {len(ms)} wake-ups; "
-            f"wall {self.wall_s:.1f} s"
+            f"wall {self.wall_s:.1f} s (longest: {at})"
         )
         return {
             f"{name}_max_block_ms": round(ms[-1], 1),
@@ -156,6 +160,7 @@ async def batch_scenario(
     name = f"batch_{conversations}"
     with LoopProbe(probe_s) as probe:
         batch = await registry.create(exp, spec(exp, conversations))
+        stored_at = time.perf_counter() - probe.started
         registry.run(batch.id)
         await app.push_screen(RunMonitorScreen(batch.id))
         monitor = app.screen
@@ -179,6 +184,7 @@ async def batch_scenario(
             lambda: summary in str(monitor.query_one("#monitor-summary").render()),
             "the monitor's summary",
         )
+    print(f"(batch of {conversations} stored and prepared at {stored_at:.1f} s, then run)")
     status = registry.runs[batch.id].batch.status
     if status is not Status.done:
         raise SystemExit(f"the batch of {conversations} ended {status.value}")
