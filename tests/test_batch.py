@@ -279,7 +279,7 @@ async def test_each_endpoint_is_kept_busy_up_to_its_own_limit(
         in_flight[where] += 1
         peak[where] = max(peak[where], in_flight[where])
         both_busy = both_busy or (in_flight["http://slow"] > 0 and in_flight["http://fast"] > 0)
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)  # a call that takes a moment, so that calls overlap
         in_flight[where] -= 1
         return f"[dryrun] {request.meta.agent} speaks."
 

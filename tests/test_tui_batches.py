@@ -281,7 +281,7 @@ async def test_setup_of_a_game_asks_for_rounds_instead_of_days(store: Any, runs_
         await pilot.press("b")
         await wait_until(pilot, lambda: isinstance(app.screen, BatchSetupScreen), what="setup")
         screen = app.screen
-        await wait_until(pilot, lambda: screen.checks >= 1, what="first check", within=20)
+        await wait_until(pilot, lambda: screen.checks >= 1, what="first check")
         assert not screen.query("#in-days") and not screen.query("#in-total")
         await fill(pilot, screen, {"rounds": "4", "max-0": "2"})
         assert screen.plan.ok and screen.plan.spec is not None and screen.plan.spec.rounds == 4

@@ -123,7 +123,10 @@ async def wait_until(
     """Let the app run until ``predicate()`` holds (workers finish, screens change); see
     tests/plugins/waiting.py (an exception counts as "not yet" and is re-raised at the end)."""
     return await waiting.wait_until(
-        predicate, within=within, what=what, pause=lambda: pilot.pause(POLL_S)
+        predicate,
+        within=within,
+        what=what,
+        pause=lambda: pilot.pause(POLL_S),  # poll interval
     )
 
 

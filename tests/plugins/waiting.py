@@ -33,7 +33,7 @@ class _Deadline:
 
     def check(self, last: Exception | None) -> None:
         """Past the deadline: re-raise the condition's last exception, else time out."""
-        if time.monotonic() <= self.at:
+        if time.monotonic() <= self.at:  # wait deadline
             return
         message = f"timed out after {self.within:g} s waiting for {self.what}"
         if last is None:
@@ -66,7 +66,7 @@ async def wait_until(
         except Exception as exc:
             last = exc
         deadline.check(last)
-        await (pause() if pause is not None else asyncio.sleep(POLL_S))
+        await (pause() if pause is not None else asyncio.sleep(POLL_S))  # poll interval
 
 
 def wait_until_sync(condition: Condition, *, within: float = DEADLINE_S, what: str = "") -> Any:
@@ -81,4 +81,4 @@ def wait_until_sync(condition: Condition, *, within: float = DEADLINE_S, what: s
         except Exception as exc:
             last = exc
         deadline.check(last)
-        time.sleep(POLL_S)
+        time.sleep(POLL_S)  # poll interval
