@@ -248,7 +248,11 @@ async def test_manual_speaker_dialog_decides_who_speaks(store: Any, runs_app: An
         for turn, name in enumerate(picks, start=1):
             await wait_until(
                 pilot,
-                lambda: isinstance(app.screen, SpeakerDialog) and app.screen.question.turn == turn,  # noqa: B023
+                lambda: (
+                    isinstance(app.screen, SpeakerDialog)
+                    and app.screen.question.turn == turn  # noqa: B023
+                    and len(app.screen.query("#speaker-2")) == 1  # its buttons are mounted
+                ),
                 what=f"the speaker dialog of turn {turn}",
             )
             dialog = app.screen

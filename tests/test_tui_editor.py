@@ -50,7 +50,7 @@ async def set_text(pilot: Any, area: TextArea, text: str) -> None:
     area.focus()
     area.clear()
     area.insert(text)
-    await pilot.pause()
+    await settle(pilot)
 
 
 async def test_create_experiment_with_preview_fix_and_save(
@@ -62,13 +62,14 @@ async def test_create_experiment_with_preview_fix_and_save(
         await pilot.press("n")
         await wait_until(pilot, lambda: isinstance(app.screen, EditorScreen), what="editor")
         editor: EditorScreen = app.screen  # type: ignore[assignment]
-        await pilot.pause()
+        await settle(pilot)
 
         # Tab Experiment: name and a study factor.
         name = editor.query_one("#exp-name", Input)
         name.value = ""
         name.focus()
         await pilot.press(*"Guards")
+        await settle(pilot)
         assert editor.draft.name == "Guards"
         await set_text(
             pilot, editor.query_one("#exp-factors", TextArea), "goal = Escape | Yard Time"
@@ -81,7 +82,7 @@ async def test_create_experiment_with_preview_fix_and_save(
         roles = editor.query_one("#role-list", OptionList)
         for index, new in enumerate(["Guard", "Prisoner"]):
             roles.highlighted = index
-            await pilot.pause()
+            await settle(pilot)
             field = editor.query_one("#role-name", Input)
             field.value = new
             field.focus()
@@ -225,7 +226,7 @@ async def test_section_kind_order_and_role_reorder(store: Any, tui_settings: Set
         )
         editor.query_one("#section-list", OptionList).focus()
         await pilot.press("ctrl+down")
-        await pilot.pause()
+        await settle(pilot)
         order = [(s.title, role) for s, role in editor.draft.agent_sections()]
         assert order[:2] == [("Goal", "Guard"), ("Environment", "Prisoner")]
         # Roles: move Prisoner first.
@@ -234,7 +235,7 @@ async def test_section_kind_order_and_role_reorder(store: Any, tui_settings: Set
         editor.query_one("#role-list", OptionList).highlighted = 1
         editor.query_one("#role-list", OptionList).focus()
         await pilot.press("ctrl+up")
-        await pilot.pause()
+        await settle(pilot)
         assert editor.draft.role_names() == ["Prisoner", "Guard"]
         assert editor.dirty
         # Leaving with unsaved changes asks first.
@@ -265,6 +266,7 @@ async def test_editing_an_experiment_with_conversations_saves_a_new_version(
         editor: EditorScreen = app.screen  # type: ignore[assignment]
         assert "saving creates a new version" in text_of(editor.query_one("#editor-banner", Static))
         editor.query_one("#exp-note", Input).value = "v2 with a calmer guard"
+        await wait_until(pilot, lambda: editor.draft.note == "v2 with a calmer guard")
         await pilot.press("ctrl+s")
         await wait_until(pilot, lambda: editor.saved_id not in (None, exp.id), what="new version")
         notes = [n.message for n in app._notifications]
@@ -287,6 +289,7 @@ async def test_editing_someone_elses_experiment_saves_your_copy(
         editor: EditorScreen = app.screen  # type: ignore[assignment]
         assert "not yours" in text_of(editor.query_one("#editor-banner", Static))
         editor.query_one("#exp-name", Input).value = "My prison"
+        await wait_until(pilot, lambda: editor.draft.name == "My prison")
         await pilot.press("ctrl+s")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
         await pilot.press("y")
@@ -311,22 +314,22 @@ async def test_models_tab_params_and_unreachable_ollama(store: Any, tui_settings
         # Defaults are shown; a bad value is explained and not applied.
         assert editor.query_one("#param-temperature", Input).value == "0.7"
         editor.query_one("#param-temperature", Input).value = "3"
-        await pilot.pause()
+        await settle(pilot)
         assert "temperature" in text_of(editor.query_one("#models-status", Static))
         assert editor.draft.models[0].params.temperature == 0.7
         editor.query_one("#param-temperature", Input).value = "0.2"
         editor.query_one("#param-seed", Input).value = "7"
-        await pilot.pause()
+        await settle(pilot)
         assert editor.draft.models[0].params.temperature == 0.2
         assert editor.draft.models[0].params.seed == 7
         # Add an OpenAI-compatible model with a base URL.
         editor.query_one("#model-list", OptionList).focus()
         await pilot.press("a")
-        await pilot.pause()
+        await settle(pilot)
         editor.query_one("#model-provider", Select).value = "openai"
         editor.query_one("#model-name", Input).value = "qwen2.5"
         editor.query_one("#model-url", Input).value = "http://127.0.0.1:8000/v1"
-        await pilot.pause()
+        await settle(pilot)
         ref = editor.draft.models[1]
         assert (ref.provider.value, ref.model, ref.base_url) == (
             "openai",
@@ -335,7 +338,7 @@ async def test_models_tab_params_and_unreachable_ollama(store: Any, tui_settings
         )
         # Ollama is not running (closed port): listing says so, nothing hangs or crashes.
         editor.query_one("#model-url", Input).value = ""
-        await pilot.pause()
+        await settle(pilot)
         editor.query_one("#model-provider", Select).value = "ollama"
         await wait_until(
             pilot,
@@ -373,7 +376,7 @@ async def test_opening_every_tab_and_saving_changes_nothing(
         sections = editor.query_one("#section-list", OptionList)
         for index in range(sections.option_count):
             sections.highlighted = index
-            await pilot.pause()
+            await settle(pilot)
         assert not editor.dirty
         await pilot.press("ctrl+s")
         await wait_until(pilot, lambda: any("Saved" in (n.title or "") for n in app._notifications))
@@ -410,7 +413,7 @@ async def test_keyboard_help_palette_and_quit_guard(store: Any, tui_settings: Se
         await wait_until(pilot, lambda: app.screen is editor)
         # The sections pane's own actions are in the palette once the list has the focus.
         editor.query_one("#section-list", OptionList).focus()
-        await pilot.pause()
+        await settle(pilot)
         commands = [c.title for c in app.get_system_commands(editor)]
         assert {"Save", "Back", "Add section", "Move section up"} <= set(commands)
         assert commands.count("Quit") == 1

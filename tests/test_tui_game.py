@@ -251,7 +251,7 @@ async def open_new_editor(pilot: Any) -> EditorScreen:
     await wait_library(pilot)
     await pilot.press("n")
     await wait_until(pilot, lambda: isinstance(app.screen, EditorScreen), what="editor")
-    await pilot.pause()
+    await settle(pilot)
     return app.screen  # type: ignore[no-any-return]
 
 
@@ -270,7 +270,7 @@ async def choose_kind(pilot: Any, editor: EditorScreen, kind: str) -> GamePane:
         ),
         what="the Game tab's form",
     )
-    await pilot.pause()
+    await settle(pilot)
     return pane
 
 
@@ -283,7 +283,7 @@ async def type_into(pilot: Any, pane: GamePane, name: str, text: str) -> None:
     field = pane.query_one(f"#{widget_id(name)}", Input)
     field.focus()
     field.value = text
-    await pilot.pause()
+    await settle(pilot)
 
 
 def widget_id(name: str) -> str:
@@ -335,10 +335,10 @@ async def test_commons_parameters_set_in_the_editor_shown_in_place_and_saved(
         monitor_model = pane.query_one(f"#{widget_id('monitors.model')}", TextArea)
         monitor_model.focus()
         monitor_model.insert("{provider: dryrun, model: script, options: {policy: commons.monitor")
-        await pilot.pause()
+        await settle(pilot)
         assert error_under(pane, "monitors.model").startswith("not valid YAML (line 1")
         monitor_model.insert("}}")
-        await pilot.pause()
+        await settle(pilot)
         assert error_under(pane, "monitors.model") == ""
         help_text = str(pane.query_one("#game-help", Static).render())
         assert help_text.startswith("monitors.model: monitor model for every member")
@@ -369,7 +369,7 @@ async def test_reputation_parameters_pd_without_gossip(store: Any, tui_settings:
         pane = await choose_kind(pilot, editor, "reputation")
         pane.query_one(f"#{widget_id('game')}", Select).value = "pd"
         pane.query_one(f"#{widget_id('gossip')}", Select).value = "off"
-        await pilot.pause()
+        await settle(pilot)
         await type_into(pilot, pane, "credibility_weights.neutral", "1.5")
         assert error_under(pane, "credibility_weights.neutral") == (
             "credibility weight of neutral must be within 0..1, got 1.5"
@@ -404,10 +404,10 @@ async def test_a_dialogue_experiment_has_no_game_tab(store: Any, tui_settings: S
         await pilot.press("enter")
         await wait_until(pilot, lambda: isinstance(app.screen, EditorScreen), what="editor")
         editor: EditorScreen = app.screen  # type: ignore[assignment]
-        await pilot.pause()
+        await settle(pilot)
         assert not game_tab(editor).display
         await pilot.press("f7")
-        await pilot.pause()
+        await settle(pilot)
         assert editor.query_one(TabbedContent).active == "tab-experiment"
         assert not editor.dirty
 

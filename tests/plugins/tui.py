@@ -130,14 +130,24 @@ async def wait_until(
     )
 
 
-async def settle(pilot: Any) -> None:
-    """Wait until every worker of the app has finished and the screen has handled what they
-    posted: the state to assert on or to take a snapshot of (never a fixed pause)."""
+async def settle(pilot: Any, *, workers: bool = True) -> None:
+    """Wait until the app has handled everything it was given: no message waiting in the queue
+    of the app, the screen or any of its widgets (a change bubbles up one queue at a time), twice
+    in a row with the screen's queues drained in between, and (``workers``) every worker of the
+    app finished. The state to assert on or to take a snapshot of: never a fixed pause, and not
+    Textual's idle guess (``pilot.pause()`` alone), which a starved process can satisfy early."""
     app = pilot.app
-    await wait_until(
-        pilot, lambda: all(w.is_finished for w in app.workers), what="the app's workers"
-    )
-    await pilot.pause()
+    calm: list[bool] = []
+
+    def quiet() -> bool:
+        pumps = [app, *app.screen.walk_children(with_self=True)]
+        now = all(p.message_queue_size == 0 for p in pumps) and (
+            not workers or all(w.is_finished for w in app.workers)
+        )
+        calm.append(now)
+        return calm[-2:] == [True, True]
+
+    await wait_until(pilot, quiet, what="the app to settle")
 
 
 @pytest.fixture
