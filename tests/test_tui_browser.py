@@ -19,7 +19,7 @@ from simulator.tui.screens.browser import ConversationBrowserScreen
 from simulator.tui.screens.dialogs import ConfirmDialog, TextPrompt
 from simulator.tui.widgets.charts import ConversationChart
 from simulator.tui.widgets.transcript import TranscriptView
-from tests.plugins.tui import wait_library, wait_until
+from tests.plugins.tui import settle, wait_library, wait_until
 from tests.plugins.tui_browser import (
     FIVE_ROLES,
     BrowserBatch,
@@ -70,7 +70,7 @@ async def show(pilot: Any, screen: ConversationBrowserScreen, conversation_id: s
         ),
         what=f"transcript of {conversation_id}",
     )
-    await pilot.pause()
+    await settle(pilot, workers=False)
 
 
 def app_for(store: Any, settings: Settings, user: str = "alice") -> SimulatorApp:

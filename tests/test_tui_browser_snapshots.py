@@ -90,7 +90,7 @@ def _browser(tab_key: str = "") -> Callable[[Pilot[Any]], Awaitable[None]]:
             await wait_until(pilot, lambda: tabs.active == TABS[tab_key], what="the tab")
         await settle(pilot)
         app.screen.set_focus(None)  # no cursor highlight that depends on timing
-        await pilot.pause()
+        await settle(pilot)
 
     return run_before
 

@@ -96,7 +96,7 @@ def _setup(values: dict[str, str]) -> Callable[[Pilot[Any]], Awaitable[None]]:
             what="the check",
         )
         screen.set_focus(None)  # no blinking cursor in the picture
-        await pilot.pause()
+        await settle(pilot)
 
     return run_before
 
@@ -125,7 +125,7 @@ async def _batch_list(pilot: Pilot[Any]) -> None:
         lambda: isinstance(app.screen, RunMonitorScreen) and app.screen.loads >= 1,
         what="the batch list",
     )
-    await pilot.pause()
+    await settle(pilot)
 
 
 def test_batch_setup_snapshot(snap_compare: Any, snapshot_app: SimulatorApp) -> None:

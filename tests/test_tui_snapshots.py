@@ -58,7 +58,7 @@ def snapshot_app(tui_settings: Settings, mongo_uri: str) -> Iterator[SimulatorAp
 
 async def _library(pilot: Pilot[Any]) -> None:
     await snapshot_library(pilot)
-    await pilot.pause()
+    await settle(pilot)
 
 
 def _editor_tab(tab: str, key: str) -> Callable[[Pilot[Any]], Awaitable[None]]:
@@ -72,7 +72,7 @@ def _editor_tab(tab: str, key: str) -> Callable[[Pilot[Any]], Awaitable[None]]:
         await wait_until(pilot, lambda: app.screen.query_one(TabbedContent).active == tab, what=tab)
         await settle(pilot)
         app.screen.set_focus(None)  # no blinking cursor in the picture
-        await pilot.pause()
+        await settle(pilot)
 
     return run_before
 

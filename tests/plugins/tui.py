@@ -166,7 +166,7 @@ async def wait_library(pilot: Any, loads: int = 1) -> Any:
         lambda: isinstance(app.screen, LibraryScreen) and app.screen.loads >= loads,
         what="the library",
     )
-    await pilot.pause()
+    await settle(pilot, workers=False)
     return app.screen
 
 
