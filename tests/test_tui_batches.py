@@ -251,7 +251,8 @@ async def test_manual_speaker_dialog_decides_who_speaks(store: Any, runs_app: An
                 lambda: (
                     isinstance(app.screen, SpeakerDialog)
                     and app.screen.question.turn == turn  # noqa: B023
-                    and len(app.screen.query("#speaker-2")) == 1  # its buttons are mounted
+                    # its buttons laid out (a click needs a place on screen)
+                    and app.screen.query_one("#speaker-2").region.width > 0
                 ),
                 what=f"the speaker dialog of turn {turn}",
             )
@@ -262,6 +263,7 @@ async def test_manual_speaker_dialog_decides_who_speaks(store: Any, runs_app: An
                 await pilot.click("#speaker-2")  # a button
             else:
                 await pilot.press(str(dialog.question.candidates.index(name) + 1))  # its key
+            await wait_until(pilot, lambda: app.screen is not dialog, what=f"answer {turn}")  # noqa: B023
         await wait_until(pilot, lambda: isinstance(app.screen, RunMonitorScreen), what="monitor")
         batch_id = app.screen.batch_id
         await wait_batch(pilot, batch_id)
