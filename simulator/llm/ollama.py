@@ -42,7 +42,7 @@ def normalise_host(host: str) -> str:
 class OllamaBackend:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._clients: ClientCache[ollama.AsyncClient] = ClientCache(lambda c: c.close())
+        self._clients: ClientCache[ollama.AsyncClient] = ClientCache(_close)
 
     def host(self, ref: ModelRef) -> str:
         return normalise_host(
@@ -184,6 +184,10 @@ class OllamaBackend:
 
     async def aclose(self) -> None:
         await self._clients.aclose()
+
+
+async def _close(client: ollama.AsyncClient) -> None:
+    await client.close()  # type: ignore[no-untyped-call]  # the ollama package leaves it untyped
 
 
 def has_model(names: list[str], wanted: str) -> bool:

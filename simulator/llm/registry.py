@@ -79,7 +79,7 @@ class Backends:
             elif ref.provider is Provider.openai:
                 from simulator.llm.openai import OpenAIBackend
 
-                backend = OpenAIBackend(self.settings)
+                backend = OpenAIBackend(self.settings, self.limit_for)
             else:  # pragma: no cover - Provider is a closed enum
                 raise LLMError(f"unknown provider {ref.provider!r}")
             self._backends[ref.provider] = backend
@@ -101,7 +101,7 @@ class Backends:
         sem = self._slots.get(key)
         if sem is None:
             sem = self._slots[key] = asyncio.Semaphore(self.limit_for(ref))
-        return sem  # type: ignore[return-value]
+        return sem
 
     def policy_for(self, ref: ModelRef) -> RetryPolicy:
         opts = ref.options
