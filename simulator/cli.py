@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "login",
     "commons",
     "reputation",
+    "cache",
 ]
 
 

@@ -20,6 +20,12 @@ slow to load), at about four characters per token, or at the dryrun backend's ow
 word; replies are the dryrun backend's own length, or 150 tokens (``max_tokens`` when lower;
 summaries 250). Game kinds register their number of calls per conversation here
 (``register_call_estimator``).
+
+Estimates learn: given the rates that earlier batches of the experiment measured
+(``engine.ledger.MeasuredRates``), a model other than dryrun is counted at its measured
+completion tokens per call (by purpose) and prompt tokens per character instead of the assumed
+ones. Costs come from ``llm.prices.PriceTable``: the user's prices over dated defaults for
+OpenAI's own models.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from simulator.domain import (
     BatchSpec,
@@ -53,6 +60,9 @@ from simulator.domain.models import MAX_CELLS
 from simulator.engine.budget import day_budgets
 from simulator.engine.rng import derive_seed
 
+if TYPE_CHECKING:
+    from simulator.engine.ledger import MeasuredRates
+
 CHARS_PER_TOKEN = 4
 REPLY_TOKENS = 150  # an utterance, when max_tokens does not bound it lower
 SUMMARY_TOKENS = 250
@@ -62,7 +72,8 @@ GAME_CALLS_PER_AGENT_ROUND = {ExperimentKind.commons: 3, ExperimentKind.reputati
 GAME_DEFAULT_ROUNDS = {ExperimentKind.commons: 12, ExperimentKind.reputation: 10}
 GAME_CONTEXT_TOKENS = 400  # game state and recent posts shown with every game call
 
-Prices = Mapping[str, Mapping[str, float]]  # model -> {input_per_1k, output_per_1k}
+# model -> {input_per_1k, output_per_1k, [cached_input_per_1k], [as_of]} (llm/prices.py)
+Prices = Mapping[str, Mapping[str, Any]]
 
 
 # --------------------------------------------------------------------------- expansion
@@ -293,17 +304,26 @@ def _sections_text(
 @dataclass(frozen=True)
 class _Reader:
     """How a model counts the tokens of a text: the dryrun backend at 1.3 tokens per word (its
-    own rule, so its estimates match what it reports), any other at about 4 characters per
-    token."""
+    own rule, so its estimates match what it reports), any other at the tokens per character
+    earlier batches measured for it, else at about 4 characters per token."""
 
     dryrun: bool
+    per_char: float | None = None
 
     @classmethod
-    def of(cls, ref: ModelRef) -> _Reader:
-        return cls(ref.provider is Provider.dryrun)
+    def of(cls, ref: ModelRef, measured: MeasuredRates | None = None) -> _Reader:
+        if ref.provider is Provider.dryrun:
+            return cls(True)
+        return cls(False, measured.per_char(_key(ref)) if measured else None)
 
     def text(self, text: str) -> float:
+        if self.per_char is not None:
+            return len(text) * self.per_char
         return _count(text, self.dryrun)
+
+
+def _key(ref: ModelRef) -> str:
+    return f"{ref.provider.value}:{ref.model}"
 
 
 @functools.lru_cache(maxsize=4096)
@@ -316,14 +336,24 @@ def _count(text: str, dryrun: bool) -> float:
 
 
 def _reply(
-    ref: ModelRef, purpose: str, *, agent: str = "", role: str = "", names: int = 2
+    ref: ModelRef,
+    purpose: str,
+    *,
+    agent: str = "",
+    role: str = "",
+    names: int = 2,
+    measured: MeasuredRates | None = None,
 ) -> float:
-    """Tokens of one answer: the dryrun backend's own length, else the assumed length."""
+    """Tokens of one answer: the dryrun backend's own length, else the length earlier batches
+    measured for the model, else the assumed length."""
     if ref.provider is Provider.dryrun and not ref.options.get("policy"):
         from simulator.llm.dryrun import policy_for
 
         if policy_for(ref) is None:
             return _dryrun_reply(purpose, len(agent.split()), len(role.split()), names)
+    learnt = measured.reply(_key(ref), purpose) if measured else None
+    if learnt is not None and ref.provider is not Provider.dryrun:
+        return learnt
     if purpose == "manager":
         return float(_reply_tokens(ref, MANAGER_REPLY_TOKENS))
     return float(_reply_tokens(ref, SUMMARY_TOKENS if purpose == "summary" else REPLY_TOKENS))
@@ -366,18 +396,21 @@ class _Tally:
         return round(sum(p + c for p, c in self.per_model.values()))
 
     def cost(self, prices: Prices | None) -> float | None:
-        if not prices:
+        """The total at the price table (llm/prices.py: the user's prices over dated defaults
+        for OpenAI's own models); None when a model has no price, or when no table is given
+        and no model has a default price."""
+        from simulator.llm.prices import PriceTable
+
+        table = PriceTable(prices)
+        priced = {key: table.price_for(ref) for key, ref in self.refs.items()}
+        if not prices and not any(p is not None and p.default for p in priced.values()):
             return None
         total = 0.0
         for key, (prompt, completion) in self.per_model.items():
-            ref = self.refs[key]
-            price = prices.get(key) or prices.get(ref.model)
+            price = priced[key]
             if price is None:
-                if ref.provider is Provider.dryrun:
-                    continue  # dryrun calls cost nothing
                 return None  # a model without a price: no honest total
-            total += prompt / 1000 * float(price.get("input_per_1k", 0.0))
-            total += completion / 1000 * float(price.get("output_per_1k", 0.0))
+            total += prompt / 1000 * price.input_per_1k + completion / 1000 * price.output_per_1k
         return round(total, 4)
 
 
@@ -448,7 +481,11 @@ def _flat(levels: Mapping[str, str]) -> tuple[str, ...]:
 
 
 def _tally_dialogue(
-    experiment: Experiment, cell: GridCell, tally: _Tally, texts: _Texts | None = None
+    experiment: Experiment,
+    cell: GridCell,
+    tally: _Tally,
+    texts: _Texts | None = None,
+    measured: MeasuredRates | None = None,
 ) -> None:
     """A dialogue cell's calls and tokens in closed form (see the module docstring): the work
     grows with the number of roles, never with the messages, the days or the agents."""
@@ -469,10 +506,13 @@ def _tally_dialogue(
     levels = dict(cell.factors)
     # agents are named "<Role> <i>" (roles.agent_names): the first of a role stands for all
     first = {r: f"{r[:1].upper()}{r[1:]} 1" for r in counts}
-    replies = {r: _reply(ms.for_role(r), "utterance", agent=first[r], role=r) for r in counts}
+    replies = {
+        r: _reply(ms.for_role(r), "utterance", agent=first[r], role=r, measured=measured)
+        for r in counts
+    }
     mean_reply = sum(counts[r] * replies[r] for r in counts) / n
     summarizer = ms.summarizer_model
-    summary = _reply(summarizer, "summary")
+    summary = _reply(summarizer, "summary", measured=measured)
 
     def per_agent(reader: _Reader, text: Callable[[str], str]) -> float:
         """The mean tokens of ``text(agent name)`` over the agents."""
@@ -486,7 +526,7 @@ def _tally_dialogue(
     # "Continue."), so the day sends B (system + kickoff + history) + m B (B - 1) / 2.
     for role, n_role in counts.items():
         ref = ms.for_role(role)
-        reader = _Reader.of(ref)
+        reader = _Reader.of(ref, measured)
         system = reader.text(texts.system(role, levels, first[role]))
         kickoff = reader.text(texts.starting(levels))
         per_day_summary = reader.text("Day 1 summary:") + summary
@@ -499,7 +539,7 @@ def _tally_dialogue(
         tally.add(ref, prompt * share, total * share * replies[role], calls=total * share)
 
     # ---- the summarizer: once a day, the day's labelled transcript
-    reader = _Reader.of(summarizer)
+    reader = _Reader.of(summarizer, measured)
     fixed = reader.text(texts.summarizer(levels))
     fixed += reader.text(f"Transcript of day 1:\n\n{SUMMARY_INSTRUCTION.format(day=1)}")
     prompt = days * fixed + total * (mean_reply + labels(reader))
@@ -510,14 +550,14 @@ def _tally_dialogue(
     if cell.speaker_selection is not SpeakerSelection.auto or n < 2:
         return
     manager = ms.manager_model
-    reader = _Reader.of(manager)
+    reader = _Reader.of(manager, measured)
     eligible = n - 1 if n > 2 else n
     fixed = reader.text(MANAGER_PROMPT.format(participants=""))
     fixed += n * per_agent(reader, lambda name: f"{name} ({name[:-2]}),")
     fixed += reader.text(MANAGER_INSTRUCTION.format(names=""))
     fixed += eligible * per_agent(reader, lambda name: f"{name},")
     name_words = sum(counts[r] * len(first[r].split()) for r in counts) / n
-    answer = _reply(manager, "manager", names=round(name_words))
+    answer = _reply(manager, "manager", names=round(name_words), measured=measured)
     if n == 2:
         tally.add(manager, days * fixed, days * answer, calls=days)
         return
@@ -555,7 +595,12 @@ def _game_calls(experiment: Experiment, cell: GridCell) -> int:
     return rounds * GAME_CALLS_PER_AGENT_ROUND[kind] * sum(cell.counts.values())
 
 
-def _tally_game(experiment: Experiment, cell: GridCell, tally: _Tally) -> None:
+def _tally_game(
+    experiment: Experiment,
+    cell: GridCell,
+    tally: _Tally,
+    measured: MeasuredRates | None = None,
+) -> None:
     """The game's calls, shared among the roles by their number of agents."""
     agents = sum(n for n in cell.counts.values() if n > 0)
     if agents == 0:
@@ -569,7 +614,8 @@ def _tally_game(experiment: Experiment, cell: GridCell, tally: _Tally) -> None:
         left -= calls
         ref = cell.models.for_role(role.name)
         prompt = _prompt_tokens(experiment, role.name, cell.factors) + GAME_CONTEXT_TOKENS
-        reply = _reply_tokens(ref, REPLY_TOKENS)
+        learnt = measured.reply(_key(ref), "action") if measured else None
+        reply = learnt if learnt is not None else _reply_tokens(ref, REPLY_TOKENS)
         tally.add(ref, prompt * calls, reply * calls, calls=calls)
 
 
@@ -585,10 +631,14 @@ class _Recorder(_Tally):
 
 
 def estimate_cells(
-    experiment: Experiment, cells: Iterable[GridCell], prices: Prices | None = None
+    experiment: Experiment,
+    cells: Iterable[GridCell],
+    prices: Prices | None = None,
+    measured: MeasuredRates | None = None,
 ) -> Estimate:
     """The estimate of these cells: what ``estimate``, ``simulator run`` and the TUI's batch
-    setup show. Cells that differ only in repeat and seed are worked out once."""
+    setup show. Cells that differ only in repeat and seed are worked out once. ``measured``:
+    the rates earlier batches of the experiment measured (``engine.ledger.learned_rates``)."""
     tally = _Tally()
     texts = _Texts(experiment)
     done: dict[tuple[object, ...], list[tuple[ModelRef, float, float, float]]] = {}
@@ -609,9 +659,9 @@ def estimate_cells(
         if key not in done:
             recorder = _Recorder()
             if experiment.kind is ExperimentKind.dialogue:
-                _tally_dialogue(experiment, cell, recorder, texts)
+                _tally_dialogue(experiment, cell, recorder, texts, measured)
             else:
-                _tally_game(experiment, cell, recorder)
+                _tally_game(experiment, cell, recorder, measured)
             done[key] = recorder.added
         for added in done[key]:
             tally.add(*added)
@@ -620,6 +670,7 @@ def estimate_cells(
         llm_calls=round(tally.calls),
         tokens=tally.tokens,
         cost_usd=tally.cost(prices),
+        measured_calls=measured.calls if measured else 0,
     )
 
 

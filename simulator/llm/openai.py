@@ -2,11 +2,16 @@
 body posted over one shared ``httpx.AsyncClient`` per endpoint (and event loop).
 
 Sent on every request: ``temperature``, ``top_p``, ``max_tokens``, ``seed`` (those not None), plus
-``response_format`` for structured actions; ``top_k`` and ``num_ctx`` are never sent (they are not
-OpenAI parameters), so ``sent_params`` never lists them. When a server answers 400 naming one of
-them, the call is repeated once without it (or, for ``max_tokens``, with ``max_completion_tokens``
-when the server asks for that), the result lists it in ``dropped_params``, and later calls to the
-same model leave it out from the start. ``Backends`` retries (see retry.py); nothing here does.
+``response_format`` for structured actions, and ``prompt_cache_key`` when the request carries one
+(a batch gives each conversation its own) and the server is OpenAI's own (or the model's option
+``prompt_cache_key: true`` says to send it anyway; ``false``, never); ``top_k`` and ``num_ctx``
+are never sent (they are not OpenAI parameters), so ``sent_params`` never lists them. When a
+server answers 400 naming one of them, the call is repeated once without it (or, for
+``max_tokens``, with ``max_completion_tokens`` when the server asks for that), the result lists
+it in ``dropped_params``, and later calls to the same model leave it out from the start. The
+prompt tokens a server served from its prompt cache (``prompt_tokens_details.cached_tokens`` of
+OpenAI's and vLLM's usage, ``timings.cache_n`` of llama.cpp's server) are
+``usage.cached_tokens``. ``Backends`` retries (see retry.py); nothing here does.
 
 Why not the ``openai`` SDK: it validates and transforms the whole message list on every call
 (about 5 ms of CPU per call, half of it in that transform), which made one core the ceiling of a
@@ -31,6 +36,7 @@ from simulator.domain import ModelRef, TokenUsage
 from simulator.llm.base import ChatRequest, ChatResult, EventSink
 from simulator.llm.clients import ClientCache, redact, status_error
 from simulator.llm.http import http_client
+from simulator.llm.prices import openai_hosted
 from simulator.llm.retry import CallError, parse_retry_after
 from simulator.logging_setup import register_secret
 from simulator.settings import Settings
@@ -161,6 +167,18 @@ class OpenAIBackend:
             }
         return sent
 
+    def cache_inputs(self, request: ChatRequest) -> dict[str, Any]:
+        """The sampling parameters as this backend sends them, for the response cache's key
+        (before a server's refusal removes one; the schema is a part of the key of its own)."""
+        return {k: v for k, v in self.params(request).items() if k != "response_format"}
+
+    @staticmethod
+    def sends_prompt_cache_key(ref: ModelRef) -> bool:
+        """OpenAI's own API takes ``prompt_cache_key``; another server only when the model's
+        option ``prompt_cache_key`` is true (some refuse unknown fields)."""
+        wanted = ref.options.get("prompt_cache_key")
+        return openai_hosted(ref) if wanted is None else bool(wanted)
+
     def _adaptation(self, ref: ModelRef) -> _Adaptation:
         return self._adapted.setdefault((self.base_url(ref), ref.model), _Adaptation())
 
@@ -182,11 +200,18 @@ class OpenAIBackend:
         """The chat completion request's JSON body, exactly as it is sent: the model, the
         messages in order, then the parameters (after what this server refused before).
         ``sent_params`` is this body without ``model`` and ``messages``."""
+        adapt = adapt or self._adaptation(request.model)
         body: dict[str, Any] = {
             "model": request.model.model,
             "messages": [{"role": m.role, "content": m.content} for m in request.messages],
         }
-        body.update(self._send_params(request, adapt or self._adaptation(request.model)))
+        body.update(self._send_params(request, adapt))
+        if (
+            request.prompt_cache_key
+            and "prompt_cache_key" not in adapt.dropped
+            and self.sends_prompt_cache_key(request.model)
+        ):
+            body["prompt_cache_key"] = request.prompt_cache_key
         return body
 
     # ------------------------------------------------------------------ calls
@@ -194,26 +219,28 @@ class OpenAIBackend:
     async def chat(self, request: ChatRequest) -> ChatResult:
         ref = request.model
         adapt = self._adaptation(ref)
-        wanted = self.params(request)
+        wanted = set(self.params(request))
+        if request.prompt_cache_key and self.sends_prompt_cache_key(ref):
+            wanted.add("prompt_cache_key")
         client = self.client(ref)
         url = f"{self.base_url(ref)}/chat/completions"
         timeout = self.timeout_s(ref)
         while True:
             body = self.request_body(request, adapt)
-            sent = {k: v for k, v in body.items() if k not in NOT_PARAMS}
+            sent = _params(body)
             start = time.perf_counter()
             response = await self._post(client, url, _JSON.encode(body).encode(), timeout, ref)
             if response.status_code >= 400:
                 refusal = self._refusal(response, ref)
                 name = self._refused(refusal, sent)
-                if name is not None and self._send_params(request, adapt) != sent:
+                if name is not None and _params(self.request_body(request, adapt)) != sent:
                     continue  # a call sent at the same time already learnt this: follow it
                 if name is None or not adapt.adapt(name, refusal.detail):
                     raise self._status_error(refusal, ref)
                 continue
             latency = (time.perf_counter() - start) * 1000
             data = self._json(response, ref)
-            return self._result(data, latency, sent, sorted(adapt.dropped & wanted.keys()))
+            return self._result(data, latency, sent, sorted(adapt.dropped & wanted))
 
     async def _post(
         self, client: httpx.AsyncClient, url: str, content: bytes, deadline_s: float, ref: ModelRef
@@ -254,6 +281,8 @@ class OpenAIBackend:
         # a dropped system message, never invent one (system_check.py)
         details = usage.get("prompt_tokens_details") or {}
         cached = _int(details.get("cached_tokens")) if isinstance(details, dict) else 0
+        timings = data.get("timings")  # llama.cpp's server: cache_n prompt tokens reused
+        reused = cached or (_int(timings.get("cache_n")) if isinstance(timings, dict) else 0)
         # Ollama's /v1 endpoint passes on its prompt_eval_count, which leaves out a prefix served
         # from its cache in some versions without saying so: not a count of the whole prompt
         whole = data.get("system_fingerprint") != OLLAMA_FINGERPRINT
@@ -262,6 +291,7 @@ class OpenAIBackend:
             usage=TokenUsage(
                 prompt_tokens=prompt_tokens,
                 completion_tokens=_int(usage.get("completion_tokens")),
+                cached_tokens=reused,
             ),
             prompt_tokens_total=prompt_tokens + cached if prompt_tokens and whole else None,
             latency_ms=latency_ms,
@@ -372,6 +402,11 @@ class OpenAIBackend:
 
     async def aclose(self) -> None:
         await self._clients.aclose()
+
+
+def _params(body: dict[str, Any]) -> dict[str, Any]:
+    """``sent_params``: the body without the model and the messages."""
+    return {k: v for k, v in body.items() if k not in NOT_PARAMS}
 
 
 def _int(value: Any) -> int:
