@@ -74,13 +74,13 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 async def _stats() -> int:
-    from rich.console import Console
     from rich.table import Table
 
+    from simulator.commands.run import _console
     from simulator.db.mongo import opened_store
     from simulator.settings import load_settings
 
-    console = Console(highlight=False, soft_wrap=True)
+    console = _console()
     async with opened_store(load_settings()) as store:
         rows = await store.responses.stats()
     if not rows:

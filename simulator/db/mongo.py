@@ -564,30 +564,22 @@ class MongoResponseRepo(_Repo):
             after = str(docs[-1]["_id"])
 
     async def stats(self) -> builtins.list[dict[str, Any]]:
-        """Answers and their tokens by provider and model."""
-        cursor = await self.coll.aggregate(
-            [
-                {
-                    "$group": {
-                        "_id": {"provider": "$provider", "model": "$model"},
-                        "answers": {"$sum": 1},
-                        "prompt_tokens": {"$sum": "$usage.prompt_tokens"},
-                        "completion_tokens": {"$sum": "$usage.completion_tokens"},
-                    }
-                }
-            ]
-        )
-        rows = [
-            {
-                "provider": row["_id"]["provider"],
-                "model": row["_id"]["model"],
-                "answers": int(row["answers"]),
-                "prompt_tokens": int(row.get("prompt_tokens") or 0),
-                "completion_tokens": int(row.get("completion_tokens") or 0),
-            }
-            async for row in cursor
-        ]
-        return sorted(rows, key=lambda r: (r["provider"], r["model"]))
+        """Answers and their tokens by provider and model. Counted here from a projection of
+        those fields (the embedded server's ``$group`` does not evaluate a compound ``_id``)."""
+        totals: dict[tuple[str, str], dict[str, Any]] = {}
+        projection = {"provider": 1, "model": 1, "usage": 1}
+        async for doc in self.coll.find({}, projection, batch_size=2000):
+            key = (str(doc.get("provider", "")), str(doc.get("model", "")))
+            row = totals.setdefault(
+                key,
+                {"provider": key[0], "model": key[1], "answers": 0, "prompt_tokens": 0,
+                 "completion_tokens": 0},
+            )  # fmt: skip
+            usage = doc.get("usage") or {}
+            row["answers"] += 1
+            row["prompt_tokens"] += int(usage.get("prompt_tokens") or 0)
+            row["completion_tokens"] += int(usage.get("completion_tokens") or 0)
+        return [totals[k] for k in sorted(totals)]
 
     async def clear(self, model: str | None = None, provider: str | None = None) -> int:
         """Delete every answer (or those of one model / provider); returns how many."""
