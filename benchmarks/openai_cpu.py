@@ -104,11 +104,11 @@ class SdkBackend:
         sent = {"temperature": p.temperature, "top_p": p.top_p, "max_tokens": p.max_tokens}
         messages = [{"role": m.role, "content": m.content} for m in request.messages]
         start = time.perf_counter()
-        response = await self.client.chat.completions.create(
+        response = await self.client.chat.completions.create(  # type: ignore[call-overload]
             model=request.model.model,
-            messages=messages,  # type: ignore[arg-type]
+            messages=messages,
             timeout=125,
-            **sent,  # type: ignore[arg-type]
+            **sent,
         )
         usage = response.usage
         return ChatResult(

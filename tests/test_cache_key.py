@@ -8,6 +8,7 @@ from typing import Any
 from simulator.domain import (
     CachedResponse,
     CacheMode,
+    CacheRecord,
     Message,
     ModelRef,
     Provider,
@@ -117,7 +118,7 @@ async def test_identical_requests_get_positions_that_survive_a_resume(store: Any
         speaker="Guard 1",
         role="Guard",
         model=ref,
-        cache={"hit": False, "key": first[0].cache.key, "requests": [first[0].cache.request]},
+        cache=CacheRecord(hit=False, key=first[0].cache.key, requests=[first[0].cache.request]),
     )
 
     async def load() -> list[Message]:

@@ -147,13 +147,14 @@ class MeasuredRates:
 
 
 def measured(ledgers: Iterable[Ledger]) -> MeasuredRates:
-    """The rates the calls of these ledgers measured (cache hits measure nothing)."""
+    """The rates the calls of these ledgers measured (cache hits measure nothing, and dryrun's
+    lengths are known without measuring)."""
     completion: dict[tuple[str, str], list[int]] = {}
     chars: dict[str, list[int]] = {}
     calls = 0
     for ledger in ledgers:
         for row in ledger.rows:
-            if row.calls <= 0:
+            if row.calls <= 0 or row.model.startswith("dryrun:"):
                 continue
             calls += row.calls
             c = completion.setdefault((row.model, row.purpose), [0, 0])

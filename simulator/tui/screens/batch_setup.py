@@ -129,21 +129,19 @@ def _whole(text: str, key: str, problems: dict[str, str], bound: str) -> int | N
     return value
 
 
-def _cap(text: str, key: str, problems: dict[str, str], bound: str) -> float | int | None:
-    """A budget cap: empty for none, else a number within ``BOUNDS[bound]`` (whole for
-    tokens), or None with the problem under ``key``."""
+def _cap(text: str, key: str, problems: dict[str, str]) -> float | None:
+    """A cost cap: empty for none, else a number within ``BOUNDS["max_cost_usd"]``, or None
+    with the problem under ``key``."""
     text = text.strip().replace("_", "").replace(",", "").removeprefix("$")
     if not text:
         return None
-    if bound == "max_total_tokens":
-        return _whole(text, key, problems, bound)
-    low, high = BOUNDS[bound]
+    low, high = BOUNDS["max_cost_usd"]
     try:
         value = float(text) if len(text) <= 24 else None
     except ValueError:
         value = None
     if value is None or value != value or not low <= value <= high:
-        problems[key] = bound_message(bound, text if value is None else value)
+        problems[key] = bound_message("max_cost_usd", text if value is None else value)
         return None
     return value
 
@@ -173,8 +171,10 @@ def build_spec(
     rounds = None
     if not dialogue and form.rounds.strip():
         rounds = _whole(form.rounds, "rounds", problems, "rounds")
-    max_cost = _cap(form.max_cost_usd, "cap-cost", problems, "max_cost_usd")
-    max_tokens = _cap(form.max_total_tokens, "cap-tokens", problems, "max_total_tokens")
+    max_cost = _cap(form.max_cost_usd, "cap-cost", problems)
+    max_tokens = None
+    if form.max_total_tokens.strip():  # empty: no cap
+        max_tokens = _whole(form.max_total_tokens, "cap-tokens", problems, "max_total_tokens")
     if not experiment.roles:
         problems["grid"] = "the experiment has no roles: add some in the editor first"
     else:
