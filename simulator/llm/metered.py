@@ -166,6 +166,8 @@ class BatchCalls:
         """Hold this call's expected size against the caps, or stop the batch (CapReached)."""
         if self.capped is not None:
             raise CapReached(self.capped)
+        if self.caps.max_total_tokens is None and self.caps.max_cost_usd is None:
+            return 0, 0.0  # nothing to hold it against
         tokens, cost = self.expected(request)
         reason = None
         used_tokens = self.ledger.tokens + self.reserved_tokens
