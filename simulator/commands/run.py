@@ -460,27 +460,30 @@ def cost_text(ledger: Ledger) -> str:
     return f"{known} + ?" if ledger.unpriced_calls else known
 
 
-def ledger_summary(ledger: Ledger | None) -> list[str]:
-    """The run summary's lines about calls, the response cache, prompt caches and cost."""
+def ledger_summary(ledger: Ledger | None, batch: Batch | None = None) -> list[str]:
+    """The run summary's lines: the model calls (and the answers served from the response
+    cache, when the batch's cache is on), the tokens (and the share of prompt tokens the
+    servers served from their prompt caches, when they reported any), the cost."""
     if ledger is None:
         return []
-    answers = ledger.calls + ledger.cache_hits
+    calls = f"Model calls: {ledger.calls:,}"
+    cache_on = batch is not None and batch.spec.cache is not CacheMode.off
+    if cache_on or ledger.cache_hits:
+        answers = ledger.calls + ledger.cache_hits
+        calls += f"; answers from the response cache: {ledger.cache_hits:,} of {answers:,}"
+    tokens = f"Tokens: {ledger.tokens:,} ({ledger.prompt_tokens:,} prompt"
     share = ledger.cached_share
-    lines = [
-        f"Model calls: {ledger.calls:,}; answers from the response cache: "
-        f"{ledger.cache_hits:,} of {answers:,}.",
-        f"Tokens: {ledger.tokens:,} ({ledger.prompt_tokens:,} prompt, of which "
-        f"{ledger.cached_tokens:,} served from the servers' prompt caches"
-        + (f": {share:.0%}" if share is not None else "")
-        + f"). Cost: {cost_text(ledger)}"
-        + (
-            f" ({ledger.unpriced_calls:,} calls of models without a price)"
-            if ledger.unpriced_calls
-            else ""
+    if ledger.cached_tokens and share is not None:
+        tokens += (
+            f", of which {ledger.cached_tokens:,} served from the servers' prompt caches: "
+            f"{share:.0%}"
         )
-        + ".",
-    ]
-    return lines
+    unpriced = (
+        f" ({ledger.unpriced_calls:,} calls of models without a price)"
+        if ledger.unpriced_calls
+        else ""
+    )
+    return [f"{calls}.", f"{tokens}). Cost: {cost_text(ledger)}{unpriced}."]
 
 
 def _caps_text(batch: Batch) -> str:
@@ -765,7 +768,7 @@ def _progress(console: Any, batch: Batch, experiment: Experiment) -> Iterator[tu
 
 
 def _report_end(batch: Batch, console: Any, ledger: Ledger | None = None) -> int:
-    for line in ledger_summary(ledger):
+    for line in ledger_summary(ledger, batch):
         console.print(line)
     if batch.status is Status.done:
         console.print(f"Batch {batch.id} done: {batch.cells_total} conversations.")
