@@ -8,13 +8,16 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import pytest
 
 from simulator.domain import ModelRef, Provider
+from simulator.domain.errors import LLMError
 from simulator.llm.base import ChatMessage, ChatRequest, LLMEvent
 from simulator.llm.http import LeanTransport, http_client, proxied
 from simulator.llm.registry import Backends
@@ -255,3 +258,75 @@ def test_endpoints_behind_a_proxy_get_httpx_own_transport(
                          timeout=timeout)  # fmt: skip
     assert not isinstance(via_proxy._transport, LeanTransport)
     assert isinstance(direct._transport, LeanTransport)
+
+
+def _self_signed(tmp: Path) -> tuple[Path, Path]:
+    """A certificate for ``localhost`` and its key (cryptography comes with keyring's
+    SecretStorage on Linux)."""
+    crypto = pytest.importorskip("cryptography", reason="cryptography makes the test certificate")
+    del crypto
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp / "cert.pem", tmp / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+async def test_https_is_verified_and_a_refused_certificate_is_named(
+    tmp_path: Path, llm_settings: Settings
+) -> None:
+    cert, key = _self_signed(tmp_path)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+
+    async def answer(request: bytes, server: RawServer) -> tuple[bytes, bool]:
+        return framed(completion("over TLS")), False
+
+    raw = RawServer(answer)
+    server = await asyncio.start_server(raw.handle, "127.0.0.1", 0, ssl=server_tls)
+    port = server.sockets[0].getsockname()[1]
+    url = f"https://localhost:{port}/v1"
+    async with server:
+        trusting = httpx.AsyncClient(
+            transport=LeanTransport(2, ssl.create_default_context(cafile=str(cert)))
+        )
+        async with trusting:
+            for _ in range(2):
+                r = await trusting.post(f"{url}/chat/completions", content=b"{}")
+                assert r.json()["choices"][0]["message"]["content"] == "over TLS"
+        assert raw.connections == 1  # kept alive over TLS too
+        # the default context does not trust a self-signed certificate: a TLS error, not
+        # "cannot reach", and not retried
+        backends = Backends(llm_settings, max_attempts=3, backoff_s=0.01)
+        ref = ModelRef(provider=Provider.openai, model="m", base_url=url)
+        with pytest.raises(LLMError, match="the TLS connection to https://localhost") as info:
+            await backends.chat(ChatRequest(model=ref, messages=[ChatMessage("user", "hi")]))
+        assert info.value.retryable is False
+        await backends.aclose()
+        server.close()

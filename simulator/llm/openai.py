@@ -362,6 +362,15 @@ class OpenAIBackend:
 
     def _unreachable(self, ref: ModelRef, exc: httpx.TransportError) -> CallError:
         where = self.base_url(ref)
+        if isinstance(exc, httpx.ConnectError) and "SSL" in str(exc):
+            return CallError(
+                f"the TLS connection to {where} failed ({redact(str(exc))}): check the URL "
+                "(https:// for a server with TLS, http:// for one without) and the server's "
+                "certificate",
+                retryable=False,
+                reason="tls",
+                title="TLS problem",
+            )
         if isinstance(exc, httpx.ConnectError):
             return CallError(
                 f"cannot reach the OpenAI-compatible server at {where}: check that it is running "
