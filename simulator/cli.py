@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "stats",
     "login",
     "kinds",  # every experiment kind's own group: simulator commons ..., simulator reputation ...
+    "cache",
 ]
 
 

@@ -134,14 +134,19 @@ def test_estimate_cost_with_a_price_table() -> None:
     exp = make_prison_experiment()
     ref = ModelRef(provider=Provider.openai, model="gpt-4o-mini", params=SamplingParams())
     spec = _spec(exp, model_sets=[ModelSet(default=ref)], repeats=1)
-    assert estimate(exp, spec).cost_usd is None
+    # OpenAI's own models have dated default prices (llm/prices.py); the table below wins
+    assert (estimate(exp, spec).cost_usd or 0) > 0
+    lab = ModelRef(provider=Provider.openai, model="lab-model", base_url="http://gpu:8000/v1")
+    assert estimate(exp, _spec(exp, model_sets=[ModelSet(default=lab)])).cost_usd is None
     prices = {"gpt-4o-mini": {"input_per_1k": 0.001, "output_per_1k": 0.002}}
     est = estimate(exp, spec, prices)
     assert est.cost_usd is not None and est.cost_usd > 0
     double = {"openai:gpt-4o-mini": {"input_per_1k": 0.002, "output_per_1k": 0.004}}
     assert estimate(exp, spec, double).cost_usd == pytest.approx(2 * est.cost_usd, rel=1e-3)
-    # a model missing from the table: no honest total
-    assert estimate(exp, spec, {"other": {"input_per_1k": 1, "output_per_1k": 1}}).cost_usd is None
+    # a model missing from the table (and from the defaults): no honest total
+    lab_spec = _spec(exp, model_sets=[ModelSet(default=lab)])
+    other = {"other": {"input_per_1k": 1, "output_per_1k": 1}}
+    assert estimate(exp, lab_spec, other).cost_usd is None
     # dryrun costs nothing
     assert estimate(exp, _spec(exp), prices).cost_usd == 0.0
 

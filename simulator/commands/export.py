@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from simulator.domain import MessageKind, Status
 from simulator.domain.errors import ConfigurationError
@@ -40,6 +41,9 @@ tables (--what, for csv, jsonl and parquet):
                  the games' tables (commons rounds and members; reputation steps, agents, gossip,
                  interactions) of any set of runs, each row with its run's conditions: cell,
                  factors, preset, every game parameter (param_<name>), condition, condition_key
+  ledger         per batch of the selected conversations, model, role and purpose: calls,
+                 answers from the response cache, tokens, cached prompt tokens, cost
+                 (docs/cost.md)
 
 filters (combine freely; every one must match; ids may be any unique prefix of 4+ characters):
   --experiment ID|NAME   --batch ID   --model NAME   --days N   --counts guard=1,prisoner=2
@@ -141,11 +145,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     export.add_argument(
         "-w",
         "--what",
-        choices=[*TABLES, "annotations", *GAME_TABLES],
+        choices=[*TABLES, "annotations", "ledger", *GAME_TABLES],
         default="messages",
         help="which table to export (csv, jsonl, parquet): messages, conversations, summaries, "
-        "metrics, roles, agents, cells or annotations, or a game's rounds, round_members, "
-        "steps, step_agents, gossip, interactions; default messages",
+        "metrics, roles, agents, cells, annotations or ledger, or a game's rounds, "
+        "round_members, steps, step_agents, gossip, interactions; default messages",
     )
     export.add_argument(
         "--wide",
@@ -270,6 +274,8 @@ def cmd_export(args: argparse.Namespace) -> int:
                 return await export_game_table(
                     store, args.what, flt, fmt=args.format, output=args.output
                 )
+            if args.what == "ledger":
+                return [await export_ledger(store, flt, fmt=args.format, output=args.output)]
             if annotations:
                 from simulator.annotations.tables import export_annotations
 
@@ -289,6 +295,29 @@ def cmd_export(args: argparse.Namespace) -> int:
     if len(paths) > 20:
         print(f"... and {len(paths) - 20} more files in {paths[0].parent}")
     return 0
+
+
+async def export_ledger(store: Any, flt: Any, *, fmt: str, output: Path | None) -> Path:
+    """The ledgers of the batches of the selected conversations, one row per batch, model, role
+    and purpose (engine/ledger.py ``ledger_rows``)."""
+    import pandas as pd
+
+    from simulator.analysis.exports import table_path, write_table
+    from simulator.analysis.loading import select_conversations
+    from simulator.domain.errors import NotFoundError
+    from simulator.engine.ledger import LEDGER_COLUMNS, ledger_rows
+
+    if fmt not in ("csv", "jsonl", "parquet"):
+        raise ConfigurationError("--what ledger is a table: export it as csv, jsonl or parquet")
+    conversations, _ = await select_conversations(store, flt)
+    batch_ids = list(dict.fromkeys(c.batch_id for c in conversations if c.batch_id))
+    ledgers = await store.ledgers.get_many(batch_ids)
+    if not ledgers:
+        raise NotFoundError("no batch with a ledger matches these filters; nothing was written")
+    batches = {b.id: b for b in [await store.batches.get(i) for i in batch_ids] if b is not None}
+    frame = pd.DataFrame(ledger_rows(ledgers, batches), columns=list(LEDGER_COLUMNS))
+    frame = frame.astype(LEDGER_COLUMNS)
+    return write_table(frame, table_path("ledger", fmt, output), fmt)
 
 
 def cmd_plot(args: argparse.Namespace) -> int:

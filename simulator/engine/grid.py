@@ -19,6 +19,12 @@ texts with placeholders stood in for (``sections_text``: rendering would import 
 library, which is slow to load), sums of quadratic series (``sum_quadratic``) and the closed form
 of a day of turns (``DayShape``, ``agent_prompts``), and a game's calls shared among its roles
 (``tally_game_calls``).
+
+Estimates learn: given the rates that earlier batches of the experiment measured
+(``engine.ledger.MeasuredRates``, carried by the tally as ``measured``), a model other than dryrun
+is counted at its measured completion tokens per call (by purpose) and prompt tokens per
+character instead of the assumed ones. Costs come from ``llm.prices.PriceTable``: the user's
+prices over dated defaults for OpenAI's own models.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from simulator.domain import (
     BatchSpec,
@@ -50,6 +56,9 @@ from simulator.engine.budget import day_budgets
 from simulator.engine.kinds import KindCatalog, Tally, resolve, uses_days
 from simulator.engine.rng import derive_seed
 
+if TYPE_CHECKING:
+    from simulator.engine.ledger import MeasuredRates
+
 CHARS_PER_TOKEN = 4
 REPLY_TOKENS = 150  # an utterance, when max_tokens does not bound it lower
 SUMMARY_TOKENS = 250
@@ -57,7 +66,8 @@ MANAGER_PROMPT_TOKENS = 120
 MANAGER_REPLY_TOKENS = 8
 GAME_CONTEXT_TOKENS = 400  # game state and recent posts shown with every game call
 
-Prices = Mapping[str, Mapping[str, float]]  # model -> {input_per_1k, output_per_1k}
+# model -> {input_per_1k, output_per_1k, [cached_input_per_1k], [as_of]} (llm/prices.py)
+Prices = Mapping[str, Mapping[str, Any]]
 
 
 # --------------------------------------------------------------------------- expansion
@@ -292,17 +302,26 @@ def sections_text(
 @dataclass(frozen=True)
 class Reader:
     """How a model counts the tokens of a text: the dryrun backend at 1.3 tokens per word (its
-    own rule, so its estimates match what it reports), any other at about 4 characters per
-    token."""
+    own rule, so its estimates match what it reports), any other at the tokens per character
+    earlier batches measured for it, else at about 4 characters per token."""
 
     dryrun: bool
+    per_char: float | None = None
 
     @classmethod
-    def of(cls, ref: ModelRef) -> Reader:
-        return cls(ref.provider is Provider.dryrun)
+    def of(cls, ref: ModelRef, measured: MeasuredRates | None = None) -> Reader:
+        if ref.provider is Provider.dryrun:
+            return cls(True)
+        return cls(False, measured.per_char(_key(ref)) if measured else None)
 
     def text(self, text: str) -> float:
+        if self.per_char is not None:
+            return len(text) * self.per_char
         return _count(text, self.dryrun)
+
+
+def _key(ref: ModelRef) -> str:
+    return f"{ref.provider.value}:{ref.model}"
 
 
 @functools.lru_cache(maxsize=4096)
@@ -314,13 +333,25 @@ def _count(text: str, dryrun: bool) -> float:
     return len(text) / CHARS_PER_TOKEN
 
 
-def reply(ref: ModelRef, purpose: str, *, agent: str = "", role: str = "", names: int = 2) -> float:
-    """Tokens of one answer: the dryrun backend's own length, else the assumed length."""
+def reply(
+    ref: ModelRef,
+    purpose: str,
+    *,
+    agent: str = "",
+    role: str = "",
+    names: int = 2,
+    measured: MeasuredRates | None = None,
+) -> float:
+    """Tokens of one answer: the dryrun backend's own length, else the length earlier batches
+    measured for the model, else the assumed length."""
     if ref.provider is Provider.dryrun and not ref.options.get("policy"):
         from simulator.llm.dryrun import policy_for
 
         if policy_for(ref) is None:
             return _dryrun_reply(purpose, len(agent.split()), len(role.split()), names)
+    learnt = measured.reply(_key(ref), purpose) if measured else None
+    if learnt is not None and ref.provider is not Provider.dryrun:
+        return learnt
     if purpose == "manager":
         return float(_reply_tokens(ref, MANAGER_REPLY_TOKENS))
     return float(_reply_tokens(ref, SUMMARY_TOKENS if purpose == "summary" else REPLY_TOKENS))
@@ -346,8 +377,9 @@ def sum_quadratic(f: Callable[[int], float], first: int, last: int) -> float:
 class _Tally:
     """Calls and tokens per model, for totals and cost (expectations: rounded at the end)."""
 
-    def __init__(self) -> None:
+    def __init__(self, measured: MeasuredRates | None = None) -> None:
         self.memo: dict[Any, Any] = {}
+        self.measured = measured
         self.calls = 0.0
         self.per_model: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
         self.refs: dict[str, ModelRef] = {}
@@ -364,18 +396,21 @@ class _Tally:
         return round(sum(p + c for p, c in self.per_model.values()))
 
     def cost(self, prices: Prices | None) -> float | None:
-        if not prices:
+        """The total at the price table (llm/prices.py: the user's prices over dated defaults
+        for OpenAI's own models); None when a model has no price, or when no table is given
+        and no model has a default price."""
+        from simulator.llm.prices import PriceTable
+
+        table = PriceTable(prices)
+        priced = {key: table.price_for(ref) for key, ref in self.refs.items()}
+        if not prices and not any(p is not None and p.default for p in priced.values()):
             return None
         total = 0.0
         for key, (prompt, completion) in self.per_model.items():
-            ref = self.refs[key]
-            price = prices.get(key) or prices.get(ref.model)
+            price = priced[key]
             if price is None:
-                if ref.provider is Provider.dryrun:
-                    continue  # dryrun calls cost nothing
                 return None  # a model without a price: no honest total
-            total += prompt / 1000 * float(price.get("input_per_1k", 0.0))
-            total += completion / 1000 * float(price.get("output_per_1k", 0.0))
+            total += prompt / 1000 * price.input_per_1k + completion / 1000 * price.output_per_1k
         return round(total, 4)
 
 
@@ -427,15 +462,17 @@ def tally_game_calls(experiment: Experiment, cell: GridCell, tally: Tally, calls
         left -= calls
         ref = cell.models.for_role(role.name)
         prompt = _prompt_tokens(experiment, role.name, cell.factors) + GAME_CONTEXT_TOKENS
-        reply = _reply_tokens(ref, REPLY_TOKENS)
-        tally.add(ref, prompt * calls, reply * calls, calls=calls)
+        measured = tally.measured
+        learnt = measured.reply(_key(ref), "action") if measured else None
+        answer = learnt if learnt is not None else _reply_tokens(ref, REPLY_TOKENS)
+        tally.add(ref, prompt * calls, answer * calls, calls=calls)
 
 
 class _Recorder(_Tally):
     """A tally that keeps what was added, to add it again for each repeat of a cell."""
 
-    def __init__(self, memo: dict[Any, Any]) -> None:
-        super().__init__()
+    def __init__(self, memo: dict[Any, Any], measured: MeasuredRates | None = None) -> None:
+        super().__init__(measured)
         self.memo = memo
         self.added: list[tuple[ModelRef, float, float, float]] = []
 
@@ -448,10 +485,13 @@ def estimate_cells(
     cells: Iterable[GridCell],
     prices: Prices | None = None,
     kinds: KindCatalog | None = None,
+    measured: MeasuredRates | None = None,
 ) -> Estimate:
     """The estimate of these cells: what ``estimate``, ``simulator run`` and the TUI's batch
     setup show. Each cell is worked out by the experiment kind's estimator (from ``kinds``, else
-    the installed registry); cells that differ only in repeat and seed are worked out once."""
+    the installed registry); cells that differ only in repeat and seed are worked out once.
+    ``measured``: the rates earlier batches of the experiment measured
+    (``engine.ledger.learned_rates``)."""
     kind = resolve(kinds).get(experiment.kind)
     tally = _Tally()
     memo: dict[Any, Any] = {}
@@ -471,7 +511,7 @@ def estimate_cells(
             id(cell.models),
         )
         if key not in done:
-            recorder = _Recorder(memo)
+            recorder = _Recorder(memo, measured)
             kind.estimate(experiment, cell, recorder)
             done[key] = recorder.added
         for added in done[key]:
@@ -481,6 +521,7 @@ def estimate_cells(
         llm_calls=round(tally.calls),
         tokens=tally.tokens,
         cost_usd=tally.cost(prices),
+        measured_calls=measured.calls if measured else 0,
     )
 
 

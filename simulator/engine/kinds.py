@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from simulator.domain import Conversation, Experiment, GridCell, ModelRef
     from simulator.engine.events import EventBus
     from simulator.engine.journal import Journal
+    from simulator.engine.ledger import MeasuredRates
 
 DAY, ROUND, STEP = "day", "round", "step"
 #: What one unit of a kind's time is called (``Message.day`` stores it): a dialogue's days, a
@@ -43,6 +44,9 @@ class Tally(Protocol):
 
     #: Shared by every cell of one estimate: what an estimator works out once per experiment.
     memo: dict[Any, Any]
+    #: What earlier batches of the experiment measured (``engine.ledger.MeasuredRates``), or
+    #: None: estimators count a model at its measured rates when there are any.
+    measured: MeasuredRates | None
 
     def add(self, ref: ModelRef, prompt: float, completion: float, calls: float = 1) -> None:
         """``calls`` calls of model ``ref`` sending ``prompt`` and receiving ``completion``

@@ -81,10 +81,14 @@ def estimate_dialogue(experiment: Experiment, cell: GridCell, tally: Tally) -> N
     levels = dict(cell.factors)
     # agents are named "<Role> <i>" (roles.agent_names): the first of a role stands for all
     first = {r: f"{r[:1].upper()}{r[1:]} 1" for r in counts}
-    replies = {r: reply(ms.for_role(r), "utterance", agent=first[r], role=r) for r in counts}
+    measured = tally.measured
+    replies = {
+        r: reply(ms.for_role(r), "utterance", agent=first[r], role=r, measured=measured)
+        for r in counts
+    }
     mean_reply = sum(counts[r] * replies[r] for r in counts) / n
     summarizer = ms.summarizer_model
-    summary = reply(summarizer, "summary")
+    summary = reply(summarizer, "summary", measured=measured)
 
     def per_agent(reader: Reader, text: Callable[[str], str]) -> float:
         """The mean tokens of ``text(agent name)`` over the agents."""
@@ -98,7 +102,7 @@ def estimate_dialogue(experiment: Experiment, cell: GridCell, tally: Tally) -> N
     # "Continue."), so the day sends B (system + kickoff + history) + m B (B - 1) / 2.
     for role, n_role in counts.items():
         ref = ms.for_role(role)
-        reader = Reader.of(ref)
+        reader = Reader.of(ref, measured)
         system = reader.text(texts.system(role, levels, first[role]))
         kickoff = reader.text(texts.starting(levels))
         per_day_summary = reader.text("Day 1 summary:") + summary
@@ -111,7 +115,7 @@ def estimate_dialogue(experiment: Experiment, cell: GridCell, tally: Tally) -> N
         tally.add(ref, prompt * share, total * share * replies[role], calls=total * share)
 
     # ---- the summarizer: once a day, the day's labelled transcript
-    reader = Reader.of(summarizer)
+    reader = Reader.of(summarizer, measured)
     fixed = reader.text(texts.summarizer(levels))
     fixed += reader.text(f"Transcript of day 1:\n\n{SUMMARY_INSTRUCTION.format(day=1)}")
     prompt = days * fixed + total * (mean_reply + labels(reader))
@@ -122,14 +126,14 @@ def estimate_dialogue(experiment: Experiment, cell: GridCell, tally: Tally) -> N
     if cell.speaker_selection is not SpeakerSelection.auto or n < 2:
         return
     manager = ms.manager_model
-    reader = Reader.of(manager)
+    reader = Reader.of(manager, measured)
     eligible = n - 1 if n > 2 else n
     fixed = reader.text(MANAGER_PROMPT.format(participants=""))
     fixed += n * per_agent(reader, lambda name: f"{name} ({name[:-2]}),")
     fixed += reader.text(MANAGER_INSTRUCTION.format(names=""))
     fixed += eligible * per_agent(reader, lambda name: f"{name},")
     name_words = sum(counts[r] * len(first[r].split()) for r in counts) / n
-    answer = reply(manager, "manager", names=round(name_words))
+    answer = reply(manager, "manager", names=round(name_words), measured=measured)
     if n == 2:
         tally.add(manager, days * fixed, days * answer, calls=days)
         return

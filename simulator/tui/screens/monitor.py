@@ -222,6 +222,8 @@ def summary_text(run: BatchRun, now: float | None = None) -> str:
     elif batch.error and batch.status is Status.failed:
         first += f" · [red]{escape(clip(batch.error, 200))}[/red]"
     elif batch.status in RESUMABLE:
+        if batch.stop_reason and "budget cap" in batch.stop_reason:
+            first += f" · [yellow]{escape(clip(batch.stop_reason, 120))}[/yellow]"
         first += " · r resumes it"
     running = run.count(Status.running) if here else 0
     tokens = sum(r.tokens for r in run.rows.values())
@@ -241,7 +243,42 @@ def summary_text(run: BatchRun, now: float | None = None) -> str:
     if run.warnings:  # first on its line, so a narrow screen never cuts it off
         warned = ", ".join(escape(w) for w in run.warnings)
         second = f"[yellow]⚠ {warned}[/yellow] · {second}"
-    return f"{first}\n{second}"
+    third = ledger_line(run)
+    return f"{first}\n{second}" + (f"\n{third}" if third else "")
+
+
+def ledger_line(run: BatchRun) -> str:
+    """Cost so far, answers from the response cache, the prompt tokens served from the
+    servers' caches, the caps and the remaining cost (docs/cost.md); empty when none of it
+    says anything (a dryrun batch without caps or cache)."""
+    from simulator.domain import CacheMode
+    from simulator.engine.ledger import remaining_cost
+
+    ledger, spec = run.ledger, run.batch.spec
+    capped = spec.max_cost_usd is not None or spec.max_total_tokens is not None
+    if ledger is None or not (
+        capped
+        or spec.cache is not CacheMode.off
+        or ledger.cost_usd
+        or ledger.unpriced_calls
+        or ledger.cached_tokens
+    ):
+        return ""
+    cost = f"${ledger.cost_usd:,.4f}" + (" + ?" if ledger.unpriced_calls else "")
+    parts = [f"cost {cost}", f"calls {ledger.calls:,}"]
+    if spec.cache is not CacheMode.off or ledger.cache_hits:
+        parts.append(f"from cache {ledger.cache_hits:,}")
+    share = ledger.cached_share
+    if ledger.cached_tokens and share is not None:
+        parts.append(f"prompt cached {share:.0%}")
+    if spec.max_cost_usd is not None:
+        parts.append(f"cap ${spec.max_cost_usd:g}")
+    if spec.max_total_tokens is not None:
+        parts.append(f"tokens {ledger.tokens:,}/{spec.max_total_tokens:,}")
+    left = remaining_cost(run.batch.estimate, ledger) if run.running else None
+    if left is not None:
+        parts.append(f"≈ ${left:,.4f} to go")
+    return " · ".join(parts)
 
 
 @dataclass
@@ -273,7 +310,8 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
 
     DEFAULT_CSS = """
     RunMonitorScreen #monitor-summary {
-        height: 2;
+        height: auto;
+        max-height: 3;
         padding: 0 1;
         background: $boost;
         text-wrap: nowrap;
@@ -510,8 +548,10 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
         # a layout pass re-renders the whole screen (the table and the transcript included).
         text = summary_text(run)
         if text != self._summary:
+            # a layout pass only when the ledger's line comes or goes (2 or 3 lines)
+            relayout = text.count("\n") != self._summary.count("\n")
             self._summary = text
-            self.query_one("#monitor-summary", Static).update(text, layout=False)
+            self.query_one("#monitor-summary", Static).update(text, layout=relayout)
         progress = round(run.fraction() * 1000)
         if progress != self._progress:
             self._progress = progress
