@@ -335,3 +335,43 @@ async def test_a_run_stores_as_many_calls_as_planned(store: Any) -> None:
     with_model = [m for m in messages if m.model is not None]
     assert conv.calls_done == len(with_model) == planned_calls(exp, conv.cell) == 9 + 3 + 9
     assert sum(m.kind is MessageKind.summary for m in with_model) == 3
+
+
+async def test_a_load_read_before_a_batch_ended_does_not_undo_its_end(
+    store: Any, runs_app: Any
+) -> None:
+    """The monitor's load reads the batch from the app's store while the batch runs on its
+    thread; when the batch ends (and its thread reports it) before that read is back, what was
+    read is older than what the thread reported, and the registry keeps the end."""
+    exp = await store.experiments.create(runs_experiment())
+    spec = BatchSpec(
+        experiment_id=exp.id, total_messages=4, model_sets=[ModelSet(default=exp.models[0])]
+    )
+    batch = await BatchRunner(store, Backends()).start(exp, spec, owner="alice")
+    app = runs_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_library(pilot)
+        registry = runs_of(app)
+        assert (await registry.load(batch.id)).batch.status is Status.pending
+        conversations = app.services.store.conversations
+        listing = conversations.list
+        entered, release = asyncio.Event(), asyncio.Event()
+
+        async def held(*args: Any, **kwargs: Any) -> Any:
+            entered.set()
+            await release.wait()
+            return await listing(*args, **kwargs)
+
+        conversations.list = held  # the app's own client only: the batch's thread has its own
+        try:
+            load = asyncio.create_task(registry.load(batch.id))
+            await wait_until(pilot, entered.is_set, what="the load to read the conversations")
+            registry.run(batch.id)
+            await wait_batch(pilot, batch.id)  # the thread reported the end
+        finally:
+            release.set()
+            conversations.list = listing
+        run = await load
+        assert run.batch.status is Status.done and not registry.is_running(batch.id)
+        assert registry.runs[batch.id].batch.status is Status.done
+        assert all(row.status is Status.done for row in run.rows.values())

@@ -19,7 +19,7 @@ from simulator.tui.screens.browser import ConversationBrowserScreen
 from simulator.tui.screens.dialogs import ConfirmDialog, TextPrompt
 from simulator.tui.widgets.charts import ConversationChart
 from simulator.tui.widgets.transcript import TranscriptView
-from tests.plugins.tui import wait_library, wait_until
+from tests.plugins.tui import settle, wait_library, wait_until
 from tests.plugins.tui_browser import (
     FIVE_ROLES,
     BrowserBatch,
@@ -70,7 +70,7 @@ async def show(pilot: Any, screen: ConversationBrowserScreen, conversation_id: s
         ),
         what=f"transcript of {conversation_id}",
     )
-    await pilot.pause()
+    await settle(pilot, workers=False)
 
 
 def app_for(store: Any, settings: Settings, user: str = "alice") -> SimulatorApp:
@@ -194,16 +194,24 @@ async def test_delete_as_owner_and_the_refusal_for_another_owner(
         screen = await open_browser(pilot, "Prison browser")
         await show(pilot, screen, theirs.id)
         await pilot.press("x")
-        await pilot.pause()
-        assert not isinstance(pilot.app.screen, ConfirmDialog)
-        assert any(
-            "belongs to bob" in str(n.message) and n.severity == "error"
-            for n in pilot.app._notifications
+        await wait_until(  # the refusal answers the key: once shown, no dialog is coming
+            pilot,
+            lambda: any(
+                "belongs to bob" in str(n.message) and n.severity == "error"
+                for n in pilot.app._notifications
+            ),
+            what="the refusal",
         )
+        assert not isinstance(pilot.app.screen, ConfirmDialog)
         assert await store.conversations.get(theirs.id) is not None
         await pilot.press("f")  # nor a favourite of theirs
-        await pilot.pause()
-        assert any("can mark it as favourite" in str(n.message) for n in pilot.app._notifications)
+        await wait_until(
+            pilot,
+            lambda: any(
+                "can mark it as favourite" in str(n.message) for n in pilot.app._notifications
+            ),
+            what="the refusal",
+        )
         stored = await store.conversations.get(theirs.id)
         assert stored is not None and not stored.favourite
 

@@ -25,7 +25,16 @@ from simulator.tui.editor.sections import SectionsPane
 from simulator.tui.screens.dialogs import ConfirmDialog, MessageDialog
 from simulator.tui.screens.editor import EditorScreen
 from simulator.tui.screens.library import LibraryScreen
-from tests.plugins.tui import sample_experiment, wait_library, wait_until
+from tests.plugins.tui import sample_experiment, settle, wait_library, wait_until
+
+#: The editor's key for each tab.
+TABS = {
+    "f3": "tab-roles",
+    "f4": "tab-sections",
+    "f5": "tab-models",
+    "f6": "tab-preview",
+    "f2": "tab-experiment",
+}
 
 
 def text_of(widget: Static) -> str:
@@ -50,7 +59,7 @@ async def set_text(pilot: Any, area: TextArea, text: str) -> None:
     area.focus()
     area.clear()
     area.insert(text)
-    await pilot.pause()
+    await settle(pilot)
 
 
 async def test_create_experiment_with_preview_fix_and_save(
@@ -62,13 +71,14 @@ async def test_create_experiment_with_preview_fix_and_save(
         await pilot.press("n")
         await wait_until(pilot, lambda: isinstance(app.screen, EditorScreen), what="editor")
         editor: EditorScreen = app.screen  # type: ignore[assignment]
-        await pilot.pause()
+        await settle(pilot)
 
         # Tab Experiment: name and a study factor.
         name = editor.query_one("#exp-name", Input)
         name.value = ""
         name.focus()
         await pilot.press(*"Guards")
+        await settle(pilot)
         assert editor.draft.name == "Guards"
         await set_text(
             pilot, editor.query_one("#exp-factors", TextArea), "goal = Escape | Yard Time"
@@ -81,7 +91,7 @@ async def test_create_experiment_with_preview_fix_and_save(
         roles = editor.query_one("#role-list", OptionList)
         for index, new in enumerate(["Guard", "Prisoner"]):
             roles.highlighted = index
-            await pilot.pause()
+            await settle(pilot)
             field = editor.query_one("#role-name", Input)
             field.value = new
             field.focus()
@@ -227,7 +237,7 @@ async def test_section_kind_order_and_role_reorder(store: Any, tui_settings: Set
         )
         editor.query_one("#section-list", OptionList).focus()
         await pilot.press("ctrl+down")
-        await pilot.pause()
+        await settle(pilot)
         order = [(s.title, role) for s, role in editor.draft.agent_sections()]
         assert order[:2] == [("Goal", "Guard"), ("Environment", "Prisoner")]
         # Roles: move Prisoner first.
@@ -236,7 +246,7 @@ async def test_section_kind_order_and_role_reorder(store: Any, tui_settings: Set
         editor.query_one("#role-list", OptionList).highlighted = 1
         editor.query_one("#role-list", OptionList).focus()
         await pilot.press("ctrl+up")
-        await pilot.pause()
+        await settle(pilot)
         assert editor.draft.role_names() == ["Prisoner", "Guard"]
         assert editor.dirty
         # Leaving with unsaved changes asks first.
@@ -293,6 +303,8 @@ async def test_editing_someone_elses_experiment_saves_your_copy(
         editor: EditorScreen = app.screen  # type: ignore[assignment]
         assert "not yours" in text_of(editor.query_one("#editor-banner", Static))
         editor.query_one("#exp-name", Input).value = "My prison"
+        # the draft follows the field through its Changed message: save once it has arrived
+        await wait_until(pilot, lambda: editor.draft.name == "My prison", what="the new name")
         await pilot.press("ctrl+s")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
         await pilot.press("y")
@@ -317,22 +329,22 @@ async def test_models_tab_params_and_unreachable_ollama(store: Any, tui_settings
         # Defaults are shown; a bad value is explained and not applied.
         assert editor.query_one("#param-temperature", Input).value == "0.7"
         editor.query_one("#param-temperature", Input).value = "3"
-        await pilot.pause()
+        await settle(pilot)
         assert "temperature" in text_of(editor.query_one("#models-status", Static))
         assert editor.draft.models[0].params.temperature == 0.7
         editor.query_one("#param-temperature", Input).value = "0.2"
         editor.query_one("#param-seed", Input).value = "7"
-        await pilot.pause()
+        await settle(pilot)
         assert editor.draft.models[0].params.temperature == 0.2
         assert editor.draft.models[0].params.seed == 7
         # Add an OpenAI-compatible model with a base URL.
         editor.query_one("#model-list", OptionList).focus()
         await pilot.press("plus")
-        await pilot.pause()
+        await settle(pilot)
         editor.query_one("#model-provider", Select).value = "openai"
         editor.query_one("#model-name", Input).value = "qwen2.5"
         editor.query_one("#model-url", Input).value = "http://127.0.0.1:8000/v1"
-        await pilot.pause()
+        await settle(pilot)
         ref = editor.draft.models[1]
         assert (ref.provider.value, ref.model, ref.base_url) == (
             "openai",
@@ -341,7 +353,7 @@ async def test_models_tab_params_and_unreachable_ollama(store: Any, tui_settings
         )
         # Ollama is not running (closed port): listing says so, nothing hangs or crashes.
         editor.query_one("#model-url", Input).value = ""
-        await pilot.pause()
+        await settle(pilot)
         editor.query_one("#model-provider", Select).value = "ollama"
         await wait_until(
             pilot,
@@ -367,16 +379,19 @@ async def test_opening_every_tab_and_saving_changes_nothing(
         await pilot.press("o")
         await wait_until(pilot, lambda: isinstance(app.screen, EditorScreen))
         editor: EditorScreen = app.screen  # type: ignore[assignment]
-        for key in ("f3", "f4", "f5", "f6", "f2"):
+        tabs = editor.query_one(TabbedContent)
+        for key, tab in TABS.items():
             await pilot.press(key)
-            await pilot.pause(0.2)
+            await wait_until(pilot, lambda tab=tab: tabs.active == tab, what=tab)
+            await settle(pilot)
         # Walk through every section of the list too.
         await pilot.press("f4")
-        await pilot.pause(0.2)
+        await wait_until(pilot, lambda: tabs.active == "tab-sections", what="the sections")
+        await settle(pilot)
         sections = editor.query_one("#section-list", OptionList)
         for index in range(sections.option_count):
             sections.highlighted = index
-            await pilot.pause()
+            await settle(pilot)
         assert not editor.dirty
         await pilot.press("ctrl+s")
         await wait_until(pilot, lambda: any("Saved" in (n.title or "") for n in app._notifications))
@@ -413,7 +428,7 @@ async def test_keyboard_help_palette_and_quit_guard(store: Any, tui_settings: Se
         await wait_until(pilot, lambda: app.screen is editor)
         # The sections pane's own actions are in the palette once the list has the focus.
         editor.query_one("#section-list", OptionList).focus()
-        await pilot.pause()
+        await settle(pilot)
         commands = [c.title for c in app.get_system_commands(editor)]
         assert {"Save", "Back", "Add", "Remove", "Move", "Edit"} <= set(commands)
         assert commands.count("Quit") == 1

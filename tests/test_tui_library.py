@@ -138,10 +138,15 @@ async def test_duplicate_favourite_note_and_delete(store: Any, tui_settings: Set
         # Deleting another owner's experiment is refused, with a reason; nothing is deleted.
         select_row(screen, "Fishery by Bob")
         await pilot.press("x")
-        await pilot.pause()
+        await wait_until(  # the refusal answers the key: once shown, no dialog is coming
+            pilot,
+            lambda: any(
+                "only its owner can delete it" in n.message and "bob" in n.message
+                for n in app._notifications
+            ),
+            what="the refusal",
+        )
         assert not isinstance(app.screen, ConfirmDialog)
-        notes = [n.message for n in app._notifications]
-        assert any("only its owner can delete it" in m and "bob" in m for m in notes)
         assert await store.experiments.get(theirs.id) is not None
 
         # Deleting one's own asks first; "n" keeps it, "y" deletes it.

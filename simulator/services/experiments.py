@@ -81,6 +81,14 @@ def latest_versions(experiments: builtins.list[Experiment]) -> dict[str, Experim
     return latest
 
 
+def check_kind(experiment: Experiment) -> None:
+    """SpecError when this version of the simulator knows no kind of that name (the domain
+    only checks that it is one: kinds are registered in simulator/scenarios/registry.py)."""
+    from simulator.scenarios.registry import KINDS
+
+    KINDS.check_kind(experiment.kind, where=f"experiment {experiment.name!r}: kind")
+
+
 class ExperimentService:
     def __init__(self, store: Store, user: str) -> None:
         self.store = store
@@ -120,7 +128,9 @@ class ExperimentService:
     # ------------------------------------------------------------------ writing
 
     async def create(self, experiment: Experiment) -> Experiment:
-        """Store a new experiment owned by the current user (placeholders validated first)."""
+        """Store a new experiment owned by the current user (its kind and placeholders
+        validated first)."""
+        check_kind(experiment)
         check_placeholders(experiment)
         now = utcnow()
         mine = experiment.model_copy(
@@ -143,6 +153,7 @@ class ExperimentService:
         require_owner(
             stored.owner, self.user, "edit", f"experiment {stored.name!r}", hint=DUPLICATE_HINT
         )
+        check_kind(experiment)
         check_placeholders(experiment)
         if experiment.version != stored.version:
             raise StaleVersionError(

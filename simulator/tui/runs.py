@@ -50,7 +50,15 @@ from typing import Any
 from textual.message import Message as TextualMessage
 
 from simulator.db.store import ConversationFilter, Store
-from simulator.domain import Batch, Conversation, Experiment, ExperimentKind, Message, Status
+from simulator.domain import (
+    Batch,
+    Conversation,
+    Experiment,
+    ExperimentKind,
+    Ledger,
+    Message,
+    Status,
+)
 from simulator.domain.errors import SimulatorError
 from simulator.engine.events import (
     BatchProgress,
@@ -63,6 +71,7 @@ from simulator.engine.events import (
 )
 from simulator.engine.grid import describe_cell, planned_calls
 from simulator.engine.journal import AGENT_KINDS
+from simulator.engine.ledger import LedgerUpdated
 from simulator.words import plural
 
 log = logging.getLogger(__name__)
@@ -99,12 +108,17 @@ class ConversationRow:
     rev: int = 0  # bumped on every change; screens repaint rows whose rev moved
 
     @classmethod
-    def of(cls, conv: Conversation, experiment: Experiment | None = None) -> ConversationRow:
+    def of(
+        cls,
+        conv: Conversation,
+        experiment: Experiment | None = None,
+        memo: dict[Any, Any] | None = None,
+    ) -> ConversationRow:
         failed = conv.status is Status.failed
         planned = 0
         if experiment is not None:
             try:
-                planned = planned_calls(experiment, conv.cell)
+                planned = planned_calls(experiment, conv.cell, memo=memo)
             except Exception:  # an estimator that cannot tell: progress by conversations
                 log.debug("no planned calls for %s", conv.id, exc_info=True)
         return cls(
@@ -160,6 +174,7 @@ class BatchRun:
     choices: dict[str, tuple[int, int]] = field(default_factory=dict)  # conv -> (day, turn)
     recent: dict[str, deque[Message]] = field(default_factory=dict)
     rev: int = 0
+    ledger: Ledger | None = None  # calls, tokens and cost so far (docs/cost.md)
 
     @property
     def id(self) -> str:
@@ -297,6 +312,7 @@ class Snapshot:
     experiment_name: str
     roles: list[str]
     rows: dict[str, ConversationRow]
+    ledger: Ledger | None = None  # calls, tokens and cost so far (docs/cost.md)
 
 
 @dataclass(frozen=True)
@@ -346,22 +362,19 @@ async def read_snapshot(store: Store, batch_id: str) -> Snapshot:
 
         raise NotFoundError(f"There is no batch {batch_id}.")
     experiment = await store.experiments.get(batch.experiment_id)
-    if experiment is not None and experiment.kind is not ExperimentKind.dialogue:
-        # a game's planned calls come from its scenario's estimator: its first import (seconds
-        # for reputation's networkx) in a thread, never on the event loop
-        with contextlib.suppress(ImportError):
-            await asyncio.to_thread(_import_scenario, experiment.kind.value)
     name = experiment.name if experiment else "(deleted experiment)"
     roles = [r.name for r in experiment.roles] if experiment else []
     convs = await store.conversations.list(ConversationFilter(batch_id=batch_id))
-    rows = {c.id: ConversationRow.of(c, experiment) for c in convs}
-    return Snapshot(batch, name, roles, rows)
-
-
-def _import_scenario(kind: str) -> None:
-    import importlib
-
-    importlib.import_module(f"simulator.scenarios.{kind}")
+    memo: dict[Any, Any] = {}  # planned calls worked out once per distinct cell
+    if experiment is not None and convs and experiment.kind is not ExperimentKind.dialogue:
+        # a game's planned calls come from its kind's estimator, whose first use may import
+        # the game's modules: in a thread, never on the event loop
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(planned_calls, experiment, convs[0].cell, None, memo)
+    rows = {c.id: ConversationRow.of(c, experiment, memo) for c in convs}
+    ledgers = getattr(store, "ledgers", None)
+    ledger = await ledgers.get(batch_id) if ledgers is not None else None
+    return Snapshot(batch, name, roles, rows, ledger)
 
 
 StoreOpener = Callable[[], Awaitable[Any]]  # a new store (its own client) on the app's database
@@ -693,13 +706,18 @@ class RunRegistry:
         run = self.runs.get(batch_id)
         if run is not None and run.running and run.rows:
             return run
+        seen = run.rev if run is not None else None
         snapshot = await read_snapshot(self.services.store, batch_id)
         run = self.runs.get(batch_id)
-        if run is not None and run.running and run.rows:
-            return run  # it started while we read: its live counters are newer
+        if run is not None and ((run.running and run.rows) or run.rev != seen):
+            # it started, or even ran to its end, while we read: what its thread reported
+            # meanwhile is newer than what we read
+            return run
         return self._apply_snapshot(snapshot)
 
-    def _apply_snapshot(self, snapshot: Snapshot) -> BatchRun:
+    def _apply_snapshot(self, snapshot: Snapshot, *, final: bool = False) -> BatchRun:
+        """The stored batch over the run's counters (``final``: as stored when its run
+        ended, newer than any live counter)."""
         run = self.runs.get(snapshot.batch.id)
         if run is None:
             run = self.runs[snapshot.batch.id] = BatchRun(
@@ -710,6 +728,8 @@ class RunRegistry:
             snapshot.experiment_name,
             snapshot.roles,
         )
+        if final or not (run.running and run.ledger is not None):
+            run.ledger = snapshot.ledger or run.ledger
         old = run.rows
         run.rows = dict(snapshot.rows)
         for cid, row in run.rows.items():  # a fresh row must look changed to every screen
@@ -864,7 +884,7 @@ class RunRegistry:
             )
         run = self.runs.get(batch_id)
         if item.snapshot is not None:
-            run = self._apply_snapshot(item.snapshot)
+            run = self._apply_snapshot(item.snapshot, final=True)
         if run is not None:
             if run.running:
                 run.ended = time.monotonic()
@@ -901,6 +921,10 @@ class RunRegistry:
 
     def _on_event(self, run: BatchRun, event: Any) -> None:
         if isinstance(event, BatchProgress):
+            run.touch()
+            return
+        if isinstance(event, LedgerUpdated):
+            run.ledger = event.ledger
             run.touch()
             return
         cid = getattr(event, "conversation_id", None)

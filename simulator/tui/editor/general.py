@@ -10,6 +10,7 @@ from textual.widgets import Input, Label, Select, Static, TextArea
 from simulator.domain.errors import SpecError
 from simulator.domain.models import ExperimentKind
 from simulator.roles import validate_text
+from simulator.scenarios.registry import KINDS
 from simulator.tui.draft import Draft
 from simulator.tui.messages import DraftChanged
 from simulator.tui.widgets.item_list import EditorTextArea
@@ -28,8 +29,9 @@ class GeneralPane(VerticalScroll, can_focus=False):
             yield Input(self.draft.name, id="exp-name", compact=True)
         with Horizontal(classes="form-row"):
             yield Label("Kind", classes="field-label")
+            names = dict.fromkeys([*KINDS.names(), self.draft.kind.value])
             yield Select(
-                [(k.value, k.value) for k in ExperimentKind],
+                [(name, name) for name in names],
                 value=self.draft.kind.value,
                 allow_blank=False,
                 id="exp-kind",

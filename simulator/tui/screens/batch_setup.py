@@ -45,6 +45,7 @@ from simulator.domain import (
 )
 from simulator.domain.errors import SimulatorError, SpecError
 from simulator.domain.models import BOUNDS, MAX_CELLS, bound_message, bound_text
+from simulator.engine.batch import check_cost_cap
 from simulator.engine.grid import check_grid_size, estimate_cells, expand_grid, grid_size
 from simulator.roles import validate_experiment
 from simulator.tui.screens.base import ReportsWorkerErrors
@@ -91,6 +92,8 @@ class SetupForm:
     seed: str = "0"
     concurrency: str = str(BatchSpec.model_fields["concurrency"].default)
     rounds: str = ""
+    max_cost_usd: str = ""  # budget caps (docs/cost.md); empty: no cap
+    max_total_tokens: str = ""
 
 
 @dataclass
@@ -131,12 +134,29 @@ def _whole(text: str, key: str, problems: dict[str, str], bound: str) -> int | N
     return value
 
 
+def _cap(text: str, key: str, problems: dict[str, str]) -> float | None:
+    """A cost cap: empty for none, else a number within ``BOUNDS["max_cost_usd"]``, or None
+    with the problem under ``key``."""
+    text = text.strip().replace("_", "").replace(",", "").removeprefix("$")
+    if not text:
+        return None
+    low, high = BOUNDS["max_cost_usd"]
+    try:
+        value = float(text) if len(text) <= 24 else None
+    except ValueError:
+        value = None
+    if value is None or value != value or not low <= value <= high:
+        problems[key] = bound_message("max_cost_usd", text if value is None else value)
+        return None
+    return value
+
+
 def build_spec(
     experiment: Experiment, form: SetupForm, prices: Any = None, *, max_cells: int = MAX_CELLS
 ) -> Plan:
     """Check the form against the experiment; the plan holds every problem by field key
     (``total``, ``days``, ``max-<role>``, ``repeats``, ``seed``, ``concurrency``, ``rounds``,
-    ``speaker``, ``grid``)."""
+    ``cap-cost``, ``cap-tokens``, ``speaker``, ``grid``)."""
     problems: dict[str, str] = {}
     dialogue = experiment.kind is ExperimentKind.dialogue
     total = _whole(form.total_messages, "total", problems, "total_messages")
@@ -158,6 +178,10 @@ def build_spec(
         rounds = _whole(form.rounds, "rounds", problems, "rounds")
     if not form.speaker_selection:
         problems["speaker"] = "tick at least one method (space ticks the focused one)"
+    max_cost = _cap(form.max_cost_usd, "cap-cost", problems)
+    max_tokens = None
+    if form.max_total_tokens.strip():  # empty: no cap
+        max_tokens = _whole(form.max_total_tokens, "cap-tokens", problems, "max_total_tokens")
     if not experiment.roles:
         problems["grid"] = "the experiment has no roles: add some in the editor first"
     else:
@@ -198,11 +222,18 @@ def build_spec(
             seed=seed,
             concurrency=concurrency,
             rounds=rounds,
+            max_cost_usd=max_cost,
+            max_total_tokens=max_tokens,
         )
         plan.grid = grid_size(experiment, spec).words
         check_grid_size(experiment, spec, max_cells)  # by multiplication: nothing expanded yet
         plan.cells = expand_grid(experiment, spec)
         plan.estimate = estimate_cells(experiment, plan.cells, prices or None)
+        try:
+            check_cost_cap(spec, plan.cells, prices or None)
+        except SpecError as exc:  # under its field: a cost cap needs every model priced
+            problems["cap-cost"] = str(exc).removeprefix("batch.max_cost_usd: ")
+            return plan
     except SpecError as exc:
         problems["grid"] = str(exc).removeprefix("batch: ")
         return plan
@@ -519,6 +550,16 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
                     self._input(self.form.concurrency, "concurrency", narrow=True),
                     "concurrency",
                 )
+                yield from self._row(
+                    "Max cost (USD)",
+                    self._input("", "cap-cost", narrow=True, placeholder="no cap"),
+                    "cap-cost",
+                )
+                yield from self._row(
+                    "Max tokens",
+                    self._input("", "cap-tokens", narrow=True, placeholder="no cap"),
+                    "cap-tokens",
+                )
             with Vertical(id="setup-side"):
                 table: DataTable[str] = DataTable(
                     id="setup-grid", cursor_type="row", zebra_stripes=True
@@ -613,15 +654,14 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
     def _warm_up(self) -> None:
         # While the user fills the form: the first batch then starts without a pause. A game's
         # scenario (its call estimator; reputation pulls in networkx) is imported here too.
-        import importlib
-
+        from simulator.scenarios.registry import KINDS
         from simulator.tui.runs import warm_up
 
         if not self._dialogue:
             try:
-                importlib.import_module(f"simulator.scenarios.{self.experiment.kind.value}")
-            except ImportError:
-                log.warning("no scenario module for %s", self.experiment.kind.value)
+                KINDS.prepare(self.experiment.kind)
+            except SimulatorError as exc:  # a kind this version does not know: the plan says so
+                log.warning("cannot prepare kind %s: %s", self.experiment.kind.value, exc)
             self.app.call_from_thread(self.recheck)
         warm_up(freeze=True)
 
@@ -682,6 +722,8 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
             seed=value("#in-seed"),
             concurrency=value("#in-concurrency"),
             rounds=value("#in-rounds"),
+            max_cost_usd=value("#in-cap-cost"),
+            max_total_tokens=value("#in-cap-tokens"),
         )
 
     @on(Input.Changed)

@@ -19,7 +19,7 @@ from textual.screen import Screen
 from textual.widgets import Checkbox, DataTable, Footer, Header, Input, Select, Static
 
 from simulator.db.store import ExperimentFilter
-from simulator.domain.models import Experiment, ExperimentKind
+from simulator.domain.models import Experiment
 from simulator.services.experiments import latest_versions
 from simulator.tui.screens.base import ReportsWorkerErrors
 from simulator.tui.screens.dialogs import ConfirmDialog, TextPrompt
@@ -77,6 +77,13 @@ def version_label(exp: Experiment, latest: Experiment | None) -> Text:
     if latest is None:
         return Text(f"v{exp.version}")
     return Text(f"v{exp.version} old", style="dim")
+
+
+def _kind_names() -> list[str]:
+    """The registered experiment kinds (imported when the filter is built, not at start-up)."""
+    from simulator.scenarios.registry import KINDS
+
+    return KINDS.names()
 
 
 def clip(text: str, width: int) -> str:
@@ -222,7 +229,7 @@ class LibraryScreen(ReportsWorkerErrors, Screen[None]):
                 compact=True,
             )
             yield Select(
-                [("All kinds", "")] + [(k.value, k.value) for k in ExperimentKind],
+                [("All kinds", "")] + [(name, name) for name in _kind_names()],
                 value="",
                 allow_blank=False,
                 id="kind-filter",

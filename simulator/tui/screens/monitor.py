@@ -51,6 +51,7 @@ from simulator.tui.screens.library import clip
 from simulator.tui.widgets.game_chart import (
     GameChart,
     GamePoint,
+    chart_of,
     point_from_event,
     points_from_states,
 )
@@ -59,7 +60,6 @@ from simulator.tui.widgets.transcript import TranscriptView
 FLUSH_S = 0.25  # how often the screen repaints from the registry
 # The transcript grows at most once a second: each growth costs the whole screen a layout pass.
 TRANSCRIPT_FLUSH_S = 1.0
-GAME_KINDS = ("commons", "reputation")  # experiment kinds the monitor charts
 
 RICH_STATUS_STYLE = {
     Status.pending: "dim",
@@ -211,6 +211,8 @@ def summary_text(run: BatchRun, now: float | None = None) -> str:
     elif batch.error and batch.status is Status.failed:
         first += f" · [red]{escape(clip(batch.error, 200))}[/red]"
     elif batch.status in RESUMABLE:
+        if batch.stop_reason and "budget cap" in batch.stop_reason:
+            first += f" · [yellow]{escape(clip(batch.stop_reason, 120))}[/yellow]"
         first += " · r resumes it"
     running = run.count(Status.running) if here else 0
     tokens = sum(r.tokens for r in run.rows.values())
@@ -232,7 +234,42 @@ def summary_text(run: BatchRun, now: float | None = None) -> str:
     if run.warnings:  # first on its line, so a narrow screen never cuts it off
         warned = ", ".join(escape(w) for w in run.warnings)
         second = f"[yellow]⚠ {warned}[/yellow] · {second}"
-    return f"{first}\n{second}"
+    third = ledger_line(run)
+    return f"{first}\n{second}" + (f"\n{third}" if third else "")
+
+
+def ledger_line(run: BatchRun) -> str:
+    """Cost so far, answers from the response cache, the prompt tokens served from the
+    servers' caches, the caps and the remaining cost (docs/cost.md); empty when none of it
+    says anything (a dryrun batch without caps or cache)."""
+    from simulator.domain import CacheMode
+    from simulator.engine.ledger import remaining_cost
+
+    ledger, spec = run.ledger, run.batch.spec
+    capped = spec.max_cost_usd is not None or spec.max_total_tokens is not None
+    if ledger is None or not (
+        capped
+        or spec.cache is not CacheMode.off
+        or ledger.cost_usd
+        or ledger.unpriced_calls
+        or ledger.cached_tokens
+    ):
+        return ""
+    cost = f"${ledger.cost_usd:,.4f}" + (" + ?" if ledger.unpriced_calls else "")
+    parts = [f"cost {cost}", f"calls {ledger.calls:,}"]
+    if spec.cache is not CacheMode.off or ledger.cache_hits:
+        parts.append(f"from cache {ledger.cache_hits:,}")
+    share = ledger.cached_share
+    if ledger.cached_tokens and share is not None:
+        parts.append(f"prompt cached {share:.0%}")
+    if spec.max_cost_usd is not None:
+        parts.append(f"cap ${spec.max_cost_usd:g}")
+    if spec.max_total_tokens is not None:
+        parts.append(f"tokens {ledger.tokens:,}/{spec.max_total_tokens:,}")
+    left = remaining_cost(run.batch.estimate, ledger) if run.running else None
+    if left is not None:
+        parts.append(f"≈ ${left:,.4f} to go")
+    return " · ".join(parts)
 
 
 class BatchActions:
@@ -327,7 +364,8 @@ class RunMonitorScreen(BatchActions, ReportsWorkerErrors, Screen[None]):
 
     DEFAULT_CSS = """
     RunMonitorScreen #monitor-summary {
-        height: 2;
+        height: auto;
+        max-height: 3;
         padding: 0 1;
         background: $boost;
         text-wrap: nowrap;
@@ -462,7 +500,7 @@ class RunMonitorScreen(BatchActions, ReportsWorkerErrors, Screen[None]):
     def _loaded(self, message: Loaded) -> None:
         self.run = message.run
         self.kind = message.kind
-        if self.kind in GAME_KINDS and self._chart is None:
+        if chart_of(self.kind) is not None and self._chart is None:
             # Mounted for games only: plotext is imported when a game is shown.
             self._chart = GameChart(self.kind, id="monitor-game-chart")
             self.query_one("#monitor-bottom", Horizontal).mount(self._chart)
@@ -513,8 +551,10 @@ class RunMonitorScreen(BatchActions, ReportsWorkerErrors, Screen[None]):
         # a layout pass re-renders the whole screen (the table and the transcript included).
         text = summary_text(run)
         if text != self._summary:
+            # a layout pass only when the ledger's line comes or goes (2 or 3 lines)
+            relayout = text.count("\n") != self._summary.count("\n")
             self._summary = text
-            self.query_one("#monitor-summary", Static).update(text, layout=False)
+            self.query_one("#monitor-summary", Static).update(text, layout=relayout)
         progress = round(run.fraction() * 1000)
         if progress != self._progress:
             self._progress = progress
@@ -582,10 +622,12 @@ class RunMonitorScreen(BatchActions, ReportsWorkerErrors, Screen[None]):
 
     @work(exclusive=True, group="monitor-game", exit_on_error=False)
     async def load_game(self, conversation_id: str) -> None:
-        """The chart's points so far: commons from the latest snapshot (it holds every round's
-        record), reputation from every step's snapshot (each holds its step's metrics)."""
+        """The chart's points so far: from the latest snapshot when it holds every round's
+        record (commons), else from every step's snapshot (reputation: each holds its step's
+        metrics); the kind's chart says which."""
         states = self.services.store.states
-        if self.kind == "commons":
+        chart = chart_of(self.kind)
+        if chart is not None and chart.latest_only:
             latest = await states.latest(conversation_id)
             stored = [latest] if latest is not None else []
         else:
@@ -626,7 +668,7 @@ class RunMonitorScreen(BatchActions, ReportsWorkerErrors, Screen[None]):
         if isinstance(event, MessageStored):
             self._live.append(event.message)
         if self._chart is not None:  # a game: a round_end record or a StepEnded is a point
-            point = point_from_event(event)
+            point = point_from_event(event, self.kind)
             if point is not None:
                 self._game_live.append(point)
 
