@@ -268,7 +268,10 @@ class BatchRunner:
     # ------------------------------------------------------------------ internals
 
     async def _conversations(self, batch_id: str) -> list[Conversation]:
-        return await self.store.conversations.list(ConversationFilter(batch_id=batch_id))
+        """The batch's conversations without their prompts (read again when one runs): one
+        indexed query, paged and converted off the event loop."""
+        flt = ConversationFilter(batch_id=batch_id)
+        return await self.store.conversations.list(flt, brief=True)
 
     async def _run_one(
         self,
