@@ -134,8 +134,8 @@ ID_CHUNK = 1000
 #: Range reads (one conversation each) in flight at once in a bulk read.
 RANGE_READS = 4
 #: Documents per page of a listing; larger pages are converted to domain objects off the loop.
-PAGE = 500
-OFF_LOOP = 64
+PAGE = 100
+OFF_LOOP = 32
 
 
 def _prefix_range(

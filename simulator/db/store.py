@@ -133,7 +133,7 @@ class ConversationRepo(Protocol):
         ...
 
     def pages(
-        self, flt: ConversationFilter | None = None, *, brief: bool = False, size: int = 500
+        self, flt: ConversationFilter | None = None, *, brief: bool = False, size: int = 100
     ) -> AsyncIterator[builtins.list[Conversation]]:
         """``list`` in pages of at most ``size``, converted off the event loop, so that a long
         listing never holds the loop or all of its documents at once."""
