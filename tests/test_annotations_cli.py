@@ -68,7 +68,7 @@ async def test_annotate_judge_then_again_then_dry_run(
         (["annotate", "moderation", "--rubric", RUBRIC], "--rubric belongs to the judge"),
         (["annotate", "python:nosuch.module:f"], "cannot import 'nosuch.module'"),
         (["annotate", "python:tests.scorers:lengths", "--concurrency", "0"], "--concurrency"),
-        (["annotate", "moderation", "--experiment", "Nope"], "no experiment with id or name"),
+        (["annotate", "moderation", "--experiment", "Nope"], "No experiment 'Nope'"),
         (["interview", "-q", "Why?", "--agent", "Nobody 9"], "has an agent named 'Nobody 9'"),
         (["interview", "--question", " "], "--question: give the question"),
         (["interview", "--question", "Why?", "--day", "0"], "--day must be 1 or more"),

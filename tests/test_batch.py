@@ -298,7 +298,7 @@ async def test_each_endpoint_is_kept_busy_up_to_its_own_limit(
         unregister_policy("tracked-for-batch-test")
 
 
-async def test_an_unavailable_model_fails_the_batch_before_any_conversation_starts(
+async def test_an_unavailable_model_stores_nothing_and_stops_a_resume_before_it_starts(
     store, prison_experiment: Experiment
 ) -> None:
     exp = await store.experiments.create(prison_experiment)
@@ -309,11 +309,23 @@ async def test_an_unavailable_model_fails_the_batch_before_any_conversation_star
     )
     spec = _spec(exp, model_sets=[missing], max_agents={}, every_day_count=False, days=1)
     runner = _runner(store)
-    batch = await runner.start(exp, spec)
+    # Refused by its preflight: nothing is stored (no failed batch left behind).
     with pytest.raises(LLMError, match="later-for-batch-test"):
-        await runner.run(batch.id)
-    failed = await runner.get(batch.id)
-    assert failed.status is Status.failed and "later-for-batch-test" in (failed.error or "")
+        await runner.start(exp, spec)
+    assert await store.batches.list() == []
+    assert await store.conversations.list(ConversationFilter(experiment_id=exp.id)) == []
+
+    register_policy("later-for-batch-test", lambda request: "[dryrun] fine.")
+    try:
+        batch = await runner.start(exp, spec)
+    finally:
+        unregister_policy("later-for-batch-test")
+    # The model went away before the run: the run stops before any conversation starts and
+    # the batch stays as it was (resumable), not failed.
+    with pytest.raises(LLMError, match="later-for-batch-test"):
+        await _runner(store).run(batch.id)
+    stopped = await runner.get(batch.id)
+    assert stopped.status is Status.pending and stopped.error is None
     convs = await store.conversations.list(ConversationFilter(batch_id=batch.id))
     assert {c.status for c in convs} == {Status.pending}
     assert await store.messages.list(convs[0].id) == []

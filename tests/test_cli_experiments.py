@@ -4,7 +4,6 @@ database): listing, files, duplicate, and owner-only delete/edit with clean mess
 from __future__ import annotations
 
 import asyncio
-import getpass
 from pathlib import Path
 
 import pytest
@@ -12,10 +11,11 @@ import yaml
 
 from simulator.cli import main
 from simulator.domain import Experiment
+from simulator.services.identity import os_user
 from tests.plugins.roles import make_experiment
 from tests.plugins.services import add_conversation
 
-ME = getpass.getuser()
+ME = os_user()
 
 
 @pytest.fixture

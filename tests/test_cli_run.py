@@ -86,8 +86,8 @@ def test_a_malformed_spec_is_reported_with_its_field_path_before_anything_runs(
     assert main(["run", str(spec), "--yes"]) == 2
     err = capsys.readouterr().err
     assert "error: Invalid specification:" in err
-    assert "batch.max_agents.guard: must be at least 1" in err
-    assert "batch.days: must be a whole number, not 'two'" in err
+    assert "batch.max_agents.guard: must be a whole number from 1 to 100, not 0" in err
+    assert "batch.days: must be a whole number from 1 to 365, not 'two'" in err
     assert "Traceback" not in err
     # a problem only the experiment can reveal, still before anything is stored
     spec.write_text(
@@ -209,8 +209,8 @@ def test_a_placeholder_error_in_an_inline_experiment_is_reported_before_anything
 async def test_sigterm_stops_simulator_run_cleanly_and_resume_finishes_it(
     db, mongo_uri: str, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
-    """``kill PID`` on a running ``simulator run``: the batch is left cancelled with a resume
-    hint, and ``simulator resume`` completes it."""
+    """``kill PID`` on a running ``simulator run``: the batch is left interrupted (with the
+    signal as its reason) with a resume hint, and ``simulator resume`` completes it."""
     import os
     import signal
     import sys
@@ -251,9 +251,12 @@ async def test_sigterm_stops_simulator_run_cleanly_and_resume_finishes_it(
     err = (await proc.stderr.read()).decode()
     assert proc.returncode == 130, err
     batch = db.batches.find_one()
-    assert batch["status"] == "cancelled"
+    assert batch["status"] == "interrupted"
+    assert batch["stop_reason"] == "stopped by SIGTERM (kill)"
     assert f"simulator resume {batch['_id']}" in err
     assert db.conversations.count_documents({"status": "running"}) == 0
+    stopped = list(db.conversations.find({"status": "interrupted"}))
+    assert stopped and {c["stop_reason"] for c in stopped} == {"stopped by SIGTERM (kill)"}
     assert 1 <= db.conversations.count_documents({"status": "done"}) < 10
 
     async def resume() -> int:

@@ -1,5 +1,5 @@
-"""Remembered credentials: keyring when available, else a 0600 file; never plain text beside a
-keyring."""
+"""Remembered credentials: the password in the keyring when there is one, else not kept at all
+(never in plain text)."""
 
 import os
 import stat
@@ -9,7 +9,7 @@ import pytest
 from keyring.backend import KeyringBackend
 from pydantic import SecretStr
 
-from simulator.credentials import KEYRING_SERVICE, Credentials, CredentialStore
+from simulator.credentials import KEYRING_SERVICE, NOT_KEPT, Credentials, CredentialStore
 from simulator.settings import Settings
 
 PASSWORD = "s3cret-P@ss/word"
@@ -72,13 +72,17 @@ def test_with_keyring_the_file_holds_no_password(tmp_path, memory_keyring) -> No
     assert store.load() is None
 
 
-def test_without_keyring_a_private_file_is_used(tmp_path, no_keyring) -> None:
+def test_without_keyring_the_password_is_not_kept(tmp_path, no_keyring) -> None:
     store = CredentialStore(tmp_path)
     where = store.save(creds())
-    assert where == str(store.path)
+    assert where == NOT_KEPT
+    assert PASSWORD not in store.path.read_text()
     assert stat.S_IMODE(os.stat(store.path).st_mode) == 0o600
     loaded = store.load()
-    assert loaded == creds()
+    assert loaded == Credentials("cluster0.example.mongodb.net", "alice", None)
+    # the remembered login without its password: the app asks for it
+    assert Settings(_env_file=None).needs_password(loaded) is True
+    assert Settings(_env_file=None, db_password=SecretStr("x")).needs_password(loaded) is False
     assert store.forget() is True
     assert store.forget() is False
 

@@ -8,6 +8,7 @@ import asyncio
 import getpass
 import json
 import stat
+import sys
 import time
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from simulator.cli import main
 from simulator.credentials import KEYRING_SERVICE, CredentialStore
 from simulator.db.mongo import connect_store
 from simulator.domain.errors import AuthenticationError, DatabaseUnavailableError
-from simulator.services.identity import current_user
+from simulator.services.identity import current_user, os_user
 from simulator.services.session import verify_login
 from simulator.settings import build_uri, load_settings
 from tests.plugins.services import FAKE_PASSWORD, FakeMongo, closed_port
@@ -173,18 +174,67 @@ async def test_login_retries_a_rejected_password_then_remembers_it_in_the_keyrin
     assert "No login was remembered." in capsys.readouterr().out
 
 
-async def test_without_a_keyring_the_login_file_is_private(
+class _Terminal:
+    """Stands in for stdin at a terminal (the password prompt is only shown at one)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+async def test_without_a_keyring_the_password_is_not_kept(
     fake_mongo, login_env: Path, no_keyring, monkeypatch, capsys
 ) -> None:
     typed_passwords(monkeypatch, FAKE_PASSWORD)
     assert await cli("login", "--cluster", fake_mongo.address, "--user", "alice") == 0
+    captured = capsys.readouterr()
+    assert "the password is not kept (never in plain text)" in captured.out
     path = login_env / "config" / "credentials.json"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert f"Remembered in {path} (readable only by you)" in capsys.readouterr().out
-    assert CredentialStore(path.parent).load().user == "alice"  # type: ignore[union-attr]
+    assert FAKE_PASSWORD not in path.read_text()
+    assert FAKE_PASSWORD not in everything_written(login_env, (captured.out, captured.err))
+    remembered = CredentialStore(path.parent).load()
+    assert remembered is not None and remembered.user == "alice"
+    assert remembered.password is None
     assert not (login_env / ".env").exists()  # never the project's .env
+
+    # Later: without a terminal the command says how to give the password ...
+    assert await cli("whoami") == 2
+    err = capsys.readouterr().err
+    assert "No password is known for alice at" in err and "DB_PASSWORD" in err
+    # ... at a terminal it asks (masked), each time ...
+    prompts = typed_passwords(monkeypatch, FAKE_PASSWORD)
+    monkeypatch.setattr(sys, "stdin", _Terminal())
+    assert await cli("whoami") == 0
+    assert capsys.readouterr().out.splitlines()[0] == "alice"
+    assert prompts == [f"Password for alice at {fake_mongo.address}: "]
+    # ... or it comes from the user's own environment (or .env).
+    monkeypatch.setenv("DB_PASSWORD", FAKE_PASSWORD)
+    assert await cli("whoami") == 0
+    assert capsys.readouterr().out.splitlines()[0] == "alice"
+    assert prompts == [f"Password for alice at {fake_mongo.address}: "]  # not asked again
     assert await cli("logout") == 0
     assert not path.exists()
+
+
+def test_an_old_plain_text_password_is_removed_and_never_used(tmp_path: Path) -> None:
+    """Older versions wrote the password into credentials.json without a keyring."""
+    path = tmp_path / "credentials.json"
+    path.write_text(
+        json.dumps(
+            {
+                "cluster_url": "db.example.org",
+                "user": "alice",
+                "password_in": "file",
+                "password": FAKE_PASSWORD,
+            }
+        )
+    )
+    store = CredentialStore(tmp_path)
+    loaded = store.load()
+    assert loaded is not None and loaded.user == "alice" and loaded.password is None
+    assert FAKE_PASSWORD not in path.read_text()
+    assert store.notice is not None and "plain text" in store.notice
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
 async def test_login_gives_up_after_the_allowed_attempts_and_remembers_nothing(
@@ -229,7 +279,7 @@ async def test_whoami_on_the_embedded_server_is_the_os_account(
     monkeypatch.setenv("MONGODB_DB", store.db_name)
     assert await cli("whoami") == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[0] == getpass.getuser()
+    assert out.splitlines()[0] == os_user()
 
 
 async def test_login_is_refused_while_mongodb_uri_is_set(

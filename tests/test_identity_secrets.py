@@ -33,7 +33,8 @@ from simulator.services.files import write_experiment
 from simulator.services.session import user_session
 from simulator.settings import load_settings
 from tests.plugins.services import FakeMongo
-from tests.servers import FakeOpenAIServer
+from tests.servers import FakeOpenAIServer, Fault
+from tests.servers.openai_server import CHAT
 
 PASSWORD = "Kn0wn/P@ss:w%rd-7c41"
 API_KEY = "sk-known-Key-9f8e7d6c5b4a3210ZZ"
@@ -98,7 +99,24 @@ async def test_secrets_never_reach_logs_database_exports_or_output(
     db_name = f"t_{uuid.uuid4().hex[:12]}"
     front = FakeMongo({"alice": PASSWORD}, backend=_host_port(mongo_uri)).start()
     good = FakeOpenAIServer(api_key=API_KEY)
-    strict = FakeOpenAIServer(api_key="sk-some-other-key-entirely")  # rejects ours, echoing it
+    # Accepts our key for the model check before the run, then rejects it on the first chat,
+    # echoing it back (the key revoked between the check and the call): the run fails and
+    # stores its reason, which must not hold the key.
+    strict = FakeOpenAIServer(api_key=API_KEY)
+    strict.script(
+        CHAT,
+        Fault(
+            401,
+            body={
+                "error": {
+                    "message": f"Incorrect API key provided: {API_KEY}.",
+                    "type": "invalid_request_error",
+                    "param": None,
+                    "code": "invalid_api_key",
+                }
+            },
+        ),
+    )
     logs, exports, config = tmp_path / "logs", tmp_path / "exports", tmp_path / "config"
     for var in ("MONGODB_URI", "DB_PASSWORD"):
         monkeypatch.delenv(var, raising=False)

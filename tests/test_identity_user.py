@@ -3,7 +3,8 @@ user on a real server (see also tests/test_identity_login.py for a fake server w
 
 from __future__ import annotations
 
-import getpass
+import os
+import pwd
 
 import pytest
 
@@ -17,7 +18,7 @@ from simulator.settings import load_settings
 
 
 async def test_embedded_server_user_is_the_os_account(store) -> None:
-    assert await current_user(store, load_settings()) == getpass.getuser()
+    assert await current_user(store, load_settings()) == pwd.getpwuid(os.getuid()).pw_name
 
 
 @pytest.mark.parametrize(
@@ -45,14 +46,12 @@ def test_user_from_connection_status() -> None:
 
 
 def test_os_user_never_empty(monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken() -> str:
-        raise OSError("no passwd entry")
+    def no_entry(uid: int) -> pwd.struct_passwd:
+        raise KeyError(f"getpwuid(): uid not found: {uid}")
 
-    monkeypatch.setattr(getpass, "getuser", broken)
-    monkeypatch.setenv("USERNAME", "winuser")
-    assert os_user() == "winuser"
-    monkeypatch.delenv("USERNAME")
-    assert os_user() == "local"
+    monkeypatch.setattr(pwd, "getpwuid", no_entry)  # a container without a passwd entry
+    monkeypatch.setenv("USER", "someone-else")
+    assert os_user() == f"uid{os.getuid()}"  # never the environment's claim
 
 
 class _StatusStore:

@@ -82,7 +82,7 @@ async def test_structured_actions_send_the_schema_as_format(
     backends = Backends(llm_settings)
     result = await backends.chat(ask(ref_for(ollama_server), schema=schema))
     assert ollama_server.chat_bodies()[0]["format"] == schema
-    assert result.sent_params["format"] == "json_schema"
+    assert result.sent_params["format"] == schema  # exactly as sent
     await backends.aclose()
 
 

@@ -91,6 +91,24 @@ async def test_a_refused_parameter_is_dropped_and_recorded(llm_settings: Setting
         await backends.aclose()
 
 
+async def test_calls_refused_at_the_same_time_all_go_through_without_the_parameter(
+    llm_settings: Settings,
+) -> None:
+    """Several first calls are refused together: the first refusal teaches the backend, and the
+    others, sent before it learnt, are sent again without the parameter instead of failing."""
+    import asyncio
+
+    with FakeOpenAIServer(reject_params=("seed",)) as server:
+        server.delay_s = 0.2  # the calls overlap on the server
+        backends = Backends(llm_settings)
+        results = await asyncio.gather(*(backends.chat(ask(ref_for(server))) for _ in range(3)))
+        await backends.aclose()
+        bodies = server.chat_bodies()
+    assert all(r.dropped_params == ["seed"] and "seed" not in r.sent_params for r in results)
+    assert server.max_in_flight >= 2
+    assert len(bodies) == 6 and sum("seed" in b for b in bodies) == 3
+
+
 async def test_max_tokens_is_renamed_when_the_server_asks_for_max_completion_tokens(
     llm_settings: Settings,
 ) -> None:

@@ -96,10 +96,10 @@ def test_experiment_by_name_or_id() -> None:
         (
             {"experiment": "x", "batch": {"max_agents": {"guard": 0}}},
             "batch.max_agents.guard",
-            "at least 1",
+            "from 1 to 100",
         ),
         ({"experiment": "x", "batch": {"days": "two"}}, "batch.days", "whole number"),
-        ({"experiment": "x", "batch": {"repeats": 0}}, "batch.repeats", "at least 1"),
+        ({"experiment": "x", "batch": {"repeats": 0}}, "batch.repeats", "from 1 to 1,000"),
         ({"experiment": "x", "batch": {"dayz": 2}}, "batch.dayz", "unknown field"),
         ({"experiment": "x", "batc": {}}, "batc", "unknown field"),
         ({"experiment": "x", "batch": {"models": ["gpt4"]}}, "batch.models.0", "provider:model"),

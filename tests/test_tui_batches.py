@@ -55,16 +55,17 @@ def test_build_spec_reports_each_problem_by_field() -> None:
     )
     assert not plan.ok and plan.spec is None
     assert plan.problems["days"].startswith("at most the total messages (3)")
-    assert plan.problems["max-Guard"] == "must be at least 1"
-    assert plan.problems["max-Prisoner"] == "'two' is not a whole number"
-    assert plan.problems["repeats"] == "a whole number is needed"
+    assert plan.problems["max-Guard"] == "must be a whole number from 1 to 100, not 0"
+    assert plan.problems["max-Prisoner"] == "must be a whole number from 1 to 100, not 'two'"
+    assert plan.problems["repeats"] == "a whole number from 1 to 1,000 is needed"
     assert "seed" in plan.problems
 
     typo = exp.model_copy(update={"starting_message": "Hello <GARD_NOUN>."})
     plan = build_spec(typo, SetupForm())
     assert not plan.ok and "Did you mean <GUARD_NOUN>?" in plan.problems["grid"]
 
-    plan = build_spec(exp, SetupForm(max_agents={"Guard": "200", "Prisoner": "200"}))
+    plan = build_spec(exp, SetupForm(max_agents={"Guard": "100", "Prisoner": "100"}, repeats="2"))
+    assert "20,000 conversations" in plan.problems["grid"]
     assert "at most 10,000 in one batch" in plan.problems["grid"]
 
     ok = build_spec(
@@ -111,7 +112,9 @@ def test_build_spec_models_per_role_summarizer_manager_and_game_rounds() -> None
     game = exp.model_copy(update={"kind": ExperimentKind.commons})
     plan = build_spec(game, SetupForm(total_messages="1", days="1", rounds="3"))
     assert plan.ok and plan.spec is not None and plan.spec.rounds == 3
-    assert build_spec(game, SetupForm(rounds="0")).problems["rounds"] == "must be at least 1"
+    assert build_spec(game, SetupForm(rounds="0")).problems["rounds"] == (
+        "must be a whole number from 1 to 10,000, not 0"
+    )
 
 
 async def test_setup_previews_the_grid_and_explains_invalid_choices(
@@ -147,13 +150,19 @@ async def test_setup_previews_the_grid_and_explains_invalid_choices(
         # Invalid: more days than messages; a bad maximum. Explained under the fields.
         await fill(pilot, screen, {"total": "3", "days": "4", "max-1": "0"})
         assert "at most the total messages (3)" in shown(screen, "#err-days")
-        assert "must be at least 1" in shown(screen, "#err-max-1")
+        assert "must be a whole number from 1 to 100, not 0" in shown(screen, "#err-max-1")
         assert screen.query_one("#err-days").has_class("shown")
         assert screen.query_one("#setup-start", Button).disabled
         assert table.row_count == 0
         assert "Fix the fields" in shown(screen, "#setup-totals")
         await pilot.press("ctrl+s")  # refused, with a toast instead of a dialog
         assert not isinstance(app.screen, ConfirmDialog)
+
+        # A maximum of 99,999 is refused at once with the bound (it once froze the app while
+        # listing 10^10 agent-count combinations).
+        await fill(pilot, screen, {"days": "3", "max-1": "99999"})
+        assert "from 1 to 100, not 99999" in shown(screen, "#err-max-1")
+        assert screen.query_one("#setup-start", Button).disabled
 
         await fill(pilot, screen, {"days": "3", "max-1": "1"})
         assert not screen.query_one("#err-days").has_class("shown")

@@ -89,12 +89,18 @@ async def test_unreachable_database_shows_error_then_retry_connects(
         drop(mongo_uri, db)
 
 
-async def test_invalid_uri_is_explained_not_raised(tui_settings: Settings) -> None:
-    app = SimulatorApp(settings_for(mongodb_uri="localhost:27017"), offer_example=False)
-    async with app.run_test(size=(100, 30)) as pilot:
-        await wait_until(pilot, lambda: isinstance(app.screen, DatabaseErrorScreen))
-        message = str(app.screen.query_one("#db-error-message", Static).render())
-        assert "mongodb://" in message
+def test_invalid_uri_is_explained_not_raised(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A malformed URI is refused when the settings are read: the TUI does not start, and the
+    message names the variable (a clean exit, code 2)."""
+    from simulator.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MONGODB_URI", "localhost:27017")
+    assert main(["tui"]) == 2
+    err = capsys.readouterr().err
+    assert "MONGODB_URI" in err and "mongodb://" in err and "Traceback" not in err
 
 
 def embedded_host(mongo_uri: str) -> str:
@@ -159,13 +165,18 @@ async def test_login_masked_rejected_retry_and_remember(
             await wait_until(
                 pilot, lambda: isinstance(app.screen, ConfirmDialog), what="remember me"
             )
-            assert "never in .env" in app.screen.message
+            if creds.uses_keyring:
+                assert "never in .env" in app.screen.message
+            else:  # no keyring: the password is not kept at all
+                assert "the password is not kept" in app.screen.message
             await pilot.press("y")
             await wait_library(pilot)
             assert creds.path.exists()
             assert (creds.path.stat().st_mode & 0o777) == 0o600
             remembered = creds.load()
             assert remembered is not None and remembered.user == "alice"
+            assert (remembered.password is not None) == creds.uses_keyring
+            assert "right pw" not in creds.path.read_text()
     finally:
         drop(mongo_uri, db)
 

@@ -60,6 +60,21 @@ PARAM_COLUMNS = {
     "max_tokens": "max_tokens",
     "seed": "model_seed",
 }
+#: A parameter as named in a request (``Message.sent_params``) -> its column: the answer-length
+#: limit is ``max_tokens`` to OpenAI, ``max_completion_tokens`` to some servers and
+#: ``num_predict`` to Ollama.
+SENT_COLUMNS = {
+    **PARAM_COLUMNS,
+    "max_completion_tokens": "max_tokens",
+    "num_predict": "max_tokens",
+}
+#: For messages stored before ``Message.sent_params`` existed: the parameters each provider's
+#: backend sent (the configured value unless None; minus what the server refused).
+_SENT_BY_PROVIDER = {
+    "openai": ("temperature", "top_p", "max_tokens", "seed"),
+    "ollama": tuple(PARAM_COLUMNS),
+    "dryrun": (),
+}
 #: Separator of list-valued cells (recipients, flags, agents) in string columns.
 LIST_SEP = ", "
 
@@ -725,6 +740,29 @@ def typed(frame: pd.DataFrame, columns: Mapping[str, str]) -> pd.DataFrame:
     return pd.DataFrame(out, index=pd.RangeIndex(len(frame)))
 
 
+def sent_columns(m: Message) -> tuple[dict[str, Any], list[str]]:
+    """The parameter columns of a message (what its request SENT; None where nothing was sent)
+    and the parameters the server refused.
+
+    From ``Message.sent_params`` when stored; for older messages, rebuilt from the configured
+    parameters by what the provider's backend sends (OpenAI-compatible: never ``top_k`` nor
+    ``num_ctx``; dryrun: nothing), minus the refused ones (``dropped:`` flags)."""
+    columns: dict[str, Any] = dict.fromkeys(PARAM_COLUMNS.values())
+    if m.sent_params is not None:
+        for name, value in m.sent_params.items():
+            if name in SENT_COLUMNS:
+                columns[SENT_COLUMNS[name]] = value
+        return columns, list(m.dropped_params)
+    dropped = list(m.dropped_params) or [
+        f.removeprefix(DROPPED_PREFIX) for f in m.flags if f.startswith(DROPPED_PREFIX)
+    ]
+    if m.model is not None:
+        for name in _SENT_BY_PROVIDER.get(m.model.provider.value, ()):
+            if name not in dropped:
+                columns[PARAM_COLUMNS[name]] = getattr(m.model.params, name)
+    return columns, dropped
+
+
 def messages_frame(
     messages: Iterable[Message],
     conversations: Iterable[Conversation],
@@ -746,13 +784,7 @@ def messages_frame(
             continue
         exp = experiments.get(conv.experiment_id)
         ref = m.model
-        sent: dict[str, Any] = {}
-        if ref is not None:
-            sent = {col: getattr(ref.params, name) for name, col in PARAM_COLUMNS.items()}
-        dropped = [f.removeprefix(DROPPED_PREFIX) for f in m.flags if f.startswith(DROPPED_PREFIX)]
-        for name in dropped:  # what ran is what is shown: a refused parameter was not sent
-            if name in PARAM_COLUMNS:
-                sent[PARAM_COLUMNS[name]] = None
+        sent, dropped = sent_columns(m)
         rows.append(
             {
                 "conversation_id": m.conversation_id,

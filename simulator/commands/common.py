@@ -13,22 +13,58 @@ from simulator.domain.errors import ConfigurationError, SimulatorError
 
 log = logging.getLogger(__name__)
 
+EXIT_USAGE = 2  # bad input or configuration: nothing ran, nothing was stored
+EXIT_BUG = 1  # an error we did not foresee (logged with its traceback), or a lost database
+
 
 def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     """Run a command; our errors become a one-paragraph message and exit code 2, never a
-    traceback."""
-    from simulator.logging_setup import setup_logging
+    traceback. The settings are checked first, whatever the command: a bad value in the
+    environment or ``.env`` is one message naming the variable (the TUI starts the same way)."""
+    from simulator.logging_setup import scrub, setup_logging
+    from simulator.settings import load_settings
 
-    setup_logging()
+    log_file = None
     try:
+        settings = load_settings()
+        try:
+            log_file = setup_logging(settings.simulator_log_dir, settings.log_level)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"The log directory cannot be created ({exc.strerror or exc}: "
+                f"{exc.filename}). Set SIMULATOR_LOG_DIR to a writable directory.",
+                title="Invalid setting",
+            ) from None
         return int(func(args) or 0)
     except SimulatorError as exc:
         print(f"error: {exc.title}: {exc}", file=sys.stderr)
-        log.warning("%s: %s", exc.title, exc)
-        return 2
+        if log_file is not None:  # else Python's last-resort handler would print it again
+            log.warning("%s: %s", exc.title, exc)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        from simulator.db.store import is_store_unreachable
+
+        if is_store_unreachable(exc):  # the database went away mid-command: not a bug
+            print(
+                "error: Database lost: the database stopped answering "
+                f"({type(exc).__name__}). Everything stored before is kept; try again once it "
+                "answers (simulator db status shows the embedded server).",
+                file=sys.stderr,
+            )
+            return EXIT_BUG
+        # a bug: one line for the user, the traceback in the log
+        if log_file is not None:
+            log.exception("unexpected error")
+        where = f" The details are in {log_file}." if log_file else ""
+        print(
+            f"error: Unexpected error ({type(exc).__name__}): {scrub(str(exc))}.{where} "
+            "This is a bug of the simulator; please report it.",
+            file=sys.stderr,
+        )
+        return EXIT_BUG
 
 
 async def game_conversation(store: Any, ref: str, kind: str) -> Conversation:

@@ -2,7 +2,8 @@
 
 Login asks for the user name and, masked, the password; tests them against the server (bounded by
 MONGODB_TIMEOUT_MS); and only then remembers them: the password in the operating system's keyring
-when one is available, otherwise in a file readable only by you (mode 0600). Never in ``.env``.
+when one is available; without one, only the server and user name (the password is asked each
+time, or read from DB_PASSWORD). Never in plain text, never in ``.env``.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description=(
             "Ask for a MongoDB user name and password (masked), test them against the server, "
             "and remember them for later sessions (auto-login): the password goes to the "
-            "operating system's keyring, or to a file readable only by you when there is none."
+            "operating system's keyring; without a keyring only the server and user name are "
+            "remembered and the password is asked each time (or set DB_PASSWORD)."
         ),
         epilog=LOGIN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -120,9 +122,13 @@ def cmd_login(args: argparse.Namespace) -> int:
     where = CredentialStore().save(Credentials(cluster, user, SecretStr(password)))
     if where == "keyring":
         print("Remembered: the password is in your operating system's keyring.")
+        print("Later sessions log in by themselves; 'simulator logout' forgets the login.")
     else:
-        print(f"Remembered in {where} (readable only by you).")
-    print("Later sessions log in by themselves; 'simulator logout' forgets the login.")
+        print(
+            "No keyring on this computer, so the password is not kept (never in plain text): "
+            "the server and user name are remembered, and later sessions ask for the password, "
+            "or read DB_PASSWORD from your environment or .env. 'simulator logout' forgets it."
+        )
     return 0
 
 

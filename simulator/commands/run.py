@@ -109,6 +109,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 async def _run(args: argparse.Namespace, run_spec: Any) -> int:
     from simulator.db.mongo import opened_store
+    from simulator.engine.grid import expand_grid
     from simulator.settings import load_settings
 
     console = _console()
@@ -123,10 +124,14 @@ async def _run(args: argparse.Namespace, run_spec: Any) -> int:
         if not args.yes and sys.stdin.isatty() and not _confirm(console):
             console.print("Nothing started.")
             return EXIT_OK
-        experiment = await _resolve_experiment(store, run_spec.experiment, user, store_it=True)
-        spec = spec.model_copy(update={"experiment_id": experiment.id})
         async with _runner(store, settings) as runner:
-            batch = await runner.start(experiment, spec, owner=user, prices=run_spec.prices)
+            # The models first: a batch that cannot run stores nothing (nor its experiment).
+            await runner.preflight(experiment, expand_grid(experiment, spec))
+            experiment = await _resolve_experiment(store, run_spec.experiment, user, store_it=True)
+            spec = spec.model_copy(update={"experiment_id": experiment.id})
+            batch = await runner.start(
+                experiment, spec, owner=user, prices=run_spec.prices, preflight=False
+            )
             console.print(
                 f"Batch [bold]{batch.id}[/] started: {batch.cells_total} conversations "
                 f"of {experiment.name!r}."
@@ -174,7 +179,9 @@ async def _cancel(ref: str) -> int:
         if batch.status is Status.done:
             console.print(f"Batch {batch.id} is already done; nothing to cancel.")
             return EXIT_OK
-        await BatchRunner(store, backends=None).cancel(batch.id)
+        await BatchRunner(store, backends=None).cancel(
+            batch.id, reason="cancelled with 'simulator cancel'"
+        )
     console.print(
         f"Batch {batch.id} cancelled. A process running it stops within a second; "
         f"continue it with: simulator resume {batch.id}"
@@ -237,32 +244,62 @@ async def _batches(experiment_ref: str | None) -> int:
 # --------------------------------------------------------------------------- helpers
 
 
-async def _stop_on_sigterm(main: Any) -> int:
-    """``kill PID`` (SIGTERM) stops a batch like Ctrl-C does: cancelled, resumable."""
+_running: list[str] = []  # the batch being driven, for the hint after Ctrl-C
+_runners: list[Any] = []  # the batch runners of this command, told why the run stops
+SIGNAL_REASONS = {"SIGINT": "Ctrl-C (SIGINT)", "SIGTERM": "stopped by SIGTERM (kill)"}
+
+
+async def _stop_on_signals(main: Any) -> int:
+    """Ctrl-C (SIGINT) and ``kill PID`` (SIGTERM) stop a batch the same way: its conversations
+    stop, it is stored ``interrupted`` with the signal as its reason, and the command ends with
+    the resume hint (exit code 130). A second signal stops at once."""
     import signal
 
     task = asyncio.ensure_future(main)
     loop = asyncio.get_running_loop()
+    received: list[str] = []
+
+    def on_signal(name: str) -> None:
+        received.append(name)
+        stopped = []
+        if len(received) == 1:
+            for runner in _runners:
+                stopped += runner.interrupt(SIGNAL_REASONS[name])
+        if not stopped:
+            task.cancel()
+
+    installed = []
     try:
-        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, on_signal, sig.name)
+            installed.append(sig)
     except (NotImplementedError, RuntimeError, ValueError):  # Windows, or not the main thread
+        for sig in installed:
+            loop.remove_signal_handler(sig)
         return await task
     try:
-        return await task
+        result = await task
     except asyncio.CancelledError:
         raise KeyboardInterrupt from None
     finally:
-        loop.remove_signal_handler(signal.SIGTERM)
-
-
-_running: list[str] = []  # the batch being driven, for the hint after Ctrl-C
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+    if received:
+        raise KeyboardInterrupt
+    return result
 
 
 def _interruptible(main: Any) -> int:
-    """Run ``main``; on Ctrl-C the batch is left cancelled (resumable) and we say how to resume."""
+    """Run ``main``; on Ctrl-C or SIGTERM the batch is left interrupted (resumable) and we say
+    how to resume."""
+    from simulator.engine.batch import StoreLostError
+
     _running.clear()
     try:
-        return asyncio.run(_stop_on_sigterm(main))
+        return asyncio.run(_stop_on_signals(main))
+    except StoreLostError as exc:  # not bad input: the run stopped, and resumes later
+        print(f"error: {exc.title}: {exc}", file=sys.stderr)
+        return EXIT_UNFINISHED
     except KeyboardInterrupt:
         if _running:
             print(
@@ -406,11 +443,15 @@ class _RunnerContext:
         from simulator.engine.events import EventBus
         from simulator.llm.registry import Backends
 
-        self.backends = Backends(self.settings)
-        self.runner = BatchRunner(self.store, self.backends, EventBus())
+        bus = EventBus()
+        self.backends = Backends(self.settings, on_event=bus.publish)
+        self.runner = BatchRunner(self.store, self.backends, bus)
+        _runners.append(self.runner)
         return self.runner
 
     async def __aexit__(self, *exc: object) -> None:
+        if self.runner in _runners:
+            _runners.remove(self.runner)
         await self.backends.aclose()
 
 
@@ -422,10 +463,19 @@ async def _drive(
     runner: Any, batch: Batch, experiment: Experiment, console: Any, *, resume: bool = False
 ) -> Batch:
     """Run (or resume) the batch with a progress bar and a line per finished conversation."""
+    from rich.markup import escape
+
     from simulator.db.store import ConversationFilter
     from simulator.domain.cells import conversation_number
-    from simulator.engine.events import BatchProgress, ConversationFailed, ConversationFinished
+    from simulator.engine.batch import StoreLostError
+    from simulator.engine.events import (
+        BatchProgress,
+        ConversationFailed,
+        ConversationFinished,
+        ConversationWarning,
+    )
     from simulator.engine.grid import describe_cell
+    from simulator.llm.base import LLMEvent
 
     conversations: dict[str, Conversation] = {
         c.id: c
@@ -437,37 +487,66 @@ async def _drive(
         return f"#{conversation_number(c)} {describe_cell(c.cell)}" if c else cid
 
     _running.append(batch.id)
-    with _progress(console, batch, experiment) as (progress, task):
+    warned: dict[str, int] = {}  # warning -> conversations it was recorded on
+    try:
+        with _progress(console, batch, experiment) as (progress, task):
 
-        def on_event(event: Any) -> None:
-            if isinstance(event, BatchProgress) and event.batch_id == batch.id:
-                progress.update(
-                    task,
-                    total=event.total,
-                    completed=event.done + event.failed,
-                    failed=event.failed,
-                )
-            elif isinstance(event, ConversationFinished) and event.batch_id == batch.id:
-                mark = "[green]done[/]" if event.status is Status.done else event.status.value
-                progress.console.print(f"  {mark}  {label(event.conversation_id)}")
-            elif isinstance(event, ConversationFailed) and event.batch_id == batch.id:
+            def on_event(event: Any) -> None:
+                if isinstance(event, BatchProgress) and event.batch_id == batch.id:
+                    progress.update(
+                        task,
+                        total=event.total,
+                        completed=event.done + event.failed,
+                        failed=event.failed,
+                    )
+                elif isinstance(event, ConversationFinished) and event.batch_id == batch.id:
+                    mark = "[green]done[/]" if event.status is Status.done else event.status.value
+                    progress.console.print(f"  {mark}  {label(event.conversation_id)}")
+                elif isinstance(event, ConversationFailed) and event.batch_id == batch.id:
+                    progress.console.print(
+                        f"  [red]failed[/]  {label(event.conversation_id)}: {event.error}"
+                    )
+                elif isinstance(event, ConversationWarning) and event.batch_id == batch.id:
+                    if event.warning not in warned:  # once per warning; the total comes at the end
+                        progress.console.print(
+                            f"  [yellow]warning[/]  {label(event.conversation_id)}: "
+                            + escape(event.text)
+                        )
+                    warned[event.warning] = warned.get(event.warning, 0) + 1
+                elif isinstance(event, LLMEvent) and event.kind == "retry":
+                    progress.console.print(f"  [yellow]retry[/]  {retry_line(event)}")
+
+            unsubscribe = runner.bus.subscribe(on_event)
+            try:
+                if resume:
+                    return await runner.resume(batch.id)
+                return await runner.run(batch.id)
+            except StoreLostError:
+                raise  # its message says what happened and how to resume
+            except SimulatorError:
                 progress.console.print(
-                    f"  [red]failed[/]  {label(event.conversation_id)}: {event.error}"
+                    f"Batch {batch.id} is stored but did not run; once the problem below is fixed, "
+                    f"continue it with: simulator resume {batch.id}"
                 )
-
-        unsubscribe = runner.bus.subscribe(on_event)
-        try:
-            if resume:
-                return await runner.resume(batch.id)
-            return await runner.run(batch.id)
-        except SimulatorError:
-            progress.console.print(
-                f"Batch {batch.id} is stored but did not run; once the problem below is fixed, "
-                f"continue it with: simulator resume {batch.id}"
+                raise
+            finally:
+                unsubscribe()
+    finally:  # after the progress bar, so the total is the last word before the batch's end
+        for warning, n in warned.items():
+            console.print(
+                f"[yellow]Warning[/]: {escape(warning)} on {n} conversation(s) of this run "
+                "(stored in each conversation's warnings)."
             )
-            raise
-        finally:
-            unsubscribe()
+
+
+def retry_line(event: Any) -> str:
+    """``dryrun:dryrun, Guard 1 day 1 turn 3, attempt 1: 503: ...; again in 0.4 s``."""
+    meta = event.meta
+    who = f", {meta.agent or meta.purpose} day {meta.day} turn {meta.turn}" if meta else ""
+    return (
+        f"{event.model}{who}, attempt {event.attempt}: {event.reason}; "
+        f"again in {event.delay_s:.1f} s"
+    )
 
 
 @contextmanager

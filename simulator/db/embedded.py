@@ -20,6 +20,12 @@ another program, is stale and ignored.
 
 The server runs in its own session (process group): Ctrl-C in the terminal of the TUI does not reach
 it mid-write; the app stops it on exit.
+
+Supervision (``supervise``): the app watches the server it uses. When that process dies (killed,
+crashed) while its state file still names it, the server is started again once, under the same
+lock, on the same port and the same files, so every client (in this process and in the others
+sharing it) reconnects by itself; the driver's retry of the interrupted operation then succeeds.
+A server stopped on purpose (``simulator db stop``) clears its state first and is not restarted.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -80,14 +87,23 @@ class ServerStatus:
 
 def default_data_dir(settings: Any = None) -> Path:
     """The embedded server's directory: ``SIMULATOR_DATA_DIR`` (environment or ``.env``) + mongo."""
-    configured = getattr(settings, "simulator_data_dir", None)
-    if configured:
-        path = Path(configured).expanduser() / "mongo"
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-    from simulator.paths import embedded_db_dir
+    from simulator.domain.errors import ConfigurationError
 
-    return embedded_db_dir()
+    configured = getattr(settings, "simulator_data_dir", None)
+    try:
+        if configured:
+            path = Path(configured).expanduser() / "mongo"
+            path.mkdir(parents=True, exist_ok=True)
+            return path
+        from simulator.paths import embedded_db_dir
+
+        return embedded_db_dir()
+    except OSError as exc:
+        raise ConfigurationError(
+            f"The embedded database's directory cannot be created ({exc.strerror or exc}: "
+            f"{exc.filename}). Set SIMULATOR_DATA_DIR to a writable directory.",
+            title="Invalid setting",
+        ) from None
 
 
 def server_uri(port: int, host: str = HOST) -> str:
@@ -224,7 +240,10 @@ class EmbeddedServer:
         self.port: int | None = None
         self.pid: int | None = None
         self.started_here = False  # this instance launched the process (as opposed to joining it)
+        self.restarts = 0  # times this instance started the server again after it died
         self._client_file: Path | None = None
+        self._supervisor: threading.Thread | None = None
+        self._stop_supervising = threading.Event()
 
     # ----------------------------------------------------------------- paths
 
@@ -280,8 +299,72 @@ class EmbeddedServer:
         assert self.uri is not None
         return self.uri
 
+    def supervise(self, *, interval_s: float = 0.5, restarts: int = 1) -> None:
+        """Watch the server from a daemon thread; restart it (at most ``restarts`` times) when
+        its process dies. ``stop`` ends the watch."""
+        if self._supervisor is not None or self._client_file is None:
+            return
+        self._stop_supervising.clear()
+        thread = threading.Thread(
+            target=self._watch, args=(interval_s, restarts), name="embedded-server", daemon=True
+        )
+        self._supervisor = thread
+        thread.start()
+
+    def _watch(self, interval_s: float, restarts: int) -> None:
+        while not self._stop_supervising.wait(interval_s):
+            pid = self.pid
+            if pid is None or self._client_file is None:
+                return
+            if _pid_alive(pid):
+                continue
+            if self.restarts >= restarts:
+                log.warning("embedded server pid %d died again; not restarting it", pid)
+                return
+            try:
+                restarted = self.restart_if_dead(pid)
+            except Exception:
+                log.exception("restarting the embedded server failed")
+                return
+            if restarted:
+                log.warning(
+                    "embedded server pid %d died; restarted as pid %s on port %s (same files)",
+                    pid, self.pid, self.port,
+                )  # fmt: skip
+            elif self.pid == pid:  # stopped on purpose: nothing left to watch
+                return
+
+    @property
+    def supervising(self) -> bool:
+        """The watch of ``supervise`` is on (it ends after its restarts, or on a stop)."""
+        return self._supervisor is not None and self._supervisor.is_alive()
+
+    def restart_if_dead(self, dead_pid: int) -> bool:
+        """Start the server again on the same port and files if ``dead_pid`` (the server this
+        instance used) is gone and was not stopped on purpose; True when this call did it. A
+        server restarted meanwhile by another process is adopted."""
+        with self._locked():
+            if self._client_file is None:
+                return False
+            state = self._live_state()
+            if state is not None:  # alive, or already restarted by another client
+                self.pid, self.port = state["pid"], state["port"]
+                return False
+            recorded = self._read_state()
+            if recorded is None or recorded.get("pid") != dead_pid:
+                return False  # stopped on purpose (state cleared): leave it stopped
+            requested, self.requested_port = self.requested_port, self.port or 0
+            try:
+                state = self._launch(keep_clients=True)
+            finally:
+                self.requested_port = requested
+            self.pid, self.port = state["pid"], state["port"]
+            self.restarts += 1
+            return True
+
     def stop(self) -> None:
         """Leave the server; stop it when no other live process uses it. Idempotent."""
+        self._end_supervision()
         if self._client_file is None:
             return
         atexit.unregister(self.stop)
@@ -305,6 +388,7 @@ class EmbeddedServer:
         are registered.
         """
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._end_supervision()
         with self._locked():
             state = self._live_state()
             others = [c for c in self._live_clients() if c != self._client_file]
@@ -357,6 +441,12 @@ class EmbeddedServer:
         self.stop()
 
     # ----------------------------------------------------------------- internals
+
+    def _end_supervision(self) -> None:
+        self._stop_supervising.set()
+        thread, self._supervisor = self._supervisor, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=self.start_timeout_s + 20)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -423,12 +513,14 @@ class EmbeddedServer:
         tmp.write_text(json.dumps(state, indent=2), encoding="utf-8")
         os.replace(tmp, self.state_file)
 
-    def _launch(self) -> dict[str, Any]:
-        """Start the launcher and wait until it answers ping. Called with the lock held."""
+    def _launch(self, *, keep_clients: bool = False) -> dict[str, Any]:
+        """Start the launcher and wait until it answers ping. Called with the lock held.
+        ``keep_clients``: a restart on the same port, whose clients reconnect to it."""
         self._clear_state()
-        # Registered clients used a server that is gone; they are not users of the new one.
-        for f in self._client_files():
-            f.unlink(missing_ok=True)
+        if not keep_clients:
+            # Registered clients used a server that is gone; they are not users of the new one.
+            for f in self._client_files():
+                f.unlink(missing_ok=True)
         port_file = self.data_dir / PORT_FILE
         self.db_dir.mkdir(parents=True, exist_ok=True)
         cmd = [

@@ -38,6 +38,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import (
     BulkWriteError,
     DuplicateKeyError,
+    InvalidName,
     OperationFailure,
     PyMongoError,
 )
@@ -757,13 +758,28 @@ def _host_of(uri: str) -> str:
     return rest.split("/", 1)[0].split("?", 1)[0] or uri
 
 
+def _has_credentials(uri: str) -> bool:
+    return "@" in uri.split("://", 1)[-1].split("/", 1)[0]
+
+
 async def connect_store(uri: str, db_name: str, timeout_ms: int = 5000) -> MongoStore:
     """Connect, ping within ``timeout_ms``, check the schema and create indexes.
 
     Raises DatabaseUnavailableError (naming the host, never the password) when unreachable,
-    AuthenticationError when the credentials are refused, ConfigurationError for a malformed URI.
+    AuthenticationError when the credentials are refused or the server has no authentication,
+    ConfigurationError for a malformed URI (its SRV, TLS or authentication options named) or
+    database name.
     """
+    from simulator.settings import uri_problem, uri_topic
+
     host = _host_of(redact_uri(uri))
+    problem = uri_problem(uri)
+    if problem:
+        raise ConfigurationError(
+            f"The MongoDB URI {redact_uri(uri)} is not valid: {problem}. Check MONGODB_URI "
+            "(or DB_CLUSTER_URL) in your environment or .env.",
+            title="Invalid MongoDB URI",
+        )
     try:
         client: AsyncMongoClient[Doc] = AsyncMongoClient(
             uri,
@@ -773,13 +789,22 @@ async def connect_store(uri: str, db_name: str, timeout_ms: int = 5000) -> Mongo
             connectTimeoutMS=timeout_ms,
             appname="llm-interaction-simulator",
         )
-    except (PyMongoConfigurationError, ValueError) as exc:
+    except (PyMongoConfigurationError, ValueError, TypeError, OSError) as exc:
+        # OSError: a TLS certificate or key file that cannot be read
         raise ConfigurationError(
-            f"The MongoDB URI {redact_uri(uri)} is not valid: {redact_uri(str(exc))}. "
-            "Check MONGODB_URI (or DB_CLUSTER_URL) in your environment or .env.",
+            f"The MongoDB URI {redact_uri(uri)} is not valid ({uri_topic(str(exc))}): "
+            f"{redact_uri(str(exc))}. Check MONGODB_URI (or DB_CLUSTER_URL) in your "
+            "environment or .env.",
             title="Invalid MongoDB URI",
         ) from None
-    store = MongoStore(client, db_name, uri)
+    try:
+        store = MongoStore(client, db_name, uri)
+    except InvalidName as exc:
+        await client.close()
+        raise ConfigurationError(
+            f"MONGODB_DB={db_name!r} is not a valid database name: {exc}.",
+            title="Invalid setting",
+        ) from None
     try:
         await client.admin.command("ping")
         await store.init()
@@ -790,20 +815,75 @@ async def connect_store(uri: str, db_name: str, timeout_ms: int = 5000) -> Mongo
                 f"MongoDB at {host} refused the user name or password. Check DB_USER and "
                 "DB_PASSWORD (or MONGODB_URI), or log in again."
             ) from None
+        if exc.code == 59 and _has_credentials(uri):  # CommandNotFound: no saslStart
+            raise _no_authentication(host) from None
         raise DatabaseUnavailableError(
             f"MongoDB at {host} refused a command: {redact_uri(str(exc))}"
         ) from None
+    except PyMongoConfigurationError as exc:  # found while connecting: SRV records, auth setup
+        await client.close()
+        raise ConfigurationError(
+            f"The MongoDB URI {redact_uri(uri)} cannot be used ({uri_topic(str(exc))}): "
+            f"{redact_uri(str(exc))}. Check MONGODB_URI (or DB_CLUSTER_URL) in your "
+            "environment or .env.",
+            title="Invalid MongoDB URI",
+        ) from None
     except PyMongoError as exc:
         await client.close()
+        if _tls_failure(exc):
+            raise ConfigurationError(
+                f"The TLS handshake with MongoDB at {host} failed: "
+                f"{_first_line(redact_uri(str(exc)))}. Check the TLS options of MONGODB_URI "
+                "(tls=true needs a server with TLS; tls=false one without).",
+                title="TLS problem",
+            ) from None
+        tls = ""
+        if re.search(r"[?&](tls|ssl)=true", uri, re.IGNORECASE):
+            tls = " TLS is on (tls=true): a server without TLS never answers such a client."
         raise DatabaseUnavailableError(
             f"Cannot reach MongoDB at {host} within {timeout_ms / 1000:g}s "
             f"({type(exc).__name__}). Check that the server runs and the address is right "
             "(MONGODB_URI or DB_CLUSTER_URL), or unset them to use the embedded local server."
+            f"{tls}"
+        ) from None
+    except KeyError as exc:
+        # The driver's login found no SCRAM answer: the server has no authentication (the
+        # embedded local server is such a server).
+        await client.close()
+        if _has_credentials(uri):
+            raise _no_authentication(host) from None
+        raise DatabaseUnavailableError(
+            f"MongoDB at {host} gave an answer the driver could not read ({exc!r})."
         ) from None
     except BaseException:
         await client.close()
         raise
     return store
+
+
+class NoAuthenticationError(ConfigurationError):
+    """Credentials were given to a server that has no authentication (the embedded one)."""
+
+    title = "No authentication on this server"
+
+
+def _no_authentication(host: str) -> NoAuthenticationError:
+    return NoAuthenticationError(
+        f"The server at {host} has no authentication: it does not accept a user name or "
+        "password (the embedded local server is such a server; there you are your "
+        "operating-system account). Remove the user name and password from MONGODB_URI, or "
+        "unset DB_USER/DB_PASSWORD; 'simulator login' is for servers with users, such as Atlas."
+    )
+
+
+def _tls_failure(exc: BaseException) -> bool:
+    text = str(exc)
+    return "SSL" in text or "TLS" in text or "CERTIFICATE" in text.upper()
+
+
+def _first_line(text: str) -> str:
+    """The first line of a driver message without its topology dump."""
+    return text.split("\n", 1)[0].split(", Timeout:", 1)[0].split(" (configured timeouts", 1)[0]
 
 
 # --------------------------------------------------------------------------- app wiring
@@ -831,6 +911,7 @@ async def open_store(
     except BaseException:
         await asyncio.to_thread(server.stop)
         raise
+    server.supervise()  # restarted once, on the same port, if it dies while we use it
     return store, server
 
 
@@ -856,6 +937,7 @@ async def opened_store(settings: Settings, remembered: Any = None) -> AsyncItera
 __all__ = [
     "SCHEMA_VERSION",
     "MongoStore",
+    "NoAuthenticationError",
     "close_store",
     "connect_store",
     "message_id",

@@ -233,3 +233,24 @@ class Store(Protocol):
 
     async def ping(self) -> None: ...
     async def close(self) -> None: ...
+
+
+#: The message a task is cancelled with when the database stopped answering: it then stops
+#: without trying to store anything (the write could only wait for the same dead server).
+STORE_LOST = "the database stopped answering"
+
+
+def is_store_unreachable(exc: BaseException | None) -> bool:
+    """True when ``exc`` (or what it was raised from) says the database could not be reached:
+    the server died or the network went away, as opposed to a refused or malformed operation.
+    The engine stops scheduling work at the first such failure instead of letting every
+    conversation wait out its own timeout."""
+    from pymongo.errors import ConnectionFailure
+
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, ConnectionFailure):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False

@@ -14,7 +14,17 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from simulator.domain.errors import SimulatorError
 
 
 def new_id() -> str:
@@ -32,6 +42,85 @@ class Model(BaseModel):
     """Base for every domain model: unknown fields are errors, so typos in specs are caught."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# --------------------------------------------------------------------------- bounds
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # what BSON stores and what the backends accept
+
+#: The accepted range of every number a researcher types (batch specs, experiment files, TUI
+#: forms), by field name. The same table gives the fields their bounds and the messages their
+#: wording (``bound_text``); docs/spec.md lists it (a test keeps the two equal).
+BOUNDS: dict[str, tuple[float, float]] = {
+    "total_messages": (1, 10_000),  # agent messages per conversation
+    "days": (1, 365),
+    "max_agents": (1, 100),  # per role
+    "repeats": (1, 1_000),
+    "rounds": (1, 10_000),  # games: rounds (commons) or steps (reputation)
+    "concurrency": (1, 1_000),  # conversations at once
+    "seed": (INT64_MIN, INT64_MAX),
+    "temperature": (0, 2),
+    "top_p": (0, 1),
+    "top_k": (1, 1_000),
+    "num_ctx": (256, 1_048_576),
+    "max_tokens": (1, 1_048_576),
+    "latency_ms": (0, 600_000),  # dryrun: artificial delay per call (10 minutes at most)
+    "timeout_s": (0.001, 3_600),  # per-model call timeout
+    "max_attempts": (1, 20),  # per-model attempts per call
+    "position": (-1_000_000, 1_000_000),  # a section's place among an agent's sections
+}
+#: Conversations in one batch (model sets x factor combinations x agent counts x day counts x
+#: repeats); more is almost surely a typo, and each one is a stored document before anything runs.
+MAX_CELLS = 10_000
+
+
+#: Fields of ``BOUNDS`` that take fractions; the others are whole numbers.
+FRACTIONAL = frozenset({"temperature", "top_p", "latency_ms", "timeout_s"})
+
+
+def bound_text(name: str) -> str:
+    """``from 1 to 10,000`` for a field of ``BOUNDS``."""
+    low, high = BOUNDS[name]
+    return f"from {low:,} to {high:,}"
+
+
+def bound_message(name: str, value: Any) -> str:
+    """What a researcher reads when a bounded field gets ``value``: the kind and the range."""
+    kind = "a number" if name in FRACTIONAL else "a whole number"
+    return f"must be {kind} {bound_text(name)}, not {value!r}"
+
+
+def url_problem(url: str, *, bare_host: bool = False) -> str | None:
+    """What is wrong with a server URL (``http(s)://host[:port][/path]``), or None. With
+    ``bare_host`` a ``host[:port]`` without scheme is accepted too (Ollama's own convention)."""
+    from urllib.parse import urlsplit
+
+    text = url.strip()
+    if bare_host and "://" not in text:
+        text = f"http://{text}"
+    try:
+        parts = urlsplit(text)
+        port = parts.port  # raises ValueError for a port that is not a number in range
+    except ValueError as exc:
+        return f"not a URL ({exc})"
+    if parts.scheme not in ("http", "https"):
+        return "must start with http:// or https://"
+    if not parts.hostname or any(c.isspace() for c in text):
+        return "needs a host name (e.g. http://127.0.0.1:8000/v1)"
+    del port
+    return None
+
+
+def _int_field(name: str, default: Any, **extra: Any) -> Any:
+    """A whole number within ``BOUNDS[name]``; strict: true/false and 2.0 or "2" are refused."""
+    low, high = BOUNDS[name]
+    return Field(default=default, ge=low, le=high, strict=True, **extra)
+
+
+def _float_field(name: str, default: Any) -> Any:
+    """A number within ``BOUNDS[name]`` (whole numbers too; true/false and text refused)."""
+    low, high = BOUNDS[name]
+    return Field(default=default, ge=low, le=high, strict=True, allow_inf_nan=False)
 
 
 # --------------------------------------------------------------------------- enumerations
@@ -67,7 +156,8 @@ class Status(StrEnum):
     running = "running"
     done = "done"
     failed = "failed"
-    cancelled = "cancelled"
+    cancelled = "cancelled"  # stopped on purpose: ``simulator cancel``, the TUI's cancel
+    interrupted = "interrupted"  # stopped from outside: Ctrl-C, SIGTERM, app closed, database lost
 
     @property
     def finished(self) -> bool:
@@ -114,7 +204,7 @@ class Section(Model):
     title: str = ""
     content: str = ""
     kind: SectionKind = SectionKind.shared
-    position: int = 0
+    position: int = _int_field("position", 0)
     factor: str | None = None
     variants: dict[str, str] = Field(default_factory=dict)
 
@@ -154,12 +244,35 @@ class Role(Model):
 class SamplingParams(Model):
     """Sampling parameters, sent exactly as shown. ``None`` means: not sent (provider default)."""
 
-    temperature: float | None = Field(default=0.7, ge=0, le=2)
-    top_p: float | None = Field(default=0.9, ge=0, le=1)
-    top_k: int | None = Field(default=40, ge=1)
-    num_ctx: int | None = Field(default=8192, ge=256)
-    max_tokens: int | None = Field(default=512, ge=1)
-    seed: int | None = None
+    temperature: float | None = _float_field("temperature", 0.7)
+    top_p: float | None = _float_field("top_p", 0.9)
+    top_k: int | None = _int_field("top_k", 40)
+    num_ctx: int | None = _int_field("num_ctx", 8192)
+    max_tokens: int | None = _int_field("max_tokens", 512)
+    seed: int | None = _int_field("seed", None)
+
+
+#: ``ModelRef.options`` the app reads, and their types (other keys are provider extras, kept).
+_NUMERIC_OPTIONS = {"latency_ms": False, "timeout_s": False, "max_attempts": True}  # whole?
+_TEXT_OPTIONS = ("policy", "manager_answer")
+
+
+def _check_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The options the app reads must be numbers within their bounds (or text): a typo such as
+    ``latency_ms: abc`` is refused here rather than failing the run later."""
+    for key, whole in _NUMERIC_OPTIONS.items():
+        if key not in options or options[key] is None:
+            continue
+        value = options[key]
+        low, high = BOUNDS[key]
+        number = isinstance(value, int) if whole else isinstance(value, int | float)
+        # value != value: NaN, which no comparison refuses
+        if isinstance(value, bool) or not number or value != value or not low <= value <= high:
+            raise ValueError(f"{key} {bound_message(key, value)}")
+    for key in _TEXT_OPTIONS:
+        if key in options and options[key] is not None and not isinstance(options[key], str):
+            raise ValueError(f"{key} must be text, not {options[key]!r}")
+    return options
 
 
 #: The dryrun backend's model name, and the name it had before (accepted on input only).
@@ -190,6 +303,19 @@ class ModelRef(Model):
         if v == DRYRUN_ALIAS and info.data.get("provider", Provider.dryrun) is Provider.dryrun:
             return DRYRUN_MODEL  # the old name, still read from stored data and old specs
         return v
+
+    @field_validator("options")
+    @classmethod
+    def _known_options(cls, v: dict[str, Any]) -> dict[str, Any]:
+        return _check_options(v)
+
+    @model_validator(mode="after")
+    def _valid_base_url(self) -> ModelRef:
+        if self.base_url is not None and self.base_url.strip():
+            problem = url_problem(self.base_url, bare_host=self.provider is Provider.ollama)
+            if problem:
+                raise ValueError(f"base_url {self.base_url!r}: {problem}")
+        return self
 
     @property
     def endpoint(self) -> str:
@@ -348,26 +474,33 @@ class BatchSpec(Model):
 
     experiment_id: str
     model_sets: list[ModelSet] = Field(default_factory=lambda: [ModelSet()])
-    total_messages: int = Field(default=20, ge=1)
-    days: int = Field(default=1, ge=1)
-    every_day_count: bool = False  # True: every day count 1..days; False: exactly `days`
-    max_agents: dict[str, int] = Field(default_factory=dict)  # role -> maximum count (default 1)
-    every_combination: bool = True  # False: only the maxima
+    total_messages: int = _int_field("total_messages", 20)
+    days: int = _int_field("days", 1)
+    every_day_count: StrictBool = False  # True: every day count 1..days; False: exactly `days`
+    # role -> maximum count (default 1)
+    max_agents: dict[str, int] = Field(default_factory=dict)
+    every_combination: StrictBool = True  # False: only the maxima
     factor_levels: list[dict[str, str]] | None = None  # None: all combinations of levels
     speaker_selection: SpeakerSelection = SpeakerSelection.round_robin
-    repeats: int = Field(default=1, ge=1)
-    seed: int = 0
+    repeats: int = _int_field("repeats", 1)
+    seed: int = _int_field("seed", 0)
     # Conversations at once. Each endpoint has its own, tighter limit (Backends), so this only
     # needs to be high enough to keep every endpoint of a mixed batch busy.
-    concurrency: int = Field(default=16, ge=1)
-    rounds: int | None = Field(default=None, ge=1)  # games: rounds (commons) or steps (reputation)
+    concurrency: int = _int_field("concurrency", 16)
+    rounds: int | None = _int_field("rounds", None)  # games: rounds (commons) or steps (reputation)
 
-    @field_validator("max_agents")
+    @field_validator("max_agents", mode="before")
     @classmethod
-    def _positive(cls, v: dict[str, int]) -> dict[str, int]:
+    def _within_bounds(cls, v: Any) -> Any:
+        if not isinstance(v, dict):
+            return v
+        low, high = BOUNDS["max_agents"]
         for role, n in v.items():
-            if n < 1:
-                raise ValueError(f"maximum agents for role {role!r} must be at least 1, got {n}")
+            if isinstance(n, bool) or not isinstance(n, int) or not low <= n <= high:
+                raise ValueError(
+                    f"maximum agents for role {role!r} must be a whole number "
+                    f"{bound_text('max_agents')}, not {n!r}"
+                )
         return v
 
 
@@ -423,15 +556,44 @@ class Batch(Model):
     estimate: Estimate | None = None
     cells_total: int = 0
     error: str | None = None
+    # why it stopped before the end (status interrupted or cancelled): "Ctrl-C (SIGINT)",
+    # "the database stopped answering", "cancelled by alice" ...; None while it runs or when done
+    stop_reason: str | None = None
     runner: str | None = None  # "host:pid" of the process running it (None: nobody)
     heartbeat_at: datetime | None = None  # that process's last sign of life
 
 
 class Agent(Model):
+    """A participant of a conversation, with its system prompt rendered for each day.
+
+    ``system_prompts[d - 1]`` is the prompt sent on day ``d`` (placeholders such as ``<DAY>``
+    filled in for that day); ``system_prompt`` is day 1's. Conversations stored before per-day
+    prompts existed have no ``system_prompts``: they sent ``system_prompt`` on every day, and
+    :meth:`system_prompt_for` keeps doing so, so resuming them sends what they sent before.
+    """
+
     name: str
     role: str
     model: ModelRef
     system_prompt: str = ""
+    system_prompts: list[str] = Field(default_factory=list)
+
+    def system_prompt_for(self, day: int) -> str:
+        """The system prompt this agent is (or was) sent on ``day`` (1-based)."""
+        return _for_day(self.system_prompts, day, self.system_prompt)
+
+
+def _for_day(per_day: list[str], day: int, fallback: str) -> str:
+    """``per_day[day - 1]``; ``fallback`` for conversations stored without per-day prompts."""
+    if not per_day:
+        return fallback
+    if day < 1 or day > len(per_day):
+        raise SimulatorError(
+            f"The conversation's prompts were rendered for {len(per_day)} day(s); there is no "
+            f"prompt for day {day}.",
+            title="No prompt for this day",
+        )
+    return per_day[day - 1]
 
 
 class Conversation(Model):
@@ -447,12 +609,14 @@ class Conversation(Model):
     seed: int = 0
     agents: list[Agent] = Field(default_factory=list)
     kickoff: str = ""
-    summarizer_prompt: str = ""
+    summarizer_prompt: str = ""  # day 1's (see summarizer_prompts)
+    summarizer_prompts: list[str] = Field(default_factory=list)  # day d's at [d - 1]
     manager_prompt: str = ""
     budget: int = 0  # agent messages planned
     messages_done: int = 0
     fallbacks: int = 0
     error: str | None = None
+    stop_reason: str | None = None  # why it stopped before the end (see Batch.stop_reason)
     tokens: TokenUsage = Field(default_factory=TokenUsage)
     favourite: bool = False
     created_at: datetime = Field(default_factory=utcnow)
@@ -463,6 +627,22 @@ class Conversation(Model):
     # game parameters of this run when they differ from the experiment's (a fork with changes,
     # command-line options); None: the experiment's ``game``
     game: dict[str, Any] | None = None
+    # what the run noticed about its models without failing, e.g.
+    # "system_prompt_dropped:<model>" (the server's prompt token count shows it never read the
+    # system message): stored so a reader of the data sees it
+    warnings: list[str] = Field(default_factory=list)
+
+    def summarizer_prompt_for(self, day: int) -> str:
+        """The summarizer's system prompt for the summary of ``day`` (1-based)."""
+        return _for_day(self.summarizer_prompts, day, self.summarizer_prompt)
+
+
+class Retry(Model):
+    """A failed attempt of a model call that was tried again (timeout, 429, 5xx)."""
+
+    attempt: int  # 1-based: the attempt that failed
+    reason: str  # "timeout: no answer from ... within 120 s", "429: ...", "connection: ..."
+    wait_s: float = 0.0  # the pause before the next attempt
 
 
 class Message(Model):
@@ -479,10 +659,16 @@ class Message(Model):
     content: str = ""
     raw: str | None = None
     data: dict[str, Any] | None = None  # a structured action's validated answer
-    model: ModelRef | None = None
+    model: ModelRef | None = None  # the model as configured (its params: what was asked for)
+    # the parameters of the request that produced this answer, exactly as sent (names as on the
+    # wire: Ollama's num_predict, a server's max_completion_tokens); {} when nothing was sent
+    # (dryrun); None for messages no model wrote and for messages stored before this field
+    sent_params: dict[str, Any] | None = None
+    dropped_params: list[str] = Field(default_factory=list)  # configured, refused by the server
     usage: TokenUsage = Field(default_factory=TokenUsage)
     latency_ms: float = 0.0
     attempts: int = 1
+    retries: list[Retry] = Field(default_factory=list)  # the failed attempts before the answer
     flags: list[str] = Field(default_factory=list)
     #: Provenance of a decision (a structured action): the model's answer, an answer after
     #: re-asks, or a fallback (the default the engine applied). None for other messages.

@@ -8,15 +8,31 @@ is derived from (batch id, cell index), so preparing the cells again after a cra
 at once (each model endpoint's own limit is applied by ``Backends``). A conversation that fails
 ends ``failed`` with its reason; the others go on. Which conversations a run picks up:
 
-* ``pending`` (never started), ``running`` (its process died), ``cancelled`` (a cancel stopped
-  it) and ``failed`` (a model was down; its stored messages are kept and it continues from the
-  last one): all of them, from their last stored message, so nothing is asked twice;
+* ``pending`` (never started), ``running`` (its process died), ``interrupted`` (stopped from
+  outside), ``cancelled`` (a cancel stopped it) and ``failed`` (a model was down; its stored
+  messages are kept and it continues from the last one): all of them, from their last stored
+  message, so nothing is asked twice;
 * ``done``: never.
 
-``cancel`` marks the batch cancelled in the database. A runner watches that flag (every
-``poll_s``, so a cancel typed in another process works too) and cancels its running tasks at
-once; a cancel in the same process cancels them without waiting for the poll. The model call in
-flight is abandoned (its answer was not stored, so a resume asks again); everything stored stays.
+Nothing is stored before the batch can run: ``start`` checks every model first (``preflight``),
+so a batch refused by its preflight leaves no trace.
+
+Two ways to stop, each stored with its ``stop_reason`` on the batch and its conversations:
+
+* ``cancel`` (on purpose) marks the batch ``cancelled`` in the database. A runner watches that
+  flag (every ``poll_s``, so a cancel typed in another process works too) and cancels its
+  running tasks at once; a cancel in the same process cancels them without waiting for the poll.
+* ``interrupt`` (Ctrl-C, SIGTERM, the app closing) and a cancelled ``run`` task store
+  ``interrupted``.
+
+The model call in flight is abandoned (its answer was not stored, so a resume asks again);
+everything stored stays.
+
+A dying database: the first failure to reach it (``db.store.is_store_unreachable``) stops the
+scheduling of new conversations and stops the running ones at once (their next write could only
+wait for the same dead server); the run then tries briefly to store ``interrupted`` with the
+reason and raises ``StoreLostError`` with the resume command. If the database does not answer
+in time, the next ``run``/``resume`` records the interruption when it adopts the batch.
 
 One runner per batch: ``run`` first claims the batch (``runner`` = ``host:pid/n``, and a
 ``heartbeat_at`` renewed every ``heartbeat_s``). Another runner, in this process or any other,
@@ -41,7 +57,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from simulator.db.store import ConversationFilter, Store
+from simulator.db.store import STORE_LOST, ConversationFilter, Store, is_store_unreachable
 from simulator.domain import (
     Batch,
     BatchSpec,
@@ -52,18 +68,32 @@ from simulator.domain import (
     Status,
     utcnow,
 )
-from simulator.domain.errors import NotFoundError, SimulatorError
-from simulator.engine.events import BatchProgress, ConversationFailed, EventBus
+from simulator.domain.errors import DatabaseUnavailableError, NotFoundError, SimulatorError
+from simulator.engine.events import BatchProgress, ConversationFailed, EventBus, StoreLost
 from simulator.engine.grid import Prices, estimate_cells, expand_grid
 
 log = logging.getLogger(__name__)
 
 #: Statuses a run (and a resume) continues.
-RUNNABLE = frozenset({Status.pending, Status.running, Status.cancelled, Status.failed})
+RUNNABLE = frozenset(
+    {Status.pending, Status.running, Status.interrupted, Status.cancelled, Status.failed}
+)
 PREPARE_CONCURRENCY = 8
 LEASE_S = 30.0  # a batch whose runner has not renewed its heartbeat for this long is adoptable
 HEARTBEAT_S = 5.0
+LAST_WRITE_S = 1.5  # after the database failed: how long to try to store the interruption
+
+#: Stop reasons (``Batch.stop_reason``, ``Conversation.stop_reason``).
+REASON_STOPPED = "the run was stopped (its process was interrupted or closed)"
+REASON_CANCELLED = "cancelled"
+REASON_DATABASE = STORE_LOST
+REASON_ABANDONED = (
+    "its runner {runner} stopped without finishing (killed, crashed, or lost the database)"
+)
 _RUNNER_SEQ = itertools.count(1)
+# (runner, batch) pairs running in this process: a lease held by a runner of this process that is
+# not in here is left over (its run ended without releasing it, e.g. when the database was lost).
+_RUNNING_HERE: set[tuple[str, str]] = set()
 _ID_NAMESPACE = uuid.UUID("5b7e2a3c-0d1f-4c55-9a53-7f8e1d2b6c40")
 
 ChooseSpeaker = Callable[[Conversation, list[str]], Awaitable[str]]
@@ -80,15 +110,36 @@ class _ActiveRun:
     tasks: set[asyncio.Task[Status]] = field(default_factory=set)
     cancelling: bool = False
     lease_lost: bool = False
+    stop_status: Status = Status.interrupted
+    stop_reason: str = REASON_STOPPED
+    store_error: BaseException | None = None  # the first failure to reach the database
+    interruption_stored: bool = False  # after that failure, the database answered again
 
-    def cancel_all(self) -> None:
+    def stop(self, status: Status, reason: str, message: str | None = None) -> None:
+        """Stop every conversation; the first reason given is the one stored. ``message`` goes
+        with the tasks' cancellation (``STORE_LOST``: do not try to store anything)."""
+        if not self.cancelling:
+            self.stop_status, self.stop_reason = status, reason
+        self.cancel_all(message)
+
+    def cancel_all(self, message: str | None = None) -> None:
         self.cancelling = True
         for task in self.tasks:
-            task.cancel()
+            task.cancel(message)
 
 
 class BatchInUseError(SimulatorError):
     """Another live runner holds the batch."""
+
+
+class StoreLostError(DatabaseUnavailableError):
+    """The database stopped answering during a run: the run stopped, the batch is resumable."""
+
+    title = "Database lost"
+
+    def __init__(self, message: str, batch_id: str) -> None:
+        super().__init__(message)
+        self.batch_id = batch_id
 
 
 class BatchRunner:
@@ -112,16 +163,26 @@ class BatchRunner:
         self.heartbeat_s = heartbeat_s
         self.runner_id = f"{socket.gethostname()}:{os.getpid()}/{next(_RUNNER_SEQ)}"
         self._active: dict[str, _ActiveRun] = {}
+        self._checked: set[str] = set()  # batches whose models this runner checked at start
 
     # ------------------------------------------------------------------ creating
 
     async def start(
-        self, experiment: Experiment, spec: BatchSpec, owner: str = "", prices: Prices | None = None
+        self,
+        experiment: Experiment,
+        spec: BatchSpec,
+        owner: str = "",
+        prices: Prices | None = None,
+        *,
+        preflight: bool = True,
     ) -> Batch:
-        """Store the batch and a pending conversation for each cell; nothing runs yet."""
+        """Store the batch and a pending conversation for each cell; nothing runs yet. The
+        models are checked first (``preflight``; False: the caller just did)."""
         if spec.experiment_id != experiment.id:
             spec = spec.model_copy(update={"experiment_id": experiment.id})
         cells = expand_grid(experiment, spec)
+        if preflight:
+            await self.preflight(experiment, cells)  # nothing is stored for a batch that cannot run
         batch = Batch(
             experiment_id=experiment.id,
             experiment_version=experiment.version,
@@ -132,7 +193,24 @@ class BatchRunner:
         )
         batch = await self.store.batches.create(batch)
         await self._prepare(batch, experiment, cells, existing=set())
+        self._checked.add(batch.id)
         return batch
+
+    async def preflight(self, experiment: Experiment, cells: list[GridCell]) -> None:
+        """Check (and for Ollama, pull) every model the cells use; raises the backend's
+        SimulatorError (server down, model unknown) before anything is stored."""
+        refs: dict[str, ModelRef] = {}
+        for cell in cells:
+            ms = cell.models
+            per_role = [ms.for_role(r.name) for r in experiment.roles]
+            for ref in (ms.default, *per_role, ms.summarizer_model, ms.manager_model):
+                refs.setdefault(ref.model_dump_json(), ref)
+        await self._ensure(list(refs.values()))
+
+    async def _ensure(self, refs: list[ModelRef]) -> None:
+        ensure = getattr(self.backends, "ensure_available", None)
+        if ensure is not None and refs:
+            await ensure(refs)
 
     async def _prepare(
         self, batch: Batch, experiment: Experiment, cells: list[GridCell], existing: set[str]
@@ -176,23 +254,40 @@ class BatchRunner:
             raise NotFoundError(
                 f"The experiment of batch {batch_id} ({batch.experiment_id}) no longer exists."
             )
-        await self._claim(batch_id)
+        previous = await self._claim(batch_id)
+        _RUNNING_HERE.add((self.runner_id, batch_id))
+        lost: _ActiveRun | None = None
         try:
-            await self._run_claimed(batch, experiment, choose_speaker)
+            await self._record_abandoned(previous)
+            lost = await self._run_claimed(batch, experiment, choose_speaker)
+        except Exception as exc:
+            if not is_store_unreachable(exc):
+                raise
+            lost = _ActiveRun(batch_id, store_error=exc)  # before any conversation started
         finally:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self._release(batch_id))
+            # Without a database the lease cannot be released: it goes stale by itself (and a
+            # runner of this machine sees at once that this process is gone).
+            _RUNNING_HERE.discard((self.runner_id, batch_id))
+            if lost is None or lost.interruption_stored:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self._release(batch_id))
+        if lost is not None:
+            raise self._lost_error(batch, lost)
         return await self.get(batch_id)
 
     async def _run_claimed(
         self, batch: Batch, experiment: Experiment, choose_speaker: ChooseSpeaker | None
-    ) -> None:
+    ) -> _ActiveRun | None:
+        """Run the claimed batch; returns the run when the database was lost (else None)."""
         batch_id = batch.id
         conversations = await self._conversations(batch_id)
         cells = expand_grid(experiment, batch.spec)
         if await self._prepare(batch, experiment, cells, {c.id for c in conversations}):
             conversations = await self._conversations(batch_id)
         todo = [c for c in conversations if c.status in RUNNABLE]
+        new_run = getattr(self.backends, "new_run", None)
+        if new_run is not None:  # each run checks again that its servers read system prompts
+            new_run()
         await self._ensure_models(batch, todo)
         counts = _Counts(
             total=len(conversations),
@@ -200,7 +295,7 @@ class BatchRunner:
             failed=0,  # failed ones run again: counted when they end
         )
         await self.store.batches.set_fields(
-            batch_id, status=Status.running, error=None, finished_at=None
+            batch_id, status=Status.running, error=None, stop_reason=None, finished_at=None
         )
         await self._progress(batch_id, counts)
         active = self._active[batch_id] = _ActiveRun(batch_id)
@@ -217,17 +312,26 @@ class BatchRunner:
                 await asyncio.gather(*active.tasks, return_exceptions=True)
         except asyncio.CancelledError:
             # This run itself was cancelled (Ctrl-C, app exit): stop the conversations, keep
-            # every stored message, and leave the batch resumable.
-            active.cancel_all()
+            # every stored message, and leave the batch resumable, stored as interrupted.
+            active.stop(Status.interrupted, REASON_STOPPED)
             await asyncio.gather(*active.tasks, return_exceptions=True)
             with contextlib.suppress(Exception):
-                await asyncio.shield(self._finish(batch_id, counts, interrupted=True))
+                await asyncio.shield(self._finish(batch_id, counts, active))
             raise
         finally:
             watcher.cancel()
             self._active.pop(batch_id, None)
+        if active.store_error is not None:
+            with contextlib.suppress(Exception):  # the database may answer again meanwhile
+                await asyncio.wait_for(self._store_interruption(active), LAST_WRITE_S)
+                active.interruption_stored = True
+            return active
         if not active.lease_lost:  # else another runner has the batch: its state is theirs
-            await self._finish(batch_id, counts, interrupted=active.cancelling)
+            # shielded: an app closing right after ``interrupt`` must not cut this write short
+            await asyncio.shield(
+                self._finish(batch_id, counts, active if active.cancelling else None)
+            )
+        return None
 
     async def resume(self, batch_id: str, choose_speaker: ChooseSpeaker | None = None) -> Batch:
         """Continue a batch: create missing cells, run unfinished conversations from their last
@@ -237,17 +341,28 @@ class BatchRunner:
             return batch
         return await self.run(batch_id, choose_speaker)
 
-    async def cancel(self, batch_id: str) -> Batch:
+    async def cancel(self, batch_id: str, reason: str = REASON_CANCELLED) -> Batch:
         """Mark the batch cancelled and stop its running conversations (here at once, in another
         process within ``poll_s``). ``resume`` continues it later."""
         batch = await self.get(batch_id)
         if batch.status is Status.done:
             return batch
-        await self.store.batches.set_fields(batch_id, status=Status.cancelled)
+        await self.store.batches.set_fields(batch_id, status=Status.cancelled, stop_reason=reason)
         active = self._active.get(batch_id)
         if active is not None:
-            active.cancel_all()
-        return batch.model_copy(update={"status": Status.cancelled})
+            active.stop(Status.cancelled, reason)
+        return batch.model_copy(update={"status": Status.cancelled, "stop_reason": reason})
+
+    def interrupt(self, reason: str, batch_id: str | None = None) -> list[str]:
+        """Stop the batches this runner is running (or only ``batch_id``) as ``interrupted``
+        with ``reason`` ("Ctrl-C (SIGINT)", "the app was closed"); returns their ids. Their
+        ``run`` calls end as soon as the conversations have stored their state."""
+        stopped = []
+        for active in list(self._active.values()):
+            if batch_id is None or active.batch_id == batch_id:
+                active.stop(Status.interrupted, reason)
+                stopped.append(active.batch_id)
+        return stopped
 
     async def progress(self, batch_id: str) -> BatchProgress:
         """The batch's counts as stored: conversations done, failed, and in all."""
@@ -296,11 +411,17 @@ class BatchRunner:
                 )
                 status = ended.status
             except asyncio.CancelledError:
-                await self._mark(conv.id, Status.cancelled, None)
+                if active.store_error is None:
+                    reason = active.stop_reason if active.cancelling else REASON_STOPPED
+                    status = active.stop_status if active.cancelling else Status.interrupted
+                    await self._mark(conv.id, status, None, stop_reason=reason)
                 if not active.cancelling:
                     raise
-                return Status.cancelled
+                return active.stop_status
             except Exception as exc:  # one conversation's failure never stops the others
+                if is_store_unreachable(exc):
+                    await self._store_lost(active, exc)
+                    return Status.interrupted
                 reason = _reason(exc)
                 log.warning("conversation %s failed: %s", conv.id, reason, exc_info=exc)
                 await self._mark(conv.id, Status.failed, reason)
@@ -313,12 +434,53 @@ class BatchRunner:
         await self._progress(active.batch_id, counts)
         return status
 
+    async def _store_lost(self, active: _ActiveRun, exc: BaseException) -> None:
+        """The first failure to reach the database: schedule nothing more, stop what runs."""
+        if active.store_error is not None:
+            return
+        active.store_error = exc
+        log.warning("batch %s: the database stopped answering (%s); stopping", active.batch_id,
+                    _reason(exc))  # fmt: skip
+        active.stop(Status.interrupted, REASON_DATABASE, STORE_LOST)
+        await self._publish(StoreLost(active.batch_id, _reason(exc)))
+
+    async def _store_interruption(self, active: _ActiveRun) -> None:
+        """Record a lost run as interrupted (when the database answers again in time)."""
+        fields = {"status": Status.interrupted, "stop_reason": active.stop_reason}
+        await self.store.batches.set_fields(active.batch_id, **fields)
+        for conv in await self._conversations(active.batch_id):
+            if conv.status is Status.running:
+                await self.store.conversations.set_fields(conv.id, **fields)
+
+    async def _record_abandoned(self, previous: Batch) -> None:
+        """A batch adopted from a runner that is gone (killed, crashed, or cut off from the
+        database) is recorded as interrupted, with that reason, before it runs again."""
+        if previous.status is not Status.running or previous.runner in (None, self.runner_id):
+            return
+        reason = REASON_ABANDONED.format(runner=previous.runner)
+        fields = {"status": Status.interrupted, "stop_reason": reason}
+        await self.store.batches.set_fields(previous.id, **fields)
+        for conv in await self._conversations(previous.id):
+            if conv.status is Status.running:
+                await self.store.conversations.set_fields(conv.id, **fields)
+
+    def _lost_error(self, batch: Batch, active: _ActiveRun) -> StoreLostError:
+        short = batch.id
+        cause = _first_line(_reason(active.store_error)) if active.store_error else ""
+        return StoreLostError(
+            f"The database stopped answering while batch {short} ran ({cause}). No "
+            "conversation was started after that; the ones running were stopped, and every "
+            "message stored before is kept. Once the database answers again, continue with: "
+            f"simulator resume {short}",
+            batch.id,
+        )
+
     async def _ensure_models(self, batch: Batch, todo: list[Conversation]) -> None:
         """Check (and for Ollama, pull) every model the remaining conversations use, once, before
-        any runs: an unreachable server or a misspelt model fails the batch at once with the
-        reason instead of failing every conversation. The batch stays resumable."""
-        ensure = getattr(self.backends, "ensure_available", None)
-        if ensure is None or not todo:
+        any runs: an unreachable server or a misspelt model stops the run at once with the
+        reason instead of failing every conversation. The batch stays as it was (resumable)."""
+        if not todo or batch.id in self._checked:
+            self._checked.discard(batch.id)  # checked by start() just now: once is enough
             return
         refs: dict[str, ModelRef] = {}
         for conv in todo:
@@ -327,19 +489,27 @@ class BatchRunner:
                 refs.setdefault(ref.model_dump_json(), ref)
             for agent in conv.agents:
                 refs.setdefault(agent.model.model_dump_json(), agent.model)
-        try:
-            await ensure(list(refs.values()))
-        except SimulatorError as exc:
-            await self.store.batches.set_fields(
-                batch.id, status=Status.failed, error=_reason(exc), finished_at=utcnow()
-            )
-            raise
+        await self._ensure(list(refs.values()))
 
-    async def _mark(self, conversation_id: str, status: Status, error: str | None) -> None:
+    async def _mark(
+        self,
+        conversation_id: str,
+        status: Status,
+        error: str | None,
+        *,
+        stop_reason: str | None = None,
+    ) -> None:
         with contextlib.suppress(Exception):
             await asyncio.shield(
-                self.store.conversations.set_fields(
-                    conversation_id, status=status, error=error, finished_at=utcnow()
+                asyncio.wait_for(
+                    self.store.conversations.set_fields(
+                        conversation_id,
+                        status=status,
+                        error=error,
+                        stop_reason=stop_reason,
+                        finished_at=utcnow(),
+                    ),
+                    LAST_WRITE_S * 2,
                 )
             )
 
@@ -372,17 +542,24 @@ class BatchRunner:
                 continue
             if batch is not None and batch.status is Status.cancelled:
                 log.info("batch %s was cancelled; stopping its conversations", active.batch_id)
-                active.cancel_all()
+                active.stop(Status.cancelled, batch.stop_reason or REASON_CANCELLED)
 
     # ------------------------------------------------------------------ the lease
 
-    async def _claim(self, batch_id: str) -> None:
+    async def _claim(self, batch_id: str) -> Batch:
+        """Take the batch's lease; returns the batch as it was before (who ran it, how)."""
         now = utcnow()
+        before: list[Batch] = []
+
+        def free(b: Batch) -> bool:
+            before[:] = [b]
+            return self._may_take(b, now)
+
         claimed = await self.store.batches.update_if(
-            batch_id, lambda b: self._may_take(b, now), runner=self.runner_id, heartbeat_at=now
+            batch_id, free, runner=self.runner_id, heartbeat_at=now
         )
         if claimed is not None:
-            return
+            return before[0] if before else claimed
         holder = await self.get(batch_id)
         age = "" if holder.heartbeat_at is None else f", last seen {_ago(holder.heartbeat_at)}"
         raise BatchInUseError(
@@ -402,7 +579,9 @@ class BatchRunner:
             return True
         host, _, rest = batch.runner.partition(":")
         pid = rest.split("/", 1)[0]
-        if host == socket.gethostname() and pid.isdigit() and int(pid) != os.getpid():
+        if host == socket.gethostname() and pid.isdigit():
+            if int(pid) == os.getpid():
+                return (batch.runner, batch.id) not in _RUNNING_HERE
             return not _process_alive(int(pid))
         return False
 
@@ -411,14 +590,20 @@ class BatchRunner:
             batch_id, lambda b: b.runner == self.runner_id, runner=None, heartbeat_at=None
         )
 
-    async def _finish(self, batch_id: str, counts: _Counts, *, interrupted: bool) -> Batch:
+    async def _finish(
+        self, batch_id: str, counts: _Counts, stopped: _ActiveRun | None = None
+    ) -> Batch:
         conversations = await self._conversations(batch_id)
         done = sum(c.status is Status.done for c in conversations)
         failed = sum(c.status is Status.failed for c in conversations)
         counts.done, counts.failed, counts.total = done, failed, len(conversations)
         fields: dict[str, Any]
-        if interrupted:
-            fields = {"status": Status.cancelled, "finished_at": None}
+        if stopped is not None:
+            fields = {
+                "status": stopped.stop_status,
+                "stop_reason": stopped.stop_reason,
+                "finished_at": None,
+            }
         elif done == len(conversations):
             fields = {"status": Status.done, "finished_at": utcnow(), "error": None}
         elif failed:
@@ -429,7 +614,11 @@ class BatchRunner:
                 "resume the batch to retry them.",
             }
         else:  # something stopped conversations without failing them: leave it resumable
-            fields = {"status": Status.cancelled, "finished_at": None}
+            fields = {
+                "status": Status.interrupted,
+                "stop_reason": "some conversations stopped before the end",
+                "finished_at": None,
+            }
         await self.store.batches.set_fields(batch_id, **fields)
         await self._progress(batch_id, counts)
         return await self.get(batch_id)
@@ -467,7 +656,19 @@ def _ago(when: datetime) -> str:
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, SimulatorError):
         return f"{exc.title}: {exc}"
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    text = _first_line(str(exc))
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-__all__ = ["RUNNABLE", "BatchInUseError", "BatchRunner", "conversation_id_for"]
+def _first_line(text: str) -> str:
+    """A driver message without pymongo's topology dump (a long second half)."""
+    return text.split("\n", 1)[0].split(", Timeout:", 1)[0].split(" (configured timeouts", 1)[0]
+
+
+__all__ = [
+    "RUNNABLE",
+    "BatchInUseError",
+    "BatchRunner",
+    "StoreLostError",
+    "conversation_id_for",
+]

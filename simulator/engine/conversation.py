@@ -1,17 +1,20 @@
 """Preparing a conversation (its agents and rendered prompts) and running or resuming it.
 
 ``prepare_conversation`` freezes everything a run needs into the stored conversation: agent names,
-each agent's rendered system prompt and model, the kickoff, the summarizer and manager prompts,
-the seed and the budget. ``run_conversation`` plays it through the kind's scenario runner and the
-journal; called again on an unfinished conversation it resumes where the stored messages end.
+each agent's system prompt rendered for every day and its model, the kickoff, the summarizer's
+prompt for every day, the manager's prompt, the seed and the budget. ``run_conversation`` plays it
+through the kind's scenario runner and the journal; called again on an unfinished conversation it
+resumes where the stored messages end.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
+from simulator.db.store import STORE_LOST, is_store_unreachable
 from simulator.domain import (
     Agent,
     Conversation,
@@ -29,6 +32,9 @@ from simulator.engine.kinds import runner_for
 from simulator.engine.speakers import ChooseSpeaker
 
 log = logging.getLogger(__name__)
+
+STOPPED = "stopped before the end"  # a cancelled task's reason, until a batch runner says more
+QUIET_WRITE_S = 1.5  # how long a stopping conversation waits to store its end
 
 MANAGER_PROMPT = (
     "You moderate a conversation among {participants}. You do not take part in it. After each "
@@ -101,23 +107,37 @@ def build_conversation(
     if experiment.kind is ExperimentKind.dialogue:
         day_budgets(cell.total_messages, cell.days)  # raises a SpecError the user can act on
     factors = dict(cell.factors)
-    agents = [
-        Agent(
-            name=name,
-            role=role,
-            model=cell.models.for_role(role),
-            system_prompt=render_system_prompt(
+    agents: list[Agent] = []
+    for name, role in agent_names(experiment.roles, counts):
+        # every day's prompt, rendered now: what each day sends is fixed (and stored) before
+        # the first call, so a resumed day sends exactly what it sent before the interruption
+        prompts = per_day(
+            lambda day, name=name, role=role: render_system_prompt(  # type: ignore[misc]
                 experiment,
                 experiment.role(role),
                 counts,
                 name=name,
                 factors=factors,
-                day=1,
+                day=day,
                 days=cell.days,
             ),
+            cell.days,
         )
-        for name, role in agent_names(experiment.roles, counts)
-    ]
+        agents.append(
+            Agent(
+                name=name,
+                role=role,
+                model=cell.models.for_role(role),
+                system_prompt=prompts[0],
+                system_prompts=prompts,
+            )
+        )
+    summarizer_prompts = per_day(
+        lambda day: render_summarizer_prompt(
+            experiment, counts, factors=factors, day=day, days=cell.days
+        ),
+        cell.days,
+    )
     return Conversation(
         id=conversation_id or new_id(),
         experiment_id=experiment.id,
@@ -131,12 +151,23 @@ def build_conversation(
         seed=cell.seed,
         agents=agents,
         kickoff=render_starting_message(experiment, counts, factors=factors, day=1, days=cell.days),
-        summarizer_prompt=render_summarizer_prompt(
-            experiment, counts, factors=factors, day=1, days=cell.days
-        ),
+        summarizer_prompt=summarizer_prompts[0],
+        summarizer_prompts=summarizer_prompts,
         manager_prompt=manager_prompt(agents),
         budget=cell.total_messages,
     )
+
+
+def per_day(render: Callable[[int], str], days: int) -> list[str]:
+    """``[render(1), ..., render(days)]``, rendering twice only when day 2 reads like day 1: the
+    day reaches a prompt only through ``<DAY>``, so a prompt equal on two days is equal on all."""
+    first = render(1)
+    if days == 1:
+        return [first]
+    second = render(2)
+    if second == first:
+        return [first] * days
+    return [first, second, *(render(day) for day in range(3, days + 1))]
 
 
 async def run_conversation(
@@ -151,7 +182,9 @@ async def run_conversation(
 
     A done conversation is returned as is. Failures of the models, the prompts or the stored data
     end the run with status ``failed`` and a readable ``error`` (every message stored so far is
-    kept, and running it again resumes from there). Cancelling the task stores ``cancelled``.
+    kept, and running it again resumes from there). Cancelling the task stores ``interrupted``
+    (a batch runner then records why). When the database itself stops answering, nothing more
+    is written: the failure is raised for the caller (``db.store.is_store_unreachable``).
     """
     conversation = await store.conversations.get(conversation_id)
     if conversation is None:
@@ -175,13 +208,17 @@ async def run_conversation(
     journal.choose_speaker = choose_speaker
     try:
         await runner(store, backends, journal.conversation, experiment, journal, bus)
-    except asyncio.CancelledError:
-        await _finish_quietly(journal, Status.cancelled, "cancelled before the end")
+    except asyncio.CancelledError as exc:
+        if STORE_LOST not in exc.args:
+            await _finish_quietly(journal, Status.interrupted, None, stop_reason=STOPPED)
         raise
-    except SimulatorError as exc:
-        log.warning("conversation %s failed: %s: %s", conversation_id, exc.title, exc)
-        return await _finish_quietly(journal, Status.failed, f"{exc.title}: {exc}")
-    except Exception as exc:  # a bug: keep the data, say what happened, log the traceback
+    except Exception as exc:
+        if is_store_unreachable(exc):
+            raise  # the database is gone: writing the failure would only wait for it again
+        if isinstance(exc, SimulatorError):
+            log.warning("conversation %s failed: %s: %s", conversation_id, exc.title, exc)
+            return await _finish_quietly(journal, Status.failed, f"{exc.title}: {exc}")
+        # a bug: keep the data, say what happened, log the traceback
         log.exception("conversation %s failed unexpectedly", conversation_id)
         return await _finish_quietly(
             journal, Status.failed, f"Unexpected error ({type(exc).__name__}): {exc}"
@@ -189,12 +226,20 @@ async def run_conversation(
     return await journal.finish(Status.done)
 
 
-async def _finish_quietly(journal: Journal, status: Status, error: str) -> Conversation:
+async def _finish_quietly(
+    journal: Journal, status: Status, error: str | None, *, stop_reason: str | None = None
+) -> Conversation:
+    """Store the end, waiting at most ``QUIET_WRITE_S`` (a dying database must not hold a
+    stopping run); on failure the stored status stays ``running`` and a resume continues it."""
     try:
-        return await journal.finish(status, error)
+        return await asyncio.wait_for(
+            journal.finish(status, error, stop_reason=stop_reason), QUIET_WRITE_S
+        )
     except Exception:
-        log.exception("could not store the end of conversation %s", journal.conversation.id)
-        return journal.conversation.model_copy(update={"status": status, "error": error})
+        log.warning("could not store the end of conversation %s", journal.conversation.id)
+        return journal.conversation.model_copy(
+            update={"status": status, "error": error, "stop_reason": stop_reason}
+        )
 
 
 __all__ = ["build_conversation", "manager_prompt", "prepare_conversation", "run_conversation"]

@@ -59,11 +59,30 @@ class ConversationFailed:
 
 
 @dataclass(frozen=True)
+class ConversationWarning:
+    """The run found something wrong that does not stop it, stored in ``Conversation.warnings``
+    (published once per conversation and warning)."""
+
+    conversation_id: str
+    batch_id: str | None
+    warning: str  # e.g. "system_prompt_dropped:<model>"
+    text: str  # the warning as a sentence for people
+
+
+@dataclass(frozen=True)
 class BatchProgress:
     batch_id: str
     done: int
     failed: int
     total: int
+
+
+@dataclass(frozen=True)
+class StoreLost:
+    """The database stopped answering during a batch: no conversation starts after this."""
+
+    batch_id: str
+    error: str
 
 
 @dataclass(frozen=True)
@@ -83,7 +102,9 @@ Event = (
     | DayEnded
     | ConversationFinished
     | ConversationFailed
+    | ConversationWarning
     | BatchProgress
+    | StoreLost
     | SpeakerChoiceNeeded
 )
 Subscriber = Callable[[Any], Awaitable[None] | None]
@@ -151,10 +172,12 @@ __all__ = [
     "ConversationFailed",
     "ConversationFinished",
     "ConversationStarted",
+    "ConversationWarning",
     "DayEnded",
     "Event",
     "EventBus",
     "MessageStored",
     "SpeakerChoiceNeeded",
+    "StoreLost",
     "Subscriber",
 ]

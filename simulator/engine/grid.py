@@ -28,6 +28,7 @@ import functools
 import importlib
 import itertools
 import json
+import math
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
@@ -48,6 +49,7 @@ from simulator.domain import (
 )
 from simulator.domain.cells import repeat_number
 from simulator.domain.errors import SpecError
+from simulator.domain.models import MAX_CELLS
 from simulator.engine.budget import day_budgets
 from simulator.engine.rng import derive_seed
 
@@ -131,6 +133,63 @@ def factor_combinations(experiment: Experiment, spec: BatchSpec) -> list[dict[st
     return out
 
 
+def count_factor_combinations(experiment: Experiment, spec: BatchSpec) -> int:
+    """How many factor combinations ``factor_combinations`` gives, without listing them when
+    there are many (then an upper bound, which is all the grid-size cap needs)."""
+    levels = [len(f.levels) for f in experiment.factors]
+    if spec.factor_levels is None:
+        return math.prod(levels)
+    bound = 0
+    for listed in spec.factor_levels:
+        omitted = [
+            n for f, n in zip(experiment.factors, levels, strict=True) if f.name not in listed
+        ]
+        bound += math.prod(omitted)
+    if bound > MAX_CELLS:
+        return bound
+    return len(factor_combinations(experiment, spec))
+
+
+@dataclass(frozen=True)
+class GridSize:
+    """A grid's size, computed by multiplication (nothing is expanded)."""
+
+    cells: int
+    parts: tuple[tuple[int, str], ...]  # (count, what) per dimension
+
+    @property
+    def words(self) -> str:
+        """``1 model set x 2 agent counts x 1 day count x 3 repeats``."""
+        return " x ".join(f"{n:,} {label}{'s' if n != 1 else ''}" for n, label in self.parts)
+
+
+def grid_size(experiment: Experiment, spec: BatchSpec) -> GridSize:
+    """How many cells ``expand_grid`` would make: model sets x factor combinations x agent
+    counts x day counts x repeats, multiplied (cheap for any spec, however large)."""
+    maxima = _maxima(experiment, spec)
+    counts = math.prod(maxima.values()) if spec.every_combination else 1
+    parts = (
+        (len(spec.model_sets), "model set"),
+        (count_factor_combinations(experiment, spec), "factor combination"),
+        (counts, "agent count"),
+        (spec.days if spec.every_day_count else 1, "day count"),
+        (spec.repeats, "repeat"),
+    )
+    return GridSize(math.prod(n for n, _ in parts), parts)
+
+
+def check_grid_size(experiment: Experiment, spec: BatchSpec, max_cells: int = MAX_CELLS) -> int:
+    """The number of cells; SpecError when it is above ``max_cells`` (default ``MAX_CELLS``)."""
+    size = grid_size(experiment, spec)
+    if size.cells > max_cells:
+        raise SpecError(
+            f"batch: {size.cells:,} conversations ({size.words}): at most {max_cells:,} in one "
+            "batch; lower the maxima of agents, the day counts, the factor levels, the models "
+            "or the repeats"
+        )
+    return size.cells
+
+
 def seed_path(cell: GridCell) -> str:
     """A canonical text naming the cell's content (not its position), its repeat included: the
     seed's derivation path. (The cell a table groups by is ``simulator.domain.cells.cell_key``.)"""
@@ -139,12 +198,15 @@ def seed_path(cell: GridCell) -> str:
 
 
 def expand_grid(experiment: Experiment, spec: BatchSpec) -> list[GridCell]:
-    """The batch's cells, in a stable order: model set, factor levels, counts, days, repeat."""
+    """The batch's cells, in a stable order: model set, factor levels, counts, days, repeat.
+
+    Refuses (SpecError) a grid of more than ``MAX_CELLS`` cells before expanding anything."""
     if spec.days > spec.total_messages and experiment.kind is ExperimentKind.dialogue:
         raise SpecError(
             f"batch.days: at most total_messages ({spec.total_messages}): every day needs at "
             "least one message"
         )
+    check_grid_size(experiment, spec)
     cells: list[GridCell] = []
     for models, levels, counts, days, repeat in itertools.product(
         spec.model_sets,
@@ -578,7 +640,10 @@ def describe_cell(cell: GridCell) -> str:
 
 
 __all__ = [
+    "GridSize",
+    "check_grid_size",
     "count_combinations",
+    "count_factor_combinations",
     "day_budgets",
     "day_counts",
     "describe_cell",
@@ -586,6 +651,7 @@ __all__ = [
     "estimate_cells",
     "expand_grid",
     "factor_combinations",
+    "grid_size",
     "register_call_estimator",
     "seed_path",
 ]

@@ -49,14 +49,17 @@ from simulator.domain import (
     utcnow,
 )
 from simulator.domain.errors import SimulatorError
+from simulator.domain.models import Retry
 from simulator.engine.events import (
     ConversationFailed,
     ConversationFinished,
     ConversationStarted,
+    ConversationWarning,
     EventBus,
     MessageStored,
 )
 from simulator.llm.base import ChatMessage, ChatRequest, ChatResult
+from simulator.llm.system_check import describe
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +76,8 @@ EMPTY = "empty"
 REASKED = "reasked"
 
 #: Prefix of the flags naming sampling parameters the server refused, so the call went without
-#: them (``dropped:seed``): what ran is what is stored.
+#: them (``dropped:seed``): what ran is what is stored. The message also lists them in
+#: ``dropped_params``, beside ``sent_params`` (the parameters of the request as sent).
 DROPPED = "dropped:"
 
 #: Kinds that count as agent messages (the budget, ``Conversation.messages_done``).
@@ -119,6 +123,7 @@ class Journal:
         self._tokens = TokenUsage()
         self._done = 0
         self._fallbacks = 0
+        self._models: dict[tuple[str, str], ModelRef] = {}  # models this run called
         for m in stored:
             self._count(m)
         self._last_progress = time.monotonic()
@@ -207,7 +212,7 @@ class Journal:
 
     async def call(self, request: ChatRequest) -> ChatResult:
         """A model call whose answer the caller stores itself (with ``record``)."""
-        return await self.backends.chat(request)
+        return await self._ask(request)
 
     async def chat(
         self,
@@ -229,7 +234,7 @@ class Journal:
         stored = self._replay(kind, speaker)
         if stored is not None:
             return stored
-        result = await self.backends.chat(request)
+        result = await self._ask(request)
         results = [result]
         content = _clean(result.text, clean)
         flags: list[str] = []
@@ -245,7 +250,7 @@ class Journal:
                     else EMPTY_REASK.format(speaker=speaker),
                 ),
             )
-            result = await self.backends.chat(reask)
+            result = await self._ask(reask)
             results.append(result)
             content = _clean(result.text, clean)
             flags.append(REASKED)
@@ -301,7 +306,7 @@ class Journal:
         answer: B | None = None
         errors: list[str] = []
         for _ in range(max_reasks + 1):
-            result = await self.backends.chat(attempt_request)
+            result = await self._ask(attempt_request)
             results.append(result)
             try:
                 answer = schema.model_validate(parse_json_object(result.text))
@@ -396,6 +401,35 @@ class Journal:
         )
         return await self._append(message)
 
+    async def _ask(self, request: ChatRequest) -> ChatResult:
+        """Every model call of the conversation goes through here (``chat``, ``action``,
+        ``call``): after the answer, what the backends found wrong with the model's server
+        (a dropped system message) is recorded on the conversation."""
+        result = await self.backends.chat(request)
+        self._models[(request.model.endpoint, request.model.model)] = request.model
+        await self._note_warnings([request.model])
+        return result
+
+    async def _note_warnings(self, models: list[ModelRef]) -> None:
+        warnings_for = getattr(self.backends, "warnings_for", None)
+        if warnings_for is None:
+            return
+        known = self.conversation.warnings
+        new = [w for ref in models for w in warnings_for(ref) if w not in known]
+        new = list(dict.fromkeys(new))
+        if not new:
+            return
+        warnings = [*known, *new]
+        await self.store.conversations.set_fields(self.conversation.id, warnings=warnings)
+        self.conversation = self.conversation.model_copy(update={"warnings": warnings})
+        for warning in new:
+            log.warning("conversation %s: %s", self.conversation.id, describe(warning))
+            await self._publish(
+                ConversationWarning(
+                    self.conversation.id, self.conversation.batch_id, warning, describe(warning)
+                )
+            )
+
     # ------------------------------------------------------------------ state and the end
 
     async def snapshot(self, step: int, state: dict[str, Any]) -> None:
@@ -410,11 +444,23 @@ class Journal:
         await self.store.conversations.set_fields(self.conversation.id, **fields)
         self.conversation = self.conversation.model_copy(update=fields)
 
-    async def finish(self, status: Status, error: str | None = None) -> Conversation:
-        """Store the final status, error and totals; publish ConversationFinished (done,
-        cancelled) or ConversationFailed (failed)."""
+    async def finish(
+        self, status: Status, error: str | None = None, *, stop_reason: str | None = None
+    ) -> Conversation:
+        """Store the final status, error (failed), stop reason (interrupted, cancelled) and
+        totals; publish ConversationFinished (done, interrupted, cancelled) or
+        ConversationFailed (failed)."""
         await self._progress_settled()  # a late progress write must not land after the totals
-        fields: dict[str, Any] = {**self._progress_fields(), "status": status, "error": error}
+        try:  # a verdict reached after this conversation's last call still reaches its data
+            await self._note_warnings(list(self._models.values()))
+        except Exception:
+            log.exception("could not store the warnings of conversation %s", self.conversation.id)
+        fields: dict[str, Any] = {
+            **self._progress_fields(),
+            "status": status,
+            "error": error,
+            "stop_reason": stop_reason,
+        }
         ended = utcnow()
         await self.store.conversations.set_fields(self.conversation.id, **fields, finished_at=NOW)
         self.conversation = self.conversation.model_copy(update={**fields, "finished_at": ended})
@@ -477,7 +523,8 @@ class Journal:
         dropped: list[str] = []
         for r in results:
             usage = usage + r.usage
-            dropped += [f"{DROPPED}{p}" for p in r.dropped_params if f"{DROPPED}{p}" not in dropped]
+            dropped += [p for p in r.dropped_params if p not in dropped]
+        dropped_flags = [f"{DROPPED}{p}" for p in dropped]
         return Message(
             conversation_id=self.conversation.id,
             seq=self._seq,
@@ -491,10 +538,14 @@ class Journal:
             raw=raw,
             data=data,
             model=model,
+            # the request that produced the stored answer (the last one), exactly as sent
+            sent_params=dict(results[-1].sent_params) if results else None,
+            dropped_params=dropped,
             usage=usage,
             latency_ms=sum(r.latency_ms for r in results),
             attempts=max(1, sum(r.attempts for r in results)),
-            flags=[*flags, *(d for d in dropped if d not in flags)],
+            retries=[Retry.model_validate(retry) for r in results for retry in r.retries],
+            flags=[*flags, *(d for d in dropped_flags if d not in flags)],
             decision=decision,
             decision_cause=decision_cause,
         )

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from simulator.domain import (
     BatchSpec,
@@ -33,7 +33,8 @@ from simulator.domain import (
     SpeakerSelection,
 )
 from simulator.domain.errors import SpecError
-from simulator.domain.models import Model
+from simulator.domain.models import BOUNDS, Model, bound_message
+from simulator.engine.grid import check_grid_size
 
 Problem = tuple[str, str]  # (dotted field path, message)
 
@@ -63,6 +64,9 @@ _Loader.add_implicit_resolver(
 )
 
 
+MAX_FILE_BYTES = 20_000_000  # a spec or experiment file larger than this is not one
+
+
 def load_yaml(text: str, source: str = "<text>") -> Any:
     """Parse YAML (or JSON, which is YAML) with YAML 1.2 booleans; errors name line and column."""
     try:
@@ -73,11 +77,32 @@ def load_yaml(text: str, source: str = "<text>") -> Any:
         raise SpecError(f"{source}{where}: not valid YAML: {exc.problem or exc}") from None
     except yaml.YAMLError as exc:
         raise SpecError(f"{source}: not valid YAML: {exc}") from None
+    except (ValueError, RecursionError) as exc:
+        raise SpecError(f"{source}: not a usable YAML file: {_parse_problem(exc)}") from None
+
+
+def _parse_problem(exc: BaseException) -> str:
+    """What a parser's ValueError or RecursionError means for the user."""
+    if isinstance(exc, RecursionError):
+        return "it is nested too deeply"
+    if "digits" in str(exc):
+        return "it holds a number with thousands of digits"
+    return str(exc)
 
 
 def read_data_file(path: Path) -> Any:
     """A YAML or JSON file's content (JSON when the name ends in .json)."""
     try:
+        if not path.is_file():
+            what = "is a directory" if path.is_dir() else "is not a regular file"
+            if not path.exists():
+                raise FileNotFoundError
+            raise SpecError(f"{path}: {what}; give a YAML or JSON file.")
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise SpecError(
+                f"{path}: {path.stat().st_size:,} bytes; a spec or experiment file is at most "
+                f"{MAX_FILE_BYTES:,} bytes."
+            )
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError(f"{path}: no such file.") from None
@@ -90,6 +115,8 @@ def read_data_file(path: Path) -> Any:
             raise SpecError(
                 f"{path} at line {exc.lineno}, column {exc.colno}: not valid JSON: {exc.msg}"
             ) from None
+        except (ValueError, RecursionError) as exc:
+            raise SpecError(f"{path}: not a usable JSON file: {_parse_problem(exc)}") from None
     return load_yaml(text, str(path))
 
 
@@ -103,10 +130,37 @@ def dotted(loc: Iterable[Any], prefix: str = "") -> str:
     return ".".join(parts) or "(top level)"
 
 
+_NUMBER_ERRORS = frozenset(
+    {
+        "greater_than_equal",
+        "greater_than",
+        "less_than_equal",
+        "less_than",
+        "int_parsing",
+        "int_type",
+        "int_from_float",
+        "float_parsing",
+        "float_type",
+        "finite_number",
+    }
+)
+
+
+def _bounded_field(loc: Sequence[Any]) -> str | None:
+    """The ``BOUNDS`` name of the field at ``loc`` (``max_agents`` for ``max_agents.<role>``)."""
+    names = [p for p in loc if isinstance(p, str)]
+    if len(names) >= 2 and names[-2] == "max_agents":
+        return "max_agents"
+    return names[-1] if names and names[-1] in BOUNDS else None
+
+
 def _friendly(err: Mapping[str, Any]) -> str:
     """A pydantic error as a short sentence a researcher understands."""
     kind = err.get("type", "")
     ctx = err.get("ctx") or {}
+    bounded = _bounded_field(err.get("loc", ()))
+    if bounded is not None and kind in _NUMBER_ERRORS:
+        return bound_message(bounded, err.get("input"))
     if kind in ("greater_than_equal", "greater_than"):
         bound = ctx.get("ge", ctx.get("gt"))
         return f"must be at least {bound}" if kind == "greater_than_equal" else f"must be > {bound}"
@@ -231,18 +285,23 @@ def _parse_model_set(value: Any, path: str, problems: list[Problem]) -> ModelSet
 # --------------------------------------------------------------------------- the batch section
 
 
-class _BatchScalars(Model):
-    """The plain fields of the ``batch:`` section, with BatchSpec's bounds."""
+def _as_in_batch_spec(name: str) -> Any:
+    """BatchSpec's own field (type strictness, default and bounds): one definition of each."""
+    return BatchSpec.model_fields[name]
 
-    total_messages: int = Field(default=20, ge=1)
-    days: int = Field(default=1, ge=1)
-    every_day_count: bool = False
-    every_combination: bool = True
+
+class _BatchScalars(Model):
+    """The plain fields of the ``batch:`` section, exactly as BatchSpec defines them."""
+
+    total_messages: int = _as_in_batch_spec("total_messages")
+    days: int = _as_in_batch_spec("days")
+    every_day_count: bool = _as_in_batch_spec("every_day_count")
+    every_combination: bool = _as_in_batch_spec("every_combination")
     speaker_selection: SpeakerSelection = SpeakerSelection.round_robin
-    repeats: int = Field(default=1, ge=1)
-    seed: int = 0
-    concurrency: int = Field(default=BatchSpec.model_fields["concurrency"].default, ge=1)
-    rounds: int | None = Field(default=None, ge=1)
+    repeats: int = _as_in_batch_spec("repeats")
+    seed: int = _as_in_batch_spec("seed")
+    concurrency: int = _as_in_batch_spec("concurrency")
+    rounds: int | None = _as_in_batch_spec("rounds")
 
 
 BATCH_KEYS = (*_BatchScalars.model_fields, "models", "max_agents", "factors")
@@ -314,12 +373,11 @@ def _parse_batch(value: Any, problems: list[Problem]) -> BatchRequest | None:
     if not isinstance(raw_max, Mapping):
         problems.append(("batch.max_agents", "must be a mapping of role name to a number"))
         raw_max = {}
+    low, high = BOUNDS["max_agents"]
     for role, n in raw_max.items():
         path = f"batch.max_agents.{role}"
-        if isinstance(n, bool) or not isinstance(n, int):
-            problems.append((path, f"must be a whole number, not {n!r}"))
-        elif n < 1:
-            problems.append((path, "must be at least 1"))
+        if isinstance(n, bool) or not isinstance(n, int) or not low <= n <= high:
+            problems.append((path, bound_message("max_agents", n)))
         else:
             max_agents[str(role)] = n
 
@@ -415,16 +473,61 @@ def _parse_experiment(
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
         return _experiment_from_file(path, problems)
-    definition = _validate(Experiment, _experiment_fields(value), "experiment", problems)
+    fields = experiment_fields(value, "experiment", problems)
+    definition = _validate(Experiment, fields, "experiment", problems)
     return None if definition is None else ExperimentRef(definition=definition, source="inline")
 
 
-def _experiment_fields(data: Mapping[str, Any]) -> dict[str, Any]:
-    """Accept the experiment file format's wrapper ({experiment: {...}, format: ...}) too."""
+#: The experiment file format (what ``simulator experiments export`` writes, see
+#: simulator/services/files.py): ``{format: ..., format_version: N, experiment: {...}}``.
+EXPERIMENT_FORMAT = "llm-interaction-simulator/experiment"
+EXPERIMENT_FORMAT_VERSION = 1
+WRAPPER_KEYS = ("format", "format_version", "experiment")
+# Identity and view state: never read from a file (an imported experiment is the importer's).
+IDENTITY_FIELDS = {"id", "owner", "created_at", "updated_at", "version", "favourite", "parent_id"}
+
+
+def experiment_fields(
+    data: Mapping[str, Any], path: str, problems: list[Problem]
+) -> dict[str, Any]:
+    """The experiment's own fields of an experiment file or an inline definition: either the
+    file format's wrapper (``format``, ``format_version``, ``experiment``) or a bare mapping.
+    An unknown format or a newer format version is a problem; identity fields are dropped."""
     inner = data.get("experiment")
-    if isinstance(inner, Mapping) and "name" not in data:
-        return dict(inner)
-    return dict(data)
+    if not (isinstance(inner, Mapping) and "name" not in data):
+        return {k: v for k, v in data.items() if k not in IDENTITY_FIELDS}
+    where = f"{path}." if path else ""
+    for key in data:
+        if key not in WRAPPER_KEYS:
+            problems.append(
+                (
+                    f"{where}{key}",
+                    f"unknown field; an experiment file has {', '.join(WRAPPER_KEYS)}",
+                )
+            )
+    fmt = data.get("format", EXPERIMENT_FORMAT)
+    if fmt != EXPERIMENT_FORMAT:
+        problems.append(
+            (
+                f"{where}format",
+                f"{fmt!r} is not an experiment file format; this version reads "
+                f"{EXPERIMENT_FORMAT!r}",
+            )
+        )
+    version = data.get("format_version", EXPERIMENT_FORMAT_VERSION)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        problems.append(
+            (f"{where}format_version", f"must be a whole number from 1, not {version!r}")
+        )
+    elif version > EXPERIMENT_FORMAT_VERSION:
+        problems.append(
+            (
+                f"{where}format_version",
+                f"{version}: written by a newer version of the simulator (this version reads "
+                f"format version {EXPERIMENT_FORMAT_VERSION}); upgrade the simulator",
+            )
+        )
+    return {k: v for k, v in inner.items() if k not in IDENTITY_FIELDS}
 
 
 def _experiment_from_file(path: Path, problems: list[Problem]) -> ExperimentRef | None:
@@ -437,7 +540,8 @@ def _experiment_from_file(path: Path, problems: list[Problem]) -> ExperimentRef 
         problems.append(("experiment.file", f"{path}: must hold an experiment (a mapping)"))
         return None
     inner: list[Problem] = []
-    definition = _validate(Experiment, _experiment_fields(data), "", inner)
+    fields = experiment_fields(data, "", inner)
+    definition = _validate(Experiment, fields, "", inner)
     problems.extend((f"experiment.file ({path}) {p}", m) for p, m in inner)
     return None if definition is None else ExperimentRef(definition=definition, source=str(path))
 
@@ -484,6 +588,11 @@ class RunSpec:
             raise_problems(problems, self.source)
             raise AssertionError("unreachable") from None
         problems.extend(factor_problems(experiment, spec.factor_levels))
+        if not problems:
+            try:
+                check_grid_size(experiment, spec)
+            except SpecError as exc:
+                problems.append(("batch", str(exc).removeprefix("batch: ")))
         raise_problems(problems, self.source)
         return spec
 

@@ -47,6 +47,12 @@ class ChatResult:
     sent_params: dict[str, Any] = field(default_factory=dict)  # exactly what went on the wire
     dropped_params: list[str] = field(default_factory=list)  # configured but not accepted
     attempts: int = 1
+    # the failed attempts before this answer: {"attempt", "reason", "wait_s"} each
+    retries: list[dict[str, Any]] = field(default_factory=list)
+    # The whole prompt's length in tokens as the server counted it, cached prefix included;
+    # None when the server did not say, or its count may leave out a cached prefix without
+    # saying so (Ollama). What the system-prompt check judges (see system_check.py).
+    prompt_tokens_total: int | None = None
 
 
 @dataclass(frozen=True)
@@ -70,7 +76,9 @@ EventSink = Callable[[LLMEvent], Awaitable[None] | None]
 @runtime_checkable
 class ChatBackend(Protocol):
     """A provider. ``chat`` raises ``simulator.domain.errors.LLMError`` with a message a user can
-    act on when the call fails for good."""
+    act on when the call fails for good. A backend whose servers count the whole prompt (cached
+    part included) in ``ChatResult.prompt_tokens_total`` sets a class attribute
+    ``counts_whole_prompt = True``: only those are judged by the system-prompt check."""
 
     async def chat(self, request: ChatRequest) -> ChatResult: ...
 

@@ -16,7 +16,9 @@ model reference's seed and options, never on global state or the clock:
 
 Options (``ModelRef.options``): ``latency_ms`` (artificial delay per call), ``manager_answer``,
 ``policy`` (name of a registered policy; else the model name selects one when registered).
-Every result carries ``raw={"dryrun": True, ...}``.
+Every result carries ``raw={"dryrun": True, ...}``, ``sent_params={}`` (nothing goes to a model:
+the sampling parameters shape nothing but ``seed``, which seeds the phrases) and no
+``prompt_tokens_total`` (its token counts are estimates, not a server's count).
 """
 
 from __future__ import annotations

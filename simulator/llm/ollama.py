@@ -2,7 +2,8 @@
 
 Chat sends ``options`` with temperature, top_p, top_k, num_ctx, num_predict (our max_tokens) and
 seed, exactly as configured (None: left out, Ollama's default applies), and ``format`` (the JSON
-schema) for structured actions. ``list_models`` only lists; ``ensure_available`` pulls a missing
+schema) for structured actions. ``sent_params`` holds the options under Ollama's names, and
+``format`` when one was sent. ``list_models`` only lists; ``ensure_available`` pulls a missing
 model and reports progress as ``LLMEvent(kind="pull_progress", completed=..., total=...)``.
 """
 
@@ -100,7 +101,11 @@ class OllamaBackend:
             latency_ms=latency,
             finish_reason=response.done_reason,
             raw=response.model_dump(mode="json", exclude_none=True),
-            sent_params=dict(options) | ({"format": "json_schema"} if "format" in sent else {}),
+            # the options as sent (Ollama's names: num_predict, num_ctx) and the JSON schema
+            sent_params={**options, **({"format": sent["format"]} if "format" in sent else {})},
+            # prompt_eval_count leaves out a prefix served from Ollama's cache in some versions,
+            # without saying so: not a count of the whole prompt (system_check.py)
+            prompt_tokens_total=None,
         )
 
     def _error(self, exc: Exception, ref: ModelRef) -> CallError:

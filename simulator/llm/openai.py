@@ -1,10 +1,12 @@
 """OpenAI and OpenAI-compatible servers (vLLM, llama.cpp's server, LM Studio) via ``AsyncOpenAI``.
 
 Sent on every request: ``temperature``, ``top_p``, ``max_tokens``, ``seed`` (those not None), plus
-``response_format`` for structured actions. When a server answers 400 naming one of them, the call
-is repeated once without it (or, for ``max_tokens``, with ``max_completion_tokens`` when the server
-asks for that), the result lists it in ``dropped_params``, and later calls to the same model leave
-it out from the start. The SDK's own retries are off: ``Backends`` retries (see retry.py).
+``response_format`` for structured actions; ``top_k`` and ``num_ctx`` are never sent (they are not
+OpenAI parameters), so ``sent_params`` never lists them. When a server answers 400 naming one of
+them, the call is repeated once without it (or, for ``max_tokens``, with ``max_completion_tokens``
+when the server asks for that), the result lists it in ``dropped_params``, and later calls to the
+same model leave it out from the start. The SDK's own retries are off: ``Backends`` retries (see
+retry.py).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from simulator.settings import Settings
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 # Local servers need no key, but the SDK insists on one: this placeholder is sent instead.
 NO_KEY = "no-key"
+# The system_fingerprint of Ollama's OpenAI-compatible endpoint.
+OLLAMA_FINGERPRINT = "fp_ollama"
 
 
 @dataclass
@@ -53,6 +57,10 @@ class _Adaptation:
 
 
 class OpenAIBackend:
+    #: ``usage.prompt_tokens`` counts the whole prompt, cached part included: the system-prompt
+    #: check can judge it (see system_check.py).
+    counts_whole_prompt = True
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._clients: ClientCache[openai.AsyncOpenAI] = ClientCache(lambda c: c.close())
@@ -145,8 +153,11 @@ class OpenAIBackend:
                     **sent,
                 )
             except openai.APIStatusError as exc:
-                name = self._refused(exc, self._detail(exc, ref), sent)
-                if name is None or not adapt.adapt(name, self._detail(exc, ref)):
+                detail = self._detail(exc, ref)
+                name = self._refused(exc, detail, sent)
+                if name is not None and self._send_params(request, adapt) != sent:
+                    continue  # a call sent at the same time already learnt this: follow it
+                if name is None or not adapt.adapt(name, detail):
                     raise self._error(exc, ref) from None
                 continue
             except openai.APIError as exc:
@@ -161,12 +172,22 @@ class OpenAIBackend:
         choice = response.choices[0] if response.choices else None
         text = (choice.message.content or "") if choice is not None else ""
         usage = response.usage
+        prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
+        # OpenAI's prompt_tokens counts the cached part too; a server that reports cached
+        # tokens beside a count without them gets them added: a generous total can only hide
+        # a dropped system message, never invent one (system_check.py)
+        details = getattr(usage, "prompt_tokens_details", None)
+        cached = int(getattr(details, "cached_tokens", 0) or 0)
+        # Ollama's /v1 endpoint passes on its prompt_eval_count, which leaves out a prefix served
+        # from its cache in some versions without saying so: not a count of the whole prompt
+        whole = getattr(response, "system_fingerprint", None) != OLLAMA_FINGERPRINT
         return ChatResult(
             text=text,
             usage=TokenUsage(
-                prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+                prompt_tokens=prompt_tokens,
                 completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
             ),
+            prompt_tokens_total=prompt_tokens + cached if prompt_tokens and whole else None,
             latency_ms=latency_ms,
             finish_reason=choice.finish_reason if choice is not None else None,
             raw=response.model_dump(mode="json", exclude_none=True),

@@ -2,11 +2,14 @@
 
 It routes a request to its provider's backend (chosen by ``ModelRef.provider``, never guessed from
 the model name), holds a per-endpoint concurrency limit, and retries with backoff (see retry.py).
+It also checks, on the first call of each model in a run, that the server read the system
+message (see system_check.py); ``warnings_for(model)`` says what it found.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterable
 from contextlib import AbstractAsyncContextManager
 
@@ -15,7 +18,10 @@ from simulator.domain.errors import LLMError
 from simulator.llm.base import ChatBackend, ChatRequest, ChatResult, EventSink
 from simulator.llm.dryrun import DryRunBackend
 from simulator.llm.retry import RetryPolicy, call_with_retries
+from simulator.llm.system_check import dropped_system, judgeable, system_chars, warning_for
 from simulator.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
 
 DRYRUN_CONCURRENCY = 64
 
@@ -54,6 +60,10 @@ class Backends:
         )
         self._backends: dict[Provider, ChatBackend] = {}
         self._slots: dict[tuple[int, str], asyncio.Semaphore] = {}
+        # the system-prompt check: (endpoint, model) -> dropped? (None: its server's counts
+        # cannot tell), and the call being judged now
+        self._dropped: dict[tuple[str, str], bool | None] = {}
+        self._judging: dict[tuple[int, str, str], asyncio.Event] = {}
 
     # ------------------------------------------------------------------ routing
 
@@ -108,17 +118,71 @@ class Backends:
 
     async def chat(self, request: ChatRequest) -> ChatResult:
         """One model call with the endpoint's concurrency limit, timeout and retries.
-        Raises ``LLMError`` (a ``CallError``) with a message a user can act on."""
+        Raises ``LLMError`` (a ``CallError``) with a message a user can act on.
+
+        The first call of a model that can be judged is the one the system-prompt check looks
+        at; calls of that model sent while it is in flight return once it is judged, so every
+        answer returned after the first one finds the verdict in ``warnings_for``."""
         ref = request.model
         backend = self.backend_for(ref)
-        return await call_with_retries(
-            lambda: backend.chat(request),
-            request,
-            self.policy_for(ref),
-            where=ref.label,
-            slot=lambda: self._slot(ref),
-            on_event=self.on_event,
-        )
+        key = (ref.endpoint, ref.model)
+        judging: asyncio.Event | None = None
+        waiting: asyncio.Event | None = None
+        if (
+            key not in self._dropped
+            and getattr(backend, "counts_whole_prompt", False)
+            and judgeable(request.messages)
+        ):
+            loop_key = (id(asyncio.get_running_loop()), *key)
+            waiting = self._judging.get(loop_key)
+            if waiting is None:
+                judging = self._judging[loop_key] = asyncio.Event()
+        try:
+            result = await call_with_retries(
+                lambda: backend.chat(request),
+                request,
+                self.policy_for(ref),
+                where=ref.label,
+                slot=lambda: self._slot(ref),
+                on_event=self.on_event,
+            )
+            if judging is not None:
+                self._judge(request, result)
+        finally:
+            if judging is not None:
+                del self._judging[(id(asyncio.get_running_loop()), *key)]
+                judging.set()
+        if waiting is not None:
+            await waiting.wait()
+        return result
+
+    def _judge(self, request: ChatRequest, result: ChatResult) -> None:
+        ref = request.model
+        # None when the server gave no count: its later answers will not either
+        dropped = dropped_system(request.messages, result.prompt_tokens_total)
+        self._dropped[(ref.endpoint, ref.model)] = dropped
+        if dropped:
+            log.warning(
+                "%s: the server counted %d prompt tokens for a request of %d characters whose "
+                "system message alone has %d: it does not read the system message (%s)",
+                ref.label,
+                result.prompt_tokens_total,
+                sum(len(m.content) for m in request.messages),
+                system_chars(request.messages),
+                warning_for(ref.model),
+            )
+
+    def warnings_for(self, ref: ModelRef) -> list[str]:
+        """What this run found wrong with ``ref``'s server so far (``system_prompt_dropped:
+        <model>`` when it does not read the system message)."""
+        if self._dropped.get((ref.endpoint, ref.model)):
+            return [warning_for(ref.model)]
+        return []
+
+    def new_run(self) -> None:
+        """Forget the verdicts of the system-prompt check: the next run judges its models
+        again (a server may have been restarted with another chat template in between)."""
+        self._dropped.clear()
 
     async def list_models(self, ref: ModelRef) -> list[str]:
         """Models offered at ``ref``'s endpoint; never pulls or creates anything."""

@@ -121,11 +121,13 @@ async def call_with_retries(
     events. The slot is released while waiting, so pauses do not block other calls."""
     rng = random.Random()  # timing jitter only: it never shapes stored data
     model = request.model
+    retries: list[dict[str, Any]] = []  # stored with the answer (Message.retries)
     for attempt in range(1, policy.max_attempts + 1):
         try:
             async with slot():
                 result = await asyncio.wait_for(call(), timeout=policy.timeout_s)
             result.attempts = attempt
+            result.retries = retries
             return result
         except TimeoutError:
             error = CallError(
@@ -161,6 +163,9 @@ async def call_with_retries(
                 title=error.title,
             ) from error
         delay = policy.delay(attempt, error.retry_after, rng)
+        retries.append(
+            {"attempt": attempt, "reason": f"{error.reason}: {error}", "wait_s": round(delay, 3)}
+        )
         await emit(
             on_event,
             LLMEvent(

@@ -25,11 +25,9 @@ from pydantic import ValidationError
 
 from simulator.domain import Experiment
 from simulator.domain.errors import SpecError
-
-FORMAT = "llm-interaction-simulator/experiment"
-FORMAT_VERSION = 1
-# Identity and view state: never in a file.
-IDENTITY_FIELDS = {"id", "owner", "created_at", "updated_at", "version", "favourite", "parent_id"}
+from simulator.engine.spec import EXPERIMENT_FORMAT as FORMAT
+from simulator.engine.spec import EXPERIMENT_FORMAT_VERSION as FORMAT_VERSION
+from simulator.engine.spec import IDENTITY_FIELDS
 
 
 def experiment_to_data(experiment: Experiment) -> dict[str, Any]:
@@ -39,21 +37,13 @@ def experiment_to_data(experiment: Experiment) -> dict[str, Any]:
 
 def experiment_from_data(data: Any, source: str) -> Experiment:
     """An Experiment (a fresh id, no owner) from parsed file content; SpecError names each field."""
-    from simulator.engine.spec import problems_from, raise_problems
+    from simulator.engine.spec import experiment_fields, problems_from, raise_problems
 
     if not isinstance(data, Mapping):
         raise SpecError(f"{source}: must hold an experiment (a mapping with name, roles, ...).")
-    body = data
-    inner = data.get("experiment")
-    if isinstance(inner, Mapping) and "name" not in data:
-        version = data.get("format_version", FORMAT_VERSION)
-        if isinstance(version, int) and version > FORMAT_VERSION:
-            raise SpecError(
-                f"{source}: written by a newer version of the simulator (format version "
-                f"{version}; this version reads {FORMAT_VERSION}). Upgrade the simulator."
-            )
-        body = inner
-    fields = {k: v for k, v in body.items() if k not in IDENTITY_FIELDS}
+    problems: list[tuple[str, str]] = []
+    fields = experiment_fields(data, "", problems)
+    raise_problems(problems, source)
     try:
         return Experiment.model_validate(fields)
     except ValidationError as exc:

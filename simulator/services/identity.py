@@ -3,8 +3,10 @@
 - On a real MongoDB (or Atlas) you are the database user you authenticated as: the server's
   ``connectionStatus`` says so; if it cannot (an old server, a restricted user), the user name in
   the connection URI is used.
-- On the embedded local server there is no authentication: you are your operating-system account
-  (nothing to type; the local auto-login).
+- On the embedded local server there is no authentication: you are the operating-system account
+  the process runs as, looked up from its user id (never from ``USER``/``LOGNAME``, which anyone
+  can set). That is a convenience for a single-user store, not a security boundary: whoever can
+  read the data directory can open the database with any MongoDB client.
 
 Ownership of experiments, batches and conversations is this name (docs/identity.md).
 """
@@ -12,7 +14,6 @@ Ownership of experiments, batches and conversations is this name (docs/identity.
 from __future__ import annotations
 
 import asyncio
-import getpass
 import logging
 import os
 from typing import Any
@@ -26,11 +27,20 @@ STATUS_TIMEOUT_S = 5.0
 
 
 def os_user() -> str:
-    """The operating-system account (``getpass.getuser()``), never empty."""
+    """The operating-system account this process runs as, from its user id (the passwd
+    entry), never from environment variables; never empty."""
     try:
-        return getpass.getuser() or "local"
-    except (KeyError, OSError):  # no passwd entry (some containers) and no LOGNAME/USER
-        return os.environ.get("USERNAME") or "local"
+        import pwd
+    except ImportError:  # Windows: the account of the process's access token
+        try:
+            return os.getlogin() or "local"
+        except OSError:
+            return "local"
+    uid = os.getuid()
+    try:
+        return pwd.getpwuid(uid).pw_name or f"uid{uid}"
+    except KeyError:  # no passwd entry for the uid (some containers)
+        return f"uid{uid}"
 
 
 def user_from_uri(uri: str | None) -> str | None:

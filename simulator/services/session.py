@@ -8,8 +8,12 @@ Uses the configured server (``MONGODB_URI`` or ``DB_CLUSTER_URL``), the remember
 from __future__ import annotations
 
 import contextlib
+import getpass
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
+
+from pydantic import SecretStr
 
 from simulator.credentials import Credentials, CredentialStore
 from simulator.domain.errors import AuthenticationError
@@ -17,10 +21,37 @@ from simulator.services.identity import current_user
 
 
 def remembered_credentials(settings: Any) -> Credentials | None:
-    """The login remembered by ``simulator login``, unless ``MONGODB_URI`` overrides it."""
+    """The login remembered by ``simulator login``, unless ``MONGODB_URI`` overrides it (its
+    password is None when no keyring keeps it). A notice of the credential store (an old
+    plain-text password removed) is printed on stderr."""
     if settings.mongodb_uri is not None:
         return None
-    return CredentialStore().load()
+    store = CredentialStore()
+    creds = store.load()
+    if store.notice:
+        print(f"note: {store.notice}", file=sys.stderr)
+    return creds
+
+
+def with_typed_password(settings: Any, remembered: Credentials | None) -> Any:
+    """``settings`` with the password typed at the terminal (masked) when one is needed and
+    nothing keeps it; AuthenticationError when there is no terminal to ask at."""
+    cluster = settings.db_cluster_url or (remembered.cluster_url if remembered else "")
+    user = settings.db_user or (remembered.user if remembered else "")
+    if not sys.stdin.isatty():
+        raise AuthenticationError(
+            f"No password is known for {user} at {cluster}: nothing keeps it (a password is "
+            "only kept in an operating-system keyring). Run the command at a terminal to type "
+            "it, set DB_PASSWORD in your environment or .env, or run 'simulator login'.",
+            title="Login needed",
+        )
+    password = getpass.getpass(f"Password for {user} at {cluster}: ")
+    if not password:
+        raise AuthenticationError("No password typed; nothing was done.", title="Login needed")
+    from simulator.logging_setup import register_secret
+
+    register_secret(password)
+    return settings.model_copy(update={"db_password": SecretStr(password)})
 
 
 def register_secrets(settings: Any, remembered: Credentials | None = None) -> None:
@@ -31,7 +62,7 @@ def register_secrets(settings: Any, remembered: Credentials | None = None) -> No
     for secret in (
         getattr(settings, "db_password", None),
         getattr(settings, "openai_api_key", None),
-        remembered.password if remembered is not None else None,
+        remembered.password if remembered is not None else None,  # None: not kept
     ):
         if secret is not None:
             register_secret(secret.get_secret_value())
@@ -50,11 +81,7 @@ async def user_session(settings: Any = None) -> AsyncIterator[tuple[Any, str]]:
     remembered = remembered_credentials(settings)
     register_secrets(settings, remembered)
     if settings.needs_password(remembered):
-        raise AuthenticationError(
-            f"DB_USER {settings.db_user!r} and DB_CLUSTER_URL are set but no password is known. "
-            "Run 'simulator login' once (it remembers the password safely), or set DB_PASSWORD.",
-            title="Login needed",
-        )
+        settings = with_typed_password(settings, remembered)
     async with opened_store(settings, remembered) as store:
         yield store, await current_user(store, settings)
 

@@ -129,7 +129,12 @@ class SimulatorApp(App[None]):
             )
         else:
             remembered = self.credential_store.load()
+            if self.credential_store.notice:
+                self.notify(self.credential_store.notice, title="Login", timeout=15)
             if settings.needs_password(remembered):
+                if remembered is not None:  # remembered without its password: no keyring
+                    self._login_cluster = self._login_cluster or remembered.cluster_url
+                    self._login_user = self._login_user or remembered.user
                 self._ask_login()
                 return
         try:
@@ -238,11 +243,7 @@ class SimulatorApp(App[None]):
         self.start_connecting()
 
     def _offer_remember(self, login: LoginDetails) -> None:
-        where = (
-            "the system keyring"
-            if self.credential_store.uses_keyring
-            else f"a private file (mode 0600) at {self.credential_store.path}"
-        )
+        keyring = self.credential_store.uses_keyring
 
         def answered(yes: bool | None) -> None:
             if not yes:
@@ -254,16 +255,23 @@ class SimulatorApp(App[None]):
             except OSError as exc:
                 self.notify(f"Could not remember the login: {exc}", severity="error")
                 return
-            self.notify("You will be logged in automatically. 'simulator logout' forgets it.")
+            if keyring:
+                self.notify("You will be logged in automatically. 'simulator logout' forgets it.")
+            else:
+                self.notify("Server and user name remembered; the password is asked each time.")
 
-        self.push_screen(
-            ConfirmDialog(
-                "Remember me?",
+        if keyring:
+            question = (
                 f"Log in automatically next time as {login.user}? The password is kept in "
-                f"{where}, never in .env.",
-            ),
-            callback=answered,
-        )
+                "the system keyring, never in .env."
+            )
+        else:
+            question = (
+                f"Remember the server and the user name {login.user} for next time? There is "
+                "no keyring on this computer, so the password is not kept: it is asked each "
+                "time (or set DB_PASSWORD in your environment or .env)."
+            )
+        self.push_screen(ConfirmDialog("Remember me?", question), callback=answered)
 
     async def on_unmount(self) -> None:
         services, self.services = self.services, None
@@ -339,12 +347,20 @@ class SimulatorApp(App[None]):
                 partial(self._run_bound_action, binding.action, active.node),
             )
 
+    def _interrupt_batches(self, reason: str) -> None:
+        """Batches running here stop as ``interrupted`` with ``reason`` (stored by the runner
+        while the app closes; everything stored is kept and they resume later)."""
+        runner = getattr(self.services, "batches", None)
+        if runner is not None:
+            runner.interrupt(reason)
+
     async def action_quit(self) -> None:
         """Quit; first ask when an editor below holds unsaved changes or batches are running in
         this app (ctrl+q works anywhere; twice quits)."""
         from simulator.tui.screens.editor import EditorScreen
 
         if isinstance(self.screen, ConfirmDialog) and self.screen.title_text == QUIT_TITLE:
+            self._interrupt_batches("the app was closed (ctrl+q twice)")
             self.exit()  # ctrl+q twice
             return
         unsaved = [s for s in self.screen_stack if isinstance(s, EditorScreen) and s.dirty]
@@ -367,6 +383,7 @@ class SimulatorApp(App[None]):
 
         def answered(quit_anyway: bool | None) -> None:
             if quit_anyway:
+                self._interrupt_batches("the app was closed (ctrl+q)")
                 self.exit()
 
         self.push_screen(

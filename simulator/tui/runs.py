@@ -29,6 +29,7 @@ from simulator.engine.events import (
     ConversationFailed,
     ConversationFinished,
     ConversationStarted,
+    ConversationWarning,
     MessageStored,
     SpeakerChoiceNeeded,
 )
@@ -38,7 +39,9 @@ from simulator.engine.journal import AGENT_KINDS
 log = logging.getLogger(__name__)
 
 #: Batch statuses a resume continues.
-RESUMABLE = frozenset({Status.pending, Status.running, Status.cancelled, Status.failed})
+RESUMABLE = frozenset(
+    {Status.pending, Status.running, Status.interrupted, Status.cancelled, Status.failed}
+)
 RECENT_MESSAGES = 4  # kept per running conversation, for the manual speaker dialog
 
 
@@ -57,6 +60,7 @@ class ConversationRow:
     problems: int  # fallbacks (a default answer stood in for the model's) and a failure
     error: str | None = None
     agents: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # Conversation.warnings
     rev: int = 0  # bumped on every change; screens repaint rows whose rev moved
 
     @classmethod
@@ -75,6 +79,7 @@ class ConversationRow:
             problems=conv.fallbacks + (1 if failed else 0),
             error=conv.error if failed else None,
             agents=[a.name for a in conv.agents],
+            warnings=list(conv.warnings),
         )
 
 
@@ -125,6 +130,12 @@ class BatchRun:
     @property
     def messages_done(self) -> int:
         return sum(r.done for r in self.rows.values())
+
+    @property
+    def warnings(self) -> list[str]:
+        """Every warning recorded on a conversation of the batch (e.g. a model's server drops
+        the system message), each once."""
+        return list(dict.fromkeys(w for r in self.ordered for w in r.warnings))
 
     @property
     def messages_budget(self) -> int:
@@ -334,7 +345,8 @@ class RunRegistry:
 
     async def cancel(self, batch_id: str) -> None:
         """Stop the batch (every stored message is kept); ``run(..., resume=True)`` continues."""
-        batch = await self.runner.cancel(batch_id)  # a batch already done stays done
+        # a batch already done stays done
+        batch = await self.runner.cancel(batch_id, reason="cancelled in the app")
         run = self.runs.get(batch_id)
         if run is not None:
             run.batch = batch
@@ -422,6 +434,19 @@ class RunRegistry:
             self._later(self._refresh_row(run, cid))
         elif isinstance(event, SpeakerChoiceNeeded):
             run.choices[cid] = (event.day, event.turn)
+        elif isinstance(event, ConversationWarning):
+            if event.warning in row.warnings:
+                return
+            first = event.warning not in run.warnings
+            row.warnings.append(event.warning)
+            if first:  # one toast per batch and warning; the monitor keeps showing it
+                self.app.notify(
+                    f"Batch {run.id[:8]}: {event.text}",
+                    title="Warning",
+                    severity="warning",
+                    timeout=20,
+                    markup=False,
+                )
         else:
             return
         run.touch(row)

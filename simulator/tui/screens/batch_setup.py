@@ -44,13 +44,8 @@ from simulator.domain import (
     SpeakerSelection,
 )
 from simulator.domain.errors import SimulatorError, SpecError
-from simulator.engine.grid import (
-    count_combinations,
-    day_counts,
-    estimate_cells,
-    expand_grid,
-    factor_combinations,
-)
+from simulator.domain.models import BOUNDS, MAX_CELLS, bound_message, bound_text
+from simulator.engine.grid import check_grid_size, estimate_cells, expand_grid, grid_size
 from simulator.roles import validate_experiment
 from simulator.tui.screens.base import ReportsWorkerErrors
 from simulator.tui.screens.dialogs import ConfirmDialog
@@ -59,7 +54,6 @@ from simulator.tui.screens.monitor import columns_header, columns_line
 
 log = logging.getLogger(__name__)
 
-MAX_CELLS = 10_000  # more conversations than this in one batch is almost surely a typo
 PREVIEW_ROWS = 200  # cells listed in the preview table (the totals count them all)
 SAME = ""  # Select value: "the default model"
 
@@ -113,35 +107,23 @@ def models_of(experiment: Experiment) -> list[ModelRef]:
     return list(experiment.models) or [ModelRef()]
 
 
-def _whole(text: str, key: str, problems: dict[str, str], *, minimum: int | None = 1) -> int | None:
+def _whole(text: str, key: str, problems: dict[str, str], bound: str) -> int | None:
+    """The field's whole number within ``BOUNDS[bound]``, or None with the problem (and the
+    accepted range) under ``key``."""
     text = text.strip().replace("_", "")
+    low, high = BOUNDS[bound]
+    # A length check first: int() of a very long digit string is slow, and refused anyway.
     try:
-        value = int(text)
+        value = int(text) if len(text) <= 24 else None
     except ValueError:
-        problems[key] = (
-            "a whole number is needed" if not text else f"{text!r} is not a whole number"
-        )
-        return None
-    if minimum is not None and value < minimum:
-        problems[key] = f"must be at least {minimum}"
+        value = None
+    if value is None or not low <= value <= high:
+        if not text:
+            problems[key] = f"a whole number {bound_text(bound)} is needed"
+        else:
+            problems[key] = bound_message(bound, text if value is None else value)
         return None
     return value
-
-
-def grid_size(experiment: Experiment, spec: BatchSpec) -> tuple[int, str]:
-    """How many cells the spec makes, and the factors of that product in words."""
-    parts = [
-        (len(spec.model_sets), "model set"),
-        (len(factor_combinations(experiment, spec)), "factor combination"),
-        (len(count_combinations(experiment, spec)), "agent count"),
-        (len(day_counts(spec)), "day count"),
-        (spec.repeats, "repeat"),
-    ]
-    total = 1
-    for n, _ in parts:
-        total *= n
-    words = " x ".join(f"{n} {label}{'s' if n != 1 else ''}" for n, label in parts)
-    return total, words
 
 
 def build_spec(
@@ -152,23 +134,23 @@ def build_spec(
     ``speaker``, ``grid``)."""
     problems: dict[str, str] = {}
     dialogue = experiment.kind is ExperimentKind.dialogue
-    total = _whole(form.total_messages, "total", problems)
-    days = _whole(form.days, "days", problems)
+    total = _whole(form.total_messages, "total", problems, "total_messages")
+    days = _whole(form.days, "days", problems, "days")
     if dialogue and total is not None and days is not None and days > total:
         problems["days"] = (
             f"at most the total messages ({total}): every day needs at least one message"
         )
     maxima: dict[str, int] = {}
     for role in experiment.roles:
-        n = _whole(form.max_agents.get(role.name, "1"), f"max-{role.name}", problems)
+        n = _whole(form.max_agents.get(role.name, "1"), f"max-{role.name}", problems, "max_agents")
         if n is not None:
             maxima[role.name] = n
-    repeats = _whole(form.repeats, "repeats", problems)
-    seed = _whole(form.seed, "seed", problems, minimum=None)
-    concurrency = _whole(form.concurrency, "concurrency", problems)
+    repeats = _whole(form.repeats, "repeats", problems, "repeats")
+    seed = _whole(form.seed, "seed", problems, "seed")
+    concurrency = _whole(form.concurrency, "concurrency", problems, "concurrency")
     rounds = None
     if not dialogue and form.rounds.strip():
-        rounds = _whole(form.rounds, "rounds", problems)
+        rounds = _whole(form.rounds, "rounds", problems, "rounds")
     if not experiment.roles:
         problems["grid"] = "the experiment has no roles: add some in the editor first"
     else:
@@ -210,17 +192,12 @@ def build_spec(
             concurrency=concurrency,
             rounds=rounds,
         )
-        size, plan.grid = grid_size(experiment, spec)
-        if size > max_cells:
-            problems["grid"] = (
-                f"{size:,} conversations ({plan.grid}): at most {max_cells:,} in one batch; "
-                "lower the maxima, the days or the repeats"
-            )
-            return plan
+        plan.grid = grid_size(experiment, spec).words
+        check_grid_size(experiment, spec, max_cells)  # by multiplication: nothing expanded yet
         plan.cells = expand_grid(experiment, spec)
         plan.estimate = estimate_cells(experiment, plan.cells, prices or None)
     except SpecError as exc:
-        problems["grid"] = str(exc)
+        problems["grid"] = str(exc).removeprefix("batch: ")
         return plan
     plan.spec = spec
     return plan

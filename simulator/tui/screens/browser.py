@@ -171,6 +171,42 @@ def _params_text(ref: ModelRef) -> str:
     return text
 
 
+def _sent_text(sent: dict[str, Any]) -> str:
+    """Parameters as sent; a JSON schema (structured answers) by name only, it is long."""
+    if not sent:
+        return "nothing sent (dryrun)"
+    parts = []
+    for key, value in sent.items():
+        if key in ("response_format", "format"):
+            value = value.get("type", "schema") if isinstance(value, dict) else value
+            value = "json schema" if value in ("json_schema", "object") else value
+        parts.append(f"{key} {value}")
+    return ", ".join(parts)
+
+
+def sent_parameters(messages: list[Message]) -> list[tuple[str, str, int]]:
+    """(model label, parameters as sent, calls) for every distinct request setting stored with
+    the messages (messages stored before ``sent_params`` existed are left out)."""
+    seen: dict[tuple[str, str], int] = {}
+    for m in messages:
+        if m.sent_params is None or m.model is None:
+            continue
+        text = _sent_text(m.sent_params)
+        if m.dropped_params:
+            text += " · refused: " + ", ".join(m.dropped_params)
+        key = (m.model.label, text)
+        seen[key] = seen.get(key, 0) + 1
+    return [(label, text, n) for (label, text), n in seen.items()]
+
+
+def _prompts_by_day(per_day: list[str], day_one: str) -> list[tuple[str, str]]:
+    """("", prompt) when every day's prompt is the same, else ("day d", prompt) per day."""
+    prompts = per_day or [day_one]
+    if len(set(prompts)) <= 1:
+        return [("", prompts[0])]
+    return [(f"day {day}", prompt) for day, prompt in enumerate(prompts, start=1)]
+
+
 def conversation_details(
     conv: Conversation, experiment: Experiment, messages: list[Message] | None = None
 ) -> Text:
@@ -239,7 +275,12 @@ def conversation_details(
             flags[flag] = flags.get(flag, 0) + 1
     if flags:
         field("flags", ", ".join(f"{flag} × {n}" for flag, n in flags.items()), "yellow")
-    if not (conv.error or conv.fallbacks or retried or flags):
+    if conv.warnings:
+        from simulator.llm.system_check import describe
+
+        for warning in conv.warnings:
+            field("warning", f"{warning}: {describe(warning)}", "yellow")
+    if not (conv.error or conv.fallbacks or retried or flags or conv.warnings):
         out.append("none\n", style="dim")
 
     heading("Models and parameters")
@@ -249,6 +290,11 @@ def conversation_details(
         field(f"{role} ({ref.label})", _params_text(ref))
     field(f"summarizer ({models.summarizer_model.label})", _params_text(models.summarizer_model))
     field(f"manager ({models.manager_model.label})", _params_text(models.manager_model))
+    sent = sent_parameters(messages or [])
+    if sent:
+        heading("Parameters sent (as stored with the messages)")
+        for label, text, n in sent:
+            field(f"{label} × {n} call(s)", text)
 
     game = conv.game if conv.game is not None else experiment.game
     if game:
@@ -260,11 +306,14 @@ def conversation_details(
     heading("Kickoff")
     out.append(f"{conv.kickoff or experiment.starting_message}\n")
     for agent in conv.agents:
-        heading(f"Prompt of {agent.name} ({agent.role}) · {agent.model.label}")
-        out.append(f"{agent.system_prompt.strip() or '(empty)'}\n")
+        for day, prompt in _prompts_by_day(agent.system_prompts, agent.system_prompt):
+            which = f" · {day}" if day else ""
+            heading(f"Prompt of {agent.name} ({agent.role}){which} · {agent.model.label}")
+            out.append(f"{prompt.strip() or '(empty)'}\n")
     if conv.summarizer_prompt:
-        heading("Summarizer prompt")
-        out.append(f"{conv.summarizer_prompt.strip()}\n")
+        for day, prompt in _prompts_by_day(conv.summarizer_prompts, conv.summarizer_prompt):
+            heading(f"Summarizer prompt{f' · {day}' if day else ''}")
+            out.append(f"{prompt.strip()}\n")
     if conv.manager_prompt:
         heading("Manager prompt")
         out.append(f"{conv.manager_prompt.strip()}\n")

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from rich.markup import escape
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -67,6 +68,7 @@ RICH_STATUS_STYLE = {
     Status.done: "green",
     Status.failed: "bold red",
     Status.cancelled: "dim italic",
+    Status.interrupted: "italic yellow",
 }
 
 # (label, width, right-aligned). A conversation is one pre-formatted line in a one-column table:
@@ -185,6 +187,9 @@ def summary_text(run: BatchRun, now: float | None = None) -> str:
     if here:
         parts.append(f"ETA {duration_label(run.eta_s(now))}")
     second = " · ".join(parts)
+    if run.warnings:  # first on its line, so a narrow screen never cuts it off
+        warned = ", ".join(escape(w) for w in run.warnings)
+        second = f"[yellow]⚠ {warned}[/yellow] · {second}"
     if batch.error and not here and batch.status is Status.failed:
         second += f" · [red]{clip(batch.error, 200)}[/red]"
     elif not here and batch.status in RESUMABLE:
@@ -663,7 +668,11 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
             f"{spec.speaker_selection.value} · repeats {spec.repeats} · seed {spec.seed}"
         )
         label = batch_status_label(b, row.here)
-        if label == "interrupted":
+        if label == "interrupted" and b.stop_reason:
+            text += (
+                f"\nInterrupted: {clip(b.stop_reason, 120)}. r resumes it from the last message."
+            )
+        elif label == "interrupted":
             text += "\nIts session ended before it finished: r resumes it from the last message."
         elif b.status is Status.failed and b.error:
             text += f"\n[red]{clip(b.error, 160)}[/red]"
