@@ -445,7 +445,7 @@ async def select_conversations(
 
 #: A chunk of an export holds at most this many (guessed) messages, and this many
 #: conversations: what bounds an export's memory, whatever the size of the selection.
-CHUNK_MESSAGES = 20_000
+CHUNK_MESSAGES = 5_000
 CHUNK_CONVERSATIONS = 1_000
 
 

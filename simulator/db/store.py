@@ -34,7 +34,7 @@ NOW = _Now()
 
 #: Conversation fields a listing leaves out (``brief=True``): the rendered prompts, kilobytes per
 #: conversation that no list, filter or table shows. A brief conversation has them empty.
-PROMPT_FIELDS = ("kickoff", "summarizer_prompt", "manager_prompt")
+PROMPT_FIELDS = ("kickoff", "summarizer_prompt", "summarizer_prompts", "manager_prompt")
 
 
 def message_count_hint(conversation: Conversation) -> int:

@@ -35,8 +35,12 @@ class ConversationService:
     async def messages(self, conversation_id: str) -> builtins.list[Message]:
         """A transcript: the conversation's messages in seq order (one range of the ``_id``
         index, whatever the size of the database)."""
-        await self.get(conversation_id)
-        return await self.store.messages.list(conversation_id)
+        return (await self.transcript(conversation_id))[1]
+
+    async def transcript(self, conversation_id: str) -> tuple[Conversation, builtins.list[Message]]:
+        """The conversation as stored (prompts included) and its messages in seq order."""
+        conversation = await self.get(conversation_id)
+        return conversation, await self.store.messages.list(conversation_id)
 
     async def delete(self, conversation_id: str) -> None:
         """Delete a conversation and its messages: only whoever ran it may."""
