@@ -30,6 +30,8 @@ from pymongo.errors import BulkWriteError, WriteError
 #: Documents per ``insert_many`` at most (a batch stays far below the 48 MB message limit).
 MAX_BATCH = 1000
 DUPLICATE_KEY = 11000
+#: Callers woken per pass of the event loop when their batch is acknowledged.
+WAKE_GROUP = 8
 
 Doc = dict[str, Any]
 
@@ -93,6 +95,10 @@ class InsertCoalescer:
         except Exception as exc:  # the server is gone, say: every caller of this batch fails
             outcomes = dict.fromkeys(range(len(batch)), exc)
         for i, (_, fut) in enumerate(batch):
+            if i and i % WAKE_GROUP == 0:
+                # Every caller of a batch wakes at once and does a turn's work before it awaits
+                # again: let the loop run its timers (a UI's) between groups of them.
+                await asyncio.sleep(0)
             if fut.done():
                 continue
             outcome = outcomes.get(i, True)
