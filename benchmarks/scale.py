@@ -109,17 +109,31 @@ def experiment() -> Experiment:
     )
 
 
+#: Repeats a batch allows; larger batches are split over identical model sets.
+MAX_REPEATS = 1000
+
+
 def batch_spec(
     exp: Experiment, conversations: int, latency_ms: float, concurrency: int
 ) -> BatchSpec:
-    model = ModelRef(provider=Provider.dryrun, model="dryrun", options={"latency_ms": latency_ms})
+    sets = math.ceil(conversations / MAX_REPEATS)
+    model_sets = [
+        ModelSet(
+            default=ModelRef(
+                provider=Provider.dryrun,
+                model="dryrun",
+                options={"latency_ms": latency_ms, "set": i},
+            )
+        )
+        for i in range(sets)
+    ]
     return BatchSpec(
         experiment_id=exp.id,
-        model_sets=[ModelSet(default=model)],
+        model_sets=model_sets,
         max_agents={"Guard": 1, "Prisoner": 1},
         days=1,
         total_messages=20,
-        repeats=conversations,
+        repeats=math.ceil(conversations / sets),
         concurrency=concurrency,
     )
 
