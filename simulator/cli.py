@@ -21,9 +21,11 @@ COMMAND_MODULES = [
     "experiments",
     "export",
     "annotate",
+    "coding",
+    "stats",
     "login",
-    "commons",
-    "reputation",
+    "kinds",  # every experiment kind's own group: simulator commons ..., simulator reputation ...
+    "cache",
 ]
 
 
@@ -64,6 +66,9 @@ def _run_tui(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from simulator.scenarios.registry import install
+
+    install()  # the experiment kinds, handed to the engine once for the process
     parser = build_parser()
     args = parser.parse_args(argv)
     func = getattr(args, "func", None) or _run_tui

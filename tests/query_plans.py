@@ -38,6 +38,8 @@ COLLECTIONS = (
     "states",
     "annotations",
     "annotators",
+    "responses",
+    "ledgers",
     "meta",
 )
 _TABLE = "|".join(COLLECTIONS)

@@ -19,7 +19,7 @@ import pytest
 
 from simulator.db.mongo import connect_store
 from simulator.db.store import ConversationFilter, message_count_hint
-from simulator.domain import BatchSpec, Conversation, GridCell, Message, ModelSet, Status
+from simulator.domain import BatchSpec, CacheMode, Conversation, GridCell, Message, ModelSet, Status
 from simulator.engine.batch import BatchRunner
 from simulator.engine.journal import Journal
 from simulator.llm.registry import Backends
@@ -273,6 +273,39 @@ async def test_a_whole_batch_run_is_served_by_indexes(probe: Any) -> None:
         await backends.aclose()
     assert ended.status is Status.done
     assert on(queries, "messages") == []  # new conversations read no messages
+    assert violations(queries) == []
+
+
+async def test_the_response_cache_and_ledgers_are_read_by_id(probe: Any) -> None:
+    """A batch with the response cache on (looked up and written by key), a second batch that
+    learns its estimate from the first one's ledger, and a resume that rebuilds a ledger left
+    by a run that died: every query served by an index."""
+    await seeded(probe.store)
+    exp = await probe.store.experiments.create(make_prison_experiment())
+    spec = BatchSpec(
+        experiment_id=exp.id, total_messages=4, repeats=3, concurrency=3, cache=CacheMode.reuse
+    )
+    backends = Backends()
+    try:
+        runner = BatchRunner(probe.store, backends)
+        probe.start()
+        first = await runner.start(exp, spec, owner="tester")
+        await runner.run(first.id)
+        # the same answers again: served from the cache
+        again = await runner.run((await runner.start(exp, spec, owner="tester")).id)
+        ledger = await probe.store.ledgers.get(first.id)
+        assert ledger is not None
+        await probe.store.ledgers.put(ledger.model_copy(update={"runner": "gone:1/1"}))
+        await probe.store.batches.set_fields(first.id, status=Status.interrupted)
+        resumed = await runner.resume(first.id)
+        queries = await probe.stop()
+    finally:
+        await backends.aclose()
+    assert again.status is Status.done and resumed.status is Status.done
+    assert on(queries, "responses") and on(queries, "ledgers")
+    rebuilt = await probe.store.ledgers.get(first.id)
+    assert rebuilt is not None and rebuilt.runner is None
+    assert sum(r.calls for r in rebuilt.rows) == sum(r.calls for r in ledger.rows) > 0
     assert violations(queries) == []
 
 

@@ -1,5 +1,5 @@
 """Headless batches: ``simulator run SPEC.yaml``, ``simulator batches``, ``simulator resume BATCH``,
-``simulator cancel BATCH``.
+``simulator rerun BATCH``, ``simulator cancel BATCH``.
 
 The spec is checked completely (shape, values, roles, factor levels) before the database is
 opened or anything runs; its format is documented in docs/spec.md.
@@ -14,8 +14,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from simulator.domain import Batch, Conversation, Estimate, Experiment, Status
+from simulator.domain import Batch, CacheMode, Conversation, Estimate, Experiment, Ledger, Status
 from simulator.domain.errors import NotFoundError, SimulatorError
+from simulator.words import plural
 
 EXIT_OK = 0
 EXIT_UNFINISHED = 1  # some conversations failed, or the batch was cancelled
@@ -69,7 +70,31 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         ),
     )
     resume.add_argument("batch", metavar="BATCH", help="batch id (or a unique prefix of it)")
+    _cap_options(resume, "raise (or set) the batch's")
     resume.set_defaults(func=cmd_resume)
+
+    rerun = sub.add_parser(
+        "rerun",
+        help="run a batch's spec again as a new batch, answers reused from the response cache",
+        description=(
+            "Create a new batch from BATCH's spec (the same grid, seeds and models, the "
+            "experiment as it is now) and run it. With the response cache on (reuse, the "
+            "default here) every answer stored in the cache is served from it, so a rerun of "
+            "a batch that ran with its cache on makes no model call; see docs/cost.md."
+        ),
+    )
+    rerun.add_argument("batch", metavar="BATCH", help="batch id (or a unique prefix of it)")
+    rerun.add_argument(
+        "--cache",
+        choices=[m.value for m in CacheMode],
+        default=CacheMode.reuse.value,
+        help="the new batch's response cache: reuse (default), refresh or off",
+    )
+    _cap_options(rerun, "the new batch's")
+    rerun.add_argument(
+        "-y", "--yes", action="store_true", help="start without asking (asked only at a terminal)"
+    )
+    rerun.set_defaults(func=cmd_rerun)
 
     cancel = sub.add_parser(
         "cancel",
@@ -81,6 +106,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     cancel.add_argument("batch", metavar="BATCH", help="batch id (or a unique prefix of it)")
     cancel.set_defaults(func=cmd_cancel)
+
+
+def _cap_options(parser: argparse.ArgumentParser, whose: str) -> None:
+    parser.add_argument(
+        "--max-cost-usd",
+        type=float,
+        metavar="USD",
+        help=f"{whose} cost cap in USD (it stops, resumable, before a call that would pass it)",
+    )
+    parser.add_argument(
+        "--max-total-tokens",
+        type=int,
+        metavar="N",
+        help=f"{whose} cap on tokens, prompts and answers together",
+    )
 
 
 # --------------------------------------------------------------------------- commands
@@ -118,7 +158,7 @@ async def _run(args: argparse.Namespace, run_spec: Any) -> int:
         user = await _current_user(store, settings)
         experiment = await _resolve_experiment(store, run_spec.experiment, user, store_it=False)
         spec = run_spec.batch_spec(experiment)
-        _print_plan(experiment, run_spec, console)
+        _print_plan(experiment, run_spec, console, await _rates(store, experiment.id))
         if args.dry_run:
             return EXIT_OK
         if not args.yes and sys.stdin.isatty() and not _confirm(console):
@@ -133,18 +173,33 @@ async def _run(args: argparse.Namespace, run_spec: Any) -> int:
                 experiment, spec, owner=user, prices=run_spec.prices, preflight=False
             )
             console.print(
-                f"Batch [bold]{batch.id}[/] started: {batch.cells_total} conversations "
+                f"Batch [bold]{batch.id}[/] started: {plural(batch.cells_total, 'conversation')} "
                 f"of {experiment.name!r}."
             )
             batch = await _drive(runner, batch, experiment, console)
-    return _report_end(batch, console)
+        return _report_end(batch, console, await _ledger(store, batch.id))
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    return _interruptible(_resume(args.batch))
+    _check_caps(args)
+    return _interruptible(_resume(args.batch, args.max_cost_usd, args.max_total_tokens))
 
 
-async def _resume(ref: str) -> int:
+def _check_caps(args: argparse.Namespace) -> None:
+    """Bad cap options: one message, exit code 2, before anything is opened."""
+    from simulator.domain.models import BOUNDS, bound_message
+
+    for name in ("max_cost_usd", "max_total_tokens"):
+        value = getattr(args, name, None)
+        low, high = BOUNDS[name]
+        if value is not None and not low <= value <= high:
+            option = "--" + name.replace("_", "-")
+            raise SimulatorError(f"{option} {bound_message(name, value)}", title="Invalid option")
+
+
+async def _resume(
+    ref: str, max_cost_usd: float | None = None, max_total_tokens: int | None = None
+) -> int:
     from simulator.db.mongo import opened_store
     from simulator.settings import load_settings
 
@@ -160,8 +215,59 @@ async def _resume(ref: str) -> int:
             raise NotFoundError(f"The experiment of batch {batch.id} no longer exists.")
         console.print(f"Resuming batch [bold]{batch.id}[/] of {experiment.name!r}.")
         async with _runner(store, settings) as runner:
+            if max_cost_usd is not None or max_total_tokens is not None:
+                batch = await runner.set_caps(
+                    batch.id, max_cost_usd=max_cost_usd, max_total_tokens=max_total_tokens
+                )
+                console.print(f"Budget caps: {_caps_text(batch)}.")
             batch = await _drive(runner, batch, experiment, console, resume=True)
-    return _report_end(batch, console)
+        return _report_end(batch, console, await _ledger(store, batch.id))
+
+
+def cmd_rerun(args: argparse.Namespace) -> int:
+    _check_caps(args)
+    return _interruptible(_rerun(args))
+
+
+async def _rerun(args: argparse.Namespace) -> int:
+    from simulator.db.mongo import opened_store
+    from simulator.settings import load_settings
+
+    console = _console()
+    settings = load_settings()
+    async with opened_store(settings) as store:
+        user = await _current_user(store, settings)
+        source = await _find_batch(store, args.batch)
+        experiment = await store.experiments.get(source.experiment_id)
+        if experiment is None:
+            raise NotFoundError(f"The experiment of batch {source.id} no longer exists.")
+        update: dict[str, Any] = {"cache": CacheMode(args.cache)}
+        if args.max_cost_usd is not None:
+            update["max_cost_usd"] = args.max_cost_usd
+        if args.max_total_tokens is not None:
+            update["max_total_tokens"] = args.max_total_tokens
+        spec = source.spec.model_copy(update=update)
+        console.print(
+            f"Rerunning batch [bold]{source.id}[/] of {experiment.name!r} as a new batch "
+            f"(response cache: {spec.cache.value})."
+        )
+        if experiment.version != source.experiment_version:
+            console.print(
+                f"[yellow]Note[/]: the experiment changed since that batch (version "
+                f"{source.experiment_version}, now {experiment.version}); prompts that changed "
+                "are asked again."
+            )
+        if not args.yes and sys.stdin.isatty() and not _confirm(console):
+            console.print("Nothing started.")
+            return EXIT_OK
+        async with _runner(store, settings) as runner:
+            batch = await runner.start(experiment, spec, owner=user, prices=source.prices)
+            console.print(
+                f"Batch [bold]{batch.id}[/] started: {batch.cells_total} conversations "
+                f"of {experiment.name!r}."
+            )
+            batch = await _drive(runner, batch, experiment, console)
+        return _report_end(batch, console, await _ledger(store, batch.id))
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
@@ -214,11 +320,12 @@ async def _batches(experiment_ref: str | None) -> int:
             return EXIT_OK
         names: dict[str, str] = {}
         runner = BatchRunner(store, backends=None)
+        ledgers = {lg.batch_id: lg for lg in await store.ledgers.get_many([b.id for b in batches])}
         table = Table(title="Batches", show_lines=False)
         table.add_column("batch", no_wrap=True)
         table.add_column("experiment")
         table.add_column("status", no_wrap=True)
-        for col in ("done", "failed", "total"):
+        for col in ("done", "failed", "total", "calls", "cached", "tokens", "cost"):
             table.add_column(col, justify="right", no_wrap=True)
         table.add_column("created (UTC)", no_wrap=True)
         table.add_column("owner")
@@ -227,6 +334,7 @@ async def _batches(experiment_ref: str | None) -> int:
                 exp = await store.experiments.get(b.experiment_id)
                 names[b.experiment_id] = exp.name if exp else "(deleted)"
             counts = await runner.progress(b.id)
+            ledger = ledgers.get(b.id)
             table.add_row(
                 b.id[:12],
                 names[b.experiment_id],
@@ -234,6 +342,7 @@ async def _batches(experiment_ref: str | None) -> int:
                 str(counts.done),
                 str(counts.failed),
                 str(b.cells_total),
+                *_ledger_cells(ledger),
                 b.created_at.strftime("%Y-%m-%d %H:%M"),
                 b.owner,
             )
@@ -332,7 +441,76 @@ def _console() -> Any:
     return console
 
 
-def _print_plan(experiment: Experiment, run_spec: Any, console: Any) -> Estimate:
+def _ledger_cells(ledger: Ledger | None) -> list[str]:
+    """``simulator batches``' columns: calls, answers from the cache, tokens, cost."""
+    if ledger is None:
+        return ["-", "-", "-", "-"]
+    return [
+        f"{ledger.calls:,}",
+        f"{ledger.cache_hits:,}",
+        f"{ledger.tokens:,}",
+        cost_text(ledger),
+    ]
+
+
+def cost_text(ledger: Ledger) -> str:
+    """``$0.0123``; ``$0.0123 + ?`` when some calls were of a model without a price."""
+    if ledger.calls and ledger.unpriced_calls == ledger.calls:
+        return "?"
+    known = f"${ledger.cost_usd:,.4f}"
+    return f"{known} + ?" if ledger.unpriced_calls else known
+
+
+def ledger_summary(ledger: Ledger | None, batch: Batch | None = None) -> list[str]:
+    """The run summary's lines: the model calls (and the answers served from the response
+    cache, when the batch's cache is on), the tokens (and the share of prompt tokens the
+    servers served from their prompt caches, when they reported any), the cost."""
+    if ledger is None:
+        return []
+    calls = f"Model calls: {ledger.calls:,}"
+    cache_on = batch is not None and batch.spec.cache is not CacheMode.off
+    if cache_on or ledger.cache_hits:
+        answers = ledger.calls + ledger.cache_hits
+        calls += f"; answers from the response cache: {ledger.cache_hits:,} of {answers:,}"
+    tokens = f"Tokens: {ledger.tokens:,} ({ledger.prompt_tokens:,} prompt"
+    share = ledger.cached_share
+    if ledger.cached_tokens and share is not None:
+        tokens += (
+            f", of which {ledger.cached_tokens:,} served from the servers' prompt caches: "
+            f"{share:.0%}"
+        )
+    unpriced = (
+        f" ({ledger.unpriced_calls:,} calls of models without a price)"
+        if ledger.unpriced_calls
+        else ""
+    )
+    return [f"{calls}.", f"{tokens}). Cost: {cost_text(ledger)}{unpriced}."]
+
+
+def _caps_text(batch: Batch) -> str:
+    spec = batch.spec
+    caps = []
+    if spec.max_cost_usd is not None:
+        caps.append(f"max_cost_usd {spec.max_cost_usd:g}")
+    if spec.max_total_tokens is not None:
+        caps.append(f"max_total_tokens {spec.max_total_tokens:,}")
+    return ", ".join(caps) or "none"
+
+
+async def _ledger(store: Any, batch_id: str) -> Ledger | None:
+    repo = getattr(store, "ledgers", None)
+    return await repo.get(batch_id) if repo is not None else None
+
+
+async def _rates(store: Any, experiment_id: str) -> Any:
+    from simulator.engine.ledger import learned_rates
+
+    return await learned_rates(store, experiment_id) or None
+
+
+def _print_plan(
+    experiment: Experiment, run_spec: Any, console: Any, measured: Any = None
+) -> Estimate:
     from simulator.engine.grid import (
         count_combinations,
         day_counts,
@@ -343,7 +521,7 @@ def _print_plan(experiment: Experiment, run_spec: Any, console: Any) -> Estimate
 
     spec = run_spec.batch_spec(experiment)
     cells = expand_grid(experiment, spec)
-    est = estimate_cells(experiment, cells, run_spec.prices)
+    est = estimate_cells(experiment, cells, run_spec.prices, measured=measured)
     parts = [
         (len(spec.model_sets), "model set"),
         (len(factor_combinations(experiment, spec)), "factor combination"),
@@ -351,9 +529,9 @@ def _print_plan(experiment: Experiment, run_spec: Any, console: Any) -> Estimate
         (len(day_counts(spec)), "day count"),
         (spec.repeats, "repeat"),
     ]
-    grid = " x ".join(f"{n} {label}{'s' if n != 1 else ''}" for n, label in parts)
+    grid = " x ".join(plural(n, label) for n, label in parts)
     console.print(f"Experiment: [bold]{experiment.name}[/] ({experiment.kind.value})")
-    console.print(f"Grid: {grid} = {len(cells)} cells")
+    console.print(f"Grid: {grid} = {plural(len(cells), 'cell')}")
     models = sorted({ms.label for ms in spec.model_sets})
     console.print(f"Models: {'; '.join(models)}")
     cost = (
@@ -361,10 +539,25 @@ def _print_plan(experiment: Experiment, run_spec: Any, console: Any) -> Estimate
         if est.cost_usd is not None
         else (" (cost: a model has no price)" if run_spec.prices else "")
     )
-    console.print(
-        f"Estimate: {est.conversations:,} conversations, {est.llm_calls:,} LLM calls, "
-        f"about {est.tokens:,} tokens{cost}"
+    learnt = (
+        f" (answer lengths measured on {est.measured_calls:,} calls of earlier batches)"
+        if est.measured_calls
+        else ""
     )
+    console.print(
+        f"Estimate: {plural(est.conversations, 'conversation')}, "
+        f"{plural(est.llm_calls, 'LLM call')}, about {plural(est.tokens, 'token')}{cost}{learnt}"
+    )
+    if spec.cache is not CacheMode.off:
+        console.print(f"Response cache: {spec.cache.value} (answers found there cost nothing).")
+    if spec.max_cost_usd is not None or spec.max_total_tokens is not None:
+        caps = [
+            f"max_cost_usd {spec.max_cost_usd:g}" if spec.max_cost_usd is not None else "",
+            f"max_total_tokens {spec.max_total_tokens:,}"
+            if spec.max_total_tokens is not None
+            else "",
+        ]
+        console.print(f"Budget caps: {', '.join(c for c in caps if c)}.")
     return est
 
 
@@ -575,12 +768,18 @@ def _progress(console: Any, batch: Batch, experiment: Experiment) -> Iterator[tu
         yield progress, task
 
 
-def _report_end(batch: Batch, console: Any) -> int:
+def _report_end(batch: Batch, console: Any, ledger: Ledger | None = None) -> int:
+    for line in ledger_summary(ledger, batch):
+        console.print(line)
     if batch.status is Status.done:
-        console.print(f"Batch {batch.id} done: {batch.cells_total} conversations.")
+        console.print(f"Batch {batch.id} done: {plural(batch.cells_total, 'conversation')}.")
         return EXIT_OK
     if batch.status is Status.failed:
         console.print(f"[red]Batch {batch.id}: {batch.error}[/]")
+    elif batch.stop_reason:
+        console.print(f"Batch {batch.id} {batch.status.value}: {batch.stop_reason}.")
+        if "simulator resume" in batch.stop_reason:  # a cap's reason says how to continue
+            return EXIT_UNFINISHED
     else:
         console.print(f"Batch {batch.id} {batch.status.value}.")
     console.print(f"Continue it with: simulator resume {batch.id}")

@@ -16,7 +16,15 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from simulator.domain import Batch, Conversation, Experiment, Message, Status
+from simulator.domain import (
+    Batch,
+    CachedResponse,
+    Conversation,
+    Experiment,
+    Ledger,
+    Message,
+    Status,
+)
 from simulator.domain.annotations import Annotation, AnnotatorEntry
 
 
@@ -223,6 +231,34 @@ class AnnotationRepo(Protocol):
         ...
 
 
+class ResponseRepo(Protocol):
+    """The response cache (docs/cost.md): answers by key, shared by every batch."""
+
+    async def get(self, key: str) -> CachedResponse | None: ...
+    async def put(self, response: CachedResponse, *, replace: bool = False) -> None:
+        """Store under its key; the first answer stored wins unless ``replace``."""
+        ...
+
+    async def insert_many(self, responses: builtins.list[CachedResponse]) -> int:
+        """Store those whose key is not stored yet; returns how many were new."""
+        ...
+
+    def iterate(self, batch_size: int = 500) -> AsyncIterator[CachedResponse]:
+        """Every answer in key order, streamed."""
+        ...
+
+    async def stats(self) -> builtins.list[dict[str, Any]]: ...
+    async def clear(self, model: str | None = None, provider: str | None = None) -> int: ...
+
+
+class LedgerRepo(Protocol):
+    """Cost ledgers, one per batch (``_id`` = the batch's id)."""
+
+    async def get(self, batch_id: str) -> Ledger | None: ...
+    async def get_many(self, batch_ids: builtins.list[str]) -> builtins.list[Ledger]: ...
+    async def put(self, ledger: Ledger) -> None: ...
+
+
 class Store(Protocol):
     experiments: ExperimentRepo
     batches: BatchRepo
@@ -230,6 +266,8 @@ class Store(Protocol):
     messages: MessageRepo
     states: StateRepo
     annotations: AnnotationRepo
+    responses: ResponseRepo
+    ledgers: LedgerRepo
 
     async def ping(self) -> None: ...
     async def close(self) -> None: ...

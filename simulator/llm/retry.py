@@ -86,8 +86,8 @@ class RetryPolicy:
         else exponential backoff with equal jitter (half fixed, half random)."""
         if retry_after is not None:
             return min(retry_after, MAX_RETRY_AFTER_S)
-        base = min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1))
-        return base / 2 + rng.uniform(0, base / 2)
+        base = min(self.max_backoff_s, self.backoff_s * 2.0 ** (attempt - 1))
+        return float(base / 2 + rng.uniform(0, base / 2))
 
 
 async def emit(sink: EventSink | None, event: LLMEvent) -> None:

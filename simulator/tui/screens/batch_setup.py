@@ -45,12 +45,14 @@ from simulator.domain import (
 )
 from simulator.domain.errors import SimulatorError, SpecError
 from simulator.domain.models import BOUNDS, MAX_CELLS, bound_message, bound_text
+from simulator.engine.batch import check_cost_cap
 from simulator.engine.grid import check_grid_size, estimate_cells, expand_grid, grid_size
 from simulator.roles import validate_experiment
 from simulator.tui.screens.base import ReportsWorkerErrors
 from simulator.tui.screens.dialogs import ConfirmDialog
 from simulator.tui.screens.library import clip
-from simulator.tui.screens.monitor import columns_header, columns_line
+from simulator.tui.screens.monitor import FitStep, columns_header, columns_line, fit_columns, pick
+from simulator.words import plural
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +88,8 @@ class SetupForm:
     seed: str = "0"
     concurrency: str = str(BatchSpec.model_fields["concurrency"].default)
     rounds: str = ""
+    max_cost_usd: str = ""  # budget caps (docs/cost.md); empty: no cap
+    max_total_tokens: str = ""
 
 
 @dataclass
@@ -126,12 +130,29 @@ def _whole(text: str, key: str, problems: dict[str, str], bound: str) -> int | N
     return value
 
 
+def _cap(text: str, key: str, problems: dict[str, str]) -> float | None:
+    """A cost cap: empty for none, else a number within ``BOUNDS["max_cost_usd"]``, or None
+    with the problem under ``key``."""
+    text = text.strip().replace("_", "").replace(",", "").removeprefix("$")
+    if not text:
+        return None
+    low, high = BOUNDS["max_cost_usd"]
+    try:
+        value = float(text) if len(text) <= 24 else None
+    except ValueError:
+        value = None
+    if value is None or value != value or not low <= value <= high:
+        problems[key] = bound_message("max_cost_usd", text if value is None else value)
+        return None
+    return value
+
+
 def build_spec(
     experiment: Experiment, form: SetupForm, prices: Any = None, *, max_cells: int = MAX_CELLS
 ) -> Plan:
     """Check the form against the experiment; the plan holds every problem by field key
     (``total``, ``days``, ``max-<role>``, ``repeats``, ``seed``, ``concurrency``, ``rounds``,
-    ``speaker``, ``grid``)."""
+    ``cap-cost``, ``cap-tokens``, ``speaker``, ``grid``)."""
     problems: dict[str, str] = {}
     dialogue = experiment.kind is ExperimentKind.dialogue
     total = _whole(form.total_messages, "total", problems, "total_messages")
@@ -151,6 +172,10 @@ def build_spec(
     rounds = None
     if not dialogue and form.rounds.strip():
         rounds = _whole(form.rounds, "rounds", problems, "rounds")
+    max_cost = _cap(form.max_cost_usd, "cap-cost", problems)
+    max_tokens = None
+    if form.max_total_tokens.strip():  # empty: no cap
+        max_tokens = _whole(form.max_total_tokens, "cap-tokens", problems, "max_total_tokens")
     if not experiment.roles:
         problems["grid"] = "the experiment has no roles: add some in the editor first"
     else:
@@ -191,11 +216,18 @@ def build_spec(
             seed=seed,
             concurrency=concurrency,
             rounds=rounds,
+            max_cost_usd=max_cost,
+            max_total_tokens=max_tokens,
         )
         plan.grid = grid_size(experiment, spec).words
         check_grid_size(experiment, spec, max_cells)  # by multiplication: nothing expanded yet
         plan.cells = expand_grid(experiment, spec)
         plan.estimate = estimate_cells(experiment, plan.cells, prices or None)
+        try:
+            check_cost_cap(spec, plan.cells, prices or None)
+        except SpecError as exc:  # under its field: a cost cap needs every model priced
+            problems["cap-cost"] = str(exc).removeprefix("batch.max_cost_usd: ")
+            return plan
     except SpecError as exc:
         problems["grid"] = str(exc).removeprefix("batch: ")
         return plan
@@ -225,13 +257,19 @@ def cost_label(plan: Plan, prices: Any, price_problem: str = "") -> str:
     return "unknown (a model has no price)" if prices else "unknown (no PRICE_TABLE)"
 
 
+def _count(n: int, noun: str) -> str:
+    number, words = plural(n, noun).split(" ", 1)
+    return f"[b]{number}[/b] {words}"
+
+
 def totals_text(plan: Plan, prices: Any, price_problem: str = "") -> str:
+    """Three short lines (each cut at the edge in a narrow terminal, never wrapped)."""
     est = plan.estimate
     if est is None:
         return "Fix the fields marked in red to see the grid."
     return (
-        f"[b]{est.conversations:,}[/b] conversations · [b]{est.llm_calls:,}[/b] LLM calls · "
-        f"about [b]{est.tokens:,}[/b] tokens · cost {cost_label(plan, prices, price_problem)}\n"
+        f"{_count(est.conversations, 'conversation')} · {_count(est.llm_calls, 'LLM call')}\n"
+        f"~{_count(est.tokens, 'token')} · {cost_label(plan, prices, price_problem)}\n"
         f"[dim]{plan.grid}[/dim]"
     )
 
@@ -257,6 +295,9 @@ PREVIEW_COLUMNS: list[tuple[str, int, bool]] = [
     ("Rep", 3, True),
     ("Seed", 8, False),
 ]
+# A narrow preview drops the seed, then the repeat, then shortens the factors; room to spare
+# goes to the factors.
+PREVIEW_FIT: list[FitStep] = [("drop", "Seed", 0), ("drop", "Rep", 0), ("shrink", "Factors", 6)]
 
 
 # --------------------------------------------------------------------------- the screen
@@ -292,6 +333,9 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
         text-style: bold;
         height: 1;
         margin-top: 1;
+    }
+    BatchSetupScreen .setup-heading.first {
+        margin-top: 0;
     }
     BatchSetupScreen .setup-row {
         height: 1;
@@ -338,9 +382,10 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
         margin-top: 1;
     }
     BatchSetupScreen #setup-totals {
-        height: auto;
-        min-height: 2;
+        height: 3;
         margin-top: 1;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
     }
     BatchSetupScreen #setup-grid-error {
         color: $error;
@@ -361,6 +406,13 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
             super().__init__()
             self.batch_id = batch_id
 
+    class NewerVersion(Message):
+        """The experiment is an older version: ``latest`` supersedes it."""
+
+        def __init__(self, latest: Experiment) -> None:
+            super().__init__()
+            self.latest = latest
+
     def __init__(self, experiment: Experiment) -> None:
         super().__init__()
         self.experiment = experiment
@@ -374,6 +426,7 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
         self.checks = 0  # plans computed (tests wait on it)
         self._recheck_timer: Timer | None = None
         self._starting = False
+        self._preview_columns = PREVIEW_COLUMNS  # fitted to the preview's width (on_resize)
 
     # ------------------------------------------------------------------ layout
 
@@ -383,15 +436,10 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
         model_options = [(clip(m.label, 30), str(i)) for i, m in enumerate(self.models)]
         same = [("same as default", SAME)]
         yield Header(show_clock=False)
-        yield Static(
-            f"New batch of '{clip(exp.name, 40)}' ({exp.kind.value}) · ctrl+s starts it · "
-            "esc goes back",
-            id="setup-banner",
-            markup=False,
-        )
+        yield Static(self._banner(), id="setup-banner", markup=False)
         with Horizontal(id="setup-body"):
             with VerticalScroll(id="setup-form"):
-                yield Static("Models", classes="setup-heading")
+                yield Static("Models", classes="setup-heading first")
                 yield from self._row(
                     "Default",
                     Select(
@@ -479,20 +527,37 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
                     self._input(self.form.concurrency, "concurrency", narrow=True),
                     "concurrency",
                 )
+                yield from self._row(
+                    "Max cost (USD)",
+                    self._input("", "cap-cost", narrow=True, placeholder="no cap"),
+                    "cap-cost",
+                )
+                yield from self._row(
+                    "Max tokens",
+                    self._input("", "cap-tokens", narrow=True, placeholder="no cap"),
+                    "cap-tokens",
+                )
             with Vertical(id="setup-side"):
                 table: DataTable[str] = DataTable(
                     id="setup-grid", cursor_type="row", zebra_stripes=True
                 )
-                table.add_column(columns_header(PREVIEW_COLUMNS), key="cell")
+                table.add_column(columns_header(self._preview_columns), key="cell")
                 yield table
                 yield Static("", id="setup-grid-error")
                 yield Static("", id="setup-totals")
                 with Horizontal(id="setup-buttons"):
-                    yield Button("Back (esc)", id="setup-back", compact=True)
+                    yield Button("Back", id="setup-back", compact=True)
                     yield Button(
-                        "Start batch (ctrl+s)", id="setup-start", variant="primary", compact=True
+                        "Start (ctrl+s)", id="setup-start", variant="primary", compact=True
                     )
         yield Footer()
+
+    def _banner(self, latest: Experiment | None = None) -> str:
+        exp = self.experiment
+        text = f"New batch of '{clip(exp.name, 30)}' v{exp.version} ({exp.kind.value})"
+        if latest is not None:
+            return f"{text} · an OLDER version: v{latest.version} is the latest"
+        return f"{text} · ctrl+s starts it · esc goes back"
 
     def _input(self, value: str, key: str, *, narrow: bool = False, placeholder: str = "") -> Input:
         return Input(
@@ -515,25 +580,59 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
             yield Static("", classes="setup-error", id=f"err-{error_key}", markup=False)
 
     def on_mount(self) -> None:
+        self._check_version()
         self._warm_up()
         self._load_prices()
         self.query_one("#in-total" if self._dialogue else "#in-rounds", Input).focus()
         if self._dialogue:
             self.recheck()  # a game's estimate imports its scenario: after the warm-up
 
+    @work(group="batch-setup-version", exit_on_error=False)
+    async def _check_version(self) -> None:
+        services = getattr(self.app, "services", None)
+        if services is None:
+            return
+        latest = await services.experiments.latest_version(self.experiment)
+        if latest.id != self.experiment.id:
+            self.post_message(self.NewerVersion(latest))
+
+    @on(NewerVersion)
+    def _newer_version(self, message: NewerVersion) -> None:
+        """Say it, and offer the latest: a batch runs exactly the version it is set up on."""
+        old, latest = self.experiment, message.latest
+        self.query_one("#setup-banner", Static).update(self._banner(latest))
+        added = [m.label for m in latest.models if m not in old.models]
+        offers = f" v{latest.version} also offers {', '.join(added)}." if added else ""
+        saved = latest.created_at.astimezone().strftime("%Y-%m-%d %H:%M")
+
+        def answered(switch: bool | None) -> None:
+            if switch:
+                self.app.switch_screen(BatchSetupScreen(latest))
+
+        self.app.push_screen(
+            ConfirmDialog(
+                "An older version",
+                f"'{old.name}' v{old.version} is not the latest version: v{latest.version} "
+                f"(saved {saved}) is.{offers} A batch runs exactly the version it is set up "
+                f"on. Set up the batch on v{latest.version} instead?",
+                yes=f"Use v{latest.version}",
+                no=f"Keep v{old.version}",
+            ),
+            callback=answered,
+        )
+
     @work(thread=True, group="batch-setup-warm-up", exit_on_error=False)
     def _warm_up(self) -> None:
         # While the user fills the form: the first batch then starts without a pause. A game's
         # scenario (its call estimator; reputation pulls in networkx) is imported here too.
-        import importlib
-
+        from simulator.scenarios.registry import KINDS
         from simulator.tui.runs import warm_up
 
         if not self._dialogue:
             try:
-                importlib.import_module(f"simulator.scenarios.{self.experiment.kind.value}")
-            except ImportError:
-                log.warning("no scenario module for %s", self.experiment.kind.value)
+                KINDS.prepare(self.experiment.kind)
+            except SimulatorError as exc:  # a kind this version does not know: the plan says so
+                log.warning("cannot prepare kind %s: %s", self.experiment.kind.value, exc)
             self.app.call_from_thread(self.recheck)
         warm_up(freeze=True)
 
@@ -590,6 +689,8 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
             seed=value("#in-seed"),
             concurrency=value("#in-concurrency"),
             rounds=value("#in-rounds"),
+            max_cost_usd=value("#in-cap-cost"),
+            max_total_tokens=value("#in-cap-tokens"),
         )
 
     @on(Input.Changed)
@@ -634,11 +735,28 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
             static.update(note)
             static.set_class(bool(note), "shown")
 
+    def on_resize(self) -> None:
+        # A narrow terminal gives the form a little less room, the preview a little more.
+        self.query_one("#setup-form").styles.width = 42 if self.size.width < 90 else 46
+        self.call_after_refresh(self._fit_preview)
+
+    def _fit_preview(self) -> None:
+        table = self.query_one("#setup-grid", DataTable)
+        width = table.size.width - 4  # the cell's padding and the scrollbar
+        columns = fit_columns(PREVIEW_COLUMNS, width, PREVIEW_FIT, grow="Factors")
+        if width > 0 and columns != self._preview_columns:
+            self._preview_columns = columns
+            table.clear(columns=True)
+            table.add_column(columns_header(columns), key="cell")
+            self._show_plan()
+
     def _show_plan(self) -> None:
         table = self.query_one("#setup-grid", DataTable)
         table.clear()
+        columns = self._preview_columns
         for i, cell in enumerate(self.plan.cells[:PREVIEW_ROWS]):
-            table.add_row(columns_line(cell_row(i, cell), PREVIEW_COLUMNS), key=str(i))
+            values = pick(cell_row(i, cell), PREVIEW_COLUMNS, columns)
+            table.add_row(columns_line(values, columns), key=str(i))
         more = len(self.plan.cells) - PREVIEW_ROWS
         if more > 0:
             table.add_row(f"  … and {more:,} more cells")
@@ -676,8 +794,8 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
         self.app.push_screen(
             ConfirmDialog(
                 "Start this batch?",
-                f"Run {est.conversations:,} conversation(s) of '{self.experiment.name}': "
-                f"{est.llm_calls:,} LLM calls, about {est.tokens:,} tokens, cost "
+                f"Run {plural(est.conversations, 'conversation')} of '{self.experiment.name}': "
+                f"{plural(est.llm_calls, 'LLM call')}, about {plural(est.tokens, 'token')}, cost "
                 f"{cost_label(plan, self.prices, self.price_problem)}. It keeps running when you "
                 f"leave the monitor.{manual}",
                 yes="Start",
