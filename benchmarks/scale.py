@@ -75,6 +75,7 @@ from simulator.domain import (
 from simulator.engine.batch import BatchRunner
 from simulator.engine.events import EventBus, MessageStored
 from simulator.llm.registry import Backends
+from simulator.scenarios.registry import KINDS
 
 DB = "benchmark"
 PREFILL_EXPERIMENT = "prefill"
@@ -275,7 +276,7 @@ async def run_batch(
     inserts = getattr(store.messages, "inserts", None)
     writes0, docs0 = (inserts.writes, inserts.documents) if inserts else (0, 0)
     try:
-        runner = BatchRunner(store, backends, bus)
+        runner = BatchRunner(store, backends, bus, kinds=KINDS)
         batch = await runner.start(exp, batch_spec(exp, conversations, latency_ms, concurrency))
         cpu0, client0, t0 = cpu_seconds(pid), time.process_time(), time.perf_counter()
         with LoopLag() as lag:
