@@ -75,7 +75,9 @@ from simulator.domain import (
 from simulator.engine.batch import BatchRunner
 from simulator.engine.events import EventBus, MessageStored
 from simulator.llm.registry import Backends
-from simulator.scenarios.registry import KINDS
+from simulator.scenarios.registry import KINDS, install
+
+install()  # the experiment kinds, as simulator.cli.main installs them for its process
 
 DB = "benchmark"
 PREFILL_EXPERIMENT = "prefill"
