@@ -21,7 +21,7 @@ from simulator.credentials import KEYRING_SERVICE, CredentialStore
 from simulator.db.mongo import connect_store
 from simulator.domain.errors import AuthenticationError, DatabaseUnavailableError
 from simulator.services.identity import current_user, os_user
-from simulator.services.session import verify_login
+from simulator.services.login import verify_login
 from simulator.settings import build_uri, load_settings
 from tests.plugins.services import FAKE_PASSWORD, FakeMongo, closed_port
 

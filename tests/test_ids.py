@@ -1,5 +1,5 @@
 """Ids as the app prints them: every command that takes a batch, experiment or conversation id
-accepts a unique prefix of it (one resolver, ``services.ids``), and so does the Python API; an
+accepts a unique prefix of it (one resolver, ``db.ids``), and so does the Python API; an
 ambiguous prefix is an error that lists the candidates (exit 2)."""
 
 from __future__ import annotations
@@ -14,15 +14,15 @@ import pytest
 
 from simulator.analysis.loading import load_conversations, load_messages
 from simulator.cli import main
-from simulator.domain import Batch, BatchSpec, Experiment, ModelRef, ModelSet
-from simulator.engine.batch import BatchRunner
-from simulator.llm.registry import Backends
-from simulator.services.ids import (
+from simulator.db.ids import (
     AmbiguousIdError,
     resolve_batch,
     resolve_conversation,
     resolve_experiment,
 )
+from simulator.domain import Batch, BatchSpec, Experiment, ModelRef, ModelSet
+from simulator.engine.batch import BatchRunner
+from simulator.llm.registry import Backends
 from tests.plugins.batches import make_prison_experiment
 
 

@@ -40,7 +40,7 @@ from simulator.domain import (
 from simulator.domain.cells import cell_key, cell_label
 from simulator.engine.batch import BatchRunner
 from simulator.engine.conversation import run_conversation
-from simulator.examples import load_example
+from simulator.engine.spec import load_example
 from simulator.llm.registry import Backends
 from simulator.scenarios.commons.setup import commons_cell, commons_experiment, start_run
 from tests.plugins.batches import make_prison_experiment

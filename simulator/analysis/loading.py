@@ -198,7 +198,7 @@ class AnalysisFilter:
     """Which conversations to read. ``None`` (or empty) means: no restriction on that field.
 
     ``experiment`` is an experiment id, unique id prefix or name; ``batch`` and each of
-    ``conversation_ids`` an id or a unique id prefix (``services.ids``: the prefixes the app
+    ``conversation_ids`` an id or a unique id prefix (``db.ids``: the prefixes the app
     prints); ``model`` matches the model name (or label) of any model of the conversation's cell
     (default, per role, summarizer, manager); ``counts`` matches the given roles' agent counts
     (case-insensitive role names); ``factors`` the given factor levels (case-insensitive).
@@ -394,8 +394,8 @@ def explain_no_match(
 
 async def resolve_experiment(store: Store, key: str) -> Experiment:
     """An experiment by id, unique id prefix or exact (case-insensitive) name
-    (``services.ids.resolve_experiment``)."""
-    from simulator.services.ids import resolve_experiment as resolve
+    (``db.ids.resolve_experiment``)."""
+    from simulator.db.ids import resolve_experiment as resolve
 
     return await resolve(store, key)
 
@@ -407,7 +407,7 @@ async def select_conversations(
     ``_batch_order``) and the experiments they belong to, by id. Ids and prefixes are resolved
     first (``NotFoundError``, or ``AmbiguousIdError`` listing the candidates); filters that
     select nothing raise ``NoMatchError`` naming the filter and its valid values."""
-    from simulator.services.ids import resolve_batch, resolve_conversations
+    from simulator.db.ids import resolve_batch, resolve_conversations
 
     flt = flt or AnalysisFilter()
     experiment_id = None

@@ -18,7 +18,7 @@ import builtins
 import importlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from simulator.annotations.base import (
     AnnotationError,
@@ -35,6 +35,9 @@ from simulator.domain import Agent, Conversation, Message, ModelRef
 from simulator.domain.annotations import Annotation, AnnotatorEntry, Target
 from simulator.domain.models import Decision
 from simulator.llm.base import CallMeta, ChatMessage, ChatRequest
+
+if TYPE_CHECKING:
+    from simulator.db.store import Store
 
 EMPTY_REASK = "Your answer was empty. Please answer the question."
 
@@ -190,7 +193,8 @@ async def replay_context(
             f"The experiment of conversation {conversation.id} no longer exists: the context of "
             f"{agent.name} cannot be rebuilt."
         )
-    readonly = _ReadOnlyStore(store, messages)
+    # Only what a replay reads: any write ends it (_ReplayEnd), so it is a Store for the journal.
+    readonly = cast("Store", _ReadOnlyStore(store, messages))
     journal = Capturing(readonly, conversation, _NoModels(), None, list(messages))
     runner = runner_for(conversation.kind.value)
     try:

@@ -7,9 +7,12 @@ import asyncio
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from simulator.domain.errors import ConfigurationError, SpecError
+
+if TYPE_CHECKING:
+    from simulator.services.container import Services
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -38,7 +41,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     cal.add_argument(
         "-o", "--output", metavar="PNG", help="write the plot to this file (none without it)"
     )
-    cal.set_defaults(func=cmd_calibrate)
+    cal.set_defaults(func=cmd_calibrate, uses_database=False)
 
     run = cs.add_parser(
         "run",
@@ -85,7 +88,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     run.add_argument("--params", metavar="FILE", help="commons parameters (YAML or JSON)")
     run.add_argument("-o", "--output", metavar="DIR", help="output directory")
-    run.set_defaults(func=cmd_run)
+    run.set_defaults(func=cmd_run, uses_database=True)
 
     fork = cs.add_parser(
         "fork",
@@ -116,7 +119,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     fork.add_argument("--no-run", action="store_true", help="create the fork only")
     fork.add_argument("-o", "--output", metavar="DIR", help="output directory")
-    fork.set_defaults(func=cmd_fork)
+    fork.set_defaults(func=cmd_fork, uses_database=True)
 
     judge = cs.add_parser(
         "judge",
@@ -142,12 +145,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="only this member (repeatable)",
     )
     judge.add_argument("-o", "--output", metavar="FILE", help="write the JSON here")
-    judge.set_defaults(func=cmd_judge)
+    judge.set_defaults(func=cmd_judge, uses_database=True)
 
     report = cs.add_parser("report", help="write rounds.csv, summary.json and dashboard.png")
     report.add_argument("conversation", metavar="CONVERSATION")
     report.add_argument("-o", "--output", metavar="DIR")
-    report.set_defaults(func=cmd_report)
+    report.set_defaults(func=cmd_report, uses_database=True)
 
 
 # ---------------------------------------------------------------------------- calibrate
@@ -260,16 +263,12 @@ def _out_dir(args: argparse.Namespace, conversation_id: str) -> Path:
     return Path(args.output) if args.output else Path(f"commons_{conversation_id[:8]}")
 
 
-async def _play_and_report(store: Any, conversation_id: str, out: Path) -> tuple[Any, dict]:
+async def _play_and_report(services: Services, conversation_id: str, out: Path) -> tuple[Any, dict]:
     from simulator.engine.conversation import run_conversation
-    from simulator.llm.registry import Backends
     from simulator.scenarios.commons.reports import write_reports
 
-    backends = Backends()
-    try:
-        conv = await run_conversation(store, backends, conversation_id)
-    finally:
-        await backends.aclose()
+    store = services.store
+    conv = await run_conversation(store, services.backends, conversation_id)
     files = await write_reports(store, conversation_id, out)
     return conv, files
 
@@ -291,14 +290,13 @@ def _print_result(conv: Any, files: dict[str, Path]) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     import simulator.scenarios.commons  # noqa: F401  (registers the kind and the policies)
-    from simulator.commands.common import game_experiment
+    from simulator.commands.common import game_experiment, open_session
     from simulator.scenarios.commons.setup import (
         commons_cell,
         commons_experiment,
         scripted_model,
         start_run,
     )
-    from simulator.services.session import user_session
 
     if args.members < 1:
         raise ConfigurationError("--members must be at least 1")
@@ -307,7 +305,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         base["preset"] = args.preset
 
     async def go() -> int:
-        async with user_session() as (store, user):
+        async with open_session() as services:
+            store, user = services.store, services.user
             if args.experiment:
                 exp = await game_experiment(store, args.experiment, "commons", user)
                 params = scripted_params(args, {**exp.game, **base})
@@ -321,7 +320,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             cell = cell.model_copy(update={"counts": {role: args.members}})
             conv = await start_run(store, exp, cell, owner=user, params=params)
             print(f"conversation {conv.id}: playing {params.rounds} rounds...", flush=True)
-            conv, files = await _play_and_report(store, conv.id, _out_dir(args, conv.id))
+            conv, files = await _play_and_report(services, conv.id, _out_dir(args, conv.id))
             return _print_result(conv, files)
 
     return asyncio.run(go())
@@ -329,11 +328,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_fork(args: argparse.Namespace) -> int:
     import simulator.scenarios.commons  # noqa: F401
-    from simulator.commands.common import game_conversation
+    from simulator.commands.common import game_conversation, open_session
     from simulator.scenarios.commons.params import MonitorParams
     from simulator.scenarios.commons.runner import fork_conversation
     from simulator.scenarios.commons.setup import scripted_model
-    from simulator.services.session import user_session
 
     members = {}
     for item in args.member_model:
@@ -353,7 +351,8 @@ def cmd_fork(args: argparse.Namespace) -> int:
         monitors = MonitorParams(enabled=True, model=ref)
 
     async def go() -> int:
-        async with user_session() as (store, _user):
+        async with open_session() as services:
+            store = services.store
             source = await game_conversation(store, args.conversation, "commons")
             fork = await fork_conversation(
                 store,
@@ -366,19 +365,19 @@ def cmd_fork(args: argparse.Namespace) -> int:
             print(f"fork {fork.id} of {source.id} at round {args.at_round}")
             if args.no_run:
                 return 0
-            conv, files = await _play_and_report(store, fork.id, _out_dir(args, fork.id))
+            conv, files = await _play_and_report(services, fork.id, _out_dir(args, fork.id))
             return _print_result(conv, files)
 
     return asyncio.run(go())
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from simulator.commands.common import game_conversation
+    from simulator.commands.common import game_conversation, open_session
     from simulator.scenarios.commons.reports import write_reports
-    from simulator.services.session import user_session
 
     async def go() -> int:
-        async with user_session() as (store, _user):
+        async with open_session() as services:
+            store = services.store
             conv = await game_conversation(store, args.conversation, "commons")
             files = await write_reports(store, conv.id, _out_dir(args, conv.id))
         for name, path in files.items():
@@ -390,22 +389,17 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_judge(args: argparse.Namespace) -> int:
     import simulator.scenarios.commons  # noqa: F401
-    from simulator.commands.common import game_conversation
-    from simulator.llm.registry import Backends
+    from simulator.commands.common import game_conversation, open_session
     from simulator.scenarios.commons.judge import judge_run
-    from simulator.services.session import user_session
 
     model = parse_model(args.model)
 
     async def go() -> dict[str, Any]:
-        async with user_session() as (store, _user):
-            backends = Backends()
-            try:
-                await backends.ensure_available([model])
-                conv = await game_conversation(store, args.conversation, "commons")
-                return await judge_run(store, backends, conv.id, model, args.member or None)
-            finally:
-                await backends.aclose()
+        async with open_session() as services:
+            store, backends = services.store, services.backends
+            await backends.ensure_available([model])
+            conv = await game_conversation(store, args.conversation, "commons")
+            return await judge_run(store, backends, conv.id, model, args.member or None)
 
     result = asyncio.run(go())
     text = json.dumps(result, indent=2, ensure_ascii=False)

@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from simulator.domain import MessageKind, Status
 from simulator.domain.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FORMAT_HELP = """\
 formats (--format):
@@ -159,7 +163,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "current directory; transcripts: ./transcripts/)",
     )
     add_filter_arguments(export)
-    export.set_defaults(func=cmd_export)
+    export.set_defaults(func=cmd_export, uses_database=True)
 
     figure_help = "\n".join(f"  {name:<14} {text}" for name, text in FIGURES.items())
     plot = subparsers.add_parser(
@@ -184,7 +188,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="a .png file, or a directory (default: <figure>.png in the current directory)",
     )
     add_filter_arguments(plot)
-    plot.set_defaults(func=cmd_plot)
+    plot.set_defaults(func=cmd_plot, uses_database=True)
 
 
 def filter_from_args(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -219,8 +223,7 @@ def filter_from_args(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 def cmd_export(args: argparse.Namespace) -> int:
     from simulator.analysis.exports import export
-    from simulator.db.mongo import opened_store
-    from simulator.settings import load_settings
+    from simulator.commands.common import open_session
 
     flt = filter_from_args(args)
     annotations = args.what == "annotations"
@@ -228,7 +231,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise ConfigurationError("--wide and --annotator go with --what annotations")
 
     async def go() -> list[Path]:
-        async with opened_store(load_settings()) as store:
+        async with open_session() as services:
+            store = services.store
             if annotations:
                 from simulator.annotations.tables import export_annotations
 
@@ -254,15 +258,14 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from simulator.analysis.catalog import FIGURES
     from simulator.analysis.loading import load_all
     from simulator.analysis.plots import figure
-    from simulator.db.mongo import opened_store
+    from simulator.commands.common import open_session
     from simulator.domain.errors import NotFoundError
-    from simulator.settings import load_settings
 
     flt = filter_from_args(args)
 
-    async def go():  # type: ignore[no-untyped-def]
-        async with opened_store(load_settings()) as store:
-            return await load_all(store, flt)
+    async def go() -> tuple[pd.DataFrame, pd.DataFrame]:
+        async with open_session() as services:
+            return await load_all(services.store, flt)
 
     conversations, messages = asyncio.run(go())
     if conversations.empty:

@@ -6,9 +6,12 @@ import argparse
 import asyncio
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from simulator.domain.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from simulator.services.container import Services
 
 ON_OFF = ("on", "off")
 
@@ -68,7 +71,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="scripted agents only: play in-process without storing anything",
     )
     _report_args(run)
-    run.set_defaults(func=cmd_run)
+    run.set_defaults(func=cmd_run, uses_database=True)
 
     fork = rs.add_parser(
         "fork",
@@ -84,14 +87,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     fork.add_argument("--model", metavar="MODEL", help="a new model for every agent")
     _treatment_args(fork)
     _report_args(fork)
-    fork.set_defaults(func=cmd_fork)
+    fork.set_defaults(func=cmd_fork, uses_database=True)
 
     report = rs.add_parser(
         "report", help="write the metrics table and plots of a stored reputation run"
     )
     report.add_argument("conversation", metavar="CONVERSATION_ID")
     _report_args(report)
-    report.set_defaults(func=cmd_report)
+    report.set_defaults(func=cmd_report, uses_database=True)
 
 
 def _treatment_args(p: argparse.ArgumentParser) -> None:
@@ -222,15 +225,10 @@ async def _report(store: Any, conversation_id: str, out: Path, steps: list[int] 
     _print_files(write_reports([s for s, _ in stored], metrics, out, steps))
 
 
-async def _play(store: Any, conversation_id: str) -> Any:
-    from simulator.llm.registry import Backends
+async def _play(services: Services, conversation_id: str) -> Any:
     from simulator.scenarios.reputation import play
 
-    backends = Backends()
-    try:
-        return await play(store, backends, conversation_id)
-    finally:
-        await backends.aclose()
+    return await play(services.store, services.backends, conversation_id)
 
 
 # --------------------------------------------------------------------------- commands
@@ -266,10 +264,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         return asyncio.run(fast())
 
-    from simulator.services.session import user_session
+    from simulator.commands.common import open_session
 
     async def go() -> int:
-        async with user_session() as (store, user):
+        async with open_session() as services:
+            store, user = services.store, services.user
             if args.experiment:
                 exp = await game_experiment(store, args.experiment, "reputation", user)
                 game = load_params(_game_params(args, exp.game)).model_dump(mode="json")
@@ -314,7 +313,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 await store.experiments.create(exp)
             conv = await reputation.create_conversation(store, exp, cell, owner=user)
             print(f"conversation {conv.id}: playing {cell.rounds} steps...", flush=True)
-            conv = await _play(store, conv.id)
+            conv = await _play(services, conv.id)
             print(
                 f"conversation {conv.id}: {conv.status.value}"
                 + (f" ({conv.error})" if conv.error else "")
@@ -327,14 +326,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_fork(args: argparse.Namespace) -> int:
     import simulator.scenarios.reputation as reputation
-    from simulator.commands.common import game_conversation
+    from simulator.commands.common import game_conversation, open_session
     from simulator.domain import ModelSet
-    from simulator.services.session import user_session
 
     steps = _network_steps(args)
 
     async def go() -> int:
-        async with user_session() as (store, _user):
+        async with open_session() as services:
+            store = services.store
             models = None
             src = await game_conversation(store, args.conversation, "reputation")
             if args.model:
@@ -352,7 +351,7 @@ def cmd_fork(args: argparse.Namespace) -> int:
                 f"conversation {child.id}: forked from {src.id} after step {args.step}",
                 flush=True,
             )
-            conv = await _play(store, child.id)
+            conv = await _play(services, child.id)
             print(
                 f"conversation {conv.id}: {conv.status.value}"
                 + (f" ({conv.error})" if conv.error else "")
@@ -364,11 +363,11 @@ def cmd_fork(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from simulator.commands.common import game_conversation
-    from simulator.services.session import user_session
+    from simulator.commands.common import game_conversation, open_session
 
     async def go() -> int:
-        async with user_session() as (store, _user):
+        async with open_session() as services:
+            store = services.store
             conv = await game_conversation(store, args.conversation, "reputation")
             await _report(store, conv.id, _out(args, conv.id), _network_steps(args))
             return 0

@@ -148,12 +148,21 @@ class AnnotationRepo(Protocol):
 
 
 class Store(Protocol):
-    experiments: ExperimentRepo
-    batches: BatchRepo
-    conversations: ConversationRepo
-    messages: MessageRepo
-    states: StateRepo
-    annotations: AnnotationRepo
+    """A database. The repositories are read-only members, so an implementation may hold its
+    own repository classes (a protocol's plain attribute would demand exactly these types)."""
+
+    @property
+    def experiments(self) -> ExperimentRepo: ...
+    @property
+    def batches(self) -> BatchRepo: ...
+    @property
+    def conversations(self) -> ConversationRepo: ...
+    @property
+    def messages(self) -> MessageRepo: ...
+    @property
+    def states(self) -> StateRepo: ...
+    @property
+    def annotations(self) -> AnnotationRepo: ...
 
     async def ping(self) -> None: ...
     async def close(self) -> None: ...

@@ -55,6 +55,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import Enum
 from typing import Any
 
 from simulator.db.store import STORE_LOST, ConversationFilter, Store, is_store_unreachable
@@ -69,8 +70,9 @@ from simulator.domain import (
     utcnow,
 )
 from simulator.domain.errors import DatabaseUnavailableError, NotFoundError, SimulatorError
-from simulator.engine.events import BatchProgress, ConversationFailed, EventBus, StoreLost
+from simulator.engine.events import BatchProgress, ConversationFailed, Event, EventBus, StoreLost
 from simulator.engine.grid import Prices, estimate_cells, expand_grid
+from simulator.llm.base import ChatService
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +150,7 @@ class BatchRunner:
     def __init__(
         self,
         store: Store,
-        backends: Any,
+        backends: ChatService | None,
         bus: EventBus | None = None,
         *,
         poll_s: float = 0.5,
@@ -164,6 +166,17 @@ class BatchRunner:
         self.runner_id = f"{socket.gethostname()}:{os.getpid()}/{next(_RUNNER_SEQ)}"
         self._active: dict[str, _ActiveRun] = {}
         self._checked: set[str] = set()  # batches whose models this runner checked at start
+
+    @property
+    def models(self) -> ChatService:
+        """The backends runs call; a runner made without them lists, cancels and reports."""
+        if self.backends is None:
+            raise SimulatorError(
+                "This batch runner has no model backends: it can list, cancel and report "
+                "batches, not run them.",
+                title="Cannot run batches",
+            )
+        return self.backends
 
     # ------------------------------------------------------------------ creating
 
@@ -244,6 +257,7 @@ class BatchRunner:
         choose_speaker: ChooseSpeaker | None = None,
     ) -> Batch:
         """Run every unfinished conversation of the batch; returns the batch as it ended."""
+        self.models  # noqa: B018  (a runner without backends refuses before claiming anything)
         batch = await self.get(batch_id)
         if batch_id in self._active:
             raise SimulatorError(
@@ -401,7 +415,7 @@ class BatchRunner:
             try:
                 ended = await run_conversation(
                     self.store,
-                    self.backends,
+                    self.models,
                     conv.id,
                     bus=self.bus,
                     choose_speaker=choose_speaker,
@@ -567,20 +581,14 @@ class BatchRunner:
         )
 
     def _may_take(self, batch: Batch, now: datetime) -> bool:
-        """Free, ours, stale, or held by a process of this machine that is gone."""
-        if batch.runner is None or batch.runner == self.runner_id:
+        """Free, ours, stale, held by a process of this machine that is gone, or by a runner of
+        this process whose run is over."""
+        if batch.runner == self.runner_id:
             return True
-        if batch.heartbeat_at is None:
-            return True
-        if now - batch.heartbeat_at > timedelta(seconds=self.lease_s):
-            return True
-        host, _, rest = batch.runner.partition(":")
-        pid = rest.split("/", 1)[0]
-        if host == socket.gethostname() and pid.isdigit():
-            if int(pid) == os.getpid():
-                return (batch.runner, batch.id) not in _RUNNING_HERE
-            return not _process_alive(int(pid))
-        return False
+        holder = lease_holder(batch, now, self.lease_s)
+        if holder is LeaseHolder.this_process:
+            return (batch.runner, batch.id) not in _RUNNING_HERE
+        return holder is LeaseHolder.nobody
 
     async def _release(self, batch_id: str) -> None:
         await self.store.batches.update_if(
@@ -623,7 +631,7 @@ class BatchRunner:
     async def _progress(self, batch_id: str, counts: _Counts) -> None:
         await self._publish(BatchProgress(batch_id, counts.done, counts.failed, counts.total))
 
-    async def _publish(self, event: Any) -> None:
+    async def _publish(self, event: Event) -> None:
         if self.bus is not None:
             await self.bus.publish(event)
 
@@ -633,6 +641,33 @@ class _Counts:
     total: int
     done: int
     failed: int
+
+
+class LeaseHolder(Enum):
+    """Who holds a batch's lease (``lease_holder``)."""
+
+    nobody = "nobody"  # never claimed, released, stale, or its process is gone
+    this_process = "this process"
+    another_process = "another process"  # alive on this machine, or on another one
+
+
+def lease_holder(
+    batch: Batch, now: datetime | None = None, lease_s: float = LEASE_S
+) -> LeaseHolder:
+    """Who holds ``batch``'s lease at ``now``: a runner whose heartbeat is younger than
+    ``lease_s`` holds it, unless it is a process of this machine that no longer exists. The one
+    rule of the lease: runners claim by it, screens label a batch "running elsewhere" by it."""
+    if batch.runner is None or batch.heartbeat_at is None:
+        return LeaseHolder.nobody
+    if (now or utcnow()) - batch.heartbeat_at > timedelta(seconds=lease_s):
+        return LeaseHolder.nobody
+    host, _, rest = batch.runner.partition(":")
+    pid = rest.split("/", 1)[0]
+    if host == socket.gethostname() and pid.isdigit():
+        if int(pid) == os.getpid():
+            return LeaseHolder.this_process
+        return LeaseHolder.another_process if _process_alive(int(pid)) else LeaseHolder.nobody
+    return LeaseHolder.another_process
 
 
 def _process_alive(pid: int) -> bool:
@@ -666,6 +701,8 @@ __all__ = [
     "RUNNABLE",
     "BatchInUseError",
     "BatchRunner",
+    "LeaseHolder",
     "StoreLostError",
     "conversation_id_for",
+    "lease_holder",
 ]

@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -37,6 +37,7 @@ from simulator.domain.models import BOUNDS, Model, bound_message
 from simulator.engine.grid import check_grid_size
 
 Problem = tuple[str, str]  # (dotted field path, message)
+M = TypeVar("M", bound=BaseModel)
 
 TOP_LEVEL_KEYS = ("experiment", "batch", "prices")
 PRICE_KEYS = ("input_per_1k", "output_per_1k")
@@ -48,7 +49,7 @@ EXPERIMENT_REF_KEYS = ("id", "name", "file", "example")
 # --------------------------------------------------------------------------- YAML without surprises
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML has no type hints
     """YAML 1.2 booleans: only true/false are booleans, so levels such as ``yes``/``no``/``on``
     stay the strings the researcher typed (YAML 1.1 would turn them into True/False)."""
 
@@ -204,7 +205,7 @@ def raise_problems(problems: Sequence[Problem], source: str) -> None:
     raise SpecError(f"{source} has {len(lines)} problems:\n{body}")
 
 
-def _validate(cls: type[BaseModel], data: Any, path: str, problems: list[Problem]) -> Any:
+def _validate(cls: type[M], data: object, path: str, problems: list[Problem]) -> M | None:
     try:
         return cls.model_validate(data)
     except ValidationError as exc:
@@ -215,7 +216,7 @@ def _validate(cls: type[BaseModel], data: Any, path: str, problems: list[Problem
 # --------------------------------------------------------------------------- models
 
 
-def parse_model_ref(value: Any, path: str, problems: list[Problem]) -> ModelRef | None:
+def parse_model_ref(value: object, path: str, problems: list[Problem]) -> ModelRef | None:
     """A model: ``dryrun``, ``"ollama:llama3"``, ``"openai:gpt-4o-mini"``, or a mapping of ModelRef
     fields (provider, model, base_url, params, options)."""
     if isinstance(value, str):
@@ -242,7 +243,7 @@ def parse_model_ref(value: Any, path: str, problems: list[Problem]) -> ModelRef 
     return None
 
 
-def _parse_model_set(value: Any, path: str, problems: list[Problem]) -> ModelSet | None:
+def _parse_model_set(value: object, path: str, problems: list[Problem]) -> ModelSet | None:
     if isinstance(value, Mapping) and any(k in value for k in MODEL_SET_KEYS):
         unknown = [k for k in value if k not in MODEL_SET_KEYS]
         for key in unknown:
@@ -319,7 +320,7 @@ class BatchRequest:
     factor_levels: list[dict[str, str]] | None  # None: every combination
 
 
-def _parse_batch(value: Any, problems: list[Problem]) -> BatchRequest | None:
+def _parse_batch(value: object, problems: list[Problem]) -> BatchRequest | None:
     if value is None:
         value = {}
     if not isinstance(value, Mapping):
@@ -428,7 +429,7 @@ class ExperimentRef:
 
 
 def _parse_experiment(
-    value: Any, base_dir: Path | None, problems: list[Problem]
+    value: object, base_dir: Path | None, problems: list[Problem]
 ) -> ExperimentRef | None:
     if isinstance(value, str) and value.strip():
         # Either an id or a name: resolved against the store (id first).
@@ -458,7 +459,7 @@ def _parse_experiment(
         if key == "name":
             return ExperimentRef(name=ref)
         if key == "example":
-            from simulator.examples import example_names, load_example
+            from simulator.examples import example_names
 
             if ref not in example_names():
                 problems.append(
@@ -528,6 +529,34 @@ def experiment_fields(
             )
         )
     return {k: v for k, v in inner.items() if k not in IDENTITY_FIELDS}
+
+
+def experiment_from_data(data: object, source: str) -> Experiment:
+    """An Experiment (a fresh id, no owner) from parsed experiment-file content; SpecError
+    names each field."""
+    if not isinstance(data, Mapping):
+        raise SpecError(f"{source}: must hold an experiment (a mapping with name, roles, ...).")
+    problems: list[Problem] = []
+    fields = experiment_fields(data, "", problems)
+    raise_problems(problems, source)
+    try:
+        return Experiment.model_validate(fields)
+    except ValidationError as exc:
+        raise_problems(problems_from(exc, "experiment"), source)
+        raise  # unreachable: raise_problems raised
+
+
+def read_experiment(path: Path) -> Experiment:
+    """An experiment file (YAML, or JSON when the name ends in .json): see
+    ``simulator.services.files`` for the format."""
+    return experiment_from_data(read_data_file(Path(path)), str(path))
+
+
+def load_example(name: str) -> Experiment:
+    """A built-in example (``simulator.examples``) as a fresh Experiment (new id, no owner)."""
+    from simulator.examples import example_path
+
+    return read_experiment(example_path(name))
 
 
 def _experiment_from_file(path: Path, problems: list[Problem]) -> ExperimentRef | None:
@@ -649,11 +678,11 @@ def factor_problems(
     return problems
 
 
-def parse_spec(data: Any, *, base_dir: Path | None = None, source: str = "spec") -> RunSpec:
+def parse_spec(data: object, *, base_dir: Path | None = None, source: str = "spec") -> RunSpec:
     """Check a spec's shape and values (no database needed); raises SpecError listing problems."""
     problems: list[Problem] = []
     if not isinstance(data, Mapping):
-        raise_problems([("(top level)", "must be a mapping with experiment: and batch:")], source)
+        raise SpecError(f"{source}: (top level): must be a mapping with experiment: and batch:")
     for key in data:
         if key not in TOP_LEVEL_KEYS:
             problems.append(
@@ -668,7 +697,7 @@ def parse_spec(data: Any, *, base_dir: Path | None = None, source: str = "spec")
 
 
 def _parse_prices(
-    value: Any, problems: list[Problem], where: str = "prices"
+    value: object, problems: list[Problem], where: str = "prices"
 ) -> dict[str, dict[str, float]]:
     """``{MODEL: {input_per_1k: USD, output_per_1k: USD}}`` (MODEL: a model name or
     provider:name). ``{input: USD, output: USD}`` per million tokens (the PRICE_TABLE file's

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import openai
+from openai.types.chat import ChatCompletion
 
 from simulator.domain import ModelRef, TokenUsage
 from simulator.llm.base import ChatRequest, ChatResult, EventSink
@@ -167,7 +168,7 @@ class OpenAIBackend:
 
     @staticmethod
     def _result(
-        response: Any, latency_ms: float, sent: dict[str, Any], dropped: list[str]
+        response: ChatCompletion, latency_ms: float, sent: dict[str, Any], dropped: list[str]
     ) -> ChatResult:
         choice = response.choices[0] if response.choices else None
         text = (choice.message.content or "") if choice is not None else ""

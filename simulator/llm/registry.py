@@ -101,7 +101,7 @@ class Backends:
         sem = self._slots.get(key)
         if sem is None:
             sem = self._slots[key] = asyncio.Semaphore(self.limit_for(ref))
-        return sem  # type: ignore[return-value]
+        return sem
 
     def policy_for(self, ref: ModelRef) -> RetryPolicy:
         opts = ref.options

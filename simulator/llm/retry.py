@@ -12,7 +12,7 @@ import inspect
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -51,7 +51,7 @@ def retryable_status(status: int) -> bool:
     return status == 429 or status >= 500 or status == 408
 
 
-def parse_retry_after(headers: Any) -> float | None:
+def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
     """Seconds to wait from ``retry-after-ms`` / ``Retry-After`` (seconds or an HTTP date)."""
     if headers is None:
         return None
@@ -86,7 +86,7 @@ class RetryPolicy:
         else exponential backoff with equal jitter (half fixed, half random)."""
         if retry_after is not None:
             return min(retry_after, MAX_RETRY_AFTER_S)
-        base = min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1))
+        base = min(self.max_backoff_s, self.backoff_s * 2.0 ** (attempt - 1))
         return base / 2 + rng.uniform(0, base / 2)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual import on, work
@@ -39,11 +39,15 @@ from simulator.domain import Conversation, Message
 from simulator.domain.cells import conversation_number, repeat_number
 from simulator.domain.errors import ConfigurationError
 from simulator.domain.models import Experiment, ModelRef, Status
+from simulator.tui.context import services_of, user_of
 from simulator.tui.screens.base import ReportsWorkerErrors
 from simulator.tui.screens.dialogs import ConfirmDialog, TextPrompt
 from simulator.tui.screens.library import clip
 from simulator.tui.widgets.charts import ConversationChart
 from simulator.tui.widgets.transcript import TranscriptView, prepare_colours
+
+if TYPE_CHECKING:
+    from simulator.services.container import Services
 
 # (column key, label, width)
 COLUMNS: list[tuple[str, str, int]] = [
@@ -513,12 +517,12 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
     # ------------------------------------------------------------------ data
 
     @property
-    def services(self) -> Any:
-        return self.app.services  # type: ignore[attr-defined]
+    def services(self) -> Services:
+        return services_of(self.app)
 
     @property
     def user(self) -> str:
-        return str(self.app.user)  # type: ignore[attr-defined]
+        return user_of(self.app)
 
     @property
     def transcript(self) -> TranscriptView:

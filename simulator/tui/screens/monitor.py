@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.markup import escape
 from rich.text import Text
@@ -35,6 +35,7 @@ from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
 from simulator.domain import Batch, Status
 from simulator.domain import Message as StoredMessage
 from simulator.engine.events import MessageStored
+from simulator.tui.context import services_of
 from simulator.tui.runs import (
     RESUMABLE,
     BatchRun,
@@ -54,6 +55,9 @@ from simulator.tui.widgets.game_chart import (
     points_from_states,
 )
 from simulator.tui.widgets.transcript import TranscriptView
+
+if TYPE_CHECKING:
+    from simulator.services.container import Services
 
 FLUSH_S = 0.25  # how often the screen repaints from the registry
 # The transcript grows at most once a second: each growth costs the whole screen a layout pass.
@@ -319,8 +323,8 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
         self.flushes = 0
 
     @property
-    def services(self) -> Any:
-        return self.app.services  # type: ignore[attr-defined]
+    def services(self) -> Services:
+        return services_of(self.app)
 
     @property
     def registry(self) -> Any:
