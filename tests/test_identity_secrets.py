@@ -22,7 +22,6 @@ from keyring.backend import KeyringBackend
 from pymongo import AsyncMongoClient
 
 from simulator.analysis.exports import export
-from simulator.analysis.loading import AnalysisFilter
 from simulator.cli import main
 from simulator.db.store import ConversationFilter
 from simulator.domain import BatchSpec, ModelRef, ModelSet, Status
@@ -175,21 +174,21 @@ async def test_secrets_never_reach_logs_database_exports_or_output(
                 # 4. export (tables and transcripts) from the same session
                 await export(
                     store,
-                    AnalysisFilter(experiment=experiment.id),
+                    ConversationFilter(experiment_id=experiment.id),
                     fmt="csv",
                     what="messages",
                     output=exports / "messages.csv",
                 )
                 await export(
                     store,
-                    AnalysisFilter(experiment=experiment.id),
+                    ConversationFilter(experiment_id=experiment.id),
                     fmt="csv",
                     what="conversations",
                     output=exports / "conversations.csv",
                 )
                 await export(
                     store,
-                    AnalysisFilter(experiment=experiment.id),
+                    ConversationFilter(experiment_id=experiment.id),
                     fmt="html",
                     output=exports / "transcripts.html",
                 )

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from simulator.domain import MessageKind, Status
 from simulator.domain.errors import ConfigurationError
+from simulator.domain.filters import ConversationFilter
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -191,9 +192,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     plot.set_defaults(func=cmd_plot, uses_database=True)
 
 
-def filter_from_args(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    """An ``AnalysisFilter`` from the parsed filter options; bad values are ConfigurationErrors."""
-    from simulator.analysis.loading import AnalysisFilter, parse_assignments
+def filter_from_args(args: argparse.Namespace) -> ConversationFilter:
+    """The conversation filter of the parsed options; bad values are ConfigurationErrors."""
+    from simulator.analysis.loading import parse_assignments
 
     try:
         counts_raw = parse_assignments(args.counts, what="--counts")
@@ -208,9 +209,9 @@ def filter_from_args(args: argparse.Namespace):  # type: ignore[no-untyped-def]
             raise ConfigurationError(
                 f"--counts: the number of {role!r} agents must be a whole number, got {n!r}"
             ) from None
-    return AnalysisFilter(
-        experiment=args.experiment,
-        batch=args.batch,
+    return ConversationFilter(
+        experiment_id=args.experiment,
+        batch_id=args.batch,
         model=args.model,
         days=args.days,
         counts=counts or None,

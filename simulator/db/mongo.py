@@ -40,7 +40,7 @@ from pymongo.errors import (
 )
 
 from simulator.db.store import ConversationFilter, ExperimentFilter, Store
-from simulator.domain import Batch, Conversation, Experiment, Message, new_id, utcnow
+from simulator.domain import Batch, Conversation, Experiment, Message, Status, new_id, utcnow
 from simulator.domain.annotations import Annotation, AnnotatorEntry
 from simulator.domain.errors import (
     AuthenticationError,
@@ -49,6 +49,7 @@ from simulator.domain.errors import (
     NotFoundError,
     StaleVersionError,
 )
+from simulator.domain.filters import SINGLE_RUNS
 from simulator.settings import redact_uri
 
 if TYPE_CHECKING:
@@ -362,29 +363,20 @@ class MongoConversationRepo(_Repo):
 
     async def list(self, flt: ConversationFilter | None = None) -> builtins.list[Conversation]:
         flt = flt or ConversationFilter()
-        query: Doc = {}
+        query: Doc = {}  # the indexed fields; the filter checks the rest (models, counts, ...)
         if flt.experiment_id is not None:
             query["experiment_id"] = flt.experiment_id
-        if flt.batch_id is not None:
+        if flt.batch_id is not None and flt.batch_id != SINGLE_RUNS:
             query["batch_id"] = flt.batch_id
         if flt.status is not None:
-            query["status"] = _bson_value(flt.status)
+            query["status"] = _bson_value(Status(flt.status))
         if flt.days is not None:
             query["cell.days"] = flt.days
-        if flt.model is not None:
-            query["cell.models.default.model"] = flt.model
         if flt.favourites_only:
             query["favourite"] = True
-        counts = dict(flt.counts or {})
-        for role, n in list(counts.items()):
-            if _path_safe(role):  # role names with dots cannot be query paths: checked below
-                query[f"cell.counts.{role}"] = n
-                del counts[role]
         docs = await self._find(query, sort=[("created_at", ASCENDING), ("cell_index", ASCENDING)])
         out = [_from_doc(Conversation, d) for d in docs]
-        if counts:
-            out = [c for c in out if all(c.cell.counts.get(r) == n for r, n in counts.items())]
-        return out
+        return [c for c in out if flt.matches(c)] if flt.active else out
 
     async def set_fields(self, conversation_id: str, **fields: Any) -> None:
         await self._set(conversation_id, "Conversation", _set_doc(Conversation, fields))

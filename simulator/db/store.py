@@ -11,8 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from simulator.domain import Batch, Conversation, Experiment, Message, Status
+from simulator.domain import Batch, Conversation, Experiment, Message
 from simulator.domain.annotations import Annotation, AnnotatorEntry
+
+# The one conversation filter: the store serves its indexed fields (experiment, batch, status,
+# days, favourites) by query and checks the others in Python.
+from simulator.domain.filters import ConversationFilter as ConversationFilter
 
 
 @dataclass(frozen=True)
@@ -21,17 +25,6 @@ class ExperimentFilter:
     owner: str | None = None
     favourites_only: bool = False
     kind: str | None = None
-
-
-@dataclass(frozen=True)
-class ConversationFilter:
-    experiment_id: str | None = None
-    batch_id: str | None = None
-    status: Status | None = None
-    days: int | None = None
-    counts: dict[str, int] | None = None
-    model: str | None = None  # matches the default model name of the cell's model set
-    favourites_only: bool = False
 
 
 class ExperimentRepo(Protocol):

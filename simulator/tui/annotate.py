@@ -27,6 +27,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
 from simulator.domain.errors import SimulatorError
+from simulator.domain.filters import ConversationFilter
 from simulator.tui.context import services_of
 
 if TYPE_CHECKING:
@@ -227,7 +228,6 @@ class AnnotationJobs:
     async def _run(self, job: AnnotationJob, spec: Any, conversation_ids: list[str]) -> None:
         try:
             await asyncio.to_thread(warm_up)
-            from simulator.analysis.loading import AnalysisFilter
             from simulator.annotations.base import load_prices
             from simulator.annotations.service import (
                 AnnotationService,
@@ -241,7 +241,7 @@ class AnnotationJobs:
                 build_annotator, spec, backends=services.backends, prices=prices
             )
             service = AnnotationService(services.store, services.backends, services.bus)
-            flt = AnalysisFilter(conversation_ids=conversation_ids)  # finished ones only
+            flt = ConversationFilter(conversation_ids=conversation_ids)  # finished ones only
             prepared = await service.prepare(annotator, flt)
             job.stored_before = prepared.plan.stored
             job.todo = len(prepared.plan.missing)
