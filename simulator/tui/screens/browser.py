@@ -247,46 +247,7 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
     """The conversations of one experiment."""
 
     HELP_TITLE = "Conversations"
-    DEFAULT_CSS = """
-    ConversationBrowserScreen #browser-filters {
-        height: 1;
-        margin: 1 1 0 1;
-    }
-    ConversationBrowserScreen #browser-filters Select {
-        width: 1fr;
-        margin-right: 1;
-    }
-    ConversationBrowserScreen #browser-filters Checkbox {
-        width: auto;
-    }
-    ConversationBrowserScreen #browser-body {
-        height: 1fr;
-        margin-top: 1;
-    }
-    ConversationBrowserScreen #conversations {
-        height: 1fr;
-    }
-    ConversationBrowserScreen #browser-tabs {
-        width: 1fr;
-        height: 1fr;
-    }
-    ConversationBrowserScreen #browser-tabs TabPane {
-        padding: 0;
-    }
-    ConversationBrowserScreen #details-scroll {
-        height: 1fr;
-        padding: 0 1;
-        background: $surface;
-    }
-    ConversationBrowserScreen #details-text {
-        height: auto;
-    }
-    ConversationBrowserScreen #browser-status {
-        height: 1;
-        margin: 0 1;
-        color: $text-muted;
-    }
-    """
+    CSS_PATH = "browser.tcss"
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding(

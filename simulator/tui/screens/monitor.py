@@ -222,57 +222,7 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
         Binding("ctrl+r", "refresh", "Refresh", id="monitor.refresh", show=False),
     ]
 
-    DEFAULT_CSS = """
-    RunMonitorScreen #monitor-summary {
-        height: 2;
-        padding: 0 1;
-        background: $boost;
-        text-wrap: nowrap;
-        text-overflow: ellipsis;
-    }
-    RunMonitorScreen #monitor-progress {
-        height: 1;
-        padding: 0 1;
-    }
-    RunMonitorScreen #monitor-progress Bar {
-        width: 1fr;
-    }
-    RunMonitorScreen #monitor-conversations {
-        height: 10;
-    }
-    RunMonitorScreen #monitor-selected {
-        height: 1;
-        padding: 0 1;
-        color: $text-muted;
-        background: $boost;
-    }
-    RunMonitorScreen #monitor-bottom {
-        height: 1fr;
-    }
-    RunMonitorScreen #monitor-transcript {
-        width: 1fr;
-        height: 1fr;
-        overflow-x: hidden;
-    }
-    RunMonitorScreen #monitor-game-chart {
-        width: 44;
-        height: 1fr;
-    }
-    RunMonitorScreen #monitor-batches {
-        height: 1fr;
-    }
-    RunMonitorScreen #monitor-title {
-        height: 1;
-        padding: 0 1;
-        background: $boost;
-        color: $text-muted;
-    }
-    RunMonitorScreen #monitor-batch-details {
-        height: 3;
-        padding: 0 1;
-        color: $text-muted;
-    }
-    """
+    CSS_PATH = "monitor.tcss"
 
     class Loaded(Message):
         def __init__(self, run: BatchRun, kind: str | None = None) -> None:
