@@ -297,7 +297,7 @@ async def test_a_refusal_by_the_servers_roles_is_a_clean_permission_error(
     import uuid
 
     from simulator.domain.errors import PermissionDeniedError
-    from simulator.services.experiments import ExperimentService
+    from simulator.services.root import AppRoot
     from tests.plugins.roles import make_experiment
 
     backend = mongo_uri.split("://", 1)[1].split("/", 1)[0]
@@ -306,7 +306,8 @@ async def test_a_refusal_by_the_servers_roles_is_a_clean_permission_error(
     try:
         store = await connect_store(build_uri(front.address, "alice", FAKE_PASSWORD), db_name)
         try:
-            svc = ExperimentService(store, await current_user(store))
+            services = await AppRoot(load_settings()).services(store)  # alice, as the app
+            svc = services.experiments
             exp = await svc.create(make_experiment())
             assert exp.owner == "alice"
             with pytest.raises(PermissionDeniedError) as err:
