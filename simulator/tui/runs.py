@@ -24,7 +24,15 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from simulator.db.store import ConversationFilter
-from simulator.domain import Batch, Conversation, ExperimentKind, Message, Status
+from simulator.domain import (
+    Batch,
+    BatchSpec,
+    Conversation,
+    Experiment,
+    ExperimentKind,
+    Message,
+    Status,
+)
 from simulator.domain.errors import SimulatorError
 from simulator.engine.batch import BatchRunner, LeaseHolder, lease_holder
 from simulator.engine.events import (
@@ -36,7 +44,7 @@ from simulator.engine.events import (
     MessageStored,
     SpeakerChoiceNeeded,
 )
-from simulator.engine.grid import describe_cell
+from simulator.engine.grid import Prices, describe_cell
 from simulator.engine.journal import AGENT_KINDS
 from simulator.tui.context import services_of
 
@@ -260,7 +268,9 @@ class RunRegistry:
 
     # ------------------------------------------------------------------ creating and running
 
-    async def create(self, experiment: Any, spec: Any, prices: Any = None) -> Batch:
+    async def create(
+        self, experiment: Experiment, spec: BatchSpec, prices: Prices | None = None
+    ) -> Batch:
         """Store the batch and its pending conversations (nothing runs yet)."""
         await asyncio.to_thread(warm_up, freeze=True)  # no slow import on the event loop
         return await self.runner.start(

@@ -34,6 +34,7 @@ from textual.widgets import (
 
 from simulator.domain import BatchSpec, Experiment, ExperimentKind, GridCell, SpeakerSelection
 from simulator.domain.errors import SimulatorError
+from simulator.engine.grid import Prices
 from simulator.services.batches import (
     GRID,
     BatchPlan,
@@ -78,7 +79,7 @@ SPEAKER_LABELS = {
 }
 
 
-def cost_label(plan: BatchPlan, prices: Any, price_problem: str = "") -> str:
+def cost_label(plan: BatchPlan, prices: Prices | None, price_problem: str = "") -> str:
     est = plan.estimate
     if est is None:
         return ""
@@ -91,7 +92,7 @@ def cost_label(plan: BatchPlan, prices: Any, price_problem: str = "") -> str:
     return "unknown (a model has no price)" if prices else "unknown (no PRICE_TABLE)"
 
 
-def totals_text(plan: BatchPlan, prices: Any, price_problem: str = "") -> str:
+def totals_text(plan: BatchPlan, prices: Prices | None, price_problem: str = "") -> str:
     est = plan.estimate
     if est is None:
         return "Fix the fields marked in red to see the grid."
