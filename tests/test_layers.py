@@ -4,6 +4,7 @@ pass, and no import reaches past them at run time through ``importlib``."""
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -65,3 +66,21 @@ def test_no_import_reaches_past_the_layers_through_importlib() -> None:
     )
     gone = sorted(set(DYNAMIC_IMPORTS) - set(found))
     assert not gone, f"no dynamic import left in {gone}: remove it from DYNAMIC_IMPORTS"
+
+
+def test_the_architecture_document_shows_the_layers_of_the_contract() -> None:
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    (layers,) = [
+        c["layers"] for c in config["tool"]["importlinter"]["contracts"] if c["type"] == "layers"
+    ]
+    doc = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    diagram = doc.split("## Layers", 1)[1].split("```", 2)[1]
+    # a layer's line starts with one space; its description follows after two or more
+    shown = [
+        re.split(r"\s{2,}", line.strip())[0]
+        for line in diagram.splitlines()
+        if line.startswith(" ") and not line.startswith("  ")
+    ]
+    assert shown == layers
