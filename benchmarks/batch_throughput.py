@@ -62,6 +62,7 @@ from simulator.domain import (
 from simulator.engine.batch import BatchRunner
 from simulator.engine.events import EventBus, MessageStored
 from simulator.llm.registry import Backends
+from simulator.scenarios.registry import KINDS
 
 AGENT_KINDS = (MessageKind.utterance, MessageKind.action)
 
@@ -137,7 +138,7 @@ async def run_batch(store: Any, exp: Experiment, batch_spec: BatchSpec) -> dict[
     bus.subscribe(timeline)
     backends = Backends()
     try:
-        runner = BatchRunner(store, backends, bus)
+        runner = BatchRunner(store, backends, bus, kinds=KINDS)
         batch = await runner.start(exp, batch_spec, owner="benchmark")
         t0 = time.perf_counter()
         ended = await runner.run(batch.id)

@@ -123,10 +123,11 @@ async def resume_and_check(uri: str, batch_id: str) -> tuple[int, int]:
     from simulator.db.mongo import connect_store
     from simulator.engine.batch import BatchRunner
     from simulator.llm.registry import Backends
+    from simulator.scenarios.registry import KINDS
 
     store = await connect_store(uri, DB)
     try:
-        await BatchRunner(store, Backends()).resume(batch_id)
+        await BatchRunner(store, Backends(), kinds=KINDS).resume(batch_id)
     finally:
         await store.close()
     client: pymongo.MongoClient[Any] = pymongo.MongoClient(uri)

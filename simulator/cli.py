@@ -14,21 +14,24 @@ from typing import TYPE_CHECKING
 from simulator import __version__
 from simulator.commands import (
     annotate,
-    commons,
+    cache,
+    coding,
     db,
     experiments,
     export,
+    kinds,
     login,
-    reputation,
     run,
+    stats,
 )
 
 if TYPE_CHECKING:
     from simulator.commands.common import RootFactory
 
 # Command groups: each module defines ``register(subparsers)``; each command sets ``func`` (a
-# callable taking the parsed args and returning an exit code) and ``uses_database``.
-COMMAND_MODULES = (db, run, experiments, export, annotate, login, commons, reputation)
+# callable taking the parsed args and returning an exit code) and ``uses_database``. ``kinds``
+# adds every experiment kind's own group (simulator commons ..., simulator reputation ...).
+COMMAND_MODULES = (db, run, experiments, export, annotate, coding, stats, login, kinds, cache)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,7 +67,8 @@ def _run_tui(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None, *, make_root: RootFactory | None = None) -> int:
     """Run the command ``argv`` names (the TUI without one); returns the exit code.
-    ``make_root`` builds the composition root from the settings (tests inject a user)."""
+    ``make_root`` builds the composition root from the settings (tests inject a user); the root
+    hands the experiment kinds to the engine."""
     parser = build_parser()
     args = parser.parse_args(argv)
     func = getattr(args, "func", None) or _run_tui

@@ -16,6 +16,7 @@ from simulator.annotations.service import AnnotationService, AnnotatorSpec
 from simulator.db.mongo import connect_store
 from simulator.domain.filters import ConversationFilter
 from simulator.llm.registry import Backends
+from simulator.scenarios.registry import install
 from simulator.settings import Settings
 
 RUBRIC = Path(__file__).resolve().parents[1] / "simulator/examples/rubrics/persuasion.yaml"
@@ -34,4 +35,5 @@ async def main(uri: str, db: str, base_url: str) -> None:
 
 
 if __name__ == "__main__":
+    install()  # the experiment kinds, as the program's entry point does
     asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3]))

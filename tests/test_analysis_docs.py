@@ -25,9 +25,14 @@ def _documented() -> set[str]:
 
 def _generic(column: str) -> str:
     """A role- or factor-specific column as the doc writes it (`count_<role>`, ...); a cell
-    aggregate as its measure (`words_mean` -> `words`)."""
-    for suffix in ("_mean", "_sum"):
-        if column.endswith(suffix) and column not in ("total_tokens_sum", "fallbacks_sum"):
+    aggregate as its measure (`words_mean`, `words_sd`, `words_ci_low` -> `words`)."""
+    for suffix in ("_mean", "_sum", "_n", "_sd", "_ci_low", "_ci_high"):
+        if column.endswith(suffix) and column not in (
+            "total_tokens_sum",
+            "fallbacks_sum",
+            "failed_rate_ci_low",
+            "failed_rate_ci_high",
+        ):
             column = column.removesuffix(suffix)
     for prefix in (
         "count_",

@@ -16,11 +16,13 @@ import pytest
 from simulator.db.store import ConversationFilter
 from simulator.domain import BatchSpec, Experiment, ModelRef, ModelSet, Provider, Status, utcnow
 from simulator.engine.batch import BatchInUseError, BatchRunner
+from simulator.llm.dryrun import register_policy, unregister_policy
 from simulator.llm.registry import Backends
+from tests.plugins.waiting import DEADLINE_S, wait_until
 
 
-def _spec(exp: Experiment, latency_ms: int = 0) -> BatchSpec:
-    model = ModelRef(provider=Provider.dryrun, model="dryrun", options={"latency_ms": latency_ms})
+def _spec(exp: Experiment, **options: Any) -> BatchSpec:
+    model = ModelRef(provider=Provider.dryrun, model="dryrun", options=options)
     return BatchSpec(
         experiment_id=exp.id,
         model_sets=[ModelSet(default=model)],
@@ -29,14 +31,6 @@ def _spec(exp: Experiment, latency_ms: int = 0) -> BatchSpec:
         max_agents={r.name: 1 for r in exp.roles},
         concurrency=2,
     )
-
-
-async def _wait_for(predicate: Any, what: str, seconds: float = 20) -> None:
-    for _ in range(int(seconds / 0.05)):
-        if await predicate():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def _all_done(store: Any, batch_id: str) -> None:
@@ -50,32 +44,48 @@ async def _all_done(store: Any, batch_id: str) -> None:
 async def test_a_second_runner_is_refused_while_the_first_runs_then_resumes(
     store: Any, prison_experiment: Experiment
 ) -> None:
-    exp = await store.experiments.create(prison_experiment)
-    first = BatchRunner(store, Backends(), poll_s=0.05, heartbeat_s=0.1)
-    batch = await first.start(exp, _spec(exp, latency_ms=150))
-    running = asyncio.create_task(first.run(batch.id))
+    released = asyncio.Event()
 
-    async def claimed() -> bool:
-        stored = await store.batches.get(batch.id)
-        return stored.runner == first.runner_id
+    async def held_until_released(request: Any) -> str:
+        """The first run cannot end before the test has seen what it checks."""
+        await released.wait()
+        return f"[dryrun] {request.meta.agent} speaks."
 
-    await _wait_for(claimed, "the first runner to claim the batch")
-    second = BatchRunner(store, Backends(), poll_s=0.05)
-    with pytest.raises(BatchInUseError) as refused:
-        await second.resume(batch.id)
-    message = str(refused.value)
-    assert first.runner_id in message and f"simulator cancel {batch.id[:8]}" in message
+    register_policy("held-for-lease-test", held_until_released)
+    try:
+        exp = await store.experiments.create(prison_experiment)
+        first = BatchRunner(store, Backends(), poll_s=0.05, heartbeat_s=0.1)
+        batch = await first.start(exp, _spec(exp, policy="held-for-lease-test"))
+        running = asyncio.create_task(first.run(batch.id))
 
-    # The heartbeat is renewed while it runs.
-    before = (await store.batches.get(batch.id)).heartbeat_at
-    await asyncio.sleep(0.4)
-    assert (await store.batches.get(batch.id)).heartbeat_at > before
+        async def claimed() -> bool:
+            stored = await store.batches.get(batch.id)
+            return stored.runner == first.runner_id
 
-    await second.cancel(batch.id)  # as 'simulator cancel' from elsewhere
-    ended = await asyncio.wait_for(running, 20)
-    assert ended.status is Status.cancelled and ended.runner is None
+        await wait_until(claimed, what="the first runner to claim the batch")
+        second = BatchRunner(store, Backends(), poll_s=0.05)
+        with pytest.raises(BatchInUseError) as refused:
+            await second.resume(batch.id)
+        message = str(refused.value)
+        assert first.runner_id in message and f"simulator cancel {batch.id[:8]}" in message
 
-    resumed = await second.resume(batch.id)
+        # The heartbeat is renewed while it runs.
+        before = (await store.batches.get(batch.id)).heartbeat_at
+        assert before is not None
+
+        async def renewed() -> bool:
+            return (await store.batches.get(batch.id)).heartbeat_at > before
+
+        await wait_until(renewed, what="a renewed heartbeat")
+
+        await second.cancel(batch.id)  # as 'simulator cancel' from elsewhere
+        ended = await asyncio.wait_for(running, DEADLINE_S)  # wait deadline
+        assert ended.status is Status.cancelled and ended.runner is None
+
+        released.set()
+        resumed = await second.resume(batch.id)
+    finally:
+        unregister_policy("held-for-lease-test")
     assert resumed.status is Status.done and resumed.runner is None
     await _all_done(store, batch.id)
 

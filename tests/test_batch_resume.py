@@ -2,67 +2,39 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
-import sys
-import time
 from pathlib import Path
 
 from simulator.db.store import ConversationFilter
-from simulator.domain import Experiment, Status
+from simulator.domain import BatchSpec, Experiment, ModelRef, ModelSet, Provider, Status
 from simulator.engine.batch import BatchRunner, conversation_id_for
 from simulator.llm.registry import Backends
 from tests.test_batch import _assert_complete_and_exact
+from tests.workers.harness import worker
 
-REPO = Path(__file__).resolve().parent.parent
-
-
-async def _wait_for(predicate, seconds: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if await predicate():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+KILL_AFTER = 40  # messages stored by the worker
+HOLD_AT = 50  # of 36 conversations (over 300 messages): the batch cannot end before its kill
 
 
 async def test_a_batch_killed_part_way_resumes_with_every_cell_done_and_nothing_duplicated(
-    store, mongo_uri: str, prison_experiment: Experiment
+    store, mongo_uri: str, prison_experiment: Experiment, tmp_path: Path
 ) -> None:
     exp = await store.experiments.create(prison_experiment)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "tests.batch_worker",
-        mongo_uri,
-        store.db.name,
-        exp.id,
-        "30",
-        cwd=REPO,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+    model = ModelRef(provider=Provider.dryrun, model="dryrun", options={"latency_ms": 30})
+    spec = BatchSpec(
+        experiment_id=exp.id,
+        model_sets=[ModelSet(default=model)],
+        max_agents={"Guard": 3, "Prisoner": 2},
+        days=3,
+        every_day_count=True,
+        repeats=2,
+        total_messages=6,
+        concurrency=4,
     )
+    batch_id = (await BatchRunner(store, Backends()).start(exp, spec, owner="worker")).id
     messages = store.db["messages"]
-    try:
-        assert proc.stdout is not None and proc.stderr is not None
-        line = (await asyncio.wait_for(proc.stdout.readline(), timeout=60)).decode()
-        if not line.startswith("batch "):
-            raise AssertionError(f"worker failed: {(await proc.stderr.read()).decode()}")
-        batch_id = line.split()[1]
-
-        async def some_stored() -> bool:
-            return await messages.count_documents({}) >= 40
-
-        await _wait_for(some_stored, 60, "the worker to store 40 messages")
-        proc.send_signal(signal.SIGKILL)
-        await asyncio.wait_for(proc.wait(), timeout=10)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode == -signal.SIGKILL
+    where = {"uri": mongo_uri, "db": store.db_name, "target": batch_id, "data_dir": tmp_path}
+    async with worker("batch", hold_at=HOLD_AT, **where) as w:
+        await w.kill_after(KILL_AFTER)
 
     convs = await store.conversations.list(ConversationFilter(batch_id=batch_id))
     assert len(convs) == 36

@@ -56,9 +56,9 @@ def test_db_serve_gives_a_uri_pymongo_can_use_and_status_reports_it(tmp_path: Pa
     )
     try:
         assert serve.stdout is not None
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 60  # wait deadline
         uri = None
-        while uri is None and time.monotonic() < deadline:
+        while uri is None and time.monotonic() < deadline:  # wait deadline
             line = serve.stdout.readline()
             if not line:
                 break

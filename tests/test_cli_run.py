@@ -239,11 +239,11 @@ async def test_sigterm_stops_simulator_run_cleanly_and_resume_finishes_it(
     seen = ""
     try:
         while "  done  #" not in seen:
-            line = await asyncio.wait_for(proc.stdout.readline(), timeout=60)
+            line = await asyncio.wait_for(proc.stdout.readline(), timeout=60)  # wait deadline
             assert line, (await proc.stderr.read()).decode()
             seen += line.decode()
         proc.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(proc.wait(), timeout=20)
+        await asyncio.wait_for(proc.wait(), timeout=20)  # wait deadline
     finally:
         if proc.returncode is None:
             proc.kill()

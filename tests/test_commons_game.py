@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +17,7 @@ from simulator.scenarios.commons.setup import (
     start_run,
 )
 from tests.plugins.commons import message_shape, saboteur_params
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.workers.harness import worker
 
 
 async def play(
@@ -62,24 +58,6 @@ async def test_same_seed_same_run(store: Any, backends: Any) -> None:
     assert s_other.rounds[0].resource_after_growth != state.rounds[0].resource_after_growth
 
 
-async def start_worker(env: dict[str, str]) -> asyncio.subprocess.Process:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "tests.commons_worker",
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert proc.stdout is not None
-    line = await asyncio.wait_for(proc.stdout.readline(), timeout=120)
-    if line.strip() != b"ready":
-        err = await proc.stderr.read() if proc.stderr else b""
-        raise AssertionError(f"worker did not start: {line!r} {err.decode()[-2000:]}")
-    return proc
-
-
 async def test_sigkill_mid_round_then_resume_equals_uninterrupted(
     store: Any, backends: Any, mongo_uri: str, tmp_path: Path
 ) -> None:
@@ -92,22 +70,13 @@ async def test_sigkill_mid_round_then_resume_equals_uninterrupted(
     kill_at = boundaries[1] + 7  # inside round 2
 
     _, conv = await play(store, backends, params, latency_ms=5)
-    env = {
-        **os.environ,
-        "COMMONS_WORKER_URI": mongo_uri,
-        "COMMONS_WORKER_DB": store.db_name,
-        "COMMONS_WORKER_CONVERSATION": conv.id,
-        "SIMULATOR_DATA_DIR": str(tmp_path / "data"),
-    }
-    proc = await start_worker(env)
-    stored: list[Any] = []
-    for _ in range(2400):
-        stored = await store.messages.list(conv.id)
-        if len(stored) >= kill_at or proc.returncode is not None:
-            break
-        await asyncio.sleep(0.02)
-    proc.kill()  # SIGKILL
-    await proc.wait()
+    where = {"uri": mongo_uri, "db": store.db_name, "target": conv.id}
+    where |= {"data_dir": tmp_path / "data"}
+    # killed after message kill_at, and holding before round 2 ends: the kill lands in round 2
+    hold_at = min(kill_at + 3, boundaries[2] - 1)
+    print(f"round 2 spans messages {boundaries[1]}..{boundaries[2]} of {len(reference)}")
+    async with worker("commons", hold_at=hold_at, **where) as w:
+        await w.kill_after(kill_at)
     stored = await store.messages.list(conv.id)
     latest = await store.states.latest(conv.id)
     assert latest is not None
@@ -115,9 +84,8 @@ async def test_sigkill_mid_round_then_resume_equals_uninterrupted(
         "the kill should land inside a round"
     )
     # resume in a fresh worker process
-    proc = await start_worker(env)
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=180)
-    assert proc.returncode == 0, (out + err).decode()[-2000:]
+    async with worker("commons", **where) as w:
+        assert await w.finish() == "done"
     resumed = await store.messages.list(conv.id)
     assert message_shape(resumed) == message_shape(reference)
     assert [s for s, _ in await store.states.list(conv.id)] == [0, 1, 2]

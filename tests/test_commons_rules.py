@@ -9,24 +9,26 @@ from typing import Any
 
 import pytest
 
+from simulator.engine.decisions import InProcessDecisions
 from simulator.engine.rng import stream
 from simulator.llm.base import ChatRequest
 from simulator.scenarios.commons import dynamics, prompts, scripted
-from simulator.scenarios.commons.game import ScriptedDriver, game_from_members, member_list
+from simulator.scenarios.commons.game import game_from_members, member_list
 from simulator.scenarios.commons.params import CommonsParams, Policy
 from simulator.scenarios.commons.setup import scripted_model
 from simulator.scenarios.commons.state import GameState
 
 
 def play(
-    params: CommonsParams, model: Any, seed: int = 1, members: int = 4, driver: Any = None
+    params: CommonsParams, model: Any, seed: int = 1, members: int = 4, decisions: Any = None
 ) -> GameState:
-    game = game_from_members(params, member_list(members, lambda _i: model), seed, driver)
+    game = game_from_members(params, member_list(members, lambda _i: model), seed, decisions)
     return asyncio.run(game.play())
 
 
-class Recorder(ScriptedDriver):
+class Recorder(InProcessDecisions):
     def __init__(self) -> None:
+        super().__init__()
         self.requests: list[ChatRequest] = []
 
     async def ask(self, request, schema, default, **kw):
@@ -162,7 +164,7 @@ def test_saboteur_goal_pinned_or_first_prompt(goal: str) -> None:
     params = CommonsParams(
         rounds=3, policy=Policy(quota=1.6), saboteurs=["Member 1"], saboteur_goal=goal
     )
-    play(params, scripted_model(chat="silent"), driver=rec)
+    play(params, scripted_model(chat="silent"), decisions=rec)
     mine = [r for r in rec.requests if r.meta.agent == "Member 1"]
     in_system = [prompts.SABOTEUR_GOAL in r.messages[0].content for r in mine]
     in_user = [prompts.SABOTEUR_GOAL in r.messages[-1].content for r in mine]
@@ -213,7 +215,7 @@ def test_calls_per_round_matches_a_quiet_run() -> None:
 
     rec = Recorder()
     params = CommonsParams(rounds=2, policy=Policy(quota=1.6))
-    play(params, scripted_model(chat="silent"), driver=rec)
+    play(params, scripted_model(chat="silent"), decisions=rec)
     assert calls_per_round(params, 4) == 22
     assert len(rec.requests) == 2 * 22
     monitored = params.model_copy(

@@ -10,7 +10,7 @@ here (a command that needs particular arguments to get as far as the database ge
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +27,43 @@ from tests.plugins.services import closed_port
 from tests.test_credentials import MemoryKeyring
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "simulator" / "examples"
+RUBRIC = str(EXAMPLES / "rubrics" / "persuasion.yaml")
 
-#: Arguments that get a command as far as opening the database (the rest get placeholders).
-ARGUMENTS: dict[str, list[str]] = {
+
+def coders_sheets(folder: Path) -> list[str]:
+    """Two coders' sheets of the persuasion rubric with no item coded (valid, and empty)."""
+    from simulator.analysis.coding import COMMENT, SHEET_COLUMNS
+    from simulator.annotations.rubric import load_rubric
+
+    columns = [*SHEET_COLUMNS, *(q.id for q in load_rubric(Path(RUBRIC)).questions), COMMENT]
+    paths = []
+    for coder in ("ann", "ben"):
+        path = folder / f"{coder}.csv"
+        path.write_text(",".join(columns) + "\n", encoding="utf-8")
+        paths.append(str(path))
+    return paths
+
+
+def empty_cache_file(folder: Path) -> str:
+    """A response cache file (``simulator cache export``'s format) with no answer in it."""
+    import json
+
+    from simulator.commands.cache import FORMAT, VERSION
+
+    path = folder / "answers.jsonl"
+    path.write_text(json.dumps({"format": FORMAT, "version": VERSION}) + "\n", encoding="utf-8")
+    return str(path)
+
+
+#: Arguments that get a command as far as opening the database (the rest get placeholders);
+#: a function makes the files it needs in a folder of its own.
+ARGUMENTS: dict[str, list[str] | Callable[[Path], list[str]]] = {
     "run": [str(EXAMPLES / "prison_study_batch.yaml"), "--yes"],
-    "annotate": [
-        *("judge", "--rubric", str(EXAMPLES / "rubrics" / "persuasion.yaml")),
-        *("--model", "dryrun:judge"),
-    ],
+    "annotate": ["judge", "--rubric", RUBRIC, "--model", "dryrun:judge"],
     "commons judge": ["0a1b2c3d", "--model", "dryrun:judge"],
+    "coding sheet": ["--rubric", RUBRIC],
+    "coding import": lambda folder: ["--rubric", RUBRIC, *coders_sheets(folder)],
+    "cache import": lambda folder: [empty_cache_file(folder)],
 }
 
 
@@ -63,11 +91,15 @@ DATABASE_COMMANDS = sorted(
 )
 
 
-def argv_for(name: str) -> list[str]:
+def argv_for(name: str, folder: Path | None = None) -> list[str]:
     """The command with placeholder values for its positional arguments and required options
-    (``ARGUMENTS`` first)."""
+    (``ARGUMENTS`` first; their files are made in ``folder``)."""
     if name in ARGUMENTS:
-        return [*name.split(), *ARGUMENTS[name]]
+        given = ARGUMENTS[name]
+        if callable(given):
+            assert folder is not None
+            given = given(folder)
+        return [*name.split(), *given]
     values = []
     for action in COMMANDS[name]._actions:
         if action.dest == "help" or (action.option_strings and not action.required):
@@ -135,18 +167,22 @@ def no_embedded_database(data: Path) -> bool:
 
 @pytest.mark.parametrize("name", DATABASE_COMMANDS)
 def test_an_unreachable_remembered_login_stops_every_command_the_same_way(
-    name: str, unreachable_login: tuple[str, Path], capsys: pytest.CaptureFixture[str]
+    name: str,
+    unreachable_login: tuple[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     server, data = unreachable_login
     expected = expected_error(server)
     assert server in expected and "simulator logout" in expected and "simulator login" in expected
     capsys.readouterr()
+    argv = argv_for(name, tmp_path)
 
-    code = main(argv_for(name))
+    code = main(argv)
 
     err = capsys.readouterr().err.strip()
-    assert code == 2, f"{argv_for(name)}: exit code {code}: {err}"
-    assert err == expected, f"{argv_for(name)} said: {err}"
+    assert code == 2, f"{argv}: exit code {code}: {err}"
+    assert err == expected, f"{argv} said: {err}"
     assert no_embedded_database(data), f"{name} opened the embedded database instead"
 
 

@@ -73,7 +73,7 @@ async def test_killed_server_stops_scheduling_at_the_first_failure_and_resume_fi
     server = own_server()
     store = await connect_store(server.uri, "loss")
     experiment = await store.experiments.create(make_prison_experiment())
-    model = ModelRef(provider=Provider.dryrun, model="script", options={"latency_ms": 20})
+    model = ModelRef(provider=Provider.dryrun, model="dryrun", options={"latency_ms": 20})
     spec = BatchSpec(
         experiment_id=experiment.id,
         model_sets=[ModelSet(default=model)],
@@ -136,7 +136,7 @@ def test_cli_run_exits_1_with_the_resume_hint_when_the_server_dies(
     spec.write_text(
         "experiment: {example: prison_study}\n"
         "batch:\n"
-        "  models: [{default: {provider: dryrun, model: script, options: {latency_ms: 20}}}]\n"
+        "  models: [{default: {provider: dryrun, model: dryrun, options: {latency_ms: 20}}}]\n"
         f"  total_messages: {TOTAL_MESSAGES}\n"
         "  repeats: 3\n"
         "  concurrency: 3\n",
@@ -223,7 +223,7 @@ async def test_the_app_restarts_its_embedded_server_once_and_a_batch_finishes_ex
     assert server is not None
     try:
         experiment = await store.experiments.create(make_prison_experiment())
-        model = ModelRef(provider=Provider.dryrun, model="script", options={"latency_ms": 20})
+        model = ModelRef(provider=Provider.dryrun, model="dryrun", options={"latency_ms": 20})
         spec = BatchSpec(
             experiment_id=experiment.id,
             model_sets=[ModelSet(default=model)],

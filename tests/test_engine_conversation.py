@@ -423,23 +423,14 @@ async def test_auto_resume_replays_stored_manager_decisions(
 
 
 async def test_a_kind_nobody_runs_fails_the_conversation(store: Any, backends: Any) -> None:
+    from simulator.scenarios.registry import KINDS, KindRegistry
+
     exp = build_dialogue_experiment()
     await store.experiments.create(exp)
     conv = await prepare_conversation(store, exp, build_cell(2))
-    from simulator.engine import kinds
-
-    runner = kinds._RUNNERS.pop("dialogue")
-    try:
-        kinds._RUNNERS.pop("dialogue", None)
-        import sys
-
-        module = sys.modules.pop("simulator.scenarios.dialogue")
-        sys.modules["simulator.scenarios.dialogue"] = None  # type: ignore[assignment]
-        try:
-            ended = await run_conversation(store, backends, conv.id)
-        finally:
-            sys.modules["simulator.scenarios.dialogue"] = module
-    finally:
-        kinds.register_kind("dialogue", runner)
+    # the engine is handed a registry without the dialogue kind
+    without = KindRegistry([k for k in KINDS if k.name != "dialogue"])
+    ended = await run_conversation(store, backends, conv.id, kinds=without)
     assert ended.status is Status.failed and "Unknown experiment kind" in ended.error
+    assert "'dialogue'" in ended.error and "known kinds: commons" in ended.error
     assert (await store.conversations.get(conv.id)).status is Status.failed

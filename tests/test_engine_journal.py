@@ -21,6 +21,7 @@ from simulator.engine.events import (
 from simulator.engine.journal import Journal, ResumeError, parse_json_object
 from simulator.llm.base import CallMeta, ChatMessage, ChatRequest
 from tests.plugins.engine import build_cell
+from tests.plugins.waiting import DEADLINE_S, wait_until
 
 
 class Harvest(BaseModel):
@@ -282,6 +283,7 @@ class SlowProgress:
         self.fail = fail
         self.release = asyncio.Event()
         self.progress_writes = 0
+        self.landed: list[str] = []  # "progress" or "totals", in the order they were written
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._repo, name)
@@ -293,6 +295,8 @@ class SlowProgress:
                 raise DatabaseUnavailableError("the progress write failed")
             await self.release.wait()
         await self._repo.set_fields(conversation_id, **fields)
+        if set(fields) <= PROGRESS_ONLY or "finished_at" in fields:
+            self.landed.append("progress" if set(fields) <= PROGRESS_ONLY else "totals")
 
 
 class StoreWith:
@@ -317,15 +321,19 @@ async def test_progress_counters_are_written_in_the_background(
     for turn in (1, 2, 3):
         request = ask(policy, turn=turn)
         chat = j.chat(request, speaker="Fisher 1", role="Fisher", day=1, turn=turn)
-        await asyncio.wait_for(chat, 10)
+        await asyncio.wait_for(chat, DEADLINE_S)  # wait deadline
     assert [m.seq for m in await store.messages.list(conv.id)] == [0, 1, 2]
     assert slow.progress_writes == 1
     assert (await store.conversations.get(conv.id)).messages_done == 0
+    slow.landed.clear()  # (opening the journal wrote the status)
     finishing = asyncio.create_task(j.finish(Status.done))
-    await asyncio.sleep(0.1)
-    assert not finishing.done()  # the totals wait for the write in flight, so they land last
+    # finish() takes the write in flight over and waits for it (or, wrongly, writes the totals)
+    await wait_until(
+        lambda: j._progress_write is None or slow.landed, what="finish() to reach the write"
+    )
     slow.release.set()
-    done = await asyncio.wait_for(finishing, 10)
+    done = await asyncio.wait_for(finishing, DEADLINE_S)  # wait deadline
+    assert slow.landed == ["progress", "totals"]  # the totals land last
     stored = await store.conversations.get(conv.id)
     assert (done.messages_done, stored.messages_done, stored.status) == (3, 3, Status.done)
 

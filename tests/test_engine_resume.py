@@ -1,15 +1,14 @@
 """Crash safety: a conversation killed with SIGKILL at random points resumes to exactly the
-transcript of an uninterrupted run, and no stored model call is ever made again."""
+transcript of an uninterrupted run, and no stored model call is ever made again.
+
+The kill points are drawn as message counts: each worker is killed after its k-th stored message
+(and holds its inserts a few messages later, so the run cannot finish before the kill lands)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import os
 import random
-import signal
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -17,9 +16,10 @@ from typing import Any
 from simulator.domain import MessageKind, SpeakerSelection, Status
 from simulator.engine.conversation import prepare_conversation, run_conversation
 from tests.plugins.engine import build_cell, build_dialogue_experiment, dryrun
+from tests.workers.harness import worker
 
-ROOT = Path(__file__).resolve().parents[1]
 KILLS = 3
+HOLD_AFTER_KILL = 3  # a killed worker stores at most this many messages after its k-th
 PURPOSE = {MessageKind.utterance: "utterance", MessageKind.summary: "summary"}
 
 
@@ -29,24 +29,6 @@ def call_key(call: dict[str, Any]) -> tuple[str, str, int, int]:
 
 def message_key(m: Any) -> tuple[str, str, int, int]:
     return (PURPOSE[m.kind], m.speaker, m.day, m.turn)
-
-
-async def start_worker(env: dict[str, str]) -> asyncio.subprocess.Process:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "tests.engine_worker",
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert proc.stdout is not None
-    line = await asyncio.wait_for(proc.stdout.readline(), timeout=120)
-    if line.strip() != b"ready":
-        err = await proc.stderr.read() if proc.stderr else b""
-        raise AssertionError(f"worker did not start: {line!r} {err.decode()[-2000:]}")
-    return proc
 
 
 async def test_sigkill_at_random_points_then_resume(
@@ -66,41 +48,34 @@ async def test_sigkill_at_random_points_then_resume(
         seed=11,
         model=dryrun(latency_ms=20),
     )
-    conv = await prepare_conversation(store, exp, cell)
-    log_path = tmp_path / "calls.jsonl"
-    env = {
-        **os.environ,
-        "ENGINE_WORKER_URI": mongo_uri,
-        "ENGINE_WORKER_DB": store.db_name,
-        "ENGINE_WORKER_CONVERSATION": conv.id,
-        "ENGINE_WORKER_CALL_LOG": str(log_path),
-        "SIMULATOR_DATA_DIR": str(tmp_path / "data"),
-    }
-    runs: list[tuple[int, set[tuple[str, str, int, int]]]] = []  # (pid, keys stored before)
-    progress: list[int] = []
-    for _ in range(KILLS):
-        before = await store.messages.list(conv.id)
-        proc = await start_worker(env)
-        runs.append((proc.pid, {message_key(m) for m in before if m.kind in PURPOSE}))
-        await asyncio.sleep(rng.uniform(0.02, 0.3))
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()  # SIGKILL
-        await proc.wait()
-        assert proc.returncode == -signal.SIGKILL, "the worker finished before it was killed"
-        progress.append(len(await store.messages.list(conv.id)))
-    before = await store.messages.list(conv.id)
-    proc = await start_worker(env)
-    runs.append((proc.pid, {message_key(m) for m in before if m.kind in PURPOSE}))
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
-    assert proc.returncode == 0, err.decode()[-2000:]
-    assert out.strip() == b"done"
-
-    resumed = await store.messages.list(conv.id)
-    # an uninterrupted run of the same cell, in this process
+    # an uninterrupted run of the same cell, in this process: the transcript to get back
     fresh = await prepare_conversation(store, exp, cell)
     done = await run_conversation(store, backends, fresh.id)
     assert done.status is Status.done
     reference = await store.messages.list(fresh.id)
+
+    conv = await prepare_conversation(store, exp, cell)
+    log_path = tmp_path / "calls.jsonl"
+    where = {"uri": mongo_uri, "db": store.db_name, "target": conv.id}
+    where |= {"data_dir": tmp_path / "data", "call_log": log_path}
+    runs: list[tuple[int, set[tuple[str, str, int, int]]]] = []  # (pid, keys stored before)
+    progress: list[int] = []
+    for _ in range(KILLS):
+        before = await store.messages.list(conv.id)
+        # killed after its k-th message, at most HOLD_AFTER_KILL messages later: never finished
+        k = rng.randint(1, (len(reference) - len(before)) // (2 * KILLS))
+        async with worker("engine", hold_at=k + HOLD_AFTER_KILL, **where) as w:
+            runs.append((w.pid, {message_key(m) for m in before if m.kind in PURPOSE}))
+            await w.kill_after(k)
+        progress.append(len(await store.messages.list(conv.id)))
+    print(f"killed with {progress} of {len(reference)} messages stored")
+    assert progress[-1] < len(reference), "the kills must interrupt the run"
+    before = await store.messages.list(conv.id)
+    async with worker("engine", **where) as w:
+        runs.append((w.pid, {message_key(m) for m in before if m.kind in PURPOSE}))
+        assert await w.finish() == "done"
+
+    resumed = await store.messages.list(conv.id)
 
     def shape(ms: list[Any]) -> list[tuple[Any, ...]]:
         return [(m.seq, m.day, m.turn, m.speaker, m.kind, m.content, m.raw, m.flags) for m in ms]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from simulator.domain import BatchSpec, ModelRef, ModelSet, Provider, SamplingParams
@@ -132,39 +134,50 @@ def test_estimate_cost_with_a_price_table() -> None:
     exp = make_prison_experiment()
     ref = ModelRef(provider=Provider.openai, model="gpt-4o-mini", params=SamplingParams())
     spec = _spec(exp, model_sets=[ModelSet(default=ref)], repeats=1)
-    assert estimate(exp, spec).cost_usd is None
+    # OpenAI's own models have dated default prices (llm/prices.py); the table below wins
+    assert (estimate(exp, spec).cost_usd or 0) > 0
+    lab = ModelRef(provider=Provider.openai, model="lab-model", base_url="http://gpu:8000/v1")
+    assert estimate(exp, _spec(exp, model_sets=[ModelSet(default=lab)])).cost_usd is None
     prices = {"gpt-4o-mini": {"input_per_1k": 0.001, "output_per_1k": 0.002}}
     est = estimate(exp, spec, prices)
     assert est.cost_usd is not None and est.cost_usd > 0
     double = {"openai:gpt-4o-mini": {"input_per_1k": 0.002, "output_per_1k": 0.004}}
     assert estimate(exp, spec, double).cost_usd == pytest.approx(2 * est.cost_usd, rel=1e-3)
-    # a model missing from the table: no honest total
-    assert estimate(exp, spec, {"other": {"input_per_1k": 1, "output_per_1k": 1}}).cost_usd is None
+    # a model missing from the table (and from the defaults): no honest total
+    lab_spec = _spec(exp, model_sets=[ModelSet(default=lab)])
+    other = {"other": {"input_per_1k": 1, "output_per_1k": 1}}
+    assert estimate(exp, lab_spec, other).cost_usd is None
     # dryrun costs nothing
     assert estimate(exp, _spec(exp), prices).cost_usd == 0.0
 
 
-def test_game_kinds_without_their_own_estimate_assume_calls_per_agent_and_round(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from simulator.engine import grid
+def test_a_kind_the_registry_does_not_know_is_refused_by_name() -> None:
+    from simulator.domain.errors import ConfigurationError
 
-    monkeypatch.setattr(grid, "_call_estimator", lambda kind: None)
-    exp = make_prison_experiment(kind="commons")
+    exp = make_prison_experiment(kind="poker")
     spec = _spec(exp, every_combination=False, every_day_count=False, days=1, repeats=1, rounds=4)
-    est = estimate(exp, spec)
-    assert est.llm_calls == 4 * 3 * 5  # rounds x calls per agent and round x agents
+    with pytest.raises(ConfigurationError, match=r"'poker'.*known kinds: dialogue, commons"):
+        estimate(exp, spec)
 
 
-def test_a_game_kind_can_register_its_own_call_estimate() -> None:
-    from simulator.engine import grid
+def test_the_estimate_asks_the_kind_registry_it_is_handed() -> None:
+    from simulator.engine.grid import tally_game_calls
+    from simulator.engine.kinds import ROUND
+    from simulator.scenarios.kind import Kind
+    from simulator.scenarios.registry import KindRegistry
 
-    exp = make_prison_experiment(kind="reputation")
+    async def no_run(*_: Any) -> None:
+        return None
+
+    def seven_per_round(e: Any, cell: Any, tally: Any) -> None:
+        tally_game_calls(e, cell, tally, 7 * (cell.rounds or 1))
+
+    registry = KindRegistry(
+        [Kind("poker", "Poker", "a test game", ROUND, run=no_run, estimate=seven_per_round)]
+    )
+    exp = make_prison_experiment(kind="poker")
     spec = _spec(exp, every_combination=False, every_day_count=False, days=1, repeats=1, rounds=3)
-    saved = dict(grid._CALL_ESTIMATORS)
-    try:
-        grid.register_call_estimator("reputation", lambda e, c: 7 * (c.rounds or 1))
-        assert estimate(exp, spec).llm_calls == 21
-    finally:
-        grid._CALL_ESTIMATORS.clear()
-        grid._CALL_ESTIMATORS.update(saved)
+    est = estimate(exp, spec, kinds=registry)
+    assert est.llm_calls == 21 and est.conversations == 1
+    # the calls are shared among the roles by their agents, each with its role's prompt
+    assert est.tokens > 21 * 150

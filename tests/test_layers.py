@@ -16,14 +16,13 @@ ROOT = Path(__file__).resolve().parents[1]
 DYNAMIC_IMPORTS = {
     # A user's scoring function (``python:package.module:function``): their code, not ours.
     "simulator/annotations/scorers.py": "a scorer the user names",
-    # An interview asks a kind for its agents' context (annotations and scenarios share a
-    # layer; the scenario package may not exist for a kind).
-    "simulator/annotations/interview.py": "sideways, within the scenarios' layer",
-    # The kinds work (issue 22, points 1 and 2) replaces these with the registry handed to the
-    # engine; they reach upward until then.
-    "simulator/engine/kinds.py": "upward, until the kind registry lands",
-    "simulator/engine/grid.py": "upward, until the kind registry lands",
-    "simulator/tui/editor/game.py": "downward (a kind's Game-tab form), until the registry",
+    # A kind's heavy modules, imported when a run of it first needs them: within scenarios/.
+    "simulator/scenarios/registry.py": "a kind's own modules, named in its Kind",
+    "simulator/scenarios/commons/__init__.py": "its own submodules, on first use",
+    "simulator/scenarios/public_goods/__init__.py": "its own submodules, on first use",
+    "simulator/scenarios/reputation/__init__.py": "its own submodules, on first use",
+    # Third-party modules loaded before the first screen (typeguard instruments inflect).
+    "simulator/tui/preload.py": "inflect and typeguard, not our packages",
 }
 
 

@@ -137,9 +137,9 @@ async def test_summary_is_short_and_deterministic() -> None:
 
 async def test_latency_option_delays_the_answer() -> None:
     model = ModelRef(provider="dryrun", model="dryrun", options={"latency_ms": 150})
-    start = time.perf_counter()
+    start = time.perf_counter()  # for a lower bound: load only lengthens it
     result = await DryRunBackend().chat(request(model=model))
-    assert time.perf_counter() - start >= 0.14
+    assert time.perf_counter() - start >= 0.14  # a lower bound: load only lengthens it
     assert result.latency_ms == 150
 
 

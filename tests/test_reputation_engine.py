@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import time
 from typing import Any
 
 from simulator.domain import MessageKind, Status
@@ -21,7 +20,6 @@ TREATMENTS = list(itertools.product([True, False], [True, False]))
 async def test_every_game_and_treatment_stores_snapshots_and_metrics(
     store: Any, backends: Any
 ) -> None:
-    started = time.monotonic()
     mix = {"reputation_following": 2, "always_defect": 1, "tit_for_tat": 1}
     seen: dict[tuple[str, bool, bool], dict[str, Any]] = {}
     for game in ("investment", "pd", "signup"):
@@ -74,7 +72,6 @@ async def test_every_game_and_treatment_stores_snapshots_and_metrics(
         > 0
     )
     assert seen[("signup", True, True)]["signup_rate"] is not None  # step 3 is a sign-up round
-    print(f"12 runs x 3 steps in {time.monotonic() - started:.1f} s")
 
 
 def _bad_distribution(request: ChatRequest) -> dict[str, Any]:

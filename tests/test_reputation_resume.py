@@ -3,19 +3,13 @@ uninterrupted run with the same seed (messages, snapshots, metrics)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import os
-import signal
-import sys
 from pathlib import Path
 from typing import Any
 
 from simulator.domain import Status
 from simulator.scenarios.reputation import create_conversation, play
 from tests.plugins.reputation import reputation_setup
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.workers.harness import worker
 
 
 def shape(messages: list[Any]) -> list[tuple[Any, ...]]:
@@ -50,33 +44,11 @@ async def test_sigkill_mid_step_then_resume_equals_the_uninterrupted_run(
     experiment, cell = setup(latency_ms=15)
     await store.experiments.create(experiment)
     conv = await create_conversation(store, experiment, cell)
-    env = {
-        **os.environ,
-        "REPUTATION_WORKER_URI": mongo_uri,
-        "REPUTATION_WORKER_DB": store.db_name,
-        "REPUTATION_WORKER_CONVERSATION": conv.id,
-        "SIMULATOR_DATA_DIR": str(tmp_path / "data"),
-    }
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "tests.reputation_worker",
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert proc.stdout is not None
-    line = await asyncio.wait_for(proc.stdout.readline(), timeout=120)
-    assert line.strip() == b"ready", (await proc.stderr.read()).decode()[-2000:]  # type: ignore[union-attr]
-    for _ in range(3000):
-        if len(await store.messages.list(conv.id)) >= target:
-            break
-        await asyncio.sleep(0.01)
-    with contextlib.suppress(ProcessLookupError):
-        proc.kill()  # SIGKILL
-    await proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the worker finished before it was killed"
+    where = {"uri": mongo_uri, "db": store.db_name, "target": conv.id}
+    where |= {"data_dir": tmp_path / "data"}
+    # killed after message `target`, and holding before step 2 ends: the kill lands in step 2
+    async with worker("reputation", hold_at=min(target + 3, seq2 - 1), **where) as w:
+        await w.kill_after(target)
 
     stored = await store.messages.list(conv.id)
     latest = await store.states.latest(conv.id)

@@ -6,8 +6,9 @@ import pytest
 from pydantic import ValidationError
 
 from simulator.domain.errors import SpecError
+from simulator.engine.decisions import InProcessDecisions
 from simulator.scenarios.reputation import actions as A
-from simulator.scenarios.reputation.game import DirectDecider, ReputationGame, initial_state
+from simulator.scenarios.reputation.game import ReputationGame, initial_state
 from simulator.scenarios.reputation.params import PDPayoffs, ReputationParams, params_for
 from simulator.scenarios.reputation.rules import (
     investment_outcome,
@@ -112,7 +113,7 @@ def _game(params: ReputationParams, mix: dict[str, int], seed: int = 3) -> Reput
     population = scripted_population(mix)
     params = params.model_copy(update={"population": population.size})
     state = initial_state(params, population, seed)
-    return ReputationGame(params, state, population, DirectDecider())
+    return ReputationGame(params, state, population, InProcessDecisions())
 
 
 async def test_blacklisted_pair_is_an_automatic_refusal_without_any_call() -> None:

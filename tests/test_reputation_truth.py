@@ -16,11 +16,11 @@ from simulator.analysis.loading import load_all
 from simulator.cli import main
 from simulator.domain import Decision, MessageKind, ModelRef, Provider, Status
 from simulator.domain.filters import ConversationFilter
+from simulator.engine.decisions import InProcessDecisions
 from simulator.llm.base import ChatRequest
 from simulator.llm.dryrun import register_policy, unregister_policy
 from simulator.scenarios.reputation import play, snapshots
 from simulator.scenarios.reputation.game import (
-    DirectDecider,
     Population,
     ReputationGame,
     initial_state,
@@ -126,7 +126,7 @@ def _game(params: ReputationParams, mix: dict[str, int], models: dict[str, Model
     register()
     pop = Population(groups=list(mix.items()), models=models)
     params = params.model_copy(update={"population": pop.size})
-    return ReputationGame(params, initial_state(params, pop, 3), pop, DirectDecider())
+    return ReputationGame(params, initial_state(params, pop, 3), pop, InProcessDecisions())
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from simulator.tui.screens.browser import ConversationBrowserScreen
 from simulator.tui.screens.dialogs import ConfirmDialog, TextPrompt
 from simulator.tui.widgets.charts import ConversationChart
 from simulator.tui.widgets.transcript import TranscriptView
-from tests.plugins.tui import wait_library, wait_until
+from tests.plugins.tui import settle, wait_library, wait_until
 from tests.plugins.tui_browser import (
     FIVE_ROLES,
     BrowserBatch,
@@ -70,7 +70,7 @@ async def show(pilot: Any, screen: ConversationBrowserScreen, conversation_id: s
         ),
         what=f"transcript of {conversation_id}",
     )
-    await pilot.pause()
+    await settle(pilot, workers=False)
 
 
 def app_for(store: Any, settings: Settings, user: str = "alice") -> SimulatorApp:
@@ -135,7 +135,7 @@ async def test_filters_by_agent_counts_batch_days_status_and_model(
         assert screen.rows[0].cell.counts == {"Guard": 1, "Prisoner": 2}
         await wait_until(pilot, lambda: screen.shown_id == screen.rows[0].id)
         status = str(screen.query_one("#browser-status", Static).render())
-        assert "1 of 5 conversation(s) (filtered)" in status and "of batch 1" in status
+        assert "1 of 5 conversations (filtered)" in status and "of batch 1" in status
 
         counts.value = "Guard=1,Prisoner=1"  # the batch's 1v1 and the single run
         await wait_until(pilot, lambda: len(screen.rows) == 2, what="two 1v1")
@@ -155,7 +155,7 @@ async def test_filters_by_agent_counts_batch_days_status_and_model(
         # batch
         batch = screen.query_one("#batch-filter", Select)
         assert [label for label, _ in screen._options["#batch-filter"]] == [
-            "All batches",
+            "Any batch",
             "Batch 1 (4)",
             "Single runs (1)",
         ]
@@ -174,7 +174,7 @@ async def test_filters_by_agent_counts_batch_days_status_and_model(
         # model: any role's, the summarizer's or the manager's
         model = screen.query_one("#model-filter", Select)
         assert [label for label, _ in screen._options["#model-filter"]] == [
-            "All models",
+            "Any model",
             "dryrun",
             "llama3.1:8b",
         ]
@@ -194,16 +194,24 @@ async def test_delete_as_owner_and_the_refusal_for_another_owner(
         screen = await open_browser(pilot, "Prison browser")
         await show(pilot, screen, theirs.id)
         await pilot.press("x")
-        await pilot.pause()
-        assert not isinstance(pilot.app.screen, ConfirmDialog)
-        assert any(
-            "belongs to bob" in str(n.message) and n.severity == "error"
-            for n in pilot.app._notifications
+        await wait_until(  # the refusal answers the key: once shown, no dialog is coming
+            pilot,
+            lambda: any(
+                "belongs to bob" in str(n.message) and n.severity == "error"
+                for n in pilot.app._notifications
+            ),
+            what="the refusal",
         )
+        assert not isinstance(pilot.app.screen, ConfirmDialog)
         assert await store.conversations.get(theirs.id) is not None
         await pilot.press("f")  # nor a favourite of theirs
-        await pilot.pause()
-        assert any("can mark it as favourite" in str(n.message) for n in pilot.app._notifications)
+        await wait_until(
+            pilot,
+            lambda: any(
+                "can mark it as favourite" in str(n.message) for n in pilot.app._notifications
+            ),
+            what="the refusal",
+        )
         stored = await store.conversations.get(theirs.id)
         assert stored is not None and not stored.favourite
 
@@ -279,7 +287,7 @@ async def test_details_show_prompts_models_parameters_seed_tokens_and_errors(
         assert "Model [dryrun] stayed unavailable." in text  # never read as markup
         assert "temperature 0.7" in text and "top_k 40" in text
         assert "Game parameters (this run's own)" in text and "regrowth: 0.25" in text
-        assert "retries: 1 call(s) needed 2 more attempt(s)" in text
+        assert "retries: 1 call needed 2 more attempts" in text
         assert "flags: reasked × 1" in text
         assert len(conv.agents) == 3
         for agent in conv.agents:

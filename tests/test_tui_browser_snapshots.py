@@ -14,12 +14,13 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
+from textual.widgets import TabbedContent
 
 from simulator.db.mongo import connect_store
 from simulator.settings import Settings
 from simulator.tui.app import SimulatorApp
 from simulator.tui.screens.browser import ConversationBrowserScreen
-from tests.plugins.tui import app_on_fresh_database, snapshot_library, wait_until
+from tests.plugins.tui import app_on_fresh_database, settle, snapshot_library, wait_until
 from tests.plugins.tui_browser import (
     FIVE_ROLES,
     fixed_conversation,
@@ -28,6 +29,7 @@ from tests.plugins.tui_browser import (
 )
 
 SIZE = (100, 30)
+TABS = {"i": "details"}  # the browser's key for each tab
 
 
 async def _populate(uri: str, db: str, roles: list[str]) -> None:
@@ -84,9 +86,11 @@ def _browser(tab_key: str = "") -> Callable[[Pilot[Any]], Awaitable[None]]:
         )
         if tab_key:
             await pilot.press(tab_key)
-        await pilot.pause(0.2)
+            tabs = app.screen.query_one("#browser-tabs", TabbedContent)
+            await wait_until(pilot, lambda: tabs.active == TABS[tab_key], what="the tab")
+        await settle(pilot)
         app.screen.set_focus(None)  # no cursor highlight that depends on timing
-        await pilot.pause()
+        await settle(pilot)
 
     return run_before
 

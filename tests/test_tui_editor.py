@@ -7,7 +7,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from textual.widgets import DataTable, Input, OptionList, Select, Static, TabbedContent, TextArea
+from textual.widgets import (
+    DataTable,
+    Input,
+    OptionList,
+    Select,
+    Static,
+    TabbedContent,
+    Tabs,
+    TextArea,
+)
 
 from simulator.domain.models import Conversation, GridCell, ModelSet, SectionKind
 from simulator.settings import Settings
@@ -16,7 +25,16 @@ from simulator.tui.editor.sections import SectionsPane
 from simulator.tui.screens.dialogs import ConfirmDialog, MessageDialog
 from simulator.tui.screens.editor import EditorScreen
 from simulator.tui.screens.library import LibraryScreen
-from tests.plugins.tui import sample_experiment, wait_library, wait_until
+from tests.plugins.tui import sample_experiment, settle, wait_library, wait_until
+
+#: The editor's key for each tab.
+TABS = {
+    "f3": "tab-roles",
+    "f4": "tab-sections",
+    "f5": "tab-models",
+    "f6": "tab-preview",
+    "f2": "tab-experiment",
+}
 
 
 def text_of(widget: Static) -> str:
@@ -41,7 +59,7 @@ async def set_text(pilot: Any, area: TextArea, text: str) -> None:
     area.focus()
     area.clear()
     area.insert(text)
-    await pilot.pause()
+    await settle(pilot)
 
 
 async def test_create_experiment_with_preview_fix_and_save(
@@ -53,13 +71,14 @@ async def test_create_experiment_with_preview_fix_and_save(
         await pilot.press("n")
         await wait_until(pilot, lambda: isinstance(app.screen, EditorScreen), what="editor")
         editor: EditorScreen = app.screen  # type: ignore[assignment]
-        await pilot.pause()
+        await settle(pilot)
 
         # Tab Experiment: name and a study factor.
         name = editor.query_one("#exp-name", Input)
         name.value = ""
         name.focus()
         await pilot.press(*"Guards")
+        await settle(pilot)
         assert editor.draft.name == "Guards"
         await set_text(
             pilot, editor.query_one("#exp-factors", TextArea), "goal = Escape | Yard Time"
@@ -72,7 +91,7 @@ async def test_create_experiment_with_preview_fix_and_save(
         roles = editor.query_one("#role-list", OptionList)
         for index, new in enumerate(["Guard", "Prisoner"]):
             roles.highlighted = index
-            await pilot.pause()
+            await settle(pilot)
             field = editor.query_one("#role-name", Input)
             field.value = new
             field.focus()
@@ -181,7 +200,9 @@ async def test_create_experiment_with_preview_fix_and_save(
         await pilot.press("ctrl+s")
         await wait_until(pilot, lambda: editor.saved_id is not None, what="saved")
         assert not editor.dirty
-        await pilot.press("escape")
+        await pilot.press("escape")  # from the Levels field to the tab bar (this tab's "list")
+        await wait_until(pilot, lambda: isinstance(editor.focused, Tabs), what="the tab bar")
+        await pilot.press("escape")  # and from there to the library
         await wait_until(pilot, lambda: isinstance(app.screen, LibraryScreen))
         await wait_until(pilot, lambda: any(r.experiment.name == "Guards" for r in library.rows))
 
@@ -216,7 +237,7 @@ async def test_section_kind_order_and_role_reorder(store: Any, tui_settings: Set
         )
         editor.query_one("#section-list", OptionList).focus()
         await pilot.press("ctrl+down")
-        await pilot.pause()
+        await settle(pilot)
         order = [(s.title, role) for s, role in editor.draft.agent_sections()]
         assert order[:2] == [("Goal", "Guard"), ("Environment", "Prisoner")]
         # Roles: move Prisoner first.
@@ -225,7 +246,7 @@ async def test_section_kind_order_and_role_reorder(store: Any, tui_settings: Set
         editor.query_one("#role-list", OptionList).highlighted = 1
         editor.query_one("#role-list", OptionList).focus()
         await pilot.press("ctrl+up")
-        await pilot.pause()
+        await settle(pilot)
         assert editor.draft.role_names() == ["Prisoner", "Guard"]
         assert editor.dirty
         # Leaving with unsaved changes asks first.
@@ -254,12 +275,16 @@ async def test_editing_an_experiment_with_conversations_saves_a_new_version(
         await pilot.press("o")
         await wait_until(pilot, lambda: isinstance(app.screen, EditorScreen))
         editor: EditorScreen = app.screen  # type: ignore[assignment]
-        assert "saving creates a new version" in text_of(editor.query_one("#editor-banner", Static))
+        assert "saving creates v2" in text_of(editor.query_one("#editor-banner", Static))
         editor.query_one("#exp-note", Input).value = "v2 with a calmer guard"
+        await wait_until(pilot, lambda: editor.draft.note == "v2 with a calmer guard")
         await pilot.press("ctrl+s")
         await wait_until(pilot, lambda: editor.saved_id not in (None, exp.id), what="new version")
         notes = [n.message for n in app._notifications]
-        assert any("new version (v2)" in m and "keep the prompts" in m for m in notes)
+        assert any(
+            "new version (v2)" in m and "1 stored conversation keeps the prompts it ran" in m
+            for m in notes
+        )
     old = await store.experiments.get(exp.id)
     new = await store.experiments.get(editor.saved_id)
     assert old is not None and old.note == ""
@@ -278,6 +303,8 @@ async def test_editing_someone_elses_experiment_saves_your_copy(
         editor: EditorScreen = app.screen  # type: ignore[assignment]
         assert "not yours" in text_of(editor.query_one("#editor-banner", Static))
         editor.query_one("#exp-name", Input).value = "My prison"
+        # the draft follows the field through its Changed message: save once it has arrived
+        await wait_until(pilot, lambda: editor.draft.name == "My prison", what="the new name")
         await pilot.press("ctrl+s")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
         await pilot.press("y")
@@ -302,22 +329,22 @@ async def test_models_tab_params_and_unreachable_ollama(store: Any, tui_settings
         # Defaults are shown; a bad value is explained and not applied.
         assert editor.query_one("#param-temperature", Input).value == "0.7"
         editor.query_one("#param-temperature", Input).value = "3"
-        await pilot.pause()
+        await settle(pilot)
         assert "temperature" in text_of(editor.query_one("#models-status", Static))
         assert editor.draft.models[0].params.temperature == 0.7
         editor.query_one("#param-temperature", Input).value = "0.2"
         editor.query_one("#param-seed", Input).value = "7"
-        await pilot.pause()
+        await settle(pilot)
         assert editor.draft.models[0].params.temperature == 0.2
         assert editor.draft.models[0].params.seed == 7
         # Add an OpenAI-compatible model with a base URL.
         editor.query_one("#model-list", OptionList).focus()
-        await pilot.press("a")
-        await pilot.pause()
+        await pilot.press("plus")
+        await settle(pilot)
         editor.query_one("#model-provider", Select).value = "openai"
         editor.query_one("#model-name", Input).value = "qwen2.5"
         editor.query_one("#model-url", Input).value = "http://127.0.0.1:8000/v1"
-        await pilot.pause()
+        await settle(pilot)
         ref = editor.draft.models[1]
         assert (ref.provider.value, ref.model, ref.base_url) == (
             "openai",
@@ -326,7 +353,7 @@ async def test_models_tab_params_and_unreachable_ollama(store: Any, tui_settings
         )
         # Ollama is not running (closed port): listing says so, nothing hangs or crashes.
         editor.query_one("#model-url", Input).value = ""
-        await pilot.pause()
+        await settle(pilot)
         editor.query_one("#model-provider", Select).value = "ollama"
         await wait_until(
             pilot,
@@ -352,16 +379,19 @@ async def test_opening_every_tab_and_saving_changes_nothing(
         await pilot.press("o")
         await wait_until(pilot, lambda: isinstance(app.screen, EditorScreen))
         editor: EditorScreen = app.screen  # type: ignore[assignment]
-        for key in ("f3", "f4", "f5", "f6", "f2"):
+        tabs = editor.query_one(TabbedContent)
+        for key, tab in TABS.items():
             await pilot.press(key)
-            await pilot.pause(0.2)
+            await wait_until(pilot, lambda tab=tab: tabs.active == tab, what=tab)
+            await settle(pilot)
         # Walk through every section of the list too.
         await pilot.press("f4")
-        await pilot.pause(0.2)
+        await wait_until(pilot, lambda: tabs.active == "tab-sections", what="the sections")
+        await settle(pilot)
         sections = editor.query_one("#section-list", OptionList)
         for index in range(sections.option_count):
             sections.highlighted = index
-            await pilot.pause()
+            await settle(pilot)
         assert not editor.dirty
         await pilot.press("ctrl+s")
         await wait_until(pilot, lambda: any("Saved" in (n.title or "") for n in app._notifications))
@@ -398,28 +428,28 @@ async def test_keyboard_help_palette_and_quit_guard(store: Any, tui_settings: Se
         await wait_until(pilot, lambda: app.screen is editor)
         # The sections pane's own actions are in the palette once the list has the focus.
         editor.query_one("#section-list", OptionList).focus()
-        await pilot.pause()
+        await settle(pilot)
         commands = [c.title for c in app.get_system_commands(editor)]
-        assert {"Save", "Back", "Add section", "Move section up"} <= set(commands)
+        assert {"Save", "Back", "Add", "Remove", "Move", "Edit"} <= set(commands)
         assert commands.count("Quit") == 1
 
         # Removing a section with text asks first; an empty one goes at once.
         await choose_section(pilot, editor, "Guard · Goal")
         editor.query_one("#section-list", OptionList).focus()
-        await pilot.press("x")
+        await pilot.press("delete")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
         await pilot.press("n")
         await wait_until(pilot, lambda: app.screen is editor)
         assert [s.title for s in editor.draft.roles[0].sections] == ["Goal"]
-        await pilot.press("a")
+        await pilot.press("plus")
         await wait_until(pilot, lambda: len(editor.draft.roles[0].sections) == 2)
         editor.query_one("#section-list", OptionList).focus()
-        await pilot.press("x")
+        await pilot.press("delete")
         await wait_until(pilot, lambda: len(editor.draft.roles[0].sections) == 1)
         assert app.screen is editor and not editor.dirty
 
         # Quitting with unsaved changes asks; "n" stays, "y" quits.
-        await pilot.press("a")
+        await pilot.press("plus")
         await wait_until(pilot, lambda: editor.dirty)
         await pilot.press("ctrl+q")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
@@ -458,7 +488,7 @@ async def test_models_tab_lists_and_pulls_from_a_running_ollama(
         editor.query_one("#model-url", Input).value = ollama_server.url
         editor.query_one("#model-provider", Select).value = "ollama"  # lists at once
         await wait_until(pilot, lambda: offered() == ["llama3.2:1b"], what="the installed list")
-        assert "1 model(s) installed" in text_of(status)
+        assert "1 model installed" in text_of(status)
         installed.value = "llama3.2:1b"
         await wait_until(pilot, lambda: editor.draft.models[0].model == "llama3.2:1b")
         ref = editor.draft.models[0]
@@ -466,12 +496,92 @@ async def test_models_tab_lists_and_pulls_from_a_running_ollama(
 
         editor.query_one("#model-name", Input).value = "qwen2:0.5b"
         editor.query_one("#model-list", OptionList).focus()
-        await pilot.press("p")
+        await pilot.press("ctrl+o")
         await wait_until(
             pilot,
-            lambda: "qwen2:0.5b is ready" in text_of(status) and "2 model(s)" in text_of(status),
+            lambda: "qwen2:0.5b is ready" in text_of(status) and "2 models" in text_of(status),
             what="the pull to finish",
         )
         bar = editor.query_one("#pull-progress", ProgressBar)
         assert (bar.total, bar.progress) == (1000, 1000)  # fed by the pull's progress
         await wait_until(pilot, lambda: "qwen2:0.5b" in offered(), what="the new model listed")
+
+
+async def test_a_refused_parameter_is_explained_and_blocks_saving(
+    store: Any, tui_settings: Settings
+) -> None:
+    """num_ctx 99999999999 was accepted: the form shows the model's own refusal (its bound, in
+    the domain's words) and saving waits until the value is fixed."""
+    from pydantic import ValidationError
+
+    from simulator.domain.models import SamplingParams
+    from simulator.tui.draft import describe_validation_error
+
+    refused = "10"  # below the domain's lower bound for num_ctx
+    for value in ("99999999999", refused):
+        try:
+            SamplingParams(num_ctx=int(value))
+        except ValidationError as exc:
+            refused, expected = value, describe_validation_error(exc)
+            break
+    exp = await store.experiments.create(sample_experiment())
+    app = SimulatorApp(tui_settings, store=store, user="alice", offer_example=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_library(pilot)
+        await pilot.press("o")
+        await wait_until(pilot, lambda: isinstance(app.screen, EditorScreen))
+        editor: EditorScreen = app.screen  # type: ignore[assignment]
+        await pilot.press("f5")
+        await wait_until(pilot, lambda: editor.query_one(TabbedContent).active == "tab-models")
+        field = editor.query_one("#param-num_ctx", Input)
+        field.focus()
+        field.value = refused
+        await pilot.press("enter")
+        status = editor.query_one("#models-status", Static)
+        await wait_until(pilot, lambda: expected in text_of(status), what="the domain's message")
+        assert "not applied" in text_of(status)
+        assert editor.focused is field  # enter keeps a refused value's field, to fix it
+        assert editor.draft.models[0].params.num_ctx == 8192
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: isinstance(app.screen, MessageDialog), what="refusal")
+        assert app.screen.title_text == "Fix the model first" and expected in app.screen.message
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is editor)
+        field.value = "4096"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: editor.draft.models[0].params.num_ctx == 4096)
+        await wait_until(pilot, lambda: editor.focused is editor.query_one("#model-list"))
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: not editor.dirty, what="saved")
+    stored = await store.experiments.get(exp.id)
+    assert stored is not None and stored.models[0].params.num_ctx == 4096
+
+
+async def test_drop_downs_offer_no_blank_entry(store: Any, tui_settings: Settings) -> None:
+    """The preview's Show list began with a blank "-" entry that showed nothing (so did the
+    Levels list, and a private section's Role list)."""
+    await store.experiments.create(sample_experiment())
+    app = SimulatorApp(tui_settings, store=store, user="alice", offer_example=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_library(pilot)
+        await pilot.press("o")
+        await wait_until(pilot, lambda: isinstance(app.screen, EditorScreen))
+        editor: EditorScreen = app.screen  # type: ignore[assignment]
+        await pilot.press("f6")
+        agent = editor.query_one("#preview-agent", Select)
+        await wait_until(pilot, lambda: len(agent._options) > 2, what="the agents to show")
+        for selector in ("#preview-agent", "#preview-levels"):
+            values = [value for _, value in editor.query_one(selector, Select)._options]
+            assert Select.BLANK not in values, selector
+        assert [str(label) for label, _ in agent._options] == [
+            "Guard 1 (Guard)",
+            "Prisoner 1 (Prisoner)",
+            "Summarizer",
+            "Starting message",
+        ]
+        await pilot.press("f4")
+        await wait_until(pilot, lambda: editor.query_one(TabbedContent).active == "tab-sections")
+        await choose_section(pilot, editor, "Guard · Goal")
+        role = editor.query_one("#sec-role", Select)
+        await wait_until(pilot, lambda: role.value == "Guard", what="the section's role")
+        assert [value for _, value in role._options] == ["Guard", "Prisoner"]

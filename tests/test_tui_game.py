@@ -11,6 +11,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +26,8 @@ from simulator.domain import BatchSpec, ModelSet
 from simulator.domain.errors import SpecError
 from simulator.domain.models import ExperimentKind, Message
 from simulator.engine.events import ConversationStarted, MessageStored
+from simulator.llm.dryrun import policy_for, register_policy, unregister_policy
+from simulator.scenarios.commons.chart import round_end_point
 from simulator.scenarios.commons.params import CommonsParams, Policy
 from simulator.scenarios.commons.setup import commons_experiment, scripted_model
 from simulator.scenarios.reputation.runner import StepEnded
@@ -50,7 +55,6 @@ from simulator.tui.screens.monitor import RunMonitorScreen
 from simulator.tui.widgets.game_chart import (
     GameChart,
     GamePoint,
-    commons_point,
     point_from_event,
     points_from_states,
 )
@@ -58,10 +62,12 @@ from tests.plugins.tui import (
     FIXED_TIME,
     app_on_fresh_database,
     sample_experiment,
+    settle,
     wait_library,
     wait_until,
 )
 from tests.plugins.tui_runs import wait_batch
+from tests.plugins.waiting import DEADLINE_S
 
 COMMONS, REPUTATION = ExperimentKind.commons, ExperimentKind.reputation
 
@@ -203,7 +209,7 @@ def test_chart_points_from_snapshots_and_events() -> None:
         ],
     }
     points = points_from_states("commons", [(0, {"rounds": []}), (2, snapshot)])
-    assert [(p.x, p.values["resource"], p.credits, p.total) for p in points] == [
+    assert [(p.x, p.values["resource"], p.members, p.total) for p in points] == [
         (0, 40.0, {"Member 1": 4.0}, 5),  # the start: founding members only
         (1, 41.5, {"Member 1": 4.6}, 5),
         (2, 40.0, {"Member 1": 5.1}, 5),
@@ -227,14 +233,15 @@ def test_chart_points_from_snapshots_and_events() -> None:
 
     round_end = {"event": "round_end", "round": 3, "resource": 38.0, "credits": {"Member 2": 3.5}}
     metrics = {"cooperation": 0.75, "edges": 80, "density": 0.21}
-    assert point_from_event(stored(round_end)) == GamePoint(
+    assert point_from_event(stored(round_end), "commons") == GamePoint(
         3, {"resource": 38.0}, {"Member 2": 3.5}
     )
-    point = point_from_event(StepEnded("c", "b", 4, 10, metrics))
+    point = point_from_event(StepEnded("c", "b", 4, 10, metrics), "reputation")
     assert point is not None and point.values["ties"] == 80.0 and point.total == 10
-    assert point_from_event(stored({"event": "growth"})) is None
-    assert point_from_event(ConversationStarted("c", "b")) is None
-    assert commons_point({"event": "growth"}) is None
+    assert point_from_event(stored({"event": "growth"}), "commons") is None
+    assert point_from_event(ConversationStarted("c", "b"), "reputation") is None
+    assert point_from_event(stored(round_end), "dialogue") is None  # no chart
+    assert round_end_point({"event": "growth"}) is None
 
 
 # --------------------------------------------------------------------------- the editor's Game tab
@@ -245,7 +252,7 @@ async def open_new_editor(pilot: Any) -> EditorScreen:
     await wait_library(pilot)
     await pilot.press("n")
     await wait_until(pilot, lambda: isinstance(app.screen, EditorScreen), what="editor")
-    await pilot.pause()
+    await settle(pilot)
     return app.screen  # type: ignore[no-any-return]
 
 
@@ -264,7 +271,7 @@ async def choose_kind(pilot: Any, editor: EditorScreen, kind: str) -> GamePane:
         ),
         what="the Game tab's form",
     )
-    await pilot.pause()
+    await settle(pilot)
     return pane
 
 
@@ -277,7 +284,7 @@ async def type_into(pilot: Any, pane: GamePane, name: str, text: str) -> None:
     field = pane.query_one(f"#{widget_id(name)}", Input)
     field.focus()
     field.value = text
-    await pilot.pause()
+    await settle(pilot)
 
 
 def widget_id(name: str) -> str:
@@ -329,10 +336,10 @@ async def test_commons_parameters_set_in_the_editor_shown_in_place_and_saved(
         monitor_model = pane.query_one(f"#{widget_id('monitors.model')}", TextArea)
         monitor_model.focus()
         monitor_model.insert("{provider: dryrun, model: dryrun, options: {policy: commons.monitor")
-        await pilot.pause()
+        await settle(pilot)
         assert error_under(pane, "monitors.model").startswith("not valid YAML (line 1")
         monitor_model.insert("}}")
-        await pilot.pause()
+        await settle(pilot)
         assert error_under(pane, "monitors.model") == ""
         help_text = str(pane.query_one("#game-help", Static).render())
         assert help_text.startswith("monitors.model: monitor model for every member")
@@ -363,7 +370,7 @@ async def test_reputation_parameters_pd_without_gossip(store: Any, tui_settings:
         pane = await choose_kind(pilot, editor, "reputation")
         pane.query_one(f"#{widget_id('game')}", Select).value = "pd"
         pane.query_one(f"#{widget_id('gossip')}", Select).value = "off"
-        await pilot.pause()
+        await settle(pilot)
         await type_into(pilot, pane, "credibility_weights.neutral", "1.5")
         assert error_under(pane, "credibility_weights.neutral") == (
             "credibility weight of neutral must be within 0..1, got 1.5"
@@ -398,10 +405,10 @@ async def test_a_dialogue_experiment_has_no_game_tab(store: Any, tui_settings: S
         await pilot.press("enter")
         await wait_until(pilot, lambda: isinstance(app.screen, EditorScreen), what="editor")
         editor: EditorScreen = app.screen  # type: ignore[assignment]
-        await pilot.pause()
+        await settle(pilot)
         assert not game_tab(editor).display
         await pilot.press("f7")
-        await pilot.pause()
+        await settle(pilot)
         assert editor.query_one(TabbedContent).active == "tab-experiment"
         assert not editor.dirty
 
@@ -409,8 +416,32 @@ async def test_a_dialogue_experiment_has_no_game_tab(store: Any, tui_settings: S
 # --------------------------------------------------------------------------- the monitor's chart
 
 
-async def test_the_monitor_charts_a_commons_run_round_by_round(store: Any, runs_app: Any) -> None:
-    member = scripted_model(chat="public", latency_ms=15)
+@pytest.fixture
+def held_from_round_3() -> Iterator[threading.Event]:
+    """A commons member policy (``commons.held``) that answers like ``commons.honest`` but holds
+    every call from round 3 on until the returned event is set (the run's own thread waits)."""
+    gate = threading.Event()
+    honest = policy_for(scripted_model())
+    assert honest is not None
+
+    async def held(request: Any) -> Any:
+        if request.meta.day >= 3:
+            await asyncio.to_thread(gate.wait, DEADLINE_S)  # bounded: never a stuck thread
+        answer = honest(request)
+        return await answer if inspect.isawaitable(answer) else answer
+
+    register_policy("commons.held", held)
+    try:
+        yield gate
+    finally:
+        gate.set()
+        unregister_policy("commons.held")
+
+
+async def test_the_monitor_charts_a_commons_run_round_by_round(
+    store: Any, runs_app: Any, held_from_round_3: threading.Event
+) -> None:
+    member = scripted_model("commons.held", chat="public", latency_ms=15)
     exp = commons_experiment(CommonsParams(rounds=4), name="Lake", owner="alice")
     exp = exp.model_copy(update={"models": [member]})
     await store.experiments.create(exp)
@@ -432,17 +463,22 @@ async def test_the_monitor_charts_a_commons_run_round_by_round(store: Any, runs_
         await wait_until(pilot, lambda: monitor.loads >= 1, what="monitor")
         chart = monitor.query_one(GameChart)
         await wait_until(pilot, lambda: chart.display and chart.kind == "commons", what="chart")
-        seen: list[int] = []
-
-        def rounds_drawn() -> bool:
-            if not seen or seen[-1] != len(chart.points):
-                seen.append(len(chart.points))
-            return len(chart.points) == 4
-
-        await wait_until(pilot, rounds_drawn, within=30, what="4 rounds charted")
+        # Round 3 is held: the chart shows the two rounds played while the run goes on.
+        await wait_until(
+            pilot,
+            lambda: sorted(chart.points) == [0, 1, 2] and "Round 2/4" in chart.caption(),
+            what="the start and rounds 1-2 charted",
+        )
+        drawn = chart.draws
+        assert registry.is_running(batch.id)
+        held_from_round_3.set()
         await wait_batch(pilot, batch.id)
-        await wait_until(pilot, lambda: chart.draws >= 2 and "Round 4" in chart.caption())
-        assert any(0 < n < 4 for n in seen), f"the rounds came all at once: {seen}"
+        await wait_until(
+            pilot,
+            lambda: sorted(chart.points) == [0, 1, 2, 3, 4] and "Round 4/4" in chart.caption(),
+            what="all 4 rounds charted",
+        )
+        assert chart.draws > drawn
 
         conv = (await store.conversations.list(ConversationFilter(batch_id=batch.id)))[0]
         latest = await store.states.latest(conv.id)
@@ -453,8 +489,8 @@ async def test_the_monitor_charts_a_commons_run_round_by_round(store: Any, runs_
         assert [chart.points[r["round"]].values["resource"] for r in records] == [
             r["resource_after_growth"] for r in records
         ]
-        assert chart.points[4].credits == records[-1]["credits_end"]
-        assert set(chart.points[4].credits) == {"Member 1", "Member 2", "Member 3"}
+        assert chart.points[4].members == records[-1]["credits_end"]
+        assert set(chart.points[4].members) == {"Member 1", "Member 2", "Member 3"}
         # A game has no agent-message budget: rows and totals show counts, not "n/20".
         run = registry.runs.get(batch.id)
         assert run is not None and run.messages_budget == 0
@@ -541,6 +577,6 @@ def test_game_tab_snapshot(snap_compare: Any, game_snapshot_app: SimulatorApp) -
         await type_into(pilot, pane, "start_resource", "-5")
         assert error_under(pane, "start_resource") == "Input should be greater than or equal to 0"
         app.screen.set_focus(None)  # no blinking cursor in the picture
-        await pilot.pause(0.2)
+        await settle(pilot)
 
     assert snap_compare(game_snapshot_app, terminal_size=(100, 30), run_before=run_before)

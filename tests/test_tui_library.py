@@ -4,10 +4,11 @@ export to a file and import back unchanged, the first-start example offer."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from textual.widgets import Checkbox, DataTable, Input, Select
+from textual.widgets import Checkbox, DataTable, Input, Select, Static
 
 from simulator.domain.models import Experiment
 from simulator.settings import Settings
@@ -53,8 +54,10 @@ async def test_library_lists_searches_filters_and_sorts(store: Any, tui_settings
         assert sorted(names(screen)) == ["Fishery by Bob", "Lake commons", "Prison 1v1"]
         table = screen.query_one("#experiments", DataTable)
         first = [str(c) for c in table.get_row_at(names(screen).index("Lake commons"))]
-        assert first[0] == "★" and first[2] == "commons" and first[6] == "alice"
-        assert first[3] == "Guard, Prisoner" and first[7] == "2026-01-15"
+        assert first[0] == "★" and first[2] == "v1" and first[3] == "commons"
+        assert first[4] == "Guard, Prisoner" and first[7] == "alice"
+        details = str(screen.query_one("#library-details", Static).render())
+        assert "2026-01-15" in details  # the details repeat the date (narrow terminals drop it)
 
         # Search by text (name or note).
         loads = screen.loads
@@ -135,10 +138,15 @@ async def test_duplicate_favourite_note_and_delete(store: Any, tui_settings: Set
         # Deleting another owner's experiment is refused, with a reason; nothing is deleted.
         select_row(screen, "Fishery by Bob")
         await pilot.press("x")
-        await pilot.pause()
+        await wait_until(  # the refusal answers the key: once shown, no dialog is coming
+            pilot,
+            lambda: any(
+                "only its owner can delete it" in n.message and "bob" in n.message
+                for n in app._notifications
+            ),
+            what="the refusal",
+        )
         assert not isinstance(app.screen, ConfirmDialog)
-        notes = [n.message for n in app._notifications]
-        assert any("only its owner can delete it" in m and "bob" in m for m in notes)
         assert await store.experiments.get(theirs.id) is not None
 
         # Deleting one's own asks first; "n" keeps it, "y" deletes it.
@@ -226,6 +234,53 @@ async def test_first_start_offers_the_example(store: Any, tui_settings: Settings
         assert example.summarizer_sections and example.shared_sections
 
 
+def library_loaded(app: SimulatorApp) -> bool:
+    """Whether the library (under any dialog) has read the database once."""
+    return any(isinstance(s, LibraryScreen) and s.loads >= 1 for s in app.screen_stack)
+
+
+async def test_a_restart_with_a_full_library_offers_nothing(
+    store: Any, tui_settings: Settings
+) -> None:
+    """The welcome dialog opened over a full library on every restart: the screen's first
+    resize (before any load) was taken for an empty library."""
+    first = SimulatorApp(tui_settings, store=store, user="alice")
+    async with first.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: isinstance(first.screen, ConfirmDialog), what="offer")
+        await pilot.press("y")
+        await wait_until(
+            pilot,
+            lambda: isinstance(first.screen, LibraryScreen) and len(first.screen.rows) == 1,
+            what="the example in the library",
+        )
+    for size in ((100, 30), (80, 24), (160, 40)):  # a restart, in terminals of every size
+        again = SimulatorApp(tui_settings, store=store, user="alice")
+        async with again.run_test(size=size) as pilot:
+            await wait_until(pilot, partial(library_loaded, again), what="the first load")
+            await pilot.pause()
+            assert not any(isinstance(s, ConfirmDialog) for s in again.screen_stack)
+            assert isinstance(again.screen, LibraryScreen)
+            assert [r.experiment.name for r in again.screen.rows] == ["Prison study"]
+
+
+async def test_accepting_the_offer_late_says_nothing_was_added(
+    store: Any, tui_settings: Settings
+) -> None:
+    app = SimulatorApp(tui_settings, store=store, user="alice")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="offer")
+        await store.experiments.create(sample_experiment("Someone's experiment", owner="bob"))
+        await pilot.press("y")
+        await wait_until(
+            pilot,
+            lambda: any("nothing was added" in n.message for n in app._notifications),
+            what="the notice",
+        )
+        assert not any("Added the prison" in n.message for n in app._notifications)
+        screen = await wait_library(pilot, loads=2)
+        await wait_until(pilot, lambda: names(screen) == ["Someone's experiment"])
+
+
 async def test_help_lists_the_keys_of_the_screen(store: Any, tui_settings: Settings) -> None:
     await seed(store)
     app = app_for(store, tui_settings)
@@ -246,18 +301,34 @@ async def test_help_lists_the_keys_of_the_screen(store: Any, tui_settings: Setti
 async def test_a_wider_terminal_gives_names_and_notes_room(
     store: Any, tui_settings: Settings
 ) -> None:
-    from simulator.tui.screens.library import COLUMNS, column_widths
+    from simulator.tui.screens.library import COLUMNS, FULL_WIDTH, column_widths
 
-    assert column_widths(98) == {key: width for key, _, width in COLUMNS}  # 100 columns
+    assert column_widths(FULL_WIDTH) == {key: width for key, _, width in COLUMNS}
     long = "Stanford prison, calm guard, day 3"  # 34 characters
     await store.experiments.create(sample_experiment(long, note="a note of some length here"))
     app = app_for(store, tui_settings)
     async with app.run_test(size=(160, 30)) as pilot:
         screen = await wait_library(pilot)
         await wait_until(pilot, lambda: screen._widths["name"] > 30)
-        cells = [str(c) for c in screen.query_one("#experiments", DataTable).get_row_at(0)]
-        assert cells[1] == long and cells[8] == "a note of some length here"
+        table = screen.query_one("#experiments", DataTable)
+        cells = [str(c) for c in table.get_row_at(0)]
+        assert cells[1] == long and cells[9] == "a note of some length here"
+        # At 100 columns the note gives way (the details lines show it) ...
         await pilot.resize_terminal(100, 30)
-        await wait_until(pilot, lambda: screen._widths["name"] == 15)
-        cells = [str(c) for c in screen.query_one("#experiments", DataTable).get_row_at(0)]
-        assert cells[1] == "Stanford priso…"
+        await wait_until(pilot, lambda: "note" not in screen._widths)
+        cells = [str(c) for c in table.get_row_at(0)]
+        assert cells[1] == "Stanford prison, …" and cells[4] == "Guard, Prisoner"
+        # ... and at 80 the date too; every column left fits.
+        await pilot.resize_terminal(80, 24)
+        await wait_until(pilot, lambda: "created" not in screen._widths)
+        assert [str(c.label) for c in table.columns.values()] == [
+            "★",
+            "Name",
+            "Ver",
+            "Kind",
+            "Roles",
+            "Models",
+            "Conv",
+            "Owner",
+        ]
+        assert sum(screen._widths.values()) + 2 * len(screen._widths) <= table.size.width

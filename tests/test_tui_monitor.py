@@ -18,7 +18,7 @@ from simulator.tui.screens.library import LibraryScreen
 from simulator.tui.screens.monitor import RunMonitorScreen
 from simulator.tui.screens.speaker_dialog import SpeakerDialog
 from simulator.tui.widgets.transcript import TranscriptView
-from tests.plugins.tui import wait_library, wait_until
+from tests.plugins.tui import settle, wait_library, wait_until
 from tests.plugins.tui_runs import runs_experiment, wait_batch
 
 AGENT_KINDS = (MessageKind.utterance, MessageKind.action)
@@ -130,8 +130,11 @@ async def test_an_unfinished_batch_of_an_earlier_session_is_listed_and_resumed(
         assert str(rows[batch.id[:8]][2]) == "interrupted"
         assert str(rows[done.id[:8]][2]) == "done"
         table.move_cursor(row=[r.batch.id for r in listing.batch_rows].index(batch.id))
-        await pilot.pause()
-        assert "r resumes it" in shown(listing, "#monitor-batch-details")
+        await wait_until(
+            pilot,
+            lambda: "r resumes it" in shown(listing, "#monitor-batch-details"),
+            what="the details",
+        )
 
         await pilot.press("r")
         await wait_until(
@@ -168,10 +171,14 @@ async def test_a_batch_another_live_runner_holds_is_listed_running_and_not_resum
         listing = app.screen
         assert listed_status(listing, batch.id) == "running"
         await pilot.press("r")
-        await pilot.pause(0.3)
+        # the refusal is the answer to the key: once it shows, the key has been handled
+        await wait_until(
+            pilot,
+            lambda: any("another-host:4242/1" in n.message for n in app._notifications),
+            what="the refusal",
+        )
         assert app.screen is listing  # not opened, not run
         assert not runs_of(app).is_running(batch.id)
-        assert any("another-host:4242/1" in n.message for n in app._notifications)
         convs = await store.conversations.list(ConversationFilter(batch_id=batch.id))
         assert all(c.status is Status.pending for c in convs)
 
@@ -228,7 +235,7 @@ async def test_leaving_the_monitor_keeps_the_batch_running_and_coming_back_shows
             lambda: isinstance(app.screen, RunMonitorScreen) and app.screen.batch_id == batch.id,
             what="the batch again",
         )
-        await pilot.pause()
+        await settle(pilot, workers=False)  # (the batch runs on)
         assert len(app.screen_stack) == depth + 1  # opened once
         again = app.screen
         await wait_until(pilot, lambda: again.loads >= 1, what="loaded")
@@ -297,7 +304,8 @@ async def test_quitting_while_a_batch_runs_asks_first_and_stay_keeps_it_running(
         await wait_until(pilot, lambda: registry.is_running(batch.id), what="the run")
         await pilot.press("ctrl+q")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the question")
-        assert "1 batch(es) are running" in app.screen.message
+        assert app.screen.title_text == "Stop the running batches and quit?"  # not "saving"
+        assert "1 batch is running in this app: quitting stops it" in app.screen.message
         assert "simulator resume" in app.screen.message
         await pilot.press("n")
         await wait_until(pilot, lambda: isinstance(app.screen, LibraryScreen), what="library")

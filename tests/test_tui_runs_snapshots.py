@@ -25,7 +25,13 @@ from simulator.settings import Settings
 from simulator.tui.app import SimulatorApp
 from simulator.tui.screens.batch_setup import BatchSetupScreen
 from simulator.tui.screens.monitor import RunMonitorScreen
-from tests.plugins.tui import FIXED_TIME, app_on_fresh_database, snapshot_library, wait_until
+from tests.plugins.tui import (
+    FIXED_TIME,
+    app_on_fresh_database,
+    settle,
+    snapshot_library,
+    wait_until,
+)
 from tests.plugins.tui_runs import runs_experiment
 
 SIZE = (100, 30)
@@ -90,7 +96,7 @@ def _setup(values: dict[str, str]) -> Callable[[Pilot[Any]], Awaitable[None]]:
             what="the check",
         )
         screen.set_focus(None)  # no blinking cursor in the picture
-        await pilot.pause()
+        await settle(pilot)
 
     return run_before
 
@@ -107,7 +113,7 @@ async def _monitor(pilot: Pilot[Any]) -> None:
         what="the finished batch",
     )
     screen.set_focus(None)
-    await pilot.pause(0.1)
+    await settle(pilot)
 
 
 async def _batch_list(pilot: Pilot[Any]) -> None:
@@ -119,7 +125,7 @@ async def _batch_list(pilot: Pilot[Any]) -> None:
         lambda: isinstance(app.screen, RunMonitorScreen) and app.screen.loads >= 1,
         what="the batch list",
     )
-    await pilot.pause()
+    await settle(pilot)
 
 
 def test_batch_setup_snapshot(snap_compare: Any, snapshot_app: SimulatorApp) -> None:

@@ -19,7 +19,13 @@ from simulator.domain.models import Conversation, GridCell, ModelSet
 from simulator.settings import Settings
 from simulator.tui.app import SimulatorApp
 from simulator.tui.screens.editor import EditorScreen
-from tests.plugins.tui import app_on_fresh_database, sample_experiment, snapshot_library, wait_until
+from tests.plugins.tui import (
+    app_on_fresh_database,
+    sample_experiment,
+    settle,
+    snapshot_library,
+    wait_until,
+)
 
 SIZE = (100, 30)
 
@@ -52,7 +58,7 @@ def snapshot_app(tui_settings: Settings, mongo_uri: str) -> Iterator[SimulatorAp
 
 async def _library(pilot: Pilot[Any]) -> None:
     await snapshot_library(pilot)
-    await pilot.pause()
+    await settle(pilot)
 
 
 def _editor_tab(tab: str, key: str) -> Callable[[Pilot[Any]], Awaitable[None]]:
@@ -64,9 +70,9 @@ def _editor_tab(tab: str, key: str) -> Callable[[Pilot[Any]], Awaitable[None]]:
         if key:
             await pilot.press(key)
         await wait_until(pilot, lambda: app.screen.query_one(TabbedContent).active == tab, what=tab)
-        await pilot.pause(0.2)
+        await settle(pilot)
         app.screen.set_focus(None)  # no blinking cursor in the picture
-        await pilot.pause()
+        await settle(pilot)
 
     return run_before
 

@@ -4,7 +4,6 @@ rejected credentials, unreachable host, remember me), ownership refusal in the T
 from __future__ import annotations
 
 import socket
-import time
 import uuid
 from typing import Any
 
@@ -57,16 +56,16 @@ async def test_unreachable_database_shows_error_then_retry_connects(
     app = SimulatorApp(bad, user="alice", reload_settings=reload, offer_example=False)
     try:
         async with app.run_test(size=(100, 30)) as pilot:
-            started = time.monotonic()
+            # The configured timeout (0.5 s) is the one used: the message names it.
             await wait_until(
-                pilot, lambda: isinstance(app.screen, DatabaseErrorScreen), what="error screen"
+                pilot,
+                lambda: isinstance(app.screen, DatabaseErrorScreen),
+                within=15,  # hang guard: 30x the configured timeout
+                what="error screen",
             )
-            elapsed = time.monotonic() - started
-            # The configured timeout is 0.5 s; allow for a slow, shared machine.
-            assert elapsed < 0.5 + 5
             message = str(app.screen.query_one("#db-error-message", Static).render())
             assert "Cannot reach MongoDB at 127.0.0.1" in message
-            assert "0.5s" in message
+            assert "within 0.5s" in message
             hint = str(app.screen.query_one("#db-error-hint", Static).render())
             assert "MONGODB_URI" in hint
             # The Retry button retries (still unreachable: the error screen again) ...

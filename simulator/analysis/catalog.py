@@ -7,6 +7,15 @@ TABLE_FORMATS = ("csv", "jsonl", "parquet")
 TRANSCRIPT_FORMATS = ("markdown", "text", "html")
 FORMATS = TABLE_FORMATS + TRANSCRIPT_FORMATS
 TABLES = ("messages", "conversations", "summaries", "metrics", "roles", "agents", "cells")
+#: The games' tables (``analysis.game_tables``): each row with its run's conditions as columns.
+GAME_TABLES: dict[str, str] = {
+    "rounds": "commons: one row per round of each run",
+    "round_members": "commons: per round and member (extraction, votes, audit, credits)",
+    "steps": "reputation: one row per step of each run",
+    "step_agents": "reputation: per step and agent (degree, reputation, resources)",
+    "gossip": "reputation: every gossip",
+    "interactions": "reputation: every pair's encounter",
+}
 EXTENSIONS = {
     "csv": ".csv",
     "jsonl": ".jsonl",
@@ -31,6 +40,12 @@ FIGURES: dict[str, str] = {
     "prompt-tokens": "prompt tokens per agent turn (context growth), one line per role",
     "length": "message length (words) per agent turn, one line per role",
     "latency": "latency per agent turn, one line per role",
-    "share": "turn and word share by role (bars)",
-    "cells": "mean message length per grid cell (bars)",
+    "share": "turn and word share by role per grid cell (bars with 95% intervals and n)",
+    "cells": "mean message length per grid cell (bars with 95% intervals and n)",
+    "trajectory": "a score of messages (--score) per agent turn by role, a panel per grid cell",
+    "outcome": "an outcome (--outcome) per grid cell by a factor (--by), with 95% intervals",
+    "rounds": "a commons measure (--measure) per round: runs thin, each condition's mean thick",
+    "steps": "a reputation measure (--measure) per step: runs thin, each condition's mean thick",
+    "network": "the reputation network of one run after a step (--step), with legends",
+    "heatmap": "the reputation scores of one run after a step (--step), with a colour bar",
 }

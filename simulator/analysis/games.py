@@ -1,8 +1,10 @@
-"""What the analysis tables need to know about the game kinds (commons, reputation).
+"""What the analysis tables need to know about the game kinds (commons, reputation, ...).
 
 A game's messages store their round (commons) or step (reputation) in the engine's ``day``
 field; in the tables they are named for what they are: a ``round`` or ``step`` column, and
 ``day`` is missing (a game has no days). Transcripts say "Round 8" or "Step 8", never "Day 8".
+Which clock a kind has is the kind's to say (``Kind.clock``): the tables ask the kind registry
+handed to the engine (``engine.kinds``) and name no kind themselves.
 
 A structured answer's stored content is its JSON (unless the game stored the text it says, as a
 commons public post): its words are those of its text fields (a reason, a message, a summary),
@@ -12,17 +14,48 @@ not of the JSON around them.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 
-from simulator.domain import Message, MessageKind
+from simulator.domain import Conversation, Message, MessageKind
+from simulator.domain.cells import cell_key, cell_label, models_label, repeat_number
+from simulator.domain.errors import ConfigurationError
+from simulator.engine import kinds
+
+
+class _Clocks(Mapping[str, str]):
+    """The clock of each game kind (``{"commons": "round", "reputation": "step", ...}``), from
+    the installed kind registry; a kind whose time is days (dialogue) has none."""
+
+    def __getitem__(self, kind: str) -> str:
+        try:
+            clock = kinds.installed().get(str(kind)).clock
+        except ConfigurationError as exc:
+            if exc.title == "No experiment kinds":
+                raise
+            raise KeyError(kind) from None  # a kind this version does not know: days
+        if clock == kinds.DAY:
+            raise KeyError(kind)
+        return clock
+
+    def _games(self) -> dict[str, str]:
+        registry = kinds.installed()
+        clocks = {name: registry.get(name).clock for name in registry.names()}
+        return {name: clock for name, clock in clocks.items() if clock != kinds.DAY}
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._games())
+
+    def __len__(self) -> int:
+        return len(self._games())
+
 
 #: The clock of each game kind: what one unit of a game's time (stored as ``day``) is called.
-CLOCKS: Mapping[str, str] = {"commons": "round", "reputation": "step"}
-#: Every clock column of the message frame, after ``day``.
-CLOCK_COLUMNS: Sequence[str] = tuple(dict.fromkeys(CLOCKS.values()))
+CLOCKS: Mapping[str, str] = _Clocks()
+#: Every clock column of the message frame, after ``day`` (every clock a game kind may have).
+CLOCK_COLUMNS: Sequence[str] = tuple(c for c in kinds.CLOCKS if c != kinds.DAY)
 
 
 def clock_values(kind: str, day: int) -> dict[str, int | None]:
@@ -60,6 +93,39 @@ def text_of(message: Message) -> str:
     return "\n".join(s for s in strings(message.data) if s.strip())
 
 
+#: A kind's table (``Kind.tables``): its rows from one run's stored snapshots ``(step, state)``.
+TableRows = Callable[[Sequence[tuple[int, Mapping[str, Any]]]], list[dict[str, Any]]]
+
+
+def game_table(
+    runs: Iterable[tuple[Conversation, Sequence[tuple[int, Mapping[str, Any]]]]],
+    rows: TableRows,
+) -> pd.DataFrame:
+    """A game's tidy table pooled over runs: for each run (a conversation and its stored
+    snapshots), the kind's rows (``Kind.tables[name]``: one per round, step, ...), each with the
+    run's conditions as columns (conversation, experiment, batch, cell, repeat, seed, models and
+    one ``factor_<name>`` column per study factor). Any kind's table pools the same way."""
+    from simulator.analysis.loading import factor_column
+
+    out: list[dict[str, Any]] = []
+    for conv, states in runs:
+        cell = conv.cell
+        conditions = {
+            "conversation_id": conv.id,
+            "experiment_id": conv.experiment_id,
+            "batch_id": conv.batch_id,
+            "experiment_kind": conv.kind.value,
+            "cell": cell_label(cell),
+            "cell_key": cell_key(cell),
+            "repeat": repeat_number(cell),
+            "seed": conv.seed,
+            "cell_models": models_label(cell),
+            **{factor_column(k): v for k, v in cell.factors.items()},
+        }
+        out += [{**conditions, **row} for row in rows(states)]
+    return pd.DataFrame(out)
+
+
 def period_label(row: Mapping[str, Any]) -> tuple[str, int]:
     """("Round", n), ("Step", n) or ("Day", n) of a transcript row."""
     for column in CLOCK_COLUMNS:
@@ -69,4 +135,13 @@ def period_label(row: Mapping[str, Any]) -> tuple[str, int]:
     return "Day", int(row["day"])
 
 
-__all__ = ["CLOCKS", "CLOCK_COLUMNS", "clock_values", "period_label", "strings", "text_of"]
+__all__ = [
+    "CLOCKS",
+    "CLOCK_COLUMNS",
+    "TableRows",
+    "clock_values",
+    "game_table",
+    "period_label",
+    "strings",
+    "text_of",
+]

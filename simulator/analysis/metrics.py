@@ -12,7 +12,8 @@ on the selection. Per-role columns of a conversation that has no such role (no a
 cell, and no message by it) are missing, never 0.
 
 Grid cells are grouped by ``cell_key`` (``simulator.domain.cells``): everything of a cell but
-its repeat and seed, the whole model set with its parameters included.
+its repeat and seed, the whole model set with its parameters included. Every aggregate gives n,
+mean, SD and a 95 % interval (t-based for means, Wilson for proportions: ``uncertainty``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,12 @@ from simulator.analysis.loading import (
     role_columns,
     typed,
     word_count,
+)
+from simulator.analysis.uncertainty import (
+    mean_interval,
+    proportion_interval,
+    stat_columns,
+    wide_values,
 )
 from simulator.domain import Message
 
@@ -128,8 +135,9 @@ CELL_DESCRIPTION = (
     "rounds",
     "cell_models",
 )
-#: Measures averaged per cell (``<measure>_mean``, Float64), besides each role's turn share and
-#: mean message length; ``total_tokens`` and ``fallbacks`` are also summed (``<measure>_sum``).
+#: Measures described per cell (``<measure>_n``, ``_mean``, ``_sd``, ``_ci_low``, ``_ci_high``:
+#: n, mean, SD and the t-based 95 % interval), besides each role's turn share and mean message
+#: length; ``total_tokens`` and ``fallbacks`` are also summed (``<measure>_sum``).
 CELL_MEANS = (
     "messages",
     "summaries",
@@ -142,6 +150,12 @@ CELL_MEANS = (
 )
 CELL_SUMS = ("total_tokens", "fallbacks")
 CELL_COUNTS: dict[str, str] = {"conversations": INT, "done": INT, "failed": INT}
+#: The share of failed conversations of a cell with its Wilson 95 % interval.
+CELL_RATES: dict[str, str] = {
+    "failed_rate": FLOAT,
+    "failed_rate_ci_low": FLOAT,
+    "failed_rate_ci_high": FLOAT,
+}
 
 
 def agent_messages(messages: pd.DataFrame) -> pd.DataFrame:
@@ -299,7 +313,9 @@ def cell_columns(metrics: pd.DataFrame, keys: Sequence[str]) -> dict[str, str]:
         cols.update({c: INT for c in role_columns(metrics)})
         cols.update({c: STRING for c in factor_columns(metrics)})
     cols.update(CELL_COUNTS)
-    cols.update({f"{c}_mean": FLOAT for c in [*CELL_MEANS, *_share_columns(metrics)]})
+    cols.update(CELL_RATES)
+    for c in [*CELL_MEANS, *_share_columns(metrics)]:
+        cols.update(stat_columns(c))
     cols.update({f"{c}_sum": INT for c in CELL_SUMS})
     return cols
 
@@ -311,9 +327,10 @@ def _share_columns(metrics: pd.DataFrame) -> list[str]:
 def cell_metrics(metrics: pd.DataFrame, by: Sequence[str] | None = None) -> pd.DataFrame:
     """Aggregates of ``conversation_metrics`` per grid cell (``CELL_KEYS``: repeats pooled, and
     only repeats: a cell's key includes its whole model set with its parameters), in order of
-    first appearance: conversations, done, failed, the cell's description, and the mean (for
-    tokens and fallbacks also the sum) of the per-conversation measures. ``by`` groups by other
-    columns instead."""
+    first appearance: conversations, done, failed, the share failed with its Wilson interval, the
+    cell's description, and for each per-conversation measure its n (conversations where it is
+    not missing), mean, SD and t-based 95 % interval (for tokens and fallbacks also the sum).
+    ``by`` groups by other columns instead."""
     keys = list(by) if by is not None else list(CELL_KEYS)
     columns = cell_columns(metrics, keys)
     if metrics.empty:
@@ -326,8 +343,14 @@ def cell_metrics(metrics: pd.DataFrame, by: Sequence[str] | None = None) -> pd.D
         out[first] = g[first].first().reset_index(drop=True)
     out["done"] = g["status"].agg(lambda s: int((s == "done").sum())).to_numpy()
     out["failed"] = g["failed"].agg(lambda s: int(s.fillna(False).sum())).to_numpy()
+    rates = [proportion_interval(s.fillna(False).tolist()) for _, s in g["failed"]]
+    out["failed_rate"] = [r.mean for r in rates]
+    out["failed_rate_ci_low"] = [r.ci_low for r in rates]
+    out["failed_rate_ci_high"] = [r.ci_high for r in rates]
     for c in [*CELL_MEANS, *_share_columns(metrics)]:
-        out[f"{c}_mean"] = g[c].agg(lambda s: s.astype(float).mean()).to_numpy()
+        stats = pd.DataFrame([wide_values(c, mean_interval(s.tolist())) for _, s in g[c]])
+        for col in stats.columns:
+            out[col] = stats[col].to_numpy()
     for c in CELL_SUMS:
         out[f"{c}_sum"] = g[c].agg(lambda s: s.astype(float).sum()).to_numpy()
     return typed(out, columns)
@@ -340,15 +363,23 @@ SHARE_COLUMNS: dict[str, str] = {
     "role": STRING,
     "conversations": INT,
     "turn_share": FLOAT,
+    "turn_share_n": INT,
+    "turn_share_sd": FLOAT,
+    "turn_share_ci_low": FLOAT,
+    "turn_share_ci_high": FLOAT,
     "word_share": FLOAT,
+    "word_share_n": INT,
+    "word_share_sd": FLOAT,
+    "word_share_ci_low": FLOAT,
+    "word_share_ci_high": FLOAT,
 }
 
 
 def share_by_cell(messages: pd.DataFrame) -> pd.DataFrame:
     """Per grid cell of a batch (``cell_key``: repeats pooled, nothing else) and role, in grid
     order (batch by batch): the mean share of the conversations' agent turns and words (over the
-    conversations where the role spoke) and how many those were. What the ``share`` figure
-    draws."""
+    conversations where the role spoke) and how many those were, with each share's n, SD and
+    t-based 95 % interval. What the ``share`` figure draws."""
     roles = role_metrics(messages)
     if roles.empty:
         return typed(pd.DataFrame(), SHARE_COLUMNS)
@@ -358,6 +389,11 @@ def share_by_cell(messages: pd.DataFrame) -> pd.DataFrame:
     out = g[["turn_share", "word_share"]].mean().reset_index()
     out["cell"] = g["cell"].first().to_numpy()
     out["conversations"] = g["conversation_id"].nunique().to_numpy()
+    for c in ("turn_share", "word_share"):
+        stats = pd.DataFrame([wide_values(c, mean_interval(s.tolist())) for _, s in g[c]])
+        for col in stats.columns:
+            if col != f"{c}_mean":
+                out[col] = stats[col].to_numpy()
     return typed(out, SHARE_COLUMNS)
 
 

@@ -4,18 +4,17 @@ The agent receives exactly the context it would have had, plus the question, and
 written to the conversation: the answer is an annotation (annotator ``interview``, the question in
 its key, the agent as its target).
 
-Which context: a kind may provide ``simulator.scenarios.<kind>.interview.interview_context``
-(dialogues do: the agent's context at the end of the run, or of a given day, built by the very
-function that built its turns). Otherwise, for the games, the conversation is replayed read-only
-through its kind's runner and journal (every answer comes from the stored messages; no model is
-called, nothing is written), and the agent's last decision request (by the given round or step)
-is taken as it was sent, followed by the agent's answer to it and the question.
+Which context: a kind may declare one (``Kind.interview``; dialogues do: the agent's context at
+the end of the run, or of a given day, built by the very function that built its turns).
+Otherwise, for the games, the conversation is replayed read-only through its kind's runner and
+journal (every answer comes from the stored messages; no model is called, nothing is written),
+and the agent's last decision request (by the given round or step) is taken as it was sent,
+followed by the agent's answer to it and the question.
 """
 
 from __future__ import annotations
 
 import builtins
-import importlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
@@ -79,13 +78,9 @@ async def interview_context(
 
 
 def _kind_context(kind: str) -> ContextFn | None:
-    try:
-        module = importlib.import_module(f"simulator.scenarios.{kind}.interview")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"simulator.scenarios.{kind}.interview":
-            raise
-        return None
-    return getattr(module, "interview_context", None)
+    from simulator.scenarios.registry import KINDS
+
+    return KINDS.get(kind).interview if kind in KINDS else None
 
 
 # --------------------------------------------------------------------------- read-only replay
@@ -170,7 +165,7 @@ async def replay_context(
     """The agent's last decision request (by ``day``), as sent, and its answer: rebuilt by
     replaying the conversation read-only through its kind's runner."""
     from simulator.engine.journal import Journal, ResumeError
-    from simulator.engine.kinds import runner_for
+    from simulator.scenarios.registry import KINDS
 
     captured: list[tuple[ChatRequest, Message]] = []
 
@@ -196,7 +191,7 @@ async def replay_context(
     # Only what a replay reads: any write ends it (_ReplayEnd), so it is a Store for the journal.
     readonly = cast("Store", _ReadOnlyStore(store, messages))
     journal = Capturing(readonly, conversation, _NoModels(), None, list(messages))
-    runner = runner_for(conversation.kind.value)
+    runner = KINDS.prepare(conversation.kind.value).run
     try:
         await runner(readonly, _NoModels(), conversation, experiment, journal, None)
     except _ReplayEnd:

@@ -18,12 +18,10 @@ from contextlib import AbstractAsyncContextManager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
-from simulator.domain import Conversation, Experiment
 from simulator.domain.errors import ConfigurationError, SimulatorError
 from simulator.services.root import AppRoot
 
 if TYPE_CHECKING:
-    from simulator.db.store import Store
     from simulator.services.container import Services
     from simulator.settings import Settings
 
@@ -109,29 +107,3 @@ def run_command(
     finally:
         if token is not None:
             _ROOT.reset(token)
-
-
-async def game_conversation(store: Store, ref: str, kind: str) -> Conversation:
-    """The conversation ``ref`` names (an id or a unique prefix, ``db.ids``), which must be
-    a run of the game ``kind``."""
-    from simulator.db.ids import resolve_conversation
-
-    conv = await resolve_conversation(store, ref)
-    if conv.kind.value != kind:
-        raise ConfigurationError(
-            f"conversation {conv.id} is a {conv.kind.value} run, not a {kind} game; "
-            f"'simulator {conv.kind.value} ...' reads it"
-            if conv.kind.value in ("commons", "reputation")
-            else f"conversation {conv.id} is a {conv.kind.value} run, not a {kind} game"
-        )
-    return conv
-
-
-async def game_experiment(store: Store, ref: str, kind: str, user: str | None = None) -> Experiment:
-    """The experiment ``ref`` names (id, unique prefix or name), which must be of ``kind``."""
-    from simulator.db.ids import resolve_experiment
-
-    exp = await resolve_experiment(store, ref, user)
-    if exp.kind.value != kind:
-        raise ConfigurationError(f"experiment {exp.name!r} is not a {kind} game")
-    return exp

@@ -10,6 +10,7 @@ from types import FrameType
 
 from simulator.db.embedded import EmbeddedServer, default_data_dir
 from simulator.domain.errors import SimulatorError
+from simulator.words import plural
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -93,7 +94,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         answer = "answering" if st.responding else "NOT answering ping"
         print(f"Embedded server: running (pid {st.pid}, since {st.started_at}, {answer})")
         print(f"  URI:            {st.uri}")
-        print(f"  Clients:        {st.clients} simulator process(es)")
+        print(f"  Clients:        {plural(st.clients, 'simulator process')}")
     else:
         print("Embedded server: not running (the app starts it when needed)")
     print(f"  Data directory: {st.data_dir}")

@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from simulator.words import plural
+
 EPILOG = """\
 examples:
   simulator experiments list --mine
@@ -172,7 +174,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(yaml.safe_dump(body, sort_keys=False, allow_unicode=True, width=100), end="")
         issues = validate_experiment(e)
         if issues:
-            print(f"# {len(issues)} placeholder problem(s):")
+            print(f"# {plural(len(issues), 'placeholder problem')}:")
             for issue in issues:
                 print(f"#   {issue}")
         return 0
@@ -250,7 +252,8 @@ def cmd_delete(args: argparse.Namespace) -> int:
                 )
                 return 2
             answer = await asyncio.to_thread(
-                input, f"Delete {e.name!r} ({e.id[:8]}) with its {runs} conversation(s)? [y/N] "
+                input,
+                f"Delete {e.name!r} ({e.id[:8]}) with its {plural(runs, 'conversation')}? [y/N] ",
             )
             if answer.strip().lower() not in ("y", "yes"):
                 print("Nothing deleted.")

@@ -5,14 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 from simulator.domain import MessageKind, Status
 from simulator.domain.errors import ConfigurationError
 from simulator.domain.filters import ConversationFilter
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 FORMAT_HELP = """\
 formats (--format):
@@ -41,6 +38,13 @@ tables (--what, for csv, jsonl and parquet):
                  included; only repeats pooled): conversations, done, failed, means
   annotations    one row per judge answer, interview answer or score, keyed by (conversation_id,
                  seq) (docs/annotations.md); --wide: one column per annotator question
+  rounds, round_members, steps, step_agents, gossip, interactions
+                 the games' tables (commons rounds and members; reputation steps, agents, gossip,
+                 interactions) of any set of runs, each row with its run's conditions: cell,
+                 factors, preset, every game parameter (param_<name>), condition, condition_key
+  ledger         per batch of the selected conversations, model, role and purpose: calls,
+                 answers from the response cache, tokens, cached prompt tokens, cost
+                 (docs/cost.md)
 
 filters (combine freely; every one must match; ids may be any unique prefix of 4+ characters):
   --experiment ID|NAME   --batch ID   --model NAME   --days N   --counts guard=1,prisoner=2
@@ -61,6 +65,11 @@ PLOT_EXAMPLES = """\
 examples:
   simulator plot --batch 3f2a... --figure tokens -o tokens.png
   simulator plot --experiment "Prison study" --figure all -o figures/
+  simulator plot --experiment "Prison study" --figure outcome \\
+      --outcome "human:persuasion.goal_achieved=yes" --by persona -o outcome.png
+  simulator plot --experiment "Prison study" --figure trajectory --score moderation.harassment
+  simulator plot --experiment Commons --figure rounds --measure resource_after_growth
+  simulator plot --conversation 0197b0b3 --figure network --step 10
 """
 
 
@@ -112,7 +121,7 @@ def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from simulator.analysis.catalog import FIGURES, FORMATS, TABLES
+    from simulator.analysis.catalog import FIGURES, FORMATS, GAME_TABLES, TABLES
 
     export = subparsers.add_parser(
         "export",
@@ -137,10 +146,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     export.add_argument(
         "-w",
         "--what",
-        choices=[*TABLES, "annotations"],
+        choices=[*TABLES, "annotations", "ledger", *GAME_TABLES],
         default="messages",
         help="which table to export (csv, jsonl, parquet): messages, conversations, summaries, "
-        "metrics, roles, agents, cells or annotations; default messages",
+        "metrics, roles, agents, cells, annotations or ledger, or a game's rounds, "
+        "round_members, steps, step_agents, gossip, interactions; default messages",
     )
     export.add_argument(
         "--wide",
@@ -188,6 +198,30 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=Path,
         help="a .png file, or a directory (default: <figure>.png in the current directory)",
     )
+    g = plot.add_argument_group(
+        "what the figures trajectory, outcome, rounds, steps, network, heatmap show"
+    )
+    g.add_argument(
+        "--score",
+        metavar="NAME",
+        help="trajectory: a score of messages, e.g. moderation.harassment",
+    )
+    g.add_argument(
+        "--outcome",
+        metavar="NAME",
+        help="outcome: an annotation or metric, e.g. judge:persuasion.goal_achieved=yes",
+    )
+    g.add_argument("--by", metavar="FACTOR", help="outcome: the study factor on the x axis")
+    g.add_argument("--role", metavar="ROLE", help="outcome: only this role's messages")
+    g.add_argument(
+        "--measure",
+        metavar="COLUMN",
+        help="rounds, steps: a column of the game table (default resource_after_growth, "
+        "cooperation)",
+    )
+    g.add_argument(
+        "--step", type=int, metavar="N", help="network, heatmap: after step N (default the last)"
+    )
     add_filter_arguments(plot)
     plot.set_defaults(func=cmd_plot, uses_database=True)
 
@@ -223,6 +257,7 @@ def filter_from_args(args: argparse.Namespace) -> ConversationFilter:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from simulator.analysis.catalog import GAME_TABLES
     from simulator.analysis.exports import export
     from simulator.commands.common import open_session
 
@@ -234,6 +269,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     async def go() -> list[Path]:
         async with open_session() as services:
             store = services.store
+            if args.what in GAME_TABLES:
+                from simulator.analysis.game_tables import export_game_table
+
+                return await export_game_table(
+                    store, args.what, flt, fmt=args.format, output=args.output
+                )
+            if args.what == "ledger":
+                return [await export_ledger(store, flt, fmt=args.format, output=args.output)]
             if annotations:
                 from simulator.annotations.tables import export_annotations
 
@@ -255,32 +298,59 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_plot(args: argparse.Namespace) -> int:
-    from simulator.analysis.catalog import FIGURES
-    from simulator.analysis.loading import load_all
-    from simulator.analysis.plots import figure
-    from simulator.commands.common import open_session
+async def export_ledger(store: Any, flt: Any, *, fmt: str, output: Path | None) -> Path:
+    """The ledgers of the batches of the selected conversations, one row per batch, model, role
+    and purpose (engine/ledger.py ``ledger_rows``)."""
+    import pandas as pd
+
+    from simulator.analysis.exports import table_path, write_table
+    from simulator.analysis.loading import select_conversations
     from simulator.domain.errors import NotFoundError
+    from simulator.engine.ledger import LEDGER_COLUMNS, ledger_rows
+
+    if fmt not in ("csv", "jsonl", "parquet"):
+        raise ConfigurationError("--what ledger is a table: export it as csv, jsonl or parquet")
+    conversations, _ = await select_conversations(store, flt)
+    batch_ids = list(dict.fromkeys(c.batch_id for c in conversations if c.batch_id))
+    ledgers = await store.ledgers.get_many(batch_ids)
+    if not ledgers:
+        raise NotFoundError("no batch with a ledger matches these filters; nothing was written")
+    batches = {b.id: b for b in [await store.batches.get(i) for i in batch_ids] if b is not None}
+    frame = pd.DataFrame(ledger_rows(ledgers, batches), columns=list(LEDGER_COLUMNS))
+    frame = frame.astype(LEDGER_COLUMNS)
+    return write_table(frame, table_path("ledger", fmt, output), fmt)
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from simulator.analysis.plots import BASIC_FIGURES, Figure, PlotOptions, plot
+    from simulator.commands.common import open_session
 
     flt = filter_from_args(args)
-
-    async def go() -> tuple[pd.DataFrame, pd.DataFrame]:
-        async with open_session() as services:
-            return await load_all(services.store, flt)
-
-    conversations, messages = asyncio.run(go())
-    if conversations.empty:
-        raise NotFoundError("no conversation matches these filters; nothing was drawn")
-    names = list(FIGURES) if args.figure == "all" else [args.figure]
+    names = list(BASIC_FIGURES) if args.figure == "all" else [args.figure]
     out: Path | None = args.output
+    paths: list[Path] = []
     for name in names:
         if out is not None and out.suffix.lower() == ".png" and len(names) == 1:
-            path = out
+            paths.append(out)
         elif out is not None and out.suffix and not out.is_dir():
             raise ConfigurationError(
                 f"output {str(out)!r}: give a .png file for one figure, or a directory"
             )
         else:
-            path = (out or Path.cwd()) / f"{name}.png"
-        print(figure(name, conversations, messages, path))
+            paths.append((out or Path.cwd()) / f"{name}.png")
+    options = PlotOptions(
+        score=args.score,
+        outcome=args.outcome,
+        by=args.by,
+        role=args.role,
+        measure=args.measure,
+        step=args.step,
+    )
+
+    async def go() -> list[Figure]:
+        async with open_session() as services:
+            return await plot(services.store, flt, names, paths, options)
+
+    for drawn in asyncio.run(go()):
+        print(drawn.path)
     return 0

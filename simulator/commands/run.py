@@ -1,5 +1,5 @@
 """Headless batches: ``simulator run SPEC.yaml``, ``simulator batches``, ``simulator resume BATCH``,
-``simulator cancel BATCH``.
+``simulator rerun BATCH``, ``simulator cancel BATCH``.
 
 The spec is checked completely (shape, values, roles, factor levels) before the database is
 opened or anything runs; its format is documented in docs/spec.md.
@@ -14,8 +14,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from simulator.domain import Batch, Conversation, Estimate, Experiment, Status
+from simulator.domain import Batch, CacheMode, Conversation, Estimate, Experiment, Ledger, Status
 from simulator.domain.errors import NotFoundError, SimulatorError
+from simulator.words import plural
 
 if TYPE_CHECKING:
     from simulator.engine.batch import BatchRunner
@@ -72,7 +73,31 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         ),
     )
     resume.add_argument("batch", metavar="BATCH", help="batch id (or a unique prefix of it)")
+    _cap_options(resume, "raise (or set) the batch's")
     resume.set_defaults(func=cmd_resume, uses_database=True)
+
+    rerun = sub.add_parser(
+        "rerun",
+        help="run a batch's spec again as a new batch, answers reused from the response cache",
+        description=(
+            "Create a new batch from BATCH's spec (the same grid, seeds and models, the "
+            "experiment as it is now) and run it. With the response cache on (reuse, the "
+            "default here) every answer stored in the cache is served from it, so a rerun of "
+            "a batch that ran with its cache on makes no model call; see docs/cost.md."
+        ),
+    )
+    rerun.add_argument("batch", metavar="BATCH", help="batch id (or a unique prefix of it)")
+    rerun.add_argument(
+        "--cache",
+        choices=[m.value for m in CacheMode],
+        default=CacheMode.reuse.value,
+        help="the new batch's response cache: reuse (default), refresh or off",
+    )
+    _cap_options(rerun, "the new batch's")
+    rerun.add_argument(
+        "-y", "--yes", action="store_true", help="start without asking (asked only at a terminal)"
+    )
+    rerun.set_defaults(func=cmd_rerun, uses_database=True)
 
     cancel = sub.add_parser(
         "cancel",
@@ -84,6 +109,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     cancel.add_argument("batch", metavar="BATCH", help="batch id (or a unique prefix of it)")
     cancel.set_defaults(func=cmd_cancel, uses_database=True)
+
+
+def _cap_options(parser: argparse.ArgumentParser, whose: str) -> None:
+    parser.add_argument(
+        "--max-cost-usd",
+        type=float,
+        metavar="USD",
+        help=f"{whose} cost cap in USD (it stops, resumable, before a call that would pass it)",
+    )
+    parser.add_argument(
+        "--max-total-tokens",
+        type=int,
+        metavar="N",
+        help=f"{whose} cap on tokens, prompts and answers together",
+    )
 
 
 # --------------------------------------------------------------------------- commands
@@ -119,7 +159,7 @@ async def _run(args: argparse.Namespace, run_spec: Any) -> int:
         store, user = services.store, services.user
         experiment = await _resolve_experiment(store, run_spec.experiment, user, store_it=False)
         spec = run_spec.batch_spec(experiment)
-        _print_plan(experiment, run_spec, console)
+        _print_plan(experiment, run_spec, console, await _rates(store, experiment.id))
         if args.dry_run:
             return EXIT_OK
         if not args.yes and sys.stdin.isatty() and not _confirm(console):
@@ -134,18 +174,33 @@ async def _run(args: argparse.Namespace, run_spec: Any) -> int:
                 experiment, spec, owner=user, prices=run_spec.prices, preflight=False
             )
             console.print(
-                f"Batch [bold]{batch.id}[/] started: {batch.cells_total} conversations "
+                f"Batch [bold]{batch.id}[/] started: {plural(batch.cells_total, 'conversation')} "
                 f"of {experiment.name!r}."
             )
             batch = await _drive(runner, batch, experiment, console)
-    return _report_end(batch, console)
+        return _report_end(batch, console, await _ledger(store, batch.id))
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    return _interruptible(_resume(args.batch))
+    _check_caps(args)
+    return _interruptible(_resume(args.batch, args.max_cost_usd, args.max_total_tokens))
 
 
-async def _resume(ref: str) -> int:
+def _check_caps(args: argparse.Namespace) -> None:
+    """Bad cap options: one message, exit code 2, before anything is opened."""
+    from simulator.domain.models import BOUNDS, bound_message
+
+    for name in ("max_cost_usd", "max_total_tokens"):
+        value = getattr(args, name, None)
+        low, high = BOUNDS[name]
+        if value is not None and not low <= value <= high:
+            option = "--" + name.replace("_", "-")
+            raise SimulatorError(f"{option} {bound_message(name, value)}", title="Invalid option")
+
+
+async def _resume(
+    ref: str, max_cost_usd: float | None = None, max_total_tokens: int | None = None
+) -> int:
     from simulator.commands.common import open_session
 
     console = _console()
@@ -160,8 +215,57 @@ async def _resume(ref: str) -> int:
             raise NotFoundError(f"The experiment of batch {batch.id} no longer exists.")
         console.print(f"Resuming batch [bold]{batch.id}[/] of {experiment.name!r}.")
         with _signals_stop(services.batches) as runner:
+            if max_cost_usd is not None or max_total_tokens is not None:
+                batch = await runner.set_caps(
+                    batch.id, max_cost_usd=max_cost_usd, max_total_tokens=max_total_tokens
+                )
+                console.print(f"Budget caps: {_caps_text(batch)}.")
             batch = await _drive(runner, batch, experiment, console, resume=True)
-    return _report_end(batch, console)
+        return _report_end(batch, console, await _ledger(store, batch.id))
+
+
+def cmd_rerun(args: argparse.Namespace) -> int:
+    _check_caps(args)
+    return _interruptible(_rerun(args))
+
+
+async def _rerun(args: argparse.Namespace) -> int:
+    from simulator.commands.common import open_session
+
+    console = _console()
+    async with open_session() as services:
+        store, user = services.store, services.user
+        source = await _find_batch(store, args.batch)
+        experiment = await store.experiments.get(source.experiment_id)
+        if experiment is None:
+            raise NotFoundError(f"The experiment of batch {source.id} no longer exists.")
+        update: dict[str, Any] = {"cache": CacheMode(args.cache)}
+        if args.max_cost_usd is not None:
+            update["max_cost_usd"] = args.max_cost_usd
+        if args.max_total_tokens is not None:
+            update["max_total_tokens"] = args.max_total_tokens
+        spec = source.spec.model_copy(update=update)
+        console.print(
+            f"Rerunning batch [bold]{source.id}[/] of {experiment.name!r} as a new batch "
+            f"(response cache: {spec.cache.value})."
+        )
+        if experiment.version != source.experiment_version:
+            console.print(
+                f"[yellow]Note[/]: the experiment changed since that batch (version "
+                f"{source.experiment_version}, now {experiment.version}); prompts that changed "
+                "are asked again."
+            )
+        if not args.yes and sys.stdin.isatty() and not _confirm(console):
+            console.print("Nothing started.")
+            return EXIT_OK
+        with _signals_stop(services.batches) as runner:
+            batch = await runner.start(experiment, spec, owner=user, prices=source.prices)
+            console.print(
+                f"Batch [bold]{batch.id}[/] started: {batch.cells_total} conversations "
+                f"of {experiment.name!r}."
+            )
+            batch = await _drive(runner, batch, experiment, console)
+        return _report_end(batch, console, await _ledger(store, batch.id))
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
@@ -206,11 +310,12 @@ async def _batches(experiment_ref: str | None) -> int:
             return EXIT_OK
         names: dict[str, str] = {}
         runner = services.batches
+        ledgers = {lg.batch_id: lg for lg in await store.ledgers.get_many([b.id for b in batches])}
         table = Table(title="Batches", show_lines=False)
         table.add_column("batch", no_wrap=True)
         table.add_column("experiment")
         table.add_column("status", no_wrap=True)
-        for col in ("done", "failed", "total"):
+        for col in ("done", "failed", "total", "calls", "cached", "tokens", "cost"):
             table.add_column(col, justify="right", no_wrap=True)
         table.add_column("created (UTC)", no_wrap=True)
         table.add_column("owner")
@@ -219,6 +324,7 @@ async def _batches(experiment_ref: str | None) -> int:
                 exp = await store.experiments.get(b.experiment_id)
                 names[b.experiment_id] = exp.name if exp else "(deleted)"
             counts = await runner.progress(b.id)
+            ledger = ledgers.get(b.id)
             table.add_row(
                 b.id[:12],
                 names[b.experiment_id],
@@ -226,6 +332,7 @@ async def _batches(experiment_ref: str | None) -> int:
                 str(counts.done),
                 str(counts.failed),
                 str(b.cells_total),
+                *_ledger_cells(ledger),
                 b.created_at.strftime("%Y-%m-%d %H:%M"),
                 b.owner,
             )
@@ -324,17 +431,86 @@ def _console() -> Any:
     return console
 
 
-def _print_plan(experiment: Experiment, run_spec: Any, console: Any) -> Estimate:
+def _ledger_cells(ledger: Ledger | None) -> list[str]:
+    """``simulator batches``' columns: calls, answers from the cache, tokens, cost."""
+    if ledger is None:
+        return ["-", "-", "-", "-"]
+    return [
+        f"{ledger.calls:,}",
+        f"{ledger.cache_hits:,}",
+        f"{ledger.tokens:,}",
+        cost_text(ledger),
+    ]
+
+
+def cost_text(ledger: Ledger) -> str:
+    """``$0.0123``; ``$0.0123 + ?`` when some calls were of a model without a price."""
+    if ledger.calls and ledger.unpriced_calls == ledger.calls:
+        return "?"
+    known = f"${ledger.cost_usd:,.4f}"
+    return f"{known} + ?" if ledger.unpriced_calls else known
+
+
+def ledger_summary(ledger: Ledger | None, batch: Batch | None = None) -> list[str]:
+    """The run summary's lines: the model calls (and the answers served from the response
+    cache, when the batch's cache is on), the tokens (and the share of prompt tokens the
+    servers served from their prompt caches, when they reported any), the cost."""
+    if ledger is None:
+        return []
+    calls = f"Model calls: {ledger.calls:,}"
+    cache_on = batch is not None and batch.spec.cache is not CacheMode.off
+    if cache_on or ledger.cache_hits:
+        answers = ledger.calls + ledger.cache_hits
+        calls += f"; answers from the response cache: {ledger.cache_hits:,} of {answers:,}"
+    tokens = f"Tokens: {ledger.tokens:,} ({ledger.prompt_tokens:,} prompt"
+    share = ledger.cached_share
+    if ledger.cached_tokens and share is not None:
+        tokens += (
+            f", of which {ledger.cached_tokens:,} served from the servers' prompt caches: "
+            f"{share:.0%}"
+        )
+    unpriced = (
+        f" ({ledger.unpriced_calls:,} calls of models without a price)"
+        if ledger.unpriced_calls
+        else ""
+    )
+    return [f"{calls}.", f"{tokens}). Cost: {cost_text(ledger)}{unpriced}."]
+
+
+def _caps_text(batch: Batch) -> str:
+    spec = batch.spec
+    caps = []
+    if spec.max_cost_usd is not None:
+        caps.append(f"max_cost_usd {spec.max_cost_usd:g}")
+    if spec.max_total_tokens is not None:
+        caps.append(f"max_total_tokens {spec.max_total_tokens:,}")
+    return ", ".join(caps) or "none"
+
+
+async def _ledger(store: Any, batch_id: str) -> Ledger | None:
+    repo = getattr(store, "ledgers", None)
+    return await repo.get(batch_id) if repo is not None else None
+
+
+async def _rates(store: Any, experiment_id: str) -> Any:
+    from simulator.engine.ledger import learned_rates
+
+    return await learned_rates(store, experiment_id) or None
+
+
+def _print_plan(
+    experiment: Experiment, run_spec: Any, console: Any, measured: Any = None
+) -> Estimate:
     from simulator.domain.errors import SpecError
     from simulator.services.batches import GRID, plan_spec
 
     spec = run_spec.batch_spec(experiment)
-    plan = plan_spec(experiment, spec, run_spec.prices)
+    plan = plan_spec(experiment, spec, run_spec.prices, measured=measured)
     if plan.estimate is None:  # the grid is too large (the spec's own checks passed)
         raise SpecError(f"{run_spec.source}: batch: {plan.problems[GRID]}")
     est = plan.estimate
     console.print(f"Experiment: [bold]{experiment.name}[/] ({experiment.kind.value})")
-    console.print(f"Grid: {plan.grid} = {len(plan.cells)} cells")
+    console.print(f"Grid: {plan.grid} = {plural(len(plan.cells), 'cell')}")
     models = sorted({ms.label for ms in spec.model_sets})
     console.print(f"Models: {'; '.join(models)}")
     cost = (
@@ -342,10 +518,25 @@ def _print_plan(experiment: Experiment, run_spec: Any, console: Any) -> Estimate
         if est.cost_usd is not None
         else (" (cost: a model has no price)" if run_spec.prices else "")
     )
-    console.print(
-        f"Estimate: {est.conversations:,} conversations, {est.llm_calls:,} LLM calls, "
-        f"about {est.tokens:,} tokens{cost}"
+    learnt = (
+        f" (answer lengths measured on {est.measured_calls:,} calls of earlier batches)"
+        if est.measured_calls
+        else ""
     )
+    console.print(
+        f"Estimate: {plural(est.conversations, 'conversation')}, "
+        f"{plural(est.llm_calls, 'LLM call')}, about {plural(est.tokens, 'token')}{cost}{learnt}"
+    )
+    if spec.cache is not CacheMode.off:
+        console.print(f"Response cache: {spec.cache.value} (answers found there cost nothing).")
+    if spec.max_cost_usd is not None or spec.max_total_tokens is not None:
+        caps = [
+            f"max_cost_usd {spec.max_cost_usd:g}" if spec.max_cost_usd is not None else "",
+            f"max_total_tokens {spec.max_total_tokens:,}"
+            if spec.max_total_tokens is not None
+            else "",
+        ]
+        console.print(f"Budget caps: {', '.join(c for c in caps if c)}.")
     return est
 
 
@@ -536,12 +727,18 @@ def _progress(console: Any, batch: Batch, experiment: Experiment) -> Iterator[tu
         yield progress, task
 
 
-def _report_end(batch: Batch, console: Any) -> int:
+def _report_end(batch: Batch, console: Any, ledger: Ledger | None = None) -> int:
+    for line in ledger_summary(ledger, batch):
+        console.print(line)
     if batch.status is Status.done:
-        console.print(f"Batch {batch.id} done: {batch.cells_total} conversations.")
+        console.print(f"Batch {batch.id} done: {plural(batch.cells_total, 'conversation')}.")
         return EXIT_OK
     if batch.status is Status.failed:
         console.print(f"[red]Batch {batch.id}: {batch.error}[/]")
+    elif batch.stop_reason:
+        console.print(f"Batch {batch.id} {batch.status.value}: {batch.stop_reason}.")
+        if "simulator resume" in batch.stop_reason:  # a cap's reason says how to continue
+            return EXIT_UNFINISHED
     else:
         console.print(f"Batch {batch.id} {batch.status.value}.")
     console.print(f"Continue it with: simulator resume {batch.id}")

@@ -40,7 +40,17 @@ from pymongo.errors import (
 )
 
 from simulator.db.store import ConversationFilter, ExperimentFilter, Store
-from simulator.domain import Batch, Conversation, Experiment, Message, Status, new_id, utcnow
+from simulator.domain import (
+    Batch,
+    CachedResponse,
+    Conversation,
+    Experiment,
+    Ledger,
+    Message,
+    Status,
+    new_id,
+    utcnow,
+)
 from simulator.domain.annotations import Annotation, AnnotatorEntry
 from simulator.domain.errors import (
     AuthenticationError,
@@ -275,6 +285,11 @@ class MongoExperimentRepo(_Repo):
         ]
         await self._store._delete_conversation_children(conv_ids)
         await db["conversations"].delete_many({"experiment_id": experiment_id})
+        batch_ids = [
+            d["_id"] async for d in db["batches"].find({"experiment_id": experiment_id}, {"_id": 1})
+        ]
+        if batch_ids:  # the response cache is shared by every batch: it stays
+            await db["ledgers"].delete_many({"_id": {"$in": batch_ids}})
         await db["batches"].delete_many({"experiment_id": experiment_id})
         await db["annotators"].delete_many({"experiment_id": experiment_id})
         await self.coll.delete_one({"_id": experiment_id})
@@ -497,6 +512,102 @@ class MongoAnnotationRepo(_Repo):
         return [_from_doc(AnnotatorEntry, d, id_field=None) for d in docs]
 
 
+class MongoResponseRepo(_Repo):
+    """The response cache (``responses``): one document per answer, ``_id`` its key. Reads and
+    writes go by ``_id``; the listing for ``simulator cache`` streams in ``_id`` order."""
+
+    async def get(self, key: str) -> CachedResponse | None:
+        doc = await self.coll.find_one({"_id": key})
+        return None if doc is None else _from_doc(CachedResponse, doc)
+
+    async def put(self, response: CachedResponse, *, replace: bool = False) -> None:
+        doc = _to_doc(response)
+        if replace:
+            await self.coll.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+            return
+        with contextlib.suppress(DuplicateKeyError):  # the first answer stored wins
+            await self.coll.insert_one(doc)
+
+    async def insert_many(self, responses: builtins.list[CachedResponse]) -> int:
+        """Store those whose key is not stored yet (an import merges); returns how many."""
+        docs = list({r.id: _to_doc(r) for r in responses}.values())
+        inserted = 0
+        for start in range(0, len(docs), ID_CHUNK):
+            chunk = docs[start : start + ID_CHUNK]
+            try:
+                result = await self.coll.insert_many(chunk, ordered=False)
+                inserted += len(result.inserted_ids)
+            except BulkWriteError as exc:
+                errors = exc.details.get("writeErrors", [])
+                if any(e.get("code") != DUPLICATE_KEY for e in errors):
+                    raise
+                inserted += int(exc.details.get("nInserted", 0))
+        return inserted
+
+    async def iterate(self, batch_size: int = 500) -> AsyncIterator[CachedResponse]:
+        """Every stored answer in key order, read page by page (memory stays bounded)."""
+        after: str | None = None
+        while True:
+            query: Doc = {} if after is None else {"_id": {"$gt": after}}
+            cursor = self.coll.find(query).sort([("_id", ASCENDING)]).limit(batch_size)
+            docs = await cursor.to_list(None)
+            if not docs:
+                return
+            for doc in docs:
+                yield _from_doc(CachedResponse, doc)
+            after = str(docs[-1]["_id"])
+
+    async def stats(self) -> builtins.list[dict[str, Any]]:
+        """Answers and their tokens by provider and model. Counted here from a projection of
+        those fields (the embedded server's ``$group`` does not evaluate a compound ``_id``)."""
+        totals: dict[tuple[str, str], dict[str, Any]] = {}
+        projection = {"provider": 1, "model": 1, "usage": 1}
+        async for doc in self.coll.find({}, projection, batch_size=2000):
+            key = (str(doc.get("provider", "")), str(doc.get("model", "")))
+            row = totals.setdefault(
+                key,
+                {"provider": key[0], "model": key[1], "answers": 0, "prompt_tokens": 0,
+                 "completion_tokens": 0},
+            )  # fmt: skip
+            usage = doc.get("usage") or {}
+            row["answers"] += 1
+            row["prompt_tokens"] += int(usage.get("prompt_tokens") or 0)
+            row["completion_tokens"] += int(usage.get("completion_tokens") or 0)
+        return [totals[k] for k in sorted(totals)]
+
+    async def clear(self, model: str | None = None, provider: str | None = None) -> int:
+        """Delete every answer (or those of one model / provider); returns how many."""
+        query: Doc = {}
+        if model is not None:
+            query["model"] = model
+        if provider is not None:
+            query["provider"] = provider
+        result = await self.coll.delete_many(query)
+        return int(result.deleted_count)
+
+
+class MongoLedgerRepo(_Repo):
+    """Cost ledgers (``ledgers``), one document per batch, ``_id`` the batch's id."""
+
+    async def get(self, batch_id: str) -> Ledger | None:
+        doc = await self.coll.find_one({"_id": batch_id})
+        return None if doc is None else _from_doc(Ledger, doc, id_field=None)
+
+    async def get_many(self, batch_ids: builtins.list[str]) -> builtins.list[Ledger]:
+        found: dict[str, Ledger] = {}
+        unique = list(dict.fromkeys(batch_ids))
+        for start in range(0, len(unique), ID_CHUNK):
+            async for doc in self.coll.find({"_id": {"$in": unique[start : start + ID_CHUNK]}}):
+                found[str(doc["_id"])] = _from_doc(Ledger, doc, id_field=None)
+        return [found[i] for i in unique if i in found]
+
+    async def put(self, ledger: Ledger) -> None:
+        # whole-document replace: datetimes keep their type on the embedded server
+        await self.coll.replace_one(
+            {"_id": ledger.batch_id}, _to_doc(ledger, ledger.batch_id), upsert=True
+        )
+
+
 # --------------------------------------------------------------------------- the store
 
 
@@ -514,6 +625,8 @@ class MongoStore:
         self.messages = MongoMessageRepo(self.db["messages"])
         self.states = MongoStateRepo(self.db["states"])
         self.annotations = MongoAnnotationRepo(self)
+        self.responses = MongoResponseRepo(self.db["responses"])
+        self.ledgers = MongoLedgerRepo(self.db["ledgers"])
 
     async def init(self) -> None:
         """Check the schema version and create the indexes (idempotent)."""
@@ -784,6 +897,8 @@ if TYPE_CHECKING:  # mypy (tests/test_types.py) checks here that MongoStore is a
 
 __all__ = [
     "SCHEMA_VERSION",
+    "MongoLedgerRepo",
+    "MongoResponseRepo",
     "MongoStore",
     "NoAuthenticationError",
     "close_store",

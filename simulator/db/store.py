@@ -7,11 +7,18 @@ Every method returns domain objects, never raw documents.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from simulator.domain import Batch, Conversation, Experiment, Message
+from simulator.domain import (
+    Batch,
+    CachedResponse,
+    Conversation,
+    Experiment,
+    Ledger,
+    Message,
+)
 from simulator.domain.annotations import Annotation, AnnotatorEntry
 
 # The one conversation filter: the store serves its indexed fields (experiment, batch, status,
@@ -140,6 +147,34 @@ class AnnotationRepo(Protocol):
         ...
 
 
+class ResponseRepo(Protocol):
+    """The response cache (docs/cost.md): answers by key, shared by every batch."""
+
+    async def get(self, key: str) -> CachedResponse | None: ...
+    async def put(self, response: CachedResponse, *, replace: bool = False) -> None:
+        """Store under its key; the first answer stored wins unless ``replace``."""
+        ...
+
+    async def insert_many(self, responses: builtins.list[CachedResponse]) -> int:
+        """Store those whose key is not stored yet; returns how many were new."""
+        ...
+
+    def iterate(self, batch_size: int = 500) -> AsyncIterator[CachedResponse]:
+        """Every answer in key order, streamed."""
+        ...
+
+    async def stats(self) -> builtins.list[dict[str, Any]]: ...
+    async def clear(self, model: str | None = None, provider: str | None = None) -> int: ...
+
+
+class LedgerRepo(Protocol):
+    """Cost ledgers, one per batch (``_id`` = the batch's id)."""
+
+    async def get(self, batch_id: str) -> Ledger | None: ...
+    async def get_many(self, batch_ids: builtins.list[str]) -> builtins.list[Ledger]: ...
+    async def put(self, ledger: Ledger) -> None: ...
+
+
 class Store(Protocol):
     """A database. The repositories are read-only members, so an implementation may hold its
     own repository classes (a protocol's plain attribute would demand exactly these types)."""
@@ -156,6 +191,10 @@ class Store(Protocol):
     def states(self) -> StateRepo: ...
     @property
     def annotations(self) -> AnnotationRepo: ...
+    @property
+    def responses(self) -> ResponseRepo: ...
+    @property
+    def ledgers(self) -> LedgerRepo: ...
 
     async def ping(self) -> None: ...
     async def close(self) -> None: ...

@@ -12,7 +12,7 @@ import re
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import (
     BaseModel,
@@ -68,6 +68,8 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "timeout_s": (0.001, 3_600),  # per-model call timeout
     "max_attempts": (1, 20),  # per-model attempts per call
     "position": (-1_000_000, 1_000_000),  # a section's place among an agent's sections
+    "max_cost_usd": (0, 1_000_000),  # a batch's budget cap in USD (see docs/cost.md)
+    "max_total_tokens": (1, 1_000_000_000_000),  # a batch's budget cap in tokens
 }
 #: Conversations in one batch (model sets x factor combinations x agent counts x day counts x
 #: repeats); more is almost surely a typo, and each one is a stored document before anything runs.
@@ -75,7 +77,7 @@ MAX_CELLS = 10_000
 
 
 #: Fields of ``BOUNDS`` that take fractions; the others are whole numbers.
-FRACTIONAL = frozenset({"temperature", "top_p", "latency_ms", "timeout_s"})
+FRACTIONAL = frozenset({"temperature", "top_p", "latency_ms", "timeout_s", "max_cost_usd"})
 
 
 def bound_text(name: str) -> str:
@@ -126,10 +128,66 @@ def _float_field(name: str, default: float | None) -> Any:
 # --------------------------------------------------------------------------- enumerations
 
 
-class ExperimentKind(StrEnum):
-    dialogue = "dialogue"
-    commons = "commons"
-    reputation = "reputation"
+_KIND_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
+
+
+class ExperimentKind(str):
+    """The name of an experiment's kind, stored as the plain string it is: ``dialogue``,
+    ``commons``, ``reputation``, or the name of any kind a package adds
+    (``simulator/scenarios/registry.py``). Adding a kind does not touch the domain: here a kind
+    is only a well-formed name; whether this version of the simulator knows it is the kind
+    registry's to say (when an experiment is saved or imported, and when a conversation runs).
+
+    Instances are interned, so ``kind is ExperimentKind.dialogue`` holds for a kind read back
+    from the database, as it did when this was an enumeration (``.value`` too)."""
+
+    __slots__ = ()
+    _interned: ClassVar[dict[str, ExperimentKind]] = {}
+    dialogue: ClassVar[ExperimentKind]
+    commons: ClassVar[ExperimentKind]
+    reputation: ClassVar[ExperimentKind]
+
+    def __new__(cls, name: str) -> ExperimentKind:
+        text = str.__str__(name) if isinstance(name, str) else name
+        known = cls._interned.get(text) if isinstance(text, str) else None
+        if known is not None:
+            return known
+        if not isinstance(text, str) or not _KIND_NAME.fullmatch(text):
+            raise ValueError(
+                f"{name!r} is not the name of an experiment kind (lowercase letters, digits "
+                "and _, starting with a letter: dialogue, commons, reputation, ...)"
+            )
+        kind = super().__new__(cls, text)
+        cls._interned[text] = kind
+        return kind
+
+    @property
+    def value(self) -> str:
+        """The name as stored."""
+        return str.__str__(self)
+
+    def __repr__(self) -> str:
+        return f"ExperimentKind({self.value!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ExperimentKind, (self.value,))
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema
+
+        return core_schema.no_info_after_validator_function(
+            cls,
+            core_schema.str_schema(),
+            serialization=core_schema.plain_serializer_function_ser_schema(
+                str.__str__, return_schema=core_schema.str_schema()
+            ),
+        )
+
+
+ExperimentKind.dialogue = ExperimentKind("dialogue")
+ExperimentKind.commons = ExperimentKind("commons")
+ExperimentKind.reputation = ExperimentKind("reputation")
 
 
 class SectionKind(StrEnum):
@@ -162,6 +220,14 @@ class Status(StrEnum):
     @property
     def finished(self) -> bool:
         return self in (Status.done, Status.failed)
+
+
+class CacheMode(StrEnum):
+    """How a batch uses the response cache (docs/cost.md)."""
+
+    off = "off"  # neither read nor written: every call goes to its model
+    reuse = "reuse"  # a stored answer is served; the others are asked and stored
+    refresh = "refresh"  # every call is asked, and its answer replaces the stored one
 
 
 class MessageKind(StrEnum):
@@ -255,6 +321,7 @@ class SamplingParams(Model):
 #: ``ModelRef.options`` the app reads, and their types (other keys are provider extras, kept).
 _NUMERIC_OPTIONS = {"latency_ms": False, "timeout_s": False, "max_attempts": True}  # whole?
 _TEXT_OPTIONS = ("policy", "manager_answer")
+_BOOL_OPTIONS = ("prompt_cache_key",)  # OpenAI: send a prompt_cache_key (default: to OpenAI only)
 
 
 def _check_options(options: dict[str, Any]) -> dict[str, Any]:
@@ -272,6 +339,21 @@ def _check_options(options: dict[str, Any]) -> dict[str, Any]:
     for key in _TEXT_OPTIONS:
         if key in options and options[key] is not None and not isinstance(options[key], str):
             raise ValueError(f"{key} must be text, not {options[key]!r}")
+    for key in _BOOL_OPTIONS:
+        if key in options and options[key] is not None and not isinstance(options[key], bool):
+            raise ValueError(f"{key} must be true or false, not {options[key]!r}")
+    keep_alive = options.get("keep_alive")  # Ollama: "10m", "1h", seconds, or -1 (forever)
+    if keep_alive is not None and (
+        isinstance(keep_alive, bool)
+        or not isinstance(keep_alive, int | float | str)
+        or (
+            isinstance(keep_alive, str)
+            and not re.fullmatch(r"-?\d+(\.\d+)?(ms|s|m|h)?", keep_alive)
+        )
+    ):
+        raise ValueError(
+            f"keep_alive must be a duration such as 10m, 1h or 300 (seconds), not {keep_alive!r}"
+        )
     return options
 
 
@@ -488,6 +570,12 @@ class BatchSpec(Model):
     # needs to be high enough to keep every endpoint of a mixed batch busy.
     concurrency: int = _int_field("concurrency", 16)
     rounds: int | None = _int_field("rounds", None)  # games: rounds (commons) or steps (reputation)
+    # the response cache (docs/cost.md): off for a new batch, reuse for `simulator rerun`
+    cache: CacheMode = CacheMode.off
+    # budget caps of the whole batch (max_tokens is a per-request limit): the batch stops,
+    # interrupted and resumable, before a call that would pass one (docs/cost.md)
+    max_cost_usd: float | None = _float_field("max_cost_usd", None)
+    max_total_tokens: int | None = _int_field("max_total_tokens", None)
 
     @field_validator("max_agents", mode="before")
     @classmethod
@@ -525,6 +613,9 @@ class GridCell(Model):
 class TokenUsage(Model):
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    # the part of prompt_tokens the server served from its prompt cache, as it reports it
+    # (OpenAI's and vLLM's usage.prompt_tokens_details.cached_tokens, llama.cpp's cache_n)
+    cached_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -534,6 +625,7 @@ class TokenUsage(Model):
         return TokenUsage(
             prompt_tokens=self.prompt_tokens + other.prompt_tokens,
             completion_tokens=self.completion_tokens + other.completion_tokens,
+            cached_tokens=self.cached_tokens + other.cached_tokens,
         )
 
 
@@ -542,6 +634,9 @@ class Estimate(Model):
     llm_calls: int
     tokens: int
     cost_usd: float | None = None
+    # calls of earlier batches of the experiment whose measured lengths the estimate used
+    # (0: the assumed lengths; see engine.grid.MeasuredRates)
+    measured_calls: int = 0
 
 
 class Batch(Model):
@@ -561,6 +656,10 @@ class Batch(Model):
     stop_reason: str | None = None
     runner: str | None = None  # "host:pid" of the process running it (None: nobody)
     heartbeat_at: datetime | None = None  # that process's last sign of life
+    # the user's price table when the batch was created (the spec's prices: over the
+    # PRICE_TABLE file; dated defaults for OpenAI's models apply beneath it): what its calls
+    # are priced at, on every run (llm/prices.py)
+    prices: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
 class Agent(Model):
@@ -645,6 +744,22 @@ class Retry(Model):
     wait_s: float = 0.0  # the pause before the next attempt
 
 
+class CacheRecord(Model):
+    """How the response cache took part in a message (``Message.cache``; None when the batch's
+    cache was off). See docs/cost.md."""
+
+    hit: bool  # the stored answer was served from the cache: no call was made for it
+    key: str  # the cache key (``responses._id``) of the stored answer
+    replicate: list[int] = Field(default_factory=list)  # [repeat, position]: see llm/cache.py
+    # the request digest (the key without its replicate index) of every call made for this
+    # message, in order: what a resumed conversation counts identical requests with
+    requests: list[str] = Field(default_factory=list)
+    hits: int = 0  # how many of those calls were served from the cache
+    # a hit's original call: model, sent_params, dropped_params, usage, latency_ms, attempts,
+    # endpoint, created_at, and the batch and conversation it was made for
+    original: dict[str, Any] | None = None
+
+
 class Message(Model):
     """One stored event of a conversation. ``seq`` is dense from 0 and unique per conversation."""
 
@@ -675,8 +790,143 @@ class Message(Model):
     decision: Decision | None = None
     #: Why a decision was re-asked or fell back (the validation errors), else None.
     decision_cause: str | None = None
+    #: What the calls for this message cost by the batch's price table (cached prompt tokens at
+    #: the cached-input price); 0 when served from the response cache; None when no price is
+    #: known or no model was called.
+    cost_usd: float | None = None
+    #: The response cache's part in this message (None: the cache was off).
+    cache: CacheRecord | None = None
     created_at: datetime = Field(default_factory=utcnow)
 
     @property
     def id(self) -> str:
         return f"{self.conversation_id}:{self.seq:06d}"
+
+    @property
+    def calls(self) -> int:
+        """Model calls made for this message (re-asks included, cache hits and retries not)."""
+        if self.model is None:
+            return 0
+        made = self.attempts - len(self.retries) - (self.cache.hits if self.cache else 0)
+        return max(0, made)
+
+
+class CachedResponse(Model):
+    """An answer in the response cache (collection ``responses``): ``id`` is its key, the
+    SHA-256 of the canonical JSON of the key fields (``simulator.llm.cache``). The key fields
+    kept here (all but the messages, whose digest is in ``request``) let a reader see what an
+    answer is for; the rest is the answer and its original call's provenance."""
+
+    id: str  # the key
+    request: str  # the request digest: the key without its replicate index
+    replicate: list[int]  # [the cell's repeat, the position among identical requests]
+    provider: str
+    model: str  # the model (or model pool) name
+    model_digest: str | None = None  # the server's digest of the model, where it reports one
+    params: dict[str, Any] = Field(default_factory=dict)  # sampling parameters as sent
+    seed: int = 0  # the conversation's seed
+    # the answer
+    text: str
+    finish_reason: str | None = None
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+    prompt_tokens_total: int | None = None
+    # the original call: provenance, not key
+    sent_params: dict[str, Any] = Field(default_factory=dict)
+    dropped_params: list[str] = Field(default_factory=list)
+    latency_ms: float = 0.0
+    attempts: int = 1
+    endpoint: str = ""  # the server that answered (ModelRef.endpoint)
+    model_ref: ModelRef | None = None  # the model as configured for that call
+    batch_id: str | None = None
+    conversation_id: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+    def provenance(self) -> dict[str, Any]:
+        """The original call, as a served message records it (``CacheRecord.original``)."""
+        return {
+            "model": None if self.model_ref is None else self.model_ref.model_dump(mode="json"),
+            "sent_params": dict(self.sent_params),
+            "dropped_params": list(self.dropped_params),
+            "usage": self.usage.model_dump(),
+            "latency_ms": self.latency_ms,
+            "attempts": self.attempts,
+            "endpoint": self.endpoint,
+            "model_digest": self.model_digest,
+            "created_at": self.created_at.isoformat(),
+            "batch_id": self.batch_id,
+            "conversation_id": self.conversation_id,
+        }
+
+
+class LedgerRow(Model):
+    """One model's calls for one role and purpose in a batch (``Ledger.rows``)."""
+
+    model: str  # provider:model
+    role: str  # the caller's role: an agent role, "summarizer", "manager", a game role
+    purpose: str = "utterance"  # utterance, summary, manager, action, other
+    calls: int = 0  # calls made to a server
+    cache_hits: int = 0  # answers served from the response cache (no call made)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0  # prompt tokens the server served from its prompt cache
+    prompt_chars: int = 0  # characters of the prompts sent (tokens per character, learnt)
+    cost_usd: float = 0.0  # of the priced calls
+    unpriced_calls: int = 0  # calls of a model without a price: their cost is unknown
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+class Ledger(Model):
+    """What a batch spent: calls, tokens, cached tokens and cost by model, role and purpose.
+    Stored in ``ledgers`` under the batch's id; see docs/cost.md."""
+
+    batch_id: str
+    rows: list[LedgerRow] = Field(default_factory=list)
+    updated_at: datetime = Field(default_factory=utcnow)
+    # the run writing it (``BatchRunner.runner_id``); None once that run ended and wrote it
+    # whole: a ledger left with a runner is rebuilt from the stored messages
+    runner: str | None = None
+
+    def row(self, model: str, role: str, purpose: str) -> LedgerRow:
+        for r in self.rows:
+            if (r.model, r.role, r.purpose) == (model, role, purpose):
+                return r
+        row = LedgerRow(model=model, role=role, purpose=purpose)
+        self.rows = [*self.rows, row]
+        return row
+
+    @property
+    def calls(self) -> int:
+        return sum(r.calls for r in self.rows)
+
+    @property
+    def cache_hits(self) -> int:
+        return sum(r.cache_hits for r in self.rows)
+
+    @property
+    def prompt_tokens(self) -> int:
+        return sum(r.prompt_tokens for r in self.rows)
+
+    @property
+    def cached_tokens(self) -> int:
+        return sum(r.cached_tokens for r in self.rows)
+
+    @property
+    def tokens(self) -> int:
+        return sum(r.tokens for r in self.rows)
+
+    @property
+    def cost_usd(self) -> float:
+        return round(sum(r.cost_usd for r in self.rows), 8)
+
+    @property
+    def unpriced_calls(self) -> int:
+        return sum(r.unpriced_calls for r in self.rows)
+
+    @property
+    def cached_share(self) -> float | None:
+        """The share of prompt tokens the servers served from their prompt caches."""
+        prompt = self.prompt_tokens
+        return self.cached_tokens / prompt if prompt else None

@@ -34,6 +34,15 @@ wait for the same dead server); the run then tries briefly to store ``interrupte
 reason and raises ``StoreLostError`` with the resume command. If the database does not answer
 in time, the next ``run``/``resume`` records the interruption when it adopts the batch.
 
+Each run meters its model calls (``simulator.llm.metered.BatchCalls``, docs/cost.md): the
+batch's response cache mode (``spec.cache``), its cost ledger (stored in ``ledgers`` about once
+a second and at the end, published as ``LedgerUpdated``; a ledger left by a run that died is
+rebuilt from the stored messages) and its budget caps (``spec.max_cost_usd``,
+``spec.max_total_tokens``). A cap stops the batch cleanly: no new conversation starts, each
+running one stops before its next call (the calls in flight end and are stored), and the batch
+is stored ``interrupted`` with the cap as its ``stop_reason``; ``set_caps`` raises a cap and a
+resume continues.
+
 One runner per batch: ``run`` first claims the batch (``runner`` = ``host:pid/n``, and a
 ``heartbeat_at`` renewed every ``heartbeat_s``). Another runner, in this process or any other,
 is refused with ``BatchInUseError`` while that lease is alive; it adopts the batch when the
@@ -69,10 +78,20 @@ from simulator.domain import (
     Status,
     utcnow,
 )
-from simulator.domain.errors import DatabaseUnavailableError, NotFoundError, SimulatorError
+from simulator.domain.errors import (
+    DatabaseUnavailableError,
+    NotFoundError,
+    SimulatorError,
+    SpecError,
+)
+from simulator.domain.models import CacheMode, Ledger
 from simulator.engine.events import BatchProgress, ConversationFailed, Event, EventBus, StoreLost
 from simulator.engine.grid import Prices, estimate_cells, expand_grid
+from simulator.engine.kinds import KindCatalog, resolve
+from simulator.engine.ledger import LedgerUpdated, learned_rates, rebuild
 from simulator.llm.base import ChatService
+from simulator.llm.metered import BatchCalls, Caps
+from simulator.llm.prices import PriceTable
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +103,7 @@ PREPARE_CONCURRENCY = 8
 LEASE_S = 30.0  # a batch whose runner has not renewed its heartbeat for this long is adoptable
 HEARTBEAT_S = 5.0
 LAST_WRITE_S = 1.5  # after the database failed: how long to try to store the interruption
+LEDGER_S = 1.0  # how often a running batch stores and publishes its ledger (when it changed)
 
 #: Stop reasons (``Batch.stop_reason``, ``Conversation.stop_reason``).
 REASON_STOPPED = "the run was stopped (its process was interrupted or closed)"
@@ -116,6 +136,8 @@ class _ActiveRun:
     stop_reason: str = REASON_STOPPED
     store_error: BaseException | None = None  # the first failure to reach the database
     interruption_stored: bool = False  # after that failure, the database answered again
+    capped: str | None = None  # a budget cap stopped the batch: why (see BatchCalls)
+    ledger_changed: bool = False  # since the ledger was last stored and published
 
     def stop(self, status: Status, reason: str, message: str | None = None) -> None:
         """Stop every conversation; the first reason given is the one stored. ``message`` goes
@@ -156,8 +178,11 @@ class BatchRunner:
         poll_s: float = 0.5,
         lease_s: float = LEASE_S,
         heartbeat_s: float = HEARTBEAT_S,
+        kinds: KindCatalog | None = None,
     ) -> None:
         self.store = store
+        #: The experiment kinds this runner plays (None: the registry installed for the process).
+        self.kinds = kinds
         self.backends = backends
         self.bus = bus
         self.poll_s = poll_s
@@ -193,16 +218,19 @@ class BatchRunner:
         models are checked first (``preflight``; False: the caller just did)."""
         if spec.experiment_id != experiment.id:
             spec = spec.model_copy(update={"experiment_id": experiment.id})
-        cells = expand_grid(experiment, spec)
+        cells = expand_grid(experiment, spec, self.kinds)
+        check_cost_cap(spec, cells, prices)
         if preflight:
             await self.preflight(experiment, cells)  # nothing is stored for a batch that cannot run
+        rates = await learned_rates(self.store, experiment.id)  # earlier batches' measurements
         batch = Batch(
             experiment_id=experiment.id,
             experiment_version=experiment.version,
             spec=spec,
             owner=owner,
-            estimate=estimate_cells(experiment, cells, prices),
+            estimate=estimate_cells(experiment, cells, prices, self.kinds, rates or None),
             cells_total=len(cells),
+            prices={str(k): dict(v) for k, v in (prices or {}).items()},
         )
         batch = await self.store.batches.create(batch)
         await self._prepare(batch, experiment, cells, existing=set())
@@ -211,7 +239,9 @@ class BatchRunner:
 
     async def preflight(self, experiment: Experiment, cells: list[GridCell]) -> None:
         """Check (and for Ollama, pull) every model the cells use; raises the backend's
-        SimulatorError (server down, model unknown) before anything is stored."""
+        SimulatorError (server down, model unknown) before anything is stored. The kind is made
+        ready first: its scripted policies are models the dryrun backend checks."""
+        resolve(self.kinds).prepare(experiment.kind)
         refs: dict[str, ModelRef] = {}
         for cell in cells:
             ms = cell.models
@@ -244,6 +274,7 @@ class BatchRunner:
                     owner=batch.owner,
                     cell_index=i,
                     conversation_id=conversation_id_for(batch.id, i),
+                    kinds=self.kinds,
                 )
 
         await asyncio.gather(*(one(i) for i in missing))
@@ -294,31 +325,44 @@ class BatchRunner:
     ) -> _ActiveRun | None:
         """Run the claimed batch; returns the run when the database was lost (else None)."""
         batch_id = batch.id
+        resolve(self.kinds).prepare(experiment.kind)  # its scripted policies, before the models
         conversations = await self._conversations(batch_id)
-        cells = expand_grid(experiment, batch.spec)
+        cells = expand_grid(experiment, batch.spec, self.kinds)
         if await self._prepare(batch, experiment, cells, {c.id for c in conversations}):
             conversations = await self._conversations(batch_id)
         todo = [c for c in conversations if c.status in RUNNABLE]
         new_run = getattr(self.backends, "new_run", None)
         if new_run is not None:  # each run checks again that its servers read system prompts
             new_run()
+        check_cost_cap(batch.spec, cells, batch.prices)
         await self._ensure_models(batch, todo)
         counts = _Counts(
             total=len(conversations),
             done=sum(c.status is Status.done for c in conversations),
             failed=0,  # failed ones run again: counted when they end
         )
+        active = _ActiveRun(batch_id)
+        calls = await self._metered(batch, active)
+        capped = calls.over_cap() if todo else None
+        if capped is not None:  # nothing can run until the cap is raised
+            await self._save_ledger(calls, final=True)
+            await self.store.batches.set_fields(
+                batch_id, status=Status.interrupted, stop_reason=capped, finished_at=None
+            )
+            await self._progress(batch_id, counts)
+            return None
         await self.store.batches.set_fields(
             batch_id, status=Status.running, error=None, stop_reason=None, finished_at=None
         )
         await self._progress(batch_id, counts)
-        active = self._active[batch_id] = _ActiveRun(batch_id)
+        self._active[batch_id] = active
         watcher = asyncio.create_task(self._watch_cancel(active))
+        keeper = asyncio.create_task(self._keep_ledger(active, calls))
         gate = asyncio.Semaphore(batch.spec.concurrency)
         try:
             for conv in todo:
                 task = asyncio.create_task(
-                    self._run_one(conv, gate, active, counts, choose_speaker),
+                    self._run_one(conv, gate, active, counts, choose_speaker, calls),
                     name=f"conversation {conv.id}",
                 )
                 active.tasks.add(task)
@@ -330,10 +374,13 @@ class BatchRunner:
             active.stop(Status.interrupted, REASON_STOPPED)
             await asyncio.gather(*active.tasks, return_exceptions=True)
             with contextlib.suppress(Exception):
+                await asyncio.shield(self._save_ledger(calls, final=True))
+            with contextlib.suppress(Exception):
                 await asyncio.shield(self._finish(batch_id, counts, active))
             raise
         finally:
             watcher.cancel()
+            keeper.cancel()
             self._active.pop(batch_id, None)
         if active.store_error is not None:
             with contextlib.suppress(Exception):  # the database may answer again meanwhile
@@ -342,9 +389,9 @@ class BatchRunner:
             return active
         if not active.lease_lost:  # else another runner has the batch: its state is theirs
             # shielded: an app closing right after ``interrupt`` must not cut this write short
-            await asyncio.shield(
-                self._finish(batch_id, counts, active if active.cancelling else None)
-            )
+            await asyncio.shield(self._save_ledger(calls, final=True))
+            stopped = active.cancelling or active.capped is not None
+            await asyncio.shield(self._finish(batch_id, counts, active if stopped else None))
         return None
 
     async def resume(self, batch_id: str, choose_speaker: ChooseSpeaker | None = None) -> Batch:
@@ -354,6 +401,37 @@ class BatchRunner:
         if batch.status is Status.done:
             return batch
         return await self.run(batch_id, choose_speaker)
+
+    async def set_caps(
+        self,
+        batch_id: str,
+        *,
+        max_cost_usd: float | None = None,
+        max_total_tokens: int | None = None,
+    ) -> Batch:
+        """Change a batch's budget caps (those given; the others stay), e.g. raise the one that
+        stopped it before ``resume``. Checked like a spec's (bounds, prices for a cost cap)."""
+        batch = await self.get(batch_id)
+        update: dict[str, Any] = {}
+        if max_cost_usd is not None:
+            update["max_cost_usd"] = max_cost_usd
+        if max_total_tokens is not None:
+            update["max_total_tokens"] = max_total_tokens
+        if not update:
+            return batch
+        from pydantic import ValidationError
+
+        try:
+            spec = BatchSpec.model_validate({**batch.spec.model_dump(), **update})
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ())) or "caps"
+            raise SpecError(f"{where}: {first.get('msg', 'invalid')}") from None
+        experiment = await self.store.experiments.get(batch.experiment_id)
+        if experiment is not None:
+            check_cost_cap(spec, expand_grid(experiment, spec), batch.prices)
+        await self.store.batches.set_fields(batch_id, spec=spec)
+        return batch.model_copy(update={"spec": spec})
 
     async def cancel(self, batch_id: str, reason: str = REASON_CANCELLED) -> Batch:
         """Mark the batch cancelled and stop its running conversations (here at once, in another
@@ -406,22 +484,38 @@ class BatchRunner:
         active: _ActiveRun,
         counts: _Counts,
         choose_speaker: ChooseSpeaker | None,
+        calls: BatchCalls | None = None,
     ) -> Status:
         from simulator.engine.conversation import run_conversation
 
         async with gate:
-            if active.cancelling:
+            if active.cancelling or active.capped is not None:
                 return conv.status
+            backends: ChatService = self.models
+            if calls is not None:
+                backends = calls.for_conversation(
+                    conv.id,
+                    repeat=conv.cell.repeat,
+                    seed=conv.seed,
+                    stored=None
+                    if conv.status is Status.pending
+                    else lambda: self.store.messages.list(conv.id),
+                )
             try:
                 ended = await run_conversation(
                     self.store,
-                    self.models,
+                    backends,
                     conv.id,
                     bus=self.bus,
                     choose_speaker=choose_speaker,
+                    kinds=self.kinds,
                 )
                 status = ended.status
             except asyncio.CancelledError:
+                if active.capped is not None and not active.cancelling:
+                    # a budget cap: this conversation stopped before its next call
+                    await self._mark(conv.id, Status.interrupted, None, stop_reason=active.capped)
+                    return Status.interrupted
                 if active.store_error is None:
                     reason = active.stop_reason if active.cancelling else REASON_STOPPED
                     status = active.stop_status if active.cancelling else Status.interrupted
@@ -444,6 +538,79 @@ class BatchRunner:
             counts.failed += 1
         await self._progress(active.batch_id, counts)
         return status
+
+    async def _metered(self, batch: Batch, active: _ActiveRun) -> BatchCalls:
+        """The batch's metered calls for this run: its cache mode, prices, caps and ledger."""
+        spec = batch.spec
+
+        def on_cap(reason: str) -> None:
+            if active.capped is None:
+                active.capped = reason
+                active.stop_status, active.stop_reason = Status.interrupted, reason
+
+        def on_change() -> None:
+            active.ledger_changed = True
+
+        responses = getattr(self.store, "responses", None)
+        if spec.cache is not CacheMode.off and responses is None:
+            raise SimulatorError(
+                f"Batch {batch.id} uses the response cache ({spec.cache.value}), which this "
+                "store does not keep.",
+                title="No response cache",
+            )
+        return BatchCalls(
+            self.models,
+            batch_id=batch.id,
+            mode=spec.cache,
+            prices=PriceTable(batch.prices),
+            ledger=await self._open_ledger(batch),
+            caps=Caps(max_cost_usd=spec.max_cost_usd, max_total_tokens=spec.max_total_tokens),
+            responses=responses,
+            on_cap=on_cap,
+            on_change=on_change,
+        )
+
+    async def _open_ledger(self, batch: Batch) -> Ledger:
+        """The batch's stored ledger, marked as written by this run; rebuilt from the stored
+        messages when its last run did not end cleanly (or the batch ran before ledgers)."""
+        repo = getattr(self.store, "ledgers", None)
+        ledger = await repo.get(batch.id) if repo is not None else None
+        if ledger is None and batch.status is Status.pending:
+            ledger = Ledger(batch_id=batch.id)
+        elif ledger is None or ledger.runner is not None:
+            convs = await self._conversations(batch.id)
+            stored = await self.store.messages.list_many([c.id for c in convs])
+            ledger = rebuild(batch.id, stored)
+        ledger.runner = self.runner_id
+        if repo is not None:
+            await repo.put(ledger)
+        return ledger
+
+    async def _save_ledger(self, calls: BatchCalls, *, final: bool = False) -> None:
+        """Store the ledger (``final``: this run's last write, which marks it complete) and
+        publish it."""
+        ledger = calls.ledger.model_copy(deep=True)
+        ledger.updated_at = utcnow()
+        if final:
+            ledger.runner = None
+        repo = getattr(self.store, "ledgers", None)
+        if repo is not None:
+            await repo.put(ledger)
+        await self._publish(LedgerUpdated(calls.batch_id, ledger))
+
+    async def _keep_ledger(self, active: _ActiveRun, calls: BatchCalls) -> None:
+        """Store and publish the ledger about once a second while it changes."""
+        while True:
+            await asyncio.sleep(LEDGER_S)
+            if not active.ledger_changed or active.store_error is not None:
+                continue
+            active.ledger_changed = False
+            try:
+                await self._save_ledger(calls)
+            except Exception as exc:  # the messages hold the truth: a resume rebuilds it
+                if is_store_unreachable(exc):
+                    return
+                log.warning("batch %s: ledger not stored (%s)", active.batch_id, _reason(exc))
 
     async def _store_lost(self, active: _ActiveRun, exc: BaseException) -> None:
         """The first failure to reach the database: schedule nothing more, stop what runs."""
@@ -631,7 +798,7 @@ class BatchRunner:
     async def _progress(self, batch_id: str, counts: _Counts) -> None:
         await self._publish(BatchProgress(batch_id, counts.done, counts.failed, counts.total))
 
-    async def _publish(self, event: Event) -> None:
+    async def _publish(self, event: Event | LedgerUpdated) -> None:
         if self.bus is not None:
             await self.bus.publish(event)
 
@@ -670,6 +837,25 @@ def lease_holder(
     return LeaseHolder.another_process
 
 
+def check_cost_cap(spec: BatchSpec, cells: list[GridCell], prices: Prices | None) -> None:
+    """A cost cap needs a price for every model the batch calls (dryrun is free): a call of an
+    unpriced model has no cost to hold against the cap. Raises SpecError naming them."""
+    if spec.max_cost_usd is None:
+        return
+    table = PriceTable(prices)
+    missing: set[str] = set()
+    for cell in cells:
+        ms = cell.models
+        for ref in (ms.default, *ms.per_role.values(), ms.summarizer_model, ms.manager_model):
+            if table.price_for(ref) is None:
+                missing.add(f"{ref.provider.value}:{ref.model}")
+    if missing:
+        raise SpecError(
+            f"batch.max_cost_usd: no price for {', '.join(sorted(missing))}; give each a price "
+            "in the spec's prices: (or the PRICE_TABLE file), or cap max_total_tokens instead"
+        )
+
+
 def _process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -703,6 +889,7 @@ __all__ = [
     "BatchRunner",
     "LeaseHolder",
     "StoreLostError",
+    "check_cost_cap",
     "conversation_id_for",
     "lease_holder",
 ]

@@ -18,7 +18,6 @@ from simulator.domain import (
     Agent,
     Conversation,
     Experiment,
-    ExperimentKind,
     GridCell,
     Status,
     new_id,
@@ -27,7 +26,7 @@ from simulator.domain.errors import NotFoundError, SimulatorError, SpecError
 from simulator.engine.budget import day_budgets
 from simulator.engine.events import ConversationFailed, EventBus
 from simulator.engine.journal import Journal
-from simulator.engine.kinds import runner_for
+from simulator.engine.kinds import KindCatalog, resolve, uses_days
 from simulator.engine.speakers import ChooseSpeaker
 from simulator.llm.base import ChatService
 
@@ -59,6 +58,7 @@ async def prepare_conversation(
     owner: str = "",
     cell_index: int = 0,
     conversation_id: str | None = None,
+    kinds: KindCatalog | None = None,
 ) -> Conversation:
     """Render and store a pending conversation for ``cell`` (idempotent given ``conversation_id``:
     the stored conversation is returned unchanged)."""
@@ -73,6 +73,7 @@ async def prepare_conversation(
         owner=owner,
         cell_index=cell_index,
         conversation_id=conversation_id,
+        kinds=kinds,
     )
     return await store.conversations.create(conversation)
 
@@ -85,8 +86,10 @@ def build_conversation(
     owner: str = "",
     cell_index: int = 0,
     conversation_id: str | None = None,
+    kinds: KindCatalog | None = None,
 ) -> Conversation:
-    """The conversation ``prepare_conversation`` stores (pure: no I/O)."""
+    """The conversation ``prepare_conversation`` stores (pure: no I/O). The kind comes from
+    ``kinds`` (else the installed registry): a dialogue's budget is checked against its days."""
     from simulator.roles import (
         agent_names,
         render_starting_message,
@@ -104,7 +107,7 @@ def build_conversation(
     counts = {r.name: cell.counts.get(r.name, 0) for r in experiment.roles if r.name in cell.counts}
     if sum(counts.values()) < 1:
         raise SpecError("a conversation needs at least one agent")
-    if experiment.kind is ExperimentKind.dialogue:
+    if uses_days(resolve(kinds).get(experiment.kind)):
         day_budgets(cell.total_messages, cell.days)  # raises a SpecError the user can act on
     factors = dict(cell.factors)
     agents: list[Agent] = []
@@ -177,8 +180,10 @@ async def run_conversation(
     *,
     bus: EventBus | None = None,
     choose_speaker: ChooseSpeaker | None = None,
+    kinds: KindCatalog | None = None,
 ) -> Conversation:
-    """Run (or resume) a conversation to its end; returns it with its final status.
+    """Run (or resume) a conversation to its end; returns it with its final status. Its kind's
+    runner comes from ``kinds`` (else the registry installed for this process).
 
     A done conversation is returned as is. Failures of the models, the prompts or the stored data
     end the run with status ``failed`` and a readable ``error`` (every message stored so far is
@@ -197,7 +202,7 @@ async def run_conversation(
             f"The experiment of conversation {conversation_id} no longer exists; it cannot run."
         )
     try:
-        runner = runner_for(conversation.kind)
+        runner = resolve(kinds).prepare(conversation.kind).run
     except SimulatorError as exc:
         error = f"{exc.title}: {exc}"
         await store.conversations.set_fields(conversation_id, status=Status.failed, error=error)

@@ -9,23 +9,27 @@ factor level or a model to a study does not change the seeds of the cells that w
 how many tokens they use (and their cost when a price table is given). The TUI's batch setup and
 ``simulator run`` (``--dry-run`` too) both show ``estimate_cells``.
 
-A dialogue's tokens are worked out per cell in closed form, from how its prompts grow: every call
-sends the speaker's system prompt, the day's kickoff (with the earlier days' summaries) and the
-day's messages so far (every earlier day's too with full-history memory), each labelled with its
-speaker's name; each summary reads the day's transcript; with ``auto`` selection a manager call
-reads it before each turn. Nothing loops over messages or days: the sums over turns and days are
-arithmetic series, so a cell of a trillion messages costs what a cell of ten does. Prompt texts
-are measured with placeholders stood in for (rendering would import the grammar library, which is
-slow to load), at about four characters per token, or at the dryrun backend's own 1.3 tokens per
-word; replies are the dryrun backend's own length, or 150 tokens (``max_tokens`` when lower;
-summaries 250). Game kinds register their number of calls per conversation here
-(``register_call_estimator``).
+Each cell is worked out by its experiment kind's estimator (``EngineKind.estimate``, from the
+kind registry the engine is handed: ``engine.kinds``), in closed form: nothing loops over messages,
+rounds or days, so a cell of a trillion messages costs what a cell of ten does. The tools the
+estimators share are here: how a model counts tokens (``Reader``: about four characters per
+token, or the dryrun backend's own 1.3 tokens per word), how long an answer is (``reply``: the
+dryrun backend's own length, or 150 tokens, ``max_tokens`` when lower; summaries 250), prompt
+texts with placeholders stood in for (``sections_text``: rendering would import the grammar
+library, which is slow to load), sums of quadratic series (``sum_quadratic``) and the closed form
+of a day of turns (``DayShape``, ``agent_prompts``), and a game's calls shared among its roles
+(``tally_game_calls``).
+
+Estimates learn: given the rates that earlier batches of the experiment measured
+(``engine.ledger.MeasuredRates``, carried by the tally as ``measured``), a model other than dryrun
+is counted at its measured completion tokens per call (by purpose) and prompt tokens per
+character instead of the assumed ones. Costs come from ``llm.prices.PriceTable``: the user's
+prices over dated defaults for OpenAI's own models.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib
 import itertools
 import json
 import math
@@ -33,36 +37,37 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from simulator.domain import (
     BatchSpec,
     Estimate,
     Experiment,
-    ExperimentKind,
     GridCell,
-    Memory,
     ModelRef,
     ModelSet,
     Provider,
     Section,
-    SpeakerSelection,
 )
 from simulator.domain.cells import repeat_number
 from simulator.domain.errors import SpecError
 from simulator.domain.models import MAX_CELLS
 from simulator.engine.budget import day_budgets
+from simulator.engine.kinds import KindCatalog, Tally, resolve, uses_days
 from simulator.engine.rng import derive_seed
+
+if TYPE_CHECKING:
+    from simulator.engine.ledger import MeasuredRates
 
 CHARS_PER_TOKEN = 4
 REPLY_TOKENS = 150  # an utterance, when max_tokens does not bound it lower
 SUMMARY_TOKENS = 250
 MANAGER_PROMPT_TOKENS = 120
 MANAGER_REPLY_TOKENS = 8
-GAME_CALLS_PER_AGENT_ROUND = {ExperimentKind.commons: 3, ExperimentKind.reputation: 2}
-GAME_DEFAULT_ROUNDS = {ExperimentKind.commons: 12, ExperimentKind.reputation: 10}
 GAME_CONTEXT_TOKENS = 400  # game state and recent posts shown with every game call
 
-Prices = Mapping[str, Mapping[str, float]]  # model -> {input_per_1k, output_per_1k}
+# model -> {input_per_1k, output_per_1k, [cached_input_per_1k], [as_of]} (llm/prices.py)
+Prices = Mapping[str, Mapping[str, Any]]
 
 
 # --------------------------------------------------------------------------- expansion
@@ -197,11 +202,15 @@ def seed_path(cell: GridCell) -> str:
     return json.dumps(content, sort_keys=True, separators=(",", ":"))
 
 
-def expand_grid(experiment: Experiment, spec: BatchSpec) -> list[GridCell]:
+def expand_grid(
+    experiment: Experiment, spec: BatchSpec, kinds: KindCatalog | None = None
+) -> list[GridCell]:
     """The batch's cells, in a stable order: model set, factor levels, counts, days, repeat.
 
-    Refuses (SpecError) a grid of more than ``MAX_CELLS`` cells before expanding anything."""
-    if spec.days > spec.total_messages and experiment.kind is ExperimentKind.dialogue:
+    Refuses (SpecError) a grid of more than ``MAX_CELLS`` cells before expanding anything, and
+    an experiment of a kind the registry (``kinds``, else the installed one) does not know."""
+    kind = resolve(kinds).get(experiment.kind)
+    if spec.days > spec.total_messages and uses_days(kind):
         raise SpecError(
             f"batch.days: at most total_messages ({spec.total_messages}): every day needs at "
             "least one message"
@@ -251,7 +260,7 @@ _TAG = re.compile(r"<([^<>\n]{1,80})>")
 _STAND_IN = "xxxxx"  # a rendered tag is one short word (guards, three, they, makes, ...)
 
 
-def _stand_ins(text: str, experiment: Experiment, levels: Mapping[str, str], name: str) -> str:
+def stand_ins(text: str, experiment: Experiment, levels: Mapping[str, str], name: str) -> str:
     """``text`` with each placeholder replaced by something as long as its rendering: a factor
     tag by the level, ``<NAME>`` by the agent's name, a role's noun by the role's name, any
     other tag by one short word. (Rendering itself would import inflect, seconds of work the
@@ -276,14 +285,14 @@ def _stand_ins(text: str, experiment: Experiment, levels: Mapping[str, str], nam
     return _TAG.sub(one, text)
 
 
-def _sections_text(
+def sections_text(
     experiment: Experiment, sections: Iterable[Section], levels: Mapping[str, str], name: str
 ) -> str:
     """Sections as ``render_sections`` lays them out (a ``## Title`` heading on each but the
     first, empty ones left out), placeholders stood in."""
     parts: list[str] = []
     for sec in sections:
-        body = _stand_ins(sec.content_for(dict(levels)), experiment, levels, name).strip()
+        body = stand_ins(sec.content_for(dict(levels)), experiment, levels, name).strip()
         if not body:
             continue
         parts.append(f"## {sec.title}\n\n{body}" if parts and sec.title.strip() else body)
@@ -291,19 +300,28 @@ def _sections_text(
 
 
 @dataclass(frozen=True)
-class _Reader:
+class Reader:
     """How a model counts the tokens of a text: the dryrun backend at 1.3 tokens per word (its
-    own rule, so its estimates match what it reports), any other at about 4 characters per
-    token."""
+    own rule, so its estimates match what it reports), any other at the tokens per character
+    earlier batches measured for it, else at about 4 characters per token."""
 
     dryrun: bool
+    per_char: float | None = None
 
     @classmethod
-    def of(cls, ref: ModelRef) -> _Reader:
-        return cls(ref.provider is Provider.dryrun)
+    def of(cls, ref: ModelRef, measured: MeasuredRates | None = None) -> Reader:
+        if ref.provider is Provider.dryrun:
+            return cls(True)
+        return cls(False, measured.per_char(_key(ref)) if measured else None)
 
     def text(self, text: str) -> float:
+        if self.per_char is not None:
+            return len(text) * self.per_char
         return _count(text, self.dryrun)
+
+
+def _key(ref: ModelRef) -> str:
+    return f"{ref.provider.value}:{ref.model}"
 
 
 @functools.lru_cache(maxsize=4096)
@@ -315,15 +333,25 @@ def _count(text: str, dryrun: bool) -> float:
     return len(text) / CHARS_PER_TOKEN
 
 
-def _reply(
-    ref: ModelRef, purpose: str, *, agent: str = "", role: str = "", names: int = 2
+def reply(
+    ref: ModelRef,
+    purpose: str,
+    *,
+    agent: str = "",
+    role: str = "",
+    names: int = 2,
+    measured: MeasuredRates | None = None,
 ) -> float:
-    """Tokens of one answer: the dryrun backend's own length, else the assumed length."""
+    """Tokens of one answer: the dryrun backend's own length, else the length earlier batches
+    measured for the model, else the assumed length."""
     if ref.provider is Provider.dryrun and not ref.options.get("policy"):
         from simulator.llm.dryrun import policy_for
 
         if policy_for(ref) is None:
             return _dryrun_reply(purpose, len(agent.split()), len(role.split()), names)
+    learnt = measured.reply(_key(ref), purpose) if measured else None
+    if learnt is not None and ref.provider is not Provider.dryrun:
+        return learnt
     if purpose == "manager":
         return float(_reply_tokens(ref, MANAGER_REPLY_TOKENS))
     return float(_reply_tokens(ref, SUMMARY_TOKENS if purpose == "summary" else REPLY_TOKENS))
@@ -337,7 +365,7 @@ def _dryrun_reply(purpose: str, agent_words: int, role_words: int, names: int) -
     return reply_words(purpose, agent=agent, role=role, names=names) * TOKENS_PER_WORD
 
 
-def _sum_quadratic(f: Callable[[int], float], first: int, last: int) -> float:
+def sum_quadratic(f: Callable[[int], float], first: int, last: int) -> float:
     """``f(first) + ... + f(last)`` for ``f`` a polynomial of degree at most 2, from three of
     its values (Newton's forward differences): the same work for any number of terms."""
     n = max(0, last - first + 1)  # an empty range sums to 0 by the same formula
@@ -349,7 +377,9 @@ def _sum_quadratic(f: Callable[[int], float], first: int, last: int) -> float:
 class _Tally:
     """Calls and tokens per model, for totals and cost (expectations: rounded at the end)."""
 
-    def __init__(self) -> None:
+    def __init__(self, measured: MeasuredRates | None = None) -> None:
+        self.memo: dict[Any, Any] = {}
+        self.measured = measured
         self.calls = 0.0
         self.per_model: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
         self.refs: dict[str, ModelRef] = {}
@@ -366,23 +396,26 @@ class _Tally:
         return round(sum(p + c for p, c in self.per_model.values()))
 
     def cost(self, prices: Prices | None) -> float | None:
-        if not prices:
+        """The total at the price table (llm/prices.py: the user's prices over dated defaults
+        for OpenAI's own models); None when a model has no price, or when no table is given
+        and no model has a default price."""
+        from simulator.llm.prices import PriceTable
+
+        table = PriceTable(prices)
+        priced = {key: table.price_for(ref) for key, ref in self.refs.items()}
+        if not prices and not any(p is not None and p.default for p in priced.values()):
             return None
         total = 0.0
         for key, (prompt, completion) in self.per_model.items():
-            ref = self.refs[key]
-            price = prices.get(key) or prices.get(ref.model)
+            price = priced[key]
             if price is None:
-                if ref.provider is Provider.dryrun:
-                    continue  # dryrun calls cost nothing
                 return None  # a model without a price: no honest total
-            total += prompt / 1000 * float(price.get("input_per_1k", 0.0))
-            total += completion / 1000 * float(price.get("output_per_1k", 0.0))
+            total += prompt / 1000 * price.input_per_1k + completion / 1000 * price.output_per_1k
         return round(total, 4)
 
 
 @dataclass(frozen=True)
-class _DayShape:
+class DayShape:
     """What one reader's requests are made of, in its tokens: its system prompt, day 1's
     kickoff, what each earlier day adds to a kickoff (a heading and its summary), a message of
     the day as it reads it, the "Continue." between own turns (one agent only), and whether
@@ -406,161 +439,21 @@ class _DayShape:
         return budget * (self.system + kick + history) + self.message * budget * (budget - 1) / 2
 
 
-def _agent_prompts(shape: _DayShape, q: int, rem: int, days: int) -> float:
+def agent_prompts(shape: DayShape, q: int, rem: int, days: int) -> float:
     """Prompt tokens of every agent turn over the days: ``rem`` days of ``q + 1`` turns, then
     ``q`` turns a day (``engine.budget.day_budgets``); each group's sum is quadratic in the day."""
-    first = _sum_quadratic(lambda d: shape.day(d, q + 1, (d - 1) * (q + 1)), 1, rem)
-    return first + _sum_quadratic(lambda d: shape.day(d, q, (d - 1) * q + rem), rem + 1, days)
+    first = sum_quadratic(lambda d: shape.day(d, q + 1, (d - 1) * (q + 1)), 1, rem)
+    return first + sum_quadratic(lambda d: shape.day(d, q, (d - 1) * q + rem), rem + 1, days)
 
 
-class _Texts:
-    """The prompt texts of one experiment, placeholders stood in, by role and factor levels
-    (made once per estimate, however many cells share them)."""
-
-    def __init__(self, experiment: Experiment) -> None:
-        self.experiment = experiment
-        self._cache: dict[tuple[str, ...], str] = {}
-
-    def _get(self, key: tuple[str, ...], make: Callable[[], str]) -> str:
-        if key not in self._cache:
-            self._cache[key] = make()
-        return self._cache[key]
-
-    def system(self, role: str, levels: dict[str, str], name: str) -> str:
-        exp = self.experiment
-        key = ("system", role, name, *_flat(levels))
-        return self._get(key, lambda: _sections_text(exp, exp.sections_for(role), levels, name))
-
-    def starting(self, levels: dict[str, str]) -> str:
-        exp = self.experiment
-        key = ("starting", *_flat(levels))
-        return self._get(key, lambda: _stand_ins(exp.starting_message, exp, levels, ""))
-
-    def summarizer(self, levels: dict[str, str]) -> str:
-        exp = self.experiment
-        sections = sorted(exp.summarizer_sections, key=lambda sec: sec.position)
-        key = ("summarizer", *_flat(levels))
-        return self._get(key, lambda: _sections_text(exp, sections, levels, ""))
-
-
-def _flat(levels: Mapping[str, str]) -> tuple[str, ...]:
-    return tuple(x for kv in sorted(levels.items()) for x in kv)
-
-
-def _tally_dialogue(
-    experiment: Experiment, cell: GridCell, tally: _Tally, texts: _Texts | None = None
-) -> None:
-    """A dialogue cell's calls and tokens in closed form (see the module docstring): the work
-    grows with the number of roles, never with the messages, the days or the agents."""
-    from simulator.engine.conversation import MANAGER_PROMPT
-    from simulator.engine.speakers import MANAGER_INSTRUCTION
-    from simulator.scenarios.dialogue.context import CONTINUE, SUMMARY_INSTRUCTION
-
-    texts = texts or _Texts(experiment)
-    ms = cell.models
-    counts = {r.name: cell.counts.get(r.name, 0) for r in experiment.roles}
-    counts = {r: c for r, c in counts.items() if c > 0}
-    n = sum(counts.values())
-    if n == 0:
-        return
-    total, days = cell.total_messages, cell.days
-    q, rem = divmod(total, days)  # day budgets: q + 1 on the first ``rem`` days, q after
-    full_history = experiment.dialogue.memory is Memory.full_history
-    levels = dict(cell.factors)
-    # agents are named "<Role> <i>" (roles.agent_names): the first of a role stands for all
-    first = {r: f"{r[:1].upper()}{r[1:]} 1" for r in counts}
-    replies = {r: _reply(ms.for_role(r), "utterance", agent=first[r], role=r) for r in counts}
-    mean_reply = sum(counts[r] * replies[r] for r in counts) / n
-    summarizer = ms.summarizer_model
-    summary = _reply(summarizer, "summary")
-
-    def per_agent(reader: _Reader, text: Callable[[str], str]) -> float:
-        """The mean tokens of ``text(agent name)`` over the agents."""
-        return sum(counts[r] * reader.text(text(first[r])) for r in counts) / n
-
-    def labels(reader: _Reader) -> float:
-        return per_agent(reader, lambda name: f"{name}:")
-
-    # ---- agents: for each day d of budget B, turn t sends system + kickoff_d + history_d and
-    # the t - 1 messages before it (own ones unlabelled; with one agent each follows a
-    # "Continue."), so the day sends B (system + kickoff + history) + m B (B - 1) / 2.
-    for role, n_role in counts.items():
-        ref = ms.for_role(role)
-        reader = _Reader.of(ref)
-        system = reader.text(texts.system(role, levels, first[role]))
-        kickoff = reader.text(texts.starting(levels))
-        per_day_summary = reader.text("Day 1 summary:") + summary
-        cont = reader.text(CONTINUE) if n == 1 else 0.0
-        m = mean_reply + (1 - 1 / n) * labels(reader) + cont
-        prompt = _agent_prompts(
-            _DayShape(system, kickoff, per_day_summary, m, cont, full_history), q, rem, days
-        )
-        share = n_role / n
-        tally.add(ref, prompt * share, total * share * replies[role], calls=total * share)
-
-    # ---- the summarizer: once a day, the day's labelled transcript
-    reader = _Reader.of(summarizer)
-    fixed = reader.text(texts.summarizer(levels))
-    fixed += reader.text(f"Transcript of day 1:\n\n{SUMMARY_INSTRUCTION.format(day=1)}")
-    prompt = days * fixed + total * (mean_reply + labels(reader))
-    tally.add(summarizer, prompt, days * summary, calls=days)
-
-    # ---- the manager (auto): before each turn with two or more eligible agents (every turn
-    # from three agents on; with two, only a day's first), reading the day's transcript so far
-    if cell.speaker_selection is not SpeakerSelection.auto or n < 2:
-        return
-    manager = ms.manager_model
-    reader = _Reader.of(manager)
-    eligible = n - 1 if n > 2 else n
-    fixed = reader.text(MANAGER_PROMPT.format(participants=""))
-    fixed += n * per_agent(reader, lambda name: f"{name} ({name[:-2]}),")
-    fixed += reader.text(MANAGER_INSTRUCTION.format(names=""))
-    fixed += eligible * per_agent(reader, lambda name: f"{name},")
-    name_words = sum(counts[r] * len(first[r].split()) for r in counts) / n
-    answer = _reply(manager, "manager", names=round(name_words))
-    if n == 2:
-        tally.add(manager, days * fixed, days * answer, calls=days)
-        return
-    m = mean_reply + labels(reader)
-    series = rem * (q + 1) * q / 2 + (days - rem) * q * (q - 1) / 2  # sum of (t - 1) over turns
-    tally.add(manager, total * fixed + m * series, total * answer, calls=total)
-
-
-CallEstimator = Callable[[Experiment, GridCell], int]
-_CALL_ESTIMATORS: dict[str, CallEstimator] = {}
-
-
-def register_call_estimator(kind: str, fn: CallEstimator) -> None:
-    """Let a game kind say how many model calls one conversation of ``cell`` makes (registered
-    by ``simulator.scenarios.<kind>`` at import, like its runner). Without one, the estimate
-    assumes a fixed number of calls per agent and round."""
-    _CALL_ESTIMATORS[str(kind)] = fn
-
-
-def _call_estimator(kind: str) -> CallEstimator | None:
-    if kind not in _CALL_ESTIMATORS:
-        try:
-            importlib.import_module(f"simulator.scenarios.{kind}")
-        except ImportError:
-            return None
-    return _CALL_ESTIMATORS.get(kind)
-
-
-def _game_calls(experiment: Experiment, cell: GridCell) -> int:
-    kind = experiment.kind
-    fn = _call_estimator(kind.value)
-    if fn is not None:
-        return max(0, int(fn(experiment, cell)))
-    rounds = cell.rounds or int(experiment.game.get("rounds", GAME_DEFAULT_ROUNDS[kind]))
-    return rounds * GAME_CALLS_PER_AGENT_ROUND[kind] * sum(cell.counts.values())
-
-
-def _tally_game(experiment: Experiment, cell: GridCell, tally: _Tally) -> None:
-    """The game's calls, shared among the roles by their number of agents."""
+def tally_game_calls(experiment: Experiment, cell: GridCell, tally: Tally, calls: int) -> None:
+    """A game's ``calls`` per conversation of ``cell``, shared among the roles by their number
+    of agents; each call sends the role's prompt and the game's state (``GAME_CONTEXT_TOKENS``)
+    and gets an answer of ``REPLY_TOKENS`` (``max_tokens`` when lower)."""
     agents = sum(n for n in cell.counts.values() if n > 0)
     if agents == 0:
         return
-    total = _game_calls(experiment, cell)
+    total = max(0, int(calls))
     left = total
     roles = [r for r in experiment.roles if cell.counts.get(r.name, 0) > 0]
     for i, role in enumerate(roles):
@@ -569,15 +462,18 @@ def _tally_game(experiment: Experiment, cell: GridCell, tally: _Tally) -> None:
         left -= calls
         ref = cell.models.for_role(role.name)
         prompt = _prompt_tokens(experiment, role.name, cell.factors) + GAME_CONTEXT_TOKENS
-        reply = _reply_tokens(ref, REPLY_TOKENS)
-        tally.add(ref, prompt * calls, reply * calls, calls=calls)
+        measured = tally.measured
+        learnt = measured.reply(_key(ref), "action") if measured else None
+        answer = learnt if learnt is not None else _reply_tokens(ref, REPLY_TOKENS)
+        tally.add(ref, prompt * calls, answer * calls, calls=calls)
 
 
 class _Recorder(_Tally):
     """A tally that keeps what was added, to add it again for each repeat of a cell."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, memo: dict[Any, Any], measured: MeasuredRates | None = None) -> None:
+        super().__init__(measured)
+        self.memo = memo
         self.added: list[tuple[ModelRef, float, float, float]] = []
 
     def add(self, ref: ModelRef, prompt: float, completion: float, calls: float = 1) -> None:
@@ -585,12 +481,20 @@ class _Recorder(_Tally):
 
 
 def estimate_cells(
-    experiment: Experiment, cells: Iterable[GridCell], prices: Prices | None = None
+    experiment: Experiment,
+    cells: Iterable[GridCell],
+    prices: Prices | None = None,
+    kinds: KindCatalog | None = None,
+    measured: MeasuredRates | None = None,
 ) -> Estimate:
     """The estimate of these cells: what ``estimate``, ``simulator run`` and the TUI's batch
-    setup show. Cells that differ only in repeat and seed are worked out once."""
+    setup show. Each cell is worked out by the experiment kind's estimator (from ``kinds``, else
+    the installed registry); cells that differ only in repeat and seed are worked out once.
+    ``measured``: the rates earlier batches of the experiment measured
+    (``engine.ledger.learned_rates``)."""
+    kind = resolve(kinds).get(experiment.kind)
     tally = _Tally()
-    texts = _Texts(experiment)
+    memo: dict[Any, Any] = {}
     done: dict[tuple[object, ...], list[tuple[ModelRef, float, float, float]]] = {}
     model_sets: dict[int, ModelSet] = {}  # kept alive: their ids stay theirs
     n = 0
@@ -607,11 +511,8 @@ def estimate_cells(
             id(cell.models),
         )
         if key not in done:
-            recorder = _Recorder()
-            if experiment.kind is ExperimentKind.dialogue:
-                _tally_dialogue(experiment, cell, recorder, texts)
-            else:
-                _tally_game(experiment, cell, recorder)
+            recorder = _Recorder(memo, measured)
+            kind.estimate(experiment, cell, recorder)
             done[key] = recorder.added
         for added in done[key]:
             tally.add(*added)
@@ -620,14 +521,20 @@ def estimate_cells(
         llm_calls=round(tally.calls),
         tokens=tally.tokens,
         cost_usd=tally.cost(prices),
+        measured_calls=measured.calls if measured else 0,
     )
 
 
-def estimate(experiment: Experiment, spec: BatchSpec, prices: Prices | None = None) -> Estimate:
+def estimate(
+    experiment: Experiment,
+    spec: BatchSpec,
+    prices: Prices | None = None,
+    kinds: KindCatalog | None = None,
+) -> Estimate:
     """Conversations, LLM calls (agent turns, day summaries, speaker-manager calls), tokens, and
     cost in USD when ``prices`` maps models (``provider:model`` or the model name) to
     ``{input_per_1k, output_per_1k}``."""
-    return estimate_cells(experiment, expand_grid(experiment, spec), prices)
+    return estimate_cells(experiment, expand_grid(experiment, spec, kinds), prices, kinds)
 
 
 def describe_cell(cell: GridCell) -> str:
@@ -640,7 +547,12 @@ def describe_cell(cell: GridCell) -> str:
 
 
 __all__ = [
+    "GAME_CONTEXT_TOKENS",
+    "REPLY_TOKENS",
+    "DayShape",
     "GridSize",
+    "Reader",
+    "agent_prompts",
     "check_grid_size",
     "count_combinations",
     "count_factor_combinations",
@@ -652,6 +564,10 @@ __all__ = [
     "expand_grid",
     "factor_combinations",
     "grid_size",
-    "register_call_estimator",
+    "reply",
+    "sections_text",
     "seed_path",
+    "stand_ins",
+    "sum_quadratic",
+    "tally_game_calls",
 ]

@@ -43,7 +43,7 @@ from simulator.domain import (
     utcnow,
 )
 from simulator.domain.errors import SimulatorError
-from simulator.domain.models import Retry
+from simulator.domain.models import CacheRecord, Retry
 from simulator.engine.events import (
     ConversationFailed,
     ConversationFinished,
@@ -539,6 +539,8 @@ class Journal:
             flags=[*flags, *(d for d in dropped_flags if d not in flags)],
             decision=decision,
             decision_cause=decision_cause,
+            cost_usd=_cost(results),
+            cache=_cache_record(results),
         )
 
     async def _append(self, message: Message) -> Message:
@@ -603,6 +605,32 @@ class Journal:
 
 #: Background progress writes in flight (a strong reference, so a write is never collected early).
 _background: set[asyncio.Task[None]] = set()
+
+
+def _cost(results: list[ChatResult]) -> float | None:
+    """What a message's calls cost (a batch prices them: llm/metered.py); None when any is
+    unpriced, or nothing priced them."""
+    costs = [r.cost_usd for r in results]
+    if not costs or any(c is None for c in costs):
+        return None
+    return round(sum(c for c in costs if c is not None), 10)
+
+
+def _cache_record(results: list[ChatResult]) -> CacheRecord | None:
+    """The response cache's part in a message: the stored answer's key, whether it was served
+    from the cache (with the original call's provenance), and the request of every call."""
+    calls = [r.cache for r in results if r.cache is not None]
+    if not calls:
+        return None
+    last = calls[-1]
+    return CacheRecord(
+        hit=last.hit,
+        key=last.key,
+        replicate=list(last.replicate),
+        requests=[c.request for c in calls],
+        hits=sum(c.hit for c in calls),
+        original=last.original if last.hit else None,
+    )
 
 
 def _clean(text: str, clean: Callable[[str], str] | None) -> str:

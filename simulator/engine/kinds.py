@@ -1,62 +1,145 @@
-"""Which scenario runner runs a conversation of each experiment kind.
+"""Experiment kinds as the engine sees them, and the registry the engine is handed.
 
-A scenario package registers its runner at import time::
+The engine runs conversations of kinds it knows nothing about. Each kind (dialogue, commons,
+reputation, ...) is one package under ``simulator/scenarios`` implementing
+``simulator.scenarios.kind.Kind``; the registry that lists them
+(``simulator.scenarios.registry.KINDS``) sits above the engine and is handed to it: explicitly
+(``run_conversation(..., kinds=)``, ``BatchRunner(..., kinds=)``, ``estimate(..., kinds=)``) or
+once per process by the program's entry point (``install``), which every engine function falls
+back on. The engine imports no scenario, by name or through importlib.
 
-    register_kind("commons", run_commons)
-
-``runner(store, backends, conversation, experiment, journal, bus) -> None`` plays the conversation
-through the journal (every model call and event is written by ``journal``), from wherever the
-journal's stored messages end. ``run_conversation`` imports ``simulator.scenarios.<kind>`` on
-first use, so registering needs no central list.
+What the engine needs of a kind (``EngineKind``): its name, its clock (``day`` for a dialogue,
+whose conversations spend a message budget over days; ``round`` or ``step`` for a game, whose time
+is its grid cell's ``rounds``), its runner and its call estimator. What the rest of the app needs
+of a kind (parameters, scripted policies, chart, commands, Game tab) is on ``Kind`` itself.
 """
 
 from __future__ import annotations
 
-import importlib
-import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from simulator.domain.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from simulator.domain import Conversation, Experiment
+    from simulator.domain import Conversation, Experiment, GridCell, ModelRef
     from simulator.engine.events import EventBus
     from simulator.engine.journal import Journal
+    from simulator.engine.ledger import MeasuredRates
 
-log = logging.getLogger(__name__)
+DAY, ROUND, STEP = "day", "round", "step"
+#: What one unit of a kind's time is called (``Message.day`` stores it): a dialogue's days, a
+#: game's rounds or steps. The analysis tables have a column for each game clock.
+CLOCKS = (DAY, ROUND, STEP)
 
+#: ``runner(store, backends, conversation, experiment, journal, bus)`` plays a conversation through
+#: the journal (every model call and event is written by it) from wherever its stored messages end.
 Runner = Callable[
     [Any, Any, "Conversation", "Experiment", "Journal", "EventBus | None"], Awaitable[None]
 ]
 
-_RUNNERS: dict[str, Runner] = {}
+
+class Tally(Protocol):
+    """Where a kind's estimator adds what one conversation of a cell costs."""
+
+    #: Shared by every cell of one estimate: what an estimator works out once per experiment.
+    memo: dict[Any, Any]
+    #: What earlier batches of the experiment measured (``engine.ledger.MeasuredRates``), or
+    #: None: estimators count a model at its measured rates when there are any.
+    measured: MeasuredRates | None
+
+    def add(self, ref: ModelRef, prompt: float, completion: float, calls: float = 1) -> None:
+        """``calls`` calls of model ``ref`` sending ``prompt`` and receiving ``completion``
+        tokens in all."""
+        ...
 
 
-def register_kind(kind: str, runner: Runner) -> None:
-    """Make ``runner`` play conversations of ``kind`` (a later registration replaces it)."""
-    _RUNNERS[str(kind)] = runner
+#: ``estimate(experiment, cell, tally)`` adds the calls and tokens of one conversation of
+#: ``cell`` to ``tally``, in closed form: its work never grows with the messages, rounds or days.
+CellEstimator = Callable[["Experiment", "GridCell", Tally], None]
 
 
-def runner_for(kind: str) -> Runner:
-    """The runner of ``kind``, importing ``simulator.scenarios.<kind>`` if needed."""
-    kind = str(kind)
-    if kind not in _RUNNERS:
-        try:
-            importlib.import_module(f"simulator.scenarios.{kind}")
-        except ImportError as exc:
-            log.debug("no scenario package for %s: %s", kind, exc)
-    if kind not in _RUNNERS:
+class EngineKind(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def clock(self) -> str: ...
+
+    @property
+    def run(self) -> Runner: ...
+
+    @property
+    def estimate(self) -> CellEstimator: ...
+
+
+class KindCatalog(Protocol):
+    """The registry as the engine uses it."""
+
+    def get(self, name: str) -> EngineKind:
+        """The kind named ``name``; ConfigurationError ("Unknown experiment kind") if none."""
+        ...
+
+    def prepare(self, name: str) -> EngineKind:
+        """The kind, ready to run in this process (its scripted policies plugged into the
+        dryrun backend): what the engine asks before it checks models or plays a conversation."""
+        ...
+
+    def names(self) -> list[str]: ...
+
+
+def uses_days(kind: EngineKind) -> bool:
+    """Whether the kind's conversations spend a message budget over days (a dialogue)."""
+    return kind.clock == DAY
+
+
+_installed: KindCatalog | None = None
+
+
+def install(kinds: KindCatalog) -> None:
+    """Hand ``kinds`` to the engine for this process (the entry point does it once)."""
+    global _installed
+    _installed = kinds
+
+
+def installed() -> KindCatalog:
+    """The registry handed to the engine with ``install``."""
+    if _installed is None:
         raise ConfigurationError(
-            f"This version of the simulator cannot run experiments of kind {kind!r} "
-            f"(known kinds: {', '.join(sorted(_RUNNERS)) or 'none'}).",
-            title="Unknown experiment kind",
+            "No experiment kinds are installed in this process: the program's entry point "
+            "installs them (simulator.scenarios.registry.install()).",
+            title="No experiment kinds",
         )
-    return _RUNNERS[kind]
+    return _installed
 
 
-def registered_kinds() -> list[str]:
-    return sorted(_RUNNERS)
+def resolve(kinds: KindCatalog | None) -> KindCatalog:
+    """``kinds`` when given, else the installed registry."""
+    return kinds if kinds is not None else installed()
 
 
-__all__ = ["Runner", "register_kind", "registered_kinds", "runner_for"]
+def unknown_kind(name: str, known: list[str]) -> ConfigurationError:
+    """The error of a kind no registry entry names."""
+    return ConfigurationError(
+        f"This version of the simulator cannot run experiments of kind {name!r} "
+        f"(known kinds: {', '.join(known) or 'none'}).",
+        title="Unknown experiment kind",
+    )
+
+
+__all__ = [
+    "CLOCKS",
+    "DAY",
+    "ROUND",
+    "STEP",
+    "CellEstimator",
+    "EngineKind",
+    "KindCatalog",
+    "Runner",
+    "Tally",
+    "install",
+    "installed",
+    "resolve",
+    "unknown_kind",
+    "uses_days",
+]

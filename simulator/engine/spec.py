@@ -26,6 +26,7 @@ from pydantic import BaseModel, ValidationError
 
 from simulator.domain import (
     BatchSpec,
+    CacheMode,
     Experiment,
     ModelRef,
     ModelSet,
@@ -40,8 +41,13 @@ Problem = tuple[str, str]  # (dotted field path, message)
 M = TypeVar("M", bound=BaseModel)
 
 TOP_LEVEL_KEYS = ("experiment", "batch", "prices")
-PRICE_KEYS = ("input_per_1k", "output_per_1k")
-PER_MILLION_KEYS = {"input": "input_per_1k", "output": "output_per_1k"}  # USD per 1M tokens
+PRICE_KEYS = ("input_per_1k", "output_per_1k")  # required (or their per-million forms)
+OPTIONAL_PRICE_KEYS = ("cached_input_per_1k", "as_of")  # cached prompt tokens; the price's date
+PER_MILLION_KEYS = {  # USD per 1M tokens
+    "input": "input_per_1k",
+    "output": "output_per_1k",
+    "cached_input": "cached_input_per_1k",
+}
 MODEL_SET_KEYS = ("default", "per_role", "summarizer", "manager")
 EXPERIMENT_REF_KEYS = ("id", "name", "file", "example")
 
@@ -303,6 +309,9 @@ class _BatchScalars(Model):
     seed: int = _as_in_batch_spec("seed")
     concurrency: int = _as_in_batch_spec("concurrency")
     rounds: int | None = _as_in_batch_spec("rounds")
+    cache: CacheMode = CacheMode.off
+    max_cost_usd: float | None = _as_in_batch_spec("max_cost_usd")
+    max_total_tokens: int | None = _as_in_batch_spec("max_total_tokens")
 
 
 BATCH_KEYS = (*_BatchScalars.model_fields, "models", "max_agents", "factors")
@@ -584,7 +593,7 @@ class RunSpec:
     batch: BatchRequest
     source: str = "spec"
     overrides: dict[str, Any] = field(default_factory=dict)
-    prices: dict[str, dict[str, float]] = field(default_factory=dict)  # model -> USD per 1k tokens
+    prices: dict[str, dict[str, Any]] = field(default_factory=dict)  # model -> USD per 1k tokens
 
     def batch_spec(self, experiment: Experiment) -> BatchSpec:
         """The BatchSpec for ``experiment``; raises SpecError naming every offending field."""
@@ -696,29 +705,51 @@ def parse_spec(data: object, *, base_dir: Path | None = None, source: str = "spe
     return RunSpec(experiment=experiment, batch=batch, source=source, prices=prices)
 
 
+def _price_date(value: object) -> str | None:
+    """A price's date as ``YYYY-MM-DD`` (YAML reads an unquoted date as a date)."""
+    import datetime as dt
+
+    if isinstance(value, dt.date):
+        return value.isoformat()[:10]
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value.strip()).isoformat()
+        except ValueError:
+            return None
+    return None
+
+
 def _parse_prices(
     value: object, problems: list[Problem], where: str = "prices"
-) -> dict[str, dict[str, float]]:
-    """``{MODEL: {input_per_1k: USD, output_per_1k: USD}}`` (MODEL: a model name or
-    provider:name). ``{input: USD, output: USD}`` per million tokens (the PRICE_TABLE file's
-    form) is accepted too. Returns prices per 1000 tokens."""
+) -> dict[str, dict[str, Any]]:
+    """``{MODEL: {input_per_1k: USD, output_per_1k: USD, cached_input_per_1k: USD, as_of:
+    DATE}}`` (MODEL: a model name or provider:name; the last two optional).
+    ``{input: USD, output: USD, cached_input: USD}`` per million tokens (the PRICE_TABLE file's
+    form) is accepted too. Returns prices per 1000 tokens (llm/prices.py reads them)."""
     if value is None:
         return {}
     if not isinstance(value, Mapping):
         problems.append((where, "must map model names to {input_per_1k, output_per_1k}"))
         return {}
-    out: dict[str, dict[str, float]] = {}
+    out: dict[str, dict[str, Any]] = {}
     for model, price in value.items():
         path = f"{where}.{model}"
         if not isinstance(price, Mapping):
             problems.append((path, "must be a mapping with input_per_1k and output_per_1k"))
             continue
-        entry: dict[str, float] = {}
+        entry: dict[str, Any] = {}
         for key, amount in price.items():
-            if key not in PRICE_KEYS and key not in PER_MILLION_KEYS:
-                problems.append(
-                    (f"{path}.{key}", f"unknown field; expected {', '.join(PRICE_KEYS)}")
-                )
+            if key == "as_of":
+                day = _price_date(amount)
+                if day is None:
+                    problems.append(
+                        (f"{path}.as_of", f"must be a date (YYYY-MM-DD), not {amount!r}")
+                    )
+                else:
+                    entry["as_of"] = day
+            elif key not in (*PRICE_KEYS, *OPTIONAL_PRICE_KEYS) and key not in PER_MILLION_KEYS:
+                expected = ", ".join((*PRICE_KEYS, *OPTIONAL_PRICE_KEYS))
+                problems.append((f"{path}.{key}", f"unknown field; expected {expected}"))
             elif isinstance(amount, bool) or not isinstance(amount, int | float) or amount < 0:
                 problems.append((f"{path}.{key}", f"must be a price in USD (>= 0), not {amount!r}"))
             else:
@@ -731,7 +762,7 @@ def _parse_prices(
     return out
 
 
-def load_price_table(path: str | Path) -> dict[str, dict[str, float]]:
+def load_price_table(path: str | Path) -> dict[str, dict[str, Any]]:
     """The PRICE_TABLE file (YAML or JSON): prices per 1000 tokens by model."""
     path = Path(path).expanduser()
     problems: list[Problem] = []

@@ -35,6 +35,20 @@ class ChatRequest:
     messages: list[ChatMessage]
     meta: CallMeta = field(default_factory=CallMeta)
     json_schema: dict[str, Any] | None = None  # structured actions: the answer's JSON schema
+    # routes requests that share a prefix to the same prompt cache (OpenAI's
+    # ``prompt_cache_key``): a batch sets it to the conversation's id (see llm/metered.py)
+    prompt_cache_key: str | None = None
+
+
+@dataclass(frozen=True)
+class CallCache:
+    """The response cache's part in one call (``ChatResult.cache``; see llm/cache.py)."""
+
+    hit: bool  # served from the cache: no call was made
+    key: str  # the cache key (``responses._id``)
+    request: str  # the request digest: the key without its replicate index
+    replicate: tuple[int, int]  # (the cell's repeat, the position among identical requests)
+    original: dict[str, Any] | None = None  # a hit's original call (its provenance)
 
 
 @dataclass
@@ -53,6 +67,10 @@ class ChatResult:
     # None when the server did not say, or its count may leave out a cached prefix without
     # saying so (Ollama). What the system-prompt check judges (see system_check.py).
     prompt_tokens_total: int | None = None
+    # set by a batch's metered calls (llm/metered.py): what this call cost by the price table
+    # (0 when served from the response cache; None: no price known), and the cache's part
+    cost_usd: float | None = None
+    cache: CallCache | None = None
 
 
 @dataclass(frozen=True)

@@ -115,6 +115,17 @@ def reply_words(purpose: str, *, agent: str = "", role: str = "", names: int = 2
 class DryRunBackend:
     """Offline and deterministic (see the module docstring)."""
 
+    @staticmethod
+    def cache_inputs(request: ChatRequest) -> dict[str, Any]:
+        """What shapes a reply besides the messages, for the response cache's key: the call's
+        meta, ``params.seed`` and the options that choose a policy."""
+        m, options = request.meta, request.model.options
+        return {
+            "seed": request.model.params.seed,
+            "options": {k: options[k] for k in ("policy", "manager_answer") if k in options},
+            "meta": [m.agent, m.role, m.day, m.turn, m.purpose, list(m.candidates)],
+        }
+
     async def chat(self, request: ChatRequest) -> ChatResult:
         latency = float(request.model.options.get("latency_ms", 0) or 0)
         if latency > 0:

@@ -1,10 +1,14 @@
 """Ollama via ``ollama.AsyncClient`` (host: the model's base_url, else ``OLLAMA_HOST``).
 
 Chat sends ``options`` with temperature, top_p, top_k, num_ctx, num_predict (our max_tokens) and
-seed, exactly as configured (None: left out, Ollama's default applies), and ``format`` (the JSON
-schema) for structured actions. ``sent_params`` holds the options under Ollama's names, and
-``format`` when one was sent. ``list_models`` only lists; ``ensure_available`` pulls a missing
-model and reports progress as ``LLMEvent(kind="pull_progress", completed=..., total=...)``.
+seed, exactly as configured (None: left out, Ollama's default applies), ``format`` (the JSON
+schema) for structured actions, and ``keep_alive`` when the model's options set it (how long the
+server keeps the model, and so its prompt cache, loaded after a call: ``"30m"``, ``3600``, ``-1``
+for ever; unset, the server's ``OLLAMA_KEEP_ALIVE`` applies). ``sent_params`` holds the options
+under Ollama's names, and ``format`` and ``keep_alive`` when they were sent. ``model_digest``
+reads the model's digest from the server's listing (the response cache keys on it).
+``list_models`` only lists; ``ensure_available`` pulls a missing model and reports progress as
+``LLMEvent(kind="pull_progress", completed=..., total=...)``.
 """
 
 from __future__ import annotations
@@ -42,7 +46,8 @@ def normalise_host(host: str) -> str:
 class OllamaBackend:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._clients: ClientCache[ollama.AsyncClient] = ClientCache(lambda c: c.close())
+        self._clients: ClientCache[ollama.AsyncClient] = ClientCache(_close)
+        self._digests: dict[tuple[str, str], str | None] = {}  # (host, model) -> digest
 
     def host(self, ref: ModelRef) -> str:
         return normalise_host(
@@ -75,6 +80,23 @@ class OllamaBackend:
         )
         return {name: value for name, value in pairs if value is not None}
 
+    def cache_inputs(self, request: ChatRequest) -> dict[str, Any]:
+        """The options as sent, for the response cache's key (the schema is a part of its own)."""
+        return self.options(request.model)
+
+    async def model_digest(self, ref: ModelRef) -> str | None:
+        """The digest of ``ref``'s model on its server (from ``/api/tags``), read once."""
+        key = (self.host(ref), ref.model)
+        if key not in self._digests:
+            try:
+                listing = await self.client(ref).list()
+            except Exception as exc:
+                raise self._error(exc, ref) from None
+            full = ref.model if ":" in ref.model else f"{ref.model}:latest"
+            found = [m.digest for m in listing.models if m.model in (ref.model, full)]
+            self._digests[key] = found[0] if found and found[0] else None
+        return self._digests[key]
+
     # ------------------------------------------------------------------ calls
 
     async def chat(self, request: ChatRequest) -> ChatResult:
@@ -83,6 +105,9 @@ class OllamaBackend:
         sent: dict[str, Any] = {"options": options}
         if request.json_schema is not None:
             sent["format"] = request.json_schema
+        keep_alive = ref.options.get("keep_alive")
+        if keep_alive is not None:
+            sent["keep_alive"] = keep_alive
         messages = [{"role": m.role, "content": m.content} for m in request.messages]
         start = time.perf_counter()
         try:
@@ -101,8 +126,9 @@ class OllamaBackend:
             latency_ms=latency,
             finish_reason=response.done_reason,
             raw=response.model_dump(mode="json", exclude_none=True),
-            # the options as sent (Ollama's names: num_predict, num_ctx) and the JSON schema
-            sent_params={**options, **({"format": sent["format"]} if "format" in sent else {})},
+            # the options as sent (Ollama's names: num_predict, num_ctx), the JSON schema and
+            # keep_alive
+            sent_params={**options, **{k: v for k, v in sent.items() if k != "options"}},
             # prompt_eval_count leaves out a prefix served from Ollama's cache in some versions,
             # without saying so: not a count of the whole prompt (system_check.py)
             prompt_tokens_total=None,
@@ -184,6 +210,10 @@ class OllamaBackend:
 
     async def aclose(self) -> None:
         await self._clients.aclose()
+
+
+async def _close(client: ollama.AsyncClient) -> None:
+    await client.close()  # untyped in the ollama package (untyped_calls_exclude in pyproject)
 
 
 def has_model(names: list[str], wanted: str) -> bool:

@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Iterable
 from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 from simulator.domain import ModelRef, Provider
 from simulator.domain.errors import LLMError
@@ -79,7 +80,7 @@ class Backends:
             elif ref.provider is Provider.openai:
                 from simulator.llm.openai import OpenAIBackend
 
-                backend = OpenAIBackend(self.settings)
+                backend = OpenAIBackend(self.settings, self.limit_for)
             else:  # pragma: no cover - Provider is a closed enum
                 raise LLMError(f"unknown provider {ref.provider!r}")
             self._backends[ref.provider] = backend
@@ -183,6 +184,23 @@ class Backends:
         """Forget the verdicts of the system-prompt check: the next run judges its models
         again (a server may have been restarted with another chat template in between)."""
         self._dropped.clear()
+
+    def cache_inputs(self, request: ChatRequest) -> dict[str, Any]:
+        """What shapes an answer besides the messages, for the response cache's key: the
+        sampling parameters as ``request``'s backend sends them (llm/cache.py)."""
+        backend = self.backend_for(request.model)
+        inputs = getattr(backend, "cache_inputs", None)
+        if inputs is None:
+            return request.model.params.model_dump(exclude_none=True)
+        return dict(inputs(request))
+
+    async def model_digest(self, ref: ModelRef) -> str | None:
+        """The server's digest of ``ref``'s model, where it reports one (Ollama), else None."""
+        digest = getattr(self.backend_for(ref), "model_digest", None)
+        if digest is None:
+            return None
+        value = await digest(ref)
+        return None if value is None else str(value)
 
     async def list_models(self, ref: ModelRef) -> list[str]:
         """Models offered at ``ref``'s endpoint; never pulls or creates anything."""

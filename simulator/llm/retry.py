@@ -87,7 +87,7 @@ class RetryPolicy:
         if retry_after is not None:
             return min(retry_after, MAX_RETRY_AFTER_S)
         base = min(self.max_backoff_s, self.backoff_s * 2.0 ** (attempt - 1))
-        return base / 2 + rng.uniform(0, base / 2)
+        return float(base / 2 + rng.uniform(0, base / 2))
 
 
 async def emit(sink: EventSink | None, event: LLMEvent) -> None:

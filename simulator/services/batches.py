@@ -27,7 +27,9 @@ from simulator.domain import (
 )
 from simulator.domain.errors import SpecError
 from simulator.domain.models import BOUNDS, MAX_CELLS, bound_message, bound_text
+from simulator.engine.batch import check_cost_cap
 from simulator.engine.grid import Prices, check_grid_size, estimate_cells, expand_grid, grid_size
+from simulator.engine.ledger import MeasuredRates
 
 #: The key of a problem that belongs to no single field (the grid, the experiment).
 GRID = "grid"
@@ -113,12 +115,31 @@ def _whole(value: object, key: str, problems: dict[str, str], bound: str) -> int
     return number
 
 
+def _cap(value: object, problems: dict[str, str]) -> float | None:
+    """A cost cap (``max_cost_usd``): empty for none, else a number within its bounds (``$``
+    and thousands separators allowed), or None with the problem."""
+    text = str(value if value is not None else "").strip()
+    text = text.replace("_", "").replace(",", "").removeprefix("$")
+    if not text:
+        return None
+    low, high = BOUNDS["max_cost_usd"]
+    try:
+        number = float(text) if len(text) <= 24 else None
+    except ValueError:
+        number = None
+    if number is None or number != number or not low <= number <= high:
+        problems["max_cost_usd"] = bound_message("max_cost_usd", text if number is None else number)
+        return None
+    return number
+
+
 def plan_batch(
     experiment: Experiment,
     fields: Mapping[str, object],
     prices: Prices | None = None,
     *,
     max_cells: int = MAX_CELLS,
+    measured: MeasuredRates | None = None,
 ) -> BatchPlan:
     """Check a form's ``fields`` (``BatchSpec`` field names; numbers as typed) against the
     experiment. Missing fields take ``BatchSpec``'s defaults; ``max_agents`` maps each role to
@@ -150,6 +171,11 @@ def plan_batch(
     typed_rounds = fields.get("rounds")
     if not dialogue and typed_rounds is not None and str(typed_rounds).strip():
         rounds = _whole(typed_rounds, "rounds", problems, "rounds")
+    max_cost = _cap(fields.get("max_cost_usd"), problems)  # budget caps (docs/cost.md)
+    max_tokens = None
+    typed_tokens = fields.get("max_total_tokens")
+    if typed_tokens is not None and str(typed_tokens).strip():  # empty: no cap
+        max_tokens = _whole(typed_tokens, "max_total_tokens", problems, "max_total_tokens")
     if not experiment.roles:
         problems[GRID] = "the experiment has no roles: add some in the editor first"
     else:
@@ -182,11 +208,13 @@ def plan_batch(
             seed=seed,
             concurrency=concurrency,
             rounds=rounds,
+            max_cost_usd=max_cost,
+            max_total_tokens=max_tokens,
         )
     except ValueError as exc:  # pydantic's ValidationError: a value no field above checks
         problems[GRID] = str(exc)
         return plan
-    return _planned(plan, experiment, spec, prices, max_cells)
+    return _planned(plan, experiment, spec, prices, max_cells, measured)
 
 
 def plan_spec(
@@ -195,10 +223,12 @@ def plan_spec(
     prices: Prices | None = None,
     *,
     max_cells: int = MAX_CELLS,
+    measured: MeasuredRates | None = None,
 ) -> BatchPlan:
     """Count, check and estimate a spec built elsewhere (a spec file); its problems are in the
-    plan's ``GRID`` entry."""
-    return _planned(BatchPlan(), experiment, spec, prices, max_cells)
+    plan's ``GRID`` entry. ``measured``: answer lengths learnt from earlier batches
+    (``engine.ledger.learned_rates``)."""
+    return _planned(BatchPlan(), experiment, spec, prices, max_cells, measured)
 
 
 def _planned(
@@ -207,12 +237,18 @@ def _planned(
     spec: BatchSpec,
     prices: Prices | None,
     max_cells: int,
+    measured: MeasuredRates | None = None,
 ) -> BatchPlan:
     try:
         plan.grid = grid_size(experiment, spec).words
         check_grid_size(experiment, spec, max_cells)  # by multiplication: nothing expanded yet
         plan.cells = expand_grid(experiment, spec)
-        plan.estimate = estimate_cells(experiment, plan.cells, prices or None)
+        plan.estimate = estimate_cells(experiment, plan.cells, prices or None, measured=measured)
+        try:
+            check_cost_cap(spec, plan.cells, prices or None)
+        except SpecError as exc:  # under its field: a cost cap needs every model priced
+            plan.problems["max_cost_usd"] = str(exc).removeprefix("batch.max_cost_usd: ")
+            return plan
     except SpecError as exc:
         plan.problems[GRID] = str(exc).removeprefix("batch: ")
         return plan
@@ -224,10 +260,9 @@ def prepare_kind(kind: ExperimentKind) -> None:
     """Import what plans and runs of ``kind`` need (a game's scenario: its call estimator,
     networkx for reputation), so the first plan does not pay for it. Slow: call it in a
     thread."""
-    from simulator.engine.kinds import runner_for
+    from simulator.scenarios.registry import KINDS
 
-    if kind is not ExperimentKind.dialogue:
-        runner_for(kind.value)
+    KINDS.prepare(kind)
 
 
 __all__ = [

@@ -53,6 +53,42 @@ def check_placeholders(experiment: Experiment) -> None:
         raise PlaceholderError(experiment.name, issues)
 
 
+def latest_versions(experiments: builtins.list[Experiment]) -> dict[str, Experiment]:
+    """For each experiment that a newer version of it supersedes, that latest version.
+
+    Saving an experiment that has conversations stores a new version: a new experiment with
+    ``parent_id`` = the old one, the same owner and a higher ``version``. A duplicate or a copy
+    of someone else's experiment also has a ``parent_id``, but starts again at version 1 or has
+    another owner: it is a new experiment, not a version. Where two versions branch from one,
+    the highest version (then the newest) is the latest.
+    """
+    successors: dict[str, builtins.list[Experiment]] = {}
+    by_id = {e.id: e for e in experiments}
+    for exp in experiments:
+        parent = by_id.get(exp.parent_id or "")
+        if parent is not None and exp.owner == parent.owner and exp.version > parent.version:
+            successors.setdefault(parent.id, []).append(exp)
+    latest: dict[str, Experiment] = {}
+    for exp in experiments:
+        current, seen = exp, {exp.id}
+        while current.id in successors:
+            current = max(successors[current.id], key=lambda e: (e.version, e.created_at))
+            if current.id in seen:  # a cycle in stored data: stop rather than loop
+                break
+            seen.add(current.id)
+        if current.id != exp.id:
+            latest[exp.id] = current
+    return latest
+
+
+def check_kind(experiment: Experiment) -> None:
+    """SpecError when this version of the simulator knows no kind of that name (the domain
+    only checks that it is one: kinds are registered in simulator/scenarios/registry.py)."""
+    from simulator.scenarios.registry import KINDS
+
+    KINDS.check_kind(experiment.kind, where=f"experiment {experiment.name!r}: kind")
+
+
 class ExperimentService:
     def __init__(self, store: Store, user: str) -> None:
         self.store = store
@@ -81,6 +117,10 @@ class ExperimentService:
 
         return await resolve_experiment(self.store, ref, self.user)
 
+    async def latest_version(self, experiment: Experiment) -> Experiment:
+        """The latest version of ``experiment`` (itself when no newer one is stored)."""
+        return latest_versions(await self.store.experiments.list()).get(experiment.id, experiment)
+
     def can_edit(self, experiment: Experiment) -> bool:
         """Whether the current user may edit or delete it (for enabling UI actions)."""
         return is_owner(experiment.owner, self.user)
@@ -88,7 +128,9 @@ class ExperimentService:
     # ------------------------------------------------------------------ writing
 
     async def create(self, experiment: Experiment) -> Experiment:
-        """Store a new experiment owned by the current user (placeholders validated first)."""
+        """Store a new experiment owned by the current user (its kind and placeholders
+        validated first)."""
+        check_kind(experiment)
         check_placeholders(experiment)
         now = utcnow()
         mine = experiment.model_copy(
@@ -111,6 +153,7 @@ class ExperimentService:
         require_owner(
             stored.owner, self.user, "edit", f"experiment {stored.name!r}", hint=DUPLICATE_HINT
         )
+        check_kind(experiment)
         check_placeholders(experiment)
         if experiment.version != stored.version:
             raise StaleVersionError(

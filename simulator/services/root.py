@@ -13,6 +13,9 @@
       -> the services (``container.Services``: experiments, conversations, the batch runner, the
          model backends and the event bus)
 
+Building a root also hands the registry of experiment kinds to the engine
+(``scenarios.registry.install``).
+
 ``AppRoot`` is used by the TUI (``simulator.tui.launch`` builds one and hands it to
 ``SimulatorApp``), by every command that reads or writes the database
 (``simulator.commands.common.open_session``, which is ``AppRoot.session``) and by the tests.
@@ -158,6 +161,9 @@ class AppRoot:
         backends: Backends | None = None,
         bus: EventBus | None = None,
     ) -> None:
+        from simulator.scenarios.registry import install
+
+        install()  # the experiment kinds, handed to the engine (once per process in effect)
         self.settings = settings
         self.credentials = credentials if credentials is not None else CredentialStore()
         self.user = user

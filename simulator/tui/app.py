@@ -28,13 +28,16 @@ from simulator.domain.errors import (
 )
 from simulator.services.root import AppRoot, Login, OpenedStore, Source, Target
 from simulator.settings import Settings, load_settings
+from simulator.tui import ast_guard
 from simulator.tui.messages import Connected, ConnectFailed
+from simulator.tui.preload import preload
 from simulator.tui.screens.dialogs import ConfirmDialog, HelpScreen, MessageDialog
 from simulator.tui.screens.startup import (
     ConnectingScreen,
     DatabaseErrorScreen,
     LoginScreen,
 )
+from simulator.words import plural
 
 if TYPE_CHECKING:
     from simulator.db.store import Store
@@ -42,7 +45,18 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-QUIT_TITLE = "Quit without saving?"
+
+def quit_title(*, unsaved: bool, running: bool) -> str:
+    """The quit dialog's title, naming what quitting would cost."""
+    if unsaved and running:
+        return "Quit without saving, and stop the batches?"
+    if running:
+        return "Stop the running batches and quit?"
+    return "Quit without saving?"
+
+
+class QuitDialog(ConfirmDialog):
+    """The question ctrl+q asks (a second ctrl+q answers it: quit)."""
 
 
 class SimulatorApp(App[None]):
@@ -70,6 +84,10 @@ class SimulatorApp(App[None]):
         credential_store: CredentialStore | None = None,
         offer_example: bool = True,
     ) -> None:
+        # Before any thread of the app starts: heavy modules once, in this thread, and no two
+        # threads parsing at once (CPython 3.11's AST race).
+        ast_guard.install()
+        preload()
         super().__init__()
         if root is None:
             root = AppRoot(
@@ -187,17 +205,8 @@ class SimulatorApp(App[None]):
         from simulator.tui.screens.library import LibraryScreen
 
         self._show(LibraryScreen())
-        self._warm_up()
         if message.login is not None:
             self._offer_remember(message.login)
-
-    @work(thread=True, group="warm-up", exit_on_error=False)
-    def _warm_up(self) -> None:
-        """Load the inflection engine off the event loop while the user looks at the library:
-        importing it takes seconds, and the editor's first preview would freeze the screen."""
-        from simulator.roles.english import number_word
-
-        number_word(2)
 
     def on_connect_failed(self, message: ConnectFailed) -> None:
         exc = message.error
@@ -345,7 +354,7 @@ class SimulatorApp(App[None]):
         this app (ctrl+q works anywhere; twice quits)."""
         from simulator.tui.screens.editor import EditorScreen
 
-        if isinstance(self.screen, ConfirmDialog) and self.screen.title_text == QUIT_TITLE:
+        if isinstance(self.screen, QuitDialog):
             self._interrupt_batches("the app was closed (ctrl+q twice)")
             self.exit()  # ctrl+q twice
             return
@@ -362,8 +371,9 @@ class SimulatorApp(App[None]):
             )
         if running:
             reasons.append(
-                f"{len(running)} batch(es) are running in this app: quitting stops them, keeping "
-                "every stored message; resume them later from the run monitor (r) or with "
+                f"{plural(len(running), 'batch')} {'is' if len(running) == 1 else 'are'} running "
+                f"in this app: quitting stops {'it' if len(running) == 1 else 'them'}, keeping "
+                "every stored message; resume later from the run monitor (r) or with "
                 "'simulator resume'."
             )
 
@@ -373,8 +383,8 @@ class SimulatorApp(App[None]):
                 self.exit()
 
         self.push_screen(
-            ConfirmDialog(
-                QUIT_TITLE,
+            QuitDialog(
+                quit_title(unsaved=bool(unsaved), running=bool(running)),
                 " ".join(reasons) + " Quit anyway?",
                 yes="Quit",
                 no="Stay",

@@ -98,6 +98,8 @@ class Draft:
     # the Game tab could not parse, per kind (field name -> problem), which blocks saving.
     games: dict[ExperimentKind, dict[str, Any]] = field(default_factory=dict)
     problems_by_kind: dict[ExperimentKind, dict[str, str]] = field(default_factory=dict)
+    # A value the Models tab's form shows but the model refused (not applied): blocks saving.
+    model_problem: str = ""
 
     @property
     def game(self) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from simulator.domain import (
     Conversation,
     Experiment,
     ExperimentKind,
+    Ledger,
     Message,
     Status,
 )
@@ -46,7 +47,9 @@ from simulator.engine.events import (
 )
 from simulator.engine.grid import Prices, describe_cell
 from simulator.engine.journal import AGENT_KINDS
+from simulator.engine.ledger import LedgerUpdated
 from simulator.tui.context import services_of
+from simulator.words import plural
 
 if TYPE_CHECKING:
     from simulator.services.container import Services
@@ -122,6 +125,7 @@ class BatchRun:
     choices: dict[str, tuple[int, int]] = field(default_factory=dict)  # conv -> (day, turn)
     recent: dict[str, deque[Message]] = field(default_factory=dict)
     rev: int = 0
+    ledger: Ledger | None = None  # calls, tokens and cost so far (docs/cost.md)
 
     @property
     def id(self) -> str:
@@ -247,6 +251,9 @@ class RunRegistry:
         elif run.running and run.rows:
             return run  # it started while we read: its live counters are newer
         run.batch, run.experiment_name, run.roles = batch, name, roles
+        ledgers = getattr(self.services.store, "ledgers", None)
+        if ledgers is not None and not (run.running and run.ledger is not None):
+            run.ledger = await ledgers.get(batch_id)
         old = run.rows
         run.rows = {c.id: ConversationRow.of(c) for c in convs}
         for cid, row in run.rows.items():  # a fresh row must look changed to every screen
@@ -320,7 +327,9 @@ class RunRegistry:
         batch = run.batch
         name = f"Batch {batch.id[:8]} ({run.experiment_name})"
         if batch.status is Status.done:
-            self.app.notify(f"{name} done: {run.total} conversation(s).", title="Batch done")
+            self.app.notify(
+                f"{name} done: {plural(run.total, 'conversation')}.", title="Batch done"
+            )
         elif batch.status is Status.failed:
             self.app.notify(
                 f"{name}: {batch.error or 'failed'}", title="Batch failed", severity="warning"
@@ -387,6 +396,10 @@ class RunRegistry:
         if run is None:
             return
         if isinstance(event, BatchProgress):
+            run.touch()
+            return
+        if isinstance(event, LedgerUpdated):
+            run.ledger = event.ledger
             run.touch()
             return
         cid = event.conversation_id

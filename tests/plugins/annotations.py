@@ -19,7 +19,7 @@ from simulator.domain import BatchSpec, Conversation, Experiment, ModelRef, Mode
 from tests.plugins.batches import make_prison_experiment
 from tests.servers import FakeModerationServer
 
-DRYRUN = ModelRef(provider=Provider.dryrun, model="script")
+DRYRUN = ModelRef(provider=Provider.dryrun, model="dryrun")
 RUBRIC = "simulator/examples/rubrics/persuasion.yaml"
 
 

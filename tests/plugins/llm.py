@@ -19,15 +19,16 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import httpx
 import pytest
 
 from simulator.settings import Settings
+from tests.plugins.waiting import wait_until_sync
 from tests.servers import FakeOllamaServer, FakeOpenAIServer
 
 
@@ -133,25 +134,22 @@ def _llama(
             cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}
         )
     base_url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 180
-    model_id: str | None = None
+
+    def did_not_come_up(reason: object) -> NoReturn:
+        log_text = log.read_text(errors="replace")[-4000:]
+        pytest.fail(f"llama.cpp server did not come up ({reason}); its log:\n{log_text}")
+
+    def served_model() -> str | None:
+        if proc.poll() is not None:  # pytest.fail is not an Exception: the wait stops here
+            did_not_come_up(f"exit code {proc.returncode}")
+        r = httpx.get(f"{base_url}/models", timeout=2)
+        return str(r.json()["data"][0]["id"]) if r.status_code == 200 else None
+
     try:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                break
-            try:
-                r = httpx.get(f"{base_url}/models", timeout=2)
-                if r.status_code == 200:
-                    model_id = r.json()["data"][0]["id"]
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        if model_id is None:
-            pytest.fail(
-                f"llama.cpp server did not come up (exit code {proc.poll()}); its log:\n"
-                + log.read_text(errors="replace")[-4000:]
-            )
+        try:
+            model_id = wait_until_sync(served_model, within=180, what="the llama.cpp server")
+        except Exception as exc:
+            did_not_come_up(exc)
         yield LlamaServer(base_url=base_url, model=model_id, log=log)
     finally:
         proc.terminate()

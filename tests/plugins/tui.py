@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +20,8 @@ from simulator.domain.models import (
     StudyFactor,
 )
 from simulator.settings import Settings
+from tests.plugins import waiting
+from tests.plugins.waiting import DEADLINE_S, POLL_S
 
 FIXED_TIME = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 
@@ -117,19 +118,36 @@ def sample_experiment(
 
 
 async def wait_until(
-    pilot: Any, predicate: Callable[[], bool], within: float = 10.0, what: str = ""
-) -> None:
-    """Let the app run until ``predicate()`` holds (workers finish, screens change)."""
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            if predicate():
-                return
-        except Exception:  # a widget not mounted yet
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or predicate}")
-        await pilot.pause(0.05)
+    pilot: Any, predicate: Callable[[], Any], within: float = DEADLINE_S, what: str = ""
+) -> Any:
+    """Let the app run until ``predicate()`` holds (workers finish, screens change); see
+    tests/plugins/waiting.py (an exception counts as "not yet" and is re-raised at the end)."""
+    return await waiting.wait_until(
+        predicate,
+        within=within,
+        what=what,
+        pause=lambda: pilot.pause(POLL_S),  # poll interval
+    )
+
+
+async def settle(pilot: Any, *, workers: bool = True) -> None:
+    """Wait until the app has handled everything it was given: no message waiting in the queue
+    of the app, the screen or any of its widgets (a change bubbles up one queue at a time), twice
+    in a row with the screen's queues drained in between, and (``workers``) every worker of the
+    app finished. The state to assert on or to take a snapshot of: never a fixed pause, and not
+    Textual's idle guess (``pilot.pause()`` alone), which a starved process can satisfy early."""
+    app = pilot.app
+    calm: list[bool] = []
+
+    def quiet() -> bool:
+        pumps = [app, *app.screen.walk_children(with_self=True)]
+        now = all(p.message_queue_size == 0 for p in pumps) and (
+            not workers or all(w.is_finished for w in app.workers)
+        )
+        calm.append(now)
+        return calm[-2:] == [True, True]
+
+    await wait_until(pilot, quiet, what="the app to settle")
 
 
 @pytest.fixture
@@ -148,7 +166,7 @@ async def wait_library(pilot: Any, loads: int = 1) -> Any:
         lambda: isinstance(app.screen, LibraryScreen) and app.screen.loads >= loads,
         what="the library",
     )
-    await pilot.pause()
+    await settle(pilot, workers=False)
     return app.screen
 
 

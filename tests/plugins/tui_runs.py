@@ -11,6 +11,7 @@ import pytest
 from simulator.domain import Experiment, ModelRef, Provider, Status
 from simulator.settings import Settings
 from tests.plugins.tui import sample_experiment, wait_until
+from tests.plugins.waiting import DEADLINE_S
 
 
 def runs_experiment(
@@ -67,7 +68,10 @@ async def settle_setup(pilot: Any, screen: Any) -> None:
 
 
 async def wait_batch(
-    pilot: Any, batch_id: str, statuses: tuple[Status, ...] = (Status.done,), within: float = 30
+    pilot: Any,
+    batch_id: str,
+    statuses: tuple[Status, ...] = (Status.done,),
+    within: float = DEADLINE_S,
 ) -> Any:
     """Wait until the app's registry has the batch stopped in one of ``statuses``."""
     from simulator.tui.runs import runs_of

@@ -129,6 +129,7 @@ class FakeServer:
         path = h.path.split("?", 1)[0]
         headers = {k.lower(): v for k, v in h.headers.items()}
         with self._lock:
+            # when it arrived: a lower bound on the client's waits (Retry-After), never an upper
             self.requests.append(Seen(h.command, path, headers, body, time.monotonic()))
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
@@ -138,14 +139,14 @@ class FakeServer:
                 if fault.hang:
                     self._stop.wait(60)
                     return
-                time.sleep(fault.delay_s)
+                time.sleep(fault.delay_s)  # a slow server, as scripted
                 extra = dict(fault.headers)
                 if fault.retry_after is not None:
                     extra["Retry-After"] = str(fault.retry_after)
                 self._send(h, fault.status, self.fault_body(fault), extra)
                 return
             if self.delay_s:
-                time.sleep(self.delay_s)
+                time.sleep(self.delay_s)  # a slow server, as configured
             try:
                 result = self.handle(h.command, path, body, headers)
             except Reply as reply:

@@ -1,31 +1,33 @@
 """The commons game: a common-pool resource (a fish lake) shared by LLM members.
 
 Rules in ``dynamics`` (pure), parameters in ``params``, the round loop in ``game``, the engine
-runner in ``runner``. Importing this package plugs the scripted policies into the dryrun backend
-and the runner into the engine (kind ``commons``).
+runner in ``runner``, the chart in ``chart``, the command line in ``commands``; ``KIND`` is what
+the registry lists (simulator/scenarios/registry.py). Importing the package is cheap: the rest
+loads on use.
 """
 
 from __future__ import annotations
 
-from simulator.engine.kinds import register_kind
-from simulator.scenarios.commons import scripted
-from simulator.scenarios.commons.params import CommonsParams, MonitorParams, Policy, load_params
-from simulator.scenarios.commons.runner import estimate_calls, fork_conversation, run_commons
+import importlib
+from typing import Any
 
-register_kind("commons", run_commons)
-scripted.register()
-try:
-    from simulator.engine.grid import register_call_estimator
-except ImportError:  # pragma: no cover - an engine without batch estimates
-    pass
-else:
-    register_call_estimator("commons", estimate_calls)
+from simulator.scenarios.commons.kind import KIND
 
-__all__ = [
-    "CommonsParams",
-    "MonitorParams",
-    "Policy",
-    "fork_conversation",
-    "load_params",
-    "run_commons",
-]
+_LAZY = {
+    "CommonsParams": "params",
+    "MonitorParams": "params",
+    "Policy": "params",
+    "load_params": "params",
+    "fork_conversation": "runner",
+    "run_commons": "runner",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
+
+__all__ = ["KIND", *_LAZY]

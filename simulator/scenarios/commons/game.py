@@ -1,10 +1,11 @@
-"""The commons round loop. One loop serves both paths:
+"""The commons round loop. One loop serves both paths of the decision seam
+(``simulator.engine.decisions``):
 
-- on the engine's Journal (``JournalDriver``): every answer is a stored structured action, every
-  phase outcome a stored record, a snapshot closes every round; a resumed run restarts the partial
-  round from the latest snapshot and the Journal replays what was already stored;
-- the fast path (``ScriptedDriver``): scripted policies answer in-process with nothing stored, for
-  the calibration sweep.
+- on the engine's Journal (``JournalDecisions``): every answer is a stored structured action,
+  every phase outcome a stored record, a snapshot closes every round; a resumed run restarts the
+  partial round from the latest snapshot and the Journal replays what was already stored;
+- the fast path (``InProcessDecisions``): scripted policies answer in-process with nothing
+  stored, for the calibration sweep.
 
 All randomness comes from streams named after what they draw (``stream(seed, "growth", round)``),
 so the same seed gives the same lake whatever the members do, and a resumed round draws the same.
@@ -12,18 +13,23 @@ so the same seed gives the same lake whatever the members do, and a resumed roun
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from simulator.domain import Decision, ModelRef
+from simulator.domain import Decision, MessageKind, ModelRef
+from simulator.engine.decisions import (
+    PRIVATE,
+    Decided,
+    Decisions,
+    InProcessDecisions,
+    json_schema,
+)
 from simulator.engine.rng import stream
 from simulator.llm.base import CallMeta, ChatMessage, ChatRequest
-from simulator.scenarios.commons import dynamics, prompts
+from simulator.scenarios.commons import dynamics, prompts, scripted
 from simulator.scenarios.commons.actions import (
     BEHAVIOURS,
     AccusationRequest,
@@ -38,7 +44,6 @@ from simulator.scenarios.commons.actions import (
     no_finding,
 )
 from simulator.scenarios.commons.params import CommonsParams
-from simulator.scenarios.commons.scripted import policy_for
 from simulator.scenarios.commons.state import (
     Cause,
     GameState,
@@ -49,88 +54,6 @@ from simulator.scenarios.commons.state import (
 )
 
 A = TypeVar("A", bound=BaseModel)
-
-
-@dataclass
-class Answered:
-    answer: Any
-    decision: Decision = Decision.answer  # the answer's provenance (Message.decision)
-    seq: int = -1  # the stored message's seq (-1 on the fast path)
-    cause: str | None = None  # why it was re-asked or fell back
-
-    @property
-    def fallback(self) -> bool:
-        return self.decision is Decision.fallback
-
-
-#: Who sees an answer: ``None`` every member (a public post), ``[]`` no other member (a private
-#: answer to the game: a vote, an extraction, a monitor's report).
-PRIVATE: list[str] = []
-
-
-class Driver(Protocol):
-    """Where answers come from and where events go."""
-
-    async def ask(
-        self,
-        request: ChatRequest,
-        schema: type[A],
-        default: A,
-        *,
-        speaker: str,
-        role: str,
-        round: int,
-        turn: int,
-        recipients: list[str] | None = None,
-        content: Callable[[A], str] | None = None,
-        max_reasks: int = 2,
-    ) -> Answered: ...
-
-    async def record(
-        self,
-        *,
-        kind: str,
-        speaker: str,
-        role: str,
-        content: str,
-        round: int,
-        turn: int,
-        recipients: list[str] | None = None,
-        data: dict[str, Any] | None = None,
-    ) -> None: ...
-
-    async def snapshot(self, round: int, state: dict[str, Any]) -> None: ...
-
-
-class ScriptedDriver:
-    """Answers from the scripted policies in-process; stores nothing (the calibration path).
-    One attempt per answer: an invalid one is a fallback (the default applies)."""
-
-    async def ask(self, request, schema, default, *, speaker, role, round, turn, **_) -> Answered:
-        from simulator.engine.journal import parse_json_object
-
-        fn = policy_for(request.model.options, request.model.model)
-        if fn is None:
-            raise ValueError(f"no scripted policy for model {request.model.model!r}")
-        try:
-            answer = fn(request)
-            if isinstance(answer, str):
-                answer = parse_json_object(answer)
-            return Answered(schema.model_validate(answer))
-        except (ValueError, ValidationError) as exc:
-            return Answered(default, Decision.fallback, cause=str(exc).splitlines()[0])
-
-    async def record(self, **_: Any) -> None:
-        return None
-
-    async def snapshot(self, round: int, state: dict[str, Any]) -> None:
-        return None
-
-
-@functools.cache
-def json_schema(schema: type[BaseModel]) -> dict[str, Any]:
-    """The JSON schema sent with a question (built once per answer type)."""
-    return schema.model_json_schema()
 
 
 def initial_state(
@@ -161,14 +84,14 @@ class CommonsGame:
         self,
         params: CommonsParams,
         state: GameState,
-        driver: Driver,
+        decisions: Decisions,
         *,
         rounds: int | None = None,
         extra_system: dict[str, str] | None = None,
     ) -> None:
         self.params = params
         self.state = state
-        self.driver = driver
+        self.decisions = decisions
         self.rounds = rounds or params.rounds
         self.extra_system = extra_system or {}
         self.turn = 0
@@ -224,13 +147,13 @@ class CommonsGame:
             ),
             json_schema=json_schema(schema),
         )
-        got = await self.driver.ask(
+        got = await self.decisions.ask(
             request,
             schema,
             default,
             speaker=member.name,
             role=member.role,
-            round=self.round,
+            day=self.round,
             turn=self.turn,
             recipients=recipients,
             content=content,
@@ -274,7 +197,7 @@ class CommonsGame:
                 return None
         return answer
 
-    def _count(self, got: Answered, member: str, phase: str, *, monitor: bool) -> None:
+    def _count(self, got: Decided[Any], member: str, phase: str, *, monitor: bool) -> None:
         """The round's tally of answers by provenance; fallbacks are listed with their cause."""
         rec = self.rec
         rec.decisions += 1
@@ -307,13 +230,13 @@ class CommonsGame:
             ),
             json_schema=json_schema(MonitorReport),
         )
-        got = await self.driver.ask(
+        got = await self.decisions.ask(
             request,
             MonitorReport,
             no_finding(),
             speaker=f"{member.name} monitor",
             role="monitor",
-            round=self.round,
+            day=self.round,
             turn=self.turn,
             recipients=PRIVATE,
             max_reasks=self.params.max_reasks,
@@ -328,12 +251,12 @@ class CommonsGame:
         recipients: list[str] | None = None,
         speaker: str = "system",
     ) -> None:
-        await self.driver.record(
-            kind="system",
+        await self.decisions.record(
+            kind=MessageKind.system,
             speaker=speaker,
             role="system",
             content=content,
-            round=self.round,
+            day=self.round,
             turn=self.turn,
             recipients=recipients,
             data=data,
@@ -452,7 +375,7 @@ class CommonsGame:
         st.rounds.append(self.rec)
         w.round = n
         w.finished = finished
-        await self.driver.snapshot(n, st.to_snapshot())
+        await self.decisions.snapshot(n, st.to_snapshot())
 
     async def discussion(self, *, accusation: bool) -> None:
         st, p = self.state, self.params
@@ -511,12 +434,12 @@ class CommonsGame:
             self.charge(member, p.cost_dm)
             self.rec.direct_messages += 1
             target.inbox.append(prompts.delivered_dm(member.name, msg))
-            await self.driver.record(
-                kind="utterance",
+            await self.decisions.record(
+                kind=MessageKind.utterance,
                 speaker=member.name,
                 role=member.role,
                 content=msg,
-                round=self.round,
+                day=self.round,
                 turn=self.turn,
                 recipients=[target.name],
             )
@@ -760,9 +683,13 @@ def game_from_members(
     params: CommonsParams,
     members: list[tuple[str, str, ModelRef]],
     seed: int,
-    driver: Driver | None = None,
+    decisions: Decisions | None = None,
 ) -> CommonsGame:
-    return CommonsGame(params, initial_state(params, members, seed), driver or ScriptedDriver())
+    """A game of ``members``; without ``decisions``, played in-process by the scripted policies
+    (plugged into the dryrun backend here: the calibration path needs no kind registry)."""
+    scripted.register()
+    game_state = initial_state(params, members, seed)
+    return CommonsGame(params, game_state, decisions or InProcessDecisions())
 
 
 def member_list(

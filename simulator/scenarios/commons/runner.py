@@ -1,4 +1,5 @@
-"""The commons game on the engine: the Journal driver, the kind runner, resume and fork.
+"""The commons game on the engine: the kind runner (through ``JournalDecisions``), resume and
+fork.
 
 A run stores, in order: a setup record, snapshot 0, then per round every answer (a structured
 action), every public post and direct message, every phase outcome (a system record) and, at the
@@ -13,7 +14,6 @@ from typing import Any
 
 from simulator.domain import (
     Conversation,
-    Decision,
     Experiment,
     MessageKind,
     ModelRef,
@@ -21,73 +21,10 @@ from simulator.domain import (
     new_id,
 )
 from simulator.domain.errors import ConfigurationError, NotFoundError
-from simulator.engine.journal import decision_of
-from simulator.scenarios.commons.game import Answered, CommonsGame, initial_state
+from simulator.engine.decisions import JournalDecisions
+from simulator.scenarios.commons.game import CommonsGame, initial_state
 from simulator.scenarios.commons.params import CommonsParams, MonitorParams, load_params
 from simulator.scenarios.commons.state import GameState
-
-
-class JournalDriver:
-    """Answers through ``Journal.action`` (validated, re-asked, defaults recorded with their
-    provenance), events through ``Journal.record``, snapshots through ``Journal.snapshot``."""
-
-    def __init__(self, journal: Any) -> None:
-        self.journal = journal
-
-    async def ask(
-        self,
-        request,
-        schema,
-        default,
-        *,
-        speaker,
-        role,
-        round,
-        turn,
-        recipients=None,
-        content=None,
-        max_reasks=2,
-    ) -> Answered:
-        answer, message = await self.journal.action(
-            request,
-            schema,
-            default,
-            speaker=speaker,
-            role=role,
-            day=round,
-            turn=turn,
-            recipients=recipients,
-            max_reasks=max_reasks,
-            content=content,
-        )
-        decision = decision_of(message) or Decision.answer
-        return Answered(answer, decision, message.seq, message.decision_cause)
-
-    async def record(
-        self,
-        *,
-        kind: str,
-        speaker: str,
-        role: str,
-        content: str,
-        round: int,
-        turn: int,
-        recipients: list[str] | None = None,
-        data: dict[str, Any] | None = None,
-    ) -> None:
-        await self.journal.record(
-            kind=MessageKind(kind),
-            speaker=speaker,
-            role=role,
-            content=content,
-            day=round,
-            turn=turn,
-            recipients=recipients,
-            data=data,
-        )
-
-    async def snapshot(self, round: int, state: dict[str, Any]) -> None:
-        await self.journal.snapshot(round, state)
 
 
 def run_params(experiment: Experiment, conversation: Conversation) -> CommonsParams:
@@ -108,7 +45,6 @@ async def run_commons(
     bus: Any,
 ) -> None:
     """The ``commons`` kind runner (registered with the engine)."""
-    driver = JournalDriver(journal)
     latest = await store.states.latest(conversation.id)
     if latest is None:
         params = run_params(experiment, conversation)
@@ -134,7 +70,8 @@ async def run_commons(
     if not state.world.finished and hasattr(backends, "ensure_available"):
         await backends.ensure_available(extra_models(params))
     extra = {a.name: a.system_prompt for a in conversation.agents}
-    game = CommonsGame(params, state, driver, extra_system=extra)
+    decisions = JournalDecisions(journal, params.max_reasks)
+    game = CommonsGame(params, state, decisions, extra_system=extra)
     await game.play()
 
 

@@ -1,43 +1,45 @@
 """Reputation games (RepuNet, arXiv 2505.05029): trust investment, prisoner's dilemma and sign-up
 on a social network with self and peer reputation, gossip and rewiring. Treatments are flags of one
-pipeline (see docs/reputation.md)."""
+pipeline (see docs/reputation.md).
+
+``KIND`` is what the registry lists (simulator/scenarios/registry.py). Importing the package is
+cheap: the runner (and networkx, which its metrics draw with) loads on use.
+"""
 
 from __future__ import annotations
 
-from simulator.engine.grid import register_call_estimator
-from simulator.engine.kinds import register_kind
-from simulator.scenarios.reputation.estimate import estimate_calls
-from simulator.scenarios.reputation.params import ReputationParams, load_params, params_for
-from simulator.scenarios.reputation.runner import (
-    StepEnded,
-    build_run,
-    configure,
-    create_conversation,
-    fork,
-    play,
-    run_reputation,
-    scripted_population,
-    simulate,
-    snapshots,
-)
-from simulator.scenarios.reputation.scripted import register as _register_policies
+import importlib
+from typing import Any
 
-register_kind("reputation", run_reputation)
-_register_policies()
-register_call_estimator("reputation", estimate_calls)
+from simulator.scenarios.reputation.kind import KIND
 
-__all__ = [
-    "ReputationParams",
-    "StepEnded",
-    "build_run",
-    "configure",
-    "create_conversation",
-    "fork",
-    "load_params",
-    "params_for",
-    "play",
-    "run_reputation",
-    "scripted_population",
-    "simulate",
-    "snapshots",
-]
+_LAZY = {
+    "ReputationParams": "params",
+    "load_params": "params",
+    "params_for": "params",
+    **dict.fromkeys(
+        (
+            "StepEnded",
+            "build_run",
+            "configure",
+            "create_conversation",
+            "fork",
+            "play",
+            "run_reputation",
+            "scripted_population",
+            "simulate",
+            "snapshots",
+        ),
+        "runner",
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
+
+__all__ = ["KIND", *_LAZY]

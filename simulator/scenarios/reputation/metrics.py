@@ -258,6 +258,11 @@ def metrics_table(metrics: Sequence[dict[str, Any]]) -> Any:
     become ``credibility_<level>`` / ``hop_<n>`` columns."""
     import pandas as pd
 
+    return pd.DataFrame(step_rows(metrics))
+
+
+def step_rows(metrics: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of ``metrics_table`` (the kind's ``steps`` table)."""
     rows = []
     asked = sorted({d for m in metrics for d in (m.get("decisions_by_decision") or {})})
     for m in metrics:
@@ -270,7 +275,7 @@ def metrics_table(metrics: Sequence[dict[str, Any]]) -> Any:
         for decision in asked:  # 0, not missing, for a decision asked in the run
             row[f"fallbacks_{decision}"] = fell.get(decision, 0)
         rows.append(row)
-    return pd.DataFrame(rows)
+    return rows
 
 
 def group_summary(state: GameState, by: str = "group") -> dict[str, dict[str, float]]:

@@ -26,10 +26,9 @@ from simulator.domain import (
     new_id,
 )
 from simulator.domain.errors import NotFoundError, SimulatorError
+from simulator.engine.decisions import InProcessDecisions, JournalDecisions
 from simulator.scenarios.reputation.game import (
     GAME_SPEAKER,
-    DirectDecider,
-    JournalDecider,
     Population,
     ReputationGame,
     initial_state,
@@ -165,7 +164,7 @@ async def simulate(
     register()
     params = params.model_copy(update={"population": population.size})
     state = initial_state(params, population, seed)
-    game = ReputationGame(params, state, population, DirectDecider())
+    game = ReputationGame(params, state, population, InProcessDecisions())
     metrics = [step_metrics(state)]
     for step in range(1, params.steps + 1):
         await game.run_step(step)
@@ -259,7 +258,7 @@ async def run_reputation(
             # prepared by the engine (role-numbered names): list the personas that play
             await store.conversations.set_fields(conversation.id, agents=agents)
         await journal.snapshot(0, {**state.model_dump(mode="json"), "metrics": step_metrics(state)})
-    game = ReputationGame(params, state, population, JournalDecider(journal, params.max_reasks))
+    game = ReputationGame(params, state, population, JournalDecisions(journal, params.max_reasks))
     for step in range(state.step + 1, params.steps + 1):
         await game.run_step(step)
         metrics = step_metrics(state)

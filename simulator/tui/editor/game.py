@@ -1,30 +1,32 @@
-"""Editor tab "Game": the parameters of a commons or reputation experiment (``Experiment.game``).
+"""Editor tab "Game": the parameters of a game experiment (``Experiment.game``).
 
-The form is generated from the kind's pydantic model (``CommonsParams``, ``ReputationParams``):
-a row per parameter with its default and its description. A nested model (``policy``,
-``monitors``, ``pd_payoffs``) becomes a group of rows, a mapping with fixed keys
-(``credibility_weights``) a row per key, and anything richer (``bounds``, ``member_models``,
-``monitors.model``, ``personas``) a small YAML editor. An empty field is not stored, so the game
-uses its default. Every change is checked against the model at once and each problem is written
-under the field it belongs to; saving checks once more through the kind's ``load_params``
-(``check_game``).
+The form is generated from the kind's pydantic model (its ``GameParams``, declared in its package
+under scenarios/: ``CommonsParams``, ``ReputationParams``, ...): a row per parameter with its
+default and its description. A nested model (``policy``, ``monitors``, ``pd_payoffs``) becomes a
+group of rows, a mapping with fixed keys (``credibility_weights``) a row per key, and anything
+richer (``bounds``, ``member_models``, ``monitors.model``, ``personas``) a small YAML editor. An
+empty field is not stored, so the game uses its default. Every change is checked against the
+model at once and each problem is written under the field it belongs to; saving checks once more
+through the kind's ``load`` (``check_game``). What the model cannot say (the tab's intro, the
+YAML fields' examples, the keys stored beside the model's) the kind declares.
 
 A fidelity preset (``preset``: ``chatcpr``, ``repunet``) changes what an empty field means: the
-form shows the preset's values as the defaults (for reputation, of the chosen ``game``) and is
-rebuilt when the preset or the game changes; a value typed in a field still wins.
+form shows the preset's values as the defaults (for reputation, of the chosen ``game``: the
+kind's ``preset_keys``) and is rebuilt when one of them changes; a value typed in a field still
+wins.
 
-Dialogue experiments have no game parameters: the editor hides this tab for them. The parameter
-modules are imported in a thread (the scenario packages take a few hundred ms to import) and the
-form is built when they are there.
+Kinds without game parameters (dialogue) have no Game tab: the editor hides it for them. The
+parameter modules are imported in a thread (the scenario packages take a few hundred ms to
+import) and the form is built when they are there.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import math
 import re
 import types
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Literal, Union, get_args, get_origin
 
@@ -38,62 +40,43 @@ from textual.widget import Widget
 from textual.widgets import Input, Label, Select, Static, TextArea
 
 from simulator.domain.models import ExperimentKind
+from simulator.scenarios.kind import GameParams
+from simulator.scenarios.registry import KINDS
 from simulator.tui.draft import Draft
 from simulator.tui.messages import DraftChanged
 
-GAME_MODULES: dict[ExperimentKind, tuple[str, str]] = {
-    ExperimentKind.commons: ("simulator.scenarios.commons.params", "CommonsParams"),
-    ExperimentKind.reputation: ("simulator.scenarios.reputation.params", "ReputationParams"),
-}
 
-#: What a YAML field with no value looks like, as its placeholder.
-EXAMPLES: dict[str, str] = {
-    "member_models": "Member 1: {provider: ollama, model: llama3.2}",
-    "monitors.model": "{provider: dryrun, model: dryrun, options: {policy: commons.monitor}}",
-    "monitors.per_member": "Member 2: {provider: openai, model: gpt-4o-mini}",
-    "personas": "builtin, or a list: [{name: Ada, persona: A careful engineer.}]",
-}
+def no_game_text() -> str:
+    games = ", ".join(k.name for k in KINDS.games())
+    return (
+        f"Dialogue experiments have no game parameters. Choose a game kind ({games}) on the "
+        "Experiment tab (F2) to set them here."
+    )
 
-INTROS: dict[ExperimentKind, str] = {
-    ExperimentKind.commons: (
-        "Commons parameters. Empty fields use the default shown. Members are the agents of the "
-        "role(s) ({members}); a batch sets how many and gives them the models of the Models tab "
-        "(F5); member_models pins a model to one member."
-    ),
-    ExperimentKind.reputation: (
-        "Reputation parameters. Empty fields use the default shown. With roles, a batch's agent "
-        "counts give the population and each role its model from the Models tab (F5); without "
-        "roles, population agents share the default model."
-    ),
-}
-
-NO_GAME = (
-    "Dialogue experiments have no game parameters. Choose the kind commons or reputation on the "
-    "Experiment tab (F2) to set them here."
-)
 
 FieldKind = Literal["int", "float", "text", "list", "choice", "yaml"]
 
 
 def is_game(kind: ExperimentKind) -> bool:
-    return kind in GAME_MODULES
+    """Whether ``kind`` has game parameters (a Game tab)."""
+    return kind in KINDS and KINDS.get(kind).game
 
 
-def params_module(kind: ExperimentKind) -> types.ModuleType:
-    return importlib.import_module(GAME_MODULES[kind][0])
+def game_params(kind: ExperimentKind) -> GameParams:
+    params = KINDS.get(kind).params
+    if params is None:
+        raise ValueError(f"kind {kind} has no game parameters")
+    return params
 
 
 def params_model(kind: ExperimentKind) -> type[BaseModel]:
-    model: type[BaseModel] = getattr(params_module(kind), GAME_MODULES[kind][1])
-    return model
+    return game_params(kind).model()
 
 
 def check_game(kind: ExperimentKind, game: dict[str, Any]) -> dict[str, Any]:
-    """Validate ``game`` through the kind's ``load_params`` (a SpecError saying what is wrong
-    and where) and return it as it is stored: the parameters that were set, as JSON values."""
-    params = params_module(kind).load_params(game)
-    data: dict[str, Any] = params.model_dump(mode="json", exclude_unset=True)
-    return data
+    """Validate ``game`` through the kind's ``load`` (a SpecError saying what is wrong and
+    where) and return it as it is stored: the parameters that were set, as JSON values."""
+    return KINDS.check_game(kind, game)
 
 
 # --------------------------------------------------------------------------- the form's fields
@@ -162,17 +145,14 @@ def _choices(inner: Any, optional: bool) -> tuple[tuple[str, Any], ...] | None:
     return ((("auto", None),) if optional else ()) + base
 
 
-#: Parameters whose value changes what the others default to (a preset's values depend on them).
-PRESET_KEYS = ("preset", "game")
-
-
 def preset_defaults(kind: ExperimentKind, game: dict[str, Any]) -> dict[str, Any] | None:
     """Every parameter's value under the draft's preset (what an empty field means), or None
     for no preset (the model's own defaults)."""
     if game.get("preset") in (None, "neutral"):
         return None
+    spec = game_params(kind)
     try:
-        params = params_module(kind).load_params({k: game[k] for k in PRESET_KEYS if k in game})
+        params = spec.load({k: game[k] for k in spec.preset_keys if k in game})
     except Exception:  # an invalid game or preset: its field shows the problem
         return None
     values: dict[str, Any] = params.model_dump(mode="json")
@@ -183,15 +163,17 @@ def field_specs(
     model: type[BaseModel],
     prefix: tuple[str, ...] = (),
     defaults: dict[str, Any] | None = None,
+    fixed: Collection[str] = ("preset",),
 ) -> list[FieldSpec | Heading]:
     """The form of ``model``: a row per field, nested models (one level) as groups; ``defaults``
-    (a preset's values) replace the model's defaults."""
+    (a preset's values) replace the model's defaults, except those of the ``fixed`` fields (the
+    preset itself, and what the preset's values depend on)."""
     out: list[FieldSpec | Heading] = []
     for name, info in model.model_fields.items():
         path = (*prefix, name)
         annotation = info.annotation
         default = _json(annotation, info.get_default(call_default_factory=True))
-        if defaults is not None and name in defaults and name not in PRESET_KEYS:
+        if defaults is not None and name in defaults and name not in fixed:
             default = defaults[name]
         description = info.description or ""
         inner, optional, several = _unwrap_optional(annotation)
@@ -208,7 +190,7 @@ def field_specs(
         elif isinstance(inner, type) and issubclass(inner, BaseModel) and not prefix:
             out.append(Heading(path, description))
             nested = defaults.get(name) if defaults is not None else None
-            out += field_specs(inner, path, nested if isinstance(nested, dict) else None)
+            out += field_specs(inner, path, nested if isinstance(nested, dict) else None, fixed)
         elif (
             get_origin(inner) is dict
             and get_args(inner)[1:] in ((float,), (int,))
@@ -362,8 +344,8 @@ def validate_game(
     """Each problem of ``game`` under the field it belongs to (by field name), and the ones that
     belong to no field."""
     data = dict(game)
-    if kind is ExperimentKind.reputation:
-        data.pop("rounds", None)  # load_params drops it: the batch grid's name for steps
+    for key in game_params(kind).extra_keys:  # stored beside the parameters (load drops them)
+        data.pop(key, None)
     try:
         params_model(kind).model_validate(data)
     except ValidationError as exc:
@@ -414,6 +396,7 @@ class GamePane(Vertical):
         self._texts: dict[str, str] = {}  # what the pane's own lines show, by selector
         self._imported: set[ExperimentKind] = set()
         self._preset: dict[str, Any] = {}  # the preset (and game) the form's defaults follow
+        self._examples: dict[str, str] = {}  # placeholders of the YAML fields
 
     def compose(self) -> ComposeResult:
         yield Static("", id="game-intro", classes="hint", markup=False)
@@ -445,7 +428,7 @@ class GamePane(Vertical):
             self.items, self.by_id = [], {}
             self._errors, self._shown = {}, {}
             self.shown = kind
-            self._update("#game-intro", NO_GAME)
+            self._update("#game-intro", no_game_text())
             self._update("#game-help", "")
             self._update("#game-general", "")
             self.query_one("#game-general").display = False
@@ -457,7 +440,7 @@ class GamePane(Vertical):
 
     @work(exclusive=True, group="game-import", exit_on_error=False)
     async def _import(self, kind: ExperimentKind) -> None:
-        await asyncio.to_thread(params_module, kind)
+        await asyncio.to_thread(params_model, kind)
         self._imported.add(kind)
         self.post_message(self.Ready(kind))
 
@@ -474,14 +457,17 @@ class GamePane(Vertical):
         return self.parent is None or bool(self.parent.display)
 
     async def _build(self, kind: ExperimentKind) -> None:
-        model = params_model(kind)
-        self._dropped = unknown_keys(self.draft.game, model)
-        if kind is ExperimentKind.reputation and "rounds" in self._dropped:
-            self._dropped.remove("rounds")  # the batch grid's name for steps: kept
+        spec = game_params(kind)
+        model = spec.model()
+        self._dropped = [
+            k for k in unknown_keys(self.draft.game, model) if k not in spec.extra_keys
+        ]
         for key in self._dropped:
             del self.draft.game[key]
-        self._preset = {k: self.draft.game.get(k) for k in PRESET_KEYS}
-        self.items = field_specs(model, defaults=preset_defaults(kind, self.draft.game))
+        self._preset = {k: self.draft.game.get(k) for k in spec.preset_keys}
+        self._examples = dict(spec.examples)
+        defaults = preset_defaults(kind, self.draft.game)
+        self.items = field_specs(model, defaults=defaults, fixed=spec.preset_keys)
         self.by_id = {spec.widget_id: spec for spec in self.fields}
         form = self.query_one("#game-form", VerticalScroll)
         self._errors, self._shown = {}, {}
@@ -521,7 +507,7 @@ class GamePane(Vertical):
                 classes="game-yaml",
                 soft_wrap=True,
                 compact=True,
-                placeholder=EXAMPLES.get(spec.name, "none"),
+                placeholder=self._examples.get(spec.name, "none"),
             )
             lines = max(2, min(6, len(format_value(spec, shown).splitlines()) + 1))
             area.styles.height = lines
@@ -555,7 +541,7 @@ class GamePane(Vertical):
             return
         roles = self.draft.role_names() or ["Member"]
         members = ", ".join(f"{r[:1].upper()}{r[1:]} 1, {r[:1].upper()}{r[1:]} 2, …" for r in roles)
-        self._update("#game-intro", INTROS[kind].format(members=members))
+        self._update("#game-intro", game_params(kind).intro.format(members=members))
 
     def _update(self, selector: str, text: str) -> bool:
         """Repaint a line only when its text changes (the editor re-syncs on every keystroke
@@ -598,10 +584,11 @@ class GamePane(Vertical):
         set_value(self.draft.game, spec, value)
         self._check()
         self.post_message(DraftChanged(self))
-        if spec.name in PRESET_KEYS and self.shown is not None:
-            now = {k: self.draft.game.get(k) for k in PRESET_KEYS}
+        keys = game_params(self.shown).preset_keys if self.shown is not None else ()
+        if spec.name in keys and self.shown is not None:
+            now = {k: self.draft.game.get(k) for k in keys}
             preset = now.get("preset") not in (None, "neutral")
-            if now["preset"] != self._preset.get("preset") or (preset and now != self._preset):
+            if now.get("preset") != self._preset.get("preset") or (preset and now != self._preset):
                 # the defaults an empty field means changed: show them
                 self.run_worker(self._build(self.shown), exclusive=True, group="game-build")
 

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 from textual import on
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Input, Label, Select, Static, TextArea
 
 from simulator.domain.errors import SpecError
 from simulator.domain.models import ExperimentKind
 from simulator.roles import validate_text
+from simulator.scenarios.registry import KINDS
 from simulator.tui.draft import Draft
 from simulator.tui.messages import DraftChanged
+from simulator.tui.widgets.item_list import EditorTextArea
 
 
-class GeneralPane(Vertical):
+class GeneralPane(VerticalScroll, can_focus=False):
+    """Scrolls: in a short terminal (24 rows) the study factors are below the fold."""
+
     def __init__(self, draft: Draft) -> None:
         super().__init__(id="general-pane")
         self.draft = draft
@@ -25,8 +29,9 @@ class GeneralPane(Vertical):
             yield Input(self.draft.name, id="exp-name", compact=True)
         with Horizontal(classes="form-row"):
             yield Label("Kind", classes="field-label")
+            names = dict.fromkeys([*KINDS.names(), self.draft.kind.value])
             yield Select(
-                [(k.value, k.value) for k in ExperimentKind],
+                [(name, name) for name in names],
                 value=self.draft.kind.value,
                 allow_blank=False,
                 id="exp-kind",
@@ -36,10 +41,10 @@ class GeneralPane(Vertical):
             yield Label("Note", classes="field-label")
             yield Input(self.draft.note, placeholder="optional", id="exp-note", compact=True)
         yield Label("Starting message (the researcher's first message of each day)")
-        yield TextArea(self.draft.starting_message, id="exp-start", soft_wrap=True)
+        yield EditorTextArea(self.draft.starting_message, id="exp-start", soft_wrap=True)
         yield Static("", id="start-issues", classes="issues", markup=False)
         yield Label("Study factors, one per line: name = level | level (goal = Escape | Yard Time)")
-        yield TextArea(self.draft.factors_text, id="exp-factors", soft_wrap=True)
+        yield EditorTextArea(self.draft.factors_text, id="exp-factors", soft_wrap=True)
         yield Static("", id="factors-error", classes="issues", markup=False)
 
     def on_mount(self) -> None:
@@ -68,6 +73,10 @@ class GeneralPane(Vertical):
     def _changed(self) -> None:
         self._check()
         self.post_message(DraftChanged(self))
+
+    @on(Input.Submitted)
+    def _next_field(self) -> None:
+        self.screen.focus_next()  # a form without a list: enter goes on to the next field
 
     @on(Input.Changed, "#exp-name")
     def _name_changed(self, event: Input.Changed) -> None:

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import Button, Input, Label, OptionList, ProgressBar, Select, Static
 from textual.widgets.option_list import Option
@@ -24,6 +24,8 @@ from simulator.tui.context import services_of
 from simulator.tui.draft import Draft, describe_validation_error
 from simulator.tui.messages import DraftChanged
 from simulator.tui.screens.base import ReportsWorkerErrors
+from simulator.tui.widgets.item_list import ItemList, side_button
+from simulator.words import plural
 
 PARAMS: list[tuple[str, type]] = [
     ("temperature", float),
@@ -60,14 +62,23 @@ def parse_params(values: dict[str, str]) -> SamplingParams:
         raise ValueError(describe_validation_error(exc)) from None
 
 
-class ModelsPane(ReportsWorkerErrors, Horizontal):
+class ModelList(ItemList):
+    """The models on offer; besides the list's keys, ``ctrl+l`` asks Ollama for its models and
+    ``ctrl+o`` pulls the highlighted one (keys no typing produces: a pull may download GBs)."""
+
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("a", "add", "Add model", id="models.add"),
-        Binding("x", "remove", "Remove model", id="models.remove"),
-        Binding("l", "list_ollama", "List Ollama models", id="models.list"),
-        Binding("p", "pull", "Pull model", id="models.pull"),
+        Binding("ctrl+l", "list_ollama", "Ollama list", id="models.list"),
+        Binding("ctrl+o", "pull", "Pull", id="models.pull"),
     ]
 
+    def action_list_ollama(self) -> None:
+        self.owner.action_list_ollama()  # type: ignore[attr-defined]
+
+    def action_pull(self) -> None:
+        self.owner.action_pull()  # type: ignore[attr-defined]
+
+
+class ModelsPane(ReportsWorkerErrors, Horizontal):
     class Listed(Message):
         def __init__(self, names: list[str] | None, error: str | None) -> None:
             super().__init__()
@@ -94,11 +105,11 @@ class ModelsPane(ReportsWorkerErrors, Horizontal):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="side"):
-            yield OptionList(id="model-list")
+            yield ModelList(self, "model", id="model-list")
             with Horizontal(classes="side-buttons"):
-                yield Button("+ Add", id="model-add", compact=True)
-                yield Button("Remove", id="model-remove", compact=True)
-        with Vertical(classes="form"):
+                yield side_button("+ Add", "model-add")
+                yield side_button("Remove", "model-remove")
+        with VerticalScroll(classes="form", can_focus=False):
             with Horizontal(classes="form-row"):
                 yield Label("Provider", classes="field-label")
                 yield Select(
@@ -116,13 +127,13 @@ class ModelsPane(ReportsWorkerErrors, Horizontal):
                 yield Input(id="model-name", compact=True, placeholder="e.g. llama3 or gpt-4.1")
             with Horizontal(classes="form-row"):
                 yield Label("Installed", classes="field-label")
-                yield Select([], id="model-installed", compact=True, prompt="press l to list")
+                yield Select([], id="model-installed", compact=True, prompt="ctrl+l lists them")
             with Horizontal(classes="form-row"):
                 yield Label("Base URL", classes="field-label")
                 yield Input(
                     id="model-url", compact=True, placeholder="default (OLLAMA_HOST / OpenAI)"
                 )
-            for row in (PARAMS[:3], PARAMS[3:]):
+            for row in (PARAMS[:2], PARAMS[2:4], PARAMS[4:]):  # two a row: fits 80 columns
                 with Horizontal(classes="form-row"):
                     for name, _ in row:
                         yield Label(name, classes="param-label")
@@ -136,7 +147,7 @@ class ModelsPane(ReportsWorkerErrors, Horizontal):
                 f"Defaults: temperature {DEFAULTS.temperature}, top_p {DEFAULTS.top_p}, "
                 f"top_k {DEFAULTS.top_k}, num_ctx {DEFAULTS.num_ctx}, max_tokens "
                 f"{DEFAULTS.max_tokens}. Empty: not sent (the server's default).\n"
-                "a add · x remove · l list Ollama models · p pull the model",
+                "In the list: + add · del remove · ctrl+l Ollama's models · ctrl+o pull it",
                 classes="hint",
             )
             yield ProgressBar(id="pull-progress", show_eta=False)
@@ -172,6 +183,7 @@ class ModelsPane(ReportsWorkerErrors, Horizontal):
 
     def _load_form(self) -> None:
         index = self.selected_index()
+        self.draft.model_problem = ""  # the form shows the stored values again
         widgets: list[Any] = [
             self.query_one("#model-provider", Select),
             self.query_one("#model-name", Input),
@@ -182,7 +194,7 @@ class ModelsPane(ReportsWorkerErrors, Horizontal):
                 w.disabled = index is None
             if index is None:
                 self.query_one("#models-status", Static).update(
-                    "No models on offer: press a to add one (dryrun runs offline)."
+                    "No models on offer: + (in the list) adds one (dryrun runs offline)."
                 )
                 return
             ref = self.draft.models[index]
@@ -201,7 +213,7 @@ class ModelsPane(ReportsWorkerErrors, Horizontal):
             return "dryrun answers offline with scripted text: for rehearsing, not a model."
         if ref.provider is Provider.openai:
             return "OpenAI needs OPENAI_API_KEY; another server: give its base URL (…/v1)."
-        return "Ollama: the model must be installed on the server (p pulls it)."
+        return "Ollama: the model must be installed on the server (ctrl+o pulls it)."
 
     @on(OptionList.OptionSelected, "#model-list")
     def _edit_selected(self) -> None:
@@ -236,11 +248,12 @@ class ModelsPane(ReportsWorkerErrors, Horizontal):
                 options=old.options,
             )
         except ValidationError as exc:
-            status.update(f"⚠ {describe_validation_error(exc)}")
+            self._refuse(f"{describe_validation_error(exc)}")
             return
         except ValueError as exc:
-            status.update(f"⚠ {exc}")
+            self._refuse(str(exc))
             return
+        self.draft.model_problem = ""
         if ref == old:  # nothing changed (widgets also post Changed when they mount)
             status.update(self._describe(ref))  # clear a warning about a value now undone
             return
@@ -253,6 +266,19 @@ class ModelsPane(ReportsWorkerErrors, Horizontal):
         self.post_message(DraftChanged(self))
         if isinstance(event, Select.Changed) and ref.provider is Provider.ollama:
             self.action_list_ollama()
+
+    def _refuse(self, problem: str) -> None:
+        """A value the model refuses (the domain's own words and bounds): shown, not applied,
+        and saving waits until it is fixed."""
+        index = self.selected_index()
+        label = self.draft.models[index].label if index is not None else "the model"
+        self.draft.model_problem = f"{label}: {problem}"
+        self.query_one("#models-status", Static).update(f"⚠ {problem} (not applied)")
+
+    @on(Input.Submitted)
+    def _submitted(self, event: Input.Submitted) -> None:
+        if not self.draft.model_problem:  # a refused value keeps the field to fix it
+            self.query_one("#model-list", ItemList).focus()
 
     @on(Select.Changed, "#model-installed")
     def _installed(self, event: Select.Changed) -> None:
@@ -310,9 +336,9 @@ class ModelsPane(ReportsWorkerErrors, Horizontal):
         status.update(
             done
             + (
-                f"Ollama has {len(names)} model(s) installed; pick one above."
+                f"Ollama has {plural(len(names), 'model')} installed; pick one above."
                 if names
-                else "Ollama has no models installed: type a name and press p to pull it."
+                else "Ollama has no models installed: type a name; ctrl+o (in the list) pulls it."
             )
         )
 

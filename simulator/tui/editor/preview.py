@@ -27,6 +27,7 @@ from simulator.tui.draft import Draft
 SUMMARIZER = "@summarizer"
 MAX_COMBINATIONS = 500  # factor-level combinations offered in the Levels list
 STARTING = "@starting"
+NO_LEVELS = ("no study factors", "@none")  # the Levels list of an experiment without factors
 
 
 def parse_pairs(text: str, what: str, sep: str = ",") -> dict[str, str]:
@@ -124,10 +125,23 @@ class PreviewPane(Vertical):
             yield Label("Agents", classes="field-label")
             yield Input(id="preview-counts", compact=True, placeholder="Guard=1, Prisoner=2")
             yield Label("Show", classes="field-label short")
-            yield Select([], id="preview-agent", compact=True, prompt="-")
+            # No blank entry: there is always something to show (a "-" entry showed nothing).
+            yield Select(
+                [("Starting message", STARTING)],
+                value=STARTING,
+                allow_blank=False,
+                id="preview-agent",
+                compact=True,
+            )
         with Horizontal(classes="form-row"):
             yield Label("Levels", classes="field-label")
-            yield Select([], id="preview-levels", compact=True, prompt="no study factors")
+            yield Select(
+                [NO_LEVELS],
+                value=NO_LEVELS[1],
+                allow_blank=False,
+                id="preview-levels",
+                compact=True,
+            )
         yield Static("", id="preview-issues", classes="issues", markup=False)
         yield TextArea("", id="preview-text", read_only=True, soft_wrap=True)
 
@@ -177,9 +191,9 @@ class PreviewPane(Vertical):
                     ("; ".join(f"{k}={v}" for k, v in c.items()), str(i))
                     for i, c in enumerate(combos)
                 ]
+                or [NO_LEVELS]
             )
-            if combos:
-                select.value = str(self._level_index)
+            select.value = str(self._level_index) if combos else NO_LEVELS[1]
         select.disabled = not combos
 
     def render_preview(self) -> None:
@@ -245,6 +259,7 @@ class PreviewPane(Vertical):
 
     @on(Select.Changed, "#preview-agent")
     def _agent_chosen(self, event: Select.Changed) -> None:
-        if isinstance(event.value, str):
+        # Before the first render the list holds a placeholder (its mount posts Changed too).
+        if isinstance(event.value, str) and getattr(self, "_agent_values", None):
             self._chosen = event.value
             self.render_preview()

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, OptionList, Select, Static
 from textual.widgets.option_list import Option
@@ -16,28 +13,23 @@ from simulator.domain.models import Gender
 from simulator.tui.draft import Draft
 from simulator.tui.messages import DraftChanged
 from simulator.tui.screens.dialogs import ConfirmDialog, TextPrompt
+from simulator.tui.widgets.item_list import ItemList, side_button
+from simulator.words import plural
 
 
 class RolesPane(Horizontal):
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("a", "add", "Add role", id="roles.add"),
-        Binding("x", "remove", "Remove role", id="roles.remove"),
-        Binding("ctrl+up", "move(-1)", "Move role up", id="roles.up"),
-        Binding("ctrl+down", "move(1)", "Move role down", id="roles.down"),
-    ]
-
     def __init__(self, draft: Draft) -> None:
         super().__init__(id="roles-pane")
         self.draft = draft
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="side"):
-            yield OptionList(id="role-list")
+            yield ItemList(self, "role", id="role-list")
             with Horizontal(classes="side-buttons"):
-                yield Button("+ Add", id="role-add", compact=True)
-                yield Button("Remove", id="role-remove", compact=True)
-                yield Button("↑", id="role-up", compact=True)
-                yield Button("↓", id="role-down", compact=True)
+                yield side_button("+ Add", "role-add")
+                yield side_button("Remove", "role-remove")
+                yield side_button("↑", "role-up")
+                yield side_button("↓", "role-down")
         with Vertical(classes="form"):
             with Horizontal(classes="form-row"):
                 yield Label("Name", classes="field-label")
@@ -55,7 +47,8 @@ class RolesPane(Horizontal):
                 "Roles speak in this order (round robin starts with the first). Each role has "
                 "its own private sections (tab Sections). Placeholders such as <GUARD_NOUN> "
                 "name roles: after a rename, the Preview tab lists the ones to update.\n"
-                "a add · x remove · ctrl+↑/↓ reorder · enter: rename",
+                "In the list: + add · del remove · ctrl+↑/↓ reorder · enter rename (enter again "
+                "applies it, escape comes back)",
                 classes="hint",
             )
 
@@ -86,7 +79,7 @@ class RolesPane(Horizontal):
         with name.prevent(Input.Changed), gender.prevent(Select.Changed):
             if index is None:
                 name.value = ""
-                info.update("No roles yet: press a to add one (for example Guard).")
+                info.update("No roles yet: + (in the list) adds one, for example Guard.")
                 return
             role = self.draft.roles[index]
             name.value = role.name
@@ -117,6 +110,7 @@ class RolesPane(Horizontal):
             self.notify(f"Renamed {old} to {new}.")
             self.sync(index)
             self.post_message(DraftChanged(self))
+        self.query_one("#role-list", ItemList).focus()  # the next key is for the list again
 
     @on(Select.Changed, "#role-gender")
     def _gender(self) -> None:
@@ -143,6 +137,7 @@ class RolesPane(Horizontal):
                 return
             self.sync(len(self.draft.roles) - 1)
             self.post_message(DraftChanged(self))
+            self.query_one("#role-list", ItemList).focus()
 
         self.app.push_screen(
             TextPrompt(
@@ -169,7 +164,7 @@ class RolesPane(Horizontal):
         self.app.push_screen(
             ConfirmDialog(
                 "Remove role?",
-                f"Remove {role.name} and its {len(role.sections)} private section(s)?",
+                f"Remove {role.name} and its {plural(len(role.sections), 'private section')}?",
                 yes="Remove",
                 no="Keep",
                 danger=True,

@@ -3,11 +3,8 @@ its text in a real editor; placeholder problems of the text are shown under it a
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, OptionList, Select, Static, TextArea
 from textual.widgets.option_list import Option
@@ -18,8 +15,10 @@ from simulator.roles import validate_text
 from simulator.tui.draft import Draft
 from simulator.tui.messages import DraftChanged
 from simulator.tui.screens.dialogs import ConfirmDialog
+from simulator.tui.widgets.item_list import EditorTextArea, ItemList, side_button
 
 DEFAULT_LEVEL = ""  # the Level select's value for the section's default text
+EVERY_ROLE = ("-", "@every")  # the Role select of a shared or summarizer section (disabled)
 
 
 def section_label(sec: Section, role: str | None) -> str:
@@ -28,13 +27,6 @@ def section_label(sec: Section, role: str | None) -> str:
 
 
 class SectionsPane(Horizontal):
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("a", "add", "Add section", id="sections.add"),
-        Binding("x", "remove", "Remove section", id="sections.remove"),
-        Binding("ctrl+up", "move(-1)", "Move section up", id="sections.up"),
-        Binding("ctrl+down", "move(1)", "Move section down", id="sections.down"),
-    ]
-
     def __init__(self, draft: Draft) -> None:
         super().__init__(id="sections-pane")
         self.draft = draft
@@ -43,12 +35,12 @@ class SectionsPane(Horizontal):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="side"):
-            yield OptionList(id="section-list")
+            yield ItemList(self, "section", id="section-list")
             with Horizontal(classes="side-buttons"):
-                yield Button("+ Add", id="section-add", compact=True)
-                yield Button("Remove", id="section-remove", compact=True)
-                yield Button("↑", id="section-up", compact=True)
-                yield Button("↓", id="section-down", compact=True)
+                yield side_button("+ Add", "section-add")
+                yield side_button("Remove", "section-remove")
+                yield side_button("↑", "section-up")
+                yield side_button("↓", "section-down")
         with Vertical(classes="form"):
             with Horizontal(classes="form-row"):
                 yield Label("Title", classes="field-label")
@@ -57,8 +49,9 @@ class SectionsPane(Horizontal):
                 yield Label("Seen by", classes="field-label")
                 yield Select(
                     [
-                        ("shared (every agent)", SectionKind.shared.value),
-                        ("private (one role)", SectionKind.private.value),
+                        # Short: the drop-down is 13 columns wide at 80x24.
+                        ("every agent", SectionKind.shared.value),
+                        ("one role", SectionKind.private.value),
                         ("summarizer", SectionKind.summarizer.value),
                     ],
                     allow_blank=False,
@@ -66,7 +59,13 @@ class SectionsPane(Horizontal):
                     compact=True,
                 )
                 yield Label("Role", classes="field-label short")
-                yield Select([], id="sec-role", compact=True, prompt="-")
+                yield Select(
+                    [EVERY_ROLE],
+                    value=EVERY_ROLE[1],
+                    allow_blank=False,
+                    id="sec-role",
+                    compact=True,
+                )
             with Horizontal(classes="form-row"):
                 yield Label("Factor", classes="field-label")
                 yield Select(
@@ -80,7 +79,7 @@ class SectionsPane(Horizontal):
                     id="sec-level",
                     compact=True,
                 )
-            yield TextArea(id="sec-content", soft_wrap=True, show_line_numbers=True)
+            yield EditorTextArea(id="sec-content", soft_wrap=True, show_line_numbers=True)
             yield Static("", id="sec-issues", classes="issues", markup=False)
 
     def on_mount(self) -> None:
@@ -150,14 +149,21 @@ class SectionsPane(Horizontal):
             level.prevent(Select.Changed),
             content.prevent(TextArea.Changed),
         ):
-            role_select.set_options([(r, r) for r in self.draft.role_names()])
+            found_kind = found[0].kind if found is not None else None
+            roles = [(r, r) for r in self.draft.role_names()]
+            # A private section picks one of the roles; any other has none to pick (no blank).
+            role_select.set_options(
+                roles if found_kind is SectionKind.private and roles else [EVERY_ROLE]
+            )
             factor_options = [("none", "")] + [(f, f) for f in factors]
             if found is None:
                 title.value = ""
                 content.load_text("")
                 for w in (title, kind, role_select, factor, level, content):
                     w.disabled = True
-                self.query_one("#sec-issues", Static).update("No sections yet: press a to add one.")
+                self.query_one("#sec-issues", Static).update(
+                    "No sections yet: + (in the list) adds one."
+                )
                 return
             for w in (title, kind, factor, level, content):
                 w.disabled = False
@@ -167,8 +173,6 @@ class SectionsPane(Horizontal):
             role_select.disabled = sec.kind is not SectionKind.private
             if role is not None:
                 role_select.value = role
-            else:
-                role_select.clear()
             if sec.factor and sec.factor not in factors:
                 factor_options.append((f"{sec.factor} (undefined)", sec.factor))
             factor.set_options(factor_options)
@@ -249,6 +253,10 @@ class SectionsPane(Horizontal):
             sec.id, section_label(sec, role)
         )
         self._check()
+
+    @on(Input.Submitted, "#sec-title")
+    def _title_done(self) -> None:
+        self.query_one("#section-list", ItemList).focus()  # enter there edits the text
 
     @on(Select.Changed, "#sec-kind")
     def _kind(self) -> None:

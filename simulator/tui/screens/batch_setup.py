@@ -4,8 +4,8 @@ The form on the left is read on every change and planned by the batch service
 (``simulator.services.batches.plan_batch``, which ``simulator run`` uses too): each problem is
 shown under the field it belongs to and the batch cannot start until there is none. The right
 side lists the grid's cells and the totals (conversations, LLM calls, tokens, cost estimate).
-ctrl+s asks once more, stores the batch and opens the run monitor; the batch then
-runs in the app, whichever screen is shown.
+ctrl+s asks once more, stores the batch and opens the run monitor; the batch then runs in the
+app, whichever screen is shown.
 """
 
 from __future__ import annotations
@@ -48,12 +48,21 @@ from simulator.tui.context import services_of
 from simulator.tui.screens.base import ReportsWorkerErrors
 from simulator.tui.screens.dialogs import ConfirmDialog
 from simulator.tui.screens.library import clip
-from simulator.tui.screens.monitor import columns_header, columns_line
+from simulator.tui.screens.monitor import FitStep, columns_header, columns_line, fit_columns, pick
+from simulator.words import plural
 
 log = logging.getLogger(__name__)
 
 PREVIEW_ROWS = 200  # cells listed in the preview table (the totals count them all)
 SAME = ""  # Select value: "the default model"
+
+SPEAKER_LABELS = {
+    SpeakerSelection.round_robin: "round robin",
+    SpeakerSelection.random: "random (seeded)",
+    SpeakerSelection.auto: "auto (a manager model)",
+    SpeakerSelection.manual: "manual (you choose)",
+}
+
 
 #: The form's inputs: BatchSpec field -> the key of its input (#in-KEY) and error (#err-KEY).
 INPUTS = {
@@ -63,20 +72,14 @@ INPUTS = {
     "seed": "seed",
     "concurrency": "concurrency",
     "rounds": "rounds",
+    "max_cost_usd": "cap-cost",
+    "max_total_tokens": "cap-tokens",
 }
 
 
 def _default(name: str) -> str:
     """What a number input shows first: BatchSpec's own default."""
     return str(BatchSpec.model_fields[name].default)
-
-
-SPEAKER_LABELS = {
-    SpeakerSelection.round_robin: "round robin",
-    SpeakerSelection.random: "random (seeded)",
-    SpeakerSelection.auto: "auto (a manager model)",
-    SpeakerSelection.manual: "manual (you choose)",
-}
 
 
 def cost_label(plan: BatchPlan, prices: Prices | None, price_problem: str = "") -> str:
@@ -92,13 +95,19 @@ def cost_label(plan: BatchPlan, prices: Prices | None, price_problem: str = "") 
     return "unknown (a model has no price)" if prices else "unknown (no PRICE_TABLE)"
 
 
+def _count(n: int, noun: str) -> str:
+    number, words = plural(n, noun).split(" ", 1)
+    return f"[b]{number}[/b] {words}"
+
+
 def totals_text(plan: BatchPlan, prices: Prices | None, price_problem: str = "") -> str:
+    """Three short lines (each cut at the edge in a narrow terminal, never wrapped)."""
     est = plan.estimate
     if est is None:
         return "Fix the fields marked in red to see the grid."
     return (
-        f"[b]{est.conversations:,}[/b] conversations · [b]{est.llm_calls:,}[/b] LLM calls · "
-        f"about [b]{est.tokens:,}[/b] tokens · cost {cost_label(plan, prices, price_problem)}\n"
+        f"{_count(est.conversations, 'conversation')} · {_count(est.llm_calls, 'LLM call')}\n"
+        f"~{_count(est.tokens, 'token')} · {cost_label(plan, prices, price_problem)}\n"
         f"[dim]{plan.grid}[/dim]"
     )
 
@@ -124,6 +133,9 @@ PREVIEW_COLUMNS: list[tuple[str, int, bool]] = [
     ("Rep", 3, True),
     ("Seed", 8, False),
 ]
+# A narrow preview drops the seed, then the repeat, then shortens the factors; room to spare
+# goes to the factors.
+PREVIEW_FIT: list[FitStep] = [("drop", "Seed", 0), ("drop", "Rep", 0), ("shrink", "Factors", 6)]
 
 
 # --------------------------------------------------------------------------- the screen
@@ -145,6 +157,13 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
             super().__init__()
             self.batch_id = batch_id
 
+    class NewerVersion(Message):
+        """The experiment is an older version: ``latest`` supersedes it."""
+
+        def __init__(self, latest: Experiment) -> None:
+            super().__init__()
+            self.latest = latest
+
     def __init__(self, experiment: Experiment) -> None:
         super().__init__()
         self.experiment = experiment
@@ -156,6 +175,7 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
         self.checks = 0  # plans computed (tests wait on it)
         self._recheck_timer: Timer | None = None
         self._starting = False
+        self._preview_columns = PREVIEW_COLUMNS  # fitted to the preview's width (on_resize)
 
     # ------------------------------------------------------------------ layout
 
@@ -165,15 +185,10 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
         model_options = [(clip(m.label, 30), str(i)) for i, m in enumerate(self.models)]
         same = [("same as default", SAME)]
         yield Header(show_clock=False)
-        yield Static(
-            f"New batch of '{clip(exp.name, 40)}' ({exp.kind.value}) · ctrl+s starts it · "
-            "esc goes back",
-            id="setup-banner",
-            markup=False,
-        )
+        yield Static(self._banner(), id="setup-banner", markup=False)
         with Horizontal(id="setup-body"):
             with VerticalScroll(id="setup-form"):
-                yield Static("Models", classes="setup-heading")
+                yield Static("Models", classes="setup-heading first")
                 yield from self._row(
                     "Default",
                     Select(
@@ -261,20 +276,37 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
                     self._input(_default("concurrency"), "concurrency", narrow=True),
                     "concurrency",
                 )
+                yield from self._row(
+                    "Max cost (USD)",
+                    self._input("", "cap-cost", narrow=True, placeholder="no cap"),
+                    "cap-cost",
+                )
+                yield from self._row(
+                    "Max tokens",
+                    self._input("", "cap-tokens", narrow=True, placeholder="no cap"),
+                    "cap-tokens",
+                )
             with Vertical(id="setup-side"):
                 table: DataTable[str] = DataTable(
                     id="setup-grid", cursor_type="row", zebra_stripes=True
                 )
-                table.add_column(columns_header(PREVIEW_COLUMNS), key="cell")
+                table.add_column(columns_header(self._preview_columns), key="cell")
                 yield table
                 yield Static("", id="setup-grid-error")
                 yield Static("", id="setup-totals")
                 with Horizontal(id="setup-buttons"):
-                    yield Button("Back (esc)", id="setup-back", compact=True)
+                    yield Button("Back", id="setup-back", compact=True)
                     yield Button(
-                        "Start batch (ctrl+s)", id="setup-start", variant="primary", compact=True
+                        "Start (ctrl+s)", id="setup-start", variant="primary", compact=True
                     )
         yield Footer()
+
+    def _banner(self, latest: Experiment | None = None) -> str:
+        exp = self.experiment
+        text = f"New batch of '{clip(exp.name, 30)}' v{exp.version} ({exp.kind.value})"
+        if latest is not None:
+            return f"{text} · an OLDER version: v{latest.version} is the latest"
+        return f"{text} · ctrl+s starts it · esc goes back"
 
     def _input(self, value: str, key: str, *, narrow: bool = False, placeholder: str = "") -> Input:
         return Input(
@@ -297,11 +329,43 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
             yield Static("", classes="setup-error", id=f"err-{error_key}", markup=False)
 
     def on_mount(self) -> None:
+        self._check_version()
         self._warm_up()
         self._load_prices()
         self.query_one("#in-total" if self._dialogue else "#in-rounds", Input).focus()
         if self._dialogue:
             self.recheck()  # a game's estimate imports its scenario: after the warm-up
+
+    @work(group="batch-setup-version", exit_on_error=False)
+    async def _check_version(self) -> None:
+        latest = await services_of(self.app).experiments.latest_version(self.experiment)
+        if latest.id != self.experiment.id:
+            self.post_message(self.NewerVersion(latest))
+
+    @on(NewerVersion)
+    def _newer_version(self, message: NewerVersion) -> None:
+        """Say it, and offer the latest: a batch runs exactly the version it is set up on."""
+        old, latest = self.experiment, message.latest
+        self.query_one("#setup-banner", Static).update(self._banner(latest))
+        added = [m.label for m in latest.models if m not in old.models]
+        offers = f" v{latest.version} also offers {', '.join(added)}." if added else ""
+        saved = latest.created_at.astimezone().strftime("%Y-%m-%d %H:%M")
+
+        def answered(switch: bool | None) -> None:
+            if switch:
+                self.app.switch_screen(BatchSetupScreen(latest))
+
+        self.app.push_screen(
+            ConfirmDialog(
+                "An older version",
+                f"'{old.name}' v{old.version} is not the latest version: v{latest.version} "
+                f"(saved {saved}) is.{offers} A batch runs exactly the version it is set up "
+                f"on. Set up the batch on v{latest.version} instead?",
+                yes=f"Use v{latest.version}",
+                no=f"Keep v{old.version}",
+            ),
+            callback=answered,
+        )
 
     @work(thread=True, group="batch-setup-warm-up", exit_on_error=False)
     def _warm_up(self) -> None:
@@ -312,8 +376,8 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
         if not self._dialogue:
             try:
                 prepare_kind(self.experiment.kind)
-            except SimulatorError as exc:
-                log.warning("%s: %s", self.experiment.kind.value, exc)
+            except SimulatorError as exc:  # a kind this version does not know: the plan says so
+                log.warning("cannot prepare kind %s: %s", self.experiment.kind.value, exc)
             self.app.call_from_thread(self.recheck)
         warm_up(freeze=True)
 
@@ -420,11 +484,28 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
             static.update(note)
             static.set_class(bool(note), "shown")
 
+    def on_resize(self) -> None:
+        # A narrow terminal gives the form a little less room, the preview a little more.
+        self.query_one("#setup-form").styles.width = 42 if self.size.width < 90 else 46
+        self.call_after_refresh(self._fit_preview)
+
+    def _fit_preview(self) -> None:
+        table = self.query_one("#setup-grid", DataTable)
+        width = table.size.width - 4  # the cell's padding and the scrollbar
+        columns = fit_columns(PREVIEW_COLUMNS, width, PREVIEW_FIT, grow="Factors")
+        if width > 0 and columns != self._preview_columns:
+            self._preview_columns = columns
+            table.clear(columns=True)
+            table.add_column(columns_header(columns), key="cell")
+            self._show_plan()
+
     def _show_plan(self) -> None:
         table = self.query_one("#setup-grid", DataTable)
         table.clear()
+        columns = self._preview_columns
         for i, cell in enumerate(self.plan.cells[:PREVIEW_ROWS]):
-            table.add_row(columns_line(cell_row(i, cell), PREVIEW_COLUMNS), key=str(i))
+            values = pick(cell_row(i, cell), PREVIEW_COLUMNS, columns)
+            table.add_row(columns_line(values, columns), key=str(i))
         more = len(self.plan.cells) - PREVIEW_ROWS
         if more > 0:
             table.add_row(f"  … and {more:,} more cells")
@@ -462,8 +543,8 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
         self.app.push_screen(
             ConfirmDialog(
                 "Start this batch?",
-                f"Run {est.conversations:,} conversation(s) of '{self.experiment.name}': "
-                f"{est.llm_calls:,} LLM calls, about {est.tokens:,} tokens, cost "
+                f"Run {plural(est.conversations, 'conversation')} of '{self.experiment.name}': "
+                f"{plural(est.llm_calls, 'LLM call')}, about {plural(est.tokens, 'token')}, cost "
                 f"{cost_label(plan, self.prices, self.price_problem)}. It keeps running when you "
                 f"leave the monitor.{manual}",
                 yes="Start",

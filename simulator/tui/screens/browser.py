@@ -51,6 +51,7 @@ from simulator.tui.screens.dialogs import ConfirmDialog, TextPrompt
 from simulator.tui.screens.library import clip
 from simulator.tui.widgets.charts import ConversationChart
 from simulator.tui.widgets.transcript import TranscriptView, prepare_colours
+from simulator.words import plural
 
 if TYPE_CHECKING:
     from simulator.services.container import Services
@@ -186,11 +187,15 @@ def conversation_details(
     if conv.error:
         out.append(f"{conv.error}\n", style="bold red")
     if conv.fallbacks:
-        field("fallbacks", f"{conv.fallbacks} message(s) replaced by a default", "yellow")
+        field("fallbacks", f"{plural(conv.fallbacks, 'message')} replaced by a default", "yellow")
     retried = [m for m in messages or [] if m.attempts > 1]
     if retried:
         extra = sum(m.attempts - 1 for m in retried)
-        field("retries", f"{len(retried)} call(s) needed {extra} more attempt(s)", "yellow")
+        field(
+            "retries",
+            f"{plural(len(retried), 'call')} needed {plural(extra, 'more attempt')}",
+            "yellow",
+        )
     flags: dict[str, int] = {}
     for message in messages or []:
         for flag in message.flags:
@@ -243,6 +248,17 @@ def conversation_details(
     return out
 
 
+# What each filter shows when it keeps everything: its own name first, so that a narrow
+# terminal (80 columns) still says which filter is which ("All ▼ All ▼ All days" said nothing).
+ALL = {
+    "batch": "Any batch",
+    "model": "Any model",
+    "days": "Any days",
+    "agents": "Any agents",
+    "status": "Any status",
+}
+
+
 class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
     """The conversations of one experiment."""
 
@@ -261,11 +277,12 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
         Binding("t", "tab('transcript')", "Transcript", id="browser.transcript"),
         Binding("i", "tab('details')", "Details", id="browser.details"),
         Binding("g", "tab('chart')", "Chart", id="browser.chart", show=False),
-        Binding("f", "favourite", "Favourite", id="browser.favourite"),
-        Binding("x,delete", "delete", "Delete", id="browser.delete"),
+        # Export before favourite and delete: an 80-column footer ends around here.
         Binding("e", "export", "Export", id="browser.export"),
         Binding("a", "annotate", "Annotate", id="browser.annotate", show=False),
         Binding("E", "export_listed", "Export listed", id="browser.export_listed", show=False),
+        Binding("f", "favourite", "Favourite", id="browser.favourite"),
+        Binding("x,delete", "delete", "Delete", id="browser.delete"),
         Binding("r", "reset_filters", "Reset filters", id="browser.reset", show=False),
         Binding("l", "list", "List", id="browser.list", show=False),
         Binding("ctrl+r", "refresh", "Refresh", id="browser.refresh", show=False),
@@ -330,19 +347,19 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
         yield Header(show_clock=False)
         with Horizontal(id="browser-filters"):
             yield Select(
-                [("All batches", "")], value="", allow_blank=False, id="batch-filter", compact=True
+                [(ALL["batch"], "")], value="", allow_blank=False, id="batch-filter", compact=True
             )
             yield Select(
-                [("All models", "")], value="", allow_blank=False, id="model-filter", compact=True
+                [(ALL["model"], "")], value="", allow_blank=False, id="model-filter", compact=True
             )
             yield Select(
-                [("All days", 0)], value=0, allow_blank=False, id="days-filter", compact=True
+                [(ALL["days"], 0)], value=0, allow_blank=False, id="days-filter", compact=True
             )
             yield Select(
-                [("All agents", "")], value="", allow_blank=False, id="counts-filter", compact=True
+                [(ALL["agents"], "")], value="", allow_blank=False, id="counts-filter", compact=True
             )
             yield Select(
-                [("All statuses", "")] + [(s.value, s.value) for s in Status],
+                [(ALL["status"], "")] + [(s.value, s.value) for s in Status],
                 value="",
                 allow_blank=False,
                 id="status-filter",
@@ -463,21 +480,21 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
         choices = filter_choices(self.all)
         self._set_options(
             "#batch-filter",
-            [("All batches", "")]
+            [(ALL["batch"], "")]
             + [
                 (f"Batch {number} ({n})" if number is not None else f"Single runs ({n})", key)
                 for key, number, n in choices.batches
             ],
         )
         models = sorted((model_option_label(ref), key) for key, ref in choices.models.items())
-        self._set_options("#model-filter", [("All models", ""), *models])
+        self._set_options("#model-filter", [(ALL["model"], ""), *models])
         self._set_options(
             "#days-filter",
-            [("All days", 0)] + [(f"{d} day{'s' if d > 1 else ''}", d) for d in choices.days],
+            [(ALL["days"], 0)] + [(plural(d, "day"), d) for d in choices.days],
         )
         self._set_options(
             "#counts-filter",
-            [("All agents", "")] + [(f"Agents {label}", key) for key, label in choices.counts],
+            [(ALL["agents"], "")] + [(f"Agents {label}", key) for key, label in choices.counts],
         )
 
     def _set_options(self, selector: str, options: list[tuple[str, Any]]) -> None:
@@ -493,7 +510,8 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
 
     def _update_status(self) -> None:
         flt = self.current_filter()
-        shown = f"{len(self.rows)} of {len(self.all)}" if flt.active else f"{len(self.all)}"
+        total = plural(len(self.all), "conversation")
+        shown = f"{len(self.rows):,} of {total}" if flt.active else total
         conv = self.selected()
         where = ""
         if conv is not None:
@@ -501,7 +519,7 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
             batch = f" of batch {number}" if number is not None else " (single run)"
             where = f" · #{conversation_number(conv)}{batch} by {conv.owner or '?'}"
         self.query_one("#browser-status", Static).update(
-            f"{shown} conversation(s){' (filtered)' if flt.active else ''}{where} · "
+            f"{shown}{' (filtered)' if flt.active else ''}{where} · "
             f"you are {self.user} · F1 or ? help{self._annotation_status()}"
         )
 
@@ -738,7 +756,8 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
             ConfirmDialog(
                 "Delete conversation?",
                 f"Delete conversation #{conversation_number(conv)} ({conv.cell.counts_label}, "
-                f"{conv.cell.days} day(s)) and its {conv.messages_done} agent message(s)? "
+                f"{plural(conv.cell.days, 'day')}) and its "
+                f"{plural(conv.messages_done, 'agent message')}? "
                 "This cannot be undone.",
                 yes="Delete",
                 no="Keep",
@@ -785,7 +804,8 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
             self.notify("No conversations listed: nothing to export.", severity="warning")
             return
         ids = [c.id for c in self.rows]
-        self._ask_export(ids, f"Export the {len(ids)} listed conversation(s)", "transcripts.html")
+        title = f"Export the {plural(len(ids), 'listed conversation')}"
+        self._ask_export(ids, title, "transcripts.html")
 
     def _ask_export(self, ids: list[str], title: str, name: str) -> None:
         default = Path.cwd() / "exports" / name

@@ -11,7 +11,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
+from textual.widget import Widget
+from textual.widgets import Footer, Header, Input, Static, TabbedContent, TabPane, Tabs
 
 from simulator.domain.errors import SpecError
 from simulator.domain.models import Experiment, new_id
@@ -27,6 +28,8 @@ from simulator.tui.editor.sections import SectionsPane
 from simulator.tui.messages import DraftChanged
 from simulator.tui.screens.base import ReportsWorkerErrors
 from simulator.tui.screens.dialogs import ConfirmDialog, MessageDialog
+from simulator.tui.widgets.item_list import ItemList
+from simulator.words import plural
 
 # (pane id, name); tab n is on key F(n+2), shown in its label, so the footer needs not list them.
 TABS = [
@@ -59,7 +62,13 @@ class EditorScreen(ReportsWorkerErrors, Screen[str | None]):
             priority=True,
             tooltip="Check and save the experiment",
         ),
-        Binding("escape", "close", "Back", id="editor.back", tooltip="Back to the library"),
+        Binding(
+            "escape",
+            "back",
+            "Back",
+            id="editor.back",
+            tooltip="From a field: back to the tab's list; from a list: back to the library",
+        ),
         *(
             Binding(
                 f"f{n}",
@@ -114,6 +123,27 @@ class EditorScreen(ReportsWorkerErrors, Screen[str | None]):
     def on_mount(self) -> None:
         self._update_banner()
         self._show_game_tab()
+        self.query_one("#exp-name", Input).focus()  # the first field, its text selected
+
+    # ------------------------------------------------------------------ the keyboard model
+
+    def home_of(self, pane_id: str | None = None) -> Widget:
+        """Where escape goes from a field of a tab: the tab's list (roles, sections, models),
+        or the tab bar for a tab without one."""
+        tabs = self.query_one(TabbedContent)
+        pane = self.query_one(f"#{pane_id or tabs.active}", TabPane)
+        lists = pane.query(ItemList)
+        return lists.first() if lists else tabs.query_one(Tabs)
+
+    def action_back(self) -> None:
+        """escape: one level up. A field goes back to its list (or the tab bar); only a list
+        (or the tab bar) leaves the editor, asking first when there are unsaved changes."""
+        focused = self.focused
+        home = self.home_of()
+        if focused is None or focused is home or isinstance(focused, (ItemList, Tabs)):
+            self.action_close()
+        else:
+            home.focus()
 
     def _show_game_tab(self) -> None:
         tabs = self.query_one(TabbedContent)
@@ -135,8 +165,8 @@ class EditorScreen(ReportsWorkerErrors, Screen[str | None]):
                 text += " · not yours: saving makes your own copy"
             elif self.conversations:
                 text += (
-                    f" · {self.conversations} conversation(s) ran with it: saving creates a "
-                    "new version"
+                    f" · {plural(self.conversations, 'conversation')} ran with it: saving "
+                    f"creates v{base.version + 1}"
                 )
         self.query_one("#editor-banner", Static).update(text)
 
@@ -169,16 +199,20 @@ class EditorScreen(ReportsWorkerErrors, Screen[str | None]):
                 severity="warning",
             )
             return
-        # Drop focus first: a focused widget in the old tab would pull the tabs back to it.
+        # Drop focus first: a focused widget in the old tab would pull the tabs back to it. Then
+        # focus the new tab's first field at once, not after the next refresh: a key typed right
+        # after F-n (enter on the list) must find it focused, not nothing.
         self.set_focus(None)
         self.query_one(TabbedContent).active = tab
-        self.call_after_refresh(self._focus_first, tab)
+        if not self._focus_first(tab):
+            self.call_after_refresh(self._focus_first, tab)
 
-    def _focus_first(self, tab: str) -> None:
+    def _focus_first(self, tab: str) -> bool:
         for widget in self.query_one(f"#{tab}", TabPane).query("*"):
             if widget.focusable:
-                widget.focus()
-                return
+                self.set_focus(widget)
+                return True
+        return False
 
     # ------------------------------------------------------------------ save and close
 
@@ -195,6 +229,15 @@ class EditorScreen(ReportsWorkerErrors, Screen[str | None]):
                     "Fix these placeholders first",
                     "\n".join(str(i) for i in issues)
                     + "\n\nThe Sections tab shows each problem under the text it is in.",
+                )
+            )
+            return
+        if self.draft.model_problem:
+            self.app.push_screen(
+                MessageDialog(
+                    "Fix the model first",
+                    f"{self.draft.model_problem}\n\nThe Models tab (F5) shows the field; the "
+                    "value was not applied.",
                 )
             )
             return
@@ -256,8 +299,10 @@ class EditorScreen(ReportsWorkerErrors, Screen[str | None]):
             saved = await service.save(exp)
             if saved.id != exp.id:
                 text = (
-                    f"Saved as a new version (v{saved.version}): the {self.conversations} "
-                    "stored conversation(s) keep the prompts they ran with."
+                    f"Saved as a new version (v{saved.version}): the "
+                    f"{plural(self.conversations, 'stored conversation')} keep"
+                    f"{'s' if self.conversations == 1 else ''} the prompts "
+                    f"{'it' if self.conversations == 1 else 'they'} ran with."
                 )
             else:
                 text = f"Saved '{saved.name}'."

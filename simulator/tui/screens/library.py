@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.markup import escape
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -17,21 +18,26 @@ from textual.screen import Screen
 from textual.widgets import Checkbox, DataTable, Footer, Header, Input, Select, Static
 
 from simulator.db.store import ExperimentFilter
-from simulator.domain.models import Experiment, ExperimentKind
+from simulator.domain.models import Experiment
+from simulator.services.experiments import latest_versions
 from simulator.tui.context import services_of, user_of
 from simulator.tui.screens.base import ReportsWorkerErrors
 from simulator.tui.screens.dialogs import ConfirmDialog, TextPrompt
+from simulator.words import plural
 
 if TYPE_CHECKING:
     from simulator.services.container import Services
 
-# (column key, label, width at 100 columns); wider terminals give the room to GROWS.
+# (column key, label, width): the table shows every column from FULL_WIDTH on, and gives a wider
+# terminal's room to GROWS; a narrower one first DROPS the columns the details lines repeat, then
+# SHRINKS the long ones down to a minimum.
 COLUMNS: list[tuple[str, str, int]] = [
     ("favourite", "★", 1),
-    ("name", "Name", 15),
+    ("name", "Name", 14),
+    ("version", "Ver", 6),
     ("kind", "Kind", 10),
     ("roles", "Roles", 15),
-    ("models", "Models", 10),
+    ("models", "Models", 9),
     ("conversations", "Conv", 4),
     ("owner", "Owner", 7),
     ("created", "Created", 10),
@@ -39,17 +45,48 @@ COLUMNS: list[tuple[str, str, int]] = [
 ]
 SORTABLE = ["created", "name", "owner", "kind", "conversations", "favourite"]
 GROWS = {"name": 3, "roles": 1, "models": 1, "note": 3}  # shares of the extra width
-TABLE_WIDTH = 98  # the table's width at 100 columns, which COLUMNS fill
+DROPS = ["note", "created"]  # first to go in a narrow terminal (the details show them)
+SHRINKS = {"models": 6, "roles": 10, "name": 10}  # then these shrink, down to these widths
+CELL_PADDING = 2  # a DataTable cell's padding, left and right
+FULL_WIDTH = sum(width + CELL_PADDING for _, _, width in COLUMNS)  # every column at its width
 
 
 def column_widths(table_width: int) -> dict[str, int]:
-    """Each column's width for a table ``table_width`` wide (never narrower than COLUMNS)."""
+    """The width of each column shown in a table ``table_width`` wide (in COLUMNS' order): at
+    100x30 all but the note, at 80x24 neither the note nor the date."""
     widths = {key: width for key, _, width in COLUMNS}
-    extra = max(table_width - TABLE_WIDTH, 0)
-    total = sum(GROWS.values())
-    for key, share in GROWS.items():
-        widths[key] += extra * share // total
+    extra = table_width - FULL_WIDTH
+    if extra >= 0:
+        total = sum(GROWS.values())
+        for key, share in GROWS.items():
+            widths[key] += extra * share // total
+        return widths
+    for key in DROPS:
+        if extra >= 0:
+            break
+        extra += widths.pop(key) + CELL_PADDING
+    for key, minimum in SHRINKS.items():
+        if extra >= 0:
+            break
+        cut = min(widths[key] - minimum, -extra)
+        widths[key] -= cut
+        extra += cut
+    widths["name"] += max(extra, 0)
     return widths
+
+
+def version_label(exp: Experiment, latest: Experiment | None) -> Text:
+    """``v2``; an experiment a newer version supersedes is dimmed: ``v1 old``."""
+    if latest is None:
+        return Text(f"v{exp.version}")
+    return Text(f"v{exp.version} old", style="dim")
+
+
+def _kind_names() -> list[str]:
+    """The registered experiment kinds (imported when the filter is built, not at start-up)."""
+    from simulator.scenarios.registry import KINDS
+
+    return KINDS.names()
 
 
 def clip(text: str, width: int) -> str:
@@ -81,6 +118,7 @@ def export_file_name(exp: Experiment) -> str:
 class Row:
     experiment: Experiment
     conversations: int
+    latest: Experiment | None = None  # a newer version that supersedes this one
 
 
 def sort_rows(rows: list[Row], key: str, reverse: bool) -> list[Row]:
@@ -105,6 +143,8 @@ class LibraryScreen(ReportsWorkerErrors, Screen[None]):
     """The experiment library."""
 
     HELP_TITLE = "Experiment library"
+    # In the footer's order: the main actions first (an 80-column footer shows up to Delete;
+    # every key is in F1's help and the command palette).
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("n", "new", "New", id="library.new", tooltip="Create an experiment"),
         Binding(
@@ -113,6 +153,25 @@ class LibraryScreen(ReportsWorkerErrors, Screen[None]):
             "Open",
             id="library.open",
             tooltip="Open the experiment in the editor",
+        ),
+        Binding("b", "batch", "Batch", id="library.batch", tooltip="Set up a batch of runs of it"),
+        Binding("r", "runs", "Runs", id="library.runs", tooltip="Watch running batches"),
+        Binding(
+            "c",
+            "conversations",
+            "Conversations",
+            id="library.conversations",
+            tooltip="Read its stored conversations",
+        ),
+        Binding(
+            "e", "export", "Export", id="library.export", tooltip="Write it to a YAML or JSON file"
+        ),
+        Binding(
+            "x,delete",
+            "delete",
+            "Delete",
+            id="library.delete",
+            tooltip="Delete it with its conversations (owner only)",
         ),
         Binding(
             "d",
@@ -124,26 +183,7 @@ class LibraryScreen(ReportsWorkerErrors, Screen[None]):
         Binding("f", "favourite", "Favourite", id="library.favourite", tooltip="Star or unstar it"),
         Binding("t", "note", "Note", id="library.note", tooltip="Edit its note"),
         Binding(
-            "x,delete",
-            "delete",
-            "Delete",
-            id="library.delete",
-            tooltip="Delete it with its conversations (owner only)",
-        ),
-        Binding(
-            "e", "export", "Export", id="library.export", tooltip="Write it to a YAML or JSON file"
-        ),
-        Binding(
             "i", "import", "Import", id="library.import", tooltip="Add an experiment from a file"
-        ),
-        Binding("b", "batch", "Batch", id="library.batch", tooltip="Set up a batch of runs of it"),
-        Binding("r", "runs", "Runs", id="library.runs", tooltip="Watch running batches"),
-        Binding(
-            "c",
-            "conversations",
-            "Conversations",
-            id="library.conversations",
-            tooltip="Read its stored conversations",
         ),
         Binding("s", "sort", "Sort", id="library.sort", show=False),
         Binding("slash", "search", "Search", id="library.search", show=False),
@@ -152,6 +192,8 @@ class LibraryScreen(ReportsWorkerErrors, Screen[None]):
     ]
 
     class Loaded(Message):
+        """The library as read from the database just now."""
+
         def __init__(self, rows: list[Row], select: str | None) -> None:
             super().__init__()
             self.rows = rows
@@ -173,6 +215,7 @@ class LibraryScreen(ReportsWorkerErrors, Screen[None]):
         self.owners: set[str] = set()
         self._first_load = True
         self.loads = 0  # finished loads (tests wait on it)
+        self._select_next: str | None = None  # to highlight once loaded (what was just saved)
         self._widths: dict[str, int] = {}
 
     # ------------------------------------------------------------------ layout
@@ -189,7 +232,7 @@ class LibraryScreen(ReportsWorkerErrors, Screen[None]):
                 compact=True,
             )
             yield Select(
-                [("All kinds", "")] + [(k.value, k.value) for k in ExperimentKind],
+                [("All kinds", "")] + [(name, name) for name in _kind_names()],
                 value="",
                 allow_blank=False,
                 id="kind-filter",
@@ -205,11 +248,13 @@ class LibraryScreen(ReportsWorkerErrors, Screen[None]):
         self.query_one("#experiments", DataTable).focus()
 
     def on_resize(self) -> None:
+        # Only a repaint of the rows already read: the first resize comes before the first load,
+        # and taking it for an empty library once offered the example over a full one.
         if column_widths(self.query_one("#experiments", DataTable).size.width) != self._widths:
-            self.post_message(self.Loaded(self.rows, self.selected_id()))
+            self._show_rows(self.selected_id())
 
     def on_screen_resume(self) -> None:
-        self.load(self.selected_id())
+        self.load(self._select_next or self.selected_id())
 
     # ------------------------------------------------------------------ data
 
@@ -235,54 +280,71 @@ class LibraryScreen(ReportsWorkerErrors, Screen[None]):
     @work(exclusive=True, group="library-load", exit_on_error=False)
     async def load(self, select: str | None = None) -> None:
         found = await self.services.experiments.list(self.current_filter())
-        rows = [Row(r.experiment, r.conversations) for r in found]
+        latest = latest_versions([r.experiment for r in found])
+        rows = [Row(r.experiment, r.conversations, latest.get(r.experiment.id)) for r in found]
         self.post_message(self.Loaded(rows, select))
 
     @on(Loaded)
     def _loaded(self, message: Loaded) -> None:
-        self.rows = sort_rows(message.rows, self.sort_key, self.sort_reverse)
+        self.rows = message.rows
+        if message.select is not None and message.select == self._select_next:
+            self._select_next = None
         self._update_owner_options()
+        self._show_rows(message.select)
+        self.loads += 1
+        if self._first_load:
+            self._first_load = False
+            if not self.rows and not self._filtered() and getattr(self.app, "offer_example", False):
+                self._offer_example()
+
+    def _filtered(self) -> bool:
+        flt = self.current_filter()
+        return any([flt.text, flt.owner, flt.kind, flt.favourites_only])
+
+    def _show_rows(self, select: str | None) -> None:
+        """Paint ``self.rows`` in the current sort order, keeping ``select`` highlighted."""
+        self.rows = sort_rows(self.rows, self.sort_key, self.sort_reverse)
         table = self.query_one("#experiments", DataTable)
         widths = column_widths(table.size.width)
         if widths != self._widths:
             self._widths = widths
             table.clear(columns=True)
             for key, label, _ in COLUMNS:
-                table.add_column(label, key=key, width=widths[key])
+                if key in widths:
+                    table.add_column(label, key=key, width=widths[key])
         else:
             table.clear()
         for row in self.rows:
-            exp = row.experiment
-            table.add_row(
-                "★" if exp.favourite else " ",
-                clip(exp.name, widths["name"]),
-                exp.kind.value,
-                clip(", ".join(r.name for r in exp.roles) or "-", widths["roles"]),
-                models_label(exp, widths["models"]),
-                str(row.conversations),
-                clip(exp.owner, widths["owner"]),
-                created_label(exp),
-                clip(exp.note, widths["note"]),
-                key=exp.id,
-            )
-        if message.select is not None:
+            cells = self._cells(row, widths)
+            table.add_row(*(cells[key] for key in widths), key=row.experiment.id)
+        if select is not None:
             for index, row in enumerate(self.rows):
-                if row.experiment.id == message.select:
+                if row.experiment.id == select:
                     table.move_cursor(row=index)
                     break
         self._update_details()
-        flt = self.current_filter()
-        filtered = any([flt.text, flt.owner, flt.kind, flt.favourites_only])
         arrow = "↓" if self.sort_reverse else "↑"
         self.query_one("#library-status", Static).update(
-            f"{len(self.rows)} experiment(s){' (filtered)' if filtered else ''} · "
+            f"{plural(len(self.rows), 'experiment')}{' (filtered)' if self._filtered() else ''} · "
             f"sorted by {self.sort_key} {arrow} · you are {self.user} · F1 or ? help"
         )
-        self.loads += 1
-        if self._first_load:
-            self._first_load = False
-            if not self.rows and not filtered and getattr(self.app, "offer_example", False):
-                self._offer_example()
+
+    @staticmethod
+    def _cells(row: Row, widths: dict[str, int]) -> dict[str, str | Text]:
+        exp = row.experiment
+        name = clip(exp.name, widths["name"])
+        return {
+            "favourite": "★" if exp.favourite else " ",
+            "name": Text(name, style="dim") if row.latest else name,
+            "version": version_label(exp, row.latest),
+            "kind": exp.kind.value,
+            "roles": clip(", ".join(r.name for r in exp.roles) or "-", widths["roles"]),
+            "models": models_label(exp, widths["models"]),
+            "conversations": str(row.conversations),
+            "owner": clip(exp.owner, widths["owner"]),
+            "created": created_label(exp),
+            "note": clip(exp.note, widths.get("note", 0)),
+        }
 
     def _update_owner_options(self) -> None:
         self.owners |= {r.experiment.owner for r in self.rows if r.experiment.owner}
@@ -324,11 +386,16 @@ class LibraryScreen(ReportsWorkerErrors, Screen[None]):
             return
         exp = row.experiment
         roles = ", ".join(r.name for r in exp.roles) or "no roles"
-        factors = ", ".join(f"{f.name} ({len(f.levels)} levels)" for f in exp.factors) or "none"
+        factors = (
+            ", ".join(f"{f.name} ({plural(len(f.levels), 'level')})" for f in exp.factors) or "none"
+        )
         # Two lines, each cut with an ellipsis at the screen's edge (app.tcss).
+        version = f"v{exp.version}"
+        if row.latest is not None:
+            version += f" [b](older: v{row.latest.version} is the latest)[/b]"
         details.update(
-            f"[b]{escape(exp.name)}[/b] v{exp.version} by {escape(exp.owner or '?')} · roles: "
-            f"{escape(roles)} · factors: {escape(factors)}\n"
+            f"[b]{escape(exp.name)}[/b] {version} by {escape(exp.owner or '?')} · "
+            f"{created_label(exp)} · roles: {escape(roles)} · factors: {escape(factors)}\n"
             f"models: {escape(', '.join(m.label for m in exp.models))}"
             + (f" · note: {escape(exp.note)}" if exp.note else "")
         )
@@ -350,7 +417,7 @@ class LibraryScreen(ReportsWorkerErrors, Screen[None]):
             self.sort_reverse = not self.sort_reverse
         else:
             self.sort_key, self.sort_reverse = key, key in ("created", "conversations")
-        self.post_message(self.Loaded(self.rows, self.selected_id()))
+        self._show_rows(self.selected_id())
 
     @on(Input.Changed, "#search")
     @on(Select.Changed)
@@ -387,12 +454,12 @@ class LibraryScreen(ReportsWorkerErrors, Screen[None]):
         index = (SORTABLE.index(self.sort_key) + 1) % len(SORTABLE)
         self.sort_key = SORTABLE[index]
         self.sort_reverse = self.sort_key in ("created", "conversations")
-        self.post_message(self.Loaded(self.rows, self.selected_id()))
+        self._show_rows(self.selected_id())
 
     def action_new(self) -> None:
         from simulator.tui.screens.editor import EditorScreen
 
-        self.app.push_screen(EditorScreen(None))
+        self.app.push_screen(EditorScreen(None), callback=self._editor_closed)
 
     def action_open(self) -> None:
         row = self._require_selection()
@@ -400,7 +467,16 @@ class LibraryScreen(ReportsWorkerErrors, Screen[None]):
             return
         from simulator.tui.screens.editor import EditorScreen
 
-        self.app.push_screen(EditorScreen(row.experiment, conversations=row.conversations))
+        self.app.push_screen(
+            EditorScreen(row.experiment, conversations=row.conversations),
+            callback=self._editor_closed,
+        )
+
+    def _editor_closed(self, saved_id: str | None) -> None:
+        """Highlight what the editor saved last (a new experiment, or a new version)."""
+        if saved_id is not None:
+            self._select_next = saved_id
+            self.load(saved_id)
 
     def action_duplicate(self) -> None:
         row = self._require_selection()
@@ -456,7 +532,9 @@ class LibraryScreen(ReportsWorkerErrors, Screen[None]):
                 timeout=10,
             )
             return
-        conversations = f" and its {row.conversations} conversation(s)" if row.conversations else ""
+        conversations = (
+            f" and its {plural(row.conversations, 'conversation')}" if row.conversations else ""
+        )
 
         def confirmed(yes: bool | None) -> None:
             if yes:
@@ -544,8 +622,13 @@ class LibraryScreen(ReportsWorkerErrors, Screen[None]):
 
     @work(group="library-action", exit_on_error=False)
     async def _add_example(self) -> None:
-        await self.services.experiments.ensure_examples()
-        self.post_message(self.Done("Added the prison study example. Press enter to open it."))
+        added = await self.services.experiments.ensure_examples()
+        if added:
+            self.post_message(
+                self.Done("Added the prison study example. Press enter to open it.", added[0].id)
+            )
+        else:  # someone filled the library meanwhile: say what happened
+            self.post_message(self.Done("The library is not empty any more: nothing was added."))
 
     # ------------------------------------------------------------------ part-2 screens
 

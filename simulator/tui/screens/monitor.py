@@ -51,10 +51,12 @@ from simulator.tui.screens.library import clip
 from simulator.tui.widgets.game_chart import (
     GameChart,
     GamePoint,
+    chart_of,
     point_from_event,
     points_from_states,
 )
 from simulator.tui.widgets.transcript import TranscriptView
+from simulator.words import plural
 
 if TYPE_CHECKING:
     from simulator.services.container import Services
@@ -64,7 +66,6 @@ FLUSH_S = 0.25  # how often the screen repaints from the registry
 TRANSCRIPT_FLUSH_S = 1.0
 LIST_REFRESH_S = 1.0
 MAX_BATCHES = 100
-GAME_KINDS = ("commons", "reputation")  # experiment kinds the monitor charts
 
 RICH_STATUS_STYLE = {
     Status.pending: "dim",
@@ -157,48 +158,131 @@ def columns_header(columns: list[tuple[str, int, bool]]) -> Text:
     return columns_line([label for label, _, _ in columns], columns)
 
 
-def conversation_header() -> Text:
-    return columns_header(CONVERSATION_COLUMNS)
+Columns = list[tuple[str, int, bool]]
+# How a table of columns gives way when the screen is narrow: ("shrink", label, minimum width)
+# or ("drop", label), tried in order until the line fits.
+FitStep = tuple[str, str, int]
+CONVERSATION_FIT: list[FitStep] = [
+    ("shrink", "Errors", 6),
+    ("shrink", "Model", 8),
+    ("shrink", "Cell", 16),
+    ("shrink", "Tokens", 6),
+]
 
 
-def conversation_line(row: ConversationRow) -> Text:
+def line_width(columns: Columns) -> int:
+    return sum(width for _, width, _ in columns) + len(COLUMN_GAP) * max(len(columns) - 1, 0)
+
+
+def fit_columns(columns: Columns, width: int, steps: list[FitStep], grow: str = "") -> Columns:
+    """``columns`` in at most ``width`` characters: each step shrinks or drops a column until
+    the line fits; spare room goes to the ``grow`` column."""
+    fitted = list(columns)
+    for action, label, minimum in steps:
+        over = line_width(fitted) - width
+        if over <= 0:
+            break
+        index = next(i for i, (name, _, _) in enumerate(fitted) if name == label)
+        name, current, right = fitted[index]
+        if action == "drop":
+            fitted.pop(index)
+        else:
+            fitted[index] = (name, max(minimum, current - over), right)
+    spare = width - line_width(fitted)
+    if grow and spare > 0:
+        fitted = [(n, w + spare if n == grow else w, r) for n, w, r in fitted]
+    return fitted
+
+
+def pick(values: list[str], columns: Columns, fitted: Columns) -> list[str]:
+    """The values of the columns ``fit_columns`` kept."""
+    by_label = {label: value for (label, _, _), value in zip(columns, values, strict=True)}
+    return [by_label[label] for label, _, _ in fitted]
+
+
+def conversation_header(columns: Columns = CONVERSATION_COLUMNS) -> Text:
+    return columns_header(columns)
+
+
+def conversation_line(row: ConversationRow, columns: Columns = CONVERSATION_COLUMNS) -> Text:
     """The row's columns in one line; the status in its colour."""
-    style = {3: RICH_STATUS_STYLE.get(row.status, "")}
-    return columns_line(conversation_cells(row), CONVERSATION_COLUMNS, style)
+    values = pick(conversation_cells(row), CONVERSATION_COLUMNS, columns)
+    status = next(i for i, (label, _, _) in enumerate(columns) if label == "Status")
+    return columns_line(values, columns, {status: RICH_STATUS_STYLE.get(row.status, "")})
 
 
 def summary_text(run: BatchRun, now: float | None = None) -> str:
+    """Two lines, the first with what matters most (cut last in a narrow terminal): which batch,
+    its status and its time (elapsed, ETA) or its problem; then the counts."""
     batch = run.batch
     here = run.running
     status = batch_status_label(batch, here)
-    created = batch.created_at.strftime("%Y-%m-%d %H:%M")
     first = (
-        f"[b]Batch {batch.id[:8]}[/b] · {clip(run.experiment_name, 30)} · [b]{status}[/b] · "
-        f"created {created} UTC by {batch.owner or '?'}"
+        f"[b]Batch {batch.id[:8]}[/b] · {escape(clip(run.experiment_name, 24))} · "
+        f"[b]{status}[/b] · elapsed {duration_label(run.elapsed_s(now))}"
     )
+    if here:
+        first += f" · ETA {duration_label(run.eta_s(now))}"
+    elif batch.error and batch.status is Status.failed:
+        first += f" · [red]{escape(clip(batch.error, 200))}[/red]"
+    elif batch.status in RESUMABLE:
+        if batch.stop_reason and "budget cap" in batch.stop_reason:
+            first += f" · [yellow]{escape(clip(batch.stop_reason, 120))}[/yellow]"
+        first += " · r resumes it"
     running = run.count(Status.running) if here else 0
     tokens = sum(r.tokens for r in run.rows.values())
     budget = run.messages_budget
     messages = f"{run.messages_done:,}/{budget:,}" if budget else f"{run.messages_done:,}"
-    parts = [
-        f"{run.count(Status.done)}/{run.total} done",
-        f"{run.count(Status.failed)} failed",
-        f"{running} running",
-        f"messages {messages}",
-        f"tokens {tokens:,}",
-        f"elapsed {duration_label(run.elapsed_s(now))}",
-    ]
-    if here:
-        parts.append(f"ETA {duration_label(run.eta_s(now))}")
-    second = " · ".join(parts)
+    created = batch.created_at.strftime("%Y-%m-%d %H:%M")
+    second = " · ".join(
+        [
+            f"{run.count(Status.done)}/{run.total} done",
+            f"{run.count(Status.failed)} failed",
+            f"{running} running",
+            f"messages {messages}",
+            f"tokens {tokens:,}",
+            f"created {created} UTC by {escape(batch.owner or '?')}",
+        ]
+    )
     if run.warnings:  # first on its line, so a narrow screen never cuts it off
         warned = ", ".join(escape(w) for w in run.warnings)
         second = f"[yellow]⚠ {warned}[/yellow] · {second}"
-    if batch.error and not here and batch.status is Status.failed:
-        second += f" · [red]{clip(batch.error, 200)}[/red]"
-    elif not here and batch.status in RESUMABLE:
-        second += " · r resumes it"
-    return f"{first}\n{second}"
+    third = ledger_line(run)
+    return f"{first}\n{second}" + (f"\n{third}" if third else "")
+
+
+def ledger_line(run: BatchRun) -> str:
+    """Cost so far, answers from the response cache, the prompt tokens served from the
+    servers' caches, the caps and the remaining cost (docs/cost.md); empty when none of it
+    says anything (a dryrun batch without caps or cache)."""
+    from simulator.domain import CacheMode
+    from simulator.engine.ledger import remaining_cost
+
+    ledger, spec = run.ledger, run.batch.spec
+    capped = spec.max_cost_usd is not None or spec.max_total_tokens is not None
+    if ledger is None or not (
+        capped
+        or spec.cache is not CacheMode.off
+        or ledger.cost_usd
+        or ledger.unpriced_calls
+        or ledger.cached_tokens
+    ):
+        return ""
+    cost = f"${ledger.cost_usd:,.4f}" + (" + ?" if ledger.unpriced_calls else "")
+    parts = [f"cost {cost}", f"calls {ledger.calls:,}"]
+    if spec.cache is not CacheMode.off or ledger.cache_hits:
+        parts.append(f"from cache {ledger.cache_hits:,}")
+    share = ledger.cached_share
+    if ledger.cached_tokens and share is not None:
+        parts.append(f"prompt cached {share:.0%}")
+    if spec.max_cost_usd is not None:
+        parts.append(f"cap ${spec.max_cost_usd:g}")
+    if spec.max_total_tokens is not None:
+        parts.append(f"tokens {ledger.tokens:,}/{spec.max_total_tokens:,}")
+    left = remaining_cost(run.batch.estimate, ledger) if run.running else None
+    if left is not None:
+        parts.append(f"≈ ${left:,.4f} to go")
+    return " · ".join(parts)
 
 
 @dataclass
@@ -215,7 +299,13 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
 
     HELP_TITLE = "Run monitor"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "back", "Back", id="monitor.back"),
+        Binding(
+            "escape",
+            "back",
+            "Back",
+            id="monitor.back",
+            tooltip="From the transcript: back to the table; from the table: back",
+        ),
         Binding("enter", "open", "Open batch", id="monitor.open", show=False),
         Binding("c", "cancel", "Cancel batch", id="monitor.cancel"),
         Binding("r", "resume", "Resume batch", id="monitor.resume"),
@@ -271,6 +361,8 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
         self._game_live: list[GamePoint] = []  # live points of `selected`, not yet charted
         self.loads = 0  # finished loads (tests wait on it)
         self.flushes = 0
+        self._columns = CONVERSATION_COLUMNS  # narrowed to the table's width (on_resize)
+        self._batch_widths: dict[str, int] = {}  # the list's columns shown, by key (on_resize)
 
     @property
     def services(self) -> Services:
@@ -286,20 +378,17 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
         yield Header(show_clock=False)
         if self.batch_id is None:
             yield Static(
-                "Batches, newest first · enter opens one · r resumes an unfinished one · c cancels",
+                "Batches, newest first · enter opens one · r resumes · c cancels",
                 id="monitor-title",
             )
-            table: DataTable[Any] = DataTable(
-                id="monitor-batches", cursor_type="row", zebra_stripes=True
-            )
-            for key, label, width in BATCH_COLUMNS:
-                table.add_column(label, key=key, width=width)
-            yield table
+            yield DataTable(id="monitor-batches", cursor_type="row", zebra_stripes=True)
             yield Static("", id="monitor-batch-details")
         else:
             yield Static("Loading the batch…", id="monitor-summary")
             yield ProgressBar(total=1, show_eta=False, id="monitor-progress")
-            table = DataTable(id="monitor-conversations", cursor_type="row", zebra_stripes=True)
+            table: DataTable[Any] = DataTable(
+                id="monitor-conversations", cursor_type="row", zebra_stripes=True
+            )
             table.add_column(conversation_header(), key="row")
             yield table
             yield Static("", id="monitor-selected", markup=False)
@@ -319,6 +408,22 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
                 self._unsubscribe = bus.subscribe(self._on_bus_event)
             self.load_batch()
             self._timer = self.set_interval(FLUSH_S, self.flush)
+
+    def on_resize(self) -> None:
+        if self.batch_id is None:
+            self._fit_batch_columns()
+            return
+        table = self.query_one("#monitor-conversations", DataTable)
+        width = table.size.width - 4  # the cell's padding and the scrollbar
+        columns = fit_columns(CONVERSATION_COLUMNS, width, CONVERSATION_FIT)
+        if width <= 0 or columns == self._columns:
+            return
+        self._columns = columns
+        table.clear(columns=True)
+        table.add_column(conversation_header(columns), key="row")
+        self._table_ids = []  # every row again, in the new columns
+        if self.run is not None:
+            self._paint_rows(self.run)
 
     def on_unmount(self) -> None:
         if self._unsubscribe is not None:
@@ -345,7 +450,7 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
     def _loaded(self, message: Loaded) -> None:
         self.run = message.run
         self.kind = message.kind
-        if self.kind in GAME_KINDS and self._chart is None:
+        if chart_of(self.kind) is not None and self._chart is None:
             # Mounted for games only: plotext is imported when a game is shown.
             self._chart = GameChart(self.kind, id="monitor-game-chart")
             self.query_one("#monitor-bottom", Horizontal).mount(self._chart)
@@ -396,8 +501,10 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
         # a layout pass re-renders the whole screen (the table and the transcript included).
         text = summary_text(run)
         if text != self._summary:
+            # a layout pass only when the ledger's line comes or goes (2 or 3 lines)
+            relayout = text.count("\n") != self._summary.count("\n")
             self._summary = text
-            self.query_one("#monitor-summary", Static).update(text, layout=False)
+            self.query_one("#monitor-summary", Static).update(text, layout=relayout)
         progress = round(run.fraction() * 1000)
         if progress != self._progress:
             self._progress = progress
@@ -411,7 +518,7 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
             cursor = table.cursor_row
             table.clear()
             for row in rows:
-                table.add_row(conversation_line(row), key=row.id)
+                table.add_row(conversation_line(row, self._columns), key=row.id)
                 self._row_revs[row.id] = row.rev
             self._table_ids = ids
             if rows:
@@ -421,7 +528,7 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
                 if self._row_revs.get(row.id) == row.rev:
                     continue
                 self._row_revs[row.id] = row.rev
-                table.update_cell(row.id, "row", conversation_line(row))
+                table.update_cell(row.id, "row", conversation_line(row, self._columns))
         self._paint_selected()
 
     def _paint_selected(self) -> None:
@@ -465,10 +572,12 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
 
     @work(exclusive=True, group="monitor-game", exit_on_error=False)
     async def load_game(self, conversation_id: str) -> None:
-        """The chart's points so far: commons from the latest snapshot (it holds every round's
-        record), reputation from every step's snapshot (each holds its step's metrics)."""
+        """The chart's points so far: from the latest snapshot when it holds every round's
+        record (commons), else from every step's snapshot (reputation: each holds its step's
+        metrics); the kind's chart says which."""
         states = self.services.store.states
-        if self.kind == "commons":
+        chart = chart_of(self.kind)
+        if chart is not None and chart.latest_only:
             latest = await states.latest(conversation_id)
             stored = [latest] if latest is not None else []
         else:
@@ -509,7 +618,7 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
         if isinstance(event, MessageStored):
             self._live.append(event.message)
         if self._chart is not None:  # a game: a round_end record or a StepEnded is a point
-            point = point_from_event(event)
+            point = point_from_event(event, self.kind)
             if point is not None:
                 self._game_live.append(point)
 
@@ -548,34 +657,58 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
             select = rows[0].batch.id
         self.post_message(self.BatchesLoaded(rows, select))
 
+    def _fit_batch_columns(self) -> None:
+        """The list's columns for its width: at 80 columns the owner gives way and the
+        experiment's name shortens."""
+        table = self.query_one("#monitor-batches", DataTable)
+        full = [(key, width, False) for key, _, width in BATCH_COLUMNS]
+        steps: list[FitStep] = [("drop", "owner", 0), ("shrink", "experiment", 10)]
+        fitted = {key: width for key, width, _ in fit_columns(full, table.size.width - 4, steps)}
+        if fitted == self._batch_widths:
+            return
+        self._batch_widths = fitted
+        table.clear(columns=True)
+        for key, label, _ in BATCH_COLUMNS:
+            if key in fitted:
+                table.add_column(label, key=key, width=fitted[key])
+        self._fill_batches(self.selected_batch_id())
+
     @on(BatchesLoaded)
     def _batches_loaded(self, message: BatchesLoaded) -> None:
         self.batch_rows = message.rows
+        self._fill_batches(message.select)
+        self.loads += 1
+
+    def _fill_batches(self, select: str | None) -> None:
+        if not self._batch_widths:
+            self._fit_batch_columns()
+            return
         table = self.query_one("#monitor-batches", DataTable)
         table.clear()
-        for row in message.rows:
-            table.add_row(*self._batch_cells(row), key=row.batch.id)
-        for index, row in enumerate(message.rows):
-            if row.batch.id == message.select:
+        for row in self.batch_rows:
+            table.add_row(*self._batch_cells(row).values(), key=row.batch.id)
+        for index, row in enumerate(self.batch_rows):
+            if row.batch.id == select:
                 table.move_cursor(row=index)
                 break
         self._paint_batch_details()
-        self.loads += 1
 
-    def _batch_cells(self, row: BatchListRow) -> list[Any]:
+    def _batch_cells(self, row: BatchListRow) -> dict[str, Any]:
+        """The row's cells by column key, for the columns shown."""
         b = row.batch
         label = batch_status_label(b, row.here)
         status = Status.running if label == "running" else b.status
-        return [
-            b.id[:8],
-            clip(row.experiment, 18),
-            status_text(status, label),
-            str(row.done),
-            str(row.failed),
-            str(b.cells_total),
-            b.created_at.strftime("%Y-%m-%d %H:%M"),
-            clip(b.owner, 8),
-        ]
+        cells = {
+            "batch": b.id[:8],
+            "experiment": clip(row.experiment, self._batch_widths.get("experiment", 18)),
+            "status": status_text(status, label),
+            "done": str(row.done),
+            "failed": str(row.failed),
+            "total": str(b.cells_total),
+            "created": b.created_at.strftime("%Y-%m-%d %H:%M"),
+            "owner": clip(b.owner, 8),
+        }
+        return {key: value for key, value in cells.items() if key in self._batch_widths}
 
     def _refresh_list(self) -> None:
         """Live counts of the batches running here (others change only on reload)."""
@@ -587,8 +720,7 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
             row.done, row.failed = run.count(Status.done), run.count(Status.failed)
             row.here = run.running
             row.batch = run.batch
-            keys = [k for k, _, _ in BATCH_COLUMNS]
-            for key, value in zip(keys, self._batch_cells(row), strict=True):
+            for key, value in self._batch_cells(row).items():
                 table.update_cell(row.batch.id, key, value)
         self._paint_batch_details()
 
@@ -615,9 +747,9 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
         b = row.batch
         spec = b.spec
         maxima = ", ".join(f"{role} ≤{n}" for role, n in spec.max_agents.items()) or "1 each"
-        days = f"1..{spec.days}" if spec.every_day_count else str(spec.days)
+        days = f"1..{spec.days} days" if spec.every_day_count else plural(spec.days, "day")
         text = (
-            f"[b]{b.id[:8]}[/b] · {spec.total_messages} messages over {days} day(s) · agents "
+            f"[b]{b.id[:8]}[/b] · {plural(spec.total_messages, 'message')} over {days} · agents "
             f"{maxima}{' (every combination)' if spec.every_combination else ''} · speaker "
             f"{spec.speaker_selection.value} · repeats {spec.repeats} · seed {spec.seed}"
         )
@@ -645,6 +777,12 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
     # ------------------------------------------------------------------ actions
 
     def action_back(self) -> None:
+        # One key from a detail back to its list: the transcript (or chart) to the table first.
+        table_id = "#monitor-batches" if self.batch_id is None else "#monitor-conversations"
+        table = self.query_one(table_id, DataTable)
+        if self.focused is not None and self.focused is not table:
+            table.focus()
+            return
         self.dismiss(None)
 
     def action_refresh(self) -> None:

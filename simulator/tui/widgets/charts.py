@@ -19,6 +19,7 @@ from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
 from simulator.domain import Message
+from simulator.tui.widgets.ticks import tick_args, whole_ticks
 
 #: The measures the chart cycles through, with their axis labels.
 CHART_METRICS: dict[str, str] = {
@@ -82,6 +83,7 @@ class ConversationChart(Vertical, can_focus=True):
         self._messages: list[Message] = list(messages)
         #: What is drawn: role -> (agent turns, values). Read by tests and by callers.
         self.series: dict[str, tuple[list[int], list[float]]] = {}
+        self.xticks: list[int] = []  # the agent turns marked on the axis
         self.set_reactive(ConversationChart.metric, metric)
 
     def compose(self) -> ComposeResult:
@@ -120,6 +122,12 @@ class ConversationChart(Vertical, can_focus=True):
             plt.plot(turns, values, label=role, color=_rgb(palette[role]), marker="braille")
         plt.title(f"{label} per turn")
         plt.xlabel("agent turn")
+        turns = [t for ts, _ in self.series.values() for t in ts]
+        values = [v for _, vs in self.series.values() for v in vs]
+        self.xticks = whole_ticks(min(turns), max(turns)) if turns else []
+        plt.xticks(*tick_args(self.xticks))
+        if values and all(float(v).is_integer() for v in values):
+            plt.yticks(*tick_args(whole_ticks(min(values), max(values), most=5)))
         caption = self.query_one(".chart--caption", Static)
         if self.series:
             roles = ", ".join(self.series)

@@ -1,9 +1,10 @@
 """A live chart of one game conversation for the run monitor.
 
-- commons: the resource (left axis) and each member's credits (right axis) at the end of every
-  round;
-- reputation: the cooperation share (left axis) and the network's ties (right axis) at the end of
-  every step.
+What is drawn is the kind's to say (its ``Chart``, declared in its package under scenarios/): the
+series of each point, which axis each goes on, the per-member lines and the caption's values; for
+instance the commons resource (left axis) and each member's credits (right axis) at the end of
+every round, or the reputation games' cooperation share and network ties at the end of every step.
+This widget draws any of them and parses nothing itself.
 
 The widget never reads the database or the event bus: the screen gives it points, from the
 stored snapshots (``points_from_states``) and from live events (``point_from_event``), with
@@ -14,21 +15,22 @@ arrives twice (loaded and live) is drawn once.
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
 
-MIN_REDRAW_S = 1.0
-MAX_MEMBER_LINES = 6  # more members than this: their mean credits instead of a line each
+from simulator.scenarios.kind import Chart, GamePoint
+from simulator.scenarios.registry import KINDS
+from simulator.tui.widgets.ticks import tick_args, whole_ticks
 
-RESOURCE_COLOR = (31, 119, 180)
-LEFT_COLOR = (44, 160, 44)
+MIN_REDRAW_S = 1.0
+MAX_MEMBER_LINES = 6  # more members than this: their mean instead of a line each
+
+SERIES_COLORS = [(31, 119, 180), (44, 160, 44), (214, 39, 40), (148, 103, 189)]
 RIGHT_COLOR = (255, 127, 14)
 MEMBER_COLORS = [
     (255, 127, 14),
@@ -40,109 +42,33 @@ MEMBER_COLORS = [
 ]
 
 
-@dataclass
-class GamePoint:
-    """The state at the end of a round (commons) or step (reputation)."""
-
-    x: int
-    values: dict[str, float | None] = field(default_factory=dict)  # series -> value
-    credits: dict[str, float] = field(default_factory=dict)  # commons: member -> credits
-    total: int | None = None  # rounds/steps of the run, when known
-
-
 # --------------------------------------------------------------------------- points from data
 
 
-def commons_point(data: dict[str, Any]) -> GamePoint | None:
-    """A commons ``round_end`` record (the data of the round's last system message)."""
-    if data.get("event") != "round_end" or "round" not in data:
+def chart_of(kind: str | None) -> Chart | None:
+    """The chart ``kind`` declares (None: a kind without one, or unknown)."""
+    if not kind or kind not in KINDS:
         return None
-    return GamePoint(
-        x=int(data["round"]),
-        values={"resource": _num(data.get("resource"))},
-        credits={k: float(v) for k, v in (data.get("credits") or {}).items()},
-    )
+    return KINDS.get(kind).chart
 
 
-def reputation_point(step: int, metrics: dict[str, Any], total: int | None = None) -> GamePoint:
-    return GamePoint(
-        x=int(step),
-        values={
-            "cooperation": _num(metrics.get("cooperation")),
-            "ties": _num(metrics.get("edges")),
-            "density": _num(metrics.get("density")),
-        },
-        total=total,
-    )
+def clock_of(kind: str | None) -> str:
+    return KINDS.get(kind).clock if kind and kind in KINDS else "round"
 
 
-def points_from_states(kind: str, states: list[tuple[int, dict[str, Any]]]) -> list[GamePoint]:
-    """The points of a stored run: commons from its latest snapshot's round records, reputation
-    from every step's metrics."""
-    if not states:
-        return []
-    if kind == "commons":
-        _, latest = max(states, key=lambda s: s[0])
-        params = latest.get("params") or {}
-        total = params.get("rounds")
-        records = latest.get("rounds") or []
-        out = [_commons_start(latest, records, total)]
-        for rec in records:
-            out.append(
-                GamePoint(
-                    x=int(rec["round"]),
-                    values={"resource": _num(rec.get("resource_after_growth"))},
-                    credits={k: float(v) for k, v in (rec.get("credits_end") or {}).items()},
-                    total=total,
-                )
-            )
-        return out
-    if kind == "reputation":
-        points = []
-        for step, data in sorted(states, key=lambda s: s[0]):
-            metrics = data.get("metrics")
-            if isinstance(metrics, dict):
-                total = (data.get("params") or {}).get("steps")
-                points.append(reputation_point(step, metrics, total))
-        return points
-    return []
+def points_from_states(
+    kind: str | None, states: Sequence[tuple[int, Mapping[str, Any]]]
+) -> list[GamePoint]:
+    """The points of a stored run of ``kind``, from its snapshots (the kind's ``Chart.points``)."""
+    chart = chart_of(kind)
+    return chart.points(states) if chart is not None and states else []
 
 
-def _commons_start(
-    snapshot: dict[str, Any], records: list[dict[str, Any]], total: int | None
-) -> GamePoint:
-    """Round 0: the lake and the founding members' credits before the first round."""
-    founders = [m for m in snapshot.get("members") or [] if not m.get("born_round")]
-    if records:
-        resource = _num(records[0].get("resource_start"))
-        start = float((snapshot.get("params") or {}).get("start_credits", 0.0))
-        credits = {m["name"]: start for m in founders}
-    else:  # the snapshot is the start itself
-        resource = _num((snapshot.get("world") or {}).get("resource"))
-        credits = {m["name"]: float(m.get("credits", 0.0)) for m in founders}
-    return GamePoint(x=0, values={"resource": resource}, credits=credits, total=total)
-
-
-def point_from_event(event: Any) -> GamePoint | None:
-    """A point from an engine event: a commons ``round_end`` message (``MessageStored``) or a
-    reputation ``StepEnded``; None for every other event."""
-    message = getattr(event, "message", None)
-    if message is not None:
-        data = getattr(message, "data", None)
-        if isinstance(data, dict) and data.get("event") == "round_end":
-            return commons_point(data)
-        return None
-    metrics = getattr(event, "metrics", None)
-    step = getattr(event, "step", None)
-    if isinstance(metrics, dict) and isinstance(step, int):
-        return reputation_point(step, metrics, getattr(event, "steps", None))
-    return None
-
-
-def _num(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
+def point_from_event(event: Any, kind: str | None) -> GamePoint | None:
+    """A point of a run of ``kind`` from an engine event (the kind's ``Chart.point``); None for
+    every event that is not one."""
+    chart = chart_of(kind)
+    return chart.point(event) if chart is not None else None
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:
@@ -153,7 +79,7 @@ def _fmt(value: float | None, digits: int = 1) -> str:
 
 
 class GameChart(Vertical):
-    """Resource and credits per round (commons), or cooperation and ties per step (reputation)."""
+    """A game's series per round or step, as its kind's ``Chart`` declares them."""
 
     DEFAULT_CSS = """
     GameChart {
@@ -232,30 +158,26 @@ class GameChart(Vertical):
         self._draw()
 
     def caption(self) -> str:
+        chart = chart_of(self.kind)
+        if chart is None:
+            return ""
+        clock = clock_of(self.kind)
         points = [self.points[x] for x in self.xs]
-        if self.kind == "commons":
-            if not points:
-                return "Resource and credits per round\nNo round has ended yet."
-            last = points[-1]
-            of = f"/{self.total}" if self.total else ""
-            credits = sum(last.credits.values())
-            members = f"{len(last.credits)} member{'' if len(last.credits) == 1 else 's'}"
-            return (
-                f"Round {last.x}{of} · resource {_fmt(last.values.get('resource'))}\n"
-                f"credits: {members}, {credits:.1f} in all"
+        if not points:
+            return f"{chart.title}\nNo {clock} has ended yet."
+        last = points[-1]
+        of = f"/{self.total}" if self.total else ""
+        first, *rest = chart.series
+        head = f"{clock.capitalize()} {last.x}{of} · {first.label} "
+        head += _fmt(last.values.get(first.key), first.digits)
+        parts = [f"{s.label} {_fmt(last.values.get(s.key), s.digits)}" for s in rest]
+        if chart.members is not None:
+            n = len(last.members)
+            parts.append(
+                f"{chart.members}: {n} member{'' if n == 1 else 's'}, "
+                f"{sum(last.members.values()):.1f} in all"
             )
-        if self.kind == "reputation":
-            if not points:
-                return "Cooperation and network ties per step\nNo step has ended yet."
-            last = points[-1]
-            of = f"/{self.total}" if self.total else ""
-            coop = last.values.get("cooperation")
-            ties = last.values.get("ties")
-            return (
-                f"Step {last.x}{of} · cooperation {_fmt(coop, 2)}\n"
-                f"ties {_fmt(ties, 0)} · density {_fmt(last.values.get('density'), 3)}"
-            )
-        return ""
+        return head + "\n" + " · ".join(parts)
 
     def _draw(self) -> None:
         from textual_plotext import PlotextPlot
@@ -267,32 +189,33 @@ class GameChart(Vertical):
         plt.clear_figure()
         xs = self.xs
         points = [self.points[x] for x in xs]
-        if self.kind == "commons" and points:
-            self._series(plt, xs, [p.values.get("resource") for p in points], "resource", "left")
-            members = sorted({m for p in points for m in p.credits}, key=_member_order)
-            if len(members) <= MAX_MEMBER_LINES:
-                for i, member in enumerate(members):
-                    values = [p.credits.get(member) for p in points]
-                    color = MEMBER_COLORS[i % len(MEMBER_COLORS)]
-                    self._series(plt, xs, values, member, "right", color)
-            else:
-                mean = [
-                    (sum(p.credits.values()) / len(p.credits)) if p.credits else None
-                    for p in points
-                ]
-                self._series(plt, xs, mean, "mean credits", "right", RIGHT_COLOR)
-            plt.xlabel("round")
-        elif self.kind == "reputation" and points:
-            coop = [p.values.get("cooperation") for p in points]
-            ties = [p.values.get("ties") for p in points]
-            self._series(plt, xs, coop, "cooperation", "left", LEFT_COLOR)
-            self._series(plt, xs, ties, "ties", "right", RIGHT_COLOR)
-            plt.xlabel("step")
+        chart = chart_of(self.kind)
+        if chart is not None and points:
+            for i, s in enumerate(chart.series):
+                if not s.plotted:
+                    continue
+                color = s.color or SERIES_COLORS[i % len(SERIES_COLORS)]
+                values = [p.values.get(s.key) for p in points]
+                self._series(plt, xs, values, s.label, s.side, color)
+            if chart.members is not None:
+                self._members(plt, xs, points, chart.members)
+            plt.xlabel(clock_of(self.kind))
         if xs:
-            step = max(1, math.ceil((xs[-1] - xs[0]) / 5))
-            plt.xticks(list(range(xs[0], xs[-1] + 1, step)))  # rounds and steps are whole
+            plt.xticks(*tick_args(whole_ticks(xs[0], xs[-1])))  # rounds and steps are whole
         self.draws += 1
         plot.refresh()
+
+    def _members(self, plt: Any, xs: list[int], points: list[GamePoint], label: str) -> None:
+        """A line per member on the right axis, or their mean when there are many."""
+        members = sorted({m for p in points for m in p.members}, key=_member_order)
+        if len(members) <= MAX_MEMBER_LINES:
+            for i, member in enumerate(members):
+                values = [p.members.get(member) for p in points]
+                color = MEMBER_COLORS[i % len(MEMBER_COLORS)]
+                self._series(plt, xs, values, member, "right", color)
+            return
+        mean = [(sum(p.members.values()) / len(p.members)) if p.members else None for p in points]
+        self._series(plt, xs, mean, f"mean {label}", "right", RIGHT_COLOR)
 
     @staticmethod
     def _series(
@@ -301,7 +224,7 @@ class GameChart(Vertical):
         values: list[float | None],
         label: str,
         side: str,
-        color: tuple[int, int, int] = RESOURCE_COLOR,
+        color: tuple[int, int, int] = SERIES_COLORS[0],
     ) -> None:
         pairs = [(x, v) for x, v in zip(xs, values, strict=True) if v is not None]
         if not pairs:

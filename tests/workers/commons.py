@@ -1,0 +1,11 @@
+"""SIGKILL worker of tests/test_commons_game.py: runs (or resumes) one commons conversation
+(see tests/workers/harness.py)."""
+
+from __future__ import annotations
+
+import simulator.roles  # noqa: F401
+from simulator.engine.conversation import run_conversation
+from tests.workers.harness import serve
+
+if __name__ == "__main__":
+    serve(run_conversation)
