@@ -13,7 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from simulator.analysis import exports, loading
-from simulator.analysis.loading import AnalysisFilter, load_all, select
+from simulator.analysis.loading import load_all, select
+from simulator.domain.filters import ConversationFilter
 from tests.plugins.analysis import AnalysisData
 
 TABLES = ["messages", "conversations", "summaries", "metrics", "roles", "agents", "cells"]
@@ -55,7 +56,7 @@ async def test_chunked_csv_and_jsonl_equal_the_in_memory_files(
 async def test_a_kind_filter_keeps_the_stored_counts(
     store: Any, analysis_data: AnalysisData, tmp_path: Path, one_per_chunk: None
 ) -> None:
-    flt = AnalysisFilter(kinds=["summary"])
+    flt = ConversationFilter(kinds=["summary"])
     conversations, messages = await load_all(store, flt)
     [path] = await exports.export(store, flt, fmt="parquet", what="metrics", output=tmp_path)
     back = pd.read_parquet(path)

@@ -14,7 +14,7 @@ import pytest
 from textual.widgets import Input, Select, Static
 
 from simulator.analysis.games import game_table
-from simulator.analysis.loading import AnalysisFilter, load_all
+from simulator.analysis.loading import load_all
 from simulator.cli import main
 from simulator.db.store import ConversationFilter
 from simulator.domain import (
@@ -217,7 +217,7 @@ async def test_a_batch_varies_punishment_with_an_honest_estimate_and_pooled_tabl
     members = game_table(runs, KINDS.get("public_goods").tables["members"])
     assert len(members) == 4 * 3 * 4 and set(members["contribution_decision"]) == {"answer"}
     # the message tables name a round a round (the kind's clock), not a day
-    _, frame = await load_all(store, AnalysisFilter(batch=batch.id))
+    _, frame = await load_all(store, ConversationFilter(batch_id=batch.id))
     assert len(frame) > 0 and frame["day"].isna().all() and frame["round"].notna().all()
 
 

@@ -311,16 +311,19 @@ async def test_the_response_cache_and_ledgers_are_read_by_id(probe: Any) -> None
 
 async def test_an_export_reads_by_indexes(probe: Any, tmp_path: Any) -> None:
     from simulator.analysis import exports, loading
-    from simulator.analysis.loading import AnalysisFilter
 
     convs = await seeded(probe.store)
     await probe.store.experiments.create(make_prison_experiment(id="e1"))
     probe.start()
     for what in ("messages", "conversations", "metrics"):
         await exports.export(
-            probe.store, AnalysisFilter(experiment="e1"), fmt="csv", what=what, output=tmp_path
+            probe.store,
+            ConversationFilter(experiment_id="e1"),
+            fmt="csv",
+            what=what,
+            output=tmp_path,
         )
-    selection = await loading.select(probe.store, AnalysisFilter(experiment="e1"))
+    selection = await loading.select(probe.store, ConversationFilter(experiment_id="e1"))
     queries = await probe.stop()
     assert selection.ids == [c.id for c in convs]
     assert on(queries, "messages")

@@ -36,7 +36,6 @@ from simulator.analysis.loading import (
     FLOAT,
     INT,
     STRING,
-    AnalysisFilter,
     conversations_frame,
     select_conversations,
     typed,
@@ -44,6 +43,7 @@ from simulator.analysis.loading import (
 from simulator.domain import Conversation, Experiment, ModelRef
 from simulator.domain.cells import model_label
 from simulator.domain.errors import ConfigurationError, NotFoundError
+from simulator.domain.filters import ConversationFilter
 
 CONDITION_COLUMNS: dict[str, str] = {
     "conversation_id": STRING,
@@ -516,14 +516,16 @@ def game_frame(name: str, runs: Sequence[Run]) -> pd.DataFrame:
     return typed(pd.DataFrame(rows), columns)
 
 
-async def load_game_table(store: Any, name: str, flt: AnalysisFilter | None = None) -> pd.DataFrame:
+async def load_game_table(
+    store: Any, name: str, flt: ConversationFilter | None = None
+) -> pd.DataFrame:
     """The table ``name`` (one of ``GAME_TABLES``) of the selected runs of its game kind."""
     if name not in GAME_TABLES:
         raise ConfigurationError(
             f"unknown game table {name!r}; choose from {', '.join(GAME_TABLES)}"
         )
     table = GAME_TABLES[name]
-    convs, experiments = await select_conversations(store, flt or AnalysisFilter())
+    convs, experiments = await select_conversations(store, flt or ConversationFilter())
     mine = [c for c in convs if c.kind.value == table.kind]
     if not mine:
         kinds = ", ".join(sorted({c.kind.value for c in convs}))
@@ -536,7 +538,7 @@ async def load_game_table(store: Any, name: str, flt: AnalysisFilter | None = No
 
 
 async def export_game_table(
-    store: Any, name: str, flt: AnalysisFilter | None = None, *, fmt: str, output: Path | None
+    store: Any, name: str, flt: ConversationFilter | None = None, *, fmt: str, output: Path | None
 ) -> list[Path]:
     """Write the game table ``name`` (``<name>.<ext>``, or the file ``output`` names)."""
     from simulator.analysis.catalog import TABLE_FORMATS

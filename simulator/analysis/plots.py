@@ -26,9 +26,9 @@ import pandas as pd
 from simulator.analysis import metrics as m
 from simulator.analysis.catalog import FIGURES
 from simulator.analysis.facets import grid_order, short_labels
-from simulator.analysis.loading import AnalysisFilter
 from simulator.analysis.uncertainty import describe
 from simulator.domain.errors import ConfigurationError, NotFoundError
+from simulator.domain.filters import ConversationFilter
 
 #: Okabe and Ito (2008): eight colours told apart with the common colour vision deficiencies
 #: (yellow last: it is hard to see on white).
@@ -767,7 +767,7 @@ class PlotOptions:
 
 async def plot(
     store: Any,
-    flt: AnalysisFilter,
+    flt: ConversationFilter,
     names: Sequence[str],
     paths: Sequence[Path],
     options: PlotOptions,
@@ -790,7 +790,7 @@ async def plot(
 
 
 async def _special(
-    store: Any, flt: AnalysisFilter, name: str, path: Path, o: PlotOptions
+    store: Any, flt: ConversationFilter, name: str, path: Path, o: PlotOptions
 ) -> Figure:
     if name in ("trajectory", "outcome"):
         from simulator.analysis.study import load_study, measure

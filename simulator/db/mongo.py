@@ -47,7 +47,7 @@ from pymongo.errors import (
 )
 
 from simulator.db.coalesce import InsertCoalescer
-from simulator.db.store import NOW, PROMPT_FIELDS, ConversationFilter, ExperimentFilter
+from simulator.db.store import NOW, PROMPT_FIELDS, ConversationFilter, ExperimentFilter, Store
 from simulator.domain import (
     Batch,
     CachedResponse,
@@ -55,6 +55,7 @@ from simulator.domain import (
     Experiment,
     Ledger,
     Message,
+    Status,
     new_id,
     utcnow,
 )
@@ -66,9 +67,11 @@ from simulator.domain.errors import (
     NotFoundError,
     StaleVersionError,
 )
+from simulator.domain.filters import SINGLE_RUNS
 from simulator.settings import redact_uri
 
 if TYPE_CHECKING:
+    from simulator.credentials import Credentials
     from simulator.db.embedded import EmbeddedServer
     from simulator.settings import Settings
 
@@ -186,15 +189,6 @@ def _projection(brief: bool) -> Doc | None:
     """The projection of a conversation listing: ``brief`` leaves the prompts out (top-level
     fields only: the embedded server ignores paths into arrays of sub-documents)."""
     return dict.fromkeys(PROMPT_FIELDS, 0) if brief else None
-
-
-def _has_counts(conversation: Conversation, counts: Mapping[str, int]) -> bool:
-    return all(conversation.cell.counts.get(r) == n for r, n in counts.items())
-
-
-def _path_safe(key: str) -> bool:
-    """True when ``key`` can be used inside a dotted query path."""
-    return bool(key) and "." not in key and not key.startswith("$")
 
 
 # --------------------------------------------------------------------------- repositories
@@ -468,38 +462,31 @@ class MongoConversationRepo(_Repo):
         """Conversations passing ``flt``, oldest first, ``size`` at a time. Each filter field
         that narrows a listing (experiment, batch, status) has its own index, which serves an
         equality on the embedded server as on MongoDB."""
-        query, counts = self._query(flt or ConversationFilter())
+        query = self._query(flt or ConversationFilter())
         cursor = self.coll.find(query, _projection(brief))
         cursor = cursor.sort([("created_at", ASCENDING), ("cell_index", ASCENDING)])
         cursor = cursor.batch_size(size)
         while docs := await cursor.to_list(size):
             page = await _convert(Conversation, docs)
-            if counts:
-                page = [c for c in page if _has_counts(c, counts)]
+            if flt is not None and flt.active:  # what no index serves: models, counts, ...
+                page = [c for c in page if flt.matches(c)]
             if page:
                 yield page
 
-    def _query(self, flt: ConversationFilter) -> tuple[Doc, dict[str, int]]:
-        """The query of a filter, and the role counts it cannot express (checked in Python)."""
+    def _query(self, flt: ConversationFilter) -> Doc:
+        """The query of a filter's indexed fields; the filter checks the rest (``pages``)."""
         query: Doc = {}
         if flt.experiment_id is not None:
             query["experiment_id"] = flt.experiment_id
-        if flt.batch_id is not None:
+        if flt.batch_id is not None and flt.batch_id != SINGLE_RUNS:
             query["batch_id"] = flt.batch_id
         if flt.status is not None:
-            query["status"] = _bson_value(flt.status)
+            query["status"] = _bson_value(Status(flt.status))
         if flt.days is not None:
             query["cell.days"] = flt.days
-        if flt.model is not None:
-            query["cell.models.default.model"] = flt.model
         if flt.favourites_only:
             query["favourite"] = True
-        counts = dict(flt.counts or {})
-        for role, n in list(counts.items()):
-            if _path_safe(role):  # role names with dots cannot be query paths: checked later
-                query[f"cell.counts.{role}"] = n
-                del counts[role]
-        return query, counts
+        return query
 
     async def set_fields(self, conversation_id: str, **fields: Any) -> None:
         await self._set(conversation_id, "Conversation", _set_doc(Conversation, fields))
@@ -569,7 +556,8 @@ class MongoMessageRepo(_Repo):
     ) -> builtins.list[Doc]:
         """A conversation's message documents in seq order (from ``start``, an ``_id``)."""
         cursor = _prefix_range(self.coll.find({}, projection), conversation_id, start=start)
-        return await cursor.to_list(None)
+        docs: builtins.list[Doc] = await cursor.to_list(None)
+        return docs
 
     async def _many(
         self,
@@ -877,8 +865,13 @@ def _has_credentials(uri: str) -> bool:
     return "@" in uri.split("://", 1)[-1].split("/", 1)[0]
 
 
-async def connect_store(uri: str, db_name: str, timeout_ms: int = 5000) -> MongoStore:
+async def connect_store(
+    uri: str, db_name: str, timeout_ms: int = 5000, *, advice: str | None = None
+) -> MongoStore:
     """Connect, ping within ``timeout_ms``, check the schema and create indexes.
+
+    ``advice`` says what to do when the server cannot be reached or refuses the login, in place
+    of the advice about MONGODB_URI and DB_CLUSTER_URL (a remembered login has other remedies).
 
     Raises DatabaseUnavailableError (naming the host, never the password) when unreachable,
     AuthenticationError when the credentials are refused or the server has no authentication,
@@ -927,8 +920,8 @@ async def connect_store(uri: str, db_name: str, timeout_ms: int = 5000) -> Mongo
         await client.close()
         if exc.code in (18, 8000):  # AuthenticationFailed (8000: Atlas)
             raise AuthenticationError(
-                f"MongoDB at {host} refused the user name or password. Check DB_USER and "
-                "DB_PASSWORD (or MONGODB_URI), or log in again."
+                f"MongoDB at {host} refused the user name or password. "
+                + (advice or "Check DB_USER and DB_PASSWORD (or MONGODB_URI), or log in again.")
             ) from None
         if exc.code == 59 and _has_credentials(uri):  # CommandNotFound: no saslStart
             raise _no_authentication(host) from None
@@ -957,9 +950,13 @@ async def connect_store(uri: str, db_name: str, timeout_ms: int = 5000) -> Mongo
             tls = " TLS is on (tls=true): a server without TLS never answers such a client."
         raise DatabaseUnavailableError(
             f"Cannot reach MongoDB at {host} within {timeout_ms / 1000:g}s "
-            f"({type(exc).__name__}). Check that the server runs and the address is right "
-            "(MONGODB_URI or DB_CLUSTER_URL), or unset them to use the embedded local server."
-            f"{tls}"
+            f"({type(exc).__name__}). "
+            + (
+                advice
+                or "Check that the server runs and the address is right (MONGODB_URI or "
+                "DB_CLUSTER_URL), or unset them to use the embedded local server."
+            )
+            + tls
         ) from None
     except KeyError as exc:
         # The driver's login found no SCRAM answer: the server has no authentication (the
@@ -1005,9 +1002,10 @@ def _first_line(text: str) -> str:
 
 
 async def open_store(
-    settings: Settings, remembered: Any = None
+    settings: Settings, remembered: Credentials | None = None, *, advice: str | None = None
 ) -> tuple[MongoStore, EmbeddedServer | None]:
     """The store the app uses: the configured MongoDB, or the embedded server (started or joined).
+    ``advice``: see ``connect_store``. The app opens it through ``services.root.AppRoot``.
 
     Close both with ``close_store(store, server)``.
     """
@@ -1016,7 +1014,10 @@ async def open_store(
     configured = settings.mongodb_connection_uri(remembered)
     if configured is not None:
         store = await connect_store(
-            configured.get_secret_value(), settings.mongodb_db, settings.mongodb_timeout_ms
+            configured.get_secret_value(),
+            settings.mongodb_db,
+            settings.mongodb_timeout_ms,
+            advice=advice,
         )
         return store, None
     server = EmbeddedServer(default_data_dir(settings))
@@ -1041,12 +1042,20 @@ async def close_store(store: MongoStore | None, server: EmbeddedServer | None) -
 
 
 @contextlib.asynccontextmanager
-async def opened_store(settings: Settings, remembered: Any = None) -> AsyncIterator[MongoStore]:
+async def opened_store(
+    settings: Settings, remembered: Credentials | None = None
+) -> AsyncIterator[MongoStore]:
     store, server = await open_store(settings, remembered)
     try:
         yield store
     finally:
         await close_store(store, server)
+
+
+if TYPE_CHECKING:  # mypy (tests/test_types.py) checks here that MongoStore is a Store
+
+    def _is_a_store(store: MongoStore) -> Store:
+        return store
 
 
 __all__ = [
