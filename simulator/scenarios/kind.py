@@ -13,7 +13,11 @@ declares:
   plain values (``Commands``, ``Command``, ``Option``); ``simulator.commands.kinds`` renders it
   into argparse;
 - ``tables``: its tidy tables (``rounds``, ``steps``, ...) as pure functions of a run's stored
-  snapshots, which ``simulator.analysis.games.game_table`` pools over runs with their conditions;
+  snapshots with the dtypes of their columns (``Table``), which ``simulator.analysis.game_tables``
+  pools over runs with their conditions (``simulator export --what <table>``);
+- ``figures``: the figures of one run's state after a round or step (``SnapshotFigure``: a
+  ``Network`` or a ``ScoreMatrix``), which ``simulator.analysis.plots`` draws
+  (``simulator plot --figure <name>``);
 - ``interview``: the context of one of its agents for an interview after the run (else the run
   is replayed read-only through its runner).
 
@@ -62,6 +66,10 @@ class GameParams:
     #: Keys stored beside the model's fields and kept by the form (reputation's ``rounds``, the
     #: batch grid's name for its steps).
     extra_keys: tuple[str, ...] = ()
+    #: ``of_run(experiment, conversation, snapshots)``: the parameters a stored run played with
+    #: (its own ``Conversation.game`` or the experiment's, study factors and the cell's rounds
+    #: applied; what its snapshots stored first): the ``param_<name>`` columns of its tables.
+    of_run: Callable[[Experiment | None, Conversation, Snapshots], BaseModel] | None = None
 
     def check(self, game: Mapping[str, Any]) -> dict[str, Any]:
         """``game`` validated (SpecError when it is not valid) as it is stored: the parameters
@@ -183,11 +191,89 @@ class CommandContext(Protocol):
         ...
 
 
+# --------------------------------------------------------------------------- tables and figures
+
+#: A run's stored snapshots ``(step, state)`` (``store.states``), in step order.
+Snapshots = Sequence[tuple[int, Mapping[str, Any]]]
+
+#: ``rows(snapshots)``: a table's rows from one run's stored snapshots.
+TableRows = Callable[[Snapshots], list[dict[str, Any]]]
+
+#: The dtypes a table declares for its columns: pandas' nullable dtypes, by name (the analysis
+#: tables' ``loading.INT`` ...; a test keeps the two in step).
+INT, FLOAT, STRING, BOOL = "Int64", "Float64", "string", "boolean"
+
+
+@dataclass(frozen=True)
+class Table:
+    """One of a kind's tidy tables: ``simulator export --what <name>`` pools it over runs, each
+    row with its run's conditions first (``simulator.analysis.game_tables``)."""
+
+    description: str  # "one row per round of each run": the --what help
+    rows: TableRows
+    #: The dtypes of its fixed columns (``INT``, ``FLOAT``, ``STRING``, ``BOOL``): the same
+    #: whatever the runs; a column not declared is typed from its values.
+    columns: Mapping[str, str] = field(default_factory=dict)
+    #: Its rows come from the latest snapshot alone (it holds every round's record), so only
+    #: that one is read.
+    latest_only: bool = False
+    #: What ``simulator plot --figure <name>`` draws per round (step) by default, a column of
+    #: the table (``--measure`` another); None: the table has no figure.
+    measure: str | None = None
+
+
+@dataclass(frozen=True)
+class NetworkNode:
+    name: str
+    group: str  # its colour and legend entry
+    score: float | None = None  # a value the figure's data carries for it (a reputation)
+
+
+@dataclass(frozen=True)
+class Network:
+    """A directed network after a round or step: nodes coloured by group, sized by in-degree,
+    mutual and one-way ties told apart."""
+
+    title: str  # "Reputation network after step 3"
+    nodes: tuple[NetworkNode, ...]
+    edges: tuple[tuple[str, str], ...]  # (source, target)
+    layout_seed: int = 0  # the same drawing for the same run
+
+
+@dataclass(frozen=True)
+class ScoreMatrix:
+    """Scores held by one member about another on a fixed scale (a heatmap, holder by target;
+    several scores of one pair are averaged, ``n`` of them)."""
+
+    title: str  # "Reputation scores after step 3"
+    names: tuple[str, ...]  # rows and columns, in this order
+    scores: tuple[tuple[str, str, float], ...]  # (holder, target, score)
+    scale: str  # the colour bar's label
+    low: float = -1.0
+    high: float = 1.0
+    row_label: str = "holder (who holds the record)"
+    column_label: str = "target (whom the record is about)"
+
+
+@dataclass(frozen=True)
+class SnapshotFigure:
+    """A figure of one run after a round or step (``simulator plot --figure <name> --step N``)."""
+
+    description: str  # the --figure help
+    #: ``data(step, state)``: what to draw, from the stored snapshot of that round or step.
+    data: Callable[[int, Mapping[str, Any]], Network | ScoreMatrix]
+
+
+class Kinds(Protocol):
+    """A registry of kinds as the analysis layer is handed it (``registry.KindRegistry``)."""
+
+    def get(self, name: str) -> Kind: ...
+
+    def names(self) -> list[str]: ...
+
+
 # --------------------------------------------------------------------------- the kind
 
-
-#: ``rows(states)``: a table's rows from one run's stored snapshots ``(step, state)``, in order.
-TableRows = Callable[[Sequence[tuple[int, Mapping[str, Any]]]], list[dict[str, Any]]]
 
 #: ``interview(store, conversation, agent, messages, day)``: an agent's context for an interview.
 InterviewContext = Callable[..., Awaitable[Any]]
@@ -209,7 +295,9 @@ class Kind:
     chart: Chart | None = None
     commands: Commands | None = None
     #: Its tidy tables by name (``rounds``: one row per round), from a run's snapshots.
-    tables: Mapping[str, TableRows] = field(default_factory=dict)
+    tables: Mapping[str, Table] = field(default_factory=dict)
+    #: Its figures of one run after a round or step by name (``network``, ``heatmap``).
+    figures: Mapping[str, SnapshotFigure] = field(default_factory=dict)
     interview: InterviewContext | None = None
     #: Modules a run imports, for a warm-up in a thread before the first one (its rules, a
     #: heavy library it draws with).
@@ -226,6 +314,10 @@ class Kind:
 
 
 __all__ = [
+    "BOOL",
+    "FLOAT",
+    "INT",
+    "STRING",
     "Chart",
     "Command",
     "CommandContext",
@@ -235,7 +327,14 @@ __all__ = [
     "Handler",
     "InterviewContext",
     "Kind",
+    "Kinds",
+    "Network",
+    "NetworkNode",
     "Option",
+    "ScoreMatrix",
     "Series",
+    "SnapshotFigure",
+    "Snapshots",
+    "Table",
     "TableRows",
 ]
