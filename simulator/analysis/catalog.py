@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from simulator.scenarios.kind import Kinds
+    from simulator.domain.game_data import Kinds
 
 TABLE_FORMATS = ("csv", "jsonl", "parquet")
 TRANSCRIPT_FORMATS = ("markdown", "text", "html")

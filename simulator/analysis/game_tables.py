@@ -51,7 +51,7 @@ from simulator.domain.errors import ConfigurationError, NotFoundError
 from simulator.engine import kinds as engine_kinds
 
 if TYPE_CHECKING:
-    from simulator.scenarios.kind import Kind, Kinds, Table
+    from simulator.domain.game_data import GameKind, Kinds, Table
 
 CONDITION_COLUMNS: dict[str, str] = {
     "conversation_id": STRING,
@@ -89,11 +89,11 @@ def resolve(kinds: Kinds | None) -> Kinds:
     return kinds if kinds is not None else cast("Kinds", engine_kinds.installed())
 
 
-def table_kinds(kinds: Kinds | None = None) -> dict[str, list[Kind]]:
+def table_kinds(kinds: Kinds | None = None) -> dict[str, list[GameKind]]:
     """Every game table's name and the kinds that declare one of that name, in registry order
     (``rounds``: commons and public goods)."""
     registry = resolve(kinds)
-    out: dict[str, list[Kind]] = {}
+    out: dict[str, list[GameKind]] = {}
     for name in registry.names():
         kind = registry.get(name)
         for table in kind.tables:
@@ -101,7 +101,7 @@ def table_kinds(kinds: Kinds | None = None) -> dict[str, list[Kind]]:
     return out
 
 
-def _kinds_text(kinds: Sequence[Kind]) -> str:
+def _kinds_text(kinds: Sequence[GameKind]) -> str:
     names = [k.name for k in kinds]
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
@@ -145,7 +145,7 @@ def _digest(*parts: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def run_params(kind: Kind, run: Run) -> BaseModel | None:
+def run_params(kind: GameKind, run: Run) -> BaseModel | None:
     """The parameters the run played with, as its kind resolves them (``GameParams.of_run``)."""
     if kind.params is None or kind.params.of_run is None:
         return None
@@ -153,7 +153,7 @@ def run_params(kind: Kind, run: Run) -> BaseModel | None:
 
 
 def condition_of(
-    kind: Kind, run: Run, cell: str, cell_key: str
+    kind: GameKind, run: Run, cell: str, cell_key: str
 ) -> tuple[str, str, dict[str, Any], str | None]:
     """(label, key, the flat parameters, the preset) of a run: the cell, then the preset and
     every parameter that differs from what the preset (and the kind's other ``preset_keys``,
@@ -202,7 +202,7 @@ def game_frame(name: str, runs: Sequence[Run], *, kinds: Kinds | None = None) ->
     run's conditions first. ConfigurationError when the runs are of two kinds whose tables of
     that name differ (commons and public-goods ``rounds``)."""
     registry = resolve(kinds)
-    mine: list[tuple[Run, Kind, Table]] = []
+    mine: list[tuple[Run, GameKind, Table]] = []
     for run in runs:
         kind_name = run.conversation.kind.value
         if kind_name not in registry.names():

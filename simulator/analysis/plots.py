@@ -30,10 +30,10 @@ from simulator.analysis.game_tables import load_game_table, resolve, table_kinds
 from simulator.analysis.loading import AnalysisFilter
 from simulator.analysis.uncertainty import describe
 from simulator.domain.errors import ConfigurationError, NotFoundError
-from simulator.scenarios.kind import Network, ScoreMatrix  # the interface kinds draw through
+from simulator.domain.game_data import Network, ScoreMatrix  # what a kind hands over to draw
 
 if TYPE_CHECKING:
-    from simulator.scenarios.kind import Kind, Kinds
+    from simulator.domain.game_data import GameKind, Kinds
 
 #: Okabe and Ito (2008): eight colours told apart with the common colour vision deficiencies
 #: (yellow last: it is hard to see on white).
@@ -853,7 +853,12 @@ async def _game_runs(
 
 
 async def _snapshot_figure(
-    store: Any, flt: AnalysisFilter, name: str, path: Path, o: PlotOptions, drawn: dict[str, Kind]
+    store: Any,
+    flt: AnalysisFilter,
+    name: str,
+    path: Path,
+    o: PlotOptions,
+    drawn: dict[str, GameKind],
 ) -> Figure:
     """A kind's figure of one run after a round or step (``--step``, default the last)."""
     from simulator.analysis.loading import select_conversations

@@ -31,6 +31,20 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from simulator.domain.game_data import (
+    BOOL,
+    FLOAT,
+    INT,
+    STRING,
+    Network,
+    NetworkNode,
+    RunParams,
+    ScoreMatrix,
+    SnapshotFigure,
+    Snapshots,
+    Table,
+    TableRows,
+)
 from simulator.engine.kinds import CLOCKS, CellEstimator, Runner
 
 if TYPE_CHECKING:
@@ -69,7 +83,7 @@ class GameParams:
     #: ``of_run(experiment, conversation, snapshots)``: the parameters a stored run played with
     #: (its own ``Conversation.game`` or the experiment's, study factors and the cell's rounds
     #: applied; what its snapshots stored first): the ``param_<name>`` columns of its tables.
-    of_run: Callable[[Experiment | None, Conversation, Snapshots], BaseModel] | None = None
+    of_run: RunParams | None = None
 
     def check(self, game: Mapping[str, Any]) -> dict[str, Any]:
         """``game`` validated (SpecError when it is not valid) as it is stored: the parameters
@@ -191,87 +205,6 @@ class CommandContext(Protocol):
         ...
 
 
-# --------------------------------------------------------------------------- tables and figures
-
-#: A run's stored snapshots ``(step, state)`` (``store.states``), in step order.
-Snapshots = Sequence[tuple[int, Mapping[str, Any]]]
-
-#: ``rows(snapshots)``: a table's rows from one run's stored snapshots.
-TableRows = Callable[[Snapshots], list[dict[str, Any]]]
-
-#: The dtypes a table declares for its columns: pandas' nullable dtypes, by name (the analysis
-#: tables' ``loading.INT`` ...; a test keeps the two in step).
-INT, FLOAT, STRING, BOOL = "Int64", "Float64", "string", "boolean"
-
-
-@dataclass(frozen=True)
-class Table:
-    """One of a kind's tidy tables: ``simulator export --what <name>`` pools it over runs, each
-    row with its run's conditions first (``simulator.analysis.game_tables``)."""
-
-    description: str  # "one row per round of each run": the --what help
-    rows: TableRows
-    #: The dtypes of its fixed columns (``INT``, ``FLOAT``, ``STRING``, ``BOOL``): the same
-    #: whatever the runs; a column not declared is typed from its values.
-    columns: Mapping[str, str] = field(default_factory=dict)
-    #: Its rows come from the latest snapshot alone (it holds every round's record), so only
-    #: that one is read.
-    latest_only: bool = False
-    #: What ``simulator plot --figure <name>`` draws per round (step) by default, a column of
-    #: the table (``--measure`` another); None: the table has no figure.
-    measure: str | None = None
-
-
-@dataclass(frozen=True)
-class NetworkNode:
-    name: str
-    group: str  # its colour and legend entry
-    score: float | None = None  # a value the figure's data carries for it (a reputation)
-
-
-@dataclass(frozen=True)
-class Network:
-    """A directed network after a round or step: nodes coloured by group, sized by in-degree,
-    mutual and one-way ties told apart."""
-
-    title: str  # "Reputation network after step 3"
-    nodes: tuple[NetworkNode, ...]
-    edges: tuple[tuple[str, str], ...]  # (source, target)
-    layout_seed: int = 0  # the same drawing for the same run
-
-
-@dataclass(frozen=True)
-class ScoreMatrix:
-    """Scores held by one member about another on a fixed scale (a heatmap, holder by target;
-    several scores of one pair are averaged, ``n`` of them)."""
-
-    title: str  # "Reputation scores after step 3"
-    names: tuple[str, ...]  # rows and columns, in this order
-    scores: tuple[tuple[str, str, float], ...]  # (holder, target, score)
-    scale: str  # the colour bar's label
-    low: float = -1.0
-    high: float = 1.0
-    row_label: str = "holder (who holds the record)"
-    column_label: str = "target (whom the record is about)"
-
-
-@dataclass(frozen=True)
-class SnapshotFigure:
-    """A figure of one run after a round or step (``simulator plot --figure <name> --step N``)."""
-
-    description: str  # the --figure help
-    #: ``data(step, state)``: what to draw, from the stored snapshot of that round or step.
-    data: Callable[[int, Mapping[str, Any]], Network | ScoreMatrix]
-
-
-class Kinds(Protocol):
-    """A registry of kinds as the analysis layer is handed it (``registry.KindRegistry``)."""
-
-    def get(self, name: str) -> Kind: ...
-
-    def names(self) -> list[str]: ...
-
-
 # --------------------------------------------------------------------------- the kind
 
 
@@ -327,7 +260,6 @@ __all__ = [
     "Handler",
     "InterviewContext",
     "Kind",
-    "Kinds",
     "Network",
     "NetworkNode",
     "Option",
