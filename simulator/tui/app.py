@@ -25,10 +25,10 @@ from simulator.domain.errors import (
     SimulatorError,
 )
 from simulator.logging_setup import register_secret
+from simulator.roles.preload import preload
 from simulator.settings import Settings, load_settings, redact_uri
 from simulator.tui import ast_guard
 from simulator.tui.messages import Connected, ConnectFailed
-from simulator.tui.preload import preload
 from simulator.tui.screens.dialogs import ConfirmDialog, HelpScreen, MessageDialog
 from simulator.tui.screens.startup import (
     ConnectingScreen,
