@@ -178,7 +178,7 @@ def test_the_monitor_shows_the_ledger_and_the_setup_takes_caps() -> None:
     third = text.splitlines()[-1]
     assert "cost $2.4100" in third and "calls 40" in third and "prompt cached 75%" in third
     assert "cap $2.5" in third and "tokens 10,000/90,000" in third
-    assert "budget cap max_cost_usd 2.5" in text.splitlines()[1]
+    assert "budget cap max_cost_usd 2.5" in text.splitlines()[0]  # first line
     # a dryrun batch without caps or cache says nothing more
     plain = BatchRun(Batch(experiment_id=exp.id, spec=BatchSpec(experiment_id=exp.id)), "x", [])
     plain.ledger = Ledger(batch_id="b", rows=[LedgerRow(model="dryrun:dryrun", role="Guard",

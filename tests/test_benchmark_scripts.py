@@ -1,0 +1,39 @@
+"""Benchmark scripts run as a user runs them (a fresh process through their own entry point),
+at a tiny size: a script that cannot start measures nothing (benchmarks/cache.py once failed
+with "No experiment kinds are installed in this process")."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def last_json(stdout: str) -> dict[str, object]:
+    line = [ln for ln in stdout.splitlines() if ln.startswith("{")][-1]
+    return json.loads(line)
+
+
+def test_the_cache_benchmark_reruns_from_the_cache_at_zero_calls() -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "cache.py"),
+            "--messages",
+            "4",
+            "--repeats",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,  # hang guard only
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    figures = last_json(proc.stdout)
+    assert figures["rerun_calls"] == 0
+    assert figures["rerun_hits"] == figures["rerun_answers"] == figures["learned_from_calls"]
+    assert figures["dryrun_estimate_error"]["calls"] == 0.0  # type: ignore[index]
