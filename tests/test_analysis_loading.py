@@ -7,7 +7,6 @@ import pytest
 
 from simulator.analysis.loading import (
     MESSAGE_COLUMNS,
-    AnalysisFilter,
     column_key,
     load_all,
     load_conversations,
@@ -16,6 +15,7 @@ from simulator.analysis.loading import (
     parse_assignments,
 )
 from simulator.domain.errors import NotFoundError
+from simulator.domain.filters import ConversationFilter
 from tests.plugins.analysis import AnalysisData
 
 
@@ -62,10 +62,10 @@ async def test_messages_frame_columns_order_and_values(store, analysis_data: Ana
 
 
 async def test_dtypes_are_stable_whatever_the_selection(store, analysis_data: AnalysisData) -> None:
-    full = await load_messages(store, experiment=analysis_data.experiment.id)
+    full = await load_messages(store, experiment_id=analysis_data.experiment.id)
     few = await load_messages(store, conversation_ids=[analysis_data.b.id])
     assert dict(full.dtypes) == dict(few.dtypes)
-    none = await load_messages(store, experiment=analysis_data.experiment.id, kinds=["action"])
+    none = await load_messages(store, experiment_id=analysis_data.experiment.id, kinds=["action"])
     assert none.empty
     for col, dtype in MESSAGE_COLUMNS.items():
         assert str(none[col].dtype) == str(full[col].dtype) == dtype
@@ -73,7 +73,7 @@ async def test_dtypes_are_stable_whatever_the_selection(store, analysis_data: An
 
 async def test_conversations_frame(store, analysis_data: AnalysisData) -> None:
     d = analysis_data
-    df = await load_conversations(store, experiment="prison study")  # by name, any case
+    df = await load_conversations(store, experiment_id="prison study")  # by name, any case
     assert list(df["conversation_id"]) == [d.a.id, d.b.id]
     a = df.iloc[0]
     assert a["status"] == "done" and a["duration_s"] == 90.0
@@ -91,8 +91,9 @@ async def test_conversations_frame(store, analysis_data: AnalysisData) -> None:
     ("filters", "expected"),
     [
         ({}, {"a", "b", "c"}),
-        ({"batch": "BATCH"}, {"a", "b"}),
-        ({"experiment": "Other"}, {"c"}),
+        ({"batch_id": "BATCH"}, {"a", "b"}),
+        ({"batch_id": "-"}, {"c"}),  # the conversations run on their own
+        ({"experiment_id": "Other"}, {"c"}),
         ({"model": "llama3.1:8b"}, {"b"}),
         ({"model": "ollama:llama3.1:8b"}, {"b"}),
         ({"model": "dryrun"}, {"a", "c"}),
@@ -111,18 +112,18 @@ async def test_filters(store, analysis_data: AnalysisData, filters, expected) ->
     d = analysis_data
     names = {d.a.id: "a", d.b.id: "b", d.c.id: "c"}
     filters = dict(filters)
-    if filters.get("batch") == "BATCH":
-        filters["batch"] = d.batch.id
+    if filters.get("batch_id") == "BATCH":
+        filters["batch_id"] = d.batch.id
     if filters.get("conversation_ids") == ["C"]:
         filters["conversation_ids"] = [d.c.id]
     convs = await load_conversations(store, **filters)
     assert {names[c] for c in convs["conversation_id"]} == expected
-    msgs = await load_messages(store, AnalysisFilter(**filters))
+    msgs = await load_messages(store, ConversationFilter(**filters))
     assert {names[c] for c in msgs["conversation_id"]} == expected
 
 
 async def test_kinds_filter_and_load_all(store, analysis_data: AnalysisData) -> None:
-    convs, msgs = await load_all(store, batch=analysis_data.batch.id, kinds=["summary"])
+    convs, msgs = await load_all(store, batch_id=analysis_data.batch.id, kinds=["summary"])
     assert len(convs) == 2
     assert list(msgs["kind"]) == ["summary", "summary"]
     assert list(msgs["content"]) == ["Day one summary.", "Day two summary here."]
@@ -130,9 +131,9 @@ async def test_kinds_filter_and_load_all(store, analysis_data: AnalysisData) -> 
 
 async def test_unknown_experiment_or_batch_is_a_clear_error(store, analysis_data) -> None:
     with pytest.raises(NotFoundError, match="No experiment 'Nope'"):
-        await load_messages(store, experiment="Nope")
+        await load_messages(store, experiment_id="Nope")
     with pytest.raises(NotFoundError, match="There is no batch"):
-        await load_conversations(store, batch="0" * 32)
+        await load_conversations(store, batch_id="0" * 32)
 
 
 def test_messages_frame_from_domain_objects_drops_unknown_conversations() -> None:

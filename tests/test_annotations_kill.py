@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from simulator.analysis.loading import AnalysisFilter
 from simulator.annotations.service import AnnotationService, AnnotatorSpec
+from simulator.domain.filters import ConversationFilter
 from simulator.llm.registry import Backends
 from simulator.settings import Settings
 from tests.plugins.annotations import RUBRIC, run_dialogue_study
@@ -82,7 +82,7 @@ async def test_a_killed_annotation_resumes_with_every_item_exactly_once(
             spec = AnnotatorSpec(
                 "judge", rubric=Path(RUBRIC), model="openai:fake-judge", base_url=server.base_url
             )
-            prepared = await service.prepare(spec, AnalysisFilter())
+            prepared = await service.prepare(spec, ConversationFilter())
             missing = len(prepared.plan.missing)
             asked = len(server.chat_bodies())
             report = await service.run(prepared)

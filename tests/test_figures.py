@@ -65,7 +65,7 @@ async def test_dialogue_figures_facet_by_cell_with_n_and_intervals(
     store: Any, tmp_path: Path
 ) -> None:
     batch = await four_cells(store)
-    conversations, messages = await load_all(store, batch=batch)
+    conversations, messages = await load_all(store, batch_id=batch)
     assert len(conversations) == 12
 
     tokens = per_turn_figure(messages, tmp_path / "tokens.png")

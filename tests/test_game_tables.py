@@ -16,9 +16,9 @@ import pytest
 from simulator.analysis import loading
 from simulator.analysis.catalog import game_figures, game_tables
 from simulator.analysis.game_tables import load_game_table
-from simulator.analysis.loading import AnalysisFilter
 from simulator.cli import build_parser, main
 from simulator.domain import Status
+from simulator.domain.filters import ConversationFilter
 from simulator.engine.conversation import prepare_conversation, run_conversation
 from simulator.scenarios import kind as kind_interface
 from simulator.scenarios.commons.params import CommonsParams, Policy
@@ -136,7 +136,7 @@ async def test_reputation_steps_agents_gossip_and_interactions(store: Any, backe
         done = await play(store, backends, conv.id)
         assert done.status is Status.done, done.error
         convs.append(conv)
-    flt = AnalysisFilter(conversation_ids=[c.id for c in convs])
+    flt = ConversationFilter(conversation_ids=[c.id for c in convs])
     steps = await load_game_table(store, "steps", flt)
     assert steps["step"].tolist() == [0, 1, 2, 0, 1, 2]
     assert steps.groupby("conversation_id")["param_gossip"].first().to_dict() == {

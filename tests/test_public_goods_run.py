@@ -14,7 +14,7 @@ import pytest
 from textual.widgets import Input, Select, Static
 
 from simulator.analysis.game_tables import load_game_table
-from simulator.analysis.loading import AnalysisFilter, load_all
+from simulator.analysis.loading import load_all
 from simulator.cli import main
 from simulator.db.store import ConversationFilter
 from simulator.domain import (
@@ -208,7 +208,7 @@ async def test_a_batch_varies_punishment_with_an_honest_estimate_and_pooled_tabl
         messages = await store.messages.list(conv.id)
         actions += sum(m.kind is MessageKind.action for m in messages)
     assert batch.estimate is not None and batch.estimate.llm_calls == actions == 2 * (12 + 24)
-    flt = AnalysisFilter(batch=batch.id)
+    flt = ConversationFilter(batch_id=batch.id)
     rounds = await load_game_table(store, "rounds", flt, kinds=KINDS)
     assert len(rounds) == 4 * 3 and set(rounds["factor_punishment"]) == {"off", "on"}
     last = rounds[rounds["round"] == 3].groupby("factor_punishment")["mean_contribution"].mean()
@@ -216,7 +216,7 @@ async def test_a_batch_varies_punishment_with_an_honest_estimate_and_pooled_tabl
     members = await load_game_table(store, "members", flt, kinds=KINDS)
     assert len(members) == 4 * 3 * 4 and set(members["contribution_decision"]) == {"answer"}
     # the message tables name a round a round (the kind's clock), not a day
-    _, frame = await load_all(store, AnalysisFilter(batch=batch.id))
+    _, frame = await load_all(store, ConversationFilter(batch_id=batch.id))
     assert len(frame) > 0 and frame["day"].isna().all() and frame["round"].notna().all()
 
 

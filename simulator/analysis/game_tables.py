@@ -40,7 +40,6 @@ from simulator.analysis.loading import (
     FLOAT,
     INT,
     STRING,
-    AnalysisFilter,
     conversations_frame,
     select_conversations,
     typed,
@@ -48,6 +47,7 @@ from simulator.analysis.loading import (
 from simulator.domain import Conversation, Experiment, ModelRef
 from simulator.domain.cells import model_label
 from simulator.domain.errors import ConfigurationError, NotFoundError
+from simulator.domain.filters import ConversationFilter
 from simulator.engine import kinds as engine_kinds
 
 if TYPE_CHECKING:
@@ -269,13 +269,13 @@ async def load_run(
 
 
 async def load_game_table(
-    store: Any, name: str, flt: AnalysisFilter | None = None, *, kinds: Kinds | None = None
+    store: Any, name: str, flt: ConversationFilter | None = None, *, kinds: Kinds | None = None
 ) -> pd.DataFrame:
     """The table ``name`` (a table some kind declares) of the selected runs of that kind."""
     declared = table_kinds(kinds)
     if name not in declared:
         raise ConfigurationError(f"unknown game table {name!r}; choose from {', '.join(declared)}")
-    convs, experiments = await select_conversations(store, flt or AnalysisFilter())
+    convs, experiments = await select_conversations(store, flt or ConversationFilter())
     owners = {kind.name: kind for kind in declared[name]}
     mine = [c for c in convs if c.kind.value in owners]
     if not mine:
@@ -299,7 +299,7 @@ async def load_game_table(
 async def export_game_table(
     store: Any,
     name: str,
-    flt: AnalysisFilter | None = None,
+    flt: ConversationFilter | None = None,
     *,
     fmt: str,
     output: Path | None,

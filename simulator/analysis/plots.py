@@ -27,9 +27,9 @@ from simulator.analysis import metrics as m
 from simulator.analysis.catalog import FIGURES, game_figures
 from simulator.analysis.facets import grid_order, short_labels
 from simulator.analysis.game_tables import load_game_table, resolve, table_kinds
-from simulator.analysis.loading import AnalysisFilter
 from simulator.analysis.uncertainty import describe
 from simulator.domain.errors import ConfigurationError, NotFoundError
+from simulator.domain.filters import ConversationFilter
 from simulator.domain.game_data import Network, ScoreMatrix  # what a kind hands over to draw
 
 if TYPE_CHECKING:
@@ -771,7 +771,7 @@ class PlotOptions:
 
 async def plot(
     store: Any,
-    flt: AnalysisFilter,
+    flt: ConversationFilter,
     names: Sequence[str],
     paths: Sequence[Path],
     options: PlotOptions,
@@ -797,7 +797,7 @@ async def plot(
 
 
 async def _special(
-    store: Any, flt: AnalysisFilter, name: str, path: Path, o: PlotOptions, kinds: Kinds | None
+    store: Any, flt: ConversationFilter, name: str, path: Path, o: PlotOptions, kinds: Kinds | None
 ) -> Figure:
     if name in ("trajectory", "outcome"):
         from simulator.analysis.study import load_study, measure
@@ -831,7 +831,7 @@ async def _special(
 
 
 async def _game_runs(
-    store: Any, flt: AnalysisFilter, name: str, path: Path, o: PlotOptions, kinds: Kinds
+    store: Any, flt: ConversationFilter, name: str, path: Path, o: PlotOptions, kinds: Kinds
 ) -> Figure:
     """A measure of a game table per round (step) over the selected runs."""
     table = await load_game_table(store, name, flt, kinds=kinds)
@@ -854,7 +854,7 @@ async def _game_runs(
 
 async def _snapshot_figure(
     store: Any,
-    flt: AnalysisFilter,
+    flt: ConversationFilter,
     name: str,
     path: Path,
     o: PlotOptions,

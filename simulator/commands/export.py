@@ -9,6 +9,7 @@ from typing import Any
 
 from simulator.domain import MessageKind, Status
 from simulator.domain.errors import ConfigurationError
+from simulator.domain.filters import ConversationFilter
 
 FORMAT_HELP = """\
 formats (--format):
@@ -195,7 +196,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "current directory; transcripts: ./transcripts/)",
     )
     add_filter_arguments(export)
-    export.set_defaults(func=cmd_export)
+    export.set_defaults(func=cmd_export, uses_database=True)
 
     figure_help = help_lines(figures)
     plot = subparsers.add_parser(
@@ -244,12 +245,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--step", type=int, metavar="N", help="network, heatmap: after step N (default the last)"
     )
     add_filter_arguments(plot)
-    plot.set_defaults(func=cmd_plot)
+    plot.set_defaults(func=cmd_plot, uses_database=True)
 
 
-def filter_from_args(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    """An ``AnalysisFilter`` from the parsed filter options; bad values are ConfigurationErrors."""
-    from simulator.analysis.loading import AnalysisFilter, parse_assignments
+def filter_from_args(args: argparse.Namespace) -> ConversationFilter:
+    """The conversation filter of the parsed options; bad values are ConfigurationErrors."""
+    from simulator.analysis.loading import parse_assignments
 
     try:
         counts_raw = parse_assignments(args.counts, what="--counts")
@@ -264,9 +265,9 @@ def filter_from_args(args: argparse.Namespace):  # type: ignore[no-untyped-def]
             raise ConfigurationError(
                 f"--counts: the number of {role!r} agents must be a whole number, got {n!r}"
             ) from None
-    return AnalysisFilter(
-        experiment=args.experiment,
-        batch=args.batch,
+    return ConversationFilter(
+        experiment_id=args.experiment,
+        batch_id=args.batch,
         model=args.model,
         days=args.days,
         counts=counts or None,
@@ -280,9 +281,8 @@ def filter_from_args(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 def cmd_export(args: argparse.Namespace) -> int:
     from simulator.analysis.catalog import game_tables
     from simulator.analysis.exports import export
-    from simulator.db.mongo import opened_store
+    from simulator.commands.common import open_session
     from simulator.scenarios.registry import KINDS
-    from simulator.settings import load_settings
 
     flt = filter_from_args(args)
     annotations = args.what == "annotations"
@@ -290,7 +290,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise ConfigurationError("--wide and --annotator go with --what annotations")
 
     async def go() -> list[Path]:
-        async with opened_store(load_settings()) as store:
+        async with open_session() as services:
+            store = services.store
             if args.what in game_tables(KINDS):
                 from simulator.analysis.game_tables import export_game_table
 
@@ -344,10 +345,9 @@ async def export_ledger(store: Any, flt: Any, *, fmt: str, output: Path | None) 
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from simulator.analysis.plots import BASIC_FIGURES, PlotOptions, plot
-    from simulator.db.mongo import opened_store
+    from simulator.analysis.plots import BASIC_FIGURES, Figure, PlotOptions, plot
+    from simulator.commands.common import open_session
     from simulator.scenarios.registry import KINDS
-    from simulator.settings import load_settings
 
     flt = filter_from_args(args)
     names = list(BASIC_FIGURES) if args.figure == "all" else [args.figure]
@@ -371,9 +371,9 @@ def cmd_plot(args: argparse.Namespace) -> int:
         step=args.step,
     )
 
-    async def go():  # type: ignore[no-untyped-def]
-        async with opened_store(load_settings()) as store:
-            return await plot(store, flt, names, paths, options, kinds=KINDS)
+    async def go() -> list[Figure]:
+        async with open_session() as services:
+            return await plot(services.store, flt, names, paths, options, kinds=KINDS)
 
     for drawn in asyncio.run(go()):
         print(drawn.path)

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from simulator.db.store import Store
     from simulator.domain import Conversation, Experiment
     from simulator.llm.dryrun import Policy
+    from simulator.llm.registry import Backends
 
 
 # --------------------------------------------------------------------------- parameters
@@ -175,6 +176,7 @@ class Command:
     handler: Handler
     description: str = ""
     options: tuple[Option, ...] = ()
+    uses_database: bool = True  # False: it never asks the context for the store
 
 
 @dataclass(frozen=True)
@@ -195,6 +197,10 @@ class CommandContext(Protocol):
     async def store(self) -> Store: ...
 
     async def user(self) -> str: ...
+
+    async def backends(self) -> Backends:
+        """The session's model backends (closed with it)."""
+        ...
 
     async def conversation(self, ref: str) -> Conversation:
         """The conversation ``ref`` names (an id or a unique prefix), a run of this kind."""

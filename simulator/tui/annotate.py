@@ -12,12 +12,12 @@ never waits for them.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import on
 from textual.app import ComposeResult
@@ -27,20 +27,28 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
 from simulator.domain.errors import SimulatorError
+from simulator.domain.filters import ConversationFilter
+from simulator.tui.context import services_of
+
+if TYPE_CHECKING:
+    from simulator.services.container import Services
 
 log = logging.getLogger(__name__)
 
 DEFAULT_RUBRIC = Path(__file__).resolve().parents[1] / "examples" / "rubrics" / "persuasion.yaml"
 DEFAULT_JUDGE_MODEL = "dryrun:judge"
 DEFAULT_MODERATION_MODEL = "omni-moderation-latest"
-WARM_UP_MODULES = (
-    "simulator.analysis.loading",
-    "simulator.annotations.service",
-    "simulator.annotations.tables",
-    "simulator.annotations.judge",
-    "simulator.annotations.moderation",
-    "simulator.annotations.scorers",
-)
+
+
+def warm_up() -> None:
+    """Import the annotation layer (pandas and friends) in a thread, not on the event loop."""
+    import simulator.analysis.loading
+    import simulator.annotations.judge
+    import simulator.annotations.moderation
+    import simulator.annotations.scorers
+    import simulator.annotations.service
+    import simulator.annotations.tables  # noqa: F401
+
 
 KINDS = [
     ("Judge (a rubric)", "judge"),
@@ -190,13 +198,10 @@ class AnnotationJobs:
 
     def __init__(self, app: Any) -> None:
         self.app = app
-        self.services: Any = app.services
+        self.services: Services = services_of(app)
         self.jobs: dict[str, AnnotationJob] = {}
         self.rev = 0
-        self._unsubscribe: Any = None
-        bus = getattr(self.services, "bus", None)
-        if bus is not None:
-            self._unsubscribe = bus.subscribe(self._on_event)
+        self._unsubscribe: Callable[[], None] | None = self.services.bus.subscribe(self._on_event)
 
     @property
     def running(self) -> list[AnnotationJob]:
@@ -222,9 +227,7 @@ class AnnotationJobs:
 
     async def _run(self, job: AnnotationJob, spec: Any, conversation_ids: list[str]) -> None:
         try:
-            for name in WARM_UP_MODULES:  # pandas and friends: not on the event loop
-                await asyncio.to_thread(importlib.import_module, name)
-            from simulator.analysis.loading import AnalysisFilter
+            await asyncio.to_thread(warm_up)
             from simulator.annotations.base import load_prices
             from simulator.annotations.service import (
                 AnnotationService,
@@ -238,7 +241,7 @@ class AnnotationJobs:
                 build_annotator, spec, backends=services.backends, prices=prices
             )
             service = AnnotationService(services.store, services.backends, services.bus)
-            flt = AnalysisFilter(conversation_ids=conversation_ids)  # finished ones only
+            flt = ConversationFilter(conversation_ids=conversation_ids)  # finished ones only
             prepared = await service.prepare(annotator, flt)
             job.stored_before = prepared.plan.stored
             job.todo = len(prepared.plan.missing)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import importlib
 from collections.abc import Iterable, Iterator
 from functools import partial
 from typing import Any
@@ -60,7 +59,11 @@ def _palette(roles: tuple[str, ...]) -> dict[str, str]:
 async def prepare_colours() -> None:
     """Import the palette's module (pandas, ~1 s) in a thread, so the first transcript does not
     freeze the event loop; screens await it in a worker before showing one. Optional."""
-    await asyncio.to_thread(importlib.import_module, "simulator.analysis.exports")
+    await asyncio.to_thread(_import_exports)
+
+
+def _import_exports() -> None:
+    import simulator.analysis.exports  # noqa: F401
 
 
 class _Barred:
