@@ -50,7 +50,7 @@ from simulator.tui.screens.base import ReportsWorkerErrors
 from simulator.tui.screens.dialogs import ConfirmDialog, TextPrompt
 from simulator.tui.screens.library import clip
 from simulator.tui.widgets.charts import ConversationChart
-from simulator.tui.widgets.transcript import TranscriptView, prepare_colours
+from simulator.tui.widgets.transcript import TranscriptView, kind_clock, prepare_colours
 from simulator.words import plural
 
 if TYPE_CHECKING:
@@ -548,6 +548,7 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
         if conv.id != self.shown_id:
             self.shown_id = conv.id
             self.transcript.clear_messages()
+            self.transcript.set_clock(kind_clock(conv.kind.value))
             self.load_messages(conv.id)
 
     @work(exclusive=True, group="browser-messages", exit_on_error=False)
