@@ -221,3 +221,56 @@ def test_parameters_a_server_refused_are_shown_as_not_sent() -> None:
     assert pd.isna(df.loc[0, "model_seed"]) and pd.isna(df.loc[0, "top_p"])
     assert df.loc[0, "temperature"] == pytest.approx(0.7)
     assert df.loc[1, "model_seed"] == 5 and df.loc[1, "top_p"] == pytest.approx(0.9)
+
+
+async def test_cost_cache_retries_and_a_runs_warnings_are_columns(store) -> None:
+    """What a call cost, whether the response cache served it, the prompt tokens a server served
+    from its prompt cache and the failed attempts before it are message columns; why a run
+    stopped early and what it noticed about its models are conversation columns."""
+    from simulator.domain import MessageKind, TokenUsage
+    from simulator.domain.models import CacheRecord, Retry, Status
+    from tests.plugins.analysis import DRYRUN, conversation, msg, prison_experiment
+
+    exp = await store.experiments.create(prison_experiment())
+    conv = conversation(
+        exp,
+        {"Guard": 1, "Prisoner": 1},
+        days=1,
+        factors={"goal": "Escape"},
+        model=DRYRUN,
+        batch_id=None,
+        cell_index=0,
+        status=Status.failed,
+        stop_reason="budget cap reached",
+        warnings=["system_prompt_dropped:gemma", "other"],
+    )
+    await store.conversations.create(conv)
+    called = msg(conv, 1, "Guard 1", "Guard", "Stay.", turn=1, attempts=3).model_copy(
+        update={
+            "usage": TokenUsage(prompt_tokens=100, completion_tokens=5, cached_tokens=64),
+            "retries": [Retry(attempt=1, reason="429: slow down"), Retry(attempt=2, reason="5xx")],
+            "cost_usd": 0.0125,
+            "cache": CacheRecord(hit=False, key="k1"),
+        }
+    )
+    served = msg(conv, 2, "Prisoner 1", "Prisoner", "No.", turn=2).model_copy(
+        update={"cost_usd": 0.0, "cache": CacheRecord(hit=True, key="k2", hits=1)}
+    )
+    plain = msg(conv, 0, "Moderator", "moderator", "Start.", kind=MessageKind.kickoff)
+    for m in (plain, called, served):
+        assert await store.messages.append(m)
+
+    df = (await load_messages(store, conversation_ids=[conv.id])).set_index("seq")
+    assert df.loc[1, "cost_usd"] == pytest.approx(0.0125) and df.loc[2, "cost_usd"] == 0.0
+    assert df.loc[1, "cached_tokens"] == 64 and df.loc[2, "cached_tokens"] == 0
+    assert df.loc[1, "retries"] == 2 and df.loc[2, "retries"] == 0
+    assert not df.loc[1, "cache_hit"] and df.loc[2, "cache_hit"]
+    # the kickoff: no call, no price, the cache had no part in it
+    assert pd.isna(df.loc[0, "cost_usd"]) and pd.isna(df.loc[0, "cache_hit"])
+    for col in ("cost_usd", "cached_tokens", "retries", "cache_hit"):
+        assert str(df[col].dtype) == MESSAGE_COLUMNS[col]
+
+    convs = await load_conversations(store, conversation_ids=[conv.id])
+    row = convs.iloc[0]
+    assert row["stop_reason"] == "budget cap reached"
+    assert row["warnings"] == "system_prompt_dropped:gemma, other"

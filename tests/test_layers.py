@@ -21,8 +21,8 @@ DYNAMIC_IMPORTS = {
     "simulator/scenarios/commons/__init__.py": "its own submodules, on first use",
     "simulator/scenarios/public_goods/__init__.py": "its own submodules, on first use",
     "simulator/scenarios/reputation/__init__.py": "its own submodules, on first use",
-    # Third-party modules loaded before the first screen (typeguard instruments inflect).
-    "simulator/tui/preload.py": "inflect and typeguard, not our packages",
+    # inflect imported without typeguard's instrumentation (the first inflection, the app).
+    "simulator/roles/preload.py": "inflect and typeguard, not our packages",
 }
 
 

@@ -26,11 +26,11 @@ from simulator.domain.errors import (
     DatabaseUnavailableError,
     SimulatorError,
 )
+from simulator.roles.preload import preload
 from simulator.services.root import AppRoot, Login, OpenedStore, Source, Target
 from simulator.settings import Settings, load_settings
 from simulator.tui import ast_guard
 from simulator.tui.messages import Connected, ConnectFailed
-from simulator.tui.preload import preload
 from simulator.tui.screens.dialogs import ConfirmDialog, HelpScreen, MessageDialog
 from simulator.tui.screens.startup import (
     ConnectingScreen,

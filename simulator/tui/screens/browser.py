@@ -51,7 +51,7 @@ from simulator.tui.screens.base import ReportsWorkerErrors
 from simulator.tui.screens.dialogs import ConfirmDialog, TextPrompt
 from simulator.tui.screens.library import clip
 from simulator.tui.widgets.charts import ConversationChart
-from simulator.tui.widgets.transcript import TranscriptView, prepare_colours
+from simulator.tui.widgets.transcript import TranscriptView, kind_clock, prepare_colours
 from simulator.words import plural
 
 if TYPE_CHECKING:
@@ -568,6 +568,7 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
         if conv.id != self.shown_id:
             self.shown_id = conv.id
             self.transcript.clear_messages()
+            self.transcript.set_clock(kind_clock(conv.kind.value))
             self.load_messages(conv.id)
 
     def _details(self, conv: Conversation, messages: list[Message] | None) -> Text:

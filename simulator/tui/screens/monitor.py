@@ -55,7 +55,7 @@ from simulator.tui.widgets.game_chart import (
     point_from_event,
     points_from_states,
 )
-from simulator.tui.widgets.transcript import TranscriptView
+from simulator.tui.widgets.transcript import TranscriptView, kind_clock
 from simulator.words import plural
 
 if TYPE_CHECKING:
@@ -450,6 +450,7 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
     def _loaded(self, message: Loaded) -> None:
         self.run = message.run
         self.kind = message.kind
+        self.query_one("#monitor-transcript", TranscriptView).set_clock(kind_clock(self.kind))
         if chart_of(self.kind) is not None and self._chart is None:
             # Mounted for games only: plotext is imported when a game is shown.
             self._chart = GameChart(self.kind, id="monitor-game-chart")
@@ -557,6 +558,7 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
         if self.run is not None and transcript.roles != self.run.roles:
             transcript.set_roles(self.run.roles)
         transcript.clear_messages()
+        transcript.set_clock(kind_clock(self.kind))
         self._paint_selected()
         self.load_transcript(conversation_id)
         if self._chart is not None:
