@@ -7,7 +7,10 @@ so no one has to recover a study design from free text. Rows of the message fram
 (conversation_id, seq) order.
 
 The pure builders ``messages_frame`` / ``conversations_frame`` turn domain objects into frames (the
-TUI uses them on what a service returned); the ``load_*`` coroutines read the store first.
+TUI uses them on what a service returned); the ``load_*`` coroutines read the store first and
+hold the whole selection in memory (for the small selections a notebook works on). Exports of
+any size go through ``select`` and ``chunks`` instead: the selection is a list of ids, and the
+conversations and their messages are read and turned into frames a bounded chunk at a time.
 Each table declares its columns and their dtypes once (``MESSAGE_COLUMNS``,
 ``CONVERSATION_COLUMNS``, ``CELL_COLUMNS`` here; the metric tables in ``metrics``); the dtypes are
 pandas' nullable ones and never depend on the selection, so a frame written to Parquet reads back
@@ -22,15 +25,15 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
 
 from simulator.analysis.games import CLOCK_COLUMNS, clock_values, text_of
-from simulator.db.store import Store
+from simulator.db.store import Store, message_count_hint
 from simulator.domain import Conversation, Experiment, Message, MessageKind, Status
 from simulator.domain.cells import (
     cell_key,
@@ -363,6 +366,109 @@ async def select_conversations(
     return convs, experiments
 
 
+#: A chunk of an export holds at most this many (guessed) messages, and this many
+#: conversations: what bounds an export's memory, whatever the size of the selection.
+CHUNK_MESSAGES = 5_000
+CHUNK_CONVERSATIONS = 1_000
+
+
+@dataclass
+class Selection:
+    """What a filter selects, without the conversations themselves: their ids in the store's
+    order (``_batch_order``), a message count hint for each, the experiments, and the role and
+    factor names that make the frames' columns (the same for every chunk)."""
+
+    ids: list[str]
+    hints: dict[str, int]
+    experiments: dict[str, Experiment]
+    roles: list[str]
+    factors: list[str]
+
+
+async def select(store: Store, flt: ConversationFilter | None = None) -> Selection:
+    """The ``Selection`` of ``flt`` (errors as ``select_conversations``), read in pages of
+    brief conversations of which only ids and column names are kept."""
+    from simulator.db.ids import resolve_batch, resolve_conversations
+
+    flt = flt or ConversationFilter()
+    experiment_id = None
+    if flt.experiment_id is not None:
+        experiment_id = (await resolve_experiment(store, flt.experiment_id)).id
+    batch_id = None
+    if flt.batch_id == SINGLE_RUNS:
+        batch_id = SINGLE_RUNS
+    elif flt.batch_id is not None:
+        batch_id = (await resolve_batch(store, flt.batch_id)).id
+    ids = None
+    if flt.conversation_ids:
+        ids = [c.id for c in await resolve_conversations(store, flt.conversation_ids)]
+    status = Status(_status(flt.status)) if flt.status is not None else None
+    resolved = replace(
+        flt, experiment_id=experiment_id, batch_id=batch_id, conversation_ids=ids, status=status
+    )
+    keys: list[tuple[int, int, str]] = []  # (batch first seen, cell index, id)
+    first: dict[str, int] = {}
+    hints: dict[str, int] = {}
+    cell_roles: dict[str, None] = {}
+    cell_factors: dict[str, None] = {}
+    experiment_ids: dict[str, None] = {}
+    async for page in store.conversations.pages(resolved, brief=True):
+        for c in page:  # the store applied the whole filter
+            group = first.setdefault(c.batch_id or f"conversation:{c.id}", len(first))
+            keys.append((group, c.cell_index, c.id))
+            hints[c.id] = message_count_hint(c)
+            cell_roles.update(dict.fromkeys(c.cell.counts))
+            cell_factors.update(dict.fromkeys(c.cell.factors))
+            experiment_ids.setdefault(c.experiment_id)
+    if not keys:  # the error path reads the conversations again, to say what would match
+        await select_conversations(store, flt)
+    experiments: dict[str, Experiment] = {}
+    for exp_id in experiment_ids:
+        found = await store.experiments.get(exp_id)
+        if found is not None:
+            experiments[exp_id] = found
+    roles, factors = _names(list(experiment_ids), experiments, cell_roles, cell_factors)
+    keys.sort(key=lambda k: (k[0], k[1]))  # stable: creation order within a cell index
+    return Selection([k[2] for k in keys], hints, experiments, roles, factors)
+
+
+async def chunks(
+    store: Store,
+    selection: Selection,
+    *,
+    by_id: bool = False,
+    messages: bool = True,
+    kinds: Sequence[str] | None = None,
+) -> AsyncIterator[tuple[list[Conversation], list[Message], dict[str, int]]]:
+    """The selection a chunk at a time: (conversations, their messages, stored messages per
+    conversation). In the selection's order, or by conversation id with ``by_id`` (the order
+    of the message frame's rows). Without ``messages`` only their count is read; ``kinds``
+    keeps messages of those kinds (after counting)."""
+    ids = sorted(selection.ids) if by_id else selection.ids
+    chunk: list[str] = []
+    guessed = 0
+    for i, cid in enumerate(ids):
+        chunk.append(cid)
+        guessed += selection.hints.get(cid, 0)
+        last = i == len(ids) - 1
+        if not last and guessed < CHUNK_MESSAGES and len(chunk) < CHUNK_CONVERSATIONS:
+            continue
+        hints = {c: selection.hints.get(c, 0) for c in chunk}
+        convs = await store.conversations.get_many(chunk, brief=True)
+        if messages:
+            msgs = await store.messages.list_many(chunk, hints)
+            stored: dict[str, int] = dict.fromkeys(chunk, 0)
+            for m in msgs:
+                stored[m.conversation_id] += 1
+            if kinds:
+                wanted = {str(k) for k in kinds}
+                msgs = [m for m in msgs if m.kind.value in wanted]
+        else:
+            msgs, stored = [], await store.messages.count_many(chunk, hints)
+        yield convs, msgs, stored
+        chunk, guessed = [], 0
+
+
 def _batch_order(convs: list[Conversation]) -> list[Conversation]:
     """Conversations of a batch together, in grid-cell order (a batch prepares its cells
     concurrently, so creation times interleave); batches and lone conversations in the order
@@ -391,7 +497,7 @@ async def load_messages(
     seq) order, labelled with its conversation's grid cell and study factors."""
     flt = _filter(flt, filters)
     convs, experiments = await select_conversations(store, flt)
-    messages = await store.messages.list_many([c.id for c in convs])
+    messages = await _messages_of(store, convs)
     if flt.kinds:
         kinds = {str(k) for k in flt.kinds}
         messages = [m for m in messages if m.kind.value in kinds]
@@ -404,7 +510,7 @@ async def load_all(
     """Both frames (conversations, messages) from one read of the store."""
     flt = _filter(flt, filters)
     convs, experiments = await select_conversations(store, flt)
-    messages = await store.messages.list_many([c.id for c in convs])
+    messages = await _messages_of(store, convs)
     stored: dict[str, int] = {}
     for m in messages:
         stored[m.conversation_id] = stored.get(m.conversation_id, 0) + 1
@@ -421,11 +527,14 @@ def _filter(flt: ConversationFilter | None, filters: dict[str, Any]) -> Conversa
     return flt if flt is not None else ConversationFilter(**filters)
 
 
+async def _messages_of(store: Store, convs: list[Conversation]) -> list[Message]:
+    hints = {c.id: message_count_hint(c) for c in convs}
+    return await store.messages.list_many([c.id for c in convs], hints)
+
+
 async def _stored_counts(store: Store, convs: list[Conversation]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for m in await store.messages.list_many([c.id for c in convs]):
-        out[m.conversation_id] = out.get(m.conversation_id, 0) + 1
-    return out
+    hints = {c.id: message_count_hint(c) for c in convs}
+    return await store.messages.count_many([c.id for c in convs], hints)
 
 
 # --------------------------------------------------------------------------- pure builders
@@ -442,17 +551,31 @@ def _roles_and_factors(
 ) -> tuple[list[str], list[str]]:
     """Role and factor names in a stable order: each experiment's declared order, first seen
     first, then any extra names found in cells."""
+    cell_roles: dict[str, None] = {}
+    cell_factors: dict[str, None] = {}
+    convs = list(convs)
+    for c in convs:
+        cell_roles.update(dict.fromkeys(c.cell.counts))
+        cell_factors.update(dict.fromkeys(c.cell.factors))
+    exp_ids = list(dict.fromkeys(c.experiment_id for c in convs))
+    return _names(exp_ids, experiments, cell_roles, cell_factors)
+
+
+def _names(
+    experiment_ids: Iterable[str],
+    experiments: Mapping[str, Experiment],
+    cell_roles: Iterable[str],
+    cell_factors: Iterable[str],
+) -> tuple[list[str], list[str]]:
     roles: dict[str, None] = {}
     factors: dict[str, None] = {}
-    convs = list(convs)
-    for exp_id in dict.fromkeys(c.experiment_id for c in convs):
+    for exp_id in experiment_ids:
         exp = experiments.get(exp_id)
         if exp is not None:
             roles.update(dict.fromkeys(r.name for r in exp.roles))
             factors.update(dict.fromkeys(f.name for f in exp.factors))
-    for c in convs:
-        roles.update(dict.fromkeys(c.cell.counts))
-        factors.update(dict.fromkeys(c.cell.factors))
+    roles.update(dict.fromkeys(cell_roles))
+    factors.update(dict.fromkeys(cell_factors))
     return _distinct_keys(roles, count_column), _distinct_keys(factors, factor_column)
 
 
@@ -566,12 +689,15 @@ def messages_frame(
     messages: Iterable[Message],
     conversations: Iterable[Conversation],
     experiments: Mapping[str, Experiment] | None = None,
+    *,
+    names: tuple[list[str], list[str]] | None = None,
 ) -> pd.DataFrame:
     """The message frame of domain objects (see the module doc); messages of conversations not
-    given are dropped. Rows are sorted by (conversation_id, seq)."""
+    given are dropped. Rows are sorted by (conversation_id, seq). ``names`` (roles, factors)
+    fixes the ``count_*``/``factor_*`` columns (a chunk of a larger selection)."""
     experiments = experiments or {}
     convs = {c.id: c for c in conversations}
-    roles, factors = _roles_and_factors(convs.values(), experiments)
+    roles, factors = names or _roles_and_factors(convs.values(), experiments)
     cells = {cid: _cell_values(c, roles, factors) for cid, c in convs.items()}
     rows: list[dict[str, Any]] = []
     for m in sorted(messages, key=lambda m: (m.conversation_id, m.seq)):
@@ -635,11 +761,13 @@ def conversations_frame(
     conversations: Iterable[Conversation],
     experiments: Mapping[str, Experiment] | None = None,
     stored_messages: Mapping[str, int] | None = None,
+    *,
+    names: tuple[list[str], list[str]] | None = None,
 ) -> pd.DataFrame:
-    """One row per conversation, in the order given."""
+    """One row per conversation, in the order given (``names`` as in ``messages_frame``)."""
     experiments = experiments or {}
     convs = list(conversations)
-    roles, factors = _roles_and_factors(convs, experiments)
+    roles, factors = names or _roles_and_factors(convs, experiments)
     rows: list[dict[str, Any]] = []
     for c in convs:
         exp = experiments.get(c.experiment_id)

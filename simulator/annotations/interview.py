@@ -117,6 +117,9 @@ class _Conversations:
     async def set_fields(self, conversation_id: str, **fields: Any) -> None:
         return None
 
+    async def start(self, conversation_id: str, **fields: Any) -> bool:
+        return False  # read-only: the stored messages are replayed, whatever the status
+
     async def create(self, conversation: Any) -> Any:
         raise _ReplayEnd
 

@@ -67,7 +67,13 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
-from simulator.db.store import STORE_LOST, ConversationFilter, Store, is_store_unreachable
+from simulator.db.store import (
+    STORE_LOST,
+    ConversationFilter,
+    Store,
+    is_store_unreachable,
+    message_count_hint,
+)
 from simulator.domain import (
     Batch,
     BatchSpec,
@@ -475,7 +481,10 @@ class BatchRunner:
     # ------------------------------------------------------------------ internals
 
     async def _conversations(self, batch_id: str) -> list[Conversation]:
-        return await self.store.conversations.list(ConversationFilter(batch_id=batch_id))
+        """The batch's conversations without their prompts (read again when one runs): one
+        indexed query, paged and converted off the event loop."""
+        flt = ConversationFilter(batch_id=batch_id)
+        return await self.store.conversations.list(flt, brief=True)
 
     async def _run_one(
         self,
@@ -579,7 +588,8 @@ class BatchRunner:
             ledger = Ledger(batch_id=batch.id)
         elif ledger is None or ledger.runner is not None:
             convs = await self._conversations(batch.id)
-            stored = await self.store.messages.list_many([c.id for c in convs])
+            hints = {c.id: message_count_hint(c) for c in convs}  # read by computed ids
+            stored = await self.store.messages.list_many([c.id for c in convs], hints)
             ledger = rebuild(batch.id, stored)
         ledger.runner = self.runner_id
         if repo is not None:

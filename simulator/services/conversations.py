@@ -24,8 +24,12 @@ class ConversationService:
         """Whether the current user may delete it (for enabling UI actions)."""
         return is_owner(conversation.owner, self.user)
 
-    async def list(self, flt: ConversationFilter | None = None) -> builtins.list[Conversation]:
-        return await self.store.conversations.list(flt)
+    async def list(
+        self, flt: ConversationFilter | None = None, *, brief: bool = False
+    ) -> builtins.list[Conversation]:
+        """Conversations passing ``flt``, read in pages converted off the event loop;
+        ``brief`` leaves out the prompts (``simulator.db.store.PROMPT_FIELDS``)."""
+        return await self.store.conversations.list(flt, brief=brief)
 
     async def get(self, conversation_id: str) -> Conversation:
         conversation = await self.store.conversations.get(conversation_id)
@@ -34,8 +38,14 @@ class ConversationService:
         return conversation
 
     async def messages(self, conversation_id: str) -> builtins.list[Message]:
-        await self.get(conversation_id)
-        return await self.store.messages.list(conversation_id)
+        """A transcript: the conversation's messages in seq order (one range of the ``_id``
+        index, whatever the size of the database)."""
+        return (await self.transcript(conversation_id))[1]
+
+    async def transcript(self, conversation_id: str) -> tuple[Conversation, builtins.list[Message]]:
+        """The conversation as stored (prompts included) and its messages in seq order."""
+        conversation = await self.get(conversation_id)
+        return conversation, await self.store.messages.list(conversation_id)
 
     async def delete(self, conversation_id: str) -> None:
         """Delete a conversation and its messages: only whoever ran it may."""

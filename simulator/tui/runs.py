@@ -244,7 +244,11 @@ class RunRegistry:
         experiment = await self.services.store.experiments.get(batch.experiment_id)
         name = experiment.name if experiment else "(deleted experiment)"
         roles = [r.name for r in experiment.roles] if experiment else []
-        convs = await self.services.store.conversations.list(ConversationFilter(batch_id=batch_id))
+        # Brief (no prompts), paged, converted and turned into rows off the event loop: a batch
+        # of thousands of conversations never holds the UI.
+        flt = ConversationFilter(batch_id=batch_id)
+        convs = await self.services.store.conversations.list(flt, brief=True)
+        rows = await asyncio.to_thread(lambda: {c.id: ConversationRow.of(c) for c in convs})
         run = self.runs.get(batch_id)
         if run is None:
             run = self.runs[batch_id] = BatchRun(batch, name, roles)
@@ -255,7 +259,7 @@ class RunRegistry:
         if ledgers is not None and not (run.running and run.ledger is not None):
             run.ledger = await ledgers.get(batch_id)
         old = run.rows
-        run.rows = {c.id: ConversationRow.of(c) for c in convs}
+        run.rows = rows
         for cid, row in run.rows.items():  # a fresh row must look changed to every screen
             row.rev = old[cid].rev + 1 if cid in old else 0
         run.touch()

@@ -34,6 +34,7 @@ from textual.widgets import (
     TabPane,
 )
 
+from simulator.db.store import PROMPT_FIELDS
 from simulator.domain import Conversation, Message
 from simulator.domain.cells import conversation_number, repeat_number
 from simulator.domain.errors import ConfigurationError
@@ -131,11 +132,16 @@ def _prompts_by_day(per_day: list[str], day_one: str) -> list[tuple[str, str]]:
 
 
 def conversation_details(
-    conv: Conversation, experiment: Experiment, messages: list[Message] | None = None
+    conv: Conversation,
+    experiment: Experiment,
+    messages: list[Message] | None = None,
+    *,
+    prompts: bool = True,
 ) -> Text:
     """Everything that ran: cell, seed, models and parameters, tokens, errors, rendered prompts.
     With its ``messages``, also the calls that needed retries and the engine's flags. Built as
-    Text (never markup): prompts and errors may contain brackets."""
+    Text (never markup): prompts and errors may contain brackets. ``prompts=False``: ``conv``
+    is a brief one from the list (its kickoff and summarizer and manager prompts not read yet)."""
     out = Text()
 
     def heading(title: str) -> None:
@@ -230,6 +236,11 @@ def conversation_details(
         for key, value in game.items():
             field(key, str(value))
 
+    if not prompts:
+        heading("Kickoff and prompts")
+        out.append("loading…\n", style="dim")
+        out.rstrip()
+        return out
     heading("Kickoff")
     out.append(f"{conv.kickoff or experiment.starting_message}\n")
     for agent in conv.agents:
@@ -300,10 +311,16 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
             self.from_store = from_store
 
     class MessagesLoaded(TextualMessage):
-        def __init__(self, conversation_id: str, messages: list[Message]) -> None:
+        def __init__(
+            self,
+            conversation_id: str,
+            messages: list[Message],
+            conversation: Conversation | None = None,
+        ) -> None:
             super().__init__()
             self.conversation_id = conversation_id
             self.messages = messages
+            self.conversation = conversation  # as stored, prompts included
 
     class AnnotationsLoaded(TextualMessage):
         def __init__(self, conversation_id: str, annotations: list[Any]) -> None:
@@ -337,6 +354,9 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
         self._options: dict[str, list[tuple[str, Any]]] = {}
         self._reload_timer: Any = None
         self._loaded_once = False  # the store's list has arrived
+        # The list is brief (no prompts); the prompts of conversations shown, by id (they
+        # never change once a conversation exists).
+        self._prompts: dict[str, dict[str, Any]] = {}
         self._chart_stale = True  # the chart does not show the transcript's messages yet
         self.annotation_loads = 0  # finished loads of the shown conversation's annotations
         self._jobs_rev = -1  # the annotation jobs' revision last shown
@@ -443,7 +463,7 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
     async def load(self, select: str | None = None) -> None:
         await prepare_colours()  # the role colours need the analysis layer (pandas)
         found = await self.services.conversations.list(
-            ConversationFilter(experiment_id=self.experiment.id)
+            ConversationFilter(experiment_id=self.experiment.id), brief=True
         )
         self.post_message(self.Loaded(found, select))
 
@@ -544,17 +564,23 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
             )
             return
         known = self.transcript.messages if conv.id == self.shown_id else None
-        details.update(conversation_details(conv, self.experiment, known))
+        details.update(self._details(conv, known))
         if conv.id != self.shown_id:
             self.shown_id = conv.id
             self.transcript.clear_messages()
             self.transcript.set_clock(kind_clock(conv.kind.value))
             self.load_messages(conv.id)
 
+    def _details(self, conv: Conversation, messages: list[Message] | None) -> Text:
+        prompts = self._prompts.get(conv.id)
+        if prompts is not None:
+            conv = conv.model_copy(update=prompts)
+        return conversation_details(conv, self.experiment, messages, prompts=prompts is not None)
+
     @work(exclusive=True, group="browser-messages", exit_on_error=False)
     async def load_messages(self, conversation_id: str) -> None:
-        messages = await self.services.conversations.messages(conversation_id)
-        self.post_message(self.MessagesLoaded(conversation_id, messages))
+        conversation, messages = await self.services.conversations.transcript(conversation_id)
+        self.post_message(self.MessagesLoaded(conversation_id, messages, conversation))
 
     @on(MessagesLoaded)
     def _messages_loaded(self, message: MessagesLoaded) -> None:
@@ -564,10 +590,13 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
             merged.update((m.seq, m) for m in message.messages)
             self.transcript.set_messages(merged.values())
             self.transcript_loads += 1
+            if message.conversation is not None:
+                full = message.conversation
+                self._prompts[full.id] = {f: getattr(full, f) for f in PROMPT_FIELDS}
             conv = self.selected()
             if conv is not None and conv.id == message.conversation_id:
                 self.query_one("#details-text", Static).update(
-                    conversation_details(conv, self.experiment, message.messages)
+                    self._details(conv, message.messages)
                 )
                 self.load_annotations(conv, message.messages)
             self._update_chart()
