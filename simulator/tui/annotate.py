@@ -66,7 +66,7 @@ class AnnotateChoice:
             return AnnotatorSpec(annotator=f"python:{self.scorer.strip()}")
         return AnnotatorSpec(
             annotator=self.annotator,
-            rubric=Path(self.rubric.strip()).expanduser() if self.annotator == "judge" else None,
+            rubric=self.rubric.strip() if self.annotator == "judge" else None,
             model=self.model.strip() or None,
         )
 
@@ -228,18 +228,19 @@ class AnnotationJobs:
             from simulator.annotations.base import load_prices
             from simulator.annotations.service import (
                 AnnotationService,
-                build_annotator,
+                check_spec,
                 describe_report,
             )
 
             services = self.services
             prices = await asyncio.to_thread(load_prices, services.settings)
-            annotator = await asyncio.to_thread(
-                build_annotator, spec, backends=services.backends, prices=prices
+            # a scorer's module (and its model) is imported here, off the event loop
+            await asyncio.to_thread(check_spec, spec, backends=services.backends, prices=prices)
+            service = AnnotationService(
+                services.store, services.backends, services.bus, prices=prices
             )
-            service = AnnotationService(services.store, services.backends, services.bus)
             flt = AnalysisFilter(conversation_ids=conversation_ids)  # finished ones only
-            prepared = await service.prepare(annotator, flt)
+            prepared = await service.prepare(spec, flt)  # a rubric by name: the experiment's
             job.stored_before = prepared.plan.stored
             job.todo = len(prepared.plan.missing)
             self._touch(job)
