@@ -30,7 +30,7 @@ class AnnotatorSpec:
     """An annotator as a person names it."""
 
     annotator: str  # judge | moderation | python:<dotted path or entry point>
-    rubric: Path | str | None = None  # a rubric file, or the name of one of the experiment's
+    rubric: Path | str | Rubric | None = None  # a file, a name of an experiment's rubric, a rubric
     model: str | None = None
     base_url: str | None = None
     kinds: tuple[str, ...] | None = None  # which messages per-message annotators read
@@ -53,18 +53,20 @@ def parse_model(text: str, base_url: str | None = None, *, what: str = "--model"
     return ref
 
 
-def rubric_is_file(ref: Path | str) -> bool:
+def rubric_is_file(ref: Path | str | Rubric) -> bool:
     """Whether ``ref`` names an existing path (which wins over a rubric of the same name)."""
-    return Path(str(ref)).expanduser().exists()
+    return isinstance(ref, str | Path) and Path(ref).expanduser().exists()
 
 
-def resolve_rubric(ref: Path | str, experiments: Mapping[str, Experiment]) -> Rubric:
+def resolve_rubric(ref: Path | str | Rubric, experiments: Mapping[str, Experiment]) -> Rubric:
     """The rubric ``ref`` names: an existing file (a path wins), else the rubric of that name
     (case-insensitive) carried by the selected experiment (by every selected experiment, with
     the same content, when the conversations come from several). RubricError names what is
     wrong and lists the experiment's rubrics."""
     from simulator.annotations.rubric import RubricError, load_rubric, parse_rubric
 
+    if isinstance(ref, Rubric):
+        return ref
     if rubric_is_file(ref) or not experiments:
         return load_rubric(ref)
     wanted = str(ref).strip()
@@ -118,7 +120,7 @@ def _judge_model(spec: AnnotatorSpec) -> ModelRef:
 def check_spec(spec: AnnotatorSpec, *, backends: Any, prices: Prices | None = None) -> None:
     """Everything about ``spec`` that can be checked before the database is opened: a judge's
     rubric given by name is looked up in the selected experiment later (``prepare``)."""
-    named = spec.rubric is not None and not rubric_is_file(spec.rubric)
+    named = isinstance(spec.rubric, str | Path) and not rubric_is_file(spec.rubric)
     if spec.annotator.strip() == "judge" and named:
         _judge_model(spec)
         return

@@ -174,11 +174,15 @@ class AnnotationJob:
     error: str | None = None
     touched: set[str] = field(default_factory=set)  # conversations with new annotations
     rev: int = 0
+    cancelled: bool = False
+    worker: Any = None  # the app worker running it (``AnnotationJobs.cancel``)
 
     @property
     def status_text(self) -> str:
         if self.error:
             return f"{self.label}: {self.error}"
+        if self.cancelled:
+            return f"{self.label}: {self.summary}"
         if self.running:
             failed = f", {self.failed} failed" if self.failed else ""
             return f"{self.label}: {self.done + self.failed}/{self.todo}{failed}"
@@ -205,22 +209,41 @@ class AnnotationJobs:
     def latest(self) -> AnnotationJob | None:
         return next(reversed(self.jobs.values()), None)
 
-    def start(self, choice: AnnotateChoice, conversation_ids: list[str]) -> AnnotationJob:
-        """Start the job as an app worker; returns at once."""
-        spec = choice.spec()
+    def start(
+        self,
+        choice: AnnotateChoice | Any,
+        conversation_ids: list[str],
+        *,
+        experiment_id: str | None = None,
+    ) -> AnnotationJob:
+        """Start the job as an app worker; returns at once. ``choice``: the dialog's choice or
+        an ``AnnotatorSpec``; the conversations: ``conversation_ids``, or the finished ones of
+        ``experiment_id``."""
+        spec = choice.spec() if isinstance(choice, AnnotateChoice) else choice
         label = spec.annotator + (f" ({spec.model})" if spec.model else "")
         job = AnnotationJob(uuid.uuid4().hex, f"Annotating with {label}", set(conversation_ids))
         self.jobs[job.id] = job
         self._touch(job)
-        self.app.run_worker(
-            self._run(job, spec, list(conversation_ids)),
+        job.worker = self.app.run_worker(
+            self._run(job, spec, list(conversation_ids), experiment_id),
             name=f"annotate {job.id}",
             group="annotate",
             exit_on_error=False,
         )
         return job
 
-    async def _run(self, job: AnnotationJob, spec: Any, conversation_ids: list[str]) -> None:
+    def cancel(self, job: AnnotationJob) -> None:
+        """Stop a running job: what is stored stays, and running it again asks only the rest."""
+        if job.running and job.worker is not None:
+            job.worker.cancel()
+
+    async def _run(
+        self,
+        job: AnnotationJob,
+        spec: Any,
+        conversation_ids: list[str],
+        experiment_id: str | None = None,
+    ) -> None:
         try:
             for name in WARM_UP_MODULES:  # pandas and friends: not on the event loop
                 await asyncio.to_thread(importlib.import_module, name)
@@ -239,7 +262,10 @@ class AnnotationJobs:
             service = AnnotationService(
                 services.store, services.backends, services.bus, prices=prices
             )
-            flt = AnalysisFilter(conversation_ids=conversation_ids)  # finished ones only
+            if experiment_id is not None:
+                flt = AnalysisFilter(experiment=experiment_id)  # finished ones only
+            else:
+                flt = AnalysisFilter(conversation_ids=conversation_ids)
             prepared = await service.prepare(spec, flt)  # a rubric by name: the experiment's
             job.stored_before = prepared.plan.stored
             job.todo = len(prepared.plan.missing)
@@ -247,6 +273,13 @@ class AnnotationJobs:
             report = await service.run(prepared, job_id=job.id)
             job.summary = describe_report(report)
             self.app.notify(f"{job.label}: {job.summary}.", title="Annotations stored")
+        except asyncio.CancelledError:
+            job.cancelled = True
+            job.summary = (
+                f"stopped after {job.done} of {job.todo} item(s); what is stored is kept, "
+                "and annotating again asks only the rest"
+            )
+            raise
         except SimulatorError as exc:
             job.error = f"{exc.title}: {exc}"
             self.app.show_error(exc)

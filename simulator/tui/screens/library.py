@@ -182,6 +182,14 @@ class LibraryScreen(ReportsWorkerErrors, Screen[None]):
         Binding(
             "i", "import", "Import", id="library.import", tooltip="Add an experiment from a file"
         ),
+        Binding(
+            "a",
+            "annotate",
+            "Annotate",
+            id="library.annotate",
+            tooltip="Annotate its finished conversations: a judge, moderation or a scorer",
+            show=False,
+        ),
         Binding("s", "sort", "Sort", id="library.sort", show=False),
         Binding("slash", "search", "Search", id="library.search", show=False),
         Binding("ctrl+r", "refresh", "Refresh", id="library.refresh", show=False),
@@ -646,6 +654,11 @@ class LibraryScreen(ReportsWorkerErrors, Screen[None]):
 
     def action_runs(self) -> None:
         self._push_part2("monitor", "RunMonitorScreen")
+
+    def action_annotate(self) -> None:
+        row = self._require_selection()
+        if row is not None:
+            self._push_part2("annotate_experiment", "AnnotateExperimentScreen", row.experiment)
 
     def action_conversations(self) -> None:
         row = self._require_selection()
