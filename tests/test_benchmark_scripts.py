@@ -37,3 +37,18 @@ def test_the_cache_benchmark_reruns_from_the_cache_at_zero_calls() -> None:
     assert figures["rerun_calls"] == 0
     assert figures["rerun_hits"] == figures["rerun_answers"] == figures["learned_from_calls"]
     assert figures["dryrun_estimate_error"]["calls"] == 0.0  # type: ignore[index]
+
+
+def test_the_ui_responsiveness_benchmark_measures_a_batch_and_the_monitor() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "ui_responsiveness.py"),
+         "--batches", "25", "--listed", "50"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,  # hang guard only
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    figures = last_json(proc.stdout)
+    assert {"load_avg_start", "load_avg_end"} <= figures.keys()
+    assert len(figures) > 2, figures  # the scenarios' figures, not only the load averages
