@@ -93,11 +93,11 @@ def resolve_rubric(ref: Path | str | Rubric, experiments: Mapping[str, Experimen
         )
     if len(found) == len(experiments) and len({r.digest for r in found}) == 1:
         return found[0]
-    names = ", ".join(sorted(repr(e.name) for e in experiments.values()))
+    selected = ", ".join(sorted(repr(e.name) for e in experiments.values()))
     raise RubricError(
         f"rubric {wanted!r}: no such rubric file; a rubric is found by name in the selected "
         f"experiment, but the conversations come from {len(experiments)} experiments "
-        f"({names}) that do not all carry the same rubric {wanted!r}: select one experiment "
+        f"({selected}) that do not all carry the same rubric {wanted!r}: select one experiment "
         "(--experiment) or give a rubric file"
     )
 
@@ -143,14 +143,14 @@ def build_annotator(
     if name == "judge":
         from simulator.annotations.judge import JudgeAnnotator
 
-        model = _judge_model(spec)
+        judge_model = _judge_model(spec)
         assert spec.rubric is not None  # _judge_model refuses a judge without one
         rubric = resolve_rubric(spec.rubric, experiments or {})
         if experiment_names is None and experiments is not None:
             experiment_names = {k: e.name for k, e in experiments.items()}
         return JudgeAnnotator(
             rubric,
-            model,
+            judge_model,
             backends,
             prices=prices,
             experiment_names=experiment_names,
