@@ -64,7 +64,7 @@ from simulator.engine.events import EventBus, MessageStored
 from simulator.llm.registry import Backends
 from simulator.scenarios.registry import KINDS, install
 
-install()  # the experiment kinds, as simulator.cli.main installs them for its process
+install()  # the experiment kinds, as the composition root (AppRoot) installs them for a command
 
 AGENT_KINDS = (MessageKind.utterance, MessageKind.action)
 

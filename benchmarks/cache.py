@@ -58,7 +58,7 @@ EXAMPLE = ROOT / "simulator" / "examples" / "prison_study.yaml"
 LEVELS = [{"goal": "Escape", "persona": "No persona"}]
 REPLY = " ".join(["word"] * 60)
 
-install()  # the experiment kinds, as simulator.cli.main installs them for its process
+install()  # the experiment kinds, as the composition root (AppRoot) installs them for a command
 
 
 def settings() -> Settings:

@@ -50,7 +50,7 @@ batch:
 """
 DB = "db_loss_benchmark"
 
-install()  # the experiment kinds, as simulator.cli.main installs them for its process
+install()  # the experiment kinds, as the composition root (AppRoot) installs them for a command
 
 
 def main() -> None:

@@ -12,9 +12,9 @@ import asyncio
 import sys
 from pathlib import Path
 
-from simulator.analysis.loading import AnalysisFilter
 from simulator.annotations.service import AnnotationService, AnnotatorSpec
 from simulator.db.mongo import connect_store
+from simulator.domain.filters import ConversationFilter
 from simulator.llm.registry import Backends
 from simulator.scenarios.registry import install
 from simulator.settings import Settings
@@ -35,7 +35,7 @@ async def main(uri: str, db: str, base_url: str, annotator: str = "judge") -> No
     backends = Backends(settings, max_attempts=1)
     service = AnnotationService(store, backends)
     spec = spec_for(annotator, base_url)
-    prepared = await service.prepare(spec, AnalysisFilter())
+    prepared = await service.prepare(spec, ConversationFilter())
     print(f"planned {len(prepared.plan.missing)}", flush=True)
     await service.run(prepared, concurrency=4)
     print("finished", flush=True)

@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
-from simulator.analysis.loading import AnalysisFilter
 from simulator.annotations.base import item_ids
 from simulator.annotations.judge import JudgeAnnotator
 from simulator.annotations.rubric import load_rubric, parse_rubric
 from simulator.annotations.runner import AnnotationRunner
 from simulator.annotations.service import AnnotationService, AnnotatorSpec
 from simulator.domain import ModelRef, Provider, SamplingParams
+from simulator.domain.filters import ConversationFilter
 from simulator.domain.models import Decision
 from simulator.llm.registry import Backends
 from simulator.settings import Settings
@@ -198,7 +198,7 @@ async def test_the_service_refuses_a_placeholder_the_experiment_lacks_before_sto
     service = AnnotationService(store, backends)
     with pytest.raises(RubricError, match=r"\{persona\} is neither a study factor"):
         await service.prepare(
-            AnnotatorSpec("judge", rubric=path, model="dryrun:judge"), AnalysisFilter()
+            AnnotatorSpec("judge", rubric=path, model="dryrun:judge"), ConversationFilter()
         )
     assert await store.db["annotations"].count_documents({}) == 0
     assert await store.db["annotators"].count_documents({}) == 0

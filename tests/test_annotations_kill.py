@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from simulator.analysis.loading import AnalysisFilter
 from simulator.annotations.service import AnnotationService
+from simulator.domain.filters import ConversationFilter
 from simulator.llm.registry import Backends
 from simulator.settings import Settings
 from tests.annotate_worker import spec_for
@@ -91,7 +91,8 @@ async def test_a_killed_annotation_resumes_with_every_item_exactly_once(
         backends = Backends(llm_settings, max_attempts=1)
         service = AnnotationService(store, backends)
         try:
-            prepared = await service.prepare(spec_for(annotator, server.base_url), AnalysisFilter())
+            spec = spec_for(annotator, server.base_url)
+            prepared = await service.prepare(spec, ConversationFilter())
             missing = len(prepared.plan.missing)
             seen = len(server.seen(path))
             report = await service.run(prepared)

@@ -28,13 +28,13 @@ from simulator.analysis.catalog import (
 from simulator.analysis.games import CLOCK_COLUMNS, CLOCKS, period_label
 from simulator.analysis.loading import (
     AGENT_KINDS,
-    AnalysisFilter,
     factor_columns,
     load_all,
     role_columns,
 )
 from simulator.db.store import Store
 from simulator.domain.errors import ConfigurationError, NotFoundError
+from simulator.domain.filters import ConversationFilter
 
 #: Colour of events no agent wrote (kickoff, system events); summaries have their own.
 NEUTRAL_COLOR = "#5f6673"
@@ -472,7 +472,7 @@ def table_path(what: str, fmt: str, output: Path | None) -> Path:
 
 async def export(
     store: Store,
-    flt: AnalysisFilter | None = None,
+    flt: ConversationFilter | None = None,
     *,
     fmt: str,
     what: str = "messages",

@@ -101,7 +101,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help="say what would be annotated (items, stored, to do); call nothing, store nothing",
     )
-    annotate.set_defaults(func=cmd_annotate)
+    annotate.set_defaults(func=cmd_annotate, uses_database=True)
 
     interview = subparsers.add_parser(
         "interview",
@@ -143,7 +143,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     interview.add_argument(
         "--concurrency", type=int, default=8, metavar="N", help="interviews at once (default 8)"
     )
-    interview.set_defaults(func=cmd_interview)
+    interview.set_defaults(func=cmd_interview, uses_database=True)
 
 
 def add_model_filters(parser: argparse.ArgumentParser) -> None:
@@ -187,24 +187,16 @@ def cmd_annotate(args: argparse.Namespace) -> int:
 async def _annotate(args: argparse.Namespace, spec: Any, flt: Any) -> int:
     from simulator.annotations.base import load_prices
     from simulator.annotations.service import AnnotationService, check_spec
-    from simulator.engine.events import EventBus
-    from simulator.llm.registry import Backends
-    from simulator.services.session import user_session
-    from simulator.settings import load_settings
+    from simulator.commands.common import command_root, open_session
 
-    settings = load_settings()
-    prices = load_prices(settings)
-    backends = Backends(settings)
+    root = command_root()
+    prices = load_prices(root.settings)
     console = _console()
-    try:
-        check_spec(spec, backends=backends, prices=prices)  # bad input: before the database
-        async with user_session(settings) as (store, _user):
-            bus = EventBus()
-            service = AnnotationService(store, backends, bus, prices=prices)
-            prepared = await service.prepare(spec, flt)
-            return await _drive(service, prepared, args, console)
-    finally:
-        await backends.aclose()
+    check_spec(spec, backends=root.backends, prices=prices)  # bad input: before the database
+    async with open_session() as services:
+        service = AnnotationService(services.store, services.backends, services.bus, prices=prices)
+        prepared = await service.prepare(spec, flt)
+        return await _drive(service, prepared, args, console)
 
 
 async def _drive(service: Any, prepared: Any, args: argparse.Namespace, console: Any) -> int:
@@ -282,70 +274,61 @@ async def _interview(args: argparse.Namespace, flt: Any, model: Any) -> int:
     from simulator.annotations.base import AnnotationError, item_ids, load_prices
     from simulator.annotations.interview import InterviewAnnotator
     from simulator.annotations.service import AnnotationService, describe_report
-    from simulator.engine.events import EventBus
+    from simulator.commands.common import command_root, open_session
     from simulator.engine.grid import describe_cell
-    from simulator.llm.registry import Backends
-    from simulator.services.session import user_session
-    from simulator.settings import load_settings
 
-    settings = load_settings()
-    prices = load_prices(settings)
-    backends = Backends(settings)
+    prices = load_prices(command_root().settings)
     console = _console()
-    try:
-        async with user_session(settings) as (store, _user):
-            annotator = InterviewAnnotator(
-                store,
-                backends,
-                args.question,
-                agents=args.agent,
-                day=args.day,
-                model=model,
-                prices=prices,
+    async with open_session() as services:
+        store, backends = services.store, services.backends
+        annotator = InterviewAnnotator(
+            store,
+            backends,
+            args.question,
+            agents=args.agent,
+            day=args.day,
+            model=model,
+            prices=prices,
+        )
+        service = AnnotationService(store, backends, services.bus, prices=prices)
+        try:
+            prepared = await service.prepare(annotator, flt)
+        except AnnotationError:
+            if args.agent:
+                raise AnnotationError(
+                    f"no selected conversation has an agent named "
+                    f"{', '.join(repr(a) for a in args.agent)}; agent names look like "
+                    "'Prisoner 1' (see the transcripts)"
+                ) from None
+            raise
+        plan = prepared.plan
+        console.print(
+            f"Interviewing {len(plan.items)} agent(s) in {len(plan.conversations)} "
+            f"conversation(s); {plan.stored} answer(s) stored before, "
+            f"{len(plan.missing)} to ask."
+        )
+        report = await service.run(prepared, concurrency=args.concurrency)
+        answers = {
+            a.id: a
+            for a in await store.annotations.get_many(
+                [i for item in plan.items for i in item_ids(annotator, item)]
             )
-            service = AnnotationService(store, backends, EventBus(), prices=prices)
-            try:
-                prepared = await service.prepare(annotator, flt)
-            except AnnotationError:
-                if args.agent:
-                    raise AnnotationError(
-                        f"no selected conversation has an agent named "
-                        f"{', '.join(repr(a) for a in args.agent)}; agent names look like "
-                        "'Prisoner 1' (see the transcripts)"
-                    ) from None
-                raise
-            plan = prepared.plan
-            console.print(
-                f"Interviewing {len(plan.items)} agent(s) in {len(plan.conversations)} "
-                f"conversation(s); {plan.stored} answer(s) stored before, "
-                f"{len(plan.missing)} to ask."
-            )
-            report = await service.run(prepared, concurrency=args.concurrency)
-            answers = {
-                a.id: a
-                for a in await store.annotations.get_many(
-                    [i for item in plan.items for i in item_ids(annotator, item)]
-                )
-            }
-            for item in plan.items:
-                conv = item.conversation
-                answer = answers.get(item_ids(annotator, item)[0])
-                where = f"#{conv.cell_index + 1} {describe_cell(conv.cell)}"
-                console.print(f"\n[bold]{item.agent}[/] · {where} · {conv.id}", markup=True)
-                if answer is None:
-                    console.print("  (no answer: the interview failed, see above)")
-                    continue
-                day = (answer.data or {}).get("day")
-                label = answer.model.label if answer.model else "?"
-                console.print(f"  context: end of day {day} · model {label}", markup=False)
-                console.print(f"  Q: {answer.question}", markup=False)
-                console.print(
-                    f"  A: {answer.value if answer.value else '(fallback)'}", markup=False
-                )
-            console.print(f"\nDone: {describe_report(report)}.")
-            return EXIT_UNFINISHED if report.failed else EXIT_OK
-    finally:
-        await backends.aclose()
+        }
+        for item in plan.items:
+            conv = item.conversation
+            answer = answers.get(item_ids(annotator, item)[0])
+            where = f"#{conv.cell_index + 1} {describe_cell(conv.cell)}"
+            console.print(f"\n[bold]{item.agent}[/] · {where} · {conv.id}", markup=True)
+            if answer is None:
+                console.print("  (no answer: the interview failed, see above)")
+                continue
+            day = (answer.data or {}).get("day")
+            label = answer.model.label if answer.model else "?"
+            console.print(f"  context: end of day {day} · model {label}", markup=False)
+            console.print(f"  Q: {answer.question}", markup=False)
+            console.print(f"  A: {answer.value if answer.value else '(fallback)'}", markup=False)
+        console.print(f"\nDone: {describe_report(report)}.")
+        return EXIT_UNFINISHED if report.failed else EXIT_OK
 
 
 # --------------------------------------------------------------------------- output

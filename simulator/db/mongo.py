@@ -39,7 +39,7 @@ from pymongo.errors import (
     ConfigurationError as PyMongoConfigurationError,
 )
 
-from simulator.db.store import ConversationFilter, ExperimentFilter
+from simulator.db.store import ConversationFilter, ExperimentFilter, Store
 from simulator.domain import (
     Batch,
     CachedResponse,
@@ -47,6 +47,7 @@ from simulator.domain import (
     Experiment,
     Ledger,
     Message,
+    Status,
     new_id,
     utcnow,
 )
@@ -58,9 +59,11 @@ from simulator.domain.errors import (
     NotFoundError,
     StaleVersionError,
 )
+from simulator.domain.filters import SINGLE_RUNS
 from simulator.settings import redact_uri
 
 if TYPE_CHECKING:
+    from simulator.credentials import Credentials
     from simulator.db.embedded import EmbeddedServer
     from simulator.settings import Settings
 
@@ -375,29 +378,20 @@ class MongoConversationRepo(_Repo):
 
     async def list(self, flt: ConversationFilter | None = None) -> builtins.list[Conversation]:
         flt = flt or ConversationFilter()
-        query: Doc = {}
+        query: Doc = {}  # the indexed fields; the filter checks the rest (models, counts, ...)
         if flt.experiment_id is not None:
             query["experiment_id"] = flt.experiment_id
-        if flt.batch_id is not None:
+        if flt.batch_id is not None and flt.batch_id != SINGLE_RUNS:
             query["batch_id"] = flt.batch_id
         if flt.status is not None:
-            query["status"] = _bson_value(flt.status)
+            query["status"] = _bson_value(Status(flt.status))
         if flt.days is not None:
             query["cell.days"] = flt.days
-        if flt.model is not None:
-            query["cell.models.default.model"] = flt.model
         if flt.favourites_only:
             query["favourite"] = True
-        counts = dict(flt.counts or {})
-        for role, n in list(counts.items()):
-            if _path_safe(role):  # role names with dots cannot be query paths: checked below
-                query[f"cell.counts.{role}"] = n
-                del counts[role]
         docs = await self._find(query, sort=[("created_at", ASCENDING), ("cell_index", ASCENDING)])
         out = [_from_doc(Conversation, d) for d in docs]
-        if counts:
-            out = [c for c in out if all(c.cell.counts.get(r) == n for r, n in counts.items())]
-        return out
+        return [c for c in out if flt.matches(c)] if flt.active else out
 
     async def set_fields(self, conversation_id: str, **fields: Any) -> None:
         await self._set(conversation_id, "Conversation", _set_doc(Conversation, fields))
@@ -708,8 +702,13 @@ def _has_credentials(uri: str) -> bool:
     return "@" in uri.split("://", 1)[-1].split("/", 1)[0]
 
 
-async def connect_store(uri: str, db_name: str, timeout_ms: int = 5000) -> MongoStore:
+async def connect_store(
+    uri: str, db_name: str, timeout_ms: int = 5000, *, advice: str | None = None
+) -> MongoStore:
     """Connect, ping within ``timeout_ms``, check the schema and create indexes.
+
+    ``advice`` says what to do when the server cannot be reached or refuses the login, in place
+    of the advice about MONGODB_URI and DB_CLUSTER_URL (a remembered login has other remedies).
 
     Raises DatabaseUnavailableError (naming the host, never the password) when unreachable,
     AuthenticationError when the credentials are refused or the server has no authentication,
@@ -758,8 +757,8 @@ async def connect_store(uri: str, db_name: str, timeout_ms: int = 5000) -> Mongo
         await client.close()
         if exc.code in (18, 8000):  # AuthenticationFailed (8000: Atlas)
             raise AuthenticationError(
-                f"MongoDB at {host} refused the user name or password. Check DB_USER and "
-                "DB_PASSWORD (or MONGODB_URI), or log in again."
+                f"MongoDB at {host} refused the user name or password. "
+                + (advice or "Check DB_USER and DB_PASSWORD (or MONGODB_URI), or log in again.")
             ) from None
         if exc.code == 59 and _has_credentials(uri):  # CommandNotFound: no saslStart
             raise _no_authentication(host) from None
@@ -788,9 +787,13 @@ async def connect_store(uri: str, db_name: str, timeout_ms: int = 5000) -> Mongo
             tls = " TLS is on (tls=true): a server without TLS never answers such a client."
         raise DatabaseUnavailableError(
             f"Cannot reach MongoDB at {host} within {timeout_ms / 1000:g}s "
-            f"({type(exc).__name__}). Check that the server runs and the address is right "
-            "(MONGODB_URI or DB_CLUSTER_URL), or unset them to use the embedded local server."
-            f"{tls}"
+            f"({type(exc).__name__}). "
+            + (
+                advice
+                or "Check that the server runs and the address is right (MONGODB_URI or "
+                "DB_CLUSTER_URL), or unset them to use the embedded local server."
+            )
+            + tls
         ) from None
     except KeyError as exc:
         # The driver's login found no SCRAM answer: the server has no authentication (the
@@ -836,9 +839,10 @@ def _first_line(text: str) -> str:
 
 
 async def open_store(
-    settings: Settings, remembered: Any = None
+    settings: Settings, remembered: Credentials | None = None, *, advice: str | None = None
 ) -> tuple[MongoStore, EmbeddedServer | None]:
     """The store the app uses: the configured MongoDB, or the embedded server (started or joined).
+    ``advice``: see ``connect_store``. The app opens it through ``services.root.AppRoot``.
 
     Close both with ``close_store(store, server)``.
     """
@@ -847,7 +851,10 @@ async def open_store(
     configured = settings.mongodb_connection_uri(remembered)
     if configured is not None:
         store = await connect_store(
-            configured.get_secret_value(), settings.mongodb_db, settings.mongodb_timeout_ms
+            configured.get_secret_value(),
+            settings.mongodb_db,
+            settings.mongodb_timeout_ms,
+            advice=advice,
         )
         return store, None
     server = EmbeddedServer(default_data_dir(settings))
@@ -872,12 +879,20 @@ async def close_store(store: MongoStore | None, server: EmbeddedServer | None) -
 
 
 @contextlib.asynccontextmanager
-async def opened_store(settings: Settings, remembered: Any = None) -> AsyncIterator[MongoStore]:
+async def opened_store(
+    settings: Settings, remembered: Credentials | None = None
+) -> AsyncIterator[MongoStore]:
     store, server = await open_store(settings, remembered)
     try:
         yield store
     finally:
         await close_store(store, server)
+
+
+if TYPE_CHECKING:  # mypy (tests/test_types.py) checks here that MongoStore is a Store
+
+    def _is_a_store(store: MongoStore) -> Store:
+        return store
 
 
 __all__ = [

@@ -18,9 +18,12 @@ from simulator.domain import (
     Experiment,
     Ledger,
     Message,
-    Status,
 )
 from simulator.domain.annotations import Annotation, AnnotatorEntry
+
+# The one conversation filter: the store serves its indexed fields (experiment, batch, status,
+# days, favourites) by query and checks the others in Python.
+from simulator.domain.filters import ConversationFilter as ConversationFilter
 
 
 @dataclass(frozen=True)
@@ -29,17 +32,6 @@ class ExperimentFilter:
     owner: str | None = None
     favourites_only: bool = False
     kind: str | None = None
-
-
-@dataclass(frozen=True)
-class ConversationFilter:
-    experiment_id: str | None = None
-    batch_id: str | None = None
-    status: Status | None = None
-    days: int | None = None
-    counts: dict[str, int] | None = None
-    model: str | None = None  # matches the default model name of the cell's model set
-    favourites_only: bool = False
 
 
 class ExperimentRepo(Protocol):
@@ -184,14 +176,25 @@ class LedgerRepo(Protocol):
 
 
 class Store(Protocol):
-    experiments: ExperimentRepo
-    batches: BatchRepo
-    conversations: ConversationRepo
-    messages: MessageRepo
-    states: StateRepo
-    annotations: AnnotationRepo
-    responses: ResponseRepo
-    ledgers: LedgerRepo
+    """A database. The repositories are read-only members, so an implementation may hold its
+    own repository classes (a protocol's plain attribute would demand exactly these types)."""
+
+    @property
+    def experiments(self) -> ExperimentRepo: ...
+    @property
+    def batches(self) -> BatchRepo: ...
+    @property
+    def conversations(self) -> ConversationRepo: ...
+    @property
+    def messages(self) -> MessageRepo: ...
+    @property
+    def states(self) -> StateRepo: ...
+    @property
+    def annotations(self) -> AnnotationRepo: ...
+    @property
+    def responses(self) -> ResponseRepo: ...
+    @property
+    def ledgers(self) -> LedgerRepo: ...
 
     async def ping(self) -> None: ...
     async def close(self) -> None: ...

@@ -86,7 +86,7 @@ def bound_text(name: str) -> str:
     return f"from {low:,} to {high:,}"
 
 
-def bound_message(name: str, value: Any) -> str:
+def bound_message(name: str, value: object) -> str:
     """What a researcher reads when a bounded field gets ``value``: the kind and the range."""
     kind = "a number" if name in FRACTIONAL else "a whole number"
     return f"must be {kind} {bound_text(name)}, not {value!r}"
@@ -113,13 +113,13 @@ def url_problem(url: str, *, bare_host: bool = False) -> str | None:
     return None
 
 
-def _int_field(name: str, default: Any, **extra: Any) -> Any:
+def _int_field(name: str, default: int | None, **extra: Any) -> Any:
     """A whole number within ``BOUNDS[name]``; strict: true/false and 2.0 or "2" are refused."""
     low, high = BOUNDS[name]
     return Field(default=default, ge=low, le=high, strict=True, **extra)
 
 
-def _float_field(name: str, default: Any) -> Any:
+def _float_field(name: str, default: float | None) -> Any:
     """A number within ``BOUNDS[name]`` (whole numbers too; true/false and text refused)."""
     low, high = BOUNDS[name]
     return Field(default=default, ge=low, le=high, strict=True, allow_inf_nan=False)
@@ -625,7 +625,7 @@ class BatchSpec(Model):
 
     @field_validator("max_agents", mode="before")
     @classmethod
-    def _within_bounds(cls, v: Any) -> Any:
+    def _within_bounds(cls, v: object) -> object:
         if not isinstance(v, dict):
             return v
         low, high = BOUNDS["max_agents"]

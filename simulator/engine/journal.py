@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from simulator.db.store import Store
 from simulator.domain import (
     Conversation,
     Decision,
@@ -48,10 +49,11 @@ from simulator.engine.events import (
     ConversationFinished,
     ConversationStarted,
     ConversationWarning,
+    Event,
     EventBus,
     MessageStored,
 )
-from simulator.llm.base import ChatMessage, ChatRequest, ChatResult
+from simulator.llm.base import ChatMessage, ChatRequest, ChatResult, ChatService
 from simulator.llm.system_check import describe
 
 log = logging.getLogger(__name__)
@@ -100,9 +102,9 @@ class Journal:
 
     def __init__(
         self,
-        store: Any,
+        store: Store,
         conversation: Conversation,
-        backends: Any,
+        backends: ChatService,
         bus: EventBus | None,
         stored: list[Message],
     ) -> None:
@@ -129,9 +131,9 @@ class Journal:
     @classmethod
     async def open(
         cls,
-        store: Any,
+        store: Store,
         conversation: Conversation,
-        backends: Any,
+        backends: ChatService,
         bus: EventBus | None = None,
     ) -> Journal:
         stored = await store.messages.list(conversation.id)
@@ -594,7 +596,7 @@ class Journal:
         if task is not None and not task.done():
             await asyncio.wait([task])
 
-    async def _publish(self, event: Any) -> None:
+    async def _publish(self, event: Event) -> None:
         if self.bus is not None:
             await self.bus.publish(event)
 

@@ -12,12 +12,12 @@ never waits for them.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import on
 from textual.app import ComposeResult
@@ -27,20 +27,28 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
 from simulator.domain.errors import SimulatorError
+from simulator.domain.filters import ConversationFilter
+from simulator.tui.context import services_of
+
+if TYPE_CHECKING:
+    from simulator.services.container import Services
 
 log = logging.getLogger(__name__)
 
 DEFAULT_RUBRIC = Path(__file__).resolve().parents[1] / "examples" / "rubrics" / "persuasion.yaml"
 DEFAULT_JUDGE_MODEL = "dryrun:judge"
 DEFAULT_MODERATION_MODEL = "omni-moderation-latest"
-WARM_UP_MODULES = (
-    "simulator.analysis.loading",
-    "simulator.annotations.service",
-    "simulator.annotations.tables",
-    "simulator.annotations.judge",
-    "simulator.annotations.moderation",
-    "simulator.annotations.scorers",
-)
+
+
+def warm_up() -> None:
+    """Import the annotation layer (pandas and friends) in a thread, not on the event loop."""
+    import simulator.analysis.loading
+    import simulator.annotations.judge
+    import simulator.annotations.moderation
+    import simulator.annotations.scorers
+    import simulator.annotations.service
+    import simulator.annotations.tables  # noqa: F401
+
 
 KINDS = [
     ("Judge (a rubric)", "judge"),
@@ -194,13 +202,10 @@ class AnnotationJobs:
 
     def __init__(self, app: Any) -> None:
         self.app = app
-        self.services: Any = app.services
+        self.services: Services = services_of(app)
         self.jobs: dict[str, AnnotationJob] = {}
         self.rev = 0
-        self._unsubscribe: Any = None
-        bus = getattr(self.services, "bus", None)
-        if bus is not None:
-            self._unsubscribe = bus.subscribe(self._on_event)
+        self._unsubscribe: Callable[[], None] | None = self.services.bus.subscribe(self._on_event)
 
     @property
     def running(self) -> list[AnnotationJob]:
@@ -245,9 +250,7 @@ class AnnotationJobs:
         experiment_id: str | None = None,
     ) -> None:
         try:
-            for name in WARM_UP_MODULES:  # pandas and friends: not on the event loop
-                await asyncio.to_thread(importlib.import_module, name)
-            from simulator.analysis.loading import AnalysisFilter
+            await asyncio.to_thread(warm_up)
             from simulator.annotations.base import load_prices
             from simulator.annotations.service import (
                 AnnotationService,
@@ -263,9 +266,9 @@ class AnnotationJobs:
                 services.store, services.backends, services.bus, prices=prices
             )
             if experiment_id is not None:
-                flt = AnalysisFilter(experiment=experiment_id)  # finished ones only
+                flt = ConversationFilter(experiment_id=experiment_id)  # finished ones only
             else:
-                flt = AnalysisFilter(conversation_ids=conversation_ids)
+                flt = ConversationFilter(conversation_ids=conversation_ids)
             prepared = await service.prepare(spec, flt)  # a rubric by name: the experiment's
             job.stored_before = prepared.plan.stored
             job.todo = len(prepared.plan.missing)

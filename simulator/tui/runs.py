@@ -18,12 +18,24 @@ import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from simulator.db.store import ConversationFilter
-from simulator.domain import Batch, Conversation, ExperimentKind, Ledger, Message, Status
+from simulator.domain import (
+    Batch,
+    BatchSpec,
+    Conversation,
+    Experiment,
+    ExperimentKind,
+    Ledger,
+    Message,
+    Status,
+)
 from simulator.domain.errors import SimulatorError
+from simulator.engine.batch import BatchRunner, LeaseHolder, lease_holder
 from simulator.engine.events import (
     BatchProgress,
     ConversationFailed,
@@ -33,10 +45,14 @@ from simulator.engine.events import (
     MessageStored,
     SpeakerChoiceNeeded,
 )
-from simulator.engine.grid import describe_cell
+from simulator.engine.grid import Prices, describe_cell
 from simulator.engine.journal import AGENT_KINDS
 from simulator.engine.ledger import LedgerUpdated
+from simulator.tui.context import services_of
 from simulator.words import plural
+
+if TYPE_CHECKING:
+    from simulator.services.container import Services
 
 log = logging.getLogger(__name__)
 
@@ -183,32 +199,13 @@ class BatchRun:
             row.rev += 1
 
 
-def running_elsewhere(batch: Batch, now: Any = None) -> bool:
-    """Another runner holds the batch's lease and looks alive: it renewed its heartbeat within
-    the engine's lease time and, when it is a process of this machine, that process exists.
-    (The engine decides for real when a run starts; this only labels the batch.)"""
-    if batch.runner is None or batch.heartbeat_at is None or batch.status is not Status.running:
-        return False
-    import os
-    import socket
-
-    from simulator.domain import utcnow
-    from simulator.engine.batch import LEASE_S
-
-    if ((now or utcnow()) - batch.heartbeat_at).total_seconds() > LEASE_S:
-        return False
-    host, _, rest = batch.runner.partition(":")
-    pid = rest.split("/", 1)[0]
-    if host == socket.gethostname() and pid.isdigit():
-        if int(pid) == os.getpid():
-            return False  # this very process: running here, or left over from a cancelled run
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:  # it exists, under another user
-            return True
-    return True
+def running_elsewhere(batch: Batch, now: datetime | None = None) -> bool:
+    """The batch runs and another process holds its lease (the engine's rule,
+    ``engine.batch.lease_holder``; this process's own runs are this app's). The engine decides
+    for real when a run starts; this only labels the batch."""
+    return (
+        batch.status is Status.running and lease_holder(batch, now) is LeaseHolder.another_process
+    )
 
 
 class RunRegistry:
@@ -217,23 +214,14 @@ class RunRegistry:
     def __init__(self, app: Any) -> None:
         self.app = app
         self.runs: dict[str, BatchRun] = {}
-        self.services: Any = app.services
+        self.services: Services = services_of(app)
         self._starting: set[str] = set()  # run() was called, the worker has not loaded it yet
         self._dialog_lock = asyncio.Lock()
-        self._unsubscribe: Any = None
-        bus = getattr(self.services, "bus", None)
-        if bus is not None:
-            self._unsubscribe = bus.subscribe(self._on_event)
+        self._unsubscribe: Callable[[], None] | None = self.services.bus.subscribe(self._on_event)
 
     @property
-    def runner(self) -> Any:
-        runner = getattr(self.services, "batches", None)
-        if runner is None:
-            raise SimulatorError(
-                "Batches cannot run: the model backends are not available in this installation.",
-                title="Cannot run batches",
-            )
-        return runner
+    def runner(self) -> BatchRunner:
+        return self.services.batches
 
     def is_running(self, batch_id: str) -> bool:
         run = self.runs.get(batch_id)
@@ -287,10 +275,12 @@ class RunRegistry:
 
     # ------------------------------------------------------------------ creating and running
 
-    async def create(self, experiment: Any, spec: Any, prices: Any = None) -> Batch:
+    async def create(
+        self, experiment: Experiment, spec: BatchSpec, prices: Prices | None = None
+    ) -> Batch:
         """Store the batch and its pending conversations (nothing runs yet)."""
         await asyncio.to_thread(warm_up, freeze=True)  # no slow import on the event loop
-        return await self.runner.start(  # type: ignore[no-any-return]
+        return await self.runner.start(
             experiment, spec, owner=self.services.user, prices=prices or None
         )
 
@@ -477,11 +467,9 @@ class RunRegistry:
 #: Slow first imports of a run, done in a thread so the event loop never waits for them:
 #: preparing conversations needs ``inflect`` (seconds: typeguard instruments it at import), the
 #: transcript's role colours come from the analysis layer (pandas, pyarrow: about a second).
-WARM_UP_MODULES = ("inflect", "simulator.analysis.exports")
-
-
 def warm_up(*, freeze: bool = False) -> None:
-    """Import ``WARM_UP_MODULES`` (call it in a thread; later imports are free). With ``freeze``,
+    """Import what a run and its screens need late and slowly (the inflection engine, the
+    analysis layer with pandas): call it in a thread; later imports are free. With ``freeze``,
     also take the objects alive now out of the garbage collector's reach.
 
     Why freeze: with Textual, pandas and pyarrow loaded the heap holds millions of long-lived
@@ -492,13 +480,11 @@ def warm_up(*, freeze: bool = False) -> None:
     a small price for a UI that never stalls.
     """
     import gc
-    import importlib
 
-    for name in WARM_UP_MODULES:
-        try:
-            importlib.import_module(name)
-        except ImportError:  # an optional part missing: the caller imports it and says so
-            log.debug("warm-up: %s is not importable", name)
+    import inflect  # noqa: F401
+
+    import simulator.analysis.exports  # noqa: F401
+
     if freeze:
         gc.freeze()
 

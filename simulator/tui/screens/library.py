@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.markup import escape
 from rich.text import Text
@@ -21,9 +20,13 @@ from textual.widgets import Checkbox, DataTable, Footer, Header, Input, Select, 
 from simulator.db.store import ExperimentFilter
 from simulator.domain.models import Experiment
 from simulator.services.experiments import latest_versions
+from simulator.tui.context import services_of, user_of
 from simulator.tui.screens.base import ReportsWorkerErrors
 from simulator.tui.screens.dialogs import ConfirmDialog, TextPrompt
 from simulator.words import plural
+
+if TYPE_CHECKING:
+    from simulator.services.container import Services
 
 # (column key, label, width): the table shows every column from FULL_WIDTH on, and gives a wider
 # terminal's room to GROWS; a narrower one first DROPS the columns the details lines repeat, then
@@ -264,12 +267,12 @@ class LibraryScreen(ReportsWorkerErrors, Screen[None]):
     # ------------------------------------------------------------------ data
 
     @property
-    def services(self) -> Any:
-        return self.app.services  # type: ignore[attr-defined]
+    def services(self) -> Services:
+        return services_of(self.app)
 
     @property
     def user(self) -> str:
-        return str(self.app.user)  # type: ignore[attr-defined]
+        return user_of(self.app)
 
     def current_filter(self) -> ExperimentFilter:
         text = self.query_one("#search", Input).value.strip()
@@ -637,23 +640,19 @@ class LibraryScreen(ReportsWorkerErrors, Screen[None]):
 
     # ------------------------------------------------------------------ part-2 screens
 
-    def _push_part2(self, module: str, cls_name: str, *args: Any) -> None:
-        try:
-            screen_cls = getattr(
-                importlib.import_module(f"simulator.tui.screens.{module}"), cls_name
-            )
-        except (ImportError, AttributeError):
-            self.notify("This screen is not available in this version.", severity="warning")
-            return
-        self.app.push_screen(screen_cls(*args))
+    # The other screens are imported when first opened: the library shows sooner.
 
     def action_batch(self) -> None:
+        from simulator.tui.screens.batch_setup import BatchSetupScreen
+
         row = self._require_selection()
         if row is not None:
-            self._push_part2("batch_setup", "BatchSetupScreen", row.experiment)
+            self.app.push_screen(BatchSetupScreen(row.experiment))
 
     def action_runs(self) -> None:
-        self._push_part2("monitor", "RunMonitorScreen")
+        from simulator.tui.screens.monitor import RunMonitorScreen
+
+        self.app.push_screen(RunMonitorScreen())
 
     def action_annotate(self) -> None:
         row = self._require_selection()
@@ -661,6 +660,8 @@ class LibraryScreen(ReportsWorkerErrors, Screen[None]):
             self._push_part2("annotate_experiment", "AnnotateExperimentScreen", row.experiment)
 
     def action_conversations(self) -> None:
+        from simulator.tui.screens.browser import ConversationBrowserScreen
+
         row = self._require_selection()
         if row is not None:
-            self._push_part2("browser", "ConversationBrowserScreen", row.experiment)
+            self.app.push_screen(ConversationBrowserScreen(row.experiment))
