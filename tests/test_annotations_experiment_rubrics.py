@@ -14,7 +14,7 @@ import yaml
 
 from simulator.annotations.service import AnnotatorSpec, build_annotator, resolve_rubric
 from simulator.domain.errors import SpecError
-from simulator.examples import load_example
+from simulator.engine.spec import load_example
 from simulator.services.experiments import ExperimentService
 from simulator.services.files import experiment_from_data, experiment_to_data
 from tests.plugins.annotations import RUBRIC, run_dialogue_study

@@ -655,9 +655,11 @@ class LibraryScreen(ReportsWorkerErrors, Screen[None]):
         self.app.push_screen(RunMonitorScreen())
 
     def action_annotate(self) -> None:
+        from simulator.tui.screens.annotate_experiment import AnnotateExperimentScreen
+
         row = self._require_selection()
         if row is not None:
-            self._push_part2("annotate_experiment", "AnnotateExperimentScreen", row.experiment)
+            self.app.push_screen(AnnotateExperimentScreen(row.experiment))
 
     def action_conversations(self) -> None:
         from simulator.tui.screens.browser import ConversationBrowserScreen
