@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from simulator.annotations.base import AnnotationError, Annotator, Prices
-from simulator.annotations.rubric import Rubric
 from simulator.annotations.runner import DEFAULT_CONCURRENCY, AnnotationRunner, JobReport, Plan
 from simulator.domain import Conversation, Experiment, Message, ModelRef, Provider, Status
 from simulator.domain.annotations import Annotation
 from simulator.domain.errors import ConfigurationError, NotFoundError
+from simulator.domain.rubric import Rubric
 
 ANNOTATOR_CHOICES = ("judge", "moderation", "python:<scorer>")
 
@@ -63,7 +63,8 @@ def resolve_rubric(ref: Path | str | Rubric, experiments: Mapping[str, Experimen
     (case-insensitive) carried by the selected experiment (by every selected experiment, with
     the same content, when the conversations come from several). RubricError names what is
     wrong and lists the experiment's rubrics."""
-    from simulator.annotations.rubric import RubricError, load_rubric, parse_rubric
+    from simulator.annotations.rubric import load_rubric
+    from simulator.domain.rubric import RubricError, parse_rubric
 
     if isinstance(ref, Rubric):
         return ref

@@ -531,7 +531,7 @@ class Experiment(Model):
         spec, editor, store) refuses a bad rubric the same way."""
         if not self.rubrics:
             return
-        from simulator.annotations.rubric import RubricError, parse_rubric
+        from simulator.domain.rubric import RubricError, parse_rubric
 
         seen: set[str] = set()
         for i, raw in enumerate(self.rubrics):

@@ -137,7 +137,7 @@ class AnnotateExperimentScreen(ModalScreen[None]):
         return AnnotatorSpec(annotator="judge", rubric=rubric, model=model)
 
     def _experiment_rubric(self, name: str) -> Any:
-        from simulator.annotations.rubric import parse_rubric
+        from simulator.domain.rubric import parse_rubric
 
         for raw in self.experiment.rubrics:
             if str(raw.get("name") or "").strip() == name:
