@@ -11,7 +11,6 @@ import argparse
 import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from simulator.commands.export import add_filter_arguments, filter_from_args
@@ -22,7 +21,9 @@ EXIT_UNFINISHED = 1  # some items failed; running the command again retries them
 ANNOTATE_EPILOG = """\
 annotators:
   judge             an LLM answers the rubric of --rubric FILE about each conversation (and/or
-                    each message), through --model (provider:model, or dryrun:judge offline)
+                    each message), through --model (provider:model, or dryrun:judge offline);
+                    --rubric NAME: a rubric the selected experiment carries (a path that
+                    exists wins over a name)
   moderation        OpenAI's moderation endpoint (or a compatible server: OPENAI_BASE_URL or
                     --base-url) scores every agent message; --model names the moderation model
   python:SCORER     a Python function from texts to scores: python:package.module:function, or
@@ -31,6 +32,7 @@ annotators:
 examples:
   simulator annotate judge --rubric simulator/examples/rubrics/persuasion.yaml \\
       --experiment "Prison study" --model openai:gpt-4o-mini
+  simulator annotate judge --rubric persuasion --experiment "Prison study" --model dryrun:judge
   simulator annotate moderation --experiment "Prison study"
   simulator annotate python:mylab.toxicity:score --batch 3f2a... --kind utterance
 """
@@ -63,7 +65,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="ANNOTATOR",
         help="judge, moderation, or python:SCORER (see below)",
     )
-    annotate.add_argument("--rubric", type=Path, metavar="FILE", help="the judge's rubric (YAML)")
+    annotate.add_argument(
+        "--rubric",
+        metavar="FILE|NAME",
+        help="the judge's rubric: a YAML/JSON file, or the name of a rubric of the selected "
+        "experiment (an existing path wins)",
+    )
     annotate.add_argument(
         "--model",
         dest="annotator_model",
@@ -179,13 +186,13 @@ def cmd_annotate(args: argparse.Namespace) -> int:
 
 async def _annotate(args: argparse.Namespace, spec: Any, flt: Any) -> int:
     from simulator.annotations.base import load_prices
-    from simulator.annotations.service import AnnotationService, build_annotator
+    from simulator.annotations.service import AnnotationService, check_spec
     from simulator.commands.common import command_root, open_session
 
     root = command_root()
     prices = load_prices(root.settings)
     console = _console()
-    build_annotator(spec, backends=root.backends, prices=prices)  # bad input: before the database
+    check_spec(spec, backends=root.backends, prices=prices)  # bad input: before the database
     async with open_session() as services:
         service = AnnotationService(services.store, services.backends, services.bus, prices=prices)
         prepared = await service.prepare(spec, flt)

@@ -457,6 +457,9 @@ class Experiment(Model):
     factors: list[StudyFactor] = Field(default_factory=list)
     dialogue: DialogueOptions = Field(default_factory=DialogueOptions)
     game: dict[str, Any] = Field(default_factory=dict)  # commons / reputation parameters
+    # LLM judges' rubrics carried by the experiment, each as a rubric file's ``rubric:`` mapping
+    # (docs/annotations.md#rubrics); ``simulator annotate judge --rubric NAME`` finds them by name
+    rubrics: list[dict[str, Any]] = Field(default_factory=list)
     note: str = ""
     favourite: bool = False
     owner: str = ""
@@ -472,6 +475,23 @@ class Experiment(Model):
         if not v:
             raise ValueError("an experiment needs a name")
         return v
+
+    @field_validator("rubrics", mode="before")
+    @classmethod
+    def _unwrap_rubrics(cls, v: Any) -> Any:
+        """A rubric file's whole content (``format:``, ``rubric: {...}``) is taken as its rubric."""
+        if not isinstance(v, list):
+            return v
+        out = []
+        for item in v:
+            if (
+                isinstance(item, dict)
+                and isinstance(item.get("rubric"), dict)
+                and set(item) <= {"rubric", "format", "format_version"}
+            ):
+                item = item["rubric"]
+            out.append(item)
+        return out
 
     @model_validator(mode="after")
     def _consistent(self) -> Experiment:
@@ -501,7 +521,33 @@ class Experiment(Model):
             r.name for r in self.roles
         ]:
             raise ValueError(f"first speaking role {self.dialogue.first_role!r} is not a role")
+        self._check_rubrics()
         return self
+
+    def _check_rubrics(self) -> None:
+        """Each rubric passes the same checks as a rubric file (and its placeholders name this
+        experiment's factors); the names are distinct. The check lives with the rubric parser
+        (pure code, no I/O), imported here so that every path that builds an experiment (file,
+        spec, editor, store) refuses a bad rubric the same way."""
+        if not self.rubrics:
+            return
+        from simulator.domain.rubric import RubricError, parse_rubric
+
+        seen: set[str] = set()
+        for i, raw in enumerate(self.rubrics):
+            name = str(raw.get("name") or "").strip() or f"#{i + 1}"
+            where = f"rubrics.{i} (rubric {name!r})"
+            try:
+                rubric = parse_rubric(raw, source=where)
+                rubric.check_placeholders([f.name for f in self.factors], self.name)
+            except RubricError as exc:
+                raise ValueError(str(exc)) from None
+            if rubric.name.casefold() in seen:
+                raise ValueError(f"{where}: another rubric of this experiment has this name")
+            seen.add(rubric.name.casefold())
+
+    def rubric_names(self) -> list[str]:
+        return [str(r.get("name") or "").strip() for r in self.rubrics]
 
     def role(self, name: str) -> Role:
         for r in self.roles:

@@ -185,6 +185,14 @@ class LibraryScreen(ReportsWorkerErrors, Screen[None]):
         Binding(
             "i", "import", "Import", id="library.import", tooltip="Add an experiment from a file"
         ),
+        Binding(
+            "a",
+            "annotate",
+            "Annotate",
+            id="library.annotate",
+            tooltip="Annotate its finished conversations: a judge, moderation or a scorer",
+            show=False,
+        ),
         Binding("s", "sort", "Sort", id="library.sort", show=False),
         Binding("slash", "search", "Search", id="library.search", show=False),
         Binding("ctrl+r", "refresh", "Refresh", id="library.refresh", show=False),
@@ -645,6 +653,13 @@ class LibraryScreen(ReportsWorkerErrors, Screen[None]):
         from simulator.tui.screens.monitor import RunMonitorScreen
 
         self.app.push_screen(RunMonitorScreen())
+
+    def action_annotate(self) -> None:
+        from simulator.tui.screens.annotate_experiment import AnnotateExperimentScreen
+
+        row = self._require_selection()
+        if row is not None:
+            self.app.push_screen(AnnotateExperimentScreen(row.experiment))
 
     def action_conversations(self) -> None:
         from simulator.tui.screens.browser import ConversationBrowserScreen
