@@ -242,7 +242,7 @@ async def main(probe_ms: float, batches: list[int], listed: int) -> dict[str, An
     from simulator.tui.app import SimulatorApp
     from simulator.tui.screens.library import LibraryScreen
 
-    install()  # the experiment kinds, as the program's entry point does
+    install()  # the experiment kinds, as the composition root (AppRoot) installs them for a command
     figures: dict[str, Any] = {"load_avg_start": load_average()}
     print(f"machine: {os.cpu_count()} cores; load average {figures['load_avg_start']} (1 min)")
     probe_s = probe_ms / 1000

@@ -161,8 +161,8 @@ async def test_the_estimate_learns_answer_lengths_from_earlier_batches(store: An
 
 def test_the_monitor_shows_the_ledger_and_the_setup_takes_caps() -> None:
     from simulator.domain import Batch
+    from simulator.services.batches import plan_batch
     from simulator.tui.runs import BatchRun
-    from simulator.tui.screens.batch_setup import SetupForm, build_spec
     from simulator.tui.screens.monitor import summary_text
 
     exp = make_prison_experiment()
@@ -185,12 +185,12 @@ def test_the_monitor_shows_the_ledger_and_the_setup_takes_caps() -> None:
                                                         calls=4, prompt_tokens=100)])  # fmt: skip
     assert summary_text(plain).count("\n") == 1
 
-    plan = build_spec(exp, SetupForm(max_cost_usd="$1.50", max_total_tokens="20_000"))
+    plan = plan_batch(exp, {"max_cost_usd": "$1.50", "max_total_tokens": "20_000"})
     assert plan.ok and plan.spec is not None
     assert plan.spec.max_cost_usd == 1.5 and plan.spec.max_total_tokens == 20_000
-    bad = build_spec(exp, SetupForm(max_cost_usd="lots", max_total_tokens="0"))
-    assert bad.problems["cap-cost"] == "must be a number from 0 to 1,000,000, not 'lots'"
-    assert bad.problems["cap-tokens"].startswith("must be a whole number from 1 to")
+    bad = plan_batch(exp, {"max_cost_usd": "lots", "max_total_tokens": "0"})
+    assert bad.problems["max_cost_usd"] == "must be a number from 0 to 1,000,000, not 'lots'"
+    assert bad.problems["max_total_tokens"].startswith("must be a whole number from 1 to")
     lab = ModelRef(provider=Provider.openai, model="lab", base_url="http://gpu:8000/v1")
-    unpriced = build_spec(exp.model_copy(update={"models": [lab]}), SetupForm(max_cost_usd="1"))
-    assert "no price for openai:lab" in unpriced.problems["cap-cost"]
+    unpriced = plan_batch(exp.model_copy(update={"models": [lab]}), {"max_cost_usd": "1"})
+    assert "no price for openai:lab" in unpriced.problems["max_cost_usd"]

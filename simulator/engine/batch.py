@@ -64,9 +64,16 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import Enum
 from typing import Any
 
-from simulator.db.store import STORE_LOST, ConversationFilter, Store, is_store_unreachable
+from simulator.db.store import (
+    STORE_LOST,
+    ConversationFilter,
+    Store,
+    is_store_unreachable,
+    message_count_hint,
+)
 from simulator.domain import (
     Batch,
     BatchSpec,
@@ -84,10 +91,11 @@ from simulator.domain.errors import (
     SpecError,
 )
 from simulator.domain.models import CacheMode, Ledger
-from simulator.engine.events import BatchProgress, ConversationFailed, EventBus, StoreLost
+from simulator.engine.events import BatchProgress, ConversationFailed, Event, EventBus, StoreLost
 from simulator.engine.grid import Prices, estimate_cells, expand_grid
 from simulator.engine.kinds import KindCatalog, resolve
 from simulator.engine.ledger import LedgerUpdated, learned_rates, rebuild
+from simulator.llm.base import ChatService
 from simulator.llm.metered import BatchCalls, Caps
 from simulator.llm.prices import PriceTable
 
@@ -170,7 +178,7 @@ class BatchRunner:
     def __init__(
         self,
         store: Store,
-        backends: Any,
+        backends: ChatService | None,
         bus: EventBus | None = None,
         *,
         poll_s: float = 0.5,
@@ -189,6 +197,17 @@ class BatchRunner:
         self.runner_id = f"{socket.gethostname()}:{os.getpid()}/{next(_RUNNER_SEQ)}"
         self._active: dict[str, _ActiveRun] = {}
         self._checked: set[str] = set()  # batches whose models this runner checked at start
+
+    @property
+    def models(self) -> ChatService:
+        """The backends runs call; a runner made without them lists, cancels and reports."""
+        if self.backends is None:
+            raise SimulatorError(
+                "This batch runner has no model backends: it can list, cancel and report "
+                "batches, not run them.",
+                title="Cannot run batches",
+            )
+        return self.backends
 
     # ------------------------------------------------------------------ creating
 
@@ -275,6 +294,7 @@ class BatchRunner:
         choose_speaker: ChooseSpeaker | None = None,
     ) -> Batch:
         """Run every unfinished conversation of the batch; returns the batch as it ended."""
+        self.models  # noqa: B018  (a runner without backends refuses before claiming anything)
         batch = await self.get(batch_id)
         if batch_id in self._active:
             raise SimulatorError(
@@ -461,7 +481,10 @@ class BatchRunner:
     # ------------------------------------------------------------------ internals
 
     async def _conversations(self, batch_id: str) -> list[Conversation]:
-        return await self.store.conversations.list(ConversationFilter(batch_id=batch_id))
+        """The batch's conversations without their prompts (read again when one runs): one
+        indexed query, paged and converted off the event loop."""
+        flt = ConversationFilter(batch_id=batch_id)
+        return await self.store.conversations.list(flt, brief=True)
 
     async def _run_one(
         self,
@@ -477,7 +500,7 @@ class BatchRunner:
         async with gate:
             if active.cancelling or active.capped is not None:
                 return conv.status
-            backends: Any = self.backends
+            backends: ChatService = self.models
             if calls is not None:
                 backends = calls.for_conversation(
                     conv.id,
@@ -545,7 +568,7 @@ class BatchRunner:
                 title="No response cache",
             )
         return BatchCalls(
-            self.backends,
+            self.models,
             batch_id=batch.id,
             mode=spec.cache,
             prices=PriceTable(batch.prices),
@@ -565,7 +588,8 @@ class BatchRunner:
             ledger = Ledger(batch_id=batch.id)
         elif ledger is None or ledger.runner is not None:
             convs = await self._conversations(batch.id)
-            stored = await self.store.messages.list_many([c.id for c in convs])
+            hints = {c.id: message_count_hint(c) for c in convs}  # read by computed ids
+            stored = await self.store.messages.list_many([c.id for c in convs], hints)
             ledger = rebuild(batch.id, stored)
         ledger.runner = self.runner_id
         if repo is not None:
@@ -734,20 +758,14 @@ class BatchRunner:
         )
 
     def _may_take(self, batch: Batch, now: datetime) -> bool:
-        """Free, ours, stale, or held by a process of this machine that is gone."""
-        if batch.runner is None or batch.runner == self.runner_id:
+        """Free, ours, stale, held by a process of this machine that is gone, or by a runner of
+        this process whose run is over."""
+        if batch.runner == self.runner_id:
             return True
-        if batch.heartbeat_at is None:
-            return True
-        if now - batch.heartbeat_at > timedelta(seconds=self.lease_s):
-            return True
-        host, _, rest = batch.runner.partition(":")
-        pid = rest.split("/", 1)[0]
-        if host == socket.gethostname() and pid.isdigit():
-            if int(pid) == os.getpid():
-                return (batch.runner, batch.id) not in _RUNNING_HERE
-            return not _process_alive(int(pid))
-        return False
+        holder = lease_holder(batch, now, self.lease_s)
+        if holder is LeaseHolder.this_process:
+            return (batch.runner, batch.id) not in _RUNNING_HERE
+        return holder is LeaseHolder.nobody
 
     async def _release(self, batch_id: str) -> None:
         await self.store.batches.update_if(
@@ -790,7 +808,7 @@ class BatchRunner:
     async def _progress(self, batch_id: str, counts: _Counts) -> None:
         await self._publish(BatchProgress(batch_id, counts.done, counts.failed, counts.total))
 
-    async def _publish(self, event: Any) -> None:
+    async def _publish(self, event: Event | LedgerUpdated) -> None:
         if self.bus is not None:
             await self.bus.publish(event)
 
@@ -800,6 +818,33 @@ class _Counts:
     total: int
     done: int
     failed: int
+
+
+class LeaseHolder(Enum):
+    """Who holds a batch's lease (``lease_holder``)."""
+
+    nobody = "nobody"  # never claimed, released, stale, or its process is gone
+    this_process = "this process"
+    another_process = "another process"  # alive on this machine, or on another one
+
+
+def lease_holder(
+    batch: Batch, now: datetime | None = None, lease_s: float = LEASE_S
+) -> LeaseHolder:
+    """Who holds ``batch``'s lease at ``now``: a runner whose heartbeat is younger than
+    ``lease_s`` holds it, unless it is a process of this machine that no longer exists. The one
+    rule of the lease: runners claim by it, screens label a batch "running elsewhere" by it."""
+    if batch.runner is None or batch.heartbeat_at is None:
+        return LeaseHolder.nobody
+    if (now or utcnow()) - batch.heartbeat_at > timedelta(seconds=lease_s):
+        return LeaseHolder.nobody
+    host, _, rest = batch.runner.partition(":")
+    pid = rest.split("/", 1)[0]
+    if host == socket.gethostname() and pid.isdigit():
+        if int(pid) == os.getpid():
+            return LeaseHolder.this_process
+        return LeaseHolder.another_process if _process_alive(int(pid)) else LeaseHolder.nobody
+    return LeaseHolder.another_process
 
 
 def check_cost_cap(spec: BatchSpec, cells: list[GridCell], prices: Prices | None) -> None:
@@ -852,7 +897,9 @@ __all__ = [
     "RUNNABLE",
     "BatchInUseError",
     "BatchRunner",
+    "LeaseHolder",
     "StoreLostError",
     "check_cost_cap",
     "conversation_id_for",
+    "lease_holder",
 ]

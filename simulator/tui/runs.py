@@ -44,14 +44,16 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.message import Message as TextualMessage
 
 from simulator.db.store import ConversationFilter, Store
 from simulator.domain import (
     Batch,
+    BatchSpec,
     Conversation,
     Experiment,
     ExperimentKind,
@@ -60,6 +62,7 @@ from simulator.domain import (
     Status,
 )
 from simulator.domain.errors import SimulatorError
+from simulator.engine.batch import BatchRunner, LeaseHolder, lease_holder
 from simulator.engine.events import (
     BatchProgress,
     ConversationFailed,
@@ -69,10 +72,14 @@ from simulator.engine.events import (
     MessageStored,
     SpeakerChoiceNeeded,
 )
-from simulator.engine.grid import describe_cell, planned_calls
+from simulator.engine.grid import Prices, describe_cell, planned_calls
 from simulator.engine.journal import AGENT_KINDS
 from simulator.engine.ledger import LedgerUpdated
+from simulator.tui.context import services_of
 from simulator.words import plural
+
+if TYPE_CHECKING:
+    from simulator.services.container import Services
 
 log = logging.getLogger(__name__)
 
@@ -273,32 +280,13 @@ class BatchRun:
             row.rev += 1
 
 
-def running_elsewhere(batch: Batch, now: Any = None) -> bool:
-    """Another runner holds the batch's lease and looks alive: it renewed its heartbeat within
-    the engine's lease time and, when it is a process of this machine, that process exists.
-    (The engine decides for real when a run starts; this only labels the batch.)"""
-    if batch.runner is None or batch.heartbeat_at is None or batch.status is not Status.running:
-        return False
-    import os
-    import socket
-
-    from simulator.domain import utcnow
-    from simulator.engine.batch import LEASE_S
-
-    if ((now or utcnow()) - batch.heartbeat_at).total_seconds() > LEASE_S:
-        return False
-    host, _, rest = batch.runner.partition(":")
-    pid = rest.split("/", 1)[0]
-    if host == socket.gethostname() and pid.isdigit():
-        if int(pid) == os.getpid():
-            return False  # this very process: running here, or left over from a cancelled run
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:  # it exists, under another user
-            return True
-    return True
+def running_elsewhere(batch: Batch, now: datetime | None = None) -> bool:
+    """The batch runs and another process holds its lease (the engine's rule,
+    ``engine.batch.lease_holder``; this process's own runs are this app's). The engine decides
+    for real when a run starts; this only labels the batch."""
+    return (
+        batch.status is Status.running and lease_holder(batch, now) is LeaseHolder.another_process
+    )
 
 
 # --------------------------------------------------------------------------- what a thread reports
@@ -364,14 +352,15 @@ async def read_snapshot(store: Store, batch_id: str) -> Snapshot:
     experiment = await store.experiments.get(batch.experiment_id)
     name = experiment.name if experiment else "(deleted experiment)"
     roles = [r.name for r in experiment.roles] if experiment else []
-    convs = await store.conversations.list(ConversationFilter(batch_id=batch_id))
+    # Brief (no prompts), paged, converted and turned into rows off the event loop: a batch of
+    # thousands of conversations never holds the UI. A game's planned calls come from its kind's
+    # estimator, whose first use may import the game's modules: in that thread too.
+    flt = ConversationFilter(batch_id=batch_id)
+    convs = await store.conversations.list(flt, brief=True)
     memo: dict[Any, Any] = {}  # planned calls worked out once per distinct cell
-    if experiment is not None and convs and experiment.kind is not ExperimentKind.dialogue:
-        # a game's planned calls come from its kind's estimator, whose first use may import
-        # the game's modules: in a thread, never on the event loop
-        with contextlib.suppress(Exception):
-            await asyncio.to_thread(planned_calls, experiment, convs[0].cell, None, memo)
-    rows = {c.id: ConversationRow.of(c, experiment, memo) for c in convs}
+    rows = await asyncio.to_thread(
+        lambda: {c.id: ConversationRow.of(c, experiment, memo) for c in convs}
+    )
     ledgers = getattr(store, "ledgers", None)
     ledger = await ledgers.get(batch_id) if ledgers is not None else None
     return Snapshot(batch, name, roles, rows, ledger)
@@ -642,7 +631,7 @@ class RunRegistry:
     def __init__(self, app: Any) -> None:
         self.app = app
         self.runs: dict[str, BatchRun] = {}
-        self.services: Any = app.services
+        self.services: Services = services_of(app)
         self.open_store: StoreOpener = self._open_store
         self.build_services: ServicesBuilder = self._build_services
         self._threads: dict[str, BatchThread] = {}  # by batch id: running, or created here
@@ -669,16 +658,10 @@ class RunRegistry:
         return await build_services(self.services.settings, store, self.services.user)
 
     @property
-    def runner(self) -> Any:
+    def runner(self) -> BatchRunner:
         """The app's own batch runner (on the UI's loop): for reading and for batches that do
         not run here (a cancel of a batch another process runs)."""
-        runner = getattr(self.services, "batches", None)
-        if runner is None:
-            raise SimulatorError(
-                "Batches cannot run: the model backends are not available in this installation.",
-                title="Cannot run batches",
-            )
-        return runner
+        return self.services.batches
 
     def _new_thread(self, label: str) -> BatchThread:
         self.runner  # noqa: B018 - the same refusal as before when nothing can run
@@ -739,7 +722,9 @@ class RunRegistry:
 
     # ------------------------------------------------------------------ creating and running
 
-    async def create(self, experiment: Any, spec: Any, prices: Any = None) -> Batch:
+    async def create(
+        self, experiment: Experiment, spec: BatchSpec, prices: Prices | None = None
+    ) -> Batch:
         """Store the batch and its pending conversations (nothing runs yet), on the batch's own
         thread: the models are checked there, and its conversations prepared."""
         await asyncio.to_thread(warm_up, freeze=True)  # no slow import on the event loop
@@ -1028,11 +1013,9 @@ class RunRegistry:
 #: Slow first imports of a run, done in a thread so the event loop never waits for them:
 #: preparing conversations needs ``inflect`` (seconds: typeguard instruments it at import), the
 #: transcript's role colours come from the analysis layer (pandas, pyarrow: about a second).
-WARM_UP_MODULES = ("inflect", "simulator.analysis.exports")
-
-
 def warm_up(*, freeze: bool = False) -> None:
-    """Import ``WARM_UP_MODULES`` (call it in a thread; later imports are free). With ``freeze``,
+    """Import what a run and its screens need late and slowly (the inflection engine, the
+    analysis layer with pandas): call it in a thread; later imports are free. With ``freeze``,
     also take the objects alive now out of the garbage collector's reach.
 
     Why freeze: with Textual, pandas and pyarrow loaded the heap holds millions of long-lived
@@ -1043,13 +1026,11 @@ def warm_up(*, freeze: bool = False) -> None:
     a small price for a UI that never stalls.
     """
     import gc
-    import importlib
 
-    for name in WARM_UP_MODULES:
-        try:
-            importlib.import_module(name)
-        except ImportError:  # an optional part missing: the caller imports it and says so
-            log.debug("warm-up: %s is not importable", name)
+    import inflect  # noqa: F401
+
+    import simulator.analysis.exports  # noqa: F401
+
     if freeze:
         gc.freeze()
 

@@ -22,6 +22,8 @@ from textual.widgets.option_list import Option
 
 from simulator.domain.errors import SimulatorError
 from simulator.domain.models import ModelRef, Provider, SamplingParams
+from simulator.settings import Settings
+from simulator.tui.context import services_of
 from simulator.tui.draft import Draft, describe_validation_error
 from simulator.tui.messages import DraftChanged
 from simulator.tui.screens.base import ReportsWorkerErrors
@@ -333,14 +335,9 @@ class ModelsPane(ReportsWorkerErrors, Horizontal):
             return ref
         return ModelRef(provider=Provider.ollama, model="any")
 
-    def _settings(self) -> Any:
-        services = getattr(self.app, "services", None)
-        settings = getattr(services, "settings", None) or getattr(self.app, "settings", None)
-        if settings is None:
-            from simulator.settings import load_settings
-
-            settings = load_settings()
-        return settings
+    def _settings(self) -> Settings:
+        """The session's settings (where Ollama and the OpenAI-compatible server are)."""
+        return services_of(self.app).settings
 
     def action_list_models(self) -> None:
         ref = self._server_ref()
@@ -443,7 +440,7 @@ class ModelsPane(ReportsWorkerErrors, Horizontal):
                 self.post_message(self.PullProgress(event.reason, event.completed, event.total))
 
         try:
-            await self.app.services.backends.ensure_available([ref], on_event=progress)  # type: ignore[attr-defined]
+            await services_of(self.app).backends.ensure_available([ref], on_event=progress)
         except SimulatorError as exc:
             self.post_message(self.PullDone(ref.model, str(exc)))
             return

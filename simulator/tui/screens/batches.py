@@ -68,22 +68,7 @@ class BatchListScreen(BatchActions, ReportsWorkerErrors, Screen[None]):
         Binding("ctrl+r", "refresh", "Refresh", id="batches.refresh", show=False),
     ]
 
-    DEFAULT_CSS = """
-    BatchListScreen #monitor-batches {
-        height: 1fr;
-    }
-    BatchListScreen #monitor-title {
-        height: 1;
-        padding: 0 1;
-        background: $boost;
-        color: $text-muted;
-    }
-    BatchListScreen #monitor-batch-details {
-        height: 3;
-        padding: 0 1;
-        color: $text-muted;
-    }
-    """
+    CSS_PATH = "batches.tcss"
 
     class BatchesLoaded(Message):
         def __init__(self, rows: list[BatchListRow], select: str | None) -> None:
