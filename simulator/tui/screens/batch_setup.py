@@ -483,6 +483,8 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
         for name, key in (INPUTS | OTHER_ERRORS).items():  # the error under each field
             if name in problems:
                 problems[key] = problems.pop(name)
+        if "speaker" in problems:  # how, in this form
+            problems["speaker"] = "tick at least one method (space ticks the focused one)"
         for i, role in enumerate(self.experiment.roles):  # the roles' fields go by position
             if max_agents_key(role.name) in problems:
                 problems[f"max-{i}"] = problems.pop(max_agents_key(role.name))
