@@ -62,6 +62,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     batches.add_argument(
         "--experiment", metavar="EXPERIMENT", help="only batches of this experiment (id or name)"
     )
+    batches.add_argument(
+        "--ledger",
+        metavar="BATCH",
+        help="what BATCH spent by model and role: calls, answers from the cache, tokens, "
+        "prompt tokens from the servers' caches, cost",
+    )
     batches.set_defaults(func=cmd_batches, uses_database=True)
 
     resume = sub.add_parser(
@@ -290,7 +296,49 @@ async def _cancel(ref: str) -> int:
 
 
 def cmd_batches(args: argparse.Namespace) -> int:
+    if getattr(args, "ledger", None):
+        return asyncio.run(_batch_ledger(args.ledger))
     return asyncio.run(_batches(args.experiment))
+
+
+async def _batch_ledger(ref: str) -> int:
+    from simulator.commands.common import open_session
+
+    console = _console()
+    async with open_session() as services:
+        batch = await _find_batch(services.store, ref)
+        ledger = await _ledger(services.store, batch.id)
+    if ledger is None or not ledger.rows:
+        console.print(f"Batch {batch.id} has made no model call yet.")
+        return EXIT_OK
+    console.print(ledger_table(ledger, title=f"Ledger of batch {batch.id}"))
+    for line in ledger_summary(ledger, batch):
+        console.print(line)
+    return EXIT_OK
+
+
+def ledger_table(ledger: Ledger, title: str | None = None) -> Any:
+    """The ledger by model and role (purposes summed), one row each, as a rich table."""
+    from rich.table import Table
+
+    table = Table(title=title, show_lines=False)
+    table.add_column("model", no_wrap=True)
+    table.add_column("role")
+    for col in ("calls", "from cache", "prompt tokens", "completion", "cached prompt", "cost"):
+        table.add_column(col, justify="right", no_wrap=True)
+    for r in ledger.by_model_and_role():
+        part = Ledger(batch_id=ledger.batch_id, rows=[r])
+        table.add_row(
+            r.model,
+            r.role,
+            f"{r.calls:,}",
+            f"{r.cache_hits:,}",
+            f"{r.prompt_tokens:,}",
+            f"{r.completion_tokens:,}",
+            f"{r.cached_tokens:,}",
+            cost_text(part),
+        )
+    return table
 
 
 async def _batches(experiment_ref: str | None) -> int:
@@ -475,6 +523,12 @@ def ledger_summary(ledger: Ledger | None, batch: Batch | None = None) -> list[st
         else ""
     )
     return [f"{calls}.", f"{tokens}). Cost: {cost_text(ledger)}{unpriced}."]
+
+
+def _worth_a_breakdown(ledger: Ledger) -> bool:
+    """The summary shows the ledger by model and role when a real model was called (a dryrun
+    rehearsal costs nothing, so its breakdown would only repeat the totals)."""
+    return any(not r.model.startswith("dryrun:") for r in ledger.rows)
 
 
 def _caps_text(batch: Batch) -> str:
@@ -748,6 +802,8 @@ def _progress(
 
 
 def _report_end(batch: Batch, console: Any, ledger: Ledger | None = None) -> int:
+    if ledger is not None and _worth_a_breakdown(ledger):
+        console.print(ledger_table(ledger))
     for line in ledger_summary(ledger, batch):
         console.print(line)
     if batch.status is Status.done:

@@ -1012,3 +1012,19 @@ class Ledger(Model):
         """The share of prompt tokens the servers served from their prompt caches."""
         prompt = self.prompt_tokens
         return self.cached_tokens / prompt if prompt else None
+
+    def by_model_and_role(self) -> list[LedgerRow]:
+        """One row per (model, role), its purposes summed (a role's utterances and actions, the
+        summarizer's summaries), in the order the rows were first written."""
+        merged: dict[tuple[str, str], LedgerRow] = {}
+        for r in self.rows:
+            key = (r.model, r.role)
+            m = merged.get(key)
+            if m is None:
+                merged[key] = r.model_copy(update={"purpose": "all"})
+                continue
+            for f in ("calls", "cache_hits", "prompt_tokens", "completion_tokens",
+                      "cached_tokens", "prompt_chars", "unpriced_calls"):  # fmt: skip
+                setattr(m, f, getattr(m, f) + getattr(r, f))
+            m.cost_usd = round(m.cost_usd + r.cost_usd, 8)
+        return list(merged.values())
