@@ -20,17 +20,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import (
-    Button,
-    Checkbox,
-    DataTable,
-    Footer,
-    Header,
-    Input,
-    Label,
-    Select,
-    Static,
-)
+from textual.widgets import Button, Checkbox, DataTable, Footer, Input, Label, Select, Static
 
 from simulator.domain import BatchSpec, Experiment, ExperimentKind, GridCell, SpeakerSelection
 from simulator.domain.errors import SimulatorError
@@ -49,6 +39,7 @@ from simulator.tui.screens.base import ReportsWorkerErrors
 from simulator.tui.screens.dialogs import ConfirmDialog
 from simulator.tui.screens.library import clip
 from simulator.tui.screens.monitor import FitStep, columns_header, columns_line, fit_columns, pick
+from simulator.tui.widgets.header import AppHeader
 from simulator.words import plural
 
 log = logging.getLogger(__name__)
@@ -190,7 +181,7 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
         dialogue = exp.kind is ExperimentKind.dialogue
         model_options = [(clip(m.label, 30), str(i)) for i, m in enumerate(self.models)]
         same = [("same as default", SAME)]
-        yield Header(show_clock=False)
+        yield AppHeader(show_clock=False)
         yield Static(self._banner(), id="setup-banner", markup=False)
         with Horizontal(id="setup-body"):
             with VerticalScroll(id="setup-form"):

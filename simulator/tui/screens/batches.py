@@ -17,7 +17,7 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Footer, Static
 
 from simulator.domain import Batch, Status
 from simulator.tui.runs import RESUMABLE
@@ -31,6 +31,7 @@ from simulator.tui.screens.monitor import (
     fit_columns,
     status_text,
 )
+from simulator.tui.widgets.header import AppHeader
 from simulator.words import plural
 
 LIST_REFRESH_S = 1.0
@@ -84,7 +85,7 @@ class BatchListScreen(BatchActions, ReportsWorkerErrors, Screen[None]):
         self.loads = 0  # finished loads (tests wait on it)
 
     def compose(self) -> ComposeResult:
-        yield Header(show_clock=False)
+        yield AppHeader(show_clock=False)
         yield Static(
             "Batches, newest first · enter opens one · r resumes · c cancels",
             id="monitor-title",

@@ -23,16 +23,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message as TextualMessage
 from textual.screen import Screen
-from textual.widgets import (
-    Checkbox,
-    DataTable,
-    Footer,
-    Header,
-    Select,
-    Static,
-    TabbedContent,
-    TabPane,
-)
+from textual.widgets import Checkbox, DataTable, Footer, Select, Static, TabbedContent, TabPane
 
 from simulator.db.store import PROMPT_FIELDS
 from simulator.domain import Conversation, Message
@@ -51,6 +42,7 @@ from simulator.tui.screens.base import ReportsWorkerErrors
 from simulator.tui.screens.dialogs import ConfirmDialog, TextPrompt
 from simulator.tui.screens.library import clip
 from simulator.tui.widgets.charts import ConversationChart
+from simulator.tui.widgets.header import AppHeader
 from simulator.tui.widgets.transcript import TranscriptView, kind_clock, prepare_colours
 from simulator.words import plural
 
@@ -364,7 +356,7 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
     # ------------------------------------------------------------------ layout
 
     def compose(self) -> ComposeResult:
-        yield Header(show_clock=False)
+        yield AppHeader(show_clock=False)
         with Horizontal(id="browser-filters"):
             yield Select(
                 [(ALL["batch"], "")], value="", allow_blank=False, id="batch-filter", compact=True

@@ -12,7 +12,7 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer, Header, Input, Static, TabbedContent, TabPane, Tabs
+from textual.widgets import Footer, Input, Static, TabbedContent, TabPane, Tabs
 
 from simulator.domain.errors import SpecError
 from simulator.domain.models import Experiment, new_id
@@ -28,6 +28,7 @@ from simulator.tui.editor.sections import SectionsPane
 from simulator.tui.messages import DraftChanged
 from simulator.tui.screens.base import ReportsWorkerErrors
 from simulator.tui.screens.dialogs import ConfirmDialog, MessageDialog
+from simulator.tui.widgets.header import AppHeader
 from simulator.tui.widgets.item_list import ItemList
 from simulator.words import plural
 
@@ -112,7 +113,7 @@ class EditorScreen(ReportsWorkerErrors, Screen[str | None]):
         return user_of(self.app)
 
     def compose(self) -> ComposeResult:
-        yield Header(show_clock=False)
+        yield AppHeader(show_clock=False)
         yield Static("", id="editor-banner", markup=False)
         with TabbedContent(id="editor-tabs"):
             for n, ((pane_id, name), pane) in enumerate(zip(TABS, PANES, strict=True), start=2):

@@ -15,7 +15,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Checkbox, DataTable, Footer, Header, Input, Select, Static
+from textual.widgets import Checkbox, DataTable, Footer, Input, Select, Static
 
 from simulator.db.store import ExperimentFilter
 from simulator.domain.models import Experiment
@@ -23,6 +23,7 @@ from simulator.services.experiments import latest_versions
 from simulator.tui.context import services_of, user_of
 from simulator.tui.screens.base import ReportsWorkerErrors
 from simulator.tui.screens.dialogs import ConfirmDialog, TextPrompt
+from simulator.tui.widgets.header import AppHeader
 from simulator.words import plural
 
 if TYPE_CHECKING:
@@ -229,7 +230,7 @@ class LibraryScreen(ReportsWorkerErrors, Screen[None]):
     # ------------------------------------------------------------------ layout
 
     def compose(self) -> ComposeResult:
-        yield Header(show_clock=False)
+        yield AppHeader(show_clock=False)
         with Horizontal(id="library-filters"):
             yield Input(placeholder="Search name or note  (/)", id="search", compact=True)
             yield Select(

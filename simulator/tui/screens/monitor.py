@@ -31,7 +31,7 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
+from textual.widgets import DataTable, Footer, ProgressBar, Static
 
 from simulator.domain import Batch, Status
 from simulator.domain import Message as StoredMessage
@@ -56,6 +56,7 @@ from simulator.tui.widgets.game_chart import (
     point_from_event,
     points_from_states,
 )
+from simulator.tui.widgets.header import AppHeader
 from simulator.tui.widgets.transcript import TranscriptView, kind_clock
 
 if TYPE_CHECKING:
@@ -413,7 +414,7 @@ class RunMonitorScreen(BatchActions, ReportsWorkerErrors, Screen[None]):
     # ------------------------------------------------------------------ layout
 
     def compose(self) -> ComposeResult:
-        yield Header(show_clock=False)
+        yield AppHeader(show_clock=False)
         yield Static("Loading the batch…", id="monitor-summary")
         yield ProgressBar(total=1, show_eta=False, id="monitor-progress")
         table: DataTable[Any] = DataTable(

@@ -10,10 +10,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, Input, Label, LoadingIndicator, Static
+from textual.widgets import Button, Footer, Input, Label, LoadingIndicator, Static
 
 from simulator.services.root import Login
 from simulator.tui.context import simulator_app
+from simulator.tui.widgets.header import AppHeader
 
 
 class ConnectingScreen(Screen[None]):
@@ -58,7 +59,7 @@ class DatabaseErrorScreen(Screen[None]):
         self.hint = hint or self.HINT
 
     def compose(self) -> ComposeResult:
-        yield Header(show_clock=False)
+        yield AppHeader(show_clock=False)
         with Vertical(id="db-error", classes="centered-box"):
             yield Static(self.error_title, id="db-error-title", classes="error-title")
             yield Static(self.error_message, id="db-error-message", markup=False)
@@ -92,7 +93,7 @@ class LoginScreen(Screen[None]):
         self.error = error
 
     def compose(self) -> ComposeResult:
-        yield Header(show_clock=False)
+        yield AppHeader(show_clock=False)
         with Vertical(id="login", classes="centered-box"):
             yield Static("Log in to MongoDB", classes="box-title")
             yield Label("Server (DB_CLUSTER_URL)")
