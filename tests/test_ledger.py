@@ -266,3 +266,58 @@ def test_the_run_summary_and_batches_show_the_ledger_by_model_and_role(
     finally:
         client.drop_database(name)
         client.close()
+
+
+async def test_l_in_the_monitor_shows_the_ledger_by_model_and_role(
+    store: Any, runs_app: Any
+) -> None:
+    """The live monitor's ``l``: the batch's calls by model and role, adding up to the calls the
+    server saw (the real app, the embedded server, a local OpenAI-compatible server)."""
+    from textual.widgets import Static
+
+    from simulator.domain import ModelSet, Provider
+    from simulator.tui.runs import runs_of
+    from simulator.tui.screens.dialogs import MessageDialog
+    from simulator.tui.screens.monitor import RunMonitorScreen
+    from tests.plugins.tui import wait_library, wait_until
+    from tests.plugins.tui_runs import runs_experiment, wait_batch
+    from tests.servers import FakeOpenAIServer
+
+    with FakeOpenAIServer() as server:
+        model = ModelRef(provider=Provider.openai, model="fake-model", base_url=server.base_url)
+        exp = await store.experiments.create(runs_experiment(models=[model]))
+        spec = BatchSpec(
+            experiment_id=exp.id,
+            model_sets=[ModelSet(default=model)],
+            max_agents={"Guard": 1, "Prisoner": 2},
+            total_messages=4,
+        )
+        app = runs_app()
+        async with app.run_test(size=(120, 30)) as pilot:
+            await wait_library(pilot)
+            registry = runs_of(app)
+            batch = await registry.create(exp, spec)
+            registry.run(batch.id)
+            await app.push_screen(RunMonitorScreen(batch.id))
+            monitor = app.screen
+            await wait_batch(pilot, batch.id, (Status.done,))
+            await wait_until(
+                pilot,
+                lambda: monitor.run is not None and monitor.run.ledger is not None,
+                what="the ledger in the monitor",
+            )
+            await wait_until(
+                pilot,
+                lambda: sum(r.calls for r in monitor.run.ledger.rows) == len(server.chat_bodies()),
+                what="the whole ledger",
+            )
+            monitor.query_one("#monitor-conversations").focus()
+            await pilot.press("l")
+            await wait_until(pilot, lambda: isinstance(app.screen, MessageDialog), what="dialog")
+            text = str(app.screen.query_one(".dialog-message", Static).render())
+            seen = len(server.chat_bodies())
+    lines = {ln.split()[1]: ln.split() for ln in text.splitlines() if ln.startswith("openai:")}
+    assert set(lines) == {"Guard", "Prisoner", "summarizer"}
+    assert sum(int(cells[2]) for cells in lines.values()) == seen
+    total = next(ln.split() for ln in text.splitlines() if ln.startswith("all"))
+    assert int(total[1].replace(",", "")) == seen

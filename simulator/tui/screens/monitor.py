@@ -35,6 +35,7 @@ from textual.widgets import DataTable, Footer, ProgressBar, Static
 
 from simulator.domain import Batch, Status
 from simulator.domain import Message as StoredMessage
+from simulator.domain.models import Ledger
 from simulator.engine.events import MessageStored
 from simulator.tui.context import services_of
 from simulator.tui.runs import (
@@ -47,7 +48,7 @@ from simulator.tui.runs import (
     warm_up,
 )
 from simulator.tui.screens.base import ReportsWorkerErrors
-from simulator.tui.screens.dialogs import ConfirmDialog
+from simulator.tui.screens.dialogs import ConfirmDialog, MessageDialog
 from simulator.tui.screens.library import clip
 from simulator.tui.widgets.game_chart import (
     GameChart,
@@ -243,6 +244,40 @@ def summary_text(run: BatchRun, now: float | None = None) -> str:
     return f"{first}\n{second}" + (f"\n{third}" if third else "")
 
 
+def ledger_breakdown(ledger: Ledger) -> str:
+    """The ledger by model and role (a role's purposes summed), one aligned line each, then the
+    totals: what ``l`` shows in the monitor."""
+    head = ("model", "role", "calls", "cache", "prompt", "completion", "cached", "cost")
+    rows = [head]
+    for r in [*ledger.by_model_and_role(), None]:
+        part = ledger if r is None else Ledger(batch_id=ledger.batch_id, rows=[r])
+        cost = f"${part.cost_usd:,.4f}" + (" + ?" if part.unpriced_calls else "")
+        if part.calls and part.unpriced_calls == part.calls:
+            cost = "unknown"
+        rows.append(
+            (
+                "all" if r is None else r.model,
+                "" if r is None else r.role,
+                f"{part.calls:,}",
+                f"{part.cache_hits:,}",
+                f"{part.prompt_tokens:,}",
+                f"{sum(x.completion_tokens for x in part.rows):,}",
+                f"{part.cached_tokens:,}",
+                cost,
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    lines = [
+        "  ".join(
+            c.ljust(w) if i < 2 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in rows
+    ]
+    lines.insert(len(lines) - 1, "")
+    return "\n".join(line.rstrip() for line in lines)
+
+
 def ledger_line(run: BatchRun) -> str:
     """Cost so far, answers from the response cache, the prompt tokens served from the
     servers' caches, the caps and the remaining cost (docs/cost.md); empty when none of it
@@ -365,6 +400,14 @@ class RunMonitorScreen(BatchActions, ReportsWorkerErrors, Screen[None]):
         Binding("c", "cancel", "Cancel batch", id="monitor.cancel"),
         Binding("r", "resume", "Resume batch", id="monitor.resume"),
         Binding("ctrl+r", "refresh", "Refresh", id="monitor.refresh", show=False),
+        Binding(
+            "l",
+            "ledger",
+            "Ledger",
+            id="monitor.ledger",
+            show=False,
+            tooltip="What the batch spent so far, by model and role",
+        ),
     ]
 
     CSS_PATH = "monitor.tcss"
@@ -653,6 +696,19 @@ class RunMonitorScreen(BatchActions, ReportsWorkerErrors, Screen[None]):
             table.focus()
             return
         self.dismiss(None)
+
+    def action_ledger(self) -> None:
+        run = self.run
+        if run is None or run.ledger is None or not run.ledger.rows:
+            self.notify("No model call yet: the ledger is empty.", title="Ledger")
+            return
+        self.app.push_screen(
+            MessageDialog(
+                f"Ledger of batch {run.batch.id[:8]}: by model and role",
+                ledger_breakdown(run.ledger),
+                error=False,
+            )
+        )
 
     def action_refresh(self) -> None:
         self.load_batch()
