@@ -406,6 +406,42 @@ class MongoConversationRepo(_Repo):
         await self._store._delete_conversation_children([conversation_id])
         await self.coll.delete_one({"_id": conversation_id})
 
+    # The lease writes bump the revision: a whole-document write that read the old lease
+    # (``_replace_fields``) then retries instead of putting it back.
+
+    async def take_lease(
+        self,
+        conversation_id: str,
+        runner: str,
+        until: int,
+        *,
+        seen_runner: str | None,
+        seen_until: int | None,
+    ) -> bool:
+        query = {"_id": conversation_id, "runner": seen_runner, "lease_until": seen_until}
+        change = {"$set": {"runner": runner, "lease_until": until}, "$inc": {REV: 1}}
+        result = await self.coll.update_one(query, change)
+        return result.modified_count == 1
+
+    async def renew_leases(
+        self, conversation_ids: builtins.list[str], runner: str, until: int
+    ) -> builtins.list[str]:
+        lost = []
+        for conversation_id in conversation_ids:  # by _id: the primary index everywhere
+            result = await self.coll.update_one(
+                {"_id": conversation_id, "runner": runner},
+                {"$set": {"lease_until": until}, "$inc": {REV: 1}},
+            )
+            if result.matched_count == 0:
+                lost.append(conversation_id)
+        return lost
+
+    async def release_lease(self, conversation_id: str, runner: str) -> None:
+        await self.coll.update_one(
+            {"_id": conversation_id, "runner": runner},
+            {"$set": {"runner": None, "lease_until": None}, "$inc": {REV: 1}},
+        )
+
 
 class MongoMessageRepo(_Repo):
     async def append(self, message: Message) -> bool:

@@ -102,6 +102,30 @@ class ConversationRepo(Protocol):
     async def set_fields(self, conversation_id: str, **fields: Any) -> None: ...
     async def delete(self, conversation_id: str) -> None: ...
 
+    async def take_lease(
+        self,
+        conversation_id: str,
+        runner: str,
+        until: int,
+        *,
+        seen_runner: str | None,
+        seen_until: int | None,
+    ) -> bool:
+        """Give the conversation's lease to ``runner`` until ``until`` (epoch milliseconds) if its
+        lease is still the one seen (``seen_runner``, ``seen_until``): one atomic
+        compare-and-set, so of two workers taking the same conversation exactly one wins."""
+        ...
+
+    async def renew_leases(
+        self, conversation_ids: builtins.list[str], runner: str, until: int
+    ) -> builtins.list[str]:
+        """Extend ``runner``'s leases; returns the ids whose lease another worker took."""
+        ...
+
+    async def release_lease(self, conversation_id: str, runner: str) -> None:
+        """Drop ``runner``'s lease (a lease taken over by another worker is left alone)."""
+        ...
+
 
 class MessageRepo(Protocol):
     async def append(self, message: Message) -> bool:

@@ -639,6 +639,14 @@ class Estimate(Model):
     measured_calls: int = 0
 
 
+class BatchWorker(Model):
+    """A process working on a batch: its id (``host:pid/n``) and its last heartbeat."""
+
+    runner: str
+    heartbeat_at: datetime
+    joined_at: datetime = Field(default_factory=utcnow)
+
+
 class Batch(Model):
     id: str = Field(default_factory=new_id)
     experiment_id: str
@@ -654,8 +662,13 @@ class Batch(Model):
     # why it stopped before the end (status interrupted or cancelled): "Ctrl-C (SIGINT)",
     # "the database stopped answering", "cancelled by alice" ...; None while it runs or when done
     stop_reason: str | None = None
-    runner: str | None = None  # "host:pid" of the process running it (None: nobody)
-    heartbeat_at: datetime | None = None  # that process's last sign of life
+    # batches run before per-conversation leases: "host:pid/n" of the process that ran it and
+    # its last sign of life; read (never written) so such a lease is still respected
+    runner: str | None = None
+    heartbeat_at: datetime | None = None
+    # the processes working on it now ("simulator worker", a run, a resume), each with its last
+    # sign of life; which conversation each runs is the conversation's ``runner``
+    workers: list[BatchWorker] = Field(default_factory=list)
     # the user's price table when the batch was created (the spec's prices: over the
     # PRICE_TABLE file; dated defaults for OpenAI's models apply beneath it): what its calls
     # are priced at, on every run (llm/prices.py)
@@ -726,6 +739,11 @@ class Conversation(Model):
     # game parameters of this run when they differ from the experiment's (a fork with changes,
     # command-line options); None: the experiment's ``game``
     game: dict[str, Any] | None = None
+    # the conversation's lease: the worker running it ("host:pid/n") and until when
+    # (milliseconds since the epoch: a whole number compares exactly on every server), renewed
+    # while it runs; another worker takes the conversation over once it has expired
+    runner: str | None = None
+    lease_until: int | None = None
     # what the run noticed about its models without failing, e.g.
     # "system_prompt_dropped:<model>" (the server's prompt token count shows it never read the
     # system message): stored so a reader of the data sees it

@@ -184,31 +184,27 @@ class BatchRun:
 
 
 def running_elsewhere(batch: Batch, now: Any = None) -> bool:
-    """Another runner holds the batch's lease and looks alive: it renewed its heartbeat within
-    the engine's lease time and, when it is a process of this machine, that process exists.
+    """Another process works on the batch and looks alive: it renewed its heartbeat within the
+    engine's lease time and, when it is a process of this machine, that process exists.
     (The engine decides for real when a run starts; this only labels the batch.)"""
-    if batch.runner is None or batch.heartbeat_at is None or batch.status is not Status.running:
-        return False
+    return bool(workers_elsewhere(batch, now))
+
+
+def workers_elsewhere(batch: Batch, now: Any = None) -> list[str]:
+    """The live workers of another process on the batch (``host:pid/n`` each)."""
+    if batch.status is not Status.running:
+        return []
     import os
-    import socket
 
-    from simulator.domain import utcnow
     from simulator.engine.batch import LEASE_S
+    from simulator.engine.leases import live_workers
 
-    if ((now or utcnow()) - batch.heartbeat_at).total_seconds() > LEASE_S:
-        return False
-    host, _, rest = batch.runner.partition(":")
-    pid = rest.split("/", 1)[0]
-    if host == socket.gethostname() and pid.isdigit():
-        if int(pid) == os.getpid():
-            return False  # this very process: running here, or left over from a cancelled run
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:  # it exists, under another user
-            return True
-    return True
+    pid = f":{os.getpid()}/"
+    return [
+        w.runner
+        for w in live_workers(batch, LEASE_S, now=now, running_here=())
+        if pid not in w.runner  # this very process: running here, or left over
+    ]
 
 
 class RunRegistry:

@@ -43,6 +43,7 @@ from simulator.tui.runs import (
     running_elsewhere,
     runs_of,
     warm_up,
+    workers_elsewhere,
 )
 from simulator.tui.screens.base import ReportsWorkerErrors
 from simulator.tui.screens.dialogs import ConfirmDialog
@@ -901,7 +902,8 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
             return
         if running_elsewhere(batch):
             self.notify(
-                f"Batch {batch_id[:8]} is running in {batch.runner}; cancel it there first.",
+                f"Batch {batch_id[:8]} is running in {', '.join(workers_elsewhere(batch))}; "
+                "cancel it there first.",
                 severity="warning",
             )
             return
