@@ -18,6 +18,7 @@ from simulator import __version__
 COMMAND_MODULES = [
     "db",
     "run",
+    "worker",
     "experiments",
     "export",
     "annotate",

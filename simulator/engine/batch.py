@@ -387,8 +387,9 @@ class BatchRunner:
                 await asyncio.wait_for(self._store_interruption(active), LAST_WRITE_S)
                 active.interruption_stored = True
             return active
-        # the last worker to leave stores the batch's end; the others leave it to them
-        if await asyncio.shield(self._leave(batch_id)):
+        # the last worker to leave stores the batch's end (or any worker, once every
+        # conversation has ended: a worker still listed may die before it leaves)
+        if await asyncio.shield(self._leave(batch_id)) or await self._all_ended(batch_id):
             if active.shared:  # each worker metered its own calls: the messages hold them all
                 convs = await self._conversations(batch_id)
                 stored = await self.store.messages.list_many([c.id for c in convs])
@@ -541,6 +542,20 @@ class BatchRunner:
             total=len(convs),
         )
 
+    async def who_runs(self, batch_id: str) -> dict[str, list[Conversation]]:
+        """The batch's live workers, each with the conversations it holds now (``host:pid/n``
+        -> conversations, in cell order; a worker between two conversations holds none)."""
+        batch = await self.get(batch_id)
+        at = now_ms()
+        workers: dict[str, list[Conversation]] = {
+            w.runner: [] for w in live_workers(batch, self.lease_s)
+        }
+        for conv in await self._conversations(batch_id):
+            live = conv.lease_until is not None and conv.lease_until > at
+            if conv.runner is not None and conv.status is Status.running and live:
+                workers.setdefault(conv.runner, []).append(conv)
+        return workers
+
     async def get(self, batch_id: str) -> Batch:
         batch = await self.store.batches.get(batch_id)
         if batch is None:
@@ -575,6 +590,7 @@ class BatchRunner:
             )
             if not taken:
                 return None
+            active.lost_leases.discard(conv.id)  # lost before, and taken back now
             active.held.add(conv.id)
             try:
                 fresh = await self.store.conversations.get(conv.id)
@@ -909,6 +925,11 @@ class BatchRunner:
         if left is None:
             return True
         return not live_workers(left, self.lease_s, now=now, running_here=here)
+
+    async def _all_ended(self, batch_id: str) -> bool:
+        """No conversation of the batch is left to run: each is done, failed or cancelled."""
+        ended = (Status.done, Status.failed, Status.cancelled)
+        return all(c.status in ended for c in await self._conversations(batch_id))
 
     async def _update_workers(
         self, batch_id: str, change: Callable[[Batch], list[BatchWorker] | None]
