@@ -362,6 +362,38 @@ DRYRUN_MODEL = "dryrun"
 DRYRUN_ALIAS = "script"
 
 
+class PoolEndpoint(Model):
+    """One server of a model pool: where it is, which key it uses, how many calls at once.
+
+    ``api_key_env`` names the environment variable holding its key (never the key itself);
+    ``concurrency`` is its own limit (None: the provider's, OLLAMA_CONCURRENCY or
+    OPENAI_CONCURRENCY)."""
+
+    base_url: str | None = None
+    api_key_env: str | None = None
+    concurrency: int | None = Field(default=None, ge=1, le=1024)
+    name: str | None = None  # how it is shown and stored (default: its base_url and key name)
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", v):
+            # the value is not repeated: it may be the key, pasted in the wrong place
+            raise ValueError(
+                "api_key_env must be the name of an environment variable (letters, digits, _) "
+                "that holds the key, never the key itself"
+            )
+        return v
+
+    @property
+    def label(self) -> str:
+        """What a message stores as the endpoint that answered: never a key."""
+        if self.name:
+            return self.name
+        where = self.base_url or "default"
+        return f"{where} [{self.api_key_env}]" if self.api_key_env else where
+
+
 class ModelRef(Model):
     """Which model answers, where, and with which parameters.
 
@@ -375,6 +407,9 @@ class ModelRef(Model):
     base_url: str | None = None
     params: SamplingParams = Field(default_factory=SamplingParams)
     options: dict[str, Any] = Field(default_factory=dict)
+    # a model pool: the same model served by several servers (or keys); each call goes to the
+    # least loaded healthy one (llm/pools.py). Empty: the one server of ``base_url``.
+    endpoints: list[PoolEndpoint] = Field(default_factory=list)
 
     @field_validator("model")
     @classmethod
@@ -397,12 +432,33 @@ class ModelRef(Model):
             problem = url_problem(self.base_url, bare_host=self.provider is Provider.ollama)
             if problem:
                 raise ValueError(f"base_url {self.base_url!r}: {problem}")
+        labels = [e.label for e in self.endpoints]
+        for i, e in enumerate(self.endpoints):
+            if e.base_url is not None and e.base_url.strip():
+                problem = url_problem(e.base_url, bare_host=self.provider is Provider.ollama)
+                if problem:
+                    raise ValueError(f"endpoints.{i}.base_url {e.base_url!r}: {problem}")
+            if labels.count(e.label) > 1:
+                raise ValueError(f"endpoints.{i}: {e.label!r} is listed twice")
+        if self.endpoints and self.base_url:
+            raise ValueError("give either base_url or endpoints (a pool), not both")
         return self
 
     @property
     def endpoint(self) -> str:
         """Identifies the server that answers: used for per-endpoint concurrency limits."""
+        if self.endpoints:
+            return f"{self.provider.value}:pool({', '.join(e.label for e in self.endpoints)})"
         return f"{self.provider.value}:{self.base_url or 'default'}"
+
+    def member(self, endpoint: PoolEndpoint) -> ModelRef:
+        """This model as served by one endpoint of its pool."""
+        options = dict(self.options)
+        if endpoint.api_key_env:
+            options["api_key_env"] = endpoint.api_key_env
+        return self.model_copy(
+            update={"base_url": endpoint.base_url, "options": options, "endpoints": []}
+        )
 
     @property
     def label(self) -> str:
@@ -814,6 +870,9 @@ class Message(Model):
     cost_usd: float | None = None
     #: The response cache's part in this message (None: the cache was off).
     cache: CacheRecord | None = None
+    #: Which endpoint of the model's pool answered (``PoolEndpoint.label``: its URL and the
+    #: name of its key's variable, never a key); None when the model is not a pool.
+    endpoint: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
 
     @property

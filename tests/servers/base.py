@@ -120,6 +120,9 @@ class FakeServer:
         return fault.body or {"error": f"scripted fault {fault.status}"}
 
     def _dispatch(self, h: BaseHTTPRequestHandler) -> None:
+        if self._stop.is_set():  # stopped: a kept-alive connection is cut, as by a dead server
+            h.close_connection = True
+            return
         length = int(h.headers.get("Content-Length") or 0)
         raw = h.rfile.read(length) if length else b""
         try:
