@@ -22,7 +22,7 @@ from simulator.engine.leases import now_ms
 from simulator.llm.dryrun import register_policy, unregister_policy
 from simulator.llm.registry import Backends
 from tests.plugins.waiting import DEADLINE_S, wait_until
-from tests.servers.openai_server import FakeOpenAIServer
+from tests.servers.openai_server import CHAT, FakeOpenAIServer
 from tests.test_batch import _assert_complete_and_exact
 from tests.workers.harness import worker
 
@@ -206,3 +206,41 @@ async def test_a_conversation_renews_its_lease_one_taken_over_stops_and_is_taken
     assert back is not None and back.status is Status.done and back.runner is None
     assert ended.status is Status.done
     await _assert_complete_and_exact(store, batch.id)
+
+
+async def test_an_endpoint_limit_holds_across_three_worker_processes(
+    store: Any,
+    mongo_uri: str,
+    prison_experiment: Experiment,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    limit = 2  # each process alone would send 2 at once: 6 together without shared slots
+    monkeypatch.setenv("OPENAI_CONCURRENCY", str(limit))
+    with FakeOpenAIServer() as server:
+        server.delay_s = 0.1  # the first worker is still busy when the others join
+        model = ModelRef(provider=Provider.openai, model="fake-model", base_url=server.base_url)
+        exp = await store.experiments.create(prison_experiment)
+        spec = BatchSpec(
+            experiment_id=exp.id,
+            model_sets=[ModelSet(default=model)],
+            max_agents={"Guard": 2, "Prisoner": 1},
+            total_messages=6,
+            repeats=8,  # enough conversations to keep all three workers calling at once
+            concurrency=4,
+        )
+        batch = await BatchRunner(store, Backends()).start(exp, spec, owner="lab")
+        where = {"uri": mongo_uri, "db": store.db_name, "target": batch.id, "data_dir": tmp_path}
+        async with (
+            worker("shared", **where) as first,
+            worker("shared", **where) as second,
+            worker("shared", **where) as third,
+        ):
+            for w in (first, second, third):
+                assert await w.finish() == "done"
+        calls_at_once = server.max_path_in_flight[CHAT]  # model listings (preflight) apart
+        assert calls_at_once <= limit, calls_at_once
+        assert batch.cells_total == 16
+        await _assert_complete_and_exact(store, batch.id)
+        slots = await store.db["slots"].find({}).to_list(None)
+        assert len(slots) == limit and all(s["holder"] is None for s in slots)  # all let go

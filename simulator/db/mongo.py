@@ -653,6 +653,32 @@ class MongoLedgerRepo(_Repo):
 # --------------------------------------------------------------------------- the store
 
 
+class MongoSlotRepo(_Repo):
+    """Every query is by ``_id`` (the primary index on every server)."""
+
+    async def ensure(self, endpoint: str, slot_ids: builtins.list[str]) -> None:
+        docs = [{"_id": i, "endpoint": endpoint, "holder": None, "until": 0} for i in slot_ids]
+        with contextlib.suppress(BulkWriteError, DuplicateKeyError):  # another process did
+            await self.coll.insert_many(docs, ordered=False)
+
+    async def get(self, slot_ids: builtins.list[str]) -> builtins.list[Doc]:
+        return await self._find({"_id": {"$in": slot_ids}})
+
+    async def take(
+        self, slot_id: str, holder: str, until: int, *, seen_holder: str | None, seen_until: int
+    ) -> bool:
+        result = await self.coll.update_one(
+            {"_id": slot_id, "holder": seen_holder, "until": seen_until},
+            {"$set": {"holder": holder, "until": until}},
+        )
+        return result.modified_count == 1
+
+    async def free(self, slot_id: str, holder: str) -> None:
+        await self.coll.update_one(
+            {"_id": slot_id, "holder": holder}, {"$set": {"holder": None, "until": 0}}
+        )
+
+
 class MongoStore:
     """The ``Store`` for one database; create with ``connect_store`` (which also calls ``init``)."""
 
@@ -669,6 +695,7 @@ class MongoStore:
         self.annotations = MongoAnnotationRepo(self)
         self.responses = MongoResponseRepo(self.db["responses"])
         self.ledgers = MongoLedgerRepo(self.db["ledgers"])
+        self.slots = MongoSlotRepo(self.db["slots"])
 
     async def init(self) -> None:
         """Check the schema version and create the indexes (idempotent)."""

@@ -199,6 +199,29 @@ class ResponseRepo(Protocol):
     async def clear(self, model: str | None = None, provider: str | None = None) -> int: ...
 
 
+class SlotRepo(Protocol):
+    """Concurrency slots of model endpoints shared by every process (``llm/shared_limits.py``):
+    one document per slot (``_id`` = ``endpoint#i``) with its holder and expiry."""
+
+    async def ensure(self, endpoint: str, slot_ids: builtins.list[str]) -> None:
+        """Create the slots that do not exist yet (free)."""
+        ...
+
+    async def get(self, slot_ids: builtins.list[str]) -> builtins.list[dict[str, Any]]:
+        """The slots as stored: ``{"_id", "holder", "until"}`` each."""
+        ...
+
+    async def take(
+        self, slot_id: str, holder: str, until: int, *, seen_holder: str | None, seen_until: int
+    ) -> bool:
+        """Compare-and-set: hold the slot if it is still as seen."""
+        ...
+
+    async def free(self, slot_id: str, holder: str) -> None:
+        """Let go of a slot this holder still holds."""
+        ...
+
+
 class LedgerRepo(Protocol):
     """Cost ledgers, one per batch (``_id`` = the batch's id)."""
 

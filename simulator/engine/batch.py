@@ -307,6 +307,8 @@ class BatchRunner:
             )
         previous = await self._claim(batch_id, join=join)
         _RUNNING_HERE.add((self.runner_id, batch_id))
+        if join or live_workers(previous, self.lease_s, exclude=self.runner_id):
+            self._share_limits()  # several processes call the same servers
         lost: _ActiveRun | None = None
         try:
             await self._record_abandoned(previous)
@@ -871,9 +873,21 @@ class BatchRunner:
         def beat(b: Batch) -> list[BatchWorker]:
             if live_workers(b, self.lease_s, now=now, running_here=here, exclude=self.runner_id):
                 active.shared = True
+                self._share_limits()  # a worker joined this run: hold the limits with it
             return _with_worker(b, self.runner_id, now, self.lease_s, here)
 
         await self._update_workers(active.batch_id, beat)
+
+    def _share_limits(self) -> None:
+        """Hold each endpoint's concurrency limit across processes, through the database's
+        slots (llm/shared_limits.py), once this run shares its batch with other workers."""
+        share = getattr(self.backends, "share_limits", None)
+        slots = getattr(self.store, "slots", None)
+        if share is None or slots is None or getattr(self.backends, "shares_limits", False):
+            return
+        from simulator.llm.shared_limits import SharedLimits
+
+        share(SharedLimits(slots, self.runner_id))
 
     # ------------------------------------------------------------------ the batch's workers
 

@@ -9,9 +9,10 @@ message (see system_check.py); ``warnings_for(model)`` says what it found.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from typing import Any
@@ -69,6 +70,7 @@ class Backends:
         self._dropped: dict[tuple[str, str], bool | None] = {}
         self._judging: dict[tuple[int, str, str], asyncio.Event] = {}
         self._pools: dict[str, Pool] = {}  # ModelRef.endpoint of a pool -> its endpoints
+        self._shared: Any = None  # SharedLimits: the limits held across processes, when set
 
     # ------------------------------------------------------------------ routing
 
@@ -100,13 +102,29 @@ class Backends:
             return self.settings.openai_concurrency
         return DRYRUN_CONCURRENCY
 
+    def share_limits(self, limits: Any) -> None:
+        """Hold every endpoint's limit across processes too (llm/shared_limits.py): from now on
+        a call takes one of the endpoint's slots in the database as well. None: local only."""
+        self._shared = limits
+
+    @property
+    def shares_limits(self) -> bool:
+        return self._shared is not None
+
     def _slot(self, ref: ModelRef) -> AbstractAsyncContextManager[object]:
         # per event loop too: a semaphore that once made a call wait is bound to its loop
         key = (id(asyncio.get_running_loop()), ref.endpoint)
         sem = self._slots.get(key)
         if sem is None:
             sem = self._slots[key] = asyncio.Semaphore(self.limit_for(ref))
-        return sem
+        if self._shared is None or ref.provider is Provider.dryrun:
+            return sem
+        return self._shared_slot(sem, ref)
+
+    @contextlib.asynccontextmanager
+    async def _shared_slot(self, sem: asyncio.Semaphore, ref: ModelRef) -> AsyncIterator[None]:
+        async with sem, self._shared.slot(ref.endpoint, self.limit_for(ref)):
+            yield
 
     def policy_for(self, ref: ModelRef) -> RetryPolicy:
         opts = ref.options
