@@ -244,3 +244,28 @@ async def test_an_endpoint_limit_holds_across_three_worker_processes(
         await _assert_complete_and_exact(store, batch.id)
         slots = await store.db["slots"].find({}).to_list(None)
         assert len(slots) == limit and all(s["holder"] is None for s in slots)  # all let go
+
+
+def test_the_monitor_says_which_worker_runs_how_many_conversations(
+    prison_experiment: Experiment,
+) -> None:
+    from simulator.domain import Batch, Conversation, GridCell
+    from simulator.tui.runs import BatchRun, ConversationRow
+    from simulator.tui.screens.monitor import summary_text
+
+    exp = prison_experiment
+    batch = Batch(experiment_id=exp.id, spec=BatchSpec(experiment_id=exp.id), status=Status.running)
+    run = BatchRun(batch, exp.name, ["Guard", "Prisoner"])
+    until = now_ms() + 30_000
+    cell = GridCell(counts={"Guard": 1, "Prisoner": 1}, days=1, total_messages=4, models=ModelSet())
+    for i, (runner, status) in enumerate(
+        [("gpu-a:1/1", Status.running), ("gpu-a:1/1", Status.running),
+         ("gpu-b:2/1", Status.running), ("gpu-b:2/1", Status.done), (None, Status.pending)]
+    ):  # fmt: skip
+        conv = Conversation(
+            experiment_id=exp.id, cell=cell, cell_index=i, status=status,
+            runner=runner, lease_until=until if runner else None,
+        )  # fmt: skip
+        run.rows[conv.id] = ConversationRow.of(conv)
+    text = summary_text(run)
+    assert "workers gpu-a:1/1 (2), gpu-b:2/1 (1)" in text  # a finished one is held by nobody

@@ -18,6 +18,7 @@ import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +64,7 @@ class ConversationRow:
     error: str | None = None
     agents: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # Conversation.warnings
+    worker: str | None = None  # the worker ("host:pid/n") running it now, by its live lease
     rev: int = 0  # bumped on every change; screens repaint rows whose rev moved
 
     @classmethod
@@ -82,7 +84,27 @@ class ConversationRow:
             error=conv.error if failed else None,
             agents=[a.name for a in conv.agents],
             warnings=list(conv.warnings),
+            worker=_worker_of(conv),
         )
+
+
+def _worker_of(conv: Conversation) -> str | None:
+    from simulator.engine.leases import now_ms
+
+    if conv.status is not Status.running or conv.runner is None:
+        return None
+    if conv.lease_until is None or conv.lease_until <= now_ms():
+        return None
+    return conv.runner
+
+
+def workers_label(rows: Iterable[ConversationRow]) -> str:
+    """Which worker runs how many conversations: ``lab-pc:4821/1 (3), gpu-2:77/1 (2)``."""
+    held: dict[str, int] = {}
+    for row in rows:
+        if row.worker is not None:
+            held[row.worker] = held.get(row.worker, 0) + 1
+    return ", ".join(f"{name} ({n})" for name, n in sorted(held.items()))
 
 
 def models_label(conv: Conversation) -> str:
