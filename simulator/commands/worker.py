@@ -93,8 +93,8 @@ async def _work(ref: str | None, wait: bool, lease_s: float | None) -> int:
             return _report_end(batch, console, await _ledger(store, batch.id))
         worked: set[str] = set()
         while True:
-            batch = await _next_batch(store, worked)
-            if batch is None:
+            waiting = await _next_batch(store, worked)
+            if waiting is None:
                 if not wait:
                     console.print(
                         "No batch to work on." if not worked else "No batch left to work on."
@@ -103,8 +103,8 @@ async def _work(ref: str | None, wait: bool, lease_s: float | None) -> int:
                 await asyncio.sleep(LOOK_S)
                 worked.clear()  # a batch worked on may have been resumed since
                 continue
-            worked.add(batch.id)
-            await _join(runner, store, batch, console)
+            worked.add(waiting.id)
+            await _join(runner, store, waiting, console)
 
 
 async def _join(runner: Any, store: Any, batch: Batch, console: Any) -> Batch:

@@ -73,6 +73,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from simulator.db.store import STORE_LOST, ConversationFilter, Store, is_store_unreachable
@@ -448,7 +449,7 @@ class BatchRunner:
                 active.tasks.add(task)
                 active.queued[conv.id] = task
                 task.add_done_callback(active.tasks.discard)
-                task.add_done_callback(lambda _t, cid=conv.id: active.queued.pop(cid, None))
+                task.add_done_callback(partial(_forget, active.queued, conv.id))
             if not active.tasks and not takeable and not elsewhere:
                 return
             if elsewhere:
@@ -957,7 +958,7 @@ class BatchRunner:
                 return None
             updated = await self.store.batches.update_if(
                 batch_id,
-                lambda b, seen=batch: b.workers == seen.workers and b.runner == seen.runner,
+                partial(_same_workers, batch),
                 workers=workers,
                 runner=None,
                 heartbeat_at=None,
@@ -1036,6 +1037,15 @@ def check_cost_cap(spec: BatchSpec, cells: list[GridCell], prices: Prices | None
             f"batch.max_cost_usd: no price for {', '.join(sorted(missing))}; give each a price "
             "in the spec's prices: (or the PRICE_TABLE file), or cap max_total_tokens instead"
         )
+
+
+def _forget(queued: dict[str, Any], conversation_id: str, _task: object) -> None:
+    queued.pop(conversation_id, None)
+
+
+def _same_workers(seen: Batch, batch: Batch) -> bool:
+    """The batch's workers (and legacy runner) are still those ``seen``."""
+    return batch.workers == seen.workers and batch.runner == seen.runner
 
 
 def _with_worker(
