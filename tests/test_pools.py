@@ -154,3 +154,40 @@ def test_a_bad_pool_in_a_spec_is_one_message_naming_the_field(
         load_spec(spec)
     assert message in str(refused.value)
     assert "sk-live-1234" not in str(refused.value)  # a key pasted there is never echoed
+
+
+async def test_the_models_tab_shows_a_pools_endpoints_and_an_edit_keeps_them(
+    store: Any, tui_settings: Any
+) -> None:
+    from textual.widgets import Input, Static, TabbedContent
+
+    from simulator.tui.app import SimulatorApp
+    from simulator.tui.screens.editor import EditorScreen
+    from tests.plugins.tui import sample_experiment, settle, wait_library
+    from tests.plugins.tui import wait_until as wait_ui
+
+    pool = ModelRef(
+        provider=Provider.openai,
+        model="llama-8b",
+        endpoints=[
+            PoolEndpoint(base_url="http://gpu1:8000/v1", concurrency=8, name="gpu1"),
+            PoolEndpoint(base_url="http://gpu2:8000/v1", api_key_env="GPU2_KEY"),
+        ],
+    )
+    await store.experiments.create(sample_experiment().model_copy(update={"models": [pool]}))
+    app = SimulatorApp(tui_settings, store=store, user="alice", offer_example=False)
+    async with app.run_test(size=(110, 34)) as pilot:
+        await wait_library(pilot)
+        await pilot.press("o")
+        await wait_ui(pilot, lambda: isinstance(app.screen, EditorScreen))
+        editor: EditorScreen = app.screen  # type: ignore[assignment]
+        await pilot.press("f5")
+        await wait_ui(pilot, lambda: editor.query_one(TabbedContent).active == "tab-models")
+        status = str(editor.query_one("#models-status", Static).render())
+        assert "A pool of 2 endpoints" in status
+        assert "gpu1: http://gpu1:8000/v1 (8 at once)" in status
+        assert "http://gpu2:8000/v1 (the provider's limit, key from GPU2_KEY)" in status
+        editor.query_one("#param-temperature", Input).value = "0.2"
+        await settle(pilot)
+        edited = editor.draft.models[0]
+        assert edited.params.temperature == 0.2 and edited.endpoints == pool.endpoints
