@@ -191,3 +191,20 @@ async def test_the_models_tab_shows_a_pools_endpoints_and_an_edit_keeps_them(
         await settle(pilot)
         edited = editor.draft.models[0]
         assert edited.params.temperature == 0.2 and edited.endpoints == pool.endpoints
+
+
+def test_a_model_that_is_not_a_pool_dumps_and_seeds_exactly_as_before_pools() -> None:
+    """Cell seeds and cache keys hash the model's dump: a model without endpoints must not
+    gain a key (every existing spec would get new seeds)."""
+    from simulator.domain import GridCell
+    from simulator.engine.grid import seed_path
+
+    plain = ModelRef(provider=Provider.openai, model="m", base_url="http://a:1/v1")
+    assert "endpoints" not in plain.model_dump() and "endpoints" not in plain.model_dump_json()
+    cell = GridCell(counts={"A": 1}, days=1, total_messages=2, models=ModelSet(default=plain))
+    assert "endpoints" not in seed_path(cell)
+    pool = ModelRef(provider=Provider.openai, model="m", endpoints=[PoolEndpoint(base_url=None)])
+    assert pool.model_dump()["endpoints"] == [
+        {"base_url": None, "api_key_env": None, "concurrency": None, "name": None}
+    ]
+    assert ModelRef.model_validate(pool.model_dump()) == pool

@@ -408,8 +408,10 @@ class ModelRef(Model):
     params: SamplingParams = Field(default_factory=SamplingParams)
     options: dict[str, Any] = Field(default_factory=dict)
     # a model pool: the same model served by several servers (or keys); each call goes to the
-    # least loaded healthy one (llm/pools.py). Empty: the one server of ``base_url``.
-    endpoints: list[PoolEndpoint] = Field(default_factory=list)
+    # least loaded healthy one (llm/pools.py). Empty: the one server of ``base_url``. Left out
+    # of every dump when empty, so a model that is not a pool dumps (and hashes: cell seeds,
+    # cache keys) exactly as before pools existed.
+    endpoints: list[PoolEndpoint] = Field(default_factory=list, exclude_if=lambda v: not v)
 
     @field_validator("model")
     @classmethod
