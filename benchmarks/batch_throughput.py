@@ -62,7 +62,9 @@ from simulator.domain import (
 from simulator.engine.batch import BatchRunner
 from simulator.engine.events import EventBus, MessageStored
 from simulator.llm.registry import Backends
-from simulator.scenarios.registry import KINDS
+from simulator.scenarios.registry import KINDS, install
+
+install()  # the experiment kinds, as the composition root (AppRoot) installs them for a command
 
 AGENT_KINDS = (MessageKind.utterance, MessageKind.action)
 

@@ -49,6 +49,7 @@ from simulator.domain import (  # noqa: E402
 from simulator.engine.batch import BatchRunner  # noqa: E402
 from simulator.engine.grid import estimate_cells, expand_grid  # noqa: E402
 from simulator.llm.registry import Backends  # noqa: E402
+from simulator.scenarios.registry import install  # noqa: E402
 from simulator.services.files import read_experiment  # noqa: E402
 from simulator.settings import Settings  # noqa: E402
 from tests.servers.prefix_cache_server import PrefixCacheServer  # noqa: E402
@@ -56,6 +57,8 @@ from tests.servers.prefix_cache_server import PrefixCacheServer  # noqa: E402
 EXAMPLE = ROOT / "simulator" / "examples" / "prison_study.yaml"
 LEVELS = [{"goal": "Escape", "persona": "No persona"}]
 REPLY = " ".join(["word"] * 60)
+
+install()  # the experiment kinds, as the composition root (AppRoot) installs them for a command
 
 
 def settings() -> Settings:

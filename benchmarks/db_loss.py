@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from simulator.db.embedded import EmbeddedServer  # noqa: E402
+from simulator.scenarios.registry import install  # noqa: E402
 
 SPEC = """\
 experiment: {example: prison_study}
@@ -48,6 +49,8 @@ batch:
   concurrency: 3
 """
 DB = "db_loss_benchmark"
+
+install()  # the experiment kinds, as the composition root (AppRoot) installs them for a command
 
 
 def main() -> None:

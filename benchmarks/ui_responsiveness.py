@@ -237,10 +237,12 @@ def load_average() -> float:
 async def main(probe_ms: float, batches: list[int], listed: int) -> dict[str, Any]:
     from simulator.db.embedded import EmbeddedServer
     from simulator.db.mongo import connect_store
+    from simulator.scenarios.registry import install
     from simulator.settings import Settings
     from simulator.tui.app import SimulatorApp
     from simulator.tui.screens.library import LibraryScreen
 
+    install()  # the experiment kinds, as the composition root (AppRoot) installs them for a command
     figures: dict[str, Any] = {"load_avg_start": load_average()}
     print(f"machine: {os.cpu_count()} cores; load average {figures['load_avg_start']} (1 min)")
     probe_s = probe_ms / 1000

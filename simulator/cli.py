@@ -7,27 +7,44 @@ With no command, the TUI starts. Each group of headless commands lives in its ow
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from simulator import __version__
+from simulator.commands import (
+    annotate,
+    cache,
+    coding,
+    db,
+    experiments,
+    export,
+    kinds,
+    login,
+    run,
+    stats,
+    worker,
+)
 
-# Modules under simulator/commands that define ``register(subparsers)``; each command sets
-# ``func`` (a callable taking the parsed args and returning an exit code).
-COMMAND_MODULES = [
-    "db",
-    "run",
-    "worker",
-    "experiments",
-    "export",
-    "annotate",
-    "coding",
-    "stats",
-    "login",
-    "kinds",  # every experiment kind's own group: simulator commons ..., simulator reputation ...
-    "cache",
-]
+if TYPE_CHECKING:
+    from simulator.commands.common import RootFactory
+
+# Command groups: each module defines ``register(subparsers)``; each command sets ``func`` (a
+# callable taking the parsed args and returning an exit code) and ``uses_database``. ``kinds``
+# adds every experiment kind's own group (simulator commons ..., simulator reputation ...).
+COMMAND_MODULES = (
+    db,
+    run,
+    worker,
+    experiments,
+    export,
+    annotate,
+    coding,
+    stats,
+    login,
+    kinds,
+    cache,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,34 +65,31 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     tui = sub.add_parser("tui", help="start the interactive TUI (the default)")
-    tui.set_defaults(func=_run_tui)
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"simulator.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"simulator.commands.{name}":
-                continue  # that command group is not built yet
-            raise
+    tui.set_defaults(func=_run_tui, uses_database=True)
+    for module in COMMAND_MODULES:
         module.register(sub)
     return parser
 
 
 def _run_tui(args: argparse.Namespace) -> int:
+    from simulator.commands.common import command_root
     from simulator.tui.launch import run_tui
 
-    return run_tui(args)
+    return run_tui(command_root())
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from simulator.scenarios.registry import install
-
-    install()  # the experiment kinds, handed to the engine once for the process
+def main(argv: Sequence[str] | None = None, *, make_root: RootFactory | None = None) -> int:
+    """Run the command ``argv`` names (the TUI without one); returns the exit code.
+    ``make_root`` builds the composition root from the settings (tests inject a user); the root
+    hands the experiment kinds to the engine."""
     parser = build_parser()
     args = parser.parse_args(argv)
     func = getattr(args, "func", None) or _run_tui
     from simulator.commands.common import run_command
 
-    return run_command(func, args)
+    if make_root is None:
+        return run_command(func, args)
+    return run_command(func, args, make_root)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from simulator.credentials import Credentials
@@ -35,7 +36,7 @@ SETTING_RANGES: dict[str, tuple[float, float, str]] = {
 _SECRET_SETTINGS = frozenset({"mongodb_uri", "db_password", "openai_api_key", "db_cluster_url"})
 
 
-def _ranged(name: str, default: Any) -> Any:
+def _ranged(name: str, default: float) -> Any:
     low, high, _ = SETTING_RANGES[name]
     return Field(default=default, ge=low, le=high, allow_inf_nan=False)
 
@@ -132,7 +133,7 @@ class Settings(BaseSettings):
 
     @field_validator("openai_base_url", "ollama_host")
     @classmethod
-    def _valid_url(cls, v: str | None, info: Any) -> str | None:
+    def _valid_url(cls, v: str | None, info: ValidationInfo) -> str | None:
         from simulator.domain.models import url_problem
 
         if v is not None and v.strip():
@@ -285,7 +286,7 @@ def load_settings(**overrides: object) -> Settings:
         raise ConfigurationError(f"{redact_uri(str(exc))}.", title="Invalid setting") from None
 
 
-def _setting_problem(err: Any) -> str:
+def _setting_problem(err: ErrorDetails) -> str:
     """One setting's problem: ``LLM_MAX_ATTEMPTS='0': must be ...; accepted: 1 to 20 ...``."""
     name = str(err["loc"][0]) if err.get("loc") else "?"
     variable = name.upper()

@@ -10,9 +10,10 @@ import pytest
 
 from simulator.analysis import exports
 from simulator.analysis import metrics as m
-from simulator.analysis.loading import AnalysisFilter, load_all, load_messages
+from simulator.analysis.loading import load_all, load_messages
 from simulator.cli import main
 from simulator.domain import BatchSpec, Experiment, ModelRef, ModelSet, Provider
+from simulator.domain.filters import ConversationFilter
 from simulator.engine.batch import BatchRunner
 from simulator.llm.registry import Backends
 
@@ -37,7 +38,7 @@ async def dryrun_batch(store, prison_experiment_with_goal: Experiment) -> str:
 async def test_parquet_export_of_a_dryrun_batch_round_trips(
     store, dryrun_batch: str, tmp_path: Path
 ) -> None:
-    flt = AnalysisFilter(batch=dryrun_batch)
+    flt = ConversationFilter(batch_id=dryrun_batch)
     frame = await load_messages(store, flt)
     [path] = await exports.export(store, flt, fmt="parquet", output=tmp_path)
     back = pd.read_parquet(path)
@@ -59,7 +60,7 @@ async def test_parquet_export_of_a_dryrun_batch_round_trips(
 
 
 async def test_metrics_and_cells_of_a_dryrun_batch(store, dryrun_batch: str) -> None:
-    conversations, messages = await load_all(store, batch=dryrun_batch)
+    conversations, messages = await load_all(store, batch_id=dryrun_batch)
     assert conversations["conversation_number"].tolist() == [1, 2, 3, 4]  # grid order, from 1
     metrics = m.conversation_metrics(messages, conversations)
     assert (metrics["messages"] == 4).all() and (metrics["summaries"] == 2).all()

@@ -11,8 +11,9 @@ import pandas as pd
 
 from simulator.analysis import exports
 from simulator.analysis import metrics as m
-from simulator.analysis.loading import AnalysisFilter, load_all
+from simulator.analysis.loading import load_all
 from simulator.domain import Status
+from simulator.domain.filters import ConversationFilter
 from simulator.engine.conversation import run_conversation
 from simulator.scenarios.commons.setup import (
     commons_cell,
@@ -31,7 +32,7 @@ async def test_a_commons_run_exports_and_measures(
     done = await run_conversation(store, backends, conv.id)
     assert done.status is Status.done, done.error
 
-    flt = AnalysisFilter(conversation_ids=[conv.id])
+    flt = ConversationFilter(conversation_ids=[conv.id])
     conversations, messages = await load_all(store, flt)
     assert messages["experiment_kind"].unique().tolist() == ["commons"]
     assert list(messages["seq"]) == list(range(len(messages)))

@@ -7,7 +7,6 @@ import pytest
 
 from simulator.analysis.loading import (
     MESSAGE_COLUMNS,
-    AnalysisFilter,
     column_key,
     load_all,
     load_conversations,
@@ -16,6 +15,7 @@ from simulator.analysis.loading import (
     parse_assignments,
 )
 from simulator.domain.errors import NotFoundError
+from simulator.domain.filters import ConversationFilter
 from tests.plugins.analysis import AnalysisData
 
 
@@ -62,10 +62,10 @@ async def test_messages_frame_columns_order_and_values(store, analysis_data: Ana
 
 
 async def test_dtypes_are_stable_whatever_the_selection(store, analysis_data: AnalysisData) -> None:
-    full = await load_messages(store, experiment=analysis_data.experiment.id)
+    full = await load_messages(store, experiment_id=analysis_data.experiment.id)
     few = await load_messages(store, conversation_ids=[analysis_data.b.id])
     assert dict(full.dtypes) == dict(few.dtypes)
-    none = await load_messages(store, experiment=analysis_data.experiment.id, kinds=["action"])
+    none = await load_messages(store, experiment_id=analysis_data.experiment.id, kinds=["action"])
     assert none.empty
     for col, dtype in MESSAGE_COLUMNS.items():
         assert str(none[col].dtype) == str(full[col].dtype) == dtype
@@ -73,7 +73,7 @@ async def test_dtypes_are_stable_whatever_the_selection(store, analysis_data: An
 
 async def test_conversations_frame(store, analysis_data: AnalysisData) -> None:
     d = analysis_data
-    df = await load_conversations(store, experiment="prison study")  # by name, any case
+    df = await load_conversations(store, experiment_id="prison study")  # by name, any case
     assert list(df["conversation_id"]) == [d.a.id, d.b.id]
     a = df.iloc[0]
     assert a["status"] == "done" and a["duration_s"] == 90.0
@@ -91,8 +91,9 @@ async def test_conversations_frame(store, analysis_data: AnalysisData) -> None:
     ("filters", "expected"),
     [
         ({}, {"a", "b", "c"}),
-        ({"batch": "BATCH"}, {"a", "b"}),
-        ({"experiment": "Other"}, {"c"}),
+        ({"batch_id": "BATCH"}, {"a", "b"}),
+        ({"batch_id": "-"}, {"c"}),  # the conversations run on their own
+        ({"experiment_id": "Other"}, {"c"}),
         ({"model": "llama3.1:8b"}, {"b"}),
         ({"model": "ollama:llama3.1:8b"}, {"b"}),
         ({"model": "dryrun"}, {"a", "c"}),
@@ -111,18 +112,18 @@ async def test_filters(store, analysis_data: AnalysisData, filters, expected) ->
     d = analysis_data
     names = {d.a.id: "a", d.b.id: "b", d.c.id: "c"}
     filters = dict(filters)
-    if filters.get("batch") == "BATCH":
-        filters["batch"] = d.batch.id
+    if filters.get("batch_id") == "BATCH":
+        filters["batch_id"] = d.batch.id
     if filters.get("conversation_ids") == ["C"]:
         filters["conversation_ids"] = [d.c.id]
     convs = await load_conversations(store, **filters)
     assert {names[c] for c in convs["conversation_id"]} == expected
-    msgs = await load_messages(store, AnalysisFilter(**filters))
+    msgs = await load_messages(store, ConversationFilter(**filters))
     assert {names[c] for c in msgs["conversation_id"]} == expected
 
 
 async def test_kinds_filter_and_load_all(store, analysis_data: AnalysisData) -> None:
-    convs, msgs = await load_all(store, batch=analysis_data.batch.id, kinds=["summary"])
+    convs, msgs = await load_all(store, batch_id=analysis_data.batch.id, kinds=["summary"])
     assert len(convs) == 2
     assert list(msgs["kind"]) == ["summary", "summary"]
     assert list(msgs["content"]) == ["Day one summary.", "Day two summary here."]
@@ -130,9 +131,9 @@ async def test_kinds_filter_and_load_all(store, analysis_data: AnalysisData) -> 
 
 async def test_unknown_experiment_or_batch_is_a_clear_error(store, analysis_data) -> None:
     with pytest.raises(NotFoundError, match="No experiment 'Nope'"):
-        await load_messages(store, experiment="Nope")
+        await load_messages(store, experiment_id="Nope")
     with pytest.raises(NotFoundError, match="There is no batch"):
-        await load_conversations(store, batch="0" * 32)
+        await load_conversations(store, batch_id="0" * 32)
 
 
 def test_messages_frame_from_domain_objects_drops_unknown_conversations() -> None:
@@ -220,3 +221,56 @@ def test_parameters_a_server_refused_are_shown_as_not_sent() -> None:
     assert pd.isna(df.loc[0, "model_seed"]) and pd.isna(df.loc[0, "top_p"])
     assert df.loc[0, "temperature"] == pytest.approx(0.7)
     assert df.loc[1, "model_seed"] == 5 and df.loc[1, "top_p"] == pytest.approx(0.9)
+
+
+async def test_cost_cache_retries_and_a_runs_warnings_are_columns(store) -> None:
+    """What a call cost, whether the response cache served it, the prompt tokens a server served
+    from its prompt cache and the failed attempts before it are message columns; why a run
+    stopped early and what it noticed about its models are conversation columns."""
+    from simulator.domain import MessageKind, TokenUsage
+    from simulator.domain.models import CacheRecord, Retry, Status
+    from tests.plugins.analysis import DRYRUN, conversation, msg, prison_experiment
+
+    exp = await store.experiments.create(prison_experiment())
+    conv = conversation(
+        exp,
+        {"Guard": 1, "Prisoner": 1},
+        days=1,
+        factors={"goal": "Escape"},
+        model=DRYRUN,
+        batch_id=None,
+        cell_index=0,
+        status=Status.failed,
+        stop_reason="budget cap reached",
+        warnings=["system_prompt_dropped:gemma", "other"],
+    )
+    await store.conversations.create(conv)
+    called = msg(conv, 1, "Guard 1", "Guard", "Stay.", turn=1, attempts=3).model_copy(
+        update={
+            "usage": TokenUsage(prompt_tokens=100, completion_tokens=5, cached_tokens=64),
+            "retries": [Retry(attempt=1, reason="429: slow down"), Retry(attempt=2, reason="5xx")],
+            "cost_usd": 0.0125,
+            "cache": CacheRecord(hit=False, key="k1"),
+        }
+    )
+    served = msg(conv, 2, "Prisoner 1", "Prisoner", "No.", turn=2).model_copy(
+        update={"cost_usd": 0.0, "cache": CacheRecord(hit=True, key="k2", hits=1)}
+    )
+    plain = msg(conv, 0, "Moderator", "moderator", "Start.", kind=MessageKind.kickoff)
+    for m in (plain, called, served):
+        assert await store.messages.append(m)
+
+    df = (await load_messages(store, conversation_ids=[conv.id])).set_index("seq")
+    assert df.loc[1, "cost_usd"] == pytest.approx(0.0125) and df.loc[2, "cost_usd"] == 0.0
+    assert df.loc[1, "cached_tokens"] == 64 and df.loc[2, "cached_tokens"] == 0
+    assert df.loc[1, "retries"] == 2 and df.loc[2, "retries"] == 0
+    assert not df.loc[1, "cache_hit"] and df.loc[2, "cache_hit"]
+    # the kickoff: no call, no price, the cache had no part in it
+    assert pd.isna(df.loc[0, "cost_usd"]) and pd.isna(df.loc[0, "cache_hit"])
+    for col in ("cost_usd", "cached_tokens", "retries", "cache_hit"):
+        assert str(df[col].dtype) == MESSAGE_COLUMNS[col]
+
+    convs = await load_conversations(store, conversation_ids=[conv.id])
+    row = convs.iloc[0]
+    assert row["stop_reason"] == "budget cap reached"
+    assert row["warnings"] == "system_prompt_dropped:gemma, other"

@@ -19,7 +19,7 @@ from tests.plugins.analysis import AnalysisData
 
 @pytest.fixture
 async def frames(store, analysis_data: AnalysisData) -> tuple[pd.DataFrame, pd.DataFrame]:
-    return await load_all(store, experiment=analysis_data.experiment.id)
+    return await load_all(store, experiment_id=analysis_data.experiment.id)
 
 
 async def test_conversation_metrics_match_hand_computed_values(frames, analysis_data) -> None:

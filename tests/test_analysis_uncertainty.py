@@ -71,7 +71,7 @@ def test_summaries_group_by_the_cell_as_well() -> None:
 
 
 async def test_the_cells_table_gives_n_sd_and_intervals(store, analysis_data) -> None:
-    conversations, messages = await load_all(store, experiment=analysis_data.experiment.id)
+    conversations, messages = await load_all(store, experiment_id=analysis_data.experiment.id)
     metrics = m.conversation_metrics(messages, conversations)
     twice = pd.concat([metrics, metrics.iloc[[0]], metrics.iloc[[0]]], ignore_index=True)
     twice.loc[2, "words"] = 30

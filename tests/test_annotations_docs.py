@@ -29,9 +29,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from simulator.annotations.rubric import ANSWER_TYPES
 from simulator.annotations.tables import ANNOTATION_COLUMNS
 from simulator.cli import build_parser, main
+from simulator.domain.rubric import ANSWER_TYPES
 from tests.conftest import unique_db_name
 
 REPO = Path(__file__).resolve().parents[1]

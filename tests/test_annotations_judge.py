@@ -11,14 +11,15 @@ from typing import Any
 
 import pytest
 
-from simulator.analysis.loading import AnalysisFilter
 from simulator.annotations.base import item_ids
 from simulator.annotations.judge import JudgeAnnotator
-from simulator.annotations.rubric import load_rubric, parse_rubric
+from simulator.annotations.rubric import load_rubric
 from simulator.annotations.runner import AnnotationRunner
 from simulator.annotations.service import AnnotationService, AnnotatorSpec
 from simulator.domain import ModelRef, Provider, SamplingParams
+from simulator.domain.filters import ConversationFilter
 from simulator.domain.models import Decision
+from simulator.domain.rubric import parse_rubric
 from simulator.llm.registry import Backends
 from simulator.settings import Settings
 from tests.plugins.annotations import RUBRIC, DialogueStudy
@@ -187,7 +188,7 @@ async def test_at_an_openai_compatible_server_the_schema_and_parameters_are_sent
 async def test_the_service_refuses_a_placeholder_the_experiment_lacks_before_storing(
     store: Any, dialogue_study: DialogueStudy, backends: Backends, tmp_path: Path
 ) -> None:
-    from simulator.annotations.rubric import RubricError
+    from simulator.domain.rubric import RubricError
 
     path = tmp_path / "r.yaml"
     path.write_text(
@@ -198,7 +199,7 @@ async def test_the_service_refuses_a_placeholder_the_experiment_lacks_before_sto
     service = AnnotationService(store, backends)
     with pytest.raises(RubricError, match=r"\{persona\} is neither a study factor"):
         await service.prepare(
-            AnnotatorSpec("judge", rubric=path, model="dryrun:judge"), AnalysisFilter()
+            AnnotatorSpec("judge", rubric=path, model="dryrun:judge"), ConversationFilter()
         )
     assert await store.db["annotations"].count_documents({}) == 0
     assert await store.db["annotators"].count_documents({}) == 0

@@ -9,16 +9,16 @@ from typing import Any
 import pytest
 
 from simulator.annotations.judge import answer_schema, interpret, render_transcript
-from simulator.annotations.rubric import (
+from simulator.annotations.rubric import load_rubric
+from simulator.domain import Message, MessageKind
+from simulator.domain.rubric import (
     Question,
     RubricError,
     fill,
-    load_rubric,
     parse_rubric,
     third_of,
     thirds,
 )
-from simulator.domain import Message, MessageKind
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -23,13 +23,13 @@ from simulator.analysis.coding import (
     store_labels,
     write_sheet,
 )
-from simulator.analysis.loading import AnalysisFilter
 from simulator.annotations.base import Item
 from simulator.annotations.judge import JudgeAnnotator
 from simulator.annotations.rubric import load_rubric
 from simulator.annotations.tables import annotations_frame, load_annotations, wide_frame
 from simulator.cli import main
 from simulator.domain import ModelRef, Provider
+from simulator.domain.filters import ConversationFilter
 from tests.plugins.annotations import run_dialogue_study
 
 RUBRIC = str(Path(__file__).resolve().parents[1] / "simulator/examples/rubrics/persuasion.yaml")
@@ -76,7 +76,7 @@ def fill_csv(path: Path, answers: dict[str, tuple[Any, Any]]) -> None:
 async def test_a_sheet_shows_what_the_judge_is_shown(store: Any, tmp_path: Path) -> None:
     study = await run_dialogue_study(store, repeats=2)
     rubric = load_rubric(RUBRIC)
-    items = await load_items(store, rubric, AnalysisFilter(batch=study.batch_id))
+    items = await load_items(store, rubric, ConversationFilter(batch_id=study.batch_id))
     assert len(items) == 4 and {i.seq for i in items} == {None}
     judge = JudgeAnnotator(
         rubric,
@@ -197,7 +197,7 @@ async def test_coders_sheets_agree_and_the_labels_are_stored(
         "coding", "import", "--rubric", RUBRIC, "sheets/ana.xlsx", "sheets/ben.xlsx", "--dry-run"
     )
     assert code == 0 and "Dry run: nothing stored." in capsys.readouterr().out
-    assert await load_annotations(store, AnalysisFilter(batch=study.batch_id)) == []
+    assert await load_annotations(store, ConversationFilter(batch_id=study.batch_id)) == []
     levels = parse_levels(["interval", "goal_achieved=nominal"], rubric)
     assert levels == {"goal_achieved": "nominal", "goal_third": "interval"}
     with pytest.raises(CodingError, match="no question 'goal'"):
@@ -209,7 +209,9 @@ async def test_coders_sheets_agree_and_the_labels_are_stored(
     # unanimous: conversation 0 (yes, 2), 1 (no; goal_third not applicable) and 3's goal (yes);
     # conversation 2's goal (not_tried, no), hence its goal_third, and 3's goal_third (3, 1) not
     assert "5 resolved (5 unanimous, 0 by the unanimous rule), 3 unresolved" in out
-    long = annotations_frame(await load_annotations(store, AnalysisFilter(batch=study.batch_id)))
+    long = annotations_frame(
+        await load_annotations(store, ConversationFilter(batch_id=study.batch_id))
+    )
     human = long[long["annotator"] == "human:persuasion"]
     assert set(human["annotator_kind"]) == {"human"}
     assert len(human) == 5
@@ -236,7 +238,9 @@ async def test_coders_sheets_agree_and_the_labels_are_stored(
         store, rubric, sheets, labels, rule="adjudicator", adjudicator="ana"
     )
     assert report.stored == 8
-    long = annotations_frame(await load_annotations(store, AnalysisFilter(batch=study.batch_id)))
+    long = annotations_frame(
+        await load_annotations(store, ConversationFilter(batch_id=study.batch_id))
+    )
     assert long[long["annotator"] == "human:persuasion"]["annotator_version"].nunique() == 2
     majority, left = resolve(rubric, three, "majority")
     by = {(lab.key[0], lab.question): lab for lab in majority}
@@ -283,7 +287,7 @@ async def test_a_bad_answer_is_one_readable_error_and_nothing_is_stored(
     assert "sheets/ben.xlsx (coder ben) has 1 problem(s)" in err
     assert "row 2, column goal_third: must be a whole number from 1 to 3, not 4" in err
     assert "Traceback" not in err
-    assert await load_annotations(store, AnalysisFilter(batch=study.batch_id)) == []
+    assert await load_annotations(store, ConversationFilter(batch_id=study.batch_id)) == []
 
     rubric = load_rubric(RUBRIC)
     with pytest.raises(CodingError, match=r"nope\.xlsx: no such file"):

@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 
 from simulator.analysis import exports
-from simulator.analysis.loading import AnalysisFilter, load_all
+from simulator.analysis.loading import load_all
 from simulator.cli import main
 from simulator.domain import Decision, MessageKind, Status
+from simulator.domain.filters import ConversationFilter
 from simulator.engine.conversation import run_conversation
 from simulator.llm.base import ChatRequest
 from simulator.scenarios.commons import dynamics, prompts, scripted
@@ -181,7 +182,7 @@ async def test_stored_messages_say_what_happened_to_whom(
     assert len(utterances) == sum(r.direct_messages for r in state.rounds) == 12
 
     # the tables name the round; words are words of text
-    flt = AnalysisFilter(conversation_ids=[conv.id])
+    flt = ConversationFilter(conversation_ids=[conv.id])
     _, frame = await load_all(store, flt)
     assert frame["day"].isna().all() and frame["step"].isna().all()
     assert frame["round"].max() == 2 and frame["round"].min() == 0

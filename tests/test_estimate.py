@@ -26,7 +26,7 @@ from simulator.domain import (
 )
 from simulator.engine import grid
 from simulator.engine.batch import BatchRunner
-from simulator.examples import load_example
+from simulator.engine.spec import load_example
 from simulator.llm.registry import Backends
 from tests.plugins.batches import make_prison_experiment
 

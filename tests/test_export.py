@@ -16,6 +16,7 @@ import pytest
 from simulator.analysis import exports
 from simulator.analysis.loading import load_all, load_messages
 from simulator.cli import build_parser, main
+from simulator.domain.filters import ConversationFilter
 from tests.plugins.analysis import AnalysisData
 
 
@@ -81,7 +82,7 @@ async def test_summaries_table_and_bad_output_names(
     with pytest.raises(ConfigurationError, match="--what metrics is a table"):
         await exports.export(store, fmt="html", what="metrics", output=tmp_path)
     with pytest.raises(NotFoundError, match=r"days 9 matches no conversation \(days ran: 1 \| 2\)"):
-        await exports.export(store, exports.AnalysisFilter(days=9), fmt="csv", output=tmp_path)
+        await exports.export(store, ConversationFilter(days=9), fmt="csv", output=tmp_path)
 
 
 async def test_markdown_and_text_transcripts(
@@ -99,7 +100,7 @@ async def test_markdown_and_text_transcripts(
     assert "\n> Stay in your cell now.\n" in md  # message text as a block quote
 
     [one] = await exports.export(
-        store, exports.AnalysisFilter(batch=d.batch.id), fmt="text", output=tmp_path / "all.txt"
+        store, ConversationFilter(batch_id=d.batch.id), fmt="text", output=tmp_path / "all.txt"
     )
     text = one.read_text(encoding="utf-8")
     assert text.count("conversation ") == 2
@@ -197,7 +198,7 @@ async def test_html_opens_in_headless_chromium(
 
     d = analysis_data
     [path] = await exports.export(
-        store, exports.AnalysisFilter(batch=d.batch.id), fmt="html", output=tmp_path / "t.html"
+        store, ConversationFilter(batch_id=d.batch.id), fmt="html", output=tmp_path / "t.html"
     )
     shot = tmp_path / "shot.png"
     proc = await asyncio.to_thread(

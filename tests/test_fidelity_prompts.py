@@ -192,7 +192,7 @@ async def test_a_conversation_stored_without_per_day_prompts_runs_as_it_always_d
 
 @pytest.mark.parametrize("days", [1, 3])
 def test_the_prison_study_tells_each_day_its_number(days: int) -> None:
-    from simulator.examples import load_example
+    from simulator.engine.spec import load_example
 
     exp = load_example("prison_study")
     cell = build_cell(6 * days, days).model_copy(

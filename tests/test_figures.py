@@ -29,6 +29,7 @@ from simulator.cli import main
 from simulator.domain import BatchSpec, ModelRef, ModelSet, Provider
 from simulator.engine.batch import BatchRunner
 from simulator.llm.registry import Backends
+from simulator.scenarios.registry import KINDS
 from tests.plugins.batches import make_prison_experiment
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -64,7 +65,7 @@ async def test_dialogue_figures_facet_by_cell_with_n_and_intervals(
     store: Any, tmp_path: Path
 ) -> None:
     batch = await four_cells(store)
-    conversations, messages = await load_all(store, batch=batch)
+    conversations, messages = await load_all(store, batch_id=batch)
     assert len(conversations) == 12
 
     tokens = per_turn_figure(messages, tmp_path / "tokens.png")
@@ -185,14 +186,21 @@ async def test_reputation_network_and_heatmap_with_legends(tmp_path: Path) -> No
     params = ReputationParams(game="pd", steps=3, population=6)
     population = scripted_population({"reputation_following": 4, "always_defect": 2})
     state, _ = await simulate(params, population, seed=2)
-    net = network_figure(state, tmp_path / "network.png")
+    # what to draw is the kind's to say, from a stored snapshot; the figures only draw
+    figures = KINDS.get("reputation").figures
+    snapshot = state.model_dump(mode="json")
+    net = network_figure(figures["network"].data(3, snapshot), tmp_path / "network.png")
     embedded_equals(net)
     assert len(net.data) == 6 and set(net.data["series"]) == set(net.extra["groups"])
     assert len(net.extra["groups"]) == 2
     assert net.data["n"].sum() == len(net.extra["edges"])  # in-degrees sum to the ties
-    heat = heatmap_figure(state, tmp_path / "heatmap.png")
+    assert net.title.startswith("Reputation network after step 3")
+    heat = heatmap_figure(
+        figures["heatmap"].data(3, snapshot), tmp_path / "heatmap.png", facet="step 3"
+    )
     embedded_equals(heat)
     assert heat.data["mean"].between(-1, 1).all() and (heat.data["n"] >= 1).all()
+    assert heat.facets == ["step 3"] and set(heat.data["facet"]) == {"step 3"}
     assert OKABE_ITO[0] == "#0072B2"
 
 

@@ -1,9 +1,11 @@
-"""Game runs pool in one line: commons rounds (and members) and reputation steps (and agents,
-gossip, interactions) export as tidy tables with each run's conditions as columns, for any set
-of runs."""
+"""Game runs pool in one line: commons rounds (and members), reputation steps (and agents,
+gossip, interactions) and public-goods rounds and members export as tidy tables with each run's
+conditions as columns, for any set of runs. Each kind declares its tables in its own package;
+the analysis pools them through the registry it is handed and imports no kind."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
 from pathlib import Path
 from typing import Any
@@ -11,12 +13,14 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from simulator.analysis.catalog import GAME_TABLES as GAME_TABLE_NAMES
-from simulator.analysis.game_tables import GAME_TABLES, load_game_table
-from simulator.analysis.loading import AnalysisFilter
-from simulator.cli import main
+from simulator.analysis import loading
+from simulator.analysis.catalog import game_figures, game_tables
+from simulator.analysis.game_tables import load_game_table
+from simulator.cli import build_parser, main
 from simulator.domain import Status
-from simulator.engine.conversation import run_conversation
+from simulator.domain.filters import ConversationFilter
+from simulator.engine.conversation import prepare_conversation, run_conversation
+from simulator.scenarios import kind as kind_interface
 from simulator.scenarios.commons.params import CommonsParams, Policy
 from simulator.scenarios.commons.setup import (
     commons_cell,
@@ -24,8 +28,13 @@ from simulator.scenarios.commons.setup import (
     scripted_model,
     start_run,
 )
+from simulator.scenarios.public_goods.params import PublicGoodsParams
+from simulator.scenarios.public_goods.runner import scripted_run
+from simulator.scenarios.registry import KINDS
 from tests.plugins.commons import saboteur_params
 from tests.plugins.reputation import store_reputation
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -127,7 +136,7 @@ async def test_reputation_steps_agents_gossip_and_interactions(store: Any, backe
         done = await play(store, backends, conv.id)
         assert done.status is Status.done, done.error
         convs.append(conv)
-    flt = AnalysisFilter(conversation_ids=[c.id for c in convs])
+    flt = ConversationFilter(conversation_ids=[c.id for c in convs])
     steps = await load_game_table(store, "steps", flt)
     assert steps["step"].tolist() == [0, 1, 2, 0, 1, 2]
     assert steps.groupby("conversation_id")["param_gossip"].first().to_dict() == {
@@ -147,5 +156,112 @@ async def test_reputation_steps_agents_gossip_and_interactions(store: Any, backe
     assert set(interactions["param_game"]) == {"pd"}
 
 
-def test_the_catalogue_names_every_game_table() -> None:
-    assert list(GAME_TABLE_NAMES) == list(GAME_TABLES)
+def test_every_kind_declares_its_tables_and_export_offers_them_all() -> None:
+    """The tables are the kinds' declarations: ``--what`` offers their union (public goods'
+    ``members`` with no code outside its package), each table with its declared dtypes."""
+    assert list(game_tables(KINDS)) == [
+        "rounds",
+        "round_members",
+        "steps",
+        "step_agents",
+        "gossip",
+        "interactions",
+        "members",
+    ]
+    assert set(KINDS.get("public_goods").tables) == {"rounds", "members"}
+    assert list(game_figures(KINDS)) == ["rounds", "steps", "network", "heatmap"]
+    export = next(
+        a
+        for a in build_parser()._subparsers._group_actions[0].choices.items()  # type: ignore[union-attr]
+        if a[0] == "export"
+    )[1]
+    what = next(a for a in export._actions if "--what" in a.option_strings)
+    assert set(game_tables(KINDS)) <= set(what.choices or ())
+    dtypes = {loading.INT, loading.FLOAT, loading.STRING, loading.BOOL}
+    assert dtypes == {
+        kind_interface.INT,
+        kind_interface.FLOAT,
+        kind_interface.STRING,
+        kind_interface.BOOL,
+    }
+    for kind in KINDS:
+        for name, table in kind.tables.items():
+            assert set(table.columns.values()) <= dtypes, (kind.name, name)
+
+
+def _imported(path: Path) -> set[str]:
+    """Every module a file imports (at any depth of the file, lazily or not)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            out.add(node.module)
+            out.update(f"{node.module}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+        elif (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "attr", getattr(node.func, "id", "")) == "import_module"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+        ):
+            out.add(str(node.args[0].value))
+    return out
+
+
+def test_analysis_services_commands_and_tui_import_no_kind() -> None:
+    """Whatever is kind-specific (a table, a figure's data, a clock) comes through the kind
+    registry: outside the kinds' packages, only the registry and the interface are imported,
+    and the analysis layer imports nothing of simulator.scenarios at all (it is handed the
+    registry and knows the plain types of ``simulator.domain.game_data``)."""
+    allowed = {"simulator.scenarios", "simulator.scenarios.registry", "simulator.scenarios.kind"}
+    allowed |= {f"{m}.{name}" for m in allowed for name in ("KINDS", "install", "kind")}
+    offending = {}
+    for layer in ("analysis", "services", "commands", "tui"):
+        for path in sorted((REPO / "simulator" / layer).rglob("*.py")):
+            kinds = {
+                m
+                for m in _imported(path)
+                if m.startswith("simulator.scenarios")
+                and (
+                    layer == "analysis"
+                    or (
+                        m not in allowed
+                        and not m.startswith(
+                            ("simulator.scenarios.kind.", "simulator.scenarios.registry.")
+                        )
+                    )
+                )
+            }
+            if kinds:
+                offending[str(path.relative_to(REPO))] = sorted(kinds)
+    assert offending == {}
+
+
+async def test_public_goods_members_export_and_two_kinds_rounds_never_pool(
+    store: Any, backends: Any, cli_env: Path, capsys: Any
+) -> None:
+    exp, cell = scripted_run(
+        PublicGoodsParams(rounds=2, punishment=True), {"conditional_cooperator": 2, "free_rider": 1}
+    )
+    await store.experiments.create(exp)
+    goods = await prepare_conversation(store, exp, cell)
+    assert (await run_conversation(store, backends, goods.id)).status is Status.done
+    assert await cli("export", "--what", "members", "--format", "parquet", "-o", ".") == 0
+    members = pd.read_parquet("members.parquet")
+    assert len(members) == 2 * 3 and set(members["conversation_id"]) == {goods.id}
+    assert str(members["contribution"].dtype) == "Int64"
+    assert members["param_punishment"].all() and members["condition"].notna().all()
+
+    lake = commons_experiment(CommonsParams(rounds=2), name="Lake")
+    conv = await start_run(store, lake, commons_cell(3, model=scripted_model()))
+    assert (await run_conversation(store, backends, conv.id)).status is Status.done
+    capsys.readouterr()
+    assert await cli("export", "--what", "rounds", "-o", "rounds.csv") == 2
+    assert (
+        "--what rounds: the selected runs are commons and public_goods runs, whose rounds "
+        "tables differ" in capsys.readouterr().err
+    )
+    assert not (cli_env / "rounds.csv").exists()
+    assert await cli("export", "--what", "rounds", "--experiment", "Lake", "-o", "r.csv") == 0
+    assert set(pd.read_csv("r.csv")["experiment_kind"]) == {"commons"}

@@ -14,9 +14,8 @@ import pytest
 
 from simulator.cli import main
 from simulator.db.mongo import NoAuthenticationError, connect_store
-from simulator.services.container import build_services
-from simulator.services.experiments import ExperimentService
 from simulator.services.identity import current_user, os_user
+from simulator.services.root import AppRoot
 from simulator.settings import load_settings
 from tests.plugins.roles import make_experiment
 
@@ -39,7 +38,11 @@ def embedded_only(mongo_uri: str) -> None:
 
 
 async def test_user_from_the_environment_does_not_change_who_you_are(
-    store, cli_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    store,
+    services_as,
+    cli_env: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("USER", "someone-else")
     monkeypatch.setenv("LOGNAME", "someone-else")
@@ -47,14 +50,14 @@ async def test_user_from_the_environment_does_not_change_who_you_are(
     assert getpass.getuser() == "someone-else"  # what the old code believed
     assert os_user() == ACCOUNT
     assert await current_user(store, load_settings()) == ACCOUNT
-    services = await build_services(load_settings(), store)
+    services = await AppRoot(load_settings()).services(store)  # as the app builds them
     try:
         assert services.user == ACCOUNT
     finally:
         await services.aclose()
 
     # someone-else's experiment stays theirs: the spoofed name gives no right to delete it
-    theirs = await ExperimentService(store, "someone-else").create(make_experiment())
+    theirs = await (await services_as("someone-else")).experiments.create(make_experiment())
     assert await asyncio.to_thread(main, ["whoami"]) == 0
     assert capsys.readouterr().out.splitlines()[0] == ACCOUNT
     assert await asyncio.to_thread(main, ["experiments", "delete", theirs.id, "--yes"]) == 2

@@ -20,7 +20,7 @@ from simulator.credentials import KEYRING_SERVICE, CredentialStore
 from simulator.db.mongo import connect_store
 from simulator.domain.errors import AuthenticationError, DatabaseUnavailableError
 from simulator.services.identity import current_user, os_user
-from simulator.services.session import verify_login
+from simulator.services.login import verify_login
 from simulator.settings import build_uri, load_settings
 from tests.plugins.services import FAKE_PASSWORD, FakeMongo, closed_port
 
@@ -296,7 +296,7 @@ async def test_a_refusal_by_the_servers_roles_is_a_clean_permission_error(
     import uuid
 
     from simulator.domain.errors import PermissionDeniedError
-    from simulator.services.experiments import ExperimentService
+    from simulator.services.root import AppRoot
     from tests.plugins.roles import make_experiment
 
     backend = mongo_uri.split("://", 1)[1].split("/", 1)[0]
@@ -305,7 +305,8 @@ async def test_a_refusal_by_the_servers_roles_is_a_clean_permission_error(
     try:
         store = await connect_store(build_uri(front.address, "alice", FAKE_PASSWORD), db_name)
         try:
-            svc = ExperimentService(store, await current_user(store))
+            services = await AppRoot(load_settings()).services(store)  # alice, as the app
+            svc = services.experiments
             exp = await svc.create(make_experiment())
             assert exp.owner == "alice"
             with pytest.raises(PermissionDeniedError) as err:

@@ -22,16 +22,13 @@ from keyring.backend import KeyringBackend
 from pymongo import AsyncMongoClient
 
 from simulator.analysis.exports import export
-from simulator.analysis.loading import AnalysisFilter
 from simulator.cli import main
 from simulator.db.store import ConversationFilter
 from simulator.domain import BatchSpec, ModelRef, ModelSet, Status
 from simulator.domain.errors import LLMError
-from simulator.examples import load_example
-from simulator.services.container import build_services
+from simulator.engine.spec import load_example
 from simulator.services.files import write_experiment
-from simulator.services.session import user_session
-from simulator.settings import load_settings
+from simulator.services.root import AppRoot
 from tests.plugins.services import FakeMongo
 from tests.servers import FakeOpenAIServer, Fault
 from tests.servers.openai_server import CHAT
@@ -150,57 +147,51 @@ async def test_secrets_never_reach_logs_database_exports_or_output(
             output += "".join(capsys.readouterr())
 
             # 3. batches, as the remembered user, through the authenticating front
-            settings = load_settings()
-            async with user_session(settings) as (store, user):
+            async with AppRoot.from_environment().session(ask_password=None) as services:
+                store, user = services.store, services.user
                 assert user == "alice"
-                services = await build_services(settings, store, user)
-                try:
-                    (row,) = await services.experiments.list()
-                    experiment = row.experiment
-                    statuses = []
-                    for server in (good, strict):
-                        ref = ModelRef(
-                            provider="openai", model="fake-model", base_url=server.base_url
-                        )
-                        spec = BatchSpec(
-                            experiment_id=experiment.id,
-                            model_sets=[ModelSet(default=ref)],
-                            total_messages=4,
-                            factor_levels=[{"goal": "Escape", "persona": "No persona"}],
-                        )
-                        batch = await services.batches.start(experiment, spec, owner=user)
-                        try:
-                            await services.batches.run(batch.id)
-                        except LLMError as exc:  # the model check before the run: key rejected
-                            assert API_KEY not in str(exc)
-                        (conv,) = await services.conversations.list(
-                            ConversationFilter(batch_id=batch.id)
-                        )
-                        stored_batch = await store.batches.get(batch.id)
-                        statuses.append((stored_batch.status, conv.status))
-                    # 4. export (tables and transcripts) from the same session
-                    await export(
-                        store,
-                        AnalysisFilter(experiment=experiment.id),
-                        fmt="csv",
-                        what="messages",
-                        output=exports / "messages.csv",
+                (row,) = await services.experiments.list()
+                experiment = row.experiment
+                statuses = []
+                for server in (good, strict):
+                    ref = ModelRef(provider="openai", model="fake-model", base_url=server.base_url)
+                    spec = BatchSpec(
+                        experiment_id=experiment.id,
+                        model_sets=[ModelSet(default=ref)],
+                        total_messages=4,
+                        factor_levels=[{"goal": "Escape", "persona": "No persona"}],
                     )
-                    await export(
-                        store,
-                        AnalysisFilter(experiment=experiment.id),
-                        fmt="csv",
-                        what="conversations",
-                        output=exports / "conversations.csv",
+                    batch = await services.batches.start(experiment, spec, owner=user)
+                    try:
+                        await services.batches.run(batch.id)
+                    except LLMError as exc:  # the model check before the run: key rejected
+                        assert API_KEY not in str(exc)
+                    (conv,) = await services.conversations.list(
+                        ConversationFilter(batch_id=batch.id)
                     )
-                    await export(
-                        store,
-                        AnalysisFilter(experiment=experiment.id),
-                        fmt="html",
-                        output=exports / "transcripts.html",
-                    )
-                finally:
-                    await services.aclose()
+                    stored_batch = await store.batches.get(batch.id)
+                    statuses.append((stored_batch.status, conv.status))
+                # 4. export (tables and transcripts) from the same session
+                await export(
+                    store,
+                    ConversationFilter(experiment_id=experiment.id),
+                    fmt="csv",
+                    what="messages",
+                    output=exports / "messages.csv",
+                )
+                await export(
+                    store,
+                    ConversationFilter(experiment_id=experiment.id),
+                    fmt="csv",
+                    what="conversations",
+                    output=exports / "conversations.csv",
+                )
+                await export(
+                    store,
+                    ConversationFilter(experiment_id=experiment.id),
+                    fmt="html",
+                    output=exports / "transcripts.html",
+                )
             assert (
                 await asyncio.to_thread(
                     main,

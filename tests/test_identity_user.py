@@ -73,17 +73,17 @@ def test_password_from_uri_is_found_for_scrubbing() -> None:
     assert password_from_uri("mongodb://h/") is None
 
 
-def test_user_session_registers_configured_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_root_registers_configured_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     from pydantic import SecretStr
 
     from simulator.logging_setup import scrub
-    from simulator.services.session import register_secrets
+    from simulator.services.root import AppRoot
 
     settings = load_settings(
         mongodb_uri=SecretStr("mongodb://u:uri-Secret-77@h/"),
         db_password=SecretStr("db-Secret-88"),
         openai_api_key=SecretStr("key-Secret-99"),
     )
-    register_secrets(settings)
+    AppRoot(settings).target()  # deciding where to connect registers every secret it holds
     text = scrub("uri-Secret-77 db-Secret-88 key-Secret-99")
     assert "Secret" not in text

@@ -1,5 +1,5 @@
 """Ids as the app prints them: every command that takes a batch, experiment or conversation id
-accepts a unique prefix of it (one resolver, ``services.ids``), and so does the Python API; an
+accepts a unique prefix of it (one resolver, ``db.ids``), and so does the Python API; an
 ambiguous prefix is an error that lists the candidates (exit 2)."""
 
 from __future__ import annotations
@@ -14,15 +14,15 @@ import pytest
 
 from simulator.analysis.loading import load_conversations, load_messages
 from simulator.cli import main
-from simulator.domain import Batch, BatchSpec, Experiment, ModelRef, ModelSet
-from simulator.engine.batch import BatchRunner
-from simulator.llm.registry import Backends
-from simulator.services.ids import (
+from simulator.db.ids import (
     AmbiguousIdError,
     resolve_batch,
     resolve_conversation,
     resolve_experiment,
 )
+from simulator.domain import Batch, BatchSpec, Experiment, ModelRef, ModelSet
+from simulator.engine.batch import BatchRunner
+from simulator.llm.registry import Backends
 from tests.plugins.batches import make_prison_experiment
 
 
@@ -56,7 +56,7 @@ async def dryrun_batch(store: Any, exp: Experiment | None = None) -> Batch:
 async def test_export_takes_the_prefixes_the_app_prints(store: Any, cli: Path, capsys) -> None:
     batch = await dryrun_batch(store)
     other = await dryrun_batch(store)  # a second batch, so a filter must really choose
-    convs = await load_conversations(store, batch=batch.id)
+    convs = await load_conversations(store, batch_id=batch.id)
     short = batch.id[:8]  # as the progress line "batch 0197b0b3 ..." prints it
     assert await run("export", "--batch", short, "--what", "conversations", "-o", "b.csv") == 0
     exported = pd.read_csv(cli / "b.csv")
@@ -79,7 +79,7 @@ async def test_batch_commands_and_the_python_api_take_prefixes(store: Any, cli: 
     batch = await dryrun_batch(store)
     assert await run("resume", batch.id[:8]) == 0  # done already: said so, exit 0
     assert await run("cancel", batch.id[:6]) == 0
-    frame = await load_messages(store, batch=batch.id[:8])
+    frame = await load_messages(store, batch_id=batch.id[:8])
     assert set(frame["batch_id"]) == {batch.id}
     conv_id = frame["conversation_id"].iloc[0]
     assert (await resolve_conversation(store, conv_id[:10])).id == conv_id
@@ -103,7 +103,7 @@ async def test_an_ambiguous_prefix_lists_the_candidates(store: Any, cli: Path, c
         assert "error: Ambiguous id: 'abcd' matches several batches" in err, args
         assert all(i in err for i in ids), err
     with pytest.raises(AmbiguousIdError) as caught:
-        await load_messages(store, batch="abcd")
+        await load_messages(store, batch_id="abcd")
     assert sorted(caught.value.candidates) == ids
     # a longer prefix is unique again; a short one is refused with a hint, not guessed
     assert (await resolve_batch(store, "abcd2")).id == ids[1]

@@ -154,9 +154,9 @@ async def test_a_kind_this_version_does_not_know_is_refused_on_save_and_run(
 async def test_a_kinds_tables_pool_over_runs_with_their_conditions(
     store: Any, backends: Any
 ) -> None:
-    """Each game declares its tidy tables as functions of its snapshots; ``game_table`` pools
+    """Each game declares its tidy tables as functions of its snapshots; ``game_frame`` pools
     any of them over runs with the runs' conditions (commons rounds, reputation steps)."""
-    from simulator.analysis.games import game_table
+    from simulator.analysis.game_tables import Run, game_frame
     from simulator.scenarios.commons.params import CommonsParams
     from simulator.scenarios.commons.setup import commons_cell, commons_experiment, start_run
     from tests.plugins.reputation import store_reputation
@@ -166,12 +166,12 @@ async def test_a_kinds_tables_pool_over_runs_with_their_conditions(
     for conv in (commons, reputation):
         assert (await run_conversation(store, backends, conv.id)).error is None
     runs = {
-        c.id: (c, await store.states.list(c.id))
+        c.id: Run(c, None, await store.states.list(c.id))
         for c in [await store.conversations.get(x.id) for x in (commons, reputation)]
     }
-    rounds = game_table([runs[commons.id]], KINDS.get("commons").tables["rounds"])
+    rounds = game_frame("rounds", [runs[commons.id]], kinds=KINDS)
     assert list(rounds["round"]) == [1, 2] and set(rounds["conversation_id"]) == {commons.id}
     assert list(rounds["repeat"]) == [1, 1] and rounds["members_start"].tolist() == [3, 3]
-    steps = game_table([runs[reputation.id]], KINDS.get("reputation").tables["steps"])
+    steps = game_frame("steps", list(runs.values()), kinds=KINDS)  # the reputation run's
     assert list(steps["step"]) == [0, 1, 2] and set(steps["factor_gossip"]) == {"off"}
     assert {"cooperation", "edges", "fallbacks"} <= set(steps.columns)

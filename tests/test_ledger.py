@@ -4,6 +4,7 @@ remaining cost, and the ledger's line in the run monitor and its caps in the bat
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -161,8 +162,8 @@ async def test_the_estimate_learns_answer_lengths_from_earlier_batches(store: An
 
 def test_the_monitor_shows_the_ledger_and_the_setup_takes_caps() -> None:
     from simulator.domain import Batch
+    from simulator.services.batches import plan_batch
     from simulator.tui.runs import BatchRun
-    from simulator.tui.screens.batch_setup import SetupForm, build_spec
     from simulator.tui.screens.monitor import summary_text
 
     exp = make_prison_experiment()
@@ -185,12 +186,83 @@ def test_the_monitor_shows_the_ledger_and_the_setup_takes_caps() -> None:
                                                         calls=4, prompt_tokens=100)])  # fmt: skip
     assert summary_text(plain).count("\n") == 1
 
-    plan = build_spec(exp, SetupForm(max_cost_usd="$1.50", max_total_tokens="20_000"))
+    plan = plan_batch(exp, {"max_cost_usd": "$1.50", "max_total_tokens": "20_000"})
     assert plan.ok and plan.spec is not None
     assert plan.spec.max_cost_usd == 1.5 and plan.spec.max_total_tokens == 20_000
-    bad = build_spec(exp, SetupForm(max_cost_usd="lots", max_total_tokens="0"))
-    assert bad.problems["cap-cost"] == "must be a number from 0 to 1,000,000, not 'lots'"
-    assert bad.problems["cap-tokens"].startswith("must be a whole number from 1 to")
+    bad = plan_batch(exp, {"max_cost_usd": "lots", "max_total_tokens": "0"})
+    assert bad.problems["max_cost_usd"] == "must be a number from 0 to 1,000,000, not 'lots'"
+    assert bad.problems["max_total_tokens"].startswith("must be a whole number from 1 to")
     lab = ModelRef(provider=Provider.openai, model="lab", base_url="http://gpu:8000/v1")
-    unpriced = build_spec(exp.model_copy(update={"models": [lab]}), SetupForm(max_cost_usd="1"))
-    assert "no price for openai:lab" in unpriced.problems["cap-cost"]
+    unpriced = plan_batch(exp.model_copy(update={"models": [lab]}), {"max_cost_usd": "1"})
+    assert "no price for openai:lab" in unpriced.problems["max_cost_usd"]
+
+
+def test_the_run_summary_and_batches_show_the_ledger_by_model_and_role(
+    mongo_uri: str,
+    tmp_data_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """What a batch spent, by model and role: the rows add up to the calls the server saw and
+    each role's calls are that role's stored messages (the summarizer's summaries included)."""
+    import uuid
+
+    import pymongo
+
+    from simulator.cli import main
+    from tests.servers import FakeOpenAIServer
+
+    name = f"t_ledger_cli_{uuid.uuid4().hex[:12]}"
+    monkeypatch.setenv("MONGODB_URI", mongo_uri)
+    monkeypatch.setenv("MONGODB_DB", name)
+    for var in ("PRICE_TABLE", "OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)
+    example = Path(__file__).resolve().parent.parent / "simulator" / "examples"
+    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(mongo_uri)
+    try:
+        with FakeOpenAIServer() as server:
+            spec = tmp_path / "spec.yaml"
+            spec.write_text(
+                f"experiment: {{file: '{example / 'prison_study.yaml'}'}}\n"
+                "batch:\n"
+                f"  models: [{{default: {{provider: openai, model: fake-model, "
+                f"base_url: '{server.base_url}'}}}}]\n"
+                "  total_messages: 4\n"
+                "  days: 2\n"
+                "  max_agents: {guard: 2}\n"
+                "  factors: [{goal: Escape, persona: No persona}]\n",
+                encoding="utf-8",
+            )
+            capsys.readouterr()
+            assert main(["run", str(spec), "--yes"]) == 0
+            out = capsys.readouterr().out
+            seen = len(server.chat_bodies())
+        db = client[name]
+        batch = db.batches.find_one({})
+        messages = list(db.messages.find({}))
+        by_role: dict[str, int] = {}
+        for m in messages:
+            if m["kind"] in ("utterance", "summary"):  # the starting message is no call
+                role = "summarizer" if m["kind"] == "summary" else m["role"]
+                by_role[role] = by_role.get(role, 0) + 1
+
+        def rows(text: str) -> dict[str, int]:
+            found = {}
+            for line in text.splitlines():
+                cells = [c.strip() for c in line.split("│")]
+                if len(cells) > 3 and cells[1] == "openai:fake-model":
+                    found[cells[2]] = int(cells[3].replace(",", ""))
+            return found
+
+        assert rows(out) == by_role and sum(by_role.values()) == seen
+        assert set(by_role) == {"Guard", "Prisoner", "summarizer"}
+        assert main(["batches", "--ledger", batch["_id"][:8]]) == 0
+        listed = capsys.readouterr().out
+        assert f"Ledger of batch {batch['_id']}" in listed and rows(listed) == by_role
+        assert f"Model calls: {seen:,}." in listed
+        assert main(["batches", "--ledger", "nosuchbatch"]) == 2
+    finally:
+        client.drop_database(name)
+        client.close()

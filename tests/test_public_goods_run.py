@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from textual.widgets import Input, Select, Static
 
-from simulator.analysis.games import game_table
-from simulator.analysis.loading import AnalysisFilter, load_all
+from simulator.analysis.game_tables import load_game_table
+from simulator.analysis.loading import load_all
 from simulator.cli import main
 from simulator.db.store import ConversationFilter
 from simulator.domain import (
@@ -204,20 +204,19 @@ async def test_a_batch_varies_punishment_with_an_honest_estimate_and_pooled_tabl
     assert batch.status is Status.done
     convs = await store.conversations.list(ConversationFilter(batch_id=batch.id))
     actions = 0
-    runs = []
     for conv in convs:
         messages = await store.messages.list(conv.id)
         actions += sum(m.kind is MessageKind.action for m in messages)
-        runs.append((conv, await store.states.list(conv.id)))
     assert batch.estimate is not None and batch.estimate.llm_calls == actions == 2 * (12 + 24)
-    rounds = game_table(runs, KINDS.get("public_goods").tables["rounds"])
+    flt = ConversationFilter(batch_id=batch.id)
+    rounds = await load_game_table(store, "rounds", flt, kinds=KINDS)
     assert len(rounds) == 4 * 3 and set(rounds["factor_punishment"]) == {"off", "on"}
     last = rounds[rounds["round"] == 3].groupby("factor_punishment")["mean_contribution"].mean()
     assert last["on"] > last["off"]
-    members = game_table(runs, KINDS.get("public_goods").tables["members"])
+    members = await load_game_table(store, "members", flt, kinds=KINDS)
     assert len(members) == 4 * 3 * 4 and set(members["contribution_decision"]) == {"answer"}
     # the message tables name a round a round (the kind's clock), not a day
-    _, frame = await load_all(store, AnalysisFilter(batch=batch.id))
+    _, frame = await load_all(store, ConversationFilter(batch_id=batch.id))
     assert len(frame) > 0 and frame["day"].isna().all() and frame["round"].notna().all()
 
 

@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 
 from simulator.analysis import exports
-from simulator.analysis.loading import AnalysisFilter, load_all
+from simulator.analysis.loading import load_all
 from simulator.cli import main
 from simulator.domain import Decision, MessageKind, ModelRef, Provider, Status
+from simulator.domain.filters import ConversationFilter
 from simulator.engine.decisions import InProcessDecisions
 from simulator.llm.base import ChatRequest
 from simulator.llm.dryrun import register_policy, unregister_policy
@@ -264,7 +265,7 @@ async def test_answers_are_addressed_to_whom_they_reach(
         assert (m.speaker, trustee) in pairs
     for m in by_decision["update"]:
         assert m.recipients == []  # a private thought
-    flt = AnalysisFilter(conversation_ids=[conv.id])
+    flt = ConversationFilter(conversation_ids=[conv.id])
     _, frame = await load_all(store, flt)
     assert frame["day"].isna().all() and frame["round"].isna().all()
     assert frame["step"].max() == 2

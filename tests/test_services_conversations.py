@@ -1,4 +1,5 @@
-"""ConversationService on the real embedded server: reading, favourites, owner-only delete."""
+"""ConversationService on the real embedded server: reading, favourites, owner-only delete. Each
+user's services come from the composition root (``services_as``)."""
 
 from __future__ import annotations
 
@@ -9,41 +10,42 @@ from tests.plugins.services import add_conversation
 
 
 async def test_anyone_reads_conversations_and_messages(
-    store, conversation_service, alices_experiment
+    store, services_as, alices_experiment
 ) -> None:
     conv = await add_conversation(store, alices_experiment, "alice", messages=3)
-    bob = conversation_service("bob")
+    bob = (await services_as("bob")).conversations
     assert [c.id for c in await bob.list()] == [conv.id]
     assert [m.seq for m in await bob.messages(conv.id)] == [0, 1, 2]
     assert (await bob.get(conv.id)).owner == "alice"
 
 
-async def test_only_the_owner_deletes_a_conversation(
-    store, conversation_service, alices_experiment
-) -> None:
+async def test_only_the_owner_deletes_a_conversation(store, services_as, alices_experiment) -> None:
     conv = await add_conversation(store, alices_experiment, "alice")
-    assert conversation_service("alice").can_delete(conv)
-    assert not conversation_service("bob").can_delete(conv)
+    alice = (await services_as("alice")).conversations
+    bob = (await services_as("bob")).conversations
+    assert alice.can_delete(conv)
+    assert not bob.can_delete(conv)
     with pytest.raises(PermissionDeniedError) as err:
-        await conversation_service("bob").delete(conv.id)
+        await bob.delete(conv.id)
     assert f"You (bob) cannot delete conversation {conv.id}: it is alice's" in str(err.value)
     assert len(await store.messages.list(conv.id)) == 2
-    await conversation_service("alice").delete(conv.id)
+    await alice.delete(conv.id)
     assert await store.conversations.get(conv.id) is None
     assert await store.messages.list(conv.id) == []
 
 
 async def test_favourite_follows_the_conversation_owner_not_the_experiment_owner(
-    store, conversation_service, alices_experiment
+    store, services_as, alices_experiment
 ) -> None:
     # bob ran a conversation on alice's experiment: it is bob's to mark, not alice's
     conv = await add_conversation(store, alices_experiment, "bob")
     with pytest.raises(PermissionDeniedError):
-        await conversation_service("alice").toggle_favourite(conv.id)
-    assert (await conversation_service("bob").toggle_favourite(conv.id)).favourite is True
+        await (await services_as("alice")).conversations.toggle_favourite(conv.id)
+    bob = (await services_as("bob")).conversations
+    assert (await bob.toggle_favourite(conv.id)).favourite is True
     assert (await store.conversations.get(conv.id)).favourite is True
 
 
-async def test_missing_conversation_is_not_found(conversation_service) -> None:
+async def test_missing_conversation_is_not_found(services_as) -> None:
     with pytest.raises(NotFoundError, match="No conversation nope"):
-        await conversation_service("alice").messages("nope")
+        await (await services_as("alice")).conversations.messages("nope")

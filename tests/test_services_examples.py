@@ -9,7 +9,8 @@ import re
 import pytest
 
 from simulator.domain.errors import NotFoundError
-from simulator.examples import EXAMPLES, example_names, load_example
+from simulator.engine.spec import load_example
+from simulator.examples import EXAMPLES, example_names
 from simulator.roles import (
     agent_names,
     render_starting_message,

@@ -12,12 +12,12 @@ import os
 import socket
 import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
 from simulator.db.mongo import SCHEMA_VERSION, MongoStore, connect_store
-from simulator.db.store import ConversationFilter, ExperimentFilter
+from simulator.db.store import NOW, ConversationFilter, ExperimentFilter
 from simulator.domain import (
     Agent,
     Batch,
@@ -475,6 +475,27 @@ async def test_conversation_set_fields_and_delete(db: MongoStore) -> None:
     assert await db.states.list(conv.id) == []
     assert len(await db.messages.list(keep.id)) == 1
     assert await db.experiments.count_conversations([exp.id]) == {exp.id: 1}
+
+
+async def test_now_is_the_server_clock_stored_as_a_date_in_one_update(db: MongoStore) -> None:
+    exp = await db.experiments.create(prison_experiment())
+    conv = await db.conversations.create(conversation(exp))
+    before = utcnow() - timedelta(seconds=5)
+
+    assert await db.conversations.start(conv.id, status=Status.running) is True
+    started = await db.conversations.get(conv.id)
+    assert started is not None and started.status is Status.running
+    assert started.started_at is not None and started.started_at >= before
+    # started once: a second start keeps the first time and says so
+    assert await db.conversations.start(conv.id, error=None) is False
+    again = await db.conversations.get(conv.id)
+    assert again is not None and again.started_at == started.started_at
+
+    await db.conversations.set_fields(conv.id, status=Status.done, finished_at=NOW)
+    raw = await db.db["conversations"].find_one({"_id": conv.id})
+    assert raw is not None
+    assert isinstance(raw["finished_at"], datetime) and isinstance(raw["started_at"], datetime)
+    assert raw["finished_at"] >= raw["started_at"]
 
 
 async def test_concurrent_field_updates_are_not_lost(db: MongoStore) -> None:

@@ -18,7 +18,6 @@ from simulator.analysis import exports
 from simulator.analysis import metrics as m
 from simulator.analysis.catalog import TABLES
 from simulator.analysis.loading import (
-    AnalysisFilter,
     NoMatchError,
     load_all,
     load_conversations,
@@ -40,7 +39,7 @@ from simulator.domain import (
 from simulator.domain.cells import cell_key, cell_label
 from simulator.engine.batch import BatchRunner
 from simulator.engine.conversation import run_conversation
-from simulator.examples import load_example
+from simulator.engine.spec import load_example
 from simulator.llm.registry import Backends
 from simulator.scenarios.commons.setup import commons_cell, commons_experiment, start_run
 from tests.plugins.batches import make_prison_experiment
@@ -132,7 +131,7 @@ async def test_model_sets_that_differ_only_in_temperature_are_different_cells(
         total_messages=2,
         repeats=2,
     )
-    conversations, messages = await load_all(store, batch=batch)
+    conversations, messages = await load_all(store, batch_id=batch)
     assert len(conversations) == 32  # 4 model sets x 2 goals x 2 counts x 2 repeats
     metrics = m.conversation_metrics(messages, conversations)
     cells = m.cell_metrics(metrics)
@@ -244,11 +243,11 @@ async def test_a_mixed_export_is_whole_typed_and_honest(
 
 async def test_dtypes_never_depend_on_the_selection(store: Any, mixed: dict[str, Any]) -> None:
     selections = [
-        AnalysisFilter(),
-        AnalysisFilter(batch=mixed["prison"]),
-        AnalysisFilter(batch=mixed["watch"]),
-        AnalysisFilter(conversation_ids=[mixed["commons"]]),
-        AnalysisFilter(batch=mixed["prison"], kinds=["summary"]),
+        ConversationFilter(),
+        ConversationFilter(batch_id=mixed["prison"]),
+        ConversationFilter(batch_id=mixed["watch"]),
+        ConversationFilter(conversation_ids=[mixed["commons"]]),
+        ConversationFilter(batch_id=mixed["prison"], kinds=["summary"]),
     ]
     seen: dict[str, dict[str, str]] = {}
     for flt in selections:
@@ -270,7 +269,7 @@ async def test_summaries_turn_is_what_the_docs_say(store: Any) -> None:
     batch = await run_batch(
         store, make_prison_experiment(), total_messages=5, days=2, max_agents={"Guard": 2}
     )
-    _, messages = await load_all(store, batch=batch)
+    _, messages = await load_all(store, batch_id=batch)
     for _, group in messages.groupby(["conversation_id", "day"]):
         agent = group[group["kind"] == "utterance"]
         summary = group[group["kind"] == "summary"]
@@ -287,7 +286,7 @@ async def test_summaries_turn_is_what_the_docs_say(store: Any) -> None:
 
 async def test_empty_texts_are_missing_and_flags_have_their_own_name(store: Any) -> None:
     batch = await run_batch(store, make_prison_experiment(), total_messages=2)
-    conversations, messages = await load_all(store, batch=batch)
+    conversations, messages = await load_all(store, batch_id=batch)
     assert "message_flags" in messages.columns and "flags" not in messages.columns
     assert isinstance(messages.flags, pd.core.flags.Flags)  # pandas' own attribute, untouched
     assert messages["message_flags"].isna().all()  # no flag: missing, not ""
@@ -414,7 +413,7 @@ async def test_a_filter_that_matches_nothing_says_which_and_what_it_could_be(
         "persona = Abusive guard, peaceful prisoner | No persona",
     ]
     with pytest.raises(NoMatchError, match=r"levels of persona: No persona\)"):
-        await load_conversations(store, batch=first, factors={"persona": "Calm"})
+        await load_conversations(store, batch_id=first, factors={"persona": "Calm"})
     with pytest.raises(NoMatchError, match=r"days 3 matches no conversation \(days ran: 1 \| 2\)"):
         await load_conversations(store, days=3)
     with pytest.raises(NoMatchError, match=r"no role 'warden'; roles and agent counts: Guard = 1"):

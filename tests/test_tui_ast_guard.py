@@ -76,6 +76,7 @@ def test_inflect_is_preloaded_without_parsing_anything() -> None:
 
     code = """
 import ast
+from simulator.roles.preload import preload  # the domain's pydantic models parse a little
 parses = 0
 original = ast.parse
 def counting(*args, **kwargs):
@@ -83,7 +84,6 @@ def counting(*args, **kwargs):
     parses += 1
     return original(*args, **kwargs)
 ast.parse = counting
-from simulator.tui.preload import preload
 import typeguard
 decorator = typeguard.typechecked
 preload()
@@ -94,3 +94,32 @@ print(parses, typeguard.typechecked is decorator, inflect.engine().plural_noun("
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     )
     assert done.stdout.split() == ["0", "True", "guards"], done.stdout + done.stderr
+
+
+def test_the_first_inflection_of_any_program_skips_typeguards_parsing() -> None:
+    """The command line renders prompts without the app's preload: its first plural goes through
+    ``simulator.roles.preload`` too, so a ``simulator run`` or ``validate`` never pays the
+    seconds of typeguard parsing inflect's module (about 30 parses before)."""
+    import subprocess
+    import sys
+
+    code = """
+import ast
+parses = 0
+original = ast.parse
+def counting(*args, **kwargs):
+    global parses
+    parses += 1
+    return original(*args, **kwargs)
+from simulator.roles.english import role_noun
+import typeguard
+decorator = typeguard.typechecked
+ast.parse = counting
+import sys
+assert "inflect" not in sys.modules
+print(role_noun("Guard", 2), parses, typeguard.typechecked is decorator)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.split() == ["guards", "0", "True"], done.stdout + done.stderr

@@ -13,14 +13,12 @@ from simulator.db.store import ConversationFilter
 from simulator.domain import (
     ExperimentKind,
     MessageKind,
-    ModelRef,
-    Provider,
     SpeakerSelection,
     Status,
 )
 from simulator.engine.budget import day_budgets
 from simulator.tui.runs import runs_of
-from simulator.tui.screens.batch_setup import BatchSetupScreen, SetupForm, build_spec, cost_label
+from simulator.tui.screens.batch_setup import BatchSetupScreen
 from simulator.tui.screens.dialogs import ConfirmDialog
 from simulator.tui.screens.monitor import RunMonitorScreen
 from simulator.tui.screens.speaker_dialog import SpeakerDialog
@@ -39,82 +37,6 @@ AGENT_KINDS = (MessageKind.utterance, MessageKind.action)
 
 def shown(screen: Any, selector: str) -> str:
     return str(screen.query_one(selector, Static).render())
-
-
-def test_build_spec_reports_each_problem_by_field() -> None:
-    exp = runs_experiment()
-    plan = build_spec(
-        exp,
-        SetupForm(
-            total_messages="3",
-            days="5",
-            max_agents={"Guard": "0", "Prisoner": "two"},
-            repeats="",
-            seed="x",
-        ),
-    )
-    assert not plan.ok and plan.spec is None
-    assert plan.problems["days"].startswith("at most the total messages (3)")
-    assert plan.problems["max-Guard"] == "must be a whole number from 1 to 100, not 0"
-    assert plan.problems["max-Prisoner"] == "must be a whole number from 1 to 100, not 'two'"
-    assert plan.problems["repeats"] == "a whole number from 1 to 1,000 is needed"
-    assert "seed" in plan.problems
-
-    typo = exp.model_copy(update={"starting_message": "Hello <GARD_NOUN>."})
-    plan = build_spec(typo, SetupForm())
-    assert not plan.ok and "Did you mean <GUARD_NOUN>?" in plan.problems["grid"]
-
-    plan = build_spec(exp, SetupForm(max_agents={"Guard": "100", "Prisoner": "100"}, repeats="2"))
-    assert "20,000 conversations" in plan.problems["grid"]
-    assert "at most 10,000 in one batch" in plan.problems["grid"]
-
-    ok = build_spec(
-        exp, SetupForm(total_messages="4", days="2", max_agents={"Guard": "2", "Prisoner": "2"})
-    )
-    assert ok.ok and ok.estimate is not None
-    assert [c.counts_label for c in ok.cells] == ["1v1", "1v2", "2v1", "2v2"]
-    assert ok.estimate.conversations == 4
-    # 4 agent turns + 2 summaries per conversation
-    assert ok.estimate.llm_calls == 4 * (4 + 2)
-
-
-def test_build_spec_models_per_role_summarizer_manager_and_game_rounds() -> None:
-    fast = ModelRef(provider=Provider.dryrun, model="fast")
-    slow = ModelRef(provider=Provider.dryrun, model="slow")
-    exp = runs_experiment(models=[fast, slow])
-    form = SetupForm(
-        default_model=1,
-        per_role={"Guard": 0, "Prisoner": None},
-        summarizer=0,
-        manager=None,
-        speaker_selection=SpeakerSelection.auto,
-    )
-    plan = build_spec(exp, form)
-    assert plan.ok and plan.spec is not None
-    (ms,) = plan.spec.model_sets
-    assert ms.default == slow and ms.per_role == {"Guard": fast}
-    assert ms.summarizer == fast and ms.manager is None and ms.manager_model == slow
-    assert plan.spec.speaker_selection is SpeakerSelection.auto
-
-    # The cost: from a price table when every model has a price, else said to be unknown.
-    paid = runs_experiment(models=[ModelRef(provider=Provider.openai, model="gpt-x")])
-    form = SetupForm(total_messages="4")
-    prices = {"gpt-x": {"input_per_1k": 1.0, "output_per_1k": 2.0}}
-    priced = build_spec(paid, form, prices)
-    assert priced.estimate is not None and priced.estimate.cost_usd is not None
-    assert priced.estimate.cost_usd > 0
-    assert cost_label(priced, prices) == f"about ${priced.estimate.cost_usd:,.2f}"
-    assert cost_label(build_spec(paid, form), {}) == "unknown (no PRICE_TABLE)"
-    assert cost_label(build_spec(paid, form, {"other": prices["gpt-x"]}), {"x": {}}) == (
-        "unknown (a model has no price)"
-    )
-
-    game = exp.model_copy(update={"kind": ExperimentKind.commons})
-    plan = build_spec(game, SetupForm(total_messages="1", days="1", rounds="3"))
-    assert plan.ok and plan.spec is not None and plan.spec.rounds == 3
-    assert build_spec(game, SetupForm(rounds="0")).problems["rounds"] == (
-        "must be a whole number from 1 to 10,000, not 0"
-    )
 
 
 async def test_setup_previews_the_grid_and_explains_invalid_choices(

@@ -368,7 +368,7 @@ async def test_opening_every_tab_and_saving_changes_nothing(
 ) -> None:
     """Widgets post Changed with their initial values when they mount; none may reach the
     draft (a section's kind, a factor's variants, a role's gender, a model's provider)."""
-    from simulator.examples import load_example
+    from simulator.engine.spec import load_example
     from simulator.tui.screens.editor import comparable
 
     example = load_example("prison_study").model_copy(update={"owner": "alice"})

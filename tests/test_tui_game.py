@@ -30,6 +30,7 @@ from simulator.llm.dryrun import policy_for, register_policy, unregister_policy
 from simulator.scenarios.commons.chart import round_end_point
 from simulator.scenarios.commons.params import CommonsParams, Policy
 from simulator.scenarios.commons.setup import commons_experiment, scripted_model
+from simulator.scenarios.registry import KINDS
 from simulator.scenarios.reputation.runner import StepEnded
 from simulator.settings import Settings
 from simulator.tui.app import SimulatorApp
@@ -58,6 +59,7 @@ from simulator.tui.widgets.game_chart import (
     point_from_event,
     points_from_states,
 )
+from simulator.tui.widgets.transcript import TranscriptView
 from tests.plugins.tui import (
     FIXED_TIME,
     app_on_fresh_database,
@@ -421,6 +423,7 @@ def held_from_round_3() -> Iterator[threading.Event]:
     """A commons member policy (``commons.held``) that answers like ``commons.honest`` but holds
     every call from round 3 on until the returned event is set (the run's own thread waits)."""
     gate = threading.Event()
+    KINDS.prepare("commons")  # its scripted policies plugged in (this test may run alone)
     honest = policy_for(scripted_model())
     assert honest is not None
 
@@ -479,6 +482,16 @@ async def test_the_monitor_charts_a_commons_run_round_by_round(
             what="all 4 rounds charted",
         )
         assert chart.draws > drawn
+        # The transcript's separators name the kind's clock: rounds, never days.
+        view = monitor.query_one("#monitor-transcript", TranscriptView)
+        await wait_until(
+            pilot,
+            lambda: any("Round 4" in line for line in view.plain_lines()),
+            what="the transcript's round 4",
+        )
+        separators = [line.strip("─ ") for line in view.plain_lines() if "───" in line]
+        assert separators == ["Before round 1", "Round 1", "Round 2", "Round 3", "Round 4"]
+        assert view.clock == "round"
 
         conv = (await store.conversations.list(ConversationFilter(batch_id=batch.id)))[0]
         latest = await store.states.latest(conv.id)

@@ -127,10 +127,10 @@ async def test_login_masked_rejected_retry_and_remember(
     monkeypatch.setattr(AsyncDatabase, "command", command)
     real_open = mongo.open_store
 
-    async def open_without_auth(s: Settings, remembered: Any = None) -> Any:
+    async def open_without_auth(s: Settings, remembered: Any = None, **kw: Any) -> Any:
         # Past the refusal, connect to the embedded server (which cannot do SCRAM) directly.
         if refuse["on"]:
-            return await real_open(s, remembered)
+            return await real_open(s, remembered, **kw)
         assert s.db_password is not None and s.db_password.get_secret_value() == "right pw"
         return await mongo.connect_store(mongo_uri, db, 3000), None
 

@@ -37,10 +37,10 @@ from simulator.analysis.agreement import (
 )
 from simulator.analysis.loading import FLOAT, INT, STRING, typed
 from simulator.annotations.base import digest
-from simulator.annotations.rubric import Question, Rubric
 from simulator.domain import Conversation, Message, ModelRef, Provider
 from simulator.domain.annotations import Annotation, AnnotatorEntry, Target
 from simulator.domain.errors import SimulatorError
+from simulator.domain.rubric import Question, Rubric
 
 KIND = "human"
 #: The columns of a sheet before the answer columns; ``comment`` follows them.

@@ -4,6 +4,12 @@ Tables (messages, conversations, summaries, metrics, roles, agents, cells) go to
 Parquet; transcripts go to Markdown or plain text (one file per conversation, or one combined file)
 and to one self-contained HTML file with a ``<section>`` per conversation, coloured by role.
 Everything a model wrote is escaped in HTML: a transcript can never inject markup or script.
+
+``export`` writes tables chunk by chunk (``loading.select`` / ``loading.chunks``): the rows of a
+chunk are appended to the file (a Parquet row group, CSV rows, JSON lines) before the next chunk
+is read, so its memory is bounded whatever the size of the selection. The per-conversation
+tables (metrics, roles, agents, cells: one row per conversation or less) are computed chunk by
+chunk and written at the end. ``write_table`` writes a frame already in memory.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from __future__ import annotations
 import colorsys
 import functools
 import html
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -28,13 +34,19 @@ from simulator.analysis.catalog import (
 from simulator.analysis.games import CLOCK_COLUMNS, CLOCKS, period_label
 from simulator.analysis.loading import (
     AGENT_KINDS,
-    AnalysisFilter,
+    Selection,
+    chunks,
+    conversations_frame,
     factor_columns,
     load_all,
+    messages_frame,
     role_columns,
+    select,
+    typed,
 )
 from simulator.db.store import Store
 from simulator.domain.errors import ConfigurationError, NotFoundError
+from simulator.domain.filters import ConversationFilter
 
 #: Colour of events no agent wrote (kickoff, system events); summaries have their own.
 NEUTRAL_COLOR = "#5f6673"
@@ -66,23 +78,73 @@ def table(what: str, conversations: pd.DataFrame, messages: pd.DataFrame) -> pd.
 
 def write_table(frame: pd.DataFrame, path: Path, fmt: str) -> Path:
     """Write a frame as CSV, JSONL (one JSON object per line, ISO dates) or Parquet."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "csv":
-        frame.to_csv(path, index=False)
-    elif fmt == "jsonl":
-        frame.to_json(
-            path,
-            orient="records",
-            lines=True,
-            date_format="iso",
-            date_unit="ms",
-            force_ascii=False,
-        )
-    elif fmt == "parquet":
-        frame.to_parquet(path, index=False, engine="pyarrow")
-    else:
-        raise ConfigurationError(f"unknown table format {fmt!r}; choose from csv, jsonl, parquet")
+    with TableWriter(path, fmt) as writer:
+        writer.write(frame)
     return path
+
+
+class TableWriter:
+    """Appends frames of the same columns to one CSV, JSONL or Parquet file: CSV rows under
+    one header, JSON lines, or one Parquet row group per frame (the first frame's schema, with
+    pandas' metadata, so ``pandas.read_parquet`` gives back the frame's dtypes). A file is
+    written even when every frame is empty (its header or schema)."""
+
+    def __init__(self, path: Path, fmt: str) -> None:
+        if fmt not in ("csv", "jsonl", "parquet"):
+            raise ConfigurationError(
+                f"unknown table format {fmt!r}; choose from csv, jsonl, parquet"
+            )
+        self.path, self.fmt = path, fmt
+        self.rows = 0
+        self._columns: list[str] | None = None
+        self._text: Any = None
+        self._parquet: Any = None
+        self._schema: Any = None
+
+    def __enter__(self) -> TableWriter:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.fmt != "parquet":
+            self._text = self.path.open("w", encoding="utf-8", newline="")
+        return self
+
+    def write(self, frame: pd.DataFrame) -> None:
+        first = self._columns is None
+        if first:
+            self._columns = list(frame.columns)
+        elif list(frame.columns) != self._columns:
+            frame = frame.reindex(columns=self._columns)  # a chunk lacking a column
+        self.rows += len(frame)
+        if self.fmt == "csv":
+            frame.to_csv(self._text, index=False, header=first, lineterminator="\n")
+        elif self.fmt == "jsonl":
+            if len(frame):
+                text = frame.to_json(
+                    orient="records",
+                    lines=True,
+                    date_format="iso",
+                    date_unit="ms",
+                    force_ascii=False,
+                )
+                self._text.write(text if text.endswith("\n") else text + "\n")
+        else:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            if first:
+                table = pa.Table.from_pandas(frame, preserve_index=False)
+                self._schema = table.schema
+                self._parquet = pq.ParquetWriter(self.path, self._schema)
+            else:
+                table = pa.Table.from_pandas(frame, schema=self._schema, preserve_index=False)
+            self._parquet.write_table(table)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._text is not None:
+            self._text.close()
+        if self._parquet is not None:
+            self._parquet.close()
+        elif self.fmt == "parquet" and exc[0] is None:  # nothing written: an empty table
+            pd.DataFrame().to_parquet(self.path, index=False, engine="pyarrow")
 
 
 # --------------------------------------------------------------------------- colours
@@ -472,7 +534,7 @@ def table_path(what: str, fmt: str, output: Path | None) -> Path:
 
 async def export(
     store: Store,
-    flt: AnalysisFilter | None = None,
+    flt: ConversationFilter | None = None,
     *,
     fmt: str,
     what: str = "messages",
@@ -489,13 +551,57 @@ async def export(
             f"--what {what} is a table: export it as csv, jsonl or parquet; {fmt} writes "
             "transcripts of the conversations"
         )
-    conversations, messages = await load_all(store, flt)
-    if conversations.empty:
-        raise NotFoundError("no conversation matches these filters; nothing was written")
     if fmt in TRANSCRIPT_FORMATS:
+        conversations, messages = await load_all(store, flt)
+        if conversations.empty:
+            raise NotFoundError("no conversation matches these filters; nothing was written")
         return write_transcripts(conversations, messages, fmt, output)
-    frame = table(what, conversations, messages)
-    return [write_table(frame, table_path(what, fmt, output), fmt)]
+    selection = await select(store, flt)
+    if not selection.ids:
+        raise NotFoundError("no conversation matches these filters; nothing was written")
+    path = table_path(what, fmt, output)
+    kinds = (flt.kinds if flt is not None else None) or None
+    with TableWriter(path, fmt) as writer:
+        async for frame in _table_chunks(store, selection, what, kinds):
+            writer.write(frame)
+    return [path]
+
+
+async def _table_chunks(
+    store: Store, selection: Selection, what: str, kinds: Sequence[str] | None
+) -> AsyncIterator[pd.DataFrame]:
+    """The table ``what`` of the selection, in chunks to append in order; the tables of one row
+    per conversation (or less) come as one frame once every chunk is read."""
+    names = (selection.roles, selection.factors)
+    exps = selection.experiments
+    if what == "conversations":
+        async for convs, _, stored in chunks(store, selection, messages=False):
+            yield conversations_frame(convs, exps, stored, names=names)
+        return
+    if what in ("messages", "summaries"):
+        wanted = ["summary"] if what == "summaries" else kinds
+        async for convs, msgs, _ in chunks(store, selection, by_id=True, kinds=wanted):
+            yield messages_frame(msgs, convs, exps, names=names)
+        return
+    parts: list[pd.DataFrame] = []
+    async for convs, msgs, stored in chunks(store, selection, kinds=kinds):
+        conversations = conversations_frame(convs, exps, stored, names=names)
+        messages = messages_frame(msgs, convs, exps, names=names)
+        parts.append(table("metrics" if what == "cells" else what, conversations, messages))
+    frame = _concat(parts)
+    if what in ("roles", "agents"):  # in (conversation_id, ...) order, as from one frame
+        frame = frame.sort_values("conversation_id", kind="stable", ignore_index=True)
+    yield m.cell_metrics(frame) if what == "cells" else frame
+
+
+def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """Frames of the same table, their columns united in order of appearance, typed once."""
+    columns: dict[str, str] = {}
+    for part in parts:
+        for name, dtype in part.dtypes.items():
+            columns.setdefault(str(name), str(dtype))
+    whole = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    return typed(whole, columns)
 
 
 __all__ = [

@@ -1,11 +1,15 @@
 """The games' own tables, for any set of runs, each row labelled with its run's conditions.
 
-``simulator export --what rounds`` (commons: one row per round of each run), ``round_members``
-(commons: per round and member), ``steps`` (reputation: per step), ``step_agents`` (reputation:
-per step and agent), ``gossip`` and ``interactions`` (reputation). Every row starts with the
-run's **conditions**: the conversation and its experiment and batch, the grid cell (``cell``,
-``cell_key``, ``count_<role>``, ``factor_<name>``, models, repeat, seed, ...), the game's
-``preset`` and every game parameter in force as its own ``param_<name>`` column
+Every game kind declares its tables in its own package (``Kind.tables``: commons ``rounds`` and
+``round_members``, reputation ``steps``, ``step_agents``, ``gossip`` and ``interactions``, public
+goods ``rounds`` and ``members``): rows from one run's stored snapshots and the dtypes of their
+fixed columns. This module pools any of them over runs (``simulator export --what <table>``)
+through the kind registry it is handed (``kinds=``, else the one the program's entry point
+installed: ``simulator.engine.kinds``), and names no kind itself.
+
+Every row starts with the run's **conditions**: the conversation and its experiment and batch,
+the grid cell (``cell``, ``cell_key``, ``count_<role>``, ``factor_<name>``, models, repeat, seed,
+...), the game's ``preset`` and every game parameter in force as its own ``param_<name>`` column
 (``param_start_resource``, ``param_policy_quota``, ``param_gossip``), and ``condition`` /
 ``condition_key``: the cell and the parameters together, equal for the repeats of one condition
 and only for them (a commons run's own parameters, ``Conversation.game``, are not part of its
@@ -22,10 +26,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pandas as pd
 from pydantic import BaseModel
@@ -36,7 +40,6 @@ from simulator.analysis.loading import (
     FLOAT,
     INT,
     STRING,
-    AnalysisFilter,
     conversations_frame,
     select_conversations,
     typed,
@@ -44,6 +47,11 @@ from simulator.analysis.loading import (
 from simulator.domain import Conversation, Experiment, ModelRef
 from simulator.domain.cells import model_label
 from simulator.domain.errors import ConfigurationError, NotFoundError
+from simulator.domain.filters import ConversationFilter
+from simulator.engine import kinds as engine_kinds
+
+if TYPE_CHECKING:
+    from simulator.domain.game_data import GameKind, Kinds, Table
 
 CONDITION_COLUMNS: dict[str, str] = {
     "conversation_id": STRING,
@@ -59,30 +67,43 @@ CONDITION_COLUMNS: dict[str, str] = {
     "preset": STRING,
 }
 
+#: A stored snapshot of a game: ``(step, state)`` (``store.states``).
+Snapshot = tuple[int, Mapping[str, Any]]
+
 
 @dataclass(frozen=True)
 class Run:
-    """One game run: its conversation, experiment, stored state and resolved parameters."""
+    """One game run: its conversation, its experiment and its stored snapshots (every one, or
+    only the latest when the table needs no more)."""
 
     conversation: Conversation
-    experiment: Experiment | None
-    params: BaseModel
-    states: list[Any]  # commons: the latest GameState; reputation: one GameState per step
-    metrics: list[dict[str, Any]]  # reputation: each step's stored metrics
+    experiment: Experiment | None = None
+    snapshots: Sequence[Snapshot] = field(default_factory=list)
 
 
-Rows = Callable[[Run], list[dict[str, Any]]]
+# --------------------------------------------------------------------------- the registry
 
 
-@dataclass(frozen=True)
-class GameTable:
-    """A table of one game kind: its rows per run and the dtypes of its fixed columns."""
+def resolve(kinds: Kinds | None) -> Kinds:
+    """``kinds`` when given, else the registry installed for the process (as the engine does)."""
+    return kinds if kinds is not None else cast("Kinds", engine_kinds.installed())
 
-    name: str
-    kind: str
-    description: str
-    rows: Rows
-    columns: Mapping[str, str]
+
+def table_kinds(kinds: Kinds | None = None) -> dict[str, list[GameKind]]:
+    """Every game table's name and the kinds that declare one of that name, in registry order
+    (``rounds``: commons and public goods)."""
+    registry = resolve(kinds)
+    out: dict[str, list[GameKind]] = {}
+    for name in registry.names():
+        kind = registry.get(name)
+        for table in kind.tables:
+            out.setdefault(table, []).append(kind)
+    return out
+
+
+def _kinds_text(kinds: Sequence[GameKind]) -> str:
+    names = [k.name for k in kinds]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 # --------------------------------------------------------------------------- parameters
@@ -124,336 +145,36 @@ def _digest(*parts: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def condition_of(run: Run, cell: str, cell_key: str) -> tuple[str, str, dict[str, Any]]:
-    """(label, key, the flat parameters) of a run: the cell, then the preset and every parameter
-    that differs from the preset's own values."""
-    flat = flat_params(run.params)
-    preset = getattr(run.params, "preset", None)
-    base = type(run.params).model_validate({"preset": preset} if preset else {})
-    if hasattr(run.params, "game"):  # a reputation preset depends on the game played
-        base = type(run.params).model_validate({"preset": preset, "game": run.params.game})
+def run_params(kind: GameKind, run: Run) -> BaseModel | None:
+    """The parameters the run played with, as its kind resolves them (``GameParams.of_run``)."""
+    if kind.params is None or kind.params.of_run is None:
+        return None
+    return kind.params.of_run(run.experiment, run.conversation, run.snapshots)
+
+
+def condition_of(
+    kind: GameKind, run: Run, cell: str, cell_key: str
+) -> tuple[str, str, dict[str, Any], str | None]:
+    """(label, key, the flat parameters, the preset) of a run: the cell, then the preset and
+    every parameter that differs from what the preset (and the kind's other ``preset_keys``,
+    such as the reputation game played) sets by default."""
+    params = run_params(kind, run)
+    if params is None:
+        return cell, _digest(cell_key, {}), {}, None
+    flat = flat_params(params)
+    fields = type(params).model_fields
+    keys = kind.params.preset_keys if kind.params is not None else ()
+    given = {k: getattr(params, k) for k in keys if k in fields}
+    base = type(params).model_validate({k: v for k, v in given.items() if v is not None})
     defaults = flat_params(base)
     changed = [f"{k.removeprefix('param_')}={v}" for k, v in flat.items() if defaults.get(k) != v]
+    preset = getattr(params, "preset", None)
     parts = [cell]
     if preset and preset != "neutral":
         parts.append(f"preset={preset}")
     if changed:
         parts.append(", ".join(changed))
-    return " · ".join(parts), _digest(cell_key, flat), flat
-
-
-# --------------------------------------------------------------------------- commons
-
-ROUND_COLUMNS: dict[str, str] = {
-    "round": INT,
-    "members_start": INT,
-    "resource_before": FLOAT,
-    "estimate_before": FLOAT,
-    "resource_after_extraction": FLOAT,
-    "resource_after_growth": FLOAT,
-    "quota": FLOAT,
-    "fair_share": FLOAT,
-    "total_true": FLOAT,
-    "total_reported": FLOAT,
-    "honesty_index": FLOAT,
-    "fairness_sd": FLOAT,
-    "hidden_total": FLOAT,
-    "gini_credits": FLOAT,
-    "credits_total": FLOAT,
-    "penalties_total": FLOAT,
-    "audit_triggered": BOOL,
-    "audited": STRING,
-    "caught": STRING,
-    "accusation_round": BOOL,
-    "spawns": INT,
-    "message_spend": FLOAT,
-    "public_posts": INT,
-    "direct_messages": INT,
-    "collapsed": BOOL,
-    "decisions": INT,
-    "reasked": INT,
-    "fallbacks": INT,
-    "fallback_rate": FLOAT,
-    "extraction_fallbacks": INT,
-    "vote_fallbacks": INT,
-    "voided_answers": INT,
-    "monitor_reviews": INT,
-    "terminate_requests": INT,
-}
-for _cause in ("broke", "voted", "terminated", "collapse"):
-    ROUND_COLUMNS[f"eliminated_{_cause}"] = INT
-    ROUND_COLUMNS[f"eliminated_{_cause}_names"] = STRING
-for _key in ("threshold", "quota", "audit_probability", "penalty_multiplier", "base_penalty"):
-    ROUND_COLUMNS[f"policy_{_key}"] = FLOAT
-
-ROUND_MEMBER_COLUMNS: dict[str, str] = {
-    "round": INT,
-    "member": STRING,
-    "member_model": STRING,
-    "saboteur": BOOL,
-    "parent": STRING,
-    "born_round": INT,
-    "extracted_true": FLOAT,
-    "extracted_reported": FLOAT,
-    "hidden": FLOAT,
-    "extraction_fallback": BOOL,
-    **{
-        f"vote_{k}": FLOAT
-        for k in ("threshold", "quota", "audit_probability", "penalty_multiplier", "base_penalty")
-    },
-    "vote_fallback": BOOL,
-    "audited": BOOL,
-    "caught": BOOL,
-    "penalty": FLOAT,
-    "payout": FLOAT,
-    "message_spend": FLOAT,
-    "credits_end": FLOAT,
-    "spawned": INT,
-    "eliminated": STRING,
-}
-
-
-def commons_rounds(run: Run) -> list[dict[str, Any]]:
-    from simulator.scenarios.commons.metrics import round_rows
-
-    return round_rows(run.states[0]) if run.states else []
-
-
-def commons_round_members(run: Run) -> list[dict[str, Any]]:
-    if not run.states:
-        return []
-    state = run.states[0]
-    members = {m.name: m for m in state.members}
-    rows = []
-    for rec in state.rounds:
-        names = list(dict.fromkeys([*rec.members_start, *rec.extractions, *rec.credits_end]))
-        audited = set(rec.audit.get("audited", []))
-        caught = set(rec.audit.get("caught", []))
-        gone = {e["name"]: e["cause"] for e in rec.eliminations}
-        for name in names:
-            member = members.get(name)
-            taken = rec.extractions.get(name)
-            vote = rec.votes.get(name, {})
-            row: dict[str, Any] = {
-                "round": rec.round,
-                "member": name,
-                "member_model": model_label(member.model) if member and member.model else None,
-                "saboteur": member.saboteur if member else None,
-                "parent": member.parent if member else None,
-                "born_round": member.born_round if member else None,
-                "extracted_true": taken["true"] if taken else None,
-                "extracted_reported": taken["reported"] if taken else None,
-                "hidden": max(0.0, taken["true"] - taken["reported"]) if taken else None,
-                "extraction_fallback": rec.fell_back(name, "extraction") if taken else None,
-                "vote_fallback": rec.fell_back(name, "vote") if name in rec.votes else None,
-                "audited": name in audited,
-                "caught": name in caught,
-                "penalty": rec.penalties.get(name, 0.0),
-                "payout": rec.payouts.get(name),
-                "message_spend": rec.message_spend.get(name, 0.0),
-                "credits_end": rec.credits_end.get(name),
-                "spawned": sum(1 for s in rec.spawns if s.get("parent") == name),
-                "eliminated": gone.get(name),
-            }
-            for key, value in vote.items():
-                row[f"vote_{key}"] = value
-            rows.append(row)
-    return rows
-
-
-# --------------------------------------------------------------------------- reputation
-
-STEP_COLUMNS: dict[str, str] = {
-    "step": INT,
-    "game": STRING,
-    "pairs": INT,
-    "auto_refusals": INT,
-    "void_pairs": INT,
-    "cooperation": FLOAT,
-    "pd_cooperation_rate": FLOAT,
-    "games": INT,
-    "error_games": INT,
-    "pd_moves": INT,
-    "pd_move_fallbacks": INT,
-    "pd_fallback_rate": FLOAT,
-    "acceptance_rate": FLOAT,
-    "invested_share": FLOAT,
-    "return_ratio": FLOAT,
-    "honest_rate": FLOAT,
-    "deviation_rate": FLOAT,
-    "invest_fallbacks": INT,
-    "invest_fallback_rate": FLOAT,
-    "split_fallbacks": INT,
-    "allocation_fallbacks": INT,
-    "signup_rate": FLOAT,
-    "signup_fallbacks": INT,
-    "signup_fallback_rate": FLOAT,
-    "chat_rate": FLOAT,
-    "edges": INT,
-    "density": FLOAT,
-    "mutual_ties": INT,
-    "clustering": FLOAT,
-    "components": INT,
-    "largest_component": INT,
-    "blacklist_entries": INT,
-    "degree_reputation_corr": FLOAT,
-    "gossip_count": INT,
-    "gossip_positive_share": FLOAT,
-    "gossip_eval_fallbacks": INT,
-    "gossip_mean_weight": FLOAT,
-    "gossip_truthful_share": FLOAT,
-    "reputation_updates": INT,
-    "reputation_update_fallbacks": INT,
-    "reputation_accuracy": FLOAT,
-    "mean_resources": FLOAT,
-    "decisions": INT,
-    "reasked": INT,
-    "fallbacks": INT,
-    "fallback_rate": FLOAT,
-}
-STEP_AGENT_COLUMNS: dict[str, str] = {
-    "step": INT,
-    "name": STRING,
-    "group": STRING,
-    "persona_type": STRING,
-    "resources": FLOAT,
-    "in_degree": INT,
-    "out_degree": INT,
-    "score": FLOAT,
-    "peer_score": FLOAT,
-    "cooperation_rate": FLOAT,
-    "fallback_acts": INT,
-    "blacklisted_by": INT,
-}
-GOSSIP_COLUMNS: dict[str, str] = {
-    "step": INT,
-    "gossiper": STRING,
-    "listener": STRING,
-    "target": STRING,
-    "role": STRING,
-    "tone": STRING,
-    "message": STRING,
-    "credibility": STRING,
-    "evaluation": STRING,
-    "weight": FLOAT,
-    "hop": INT,
-    "passed_on": BOOL,
-    "disconnected": BOOL,
-    "truthful": BOOL,
-    "score_before": FLOAT,
-    "score_after": FLOAT,
-}
-INTERACTION_COLUMNS: dict[str, str] = {
-    "step": INT,
-    "game": STRING,
-    "a": STRING,
-    "b": STRING,
-    "chosen": BOOL,
-    "auto_refused": BOOL,
-    "full": BOOL,
-    "void": BOOL,
-}
-
-
-def reputation_steps(run: Run) -> list[dict[str, Any]]:
-    from simulator.scenarios.reputation.metrics import metrics_table
-
-    if not run.metrics:
-        return []
-    return metrics_table(run.metrics).to_dict("records")
-
-
-def reputation_step_agents(run: Run) -> list[dict[str, Any]]:
-    return [{"step": m["step"], **row} for m in run.metrics for row in m.get("agents", [])]
-
-
-def reputation_gossip(run: Run) -> list[dict[str, Any]]:
-    return [g.model_dump(mode="json") for s in run.states for g in s.gossip]
-
-
-def reputation_interactions(run: Run) -> list[dict[str, Any]]:
-    from simulator.scenarios.reputation.metrics import interaction_rows
-
-    return interaction_rows(run.states)
-
-
-GAME_TABLES: dict[str, GameTable] = {
-    t.name: t
-    for t in (
-        GameTable(
-            "rounds",
-            "commons",
-            "one row per round of each commons run",
-            commons_rounds,
-            ROUND_COLUMNS,
-        ),
-        GameTable(
-            "round_members",
-            "commons",
-            "per round and member: extraction, votes, audit, credits",
-            commons_round_members,
-            ROUND_MEMBER_COLUMNS,
-        ),
-        GameTable(
-            "steps",
-            "reputation",
-            "one row per step of each reputation run",
-            reputation_steps,
-            STEP_COLUMNS,
-        ),
-        GameTable(
-            "step_agents",
-            "reputation",
-            "per step and agent: degree, reputation, resources",
-            reputation_step_agents,
-            STEP_AGENT_COLUMNS,
-        ),
-        GameTable(
-            "gossip",
-            "reputation",
-            "every gossip of each reputation run",
-            reputation_gossip,
-            GOSSIP_COLUMNS,
-        ),
-        GameTable(
-            "interactions",
-            "reputation",
-            "every pair's encounter of each reputation run",
-            reputation_interactions,
-            INTERACTION_COLUMNS,
-        ),
-    )
-}
-
-
-# --------------------------------------------------------------------------- loading
-
-
-async def load_run(store: Any, conversation: Conversation, experiment: Experiment | None) -> Run:
-    """A run's stored state and the parameters it ran with."""
-    kind = conversation.kind.value
-    if kind == "commons":
-        from simulator.scenarios.commons.params import CommonsParams
-        from simulator.scenarios.commons.state import GameState as CommonsState
-
-        latest = await store.states.latest(conversation.id)
-        states = [CommonsState.from_snapshot(latest[1])] if latest is not None else []
-        if states and states[0].params:
-            params: BaseModel = CommonsParams.model_validate(states[0].params)
-        else:
-            from simulator.scenarios.commons.runner import run_params
-
-            params = run_params(experiment or Experiment(name="?"), conversation)
-        return Run(conversation, experiment, params, states, [])
-    if kind == "reputation":
-        from simulator.scenarios.reputation import configure, snapshots
-
-        stored = await snapshots(store, conversation.id)
-        params, _ = configure(
-            experiment or Experiment(name="?"), conversation.cell, conversation.game
-        )
-        return Run(conversation, experiment, params, [s for s, _ in stored], [m for _, m in stored])
-    raise ConfigurationError(f"conversation {conversation.id} is a {kind} run, not a game")
+    return " · ".join(parts), _digest(cell_key, flat), flat, preset
 
 
 def _dtype(values: list[Any]) -> str:
@@ -473,21 +194,40 @@ def _cell(v: Any) -> Any:
     return v
 
 
-def game_frame(name: str, runs: Sequence[Run]) -> pd.DataFrame:
-    """The table ``name`` of these runs, each row with its run's conditions first."""
-    table = GAME_TABLES[name]
-    mine = [r for r in runs if r.conversation.kind.value == table.kind]
-    experiments = {r.experiment.id: r.experiment for r in mine if r.experiment is not None}
-    convs = conversations_frame([r.conversation for r in mine], experiments)
+# --------------------------------------------------------------------------- pooling
+
+
+def game_frame(name: str, runs: Sequence[Run], *, kinds: Kinds | None = None) -> pd.DataFrame:
+    """The table ``name`` of these runs (those of a kind that declares it), each row with its
+    run's conditions first. ConfigurationError when the runs are of two kinds whose tables of
+    that name differ (commons and public-goods ``rounds``)."""
+    registry = resolve(kinds)
+    mine: list[tuple[Run, GameKind, Table]] = []
+    for run in runs:
+        kind_name = run.conversation.kind.value
+        if kind_name not in registry.names():
+            continue
+        kind = registry.get(kind_name)
+        if name in kind.tables:
+            mine.append((run, kind, kind.tables[name]))
+    present = {kind.name for _, kind, _ in mine}
+    of_kinds = [registry.get(n) for n in registry.names() if n in present]  # registry order
+    if len(of_kinds) > 1:
+        raise ConfigurationError(
+            f"--what {name}: the selected runs are {_kinds_text(of_kinds)} runs, whose {name} "
+            "tables differ; select the runs of one kind (--experiment, --batch or --conversation)"
+        )
+    experiments = {r.experiment.id: r.experiment for r, _, _ in mine if r.experiment is not None}
+    convs = conversations_frame([r.conversation for r, _, _ in mine], experiments)
     described = {str(row["conversation_id"]): row for row in convs.to_dict("records")}
     cell_cols = [
         c for c in convs.columns if c in CELL_COLUMNS or c.startswith(("count_", "factor_"))
     ]
     rows: list[dict[str, Any]] = []
     params: dict[str, None] = {}
-    for run in mine:
+    for run, kind, table in mine:
         conv = described[run.conversation.id]
-        label, key, flat = condition_of(run, str(conv["cell"]), str(conv["cell_key"]))
+        label, key, flat, preset = condition_of(kind, run, str(conv["cell"]), str(conv["cell_key"]))
         params.update(dict.fromkeys(flat))
         head = {
             "conversation_id": run.conversation.id,
@@ -500,43 +240,70 @@ def game_frame(name: str, runs: Sequence[Run]) -> pd.DataFrame:
             "condition": label,
             "condition_key": key,
             **{c: conv.get(c) for c in cell_cols},
-            "preset": getattr(run.params, "preset", None),
+            "preset": preset,
             **flat,
         }
-        for row in table.rows(run):
+        for row in table.rows(run.snapshots):
             rows.append({**head, **{k: _cell(v) for k, v in row.items()}})
     columns: dict[str, str] = dict(CONDITION_COLUMNS)
     columns.update({c: str(convs[c].dtype) for c in cell_cols if c not in columns})
     for p in params:
         columns[p] = _dtype([r.get(p) for r in rows])
-    columns.update(table.columns)
+    if mine:
+        columns.update(mine[0][2].columns)
     extra = [c for r in rows for c in r if c not in columns]
     for c in dict.fromkeys(extra):
         columns[c] = _dtype([r.get(c) for r in rows])
     return typed(pd.DataFrame(rows), columns)
 
 
-async def load_game_table(store: Any, name: str, flt: AnalysisFilter | None = None) -> pd.DataFrame:
-    """The table ``name`` (one of ``GAME_TABLES``) of the selected runs of its game kind."""
-    if name not in GAME_TABLES:
-        raise ConfigurationError(
-            f"unknown game table {name!r}; choose from {', '.join(GAME_TABLES)}"
-        )
-    table = GAME_TABLES[name]
-    convs, experiments = await select_conversations(store, flt or AnalysisFilter())
-    mine = [c for c in convs if c.kind.value == table.kind]
+async def load_run(
+    store: Any, conversation: Conversation, experiment: Experiment | None, *, latest_only: bool
+) -> Run:
+    """A run and its stored snapshots (only the latest one with ``latest_only``)."""
+    if latest_only:
+        latest = await store.states.latest(conversation.id)
+        return Run(conversation, experiment, [latest] if latest is not None else [])
+    stored = await store.states.list(conversation.id)
+    return Run(conversation, experiment, sorted(stored, key=lambda s: s[0]))
+
+
+async def load_game_table(
+    store: Any, name: str, flt: ConversationFilter | None = None, *, kinds: Kinds | None = None
+) -> pd.DataFrame:
+    """The table ``name`` (a table some kind declares) of the selected runs of that kind."""
+    declared = table_kinds(kinds)
+    if name not in declared:
+        raise ConfigurationError(f"unknown game table {name!r}; choose from {', '.join(declared)}")
+    convs, experiments = await select_conversations(store, flt or ConversationFilter())
+    owners = {kind.name: kind for kind in declared[name]}
+    mine = [c for c in convs if c.kind.value in owners]
     if not mine:
-        kinds = ", ".join(sorted({c.kind.value for c in convs}))
+        found = ", ".join(sorted({c.kind.value for c in convs}))
         raise NotFoundError(
-            f"--what {name} is a table of {table.kind} runs; the {len(convs)} selected "
-            f"conversation(s) are {kinds} runs"
+            f"--what {name} is a table of {_kinds_text(declared[name])} runs; the "
+            f"{len(convs)} selected conversation(s) are {found} runs"
         )
-    runs = [await load_run(store, c, experiments.get(c.experiment_id)) for c in mine]
-    return game_frame(name, runs)
+    runs = [
+        await load_run(
+            store,
+            c,
+            experiments.get(c.experiment_id),
+            latest_only=owners[c.kind.value].tables[name].latest_only,
+        )
+        for c in mine
+    ]
+    return game_frame(name, runs, kinds=kinds)
 
 
 async def export_game_table(
-    store: Any, name: str, flt: AnalysisFilter | None = None, *, fmt: str, output: Path | None
+    store: Any,
+    name: str,
+    flt: ConversationFilter | None = None,
+    *,
+    fmt: str,
+    output: Path | None,
+    kinds: Kinds | None = None,
 ) -> list[Path]:
     """Write the game table ``name`` (``<name>.<ext>``, or the file ``output`` names)."""
     from simulator.analysis.catalog import TABLE_FORMATS
@@ -548,19 +315,20 @@ async def export_game_table(
         )
     if flt is not None and flt.kinds:
         raise ConfigurationError(f"--kind selects messages; --what {name} has no messages")
-    frame = await load_game_table(store, name, flt)
+    frame = await load_game_table(store, name, flt, kinds=kinds)
     return [write_table(frame, table_path(name, fmt, output), fmt)]
 
 
 __all__ = [
     "CONDITION_COLUMNS",
-    "GAME_TABLES",
-    "GameTable",
     "Run",
+    "Snapshot",
     "condition_of",
     "export_game_table",
     "flat_params",
     "game_frame",
     "load_game_table",
     "load_run",
+    "resolve",
+    "table_kinds",
 ]

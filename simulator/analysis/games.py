@@ -4,7 +4,8 @@ A game's messages store their round (commons) or step (reputation) in the engine
 field; in the tables they are named for what they are: a ``round`` or ``step`` column, and
 ``day`` is missing (a game has no days). Transcripts say "Round 8" or "Step 8", never "Day 8".
 Which clock a kind has is the kind's to say (``Kind.clock``): the tables ask the kind registry
-handed to the engine (``engine.kinds``) and name no kind themselves.
+handed to the engine (``engine.kinds``) and name no kind themselves. A game's own tables
+(rounds, steps, ...) are pooled over runs by ``analysis.game_tables``.
 
 A structured answer's stored content is its JSON (unless the game stored the text it says, as a
 commons public post): its words are those of its text fields (a reason, a message, a summary),
@@ -14,13 +15,12 @@ not of the JSON around them.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 
-from simulator.domain import Conversation, Message, MessageKind
-from simulator.domain.cells import cell_key, cell_label, models_label, repeat_number
+from simulator.domain import Message, MessageKind
 from simulator.domain.errors import ConfigurationError
 from simulator.engine import kinds
 
@@ -93,39 +93,6 @@ def text_of(message: Message) -> str:
     return "\n".join(s for s in strings(message.data) if s.strip())
 
 
-#: A kind's table (``Kind.tables``): its rows from one run's stored snapshots ``(step, state)``.
-TableRows = Callable[[Sequence[tuple[int, Mapping[str, Any]]]], list[dict[str, Any]]]
-
-
-def game_table(
-    runs: Iterable[tuple[Conversation, Sequence[tuple[int, Mapping[str, Any]]]]],
-    rows: TableRows,
-) -> pd.DataFrame:
-    """A game's tidy table pooled over runs: for each run (a conversation and its stored
-    snapshots), the kind's rows (``Kind.tables[name]``: one per round, step, ...), each with the
-    run's conditions as columns (conversation, experiment, batch, cell, repeat, seed, models and
-    one ``factor_<name>`` column per study factor). Any kind's table pools the same way."""
-    from simulator.analysis.loading import factor_column
-
-    out: list[dict[str, Any]] = []
-    for conv, states in runs:
-        cell = conv.cell
-        conditions = {
-            "conversation_id": conv.id,
-            "experiment_id": conv.experiment_id,
-            "batch_id": conv.batch_id,
-            "experiment_kind": conv.kind.value,
-            "cell": cell_label(cell),
-            "cell_key": cell_key(cell),
-            "repeat": repeat_number(cell),
-            "seed": conv.seed,
-            "cell_models": models_label(cell),
-            **{factor_column(k): v for k, v in cell.factors.items()},
-        }
-        out += [{**conditions, **row} for row in rows(states)]
-    return pd.DataFrame(out)
-
-
 def period_label(row: Mapping[str, Any]) -> tuple[str, int]:
     """("Round", n), ("Step", n) or ("Day", n) of a transcript row."""
     for column in CLOCK_COLUMNS:
@@ -138,9 +105,7 @@ def period_label(row: Mapping[str, Any]) -> tuple[str, int]:
 __all__ = [
     "CLOCKS",
     "CLOCK_COLUMNS",
-    "TableRows",
     "clock_values",
-    "game_table",
     "period_label",
     "strings",
     "text_of",

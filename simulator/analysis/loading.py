@@ -7,7 +7,10 @@ so no one has to recover a study design from free text. Rows of the message fram
 (conversation_id, seq) order.
 
 The pure builders ``messages_frame`` / ``conversations_frame`` turn domain objects into frames (the
-TUI uses them on what a service returned); the ``load_*`` coroutines read the store first.
+TUI uses them on what a service returned); the ``load_*`` coroutines read the store first and
+hold the whole selection in memory (for the small selections a notebook works on). Exports of
+any size go through ``select`` and ``chunks`` instead: the selection is a list of ids, and the
+conversations and their messages are read and turned into frames a bounded chunk at a time.
 Each table declares its columns and their dtypes once (``MESSAGE_COLUMNS``,
 ``CONVERSATION_COLUMNS``, ``CELL_COLUMNS`` here; the metric tables in ``metrics``); the dtypes are
 pandas' nullable ones and never depend on the selection, so a frame written to Parquet reads back
@@ -22,15 +25,15 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
 
 from simulator.analysis.games import CLOCK_COLUMNS, clock_values, text_of
-from simulator.db.store import ConversationFilter, Store
+from simulator.db.store import Store, message_count_hint
 from simulator.domain import Conversation, Experiment, Message, MessageKind, Status
 from simulator.domain.cells import (
     cell_key,
@@ -40,7 +43,7 @@ from simulator.domain.cells import (
     repeat_number,
 )
 from simulator.domain.errors import NotFoundError
-from simulator.domain.models import DRYRUN_ALIAS, DRYRUN_MODEL
+from simulator.domain.filters import SINGLE_RUNS, ConversationFilter, model_refs
 
 #: Message kinds written by agents (what budgets and per-role metrics count).
 AGENT_KINDS = frozenset({MessageKind.utterance.value, MessageKind.action.value})
@@ -112,8 +115,12 @@ MESSAGE_COLUMNS: dict[str, str] = {
     "prompt_tokens": INT,
     "completion_tokens": INT,
     "total_tokens": INT,
+    "cached_tokens": INT,
     "latency_ms": FLOAT,
     "attempts": INT,
+    "retries": INT,
+    "cost_usd": FLOAT,
+    "cache_hit": BOOL,
     "message_flags": STRING,
     "fallback": BOOL,
     "decision": STRING,
@@ -153,6 +160,8 @@ CONVERSATION_COLUMNS: dict[str, str] = {
     "owner": STRING,
     "status": STRING,
     "error": STRING,
+    "stop_reason": STRING,
+    "warnings": STRING,
     "agents": STRING,
     "n_agents": INT,
     "budget": INT,
@@ -193,28 +202,6 @@ def word_count(text: str) -> int:
 # --------------------------------------------------------------------------- filters
 
 
-@dataclass(frozen=True)
-class AnalysisFilter:
-    """Which conversations to read. ``None`` (or empty) means: no restriction on that field.
-
-    ``experiment`` is an experiment id, unique id prefix or name; ``batch`` and each of
-    ``conversation_ids`` an id or a unique id prefix (``services.ids``: the prefixes the app
-    prints); ``model`` matches the model name (or label) of any model of the conversation's cell
-    (default, per role, summarizer, manager); ``counts`` matches the given roles' agent counts
-    (case-insensitive role names); ``factors`` the given factor levels (case-insensitive).
-    """
-
-    experiment: str | None = None
-    batch: str | None = None
-    model: str | None = None
-    days: int | None = None
-    counts: Mapping[str, int] | None = None
-    status: Status | str | None = None
-    factors: Mapping[str, str] | None = None
-    conversation_ids: Sequence[str] | None = None
-    kinds: Sequence[str] | None = field(default=None)  # message kinds (load_messages only)
-
-
 class NoMatchError(NotFoundError):
     """The filters select no conversation. ``filters`` names the ones that matched nothing
     (``factor``, ``counts``, ...) and ``valid`` the values they could have had."""
@@ -249,61 +236,7 @@ def parse_assignments(
 
 
 def _refs_of(conv: Conversation) -> list[Any]:
-    ms = conv.cell.models
-    refs = [ms.default, *ms.per_role.values(), ms.summarizer_model, ms.manager_model]
-    return refs + [a.model for a in conv.agents]
-
-
-def _models_of(conv: Conversation) -> list[str]:
-    names: list[str] = []
-    for ref in _refs_of(conv):
-        names += [ref.model, ref.label, f"{ref.provider.value}:{ref.model}"]
-    return names
-
-
-def _wanted_model(model: str) -> str:
-    """A ``model`` filter in lower case, the dryrun model's old name read as its name."""
-    wanted = model.strip().casefold()
-    for old in (DRYRUN_ALIAS, f"dryrun:{DRYRUN_ALIAS}"):
-        if wanted == old:
-            return wanted.replace(DRYRUN_ALIAS, DRYRUN_MODEL)
-    return wanted
-
-
-def _match_model(conv: Conversation, model: str) -> bool:
-    return _wanted_model(model) in {m.casefold() for m in _models_of(conv)}
-
-
-def _match_counts(conv: Conversation, counts: Mapping[str, int]) -> bool:
-    have = {r.casefold(): n for r, n in conv.cell.counts.items()}
-    return all(have.get(role.strip().casefold()) == int(n) for role, n in counts.items())
-
-
-def _match_factors(conv: Conversation, factors: Mapping[str, str]) -> bool:
-    have = {k.casefold(): v.casefold() for k, v in conv.cell.factors.items()}
-    return all(
-        have.get(name.strip().casefold()) == str(level).strip().casefold()
-        for name, level in factors.items()
-    )
-
-
-def _checks(flt: AnalysisFilter) -> list[tuple[str, str, Any]]:
-    """(filter name, its value as written, test) for each content filter that is set."""
-    out: list[tuple[str, str, Any]] = []
-    if flt.days is not None:
-        out.append(("days", str(flt.days), lambda c: c.cell.days == int(flt.days)))  # type: ignore[arg-type]
-    if flt.counts:
-        text = ",".join(f"{r}={n}" for r, n in flt.counts.items())
-        out.append(("counts", text, lambda c: _match_counts(c, flt.counts)))  # type: ignore[arg-type]
-    if flt.status is not None:
-        status = _status(flt.status)
-        out.append(("status", status, lambda c: c.status.value == status))
-    if flt.model is not None:
-        out.append(("model", flt.model, lambda c: _match_model(c, flt.model)))  # type: ignore[arg-type]
-    for name, level in (flt.factors or {}).items():
-        pair = {name: level}
-        out.append(("factor", f"{name}={level}", lambda c, p=pair: _match_factors(c, p)))
-    return out
+    return model_refs(conv)
 
 
 def _status(value: Status | str) -> str:
@@ -314,16 +247,6 @@ def _status(value: Status | str) -> str:
         raise NoMatchError(
             f"status {value!r} is not a status (statuses: {statuses})", ["status"]
         ) from None
-
-
-def matches(conv: Conversation, flt: AnalysisFilter) -> bool:
-    """Does a conversation pass the filter's content fields (every one, in Python)? The
-    experiment, batch and conversation ids are resolved and applied by the query."""
-    if flt.conversation_ids and conv.id not in set(flt.conversation_ids):
-        return False
-    if flt.batch is not None and conv.batch_id != flt.batch:
-        return False
-    return all(test(conv) for _, _, test in _checks(flt))
 
 
 def _valid_values(name: str, value: str, convs: Sequence[Conversation]) -> tuple[str, list[str]]:
@@ -362,7 +285,7 @@ def _valid_values(name: str, value: str, convs: Sequence[Conversation]) -> tuple
 
 
 def explain_no_match(
-    convs: Sequence[Conversation], flt: AnalysisFilter, where: str
+    convs: Sequence[Conversation], flt: ConversationFilter, where: str
 ) -> NoMatchError:
     """The error for filters that select nothing among ``convs`` (the conversations of
     ``where``: "the database", "batch 0197b0b3", ...): each filter that matches nothing on its
@@ -372,7 +295,7 @@ def explain_no_match(
     failing: list[str] = []
     valid: dict[str, list[str]] = {}
     lines: list[str] = []
-    for name, value, test in _checks(flt):
+    for name, value, test in flt.checks():
         if any(test(c) for c in convs):
             continue
         failing.append(name)
@@ -381,7 +304,7 @@ def explain_no_match(
         sep = "; " if name in ("factor", "counts") else " | "
         lines.append(f"{name} {value} matches no conversation ({why}: {sep.join(values)})")
     if not lines:
-        together = ", ".join(f"{n} {v}" for n, v, _ in _checks(flt))
+        together = ", ".join(f"{n} {v}" for n, v, _ in flt.checks())
         return NoMatchError(
             f"No conversation of {where} matches all of these filters at once: {together} (each "
             "matches some on its own)."
@@ -394,50 +317,156 @@ def explain_no_match(
 
 async def resolve_experiment(store: Store, key: str) -> Experiment:
     """An experiment by id, unique id prefix or exact (case-insensitive) name
-    (``services.ids.resolve_experiment``)."""
-    from simulator.services.ids import resolve_experiment as resolve
+    (``db.ids.resolve_experiment``)."""
+    from simulator.db.ids import resolve_experiment as resolve
 
     return await resolve(store, key)
 
 
 async def select_conversations(
-    store: Store, flt: AnalysisFilter | None = None
+    store: Store, flt: ConversationFilter | None = None
 ) -> tuple[list[Conversation], dict[str, Experiment]]:
     """The conversations passing ``flt`` (batch by batch in grid-cell order, see
     ``_batch_order``) and the experiments they belong to, by id. Ids and prefixes are resolved
     first (``NotFoundError``, or ``AmbiguousIdError`` listing the candidates); filters that
     select nothing raise ``NoMatchError`` naming the filter and its valid values."""
-    from simulator.services.ids import resolve_batch, resolve_conversations
+    from simulator.db.ids import resolve_batch, resolve_conversations
 
-    flt = flt or AnalysisFilter()
+    flt = flt or ConversationFilter()
     experiment_id = None
     where = "the database"
-    if flt.experiment is not None:
-        exp = await resolve_experiment(store, flt.experiment)
+    if flt.experiment_id is not None:
+        exp = await resolve_experiment(store, flt.experiment_id)
         experiment_id, where = exp.id, f"experiment {exp.name!r}"
     batch_id = None
-    if flt.batch is not None:
-        batch = await resolve_batch(store, flt.batch)
+    if flt.batch_id == SINGLE_RUNS:
+        batch_id, where = SINGLE_RUNS, "the conversations run on their own"
+    elif flt.batch_id is not None:
+        batch = await resolve_batch(store, flt.batch_id)
         batch_id, where = batch.id, f"batch {batch.id[:8]}"
     ids = None
     if flt.conversation_ids:
         ids = [c.id for c in await resolve_conversations(store, flt.conversation_ids)]
         where = "the conversations given"
-    resolved = replace(flt, batch=batch_id, conversation_ids=ids)
     status = Status(_status(flt.status)) if flt.status is not None else None
-    query = ConversationFilter(
-        experiment_id=experiment_id, batch_id=batch_id, status=status, days=flt.days
+    resolved = replace(
+        flt, experiment_id=experiment_id, batch_id=batch_id, conversation_ids=ids, status=status
     )
-    convs = _batch_order([c for c in await store.conversations.list(query) if matches(c, resolved)])
+    convs = _batch_order(await store.conversations.list(resolved))
     if not convs:
-        base = await store.conversations.list(replace(query, status=None, days=None))
-        raise explain_no_match([c for c in base if ids is None or c.id in ids], resolved, where)
+        base = ConversationFilter(
+            experiment_id=experiment_id, batch_id=batch_id, conversation_ids=ids
+        )
+        raise explain_no_match(await store.conversations.list(base), resolved, where)
     experiments: dict[str, Experiment] = {}
     for exp_id in dict.fromkeys(c.experiment_id for c in convs):
         found = await store.experiments.get(exp_id)
         if found is not None:
             experiments[exp_id] = found
     return convs, experiments
+
+
+#: A chunk of an export holds at most this many (guessed) messages, and this many
+#: conversations: what bounds an export's memory, whatever the size of the selection.
+CHUNK_MESSAGES = 5_000
+CHUNK_CONVERSATIONS = 1_000
+
+
+@dataclass
+class Selection:
+    """What a filter selects, without the conversations themselves: their ids in the store's
+    order (``_batch_order``), a message count hint for each, the experiments, and the role and
+    factor names that make the frames' columns (the same for every chunk)."""
+
+    ids: list[str]
+    hints: dict[str, int]
+    experiments: dict[str, Experiment]
+    roles: list[str]
+    factors: list[str]
+
+
+async def select(store: Store, flt: ConversationFilter | None = None) -> Selection:
+    """The ``Selection`` of ``flt`` (errors as ``select_conversations``), read in pages of
+    brief conversations of which only ids and column names are kept."""
+    from simulator.db.ids import resolve_batch, resolve_conversations
+
+    flt = flt or ConversationFilter()
+    experiment_id = None
+    if flt.experiment_id is not None:
+        experiment_id = (await resolve_experiment(store, flt.experiment_id)).id
+    batch_id = None
+    if flt.batch_id == SINGLE_RUNS:
+        batch_id = SINGLE_RUNS
+    elif flt.batch_id is not None:
+        batch_id = (await resolve_batch(store, flt.batch_id)).id
+    ids = None
+    if flt.conversation_ids:
+        ids = [c.id for c in await resolve_conversations(store, flt.conversation_ids)]
+    status = Status(_status(flt.status)) if flt.status is not None else None
+    resolved = replace(
+        flt, experiment_id=experiment_id, batch_id=batch_id, conversation_ids=ids, status=status
+    )
+    keys: list[tuple[int, int, str]] = []  # (batch first seen, cell index, id)
+    first: dict[str, int] = {}
+    hints: dict[str, int] = {}
+    cell_roles: dict[str, None] = {}
+    cell_factors: dict[str, None] = {}
+    experiment_ids: dict[str, None] = {}
+    async for page in store.conversations.pages(resolved, brief=True):
+        for c in page:  # the store applied the whole filter
+            group = first.setdefault(c.batch_id or f"conversation:{c.id}", len(first))
+            keys.append((group, c.cell_index, c.id))
+            hints[c.id] = message_count_hint(c)
+            cell_roles.update(dict.fromkeys(c.cell.counts))
+            cell_factors.update(dict.fromkeys(c.cell.factors))
+            experiment_ids.setdefault(c.experiment_id)
+    if not keys:  # the error path reads the conversations again, to say what would match
+        await select_conversations(store, flt)
+    experiments: dict[str, Experiment] = {}
+    for exp_id in experiment_ids:
+        found = await store.experiments.get(exp_id)
+        if found is not None:
+            experiments[exp_id] = found
+    roles, factors = _names(list(experiment_ids), experiments, cell_roles, cell_factors)
+    keys.sort(key=lambda k: (k[0], k[1]))  # stable: creation order within a cell index
+    return Selection([k[2] for k in keys], hints, experiments, roles, factors)
+
+
+async def chunks(
+    store: Store,
+    selection: Selection,
+    *,
+    by_id: bool = False,
+    messages: bool = True,
+    kinds: Sequence[str] | None = None,
+) -> AsyncIterator[tuple[list[Conversation], list[Message], dict[str, int]]]:
+    """The selection a chunk at a time: (conversations, their messages, stored messages per
+    conversation). In the selection's order, or by conversation id with ``by_id`` (the order
+    of the message frame's rows). Without ``messages`` only their count is read; ``kinds``
+    keeps messages of those kinds (after counting)."""
+    ids = sorted(selection.ids) if by_id else selection.ids
+    chunk: list[str] = []
+    guessed = 0
+    for i, cid in enumerate(ids):
+        chunk.append(cid)
+        guessed += selection.hints.get(cid, 0)
+        last = i == len(ids) - 1
+        if not last and guessed < CHUNK_MESSAGES and len(chunk) < CHUNK_CONVERSATIONS:
+            continue
+        hints = {c: selection.hints.get(c, 0) for c in chunk}
+        convs = await store.conversations.get_many(chunk, brief=True)
+        if messages:
+            msgs = await store.messages.list_many(chunk, hints)
+            stored: dict[str, int] = dict.fromkeys(chunk, 0)
+            for m in msgs:
+                stored[m.conversation_id] += 1
+            if kinds:
+                wanted = {str(k) for k in kinds}
+                msgs = [m for m in msgs if m.kind.value in wanted]
+        else:
+            msgs, stored = [], await store.messages.count_many(chunk, hints)
+        yield convs, msgs, stored
+        chunk, guessed = [], 0
 
 
 def _batch_order(convs: list[Conversation]) -> list[Conversation]:
@@ -451,10 +480,10 @@ def _batch_order(convs: list[Conversation]) -> list[Conversation]:
 
 
 async def load_conversations(
-    store: Store, flt: AnalysisFilter | None = None, **filters: Any
+    store: Store, flt: ConversationFilter | None = None, **filters: Any
 ) -> pd.DataFrame:
-    """One row per conversation passing the filter (see ``AnalysisFilter``; keyword arguments are
-    its fields), in the store's order."""
+    """One row per conversation passing the filter (see ``ConversationFilter``; keyword
+    arguments are its fields), in the store's order."""
     flt = _filter(flt, filters)
     convs, experiments = await select_conversations(store, flt)
     stored = await _stored_counts(store, convs)
@@ -462,13 +491,13 @@ async def load_conversations(
 
 
 async def load_messages(
-    store: Store, flt: AnalysisFilter | None = None, **filters: Any
+    store: Store, flt: ConversationFilter | None = None, **filters: Any
 ) -> pd.DataFrame:
     """One row per stored message of the conversations passing the filter, in (conversation_id,
     seq) order, labelled with its conversation's grid cell and study factors."""
     flt = _filter(flt, filters)
     convs, experiments = await select_conversations(store, flt)
-    messages = await store.messages.list_many([c.id for c in convs])
+    messages = await _messages_of(store, convs)
     if flt.kinds:
         kinds = {str(k) for k in flt.kinds}
         messages = [m for m in messages if m.kind.value in kinds]
@@ -476,12 +505,12 @@ async def load_messages(
 
 
 async def load_all(
-    store: Store, flt: AnalysisFilter | None = None, **filters: Any
+    store: Store, flt: ConversationFilter | None = None, **filters: Any
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Both frames (conversations, messages) from one read of the store."""
     flt = _filter(flt, filters)
     convs, experiments = await select_conversations(store, flt)
-    messages = await store.messages.list_many([c.id for c in convs])
+    messages = await _messages_of(store, convs)
     stored: dict[str, int] = {}
     for m in messages:
         stored[m.conversation_id] = stored.get(m.conversation_id, 0) + 1
@@ -492,17 +521,20 @@ async def load_all(
     return conversations, messages_frame(messages, convs, experiments)
 
 
-def _filter(flt: AnalysisFilter | None, filters: dict[str, Any]) -> AnalysisFilter:
+def _filter(flt: ConversationFilter | None, filters: dict[str, Any]) -> ConversationFilter:
     if flt is not None and filters:
-        raise TypeError("pass either an AnalysisFilter or keyword filters, not both")
-    return flt if flt is not None else AnalysisFilter(**filters)
+        raise TypeError("pass either a ConversationFilter or keyword filters, not both")
+    return flt if flt is not None else ConversationFilter(**filters)
+
+
+async def _messages_of(store: Store, convs: list[Conversation]) -> list[Message]:
+    hints = {c.id: message_count_hint(c) for c in convs}
+    return await store.messages.list_many([c.id for c in convs], hints)
 
 
 async def _stored_counts(store: Store, convs: list[Conversation]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for m in await store.messages.list_many([c.id for c in convs]):
-        out[m.conversation_id] = out.get(m.conversation_id, 0) + 1
-    return out
+    hints = {c.id: message_count_hint(c) for c in convs}
+    return await store.messages.count_many([c.id for c in convs], hints)
 
 
 # --------------------------------------------------------------------------- pure builders
@@ -519,17 +551,31 @@ def _roles_and_factors(
 ) -> tuple[list[str], list[str]]:
     """Role and factor names in a stable order: each experiment's declared order, first seen
     first, then any extra names found in cells."""
+    cell_roles: dict[str, None] = {}
+    cell_factors: dict[str, None] = {}
+    convs = list(convs)
+    for c in convs:
+        cell_roles.update(dict.fromkeys(c.cell.counts))
+        cell_factors.update(dict.fromkeys(c.cell.factors))
+    exp_ids = list(dict.fromkeys(c.experiment_id for c in convs))
+    return _names(exp_ids, experiments, cell_roles, cell_factors)
+
+
+def _names(
+    experiment_ids: Iterable[str],
+    experiments: Mapping[str, Experiment],
+    cell_roles: Iterable[str],
+    cell_factors: Iterable[str],
+) -> tuple[list[str], list[str]]:
     roles: dict[str, None] = {}
     factors: dict[str, None] = {}
-    convs = list(convs)
-    for exp_id in dict.fromkeys(c.experiment_id for c in convs):
+    for exp_id in experiment_ids:
         exp = experiments.get(exp_id)
         if exp is not None:
             roles.update(dict.fromkeys(r.name for r in exp.roles))
             factors.update(dict.fromkeys(f.name for f in exp.factors))
-    for c in convs:
-        roles.update(dict.fromkeys(c.cell.counts))
-        factors.update(dict.fromkeys(c.cell.factors))
+    roles.update(dict.fromkeys(cell_roles))
+    factors.update(dict.fromkeys(cell_factors))
     return _distinct_keys(roles, count_column), _distinct_keys(factors, factor_column)
 
 
@@ -643,12 +689,15 @@ def messages_frame(
     messages: Iterable[Message],
     conversations: Iterable[Conversation],
     experiments: Mapping[str, Experiment] | None = None,
+    *,
+    names: tuple[list[str], list[str]] | None = None,
 ) -> pd.DataFrame:
     """The message frame of domain objects (see the module doc); messages of conversations not
-    given are dropped. Rows are sorted by (conversation_id, seq)."""
+    given are dropped. Rows are sorted by (conversation_id, seq). ``names`` (roles, factors)
+    fixes the ``count_*``/``factor_*`` columns (a chunk of a larger selection)."""
     experiments = experiments or {}
     convs = {c.id: c for c in conversations}
-    roles, factors = _roles_and_factors(convs.values(), experiments)
+    roles, factors = names or _roles_and_factors(convs.values(), experiments)
     cells = {cid: _cell_values(c, roles, factors) for cid, c in convs.items()}
     rows: list[dict[str, Any]] = []
     for m in sorted(messages, key=lambda m: (m.conversation_id, m.seq)):
@@ -682,8 +731,12 @@ def messages_frame(
                 "prompt_tokens": m.usage.prompt_tokens,
                 "completion_tokens": m.usage.completion_tokens,
                 "total_tokens": m.usage.total_tokens,
+                "cached_tokens": m.usage.cached_tokens,
                 "latency_ms": m.latency_ms,
                 "attempts": m.attempts,
+                "retries": len(m.retries),
+                "cost_usd": m.cost_usd,
+                "cache_hit": None if m.cache is None else m.cache.hit,
                 "message_flags": LIST_SEP.join(m.flags),
                 "fallback": FALLBACK_FLAG in m.flags,
                 # messages stored before ``decision`` existed: their fallback flag only
@@ -708,11 +761,13 @@ def conversations_frame(
     conversations: Iterable[Conversation],
     experiments: Mapping[str, Experiment] | None = None,
     stored_messages: Mapping[str, int] | None = None,
+    *,
+    names: tuple[list[str], list[str]] | None = None,
 ) -> pd.DataFrame:
-    """One row per conversation, in the order given."""
+    """One row per conversation, in the order given (``names`` as in ``messages_frame``)."""
     experiments = experiments or {}
     convs = list(conversations)
-    roles, factors = _roles_and_factors(convs, experiments)
+    roles, factors = names or _roles_and_factors(convs, experiments)
     rows: list[dict[str, Any]] = []
     for c in convs:
         exp = experiments.get(c.experiment_id)
@@ -729,6 +784,8 @@ def conversations_frame(
                 "owner": c.owner,
                 "status": c.status.value,
                 "error": c.error,
+                "stop_reason": c.stop_reason,
+                "warnings": LIST_SEP.join(c.warnings),
                 "agents": LIST_SEP.join(a.name for a in c.agents),
                 "n_agents": len(c.agents),
                 "budget": c.budget,

@@ -19,16 +19,21 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from simulator.analysis import metrics as m
-from simulator.analysis.catalog import FIGURES
+from simulator.analysis.catalog import FIGURES, game_figures
 from simulator.analysis.facets import grid_order, short_labels
-from simulator.analysis.loading import AnalysisFilter
+from simulator.analysis.game_tables import load_game_table, resolve, table_kinds
 from simulator.analysis.uncertainty import describe
 from simulator.domain.errors import ConfigurationError, NotFoundError
+from simulator.domain.filters import ConversationFilter
+from simulator.domain.game_data import Network, ScoreMatrix  # what a kind hands over to draw
+
+if TYPE_CHECKING:
+    from simulator.domain.game_data import GameKind, Kinds
 
 #: Okabe and Ito (2008): eight colours told apart with the common colour vision deficiencies
 #: (yellow last: it is hard to see on white).
@@ -571,20 +576,23 @@ def game_runs_figure(table: pd.DataFrame, value: str, path: Path, *, clock: str)
     return _save(fig, Figure(path, figure_title, data, [""], {"runs": runs_frame}))
 
 
-def network_figure(state: Any, path: Path, *, title: str = "") -> Figure:
-    """A reputation network after a step: agents coloured by group (legend), sized by how many
-    hold a tie to them (legend), mutual ties solid and one-way ties dashed (legend)."""
+def network_figure(network: Network, path: Path, *, title: str = "", facet: str = "") -> Figure:
+    """A directed network (a kind's ``Network``, e.g. reputation ties after a step): nodes
+    coloured by group (legend), sized by how many hold a tie to them (legend), mutual ties solid
+    and one-way ties dashed (legend)."""
     import networkx as nx
     from matplotlib.lines import Line2D
 
-    from simulator.scenarios.reputation.metrics import agent_score, graph
-
     plt = _pyplot()
-    g = graph(state)
-    groups = [str(x) for x in dict.fromkeys(a.group or "agents" for a in state.agents)]
+    g = nx.DiGraph()
+    g.add_nodes_from(node.name for node in network.nodes)
+    g.add_edges_from(network.edges)
+    group_of = {node.name: node.group for node in network.nodes}
+    score_of = {node.name: node.score for node in network.nodes}
+    groups = [str(x) for x in dict.fromkeys(group_of.values())]
     colors = {grp: style(i)[0] for i, grp in enumerate(groups)}
     fig, ax = plt.subplots(figsize=(8, 7))
-    pos = nx.spring_layout(g, seed=state.seed)
+    pos = nx.spring_layout(g, seed=network.layout_seed)
     size = {n: 120 + 80 * g.in_degree(n) for n in g.nodes}
     mutual = [(a, b) for a, b in g.edges if g.has_edge(b, a)]
     one_way = [(a, b) for a, b in g.edges if not g.has_edge(b, a)]
@@ -602,7 +610,6 @@ def network_figure(state: Any, path: Path, *, title: str = "") -> Figure:
         arrows=True,
         arrowsize=8,
     )
-    group_of = {a.name: a.group or "agents" for a in state.agents}
     nx.draw_networkx_nodes(
         g,
         pos,
@@ -640,23 +647,21 @@ def network_figure(state: Any, path: Path, *, title: str = "") -> Figure:
         loc="upper left",
         bbox_to_anchor=(1.0, 1.0),
     )
-    figure_title = (
-        title or f"Reputation network after step {state.step} ({g.number_of_edges()} ties)"
-    )
+    figure_title = title or network.title
     ax.set_title(figure_title)
     ax.axis("off")
     nodes = pd.DataFrame(
         [
             {
-                "facet": f"step {state.step}",
+                "facet": facet,
                 "series": group_of[n],
                 "x": n,
                 "n": g.in_degree(n),
-                "mean": agent_score(state, n),
+                "mean": score_of[n],
                 "sd": None,
                 "ci_low": None,
                 "ci_high": None,
-                "interval": "in-degree, reputation score",
+                "interval": "in-degree, score",
             }
             for n in g.nodes
         ],
@@ -666,48 +671,47 @@ def network_figure(state: Any, path: Path, *, title: str = "") -> Figure:
         [{"source": a, "target": b, "mutual": g.has_edge(b, a)} for a, b in g.edges]
     )
     return _save(
-        fig,
-        Figure(
-            path, figure_title, nodes, [f"step {state.step}"], {"edges": edges, "groups": groups}
-        ),
+        fig, Figure(path, figure_title, nodes, [facet], {"edges": edges, "groups": groups})
     )
 
 
-def heatmap_figure(state: Any, path: Path, *, title: str = "") -> Figure:
-    """Reputation scores after a step: who (row) holds what record of whom (column), on a
-    diverging colour-blind-safe scale from −1 (very bad) to 1 (very good) with its colour bar;
-    blank where no record is held."""
+def heatmap_figure(matrix: ScoreMatrix, path: Path, *, title: str = "", facet: str = "") -> Figure:
+    """Scores one member holds of another (a kind's ``ScoreMatrix``, e.g. reputation records
+    after a step): holder (row) by target (column), on a diverging colour-blind-safe scale with
+    its colour bar; grey where no score is held, the mean where several are."""
     plt = _pyplot()
-    names = [a.name for a in state.agents]
+    names = list(matrix.names)
     index = {n: i for i, n in enumerate(names)}
     grid = [[float("nan")] * len(names) for _ in names]
     counts = [[0] * len(names) for _ in names]
-    for rec in state.records.values():
-        i, j = index.get(rec.holder), index.get(rec.target)
+    for holder, target, score in matrix.scores:
+        i, j = index.get(holder), index.get(target)
         if i is None or j is None:
             continue
         prev, k = grid[i][j], counts[i][j]
-        grid[i][j] = rec.score if k == 0 else (prev * k + rec.score) / (k + 1)
+        grid[i][j] = score if k == 0 else (prev * k + score) / (k + 1)
         counts[i][j] = k + 1
     side = max(5.5, 0.32 * len(names) + 2.5)
     fig, ax = plt.subplots(figsize=(side + 1.2, side))
     import matplotlib
     import numpy as np
 
-    # no record: grey, never the colour of a neutral score
+    # no score: grey, never the colour of a neutral score
     cmap = matplotlib.colormaps["PuOr"].with_extremes(bad="#c8c8c8")
-    image = ax.imshow(np.ma.masked_invalid(np.array(grid)), cmap=cmap, vmin=-1, vmax=1)
+    image = ax.imshow(
+        np.ma.masked_invalid(np.array(grid)), cmap=cmap, vmin=matrix.low, vmax=matrix.high
+    )
     ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
     ax.set_yticks(range(len(names)), names, fontsize=7)
-    ax.set_xlabel("target (whom the record is about)")
-    ax.set_ylabel("holder (who holds the record)")
+    ax.set_xlabel(matrix.column_label)
+    ax.set_ylabel(matrix.row_label)
     bar = fig.colorbar(image, ax=ax, shrink=0.8)
-    bar.set_label("reputation score\n−1 very bad · 0 neutral · 1 very good (grey: no record)")
-    figure_title = title or f"Reputation scores after step {state.step}"
+    bar.set_label(f"{matrix.scale} (grey: no record)")
+    figure_title = title or matrix.title
     ax.set_title(figure_title)
     rows = [
         {
-            "facet": f"step {state.step}",
+            "facet": facet,
             "series": names[i],
             "x": names[j],
             "n": counts[i][j],
@@ -715,14 +719,14 @@ def heatmap_figure(state: Any, path: Path, *, title: str = "") -> Figure:
             "sd": None,
             "ci_low": None,
             "ci_high": None,
-            "interval": "record score",
+            "interval": "score",
         }
         for i in range(len(names))
         for j in range(len(names))
         if counts[i][j]
     ]
     data = pd.DataFrame(rows, columns=list(DATA_COLUMNS))
-    return _save(fig, Figure(path, figure_title, data, [f"step {state.step}"]))
+    return _save(fig, Figure(path, figure_title, data, [facet]))
 
 
 # --------------------------------------------------------------------------- by name
@@ -767,12 +771,15 @@ class PlotOptions:
 
 async def plot(
     store: Any,
-    flt: AnalysisFilter,
+    flt: ConversationFilter,
     names: Sequence[str],
     paths: Sequence[Path],
     options: PlotOptions,
+    *,
+    kinds: Kinds | None = None,
 ) -> list[Figure]:
-    """Load what the named figures need for the conversations ``flt`` selects and draw them."""
+    """Load what the named figures need for the conversations ``flt`` selects and draw them
+    (a game's figures are its kind's: ``kinds``, else the registry installed for the process)."""
     from simulator.analysis.loading import load_all
 
     out: list[Figure] = []
@@ -785,12 +792,12 @@ async def plot(
     for name, path in zip(names, paths, strict=True):
         if name in BASIC_FIGURES:
             continue
-        out.append(await _special(store, flt, name, path, options))
+        out.append(await _special(store, flt, name, path, options, kinds))
     return out
 
 
 async def _special(
-    store: Any, flt: AnalysisFilter, name: str, path: Path, o: PlotOptions
+    store: Any, flt: ConversationFilter, name: str, path: Path, o: PlotOptions, kinds: Kinds | None
 ) -> Figure:
     if name in ("trajectory", "outcome"):
         from simulator.analysis.study import load_study, measure
@@ -813,43 +820,70 @@ async def _special(
         if outcome.unit == "message":  # conversations are the units, not their messages
             outcome = measure(study, o.outcome, per="conversation", role=o.role)
         return outcome_figure(outcome.frame, outcome.column, path, by=o.by, label=outcome.column)
-    if name in ("rounds", "steps"):
-        from simulator.analysis.game_tables import load_game_table
+    registry = resolve(kinds)
+    if name in table_kinds(registry):
+        return await _game_runs(store, flt, name, path, o, registry)
+    drawn = {k.name: k for k in map(registry.get, registry.names()) if name in k.figures}
+    if drawn:
+        return await _snapshot_figure(store, flt, name, path, o, drawn)
+    known = [*FIGURES, *game_figures(registry)]
+    raise ConfigurationError(f"unknown figure {name!r}; choose from {', '.join(known)}")
 
-        table = await load_game_table(store, name, flt)
-        value = o.measure or ("resource_after_growth" if name == "rounds" else "cooperation")
-        if value not in table.columns:
-            numeric = [
-                c
-                for c in table.columns
-                if pd.api.types.is_numeric_dtype(table[c])
-                and not c.startswith(("param_", "count_"))
-            ]
-            raise ConfigurationError(
-                f"--measure {value}: not a column of the {name} table ({', '.join(numeric)})"
-            )
-        return game_runs_figure(table, value, path, clock="round" if name == "rounds" else "step")
-    if name in ("network", "heatmap"):
-        from simulator.analysis.game_tables import load_run
-        from simulator.analysis.loading import select_conversations
 
-        convs, experiments = await select_conversations(store, flt)
-        runs = [c for c in convs if c.kind.value == "reputation"]
-        if len(runs) != 1:
-            raise ConfigurationError(
-                f"--figure {name} draws one reputation run; the filters select {len(runs)} "
-                "(choose one with --conversation ID)"
-            )
-        run = await load_run(store, runs[0], experiments.get(runs[0].experiment_id))
-        if not run.states:
-            raise NotFoundError(f"conversation {runs[0].id} has no stored steps")
-        by_step = {s.step: s for s in run.states}
-        step = max(by_step) if o.step is None else o.step
-        if step not in by_step:
-            raise ConfigurationError(f"--step {step}: the run has steps 0..{max(by_step)}")
-        draw = network_figure if name == "network" else heatmap_figure
-        return draw(by_step[step], path)
-    raise ConfigurationError(f"unknown figure {name!r}; choose from {', '.join(FIGURES)}")
+async def _game_runs(
+    store: Any, flt: ConversationFilter, name: str, path: Path, o: PlotOptions, kinds: Kinds
+) -> Figure:
+    """A measure of a game table per round (step) over the selected runs."""
+    table = await load_game_table(store, name, flt, kinds=kinds)
+    kind = kinds.get(str(table["experiment_kind"].iloc[0])) if len(table) else None
+    declared = kind.tables[name] if kind is not None else None
+    value = o.measure or (declared.measure if declared is not None else None)
+    if kind is None or declared is None or value is None:
+        raise NotFoundError(f"the selected runs have no {name} to draw")
+    if value not in table.columns:
+        numeric = [
+            c
+            for c in table.columns
+            if pd.api.types.is_numeric_dtype(table[c]) and not c.startswith(("param_", "count_"))
+        ]
+        raise ConfigurationError(
+            f"--measure {value}: not a column of the {name} table ({', '.join(numeric)})"
+        )
+    return game_runs_figure(table, value, path, clock=kind.clock)
+
+
+async def _snapshot_figure(
+    store: Any,
+    flt: ConversationFilter,
+    name: str,
+    path: Path,
+    o: PlotOptions,
+    drawn: dict[str, GameKind],
+) -> Figure:
+    """A kind's figure of one run after a round or step (``--step``, default the last)."""
+    from simulator.analysis.loading import select_conversations
+
+    convs, _ = await select_conversations(store, flt)
+    runs = [c for c in convs if c.kind.value in drawn]
+    if len(runs) != 1:
+        raise ConfigurationError(
+            f"--figure {name} draws one {' or '.join(drawn)} run; the filters select "
+            f"{len(runs)} (choose one with --conversation ID)"
+        )
+    kind = drawn[runs[0].kind.value]
+    by_step = dict(await store.states.list(runs[0].id))
+    if not by_step:
+        raise NotFoundError(f"conversation {runs[0].id} has no stored {kind.clock}s")
+    step = max(by_step) if o.step is None else o.step
+    if step not in by_step:
+        raise ConfigurationError(
+            f"--step {step}: the run has {kind.clock}s {min(by_step)}..{max(by_step)}"
+        )
+    data = kind.figures[name].data(step, by_step[step])
+    facet = f"{kind.clock} {step}"
+    if isinstance(data, Network):
+        return network_figure(data, path, facet=facet)
+    return heatmap_figure(data, path, facet=facet)
 
 
 __all__ = [

@@ -30,13 +30,13 @@ import pandas as pd
 from simulator.analysis import metrics as m
 from simulator.analysis.loading import (
     BOOL,
-    AnalysisFilter,
     column_key,
     count_column,
     factor_column,
     load_all,
 )
 from simulator.domain.errors import ConfigurationError
+from simulator.domain.filters import ConversationFilter
 
 
 class StudyError(ConfigurationError):
@@ -114,12 +114,12 @@ class Study:
 
 
 async def load_study(
-    store: Any, flt: AnalysisFilter | None = None, *, annotations: bool = True
+    store: Any, flt: ConversationFilter | None = None, *, annotations: bool = True
 ) -> Study:
     """The study's frames (and its annotations, wide) for the conversations ``flt`` selects."""
     from simulator.annotations.tables import annotations_frame, load_annotations, wide_frame
 
-    flt = flt or AnalysisFilter()
+    flt = flt or ConversationFilter()
     conversations, messages = await load_all(store, flt)
     wide = pd.DataFrame()
     if annotations:

@@ -9,23 +9,21 @@ whose annotations are all stored, and writes each new annotation once, by its id
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from simulator.domain import Conversation, Message, ModelRef, Provider, TokenUsage
-from simulator.domain.annotations import Annotation, AnnotatorEntry, Target, annotation_id
-from simulator.domain.errors import SimulatorError
+from simulator.domain.annotations import (
+    Annotation,
+    AnnotatorEntry,
+    Target,
+    annotation_id,
+    digest,
+)
+from simulator.domain.errors import AnnotationError
 
 Prices = Mapping[str, Mapping[str, float]]  # model -> {input_per_1k, output_per_1k}
-
-
-class AnnotationError(SimulatorError):
-    """An annotator cannot run as asked (a bad rubric, an unknown scorer, a scorer's bad output)."""
-
-    title = "Cannot annotate"
 
 
 @dataclass(frozen=True)
@@ -128,12 +126,6 @@ def entries_for(
         )
         for i, (q, target, label) in enumerate(questions)
     ]
-
-
-def digest(*parts: Any, length: int = 8) -> str:
-    """A short stable digest of JSON-able parts (versions that change with their inputs)."""
-    text = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
 def model_digest(ref: ModelRef) -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from simulator.annotations.base import (
     AnnotationError,
@@ -34,6 +34,9 @@ from simulator.domain import Agent, Conversation, Message, ModelRef
 from simulator.domain.annotations import Annotation, AnnotatorEntry, Target
 from simulator.domain.models import Decision
 from simulator.llm.base import CallMeta, ChatMessage, ChatRequest
+
+if TYPE_CHECKING:
+    from simulator.db.store import Store
 
 EMPTY_REASK = "Your answer was empty. Please answer the question."
 
@@ -114,6 +117,9 @@ class _Conversations:
     async def set_fields(self, conversation_id: str, **fields: Any) -> None:
         return None
 
+    async def start(self, conversation_id: str, **fields: Any) -> bool:
+        return False  # read-only: the stored messages are replayed, whatever the status
+
     async def create(self, conversation: Any) -> Any:
         raise _ReplayEnd
 
@@ -185,7 +191,8 @@ async def replay_context(
             f"The experiment of conversation {conversation.id} no longer exists: the context of "
             f"{agent.name} cannot be rebuilt."
         )
-    readonly = _ReadOnlyStore(store, messages)
+    # Only what a replay reads: any write ends it (_ReplayEnd), so it is a Store for the journal.
+    readonly = cast("Store", _ReadOnlyStore(store, messages))
     journal = Capturing(readonly, conversation, _NoModels(), None, list(messages))
     runner = KINDS.prepare(conversation.kind.value).run
     try:

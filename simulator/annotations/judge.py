@@ -27,10 +27,10 @@ from simulator.annotations.base import (
     model_digest,
     prompt_of,
 )
-from simulator.annotations.rubric import Question, Rubric, fill
 from simulator.domain import Conversation, Message, MessageKind, ModelRef
 from simulator.domain.annotations import Annotation, AnnotatorEntry, Target
 from simulator.domain.models import Decision
+from simulator.domain.rubric import Question, Rubric, fill
 from simulator.llm.base import CallMeta, ChatMessage, ChatRequest, ChatResult
 
 AGENT_TURN_KINDS = (MessageKind.utterance, MessageKind.action)

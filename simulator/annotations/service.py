@@ -1,7 +1,8 @@
 """What the command line and the TUI share: choosing an annotator from words, choosing the
 conversations, planning and running the job.
 
-``build_annotator(AnnotatorSpec(...))`` turns ``judge`` (with a rubric and a model),
+``build_annotator(AnnotatorSpec(...))`` turns ``judge`` (with a rubric and a model; the rubric
+is a file or, by name, a rubric the selected experiment carries: ``resolve_rubric``),
 ``moderation`` or ``python:<scorer>`` into an annotator; ``AnnotationService.prepare`` selects the
 conversations with the export filters (finished ones only, unless a status is asked for) and
 plans the job; ``run`` runs it.
@@ -19,6 +20,7 @@ from simulator.annotations.runner import DEFAULT_CONCURRENCY, AnnotationRunner, 
 from simulator.domain import Conversation, Experiment, Message, ModelRef, Provider, Status
 from simulator.domain.annotations import Annotation
 from simulator.domain.errors import ConfigurationError, NotFoundError
+from simulator.domain.rubric import Rubric
 
 ANNOTATOR_CHOICES = ("judge", "moderation", "python:<scorer>")
 
@@ -28,7 +30,7 @@ class AnnotatorSpec:
     """An annotator as a person names it."""
 
     annotator: str  # judge | moderation | python:<dotted path or entry point>
-    rubric: Path | None = None
+    rubric: Path | str | Rubric | None = None  # a file, a name of an experiment's rubric, a rubric
     model: str | None = None
     base_url: str | None = None
     kinds: tuple[str, ...] | None = None  # which messages per-message annotators read
@@ -51,34 +53,105 @@ def parse_model(text: str, base_url: str | None = None, *, what: str = "--model"
     return ref
 
 
+def rubric_is_file(ref: Path | str | Rubric) -> bool:
+    """Whether ``ref`` names an existing path (which wins over a rubric of the same name)."""
+    return isinstance(ref, str | Path) and Path(ref).expanduser().exists()
+
+
+def resolve_rubric(ref: Path | str | Rubric, experiments: Mapping[str, Experiment]) -> Rubric:
+    """The rubric ``ref`` names: an existing file (a path wins), else the rubric of that name
+    (case-insensitive) carried by the selected experiment (by every selected experiment, with
+    the same content, when the conversations come from several). RubricError names what is
+    wrong and lists the experiment's rubrics."""
+    from simulator.annotations.rubric import load_rubric
+    from simulator.domain.rubric import RubricError, parse_rubric
+
+    if isinstance(ref, Rubric):
+        return ref
+    if rubric_is_file(ref) or not experiments:
+        return load_rubric(ref)
+    wanted = str(ref).strip()
+    found: list[Rubric] = []
+    for exp in experiments.values():
+        for raw in exp.rubrics:
+            if str(raw.get("name") or "").strip().casefold() == wanted.casefold():
+                found.append(
+                    parse_rubric(raw, source=f"rubric {wanted!r} of experiment {exp.name!r}")
+                )
+    if len(experiments) == 1:
+        (exp,) = experiments.values()
+        if found:
+            return found[0]
+        names = exp.rubric_names()
+        listed = (
+            f"its rubrics: {', '.join(names)}"
+            if names
+            else "it carries no rubric (docs/annotations.md#rubrics)"
+        )
+        raise RubricError(
+            f"rubric {wanted!r}: no such rubric file, and experiment {exp.name!r} has no rubric "
+            f"of that name ({listed})"
+        )
+    if len(found) == len(experiments) and len({r.digest for r in found}) == 1:
+        return found[0]
+    selected = ", ".join(sorted(repr(e.name) for e in experiments.values()))
+    raise RubricError(
+        f"rubric {wanted!r}: no such rubric file; a rubric is found by name in the selected "
+        f"experiment, but the conversations come from {len(experiments)} experiments "
+        f"({selected}) that do not all carry the same rubric {wanted!r}: select one experiment "
+        "(--experiment) or give a rubric file"
+    )
+
+
+def _judge_model(spec: AnnotatorSpec) -> ModelRef:
+    if spec.rubric is None:
+        raise ConfigurationError(
+            "judge: give the rubric with --rubric FILE or NAME (a rubric file such as "
+            "simulator/examples/rubrics/persuasion.yaml, the prison study's persuasion coding, "
+            "or the name of a rubric the experiment carries)"
+        )
+    if not spec.model:
+        raise ConfigurationError(
+            "judge: choose the judge's model with --model (e.g. openai:gpt-4o-mini, "
+            "ollama:llama3.1:8b, or dryrun:judge to rehearse offline)"
+        )
+    return parse_model(spec.model, spec.base_url)
+
+
+def check_spec(spec: AnnotatorSpec, *, backends: Any, prices: Prices | None = None) -> None:
+    """Everything about ``spec`` that can be checked before the database is opened: a judge's
+    rubric given by name is looked up in the selected experiment later (``prepare``)."""
+    named = isinstance(spec.rubric, str | Path) and not rubric_is_file(spec.rubric)
+    if spec.annotator.strip() == "judge" and named:
+        _judge_model(spec)
+        return
+    build_annotator(spec, backends=backends, prices=prices)
+
+
 def build_annotator(
     spec: AnnotatorSpec,
     *,
     backends: Any,
     prices: Prices | None = None,
     experiment_names: Mapping[str, str] | None = None,
+    experiments: Mapping[str, Experiment] | None = None,
 ) -> Annotator:
-    """The annotator ``spec`` names; AnnotationError / ConfigurationError when it cannot be."""
+    """The annotator ``spec`` names; AnnotationError / ConfigurationError when it cannot be.
+    ``experiments``: those of the selected conversations, where a judge's rubric given by name
+    is found."""
     name = spec.annotator.strip()
     kinds = tuple(spec.kinds) if spec.kinds else None
     if name == "judge":
         from simulator.annotations.judge import JudgeAnnotator
-        from simulator.annotations.rubric import load_rubric
 
-        if spec.rubric is None:
-            raise ConfigurationError(
-                "judge: give the rubric with --rubric FILE (simulator/examples/rubrics/"
-                "persuasion.yaml is the prison study's persuasion coding)"
-            )
-        if not spec.model:
-            raise ConfigurationError(
-                "judge: choose the judge's model with --model (e.g. openai:gpt-4o-mini, "
-                "ollama:llama3.1:8b, or dryrun:judge to rehearse offline)"
-            )
-        rubric = load_rubric(spec.rubric)
+        judge_model = _judge_model(spec)
+        assert spec.rubric is not None  # _judge_model refuses a judge without one
+        rubric = resolve_rubric(spec.rubric, experiments or {})
+        if experiment_names is None and experiments is not None:
+            experiment_names = {k: e.name for k, e in experiments.items()}
         return JudgeAnnotator(
             rubric,
-            parse_model(spec.model, spec.base_url),
+            judge_model,
             backends,
             prices=prices,
             experiment_names=experiment_names,
@@ -184,10 +257,7 @@ class AnnotationService:
         convs, experiments, skipped = await select_finished(self.store, flt)
         if isinstance(spec, AnnotatorSpec):
             annotator = build_annotator(
-                spec,
-                backends=self.backends,
-                prices=self.prices,
-                experiment_names={k: e.name for k, e in experiments.items()},
+                spec, backends=self.backends, prices=self.prices, experiments=experiments
             )
         else:
             annotator = spec
@@ -246,7 +316,10 @@ __all__ = [
     "AnnotatorSpec",
     "Prepared",
     "build_annotator",
+    "check_spec",
     "describe_report",
     "parse_model",
+    "resolve_rubric",
+    "rubric_is_file",
     "select_finished",
 ]

@@ -30,11 +30,11 @@ from simulator.analysis.loading import (
     INT,
     STRING,
     TIME,
-    AnalysisFilter,
     select_conversations,
 )
 from simulator.domain import Conversation, Message
 from simulator.domain.annotations import Annotation, AnnotatorEntry, Target
+from simulator.domain.filters import ConversationFilter
 
 ANNOTATION_COLUMNS: dict[str, str] = {
     "conversation_id": STRING,
@@ -98,11 +98,11 @@ async def conversation_annotations(
 
 
 async def load_annotations(
-    store: Any, flt: AnalysisFilter | None = None, *, annotators: Iterable[str] = ()
+    store: Any, flt: ConversationFilter | None = None, *, annotators: Iterable[str] = ()
 ) -> list[Annotation]:
     """The annotations of the conversations ``flt`` selects (optionally of these annotators),
     in (conversation, seq, agent, annotator, question) order."""
-    convs, _ = await select_conversations(store, flt or AnalysisFilter())
+    convs, _ = await select_conversations(store, flt or ConversationFilter())
     wanted = {a.strip() for a in annotators if a.strip()}
     catalog = await store.annotations.catalog(list(dict.fromkeys(c.experiment_id for c in convs)))
     if wanted:
@@ -284,7 +284,7 @@ def wide_frame(long: pd.DataFrame) -> pd.DataFrame:
 
 async def export_annotations(
     store: Any,
-    flt: AnalysisFilter | None = None,
+    flt: ConversationFilter | None = None,
     *,
     fmt: str,
     output: Path | None = None,
@@ -301,7 +301,7 @@ async def export_annotations(
         raise ConfigurationError(
             f"--what annotations is a table: export it as {', '.join(TABLE_FORMATS)}, not {fmt}"
         )
-    flt = flt or AnalysisFilter()
+    flt = flt or ConversationFilter()
     if flt.kinds:
         raise ConfigurationError(
             "--kind selects messages; the annotations table has every annotation of the "

@@ -11,7 +11,6 @@ import argparse
 import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from simulator.commands.export import add_filter_arguments, filter_from_args
@@ -22,7 +21,9 @@ EXIT_UNFINISHED = 1  # some items failed; running the command again retries them
 ANNOTATE_EPILOG = """\
 annotators:
   judge             an LLM answers the rubric of --rubric FILE about each conversation (and/or
-                    each message), through --model (provider:model, or dryrun:judge offline)
+                    each message), through --model (provider:model, or dryrun:judge offline);
+                    --rubric NAME: a rubric the selected experiment carries (a path that
+                    exists wins over a name)
   moderation        OpenAI's moderation endpoint (or a compatible server: OPENAI_BASE_URL or
                     --base-url) scores every agent message; --model names the moderation model
   python:SCORER     a Python function from texts to scores: python:package.module:function, or
@@ -31,6 +32,7 @@ annotators:
 examples:
   simulator annotate judge --rubric simulator/examples/rubrics/persuasion.yaml \\
       --experiment "Prison study" --model openai:gpt-4o-mini
+  simulator annotate judge --rubric persuasion --experiment "Prison study" --model dryrun:judge
   simulator annotate moderation --experiment "Prison study"
   simulator annotate python:mylab.toxicity:score --batch 3f2a... --kind utterance
 """
@@ -63,7 +65,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="ANNOTATOR",
         help="judge, moderation, or python:SCORER (see below)",
     )
-    annotate.add_argument("--rubric", type=Path, metavar="FILE", help="the judge's rubric (YAML)")
+    annotate.add_argument(
+        "--rubric",
+        metavar="FILE|NAME",
+        help="the judge's rubric: a YAML/JSON file, or the name of a rubric of the selected "
+        "experiment (an existing path wins)",
+    )
     annotate.add_argument(
         "--model",
         dest="annotator_model",
@@ -94,7 +101,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help="say what would be annotated (items, stored, to do); call nothing, store nothing",
     )
-    annotate.set_defaults(func=cmd_annotate)
+    annotate.set_defaults(func=cmd_annotate, uses_database=True)
 
     interview = subparsers.add_parser(
         "interview",
@@ -136,7 +143,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     interview.add_argument(
         "--concurrency", type=int, default=8, metavar="N", help="interviews at once (default 8)"
     )
-    interview.set_defaults(func=cmd_interview)
+    interview.set_defaults(func=cmd_interview, uses_database=True)
 
 
 def add_model_filters(parser: argparse.ArgumentParser) -> None:
@@ -179,25 +186,17 @@ def cmd_annotate(args: argparse.Namespace) -> int:
 
 async def _annotate(args: argparse.Namespace, spec: Any, flt: Any) -> int:
     from simulator.annotations.base import load_prices
-    from simulator.annotations.service import AnnotationService, build_annotator
-    from simulator.engine.events import EventBus
-    from simulator.llm.registry import Backends
-    from simulator.services.session import user_session
-    from simulator.settings import load_settings
+    from simulator.annotations.service import AnnotationService, check_spec
+    from simulator.commands.common import command_root, open_session
 
-    settings = load_settings()
-    prices = load_prices(settings)
-    backends = Backends(settings)
+    root = command_root()
+    prices = load_prices(root.settings)
     console = _console()
-    try:
-        build_annotator(spec, backends=backends, prices=prices)  # bad input: before the database
-        async with user_session(settings) as (store, _user):
-            bus = EventBus()
-            service = AnnotationService(store, backends, bus, prices=prices)
-            prepared = await service.prepare(spec, flt)
-            return await _drive(service, prepared, args, console)
-    finally:
-        await backends.aclose()
+    check_spec(spec, backends=root.backends, prices=prices)  # bad input: before the database
+    async with open_session() as services:
+        service = AnnotationService(services.store, services.backends, services.bus, prices=prices)
+        prepared = await service.prepare(spec, flt)
+        return await _drive(service, prepared, args, console)
 
 
 async def _drive(service: Any, prepared: Any, args: argparse.Namespace, console: Any) -> int:
@@ -275,70 +274,61 @@ async def _interview(args: argparse.Namespace, flt: Any, model: Any) -> int:
     from simulator.annotations.base import AnnotationError, item_ids, load_prices
     from simulator.annotations.interview import InterviewAnnotator
     from simulator.annotations.service import AnnotationService, describe_report
-    from simulator.engine.events import EventBus
+    from simulator.commands.common import command_root, open_session
     from simulator.engine.grid import describe_cell
-    from simulator.llm.registry import Backends
-    from simulator.services.session import user_session
-    from simulator.settings import load_settings
 
-    settings = load_settings()
-    prices = load_prices(settings)
-    backends = Backends(settings)
+    prices = load_prices(command_root().settings)
     console = _console()
-    try:
-        async with user_session(settings) as (store, _user):
-            annotator = InterviewAnnotator(
-                store,
-                backends,
-                args.question,
-                agents=args.agent,
-                day=args.day,
-                model=model,
-                prices=prices,
+    async with open_session() as services:
+        store, backends = services.store, services.backends
+        annotator = InterviewAnnotator(
+            store,
+            backends,
+            args.question,
+            agents=args.agent,
+            day=args.day,
+            model=model,
+            prices=prices,
+        )
+        service = AnnotationService(store, backends, services.bus, prices=prices)
+        try:
+            prepared = await service.prepare(annotator, flt)
+        except AnnotationError:
+            if args.agent:
+                raise AnnotationError(
+                    f"no selected conversation has an agent named "
+                    f"{', '.join(repr(a) for a in args.agent)}; agent names look like "
+                    "'Prisoner 1' (see the transcripts)"
+                ) from None
+            raise
+        plan = prepared.plan
+        console.print(
+            f"Interviewing {len(plan.items)} agent(s) in {len(plan.conversations)} "
+            f"conversation(s); {plan.stored} answer(s) stored before, "
+            f"{len(plan.missing)} to ask."
+        )
+        report = await service.run(prepared, concurrency=args.concurrency)
+        answers = {
+            a.id: a
+            for a in await store.annotations.get_many(
+                [i for item in plan.items for i in item_ids(annotator, item)]
             )
-            service = AnnotationService(store, backends, EventBus(), prices=prices)
-            try:
-                prepared = await service.prepare(annotator, flt)
-            except AnnotationError:
-                if args.agent:
-                    raise AnnotationError(
-                        f"no selected conversation has an agent named "
-                        f"{', '.join(repr(a) for a in args.agent)}; agent names look like "
-                        "'Prisoner 1' (see the transcripts)"
-                    ) from None
-                raise
-            plan = prepared.plan
-            console.print(
-                f"Interviewing {len(plan.items)} agent(s) in {len(plan.conversations)} "
-                f"conversation(s); {plan.stored} answer(s) stored before, "
-                f"{len(plan.missing)} to ask."
-            )
-            report = await service.run(prepared, concurrency=args.concurrency)
-            answers = {
-                a.id: a
-                for a in await store.annotations.get_many(
-                    [i for item in plan.items for i in item_ids(annotator, item)]
-                )
-            }
-            for item in plan.items:
-                conv = item.conversation
-                answer = answers.get(item_ids(annotator, item)[0])
-                where = f"#{conv.cell_index + 1} {describe_cell(conv.cell)}"
-                console.print(f"\n[bold]{item.agent}[/] · {where} · {conv.id}", markup=True)
-                if answer is None:
-                    console.print("  (no answer: the interview failed, see above)")
-                    continue
-                day = (answer.data or {}).get("day")
-                label = answer.model.label if answer.model else "?"
-                console.print(f"  context: end of day {day} · model {label}", markup=False)
-                console.print(f"  Q: {answer.question}", markup=False)
-                console.print(
-                    f"  A: {answer.value if answer.value else '(fallback)'}", markup=False
-                )
-            console.print(f"\nDone: {describe_report(report)}.")
-            return EXIT_UNFINISHED if report.failed else EXIT_OK
-    finally:
-        await backends.aclose()
+        }
+        for item in plan.items:
+            conv = item.conversation
+            answer = answers.get(item_ids(annotator, item)[0])
+            where = f"#{conv.cell_index + 1} {describe_cell(conv.cell)}"
+            console.print(f"\n[bold]{item.agent}[/] · {where} · {conv.id}", markup=True)
+            if answer is None:
+                console.print("  (no answer: the interview failed, see above)")
+                continue
+            day = (answer.data or {}).get("day")
+            label = answer.model.label if answer.model else "?"
+            console.print(f"  context: end of day {day} · model {label}", markup=False)
+            console.print(f"  Q: {answer.question}", markup=False)
+            console.print(f"  A: {answer.value if answer.value else '(fallback)'}", markup=False)
+        console.print(f"\nDone: {describe_report(report)}.")
+        return EXIT_UNFINISHED if report.failed else EXIT_OK
 
 
 # --------------------------------------------------------------------------- output

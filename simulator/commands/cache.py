@@ -43,19 +43,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     actions = cache.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     stats = actions.add_parser("stats", help="answers and tokens by provider and model")
-    stats.set_defaults(func=cmd_stats)
+    stats.set_defaults(func=cmd_stats, uses_database=True)
 
     export = actions.add_parser(
         "export", help="write every answer to a file (JSONL, or Parquet for a .parquet name)"
     )
     export.add_argument("file", metavar="FILE", type=Path, help="e.g. cache.jsonl or cache.parquet")
-    export.set_defaults(func=cmd_export)
+    export.set_defaults(func=cmd_export, uses_database=True)
 
     imp = actions.add_parser(
         "import", help="merge the answers of a file (answers stored already are kept)"
     )
     imp.add_argument("file", metavar="FILE", type=Path, help="a file written by 'cache export'")
-    imp.set_defaults(func=cmd_import)
+    imp.set_defaults(func=cmd_import, uses_database=True)
 
     clear = actions.add_parser("clear", help="delete answers (all, or one model's)")
     clear.add_argument("--model", metavar="NAME", help="only this model's answers")
@@ -63,7 +63,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     clear.add_argument(
         "-y", "--yes", action="store_true", help="delete without asking (asked only at a terminal)"
     )
-    clear.set_defaults(func=cmd_clear)
+    clear.set_defaults(func=cmd_clear, uses_database=True)
 
 
 # --------------------------------------------------------------------------- commands
@@ -76,12 +76,12 @@ def cmd_stats(args: argparse.Namespace) -> int:
 async def _stats() -> int:
     from rich.table import Table
 
+    from simulator.commands.common import open_session
     from simulator.commands.run import _console
-    from simulator.db.mongo import opened_store
-    from simulator.settings import load_settings
 
     console = _console()
-    async with opened_store(load_settings()) as store:
+    async with open_session() as services:
+        store = services.store
         rows = await store.responses.stats()
     if not rows:
         console.print("The response cache is empty.")
@@ -114,10 +114,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 async def _export(path: Path) -> int:
-    from simulator.db.mongo import opened_store
-    from simulator.settings import load_settings
+    from simulator.commands.common import open_session
 
-    async with opened_store(load_settings()) as store:
+    async with open_session() as services:
+        store = services.store
         answers = store.responses.iterate(CHUNK)
         if _is_parquet(path):
             return await write_parquet(path, answers)
@@ -133,11 +133,11 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 async def _import(path: Path) -> int:
-    from simulator.db.mongo import opened_store
-    from simulator.settings import load_settings
+    from simulator.commands.common import open_session
 
     new = 0
-    async with opened_store(load_settings()) as store:
+    async with open_session() as services:
+        store = services.store
         for chunk in read_file(path):
             new += await store.responses.insert_many(chunk)
     return new
@@ -164,10 +164,10 @@ def cmd_clear(args: argparse.Namespace) -> int:
 
 
 async def _clear(model: str | None, provider: str | None) -> int:
-    from simulator.db.mongo import opened_store
-    from simulator.settings import load_settings
+    from simulator.commands.common import open_session
 
-    async with opened_store(load_settings()) as store:
+    async with open_session() as services:
+        store = services.store
         return int(await store.responses.clear(model=model, provider=provider))
 
 

@@ -76,7 +76,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="the sheets' format when -o is a directory (default xlsx)",
     )
     add_filter_arguments(sheet)
-    sheet.set_defaults(func=cmd_sheet)
+    sheet.set_defaults(func=cmd_sheet, uses_database=True)
 
     for name, helptext in (
         ("agreement", "measure the coders' agreement per question and list disagreements"),
@@ -128,7 +128,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                 action="store_true",
                 help="check the sheets and say what would be stored; store nothing",
             )
-        p.set_defaults(func=cmd_agreement if name == "agreement" else cmd_import)
+        p.set_defaults(
+            func=cmd_agreement if name == "agreement" else cmd_import,
+            uses_database=name == "import",  # agreement reads the sheets only
+        )
 
 
 def _rubric(path: Path) -> Any:
@@ -160,8 +163,7 @@ def _sheet_paths(args: argparse.Namespace) -> list[Path]:
 
 def cmd_sheet(args: argparse.Namespace) -> int:
     from simulator.analysis.coding import load_items, write_sheet
-    from simulator.db.mongo import opened_store
-    from simulator.settings import load_settings
+    from simulator.commands.common import open_session
 
     if args.kind:
         raise ConfigurationError(
@@ -172,7 +174,8 @@ def cmd_sheet(args: argparse.Namespace) -> int:
     flt = filter_from_args(args)
 
     async def go() -> list[Any]:
-        async with opened_store(load_settings()) as store:
+        async with open_session() as services:
+            store = services.store
             return await load_items(store, rubric, flt)
 
     items = asyncio.run(go())
@@ -246,8 +249,7 @@ def cmd_agreement(args: argparse.Namespace) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     from simulator.analysis.coding import disagreements, resolve, store_labels
-    from simulator.db.mongo import opened_store
-    from simulator.settings import load_settings
+    from simulator.commands.common import open_session
 
     rubric, sheets, table = _agreement(args)
     labels, unresolved = resolve(rubric, sheets, args.resolve, args.adjudicator)
@@ -264,7 +266,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         return 0
 
     async def go() -> Any:
-        async with opened_store(load_settings()) as store:
+        async with open_session() as services:
+            store = services.store
             return await store_labels(
                 store,
                 rubric,

@@ -1,4 +1,12 @@
-"""Shared plumbing of headless commands: settings, logging, the store, clean error reporting."""
+"""Shared plumbing of headless commands: settings, logging, the database, clean error reporting.
+
+``run_command`` reads the settings once and builds the composition root
+(``simulator.services.root.AppRoot``) for the command; a command that reads or writes the
+database opens it with ``open_session()`` and nothing else, so every command finds the same
+database (a remembered login included) and fails the same way when it cannot be opened. Each
+command says whether it does with ``set_defaults(uses_database=...)``; a test goes through every
+command of the parser (tests/test_composition_root.py).
+"""
 
 from __future__ import annotations
 
@@ -6,23 +14,55 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from contextvars import ContextVar
+from typing import TYPE_CHECKING
 
 from simulator.domain.errors import ConfigurationError, SimulatorError
+from simulator.services.root import AppRoot
+
+if TYPE_CHECKING:
+    from simulator.services.container import Services
+    from simulator.settings import Settings
 
 log = logging.getLogger(__name__)
 
 EXIT_USAGE = 2  # bad input or configuration: nothing ran, nothing was stored
 EXIT_BUG = 1  # an error we did not foresee (logged with its traceback), or a lost database
 
+#: Builds the composition root from the settings; tests give their own to act as a user.
+RootFactory = Callable[["Settings"], AppRoot]
 
-def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+_ROOT: ContextVar[AppRoot | None] = ContextVar("simulator_command_root", default=None)
+
+
+def command_root() -> AppRoot:
+    """The composition root of the command being run (built by ``run_command``)."""
+    root = _ROOT.get()
+    return root if root is not None else AppRoot.from_environment()
+
+
+def open_session() -> AbstractAsyncContextManager[Services]:
+    """The services of this command (``AppRoot.session``): the configured database, or the
+    remembered login's, or the embedded server; a password is asked at the terminal when one is
+    needed; everything is closed afterwards."""
+    return command_root().session()
+
+
+def run_command(
+    func: Callable[[argparse.Namespace], int],
+    args: argparse.Namespace,
+    make_root: RootFactory = AppRoot,
+) -> int:
     """Run a command; our errors become a one-paragraph message and exit code 2, never a
     traceback. The settings are checked first, whatever the command: a bad value in the
-    environment or ``.env`` is one message naming the variable (the TUI starts the same way)."""
+    environment or ``.env`` is one message naming the variable (the TUI starts the same way).
+    ``make_root`` builds the composition root from them (tests inject a user there)."""
     from simulator.logging_setup import scrub, setup_logging
     from simulator.settings import load_settings
 
     log_file = None
+    token = None
     try:
         settings = load_settings()
         try:
@@ -33,6 +73,7 @@ def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namesp
                 f"{exc.filename}). Set SIMULATOR_LOG_DIR to a writable directory.",
                 title="Invalid setting",
             ) from None
+        token = _ROOT.set(make_root(settings))
         return int(func(args) or 0)
     except SimulatorError as exc:
         print(f"error: {exc.title}: {exc}", file=sys.stderr)
@@ -63,3 +104,6 @@ def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namesp
             file=sys.stderr,
         )
         return EXIT_BUG
+    finally:
+        if token is not None:
+            _ROOT.reset(token)

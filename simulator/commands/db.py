@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     status = sub.add_parser(
         "status", help="is the embedded server running; its URI, pid and data directory"
     )
-    status.set_defaults(func=cmd_status)
+    status.set_defaults(func=cmd_status, uses_database=False)
 
     serve = sub.add_parser(
         "serve",
@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     serve.add_argument(
         "--port", type=int, default=0, help="port to listen on (default: a free port)"
     )
-    serve.set_defaults(func=cmd_serve)
+    serve.set_defaults(func=cmd_serve, uses_database=False)
 
     stop = sub.add_parser("stop", help="stop the embedded server")
     stop.add_argument(
@@ -50,20 +50,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help="stop it even while other simulator processes use it",
     )
-    stop.set_defaults(func=cmd_stop)
+    stop.set_defaults(func=cmd_stop, uses_database=False)
 
 
 def _server() -> EmbeddedServer:
-    return EmbeddedServer(default_data_dir(_settings_or_none()))
+    from simulator.commands.common import command_root
 
-
-def _settings_or_none():  # type: ignore[no-untyped-def]
-    from simulator.settings import load_settings
-
-    try:
-        return load_settings()
-    except Exception:  # a broken .env must not stop `db status` from reporting the server
-        return None
+    return EmbeddedServer(default_data_dir(command_root().settings))
 
 
 def _size(n: int) -> str:
@@ -76,19 +69,22 @@ def _size(n: int) -> str:
 
 
 def _database_in_use() -> str:
-    """Which database the app would use, with any password redacted."""
-    from simulator.settings import load_settings, redact_uri
+    """Which database the app would use and why (a remembered login included), with any
+    password redacted."""
+    from simulator.commands.common import command_root
+    from simulator.services.root import Source
+    from simulator.settings import redact_uri
 
+    root = command_root()
     try:
-        settings = load_settings()
-        uri = settings.mongodb_connection_uri()
+        target = root.target()
     except SimulatorError as exc:
         return f"configuration problem: {exc}"
-    except Exception as exc:  # pydantic validation of a malformed .env value
-        return f"configuration problem: {type(exc).__name__}: {redact_uri(str(exc))}"
-    if uri is None:
-        return f"the embedded server, database {settings.mongodb_db!r}"
-    return f"{redact_uri(uri.get_secret_value())}, database {settings.mongodb_db!r}"
+    db = root.settings.mongodb_db
+    if target.uri is None:
+        return f"the embedded server, database {db!r}"
+    why = f" ({target.source.value})" if target.source is Source.remembered else ""
+    return f"{redact_uri(target.uri.get_secret_value())}, database {db!r}{why}"
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -48,15 +48,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--owner", help="only experiments of this user")
     p.add_argument("--search", metavar="TEXT", help="name or note contains TEXT")
     p.add_argument("--favourites", action="store_true", help="only favourites")
-    p.set_defaults(func=cmd_list)
+    p.set_defaults(func=cmd_list, uses_database=True)
 
     p = sub.add_parser("show", help="an experiment's definition (YAML) and placeholder check")
     p.add_argument("experiment", metavar="ID|NAME")
-    p.set_defaults(func=cmd_show)
+    p.set_defaults(func=cmd_show, uses_database=True)
 
     p = sub.add_parser("import", help="add an experiment from a YAML or JSON file (yours)")
     p.add_argument("file", type=Path)
-    p.set_defaults(func=cmd_import)
+    p.set_defaults(func=cmd_import, uses_database=True)
 
     p = sub.add_parser("export", help="write an experiment's definition to a YAML or JSON file")
     p.add_argument("experiment", metavar="ID|NAME")
@@ -66,7 +66,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=Path,
         help="the file (.json for JSON; default: <name>.yaml in the current directory)",
     )
-    p.set_defaults(func=cmd_export)
+    p.set_defaults(func=cmd_export, uses_database=True)
 
     p = sub.add_parser(
         "update",
@@ -79,39 +79,38 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument("experiment", metavar="ID|NAME")
     p.add_argument("file", type=Path)
-    p.set_defaults(func=cmd_update)
+    p.set_defaults(func=cmd_update, uses_database=True)
 
     p = sub.add_parser("duplicate", help="copy an experiment (anyone's) into your library")
     p.add_argument("experiment", metavar="ID|NAME")
     p.add_argument("--name", help="the copy's name (default: '<name> (copy)')")
-    p.set_defaults(func=cmd_duplicate)
+    p.set_defaults(func=cmd_duplicate, uses_database=True)
 
     p = sub.add_parser(
         "delete", help="delete your experiment with its batches, conversations and messages"
     )
     p.add_argument("experiment", metavar="ID|NAME")
     p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
-    p.set_defaults(func=cmd_delete)
+    p.set_defaults(func=cmd_delete, uses_database=True)
 
     p = sub.add_parser("note", help="set the note of your experiment")
     p.add_argument("experiment", metavar="ID|NAME")
     p.add_argument("text")
-    p.set_defaults(func=cmd_note)
+    p.set_defaults(func=cmd_note, uses_database=True)
 
     p = sub.add_parser("favourite", help="mark or unmark your experiment as a favourite")
     p.add_argument("experiment", metavar="ID|NAME")
-    p.set_defaults(func=cmd_favourite)
+    p.set_defaults(func=cmd_favourite, uses_database=True)
 
 
 def _run(action: Callable[[Any], Awaitable[int]]) -> int:
     """Open the database as the current user and run ``action(service)``."""
 
     async def main() -> int:
-        from simulator.services.experiments import ExperimentService
-        from simulator.services.session import user_session
+        from simulator.commands.common import open_session
 
-        async with user_session() as (store, user):
-            return await action(ExperimentService(store, user))
+        async with open_session() as services:
+            return await action(services.experiments)
 
     return asyncio.run(main())
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from simulator.domain import MessageKind, Status
 from simulator.domain.errors import ConfigurationError
+from simulator.domain.filters import ConversationFilter
 
 FORMAT_HELP = """\
 formats (--format):
@@ -37,10 +38,10 @@ tables (--what, for csv, jsonl and parquet):
                  included; only repeats pooled): conversations, done, failed, means
   annotations    one row per judge answer, interview answer or score, keyed by (conversation_id,
                  seq) (docs/annotations.md); --wide: one column per annotator question
-  rounds, round_members, steps, step_agents, gossip, interactions
-                 the games' tables (commons rounds and members; reputation steps, agents, gossip,
-                 interactions) of any set of runs, each row with its run's conditions: cell,
-                 factors, preset, every game parameter (param_<name>), condition, condition_key
+  the games' tables (each kind declares its own) of any set of runs, each row with its run's
+  conditions (cell, factors, preset, every game parameter as param_<name>, condition,
+  condition_key) and then the table's own columns:
+{game_tables}
   ledger         per batch of the selected conversations, model, role and purpose: calls,
                  answers from the response cache, tokens, cached prompt tokens, cost
                  (docs/cost.md)
@@ -119,8 +120,30 @@ def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def format_help(game_tables: dict[str, str]) -> str:
+    """The epilog of ``simulator export``, with the tables of every game kind."""
+    return FORMAT_HELP.replace("{game_tables}", help_lines(game_tables))
+
+
+def help_lines(entries: dict[str, str]) -> str:
+    """``name  text`` lines of an epilog, the text wrapped under itself."""
+    import textwrap
+
+    lines = []
+    for name, text in entries.items():
+        if len(name) >= 15:
+            lines.append(f"  {name}")
+        head = f"  {name:<14} " if len(name) < 15 else " " * 17
+        lines.append(textwrap.fill(text, width=96, initial_indent=head, subsequent_indent=" " * 17))
+    return "\n".join(lines)
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from simulator.analysis.catalog import FIGURES, FORMATS, GAME_TABLES, TABLES
+    from simulator.analysis.catalog import FIGURES, FORMATS, TABLES, game_figures, game_tables
+    from simulator.scenarios.registry import KINDS
+
+    tables = game_tables(KINDS)
+    figures = {**FIGURES, **game_figures(KINDS)}
 
     export = subparsers.add_parser(
         "export",
@@ -131,7 +154,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "row per message (or conversation, ...) with the grid cell and every study factor as "
             "its own column. Transcripts are readable conversations, coloured by role in HTML."
         ),
-        epilog=FORMAT_HELP + "\n" + EXPORT_EXAMPLES,
+        epilog=format_help(tables) + "\n" + EXPORT_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     export.add_argument(
@@ -145,11 +168,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     export.add_argument(
         "-w",
         "--what",
-        choices=[*TABLES, "annotations", "ledger", *GAME_TABLES],
+        choices=[*TABLES, "annotations", "ledger", *tables],
         default="messages",
         help="which table to export (csv, jsonl, parquet): messages, conversations, summaries, "
-        "metrics, roles, agents, cells, annotations or ledger, or a game's rounds, "
-        "round_members, steps, step_agents, gossip, interactions; default messages",
+        f"metrics, roles, agents, cells, annotations or ledger, or a game's {', '.join(tables)}; "
+        "default messages",
     )
     export.add_argument(
         "--wide",
@@ -173,9 +196,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "current directory; transcripts: ./transcripts/)",
     )
     add_filter_arguments(export)
-    export.set_defaults(func=cmd_export)
+    export.set_defaults(func=cmd_export, uses_database=True)
 
-    figure_help = "\n".join(f"  {name:<14} {text}" for name, text in FIGURES.items())
+    figure_help = help_lines(figures)
     plot = subparsers.add_parser(
         "plot",
         help="draw PNG figures (tokens or message length per turn by role, shares, cells)",
@@ -186,7 +209,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     plot.add_argument(
         "--figure",
-        choices=[*FIGURES, "all"],
+        choices=[*figures, "all"],
         default="tokens",
         help="which figure (default tokens); 'all' writes every figure into a directory",
     )
@@ -222,12 +245,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--step", type=int, metavar="N", help="network, heatmap: after step N (default the last)"
     )
     add_filter_arguments(plot)
-    plot.set_defaults(func=cmd_plot)
+    plot.set_defaults(func=cmd_plot, uses_database=True)
 
 
-def filter_from_args(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    """An ``AnalysisFilter`` from the parsed filter options; bad values are ConfigurationErrors."""
-    from simulator.analysis.loading import AnalysisFilter, parse_assignments
+def filter_from_args(args: argparse.Namespace) -> ConversationFilter:
+    """The conversation filter of the parsed options; bad values are ConfigurationErrors."""
+    from simulator.analysis.loading import parse_assignments
 
     try:
         counts_raw = parse_assignments(args.counts, what="--counts")
@@ -242,9 +265,9 @@ def filter_from_args(args: argparse.Namespace):  # type: ignore[no-untyped-def]
             raise ConfigurationError(
                 f"--counts: the number of {role!r} agents must be a whole number, got {n!r}"
             ) from None
-    return AnalysisFilter(
-        experiment=args.experiment,
-        batch=args.batch,
+    return ConversationFilter(
+        experiment_id=args.experiment,
+        batch_id=args.batch,
         model=args.model,
         days=args.days,
         counts=counts or None,
@@ -256,10 +279,10 @@ def filter_from_args(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from simulator.analysis.catalog import GAME_TABLES
+    from simulator.analysis.catalog import game_tables
     from simulator.analysis.exports import export
-    from simulator.db.mongo import opened_store
-    from simulator.settings import load_settings
+    from simulator.commands.common import open_session
+    from simulator.scenarios.registry import KINDS
 
     flt = filter_from_args(args)
     annotations = args.what == "annotations"
@@ -267,12 +290,13 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise ConfigurationError("--wide and --annotator go with --what annotations")
 
     async def go() -> list[Path]:
-        async with opened_store(load_settings()) as store:
-            if args.what in GAME_TABLES:
+        async with open_session() as services:
+            store = services.store
+            if args.what in game_tables(KINDS):
                 from simulator.analysis.game_tables import export_game_table
 
                 return await export_game_table(
-                    store, args.what, flt, fmt=args.format, output=args.output
+                    store, args.what, flt, fmt=args.format, output=args.output, kinds=KINDS
                 )
             if args.what == "ledger":
                 return [await export_ledger(store, flt, fmt=args.format, output=args.output)]
@@ -321,9 +345,9 @@ async def export_ledger(store: Any, flt: Any, *, fmt: str, output: Path | None) 
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from simulator.analysis.plots import BASIC_FIGURES, PlotOptions, plot
-    from simulator.db.mongo import opened_store
-    from simulator.settings import load_settings
+    from simulator.analysis.plots import BASIC_FIGURES, Figure, PlotOptions, plot
+    from simulator.commands.common import open_session
+    from simulator.scenarios.registry import KINDS
 
     flt = filter_from_args(args)
     names = list(BASIC_FIGURES) if args.figure == "all" else [args.figure]
@@ -347,9 +371,9 @@ def cmd_plot(args: argparse.Namespace) -> int:
         step=args.step,
     )
 
-    async def go():  # type: ignore[no-untyped-def]
-        async with opened_store(load_settings()) as store:
-            return await plot(store, flt, names, paths, options)
+    async def go() -> list[Figure]:
+        async with open_session() as services:
+            return await plot(services.store, flt, names, paths, options, kinds=KINDS)
 
     for drawn in asyncio.run(go()):
         print(drawn.path)

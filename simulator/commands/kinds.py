@@ -2,8 +2,9 @@
 
 A kind declares its commands as data (``simulator.scenarios.kind.Commands``: names, help texts,
 options) with handlers taking plain values; this module renders them into argparse and runs a
-handler with a context that opens the database as the current user on first use (and closes it
-when the command ends), so a kind's package imports neither argparse nor the services.
+handler with a context that opens the database on first use through the composition root
+(``commands.common.open_session``: a remembered login included; closed when the command ends),
+so a kind's package imports neither argparse nor the services.
 """
 
 from __future__ import annotations
@@ -12,11 +13,16 @@ import argparse
 import asyncio
 import contextlib
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from simulator.domain import Conversation, Experiment
 from simulator.domain.errors import ConfigurationError
 from simulator.scenarios.kind import Command, Commands, Option
+
+if TYPE_CHECKING:
+    from simulator.db.store import Store
+    from simulator.llm.registry import Backends
+    from simulator.services.container import Services
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -42,7 +48,9 @@ def add_group(
         )
         for option in command.options:
             add_option(one, option)
-        one.set_defaults(func=partial(run_handler, kind, command))
+        one.set_defaults(
+            func=partial(run_handler, kind, command), uses_database=command.uses_database
+        )
     return parser
 
 
@@ -89,7 +97,7 @@ class Context:
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._stack = contextlib.AsyncExitStack()
-        self._session: tuple[Any, str] | None = None
+        self._services: Services | None = None
 
     async def __aenter__(self) -> Context:
         await self._stack.__aenter__()
@@ -98,32 +106,35 @@ class Context:
     async def __aexit__(self, *exc: Any) -> None:
         await self._stack.__aexit__(*exc)
 
-    async def _open(self) -> tuple[Any, str]:
-        if self._session is None:
-            from simulator.services.session import user_session
+    async def _open(self) -> Services:
+        if self._services is None:
+            from simulator.commands.common import open_session
 
-            self._session = await self._stack.enter_async_context(user_session())
-        return self._session
+            self._services = await self._stack.enter_async_context(open_session())
+        return self._services
 
-    async def store(self) -> Any:
-        return (await self._open())[0]
+    async def store(self) -> Store:
+        return (await self._open()).store
 
     async def user(self) -> str:
-        return (await self._open())[1]
+        return (await self._open()).user
+
+    async def backends(self) -> Backends:
+        return (await self._open()).backends
 
     async def conversation(self, ref: str) -> Conversation:
         return await game_conversation(await self.store(), ref, self.kind)
 
     async def experiment(self, ref: str) -> Experiment:
-        store, user = await self._open()
-        return await game_experiment(store, ref, self.kind, user)
+        services = await self._open()
+        return await game_experiment(services.store, ref, self.kind, services.user)
 
 
 async def game_conversation(store: Any, ref: str, kind: str) -> Conversation:
-    """The conversation ``ref`` names (an id or a unique prefix, ``services.ids``), which must be
+    """The conversation ``ref`` names (an id or a unique prefix, ``db.ids``), which must be
     a run of the game ``kind``."""
+    from simulator.db.ids import resolve_conversation
     from simulator.scenarios.registry import KINDS
-    from simulator.services.ids import resolve_conversation
 
     conv = await resolve_conversation(store, ref)
     if conv.kind.value != kind:
@@ -137,7 +148,7 @@ async def game_conversation(store: Any, ref: str, kind: str) -> Conversation:
 
 async def game_experiment(store: Any, ref: str, kind: str, user: str | None = None) -> Experiment:
     """The experiment ``ref`` names (id, unique prefix or name), which must be of ``kind``."""
-    from simulator.services.ids import resolve_experiment
+    from simulator.db.ids import resolve_experiment
 
     exp = await resolve_experiment(store, ref, user)
     if exp.kind.value != kind:

@@ -59,19 +59,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="N",
         help="how many times a rejected password may be typed again (default: 3)",
     )
-    login.set_defaults(func=cmd_login)
+    login.set_defaults(func=cmd_login, uses_database=False)
 
     logout = subparsers.add_parser(
         "logout",
         help="forget the remembered login (keyring entry and credentials file)",
     )
-    logout.set_defaults(func=cmd_logout)
+    logout.set_defaults(func=cmd_logout, uses_database=False)
 
     whoami = subparsers.add_parser(
         "whoami",
         help="show who you are (the owner of what you create) and which database you use",
     )
-    whoami.set_defaults(func=cmd_whoami)
+    whoami.set_defaults(func=cmd_whoami, uses_database=True)
 
 
 def _ask(prompt: str) -> str:
@@ -82,11 +82,12 @@ def _ask(prompt: str) -> str:
 
 
 def cmd_login(args: argparse.Namespace) -> int:
-    from simulator.credentials import Credentials, CredentialStore
-    from simulator.services.session import normalise_cluster, verify_login
-    from simulator.settings import load_settings
+    from simulator.commands.common import command_root
+    from simulator.credentials import Credentials
+    from simulator.services.login import normalise_cluster, verify_login
 
-    settings = load_settings()
+    root = command_root()
+    settings = root.settings
     if settings.mongodb_uri is not None:
         raise ConfigurationError(
             "MONGODB_URI is set (in the environment or .env), so the app connects with it and "
@@ -119,7 +120,7 @@ def cmd_login(args: argparse.Namespace) -> int:
     if args.no_remember:
         print("Not remembered (--no-remember).")
         return 0
-    where = CredentialStore().save(Credentials(cluster, user, SecretStr(password)))
+    where = root.credentials.save(Credentials(cluster, user, SecretStr(password)))
     if where == "keyring":
         print("Remembered: the password is in your operating system's keyring.")
         print("Later sessions log in by themselves; 'simulator logout' forgets the login.")
@@ -133,9 +134,9 @@ def cmd_login(args: argparse.Namespace) -> int:
 
 
 def cmd_logout(args: argparse.Namespace) -> int:
-    from simulator.credentials import CredentialStore
+    from simulator.commands.common import command_root
 
-    store = CredentialStore()
+    store = command_root().credentials
     if store.forget():
         print(f"Forgot the remembered login ({store.path} and any keyring entry).")
     else:
@@ -148,26 +149,18 @@ def cmd_whoami(args: argparse.Namespace) -> int:
 
 
 async def _whoami() -> int:
-    from simulator.services.session import remembered_credentials, user_session
-    from simulator.settings import load_settings
+    from simulator.commands.common import command_root, open_session
+    from simulator.services.root import Source
 
-    settings = load_settings()
-    remembered = remembered_credentials(settings)
-    async with user_session(settings) as (store, user):
-        print(user)
-        where = getattr(store, "uri_redacted", "")
-        if settings.mongodb_connection_uri(remembered) is None:
+    root = command_root()
+    async with open_session() as services:
+        target = root.target()
+        print(services.user)
+        if target.source is Source.embedded:
             print("  on the embedded local server (you are your operating-system account)")
-        elif (
-            remembered is not None and settings.mongodb_uri is None and not settings.db_cluster_url
-        ):
-            print(f"  on {_host(where)} (remembered login; 'simulator logout' forgets it)")
+        elif target.source is Source.remembered:
+            print(f"  on {target.host} (remembered login; 'simulator logout' forgets it)")
         else:
-            print(f"  on {_host(where)} (configured in the environment or .env)")
-        print(f"  database {settings.mongodb_db}")
+            print(f"  on {target.host} (configured in the environment or .env)")
+        print(f"  database {root.settings.mongodb_db}")
     return 0
-
-
-def _host(uri: str) -> str:
-    rest = uri.split("://", 1)[-1].rsplit("@", 1)[-1]
-    return rest.split("/", 1)[0].split("?", 1)[0] or "MongoDB"

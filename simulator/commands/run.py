@@ -12,11 +12,14 @@ import asyncio
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from simulator.domain import Batch, CacheMode, Conversation, Estimate, Experiment, Ledger, Status
 from simulator.domain.errors import NotFoundError, SimulatorError
 from simulator.words import plural
+
+if TYPE_CHECKING:
+    from simulator.engine.batch import BatchRunner
 
 EXIT_OK = 0
 EXIT_UNFINISHED = 1  # some conversations failed, or the batch was cancelled
@@ -51,7 +54,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="N",
         help="conversations at once (overrides the spec's batch.concurrency)",
     )
-    run.set_defaults(func=cmd_run)
+    run.set_defaults(func=cmd_run, uses_database=True)
 
     batches = sub.add_parser(
         "batches", help="list batches with their status and progress", description="List batches."
@@ -59,7 +62,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     batches.add_argument(
         "--experiment", metavar="EXPERIMENT", help="only batches of this experiment (id or name)"
     )
-    batches.set_defaults(func=cmd_batches)
+    batches.add_argument(
+        "--ledger",
+        metavar="BATCH",
+        help="what BATCH spent by model and role: calls, answers from the cache, tokens, "
+        "prompt tokens from the servers' caches, cost",
+    )
+    batches.set_defaults(func=cmd_batches, uses_database=True)
 
     resume = sub.add_parser(
         "resume",
@@ -71,7 +80,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     resume.add_argument("batch", metavar="BATCH", help="batch id (or a unique prefix of it)")
     _cap_options(resume, "raise (or set) the batch's")
-    resume.set_defaults(func=cmd_resume)
+    resume.set_defaults(func=cmd_resume, uses_database=True)
 
     rerun = sub.add_parser(
         "rerun",
@@ -94,7 +103,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rerun.add_argument(
         "-y", "--yes", action="store_true", help="start without asking (asked only at a terminal)"
     )
-    rerun.set_defaults(func=cmd_rerun)
+    rerun.set_defaults(func=cmd_rerun, uses_database=True)
 
     cancel = sub.add_parser(
         "cancel",
@@ -105,7 +114,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         ),
     )
     cancel.add_argument("batch", metavar="BATCH", help="batch id (or a unique prefix of it)")
-    cancel.set_defaults(func=cmd_cancel)
+    cancel.set_defaults(func=cmd_cancel, uses_database=True)
 
 
 def _cap_options(parser: argparse.ArgumentParser, whose: str) -> None:
@@ -148,14 +157,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 async def _run(args: argparse.Namespace, run_spec: Any) -> int:
-    from simulator.db.mongo import opened_store
+    from simulator.commands.common import open_session
     from simulator.engine.grid import expand_grid
-    from simulator.settings import load_settings
 
     console = _console()
-    settings = load_settings()
-    async with opened_store(settings) as store:
-        user = await _current_user(store, settings)
+    async with open_session() as services:
+        store, user = services.store, services.user
         experiment = await _resolve_experiment(store, run_spec.experiment, user, store_it=False)
         spec = run_spec.batch_spec(experiment)
         _print_plan(experiment, run_spec, console, await _rates(store, experiment.id))
@@ -164,7 +171,7 @@ async def _run(args: argparse.Namespace, run_spec: Any) -> int:
         if not args.yes and sys.stdin.isatty() and not _confirm(console):
             console.print("Nothing started.")
             return EXIT_OK
-        async with _runner(store, settings) as runner:
+        with _signals_stop(services.batches) as runner:
             # The models first: a batch that cannot run stores nothing (nor its experiment).
             await runner.preflight(experiment, expand_grid(experiment, spec))
             experiment = await _resolve_experiment(store, run_spec.experiment, user, store_it=True)
@@ -200,12 +207,11 @@ def _check_caps(args: argparse.Namespace) -> None:
 async def _resume(
     ref: str, max_cost_usd: float | None = None, max_total_tokens: int | None = None
 ) -> int:
-    from simulator.db.mongo import opened_store
-    from simulator.settings import load_settings
+    from simulator.commands.common import open_session
 
     console = _console()
-    settings = load_settings()
-    async with opened_store(settings) as store:
+    async with open_session() as services:
+        store = services.store
         batch = await _find_batch(store, ref)
         if batch.status is Status.done:
             console.print(f"Batch {batch.id} is already done.")
@@ -214,7 +220,7 @@ async def _resume(
         if experiment is None:
             raise NotFoundError(f"The experiment of batch {batch.id} no longer exists.")
         console.print(f"Resuming batch [bold]{batch.id}[/] of {experiment.name!r}.")
-        async with _runner(store, settings) as runner:
+        with _signals_stop(services.batches) as runner:
             if max_cost_usd is not None or max_total_tokens is not None:
                 batch = await runner.set_caps(
                     batch.id, max_cost_usd=max_cost_usd, max_total_tokens=max_total_tokens
@@ -230,13 +236,11 @@ def cmd_rerun(args: argparse.Namespace) -> int:
 
 
 async def _rerun(args: argparse.Namespace) -> int:
-    from simulator.db.mongo import opened_store
-    from simulator.settings import load_settings
+    from simulator.commands.common import open_session
 
     console = _console()
-    settings = load_settings()
-    async with opened_store(settings) as store:
-        user = await _current_user(store, settings)
+    async with open_session() as services:
+        store, user = services.store, services.user
         source = await _find_batch(store, args.batch)
         experiment = await store.experiments.get(source.experiment_id)
         if experiment is None:
@@ -260,7 +264,7 @@ async def _rerun(args: argparse.Namespace) -> int:
         if not args.yes and sys.stdin.isatty() and not _confirm(console):
             console.print("Nothing started.")
             return EXIT_OK
-        async with _runner(store, settings) as runner:
+        with _signals_stop(services.batches) as runner:
             batch = await runner.start(experiment, spec, owner=user, prices=source.prices)
             console.print(
                 f"Batch [bold]{batch.id}[/] started: {batch.cells_total} conversations "
@@ -275,19 +279,15 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 
 async def _cancel(ref: str) -> int:
-    from simulator.db.mongo import opened_store
-    from simulator.engine.batch import BatchRunner
-    from simulator.settings import load_settings
+    from simulator.commands.common import open_session
 
     console = _console()
-    async with opened_store(load_settings()) as store:
-        batch = await _find_batch(store, ref)
+    async with open_session() as services:
+        batch = await _find_batch(services.store, ref)
         if batch.status is Status.done:
             console.print(f"Batch {batch.id} is already done; nothing to cancel.")
             return EXIT_OK
-        await BatchRunner(store, backends=None).cancel(
-            batch.id, reason="cancelled with 'simulator cancel'"
-        )
+        await services.batches.cancel(batch.id, reason="cancelled with 'simulator cancel'")
     console.print(
         f"Batch {batch.id} cancelled. A process running it stops within a second; "
         f"continue it with: simulator resume {batch.id}"
@@ -296,30 +296,68 @@ async def _cancel(ref: str) -> int:
 
 
 def cmd_batches(args: argparse.Namespace) -> int:
+    if getattr(args, "ledger", None):
+        return asyncio.run(_batch_ledger(args.ledger))
     return asyncio.run(_batches(args.experiment))
+
+
+async def _batch_ledger(ref: str) -> int:
+    from simulator.commands.common import open_session
+
+    console = _console()
+    async with open_session() as services:
+        batch = await _find_batch(services.store, ref)
+        ledger = await _ledger(services.store, batch.id)
+    if ledger is None or not ledger.rows:
+        console.print(f"Batch {batch.id} has made no model call yet.")
+        return EXIT_OK
+    console.print(ledger_table(ledger, title=f"Ledger of batch {batch.id}"))
+    for line in ledger_summary(ledger, batch):
+        console.print(line)
+    return EXIT_OK
+
+
+def ledger_table(ledger: Ledger, title: str | None = None) -> Any:
+    """The ledger by model and role (purposes summed), one row each, as a rich table."""
+    from rich.table import Table
+
+    table = Table(title=title, show_lines=False)
+    table.add_column("model", no_wrap=True)
+    table.add_column("role")
+    for col in ("calls", "from cache", "prompt tokens", "completion", "cached prompt", "cost"):
+        table.add_column(col, justify="right", no_wrap=True)
+    for r in ledger.by_model_and_role():
+        part = Ledger(batch_id=ledger.batch_id, rows=[r])
+        table.add_row(
+            r.model,
+            r.role,
+            f"{r.calls:,}",
+            f"{r.cache_hits:,}",
+            f"{r.prompt_tokens:,}",
+            f"{r.completion_tokens:,}",
+            f"{r.cached_tokens:,}",
+            cost_text(part),
+        )
+    return table
 
 
 async def _batches(experiment_ref: str | None) -> int:
     from rich.table import Table
 
-    from simulator.db.mongo import opened_store
-    from simulator.engine.batch import BatchRunner
-    from simulator.settings import load_settings
+    from simulator.commands.common import open_session
 
     console = _console()
-    async with opened_store(load_settings()) as store:
+    async with open_session() as services:
+        store = services.store
         experiment_id = None
         if experiment_ref:
-            from simulator.services.experiments import ExperimentService
-
-            user = await _current_user(store, load_settings())
-            experiment_id = (await ExperimentService(store, user).find(experiment_ref)).id
+            experiment_id = (await services.experiments.find(experiment_ref)).id
         batches = await store.batches.list(experiment_id=experiment_id)
         if not batches:
             console.print("No batches yet. Start one with: simulator run SPEC.yaml")
             return EXIT_OK
         names: dict[str, str] = {}
-        runner = BatchRunner(store, backends=None)
+        runner = services.batches
         ledgers = {lg.batch_id: lg for lg in await store.ledgers.get_many([b.id for b in batches])}
         table = Table(title="Batches", show_lines=False)
         table.add_column("batch", no_wrap=True)
@@ -374,7 +412,7 @@ async def _workers_text(runner: Any, batch: Batch) -> str:
 
 
 _running: list[str] = []  # the batch being driven, for the hint after Ctrl-C
-_runners: list[Any] = []  # the batch runners of this command, told why the run stops
+_runners: list[BatchRunner] = []  # the batch runners of this command, told why the run stops
 SIGNAL_REASONS = {"SIGINT": "Ctrl-C (SIGINT)", "SIGTERM": "stopped by SIGTERM (kill)"}
 
 
@@ -441,10 +479,10 @@ def _interruptible(main: Any) -> int:
 
 def _merge_price_table(run_spec: Any) -> None:
     """Prices of the PRICE_TABLE file, unless the spec's own ``prices:`` names the model."""
+    from simulator.commands.common import command_root
     from simulator.engine.spec import load_price_table
-    from simulator.settings import load_settings
 
-    path = load_settings().price_table
+    path = command_root().settings.price_table
     if path is not None:
         table = load_price_table(path)
         table.update(run_spec.prices)
@@ -507,6 +545,12 @@ def ledger_summary(ledger: Ledger | None, batch: Batch | None = None) -> list[st
     return [f"{calls}.", f"{tokens}). Cost: {cost_text(ledger)}{unpriced}."]
 
 
+def _worth_a_breakdown(ledger: Ledger) -> bool:
+    """The summary shows the ledger by model and role when a real model was called (a dryrun
+    rehearsal costs nothing, so its breakdown would only repeat the totals)."""
+    return any(not r.model.startswith("dryrun:") for r in ledger.rows)
+
+
 def _caps_text(batch: Batch) -> str:
     spec = batch.spec
     caps = []
@@ -531,27 +575,16 @@ async def _rates(store: Any, experiment_id: str) -> Any:
 def _print_plan(
     experiment: Experiment, run_spec: Any, console: Any, measured: Any = None
 ) -> Estimate:
-    from simulator.engine.grid import (
-        count_combinations,
-        day_counts,
-        estimate_cells,
-        expand_grid,
-        factor_combinations,
-    )
+    from simulator.domain.errors import SpecError
+    from simulator.services.batches import GRID, plan_spec
 
     spec = run_spec.batch_spec(experiment)
-    cells = expand_grid(experiment, spec)
-    est = estimate_cells(experiment, cells, run_spec.prices, measured=measured)
-    parts = [
-        (len(spec.model_sets), "model set"),
-        (len(factor_combinations(experiment, spec)), "factor combination"),
-        (len(count_combinations(experiment, spec)), "agent count"),
-        (len(day_counts(spec)), "day count"),
-        (spec.repeats, "repeat"),
-    ]
-    grid = " x ".join(plural(n, label) for n, label in parts)
+    plan = plan_spec(experiment, spec, run_spec.prices, measured=measured)
+    if plan.estimate is None:  # the grid is too large (the spec's own checks passed)
+        raise SpecError(f"{run_spec.source}: batch: {plan.problems[GRID]}")
+    est = plan.estimate
     console.print(f"Experiment: [bold]{experiment.name}[/] ({experiment.kind.value})")
-    console.print(f"Grid: {grid} = {plural(len(cells), 'cell')}")
+    console.print(f"Grid: {plan.grid} = {plural(len(plan.cells), 'cell')}")
     models = sorted({ms.label for ms in spec.model_sets})
     console.print(f"Models: {'; '.join(models)}")
     cost = (
@@ -584,12 +617,6 @@ def _print_plan(
 def _confirm(console: Any) -> bool:
     answer = console.input("Start this batch? [y/N] ")
     return answer.strip().lower() in ("y", "yes")
-
-
-async def _current_user(store: Any, settings: Any) -> str:
-    from simulator.services.identity import current_user
-
-    return await current_user(store, settings)
 
 
 _CONTENT_EXCLUDE = {
@@ -642,34 +669,20 @@ async def _resolve_experiment(store: Any, ref: Any, user: str, *, store_it: bool
 
 
 async def _find_batch(store: Any, ref: str) -> Batch:
-    from simulator.services.ids import resolve_batch
+    from simulator.db.ids import resolve_batch
 
     return await resolve_batch(store, ref)
 
 
-class _RunnerContext:
-    def __init__(self, store: Any, settings: Any) -> None:
-        self.store, self.settings = store, settings
-
-    async def __aenter__(self) -> Any:
-        from simulator.engine.batch import BatchRunner
-        from simulator.engine.events import EventBus
-        from simulator.llm.registry import Backends
-
-        bus = EventBus()
-        self.backends = Backends(self.settings, on_event=bus.publish)
-        self.runner = BatchRunner(self.store, self.backends, bus)
-        _runners.append(self.runner)
-        return self.runner
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self.runner in _runners:
-            _runners.remove(self.runner)
-        await self.backends.aclose()
-
-
-def _runner(store: Any, settings: Any) -> _RunnerContext:
-    return _RunnerContext(store, settings)
+@contextmanager
+def _signals_stop(runner: BatchRunner) -> Iterator[BatchRunner]:
+    """While inside, Ctrl-C and SIGTERM interrupt ``runner``'s batches (``_stop_on_signals``)."""
+    _runners.append(runner)
+    try:
+        yield runner
+    finally:
+        if runner in _runners:
+            _runners.remove(runner)
 
 
 async def _drive(
@@ -797,6 +810,8 @@ def _progress(console: Any, batch: Batch, experiment: Experiment) -> Iterator[tu
 
 
 def _report_end(batch: Batch, console: Any, ledger: Ledger | None = None) -> int:
+    if ledger is not None and _worth_a_breakdown(ledger):
+        console.print(ledger_table(ledger))
     for line in ledger_summary(ledger, batch):
         console.print(line)
     if batch.status is Status.done:

@@ -98,7 +98,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     _per(fit)
     _output(fit, "PATH", "the tables' path without extension: PATH.csv, PATH.md, PATH.tex")
-    fit.set_defaults(func=cmd_fit)
+    fit.set_defaults(func=cmd_fit, uses_database=True)
 
     summary = _step(steps, "summary", "n, mean, SD and 95% interval of measures, per cell")
     summary.add_argument("measures", nargs="+", metavar="MEASURE", help="outcomes or scores")
@@ -111,7 +111,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     _per(summary)
     _output(summary, "FILE.csv", "write the table as CSV (and Markdown beside it)")
-    summary.set_defaults(func=cmd_summary)
+    summary.set_defaults(func=cmd_summary, uses_database=True)
 
     series = _step(steps, "series", "per-turn series of a score by role, per grid cell")
     series.add_argument("score", metavar="SCORE", help="a score of messages")
@@ -123,7 +123,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="the series' groups besides the cell (default: role; repeatable)",
     )
     _output(series, "FILE.csv", "write the table as CSV (and Markdown beside it)")
-    series.set_defaults(func=cmd_series)
+    series.set_defaults(func=cmd_series, uses_database=True)
 
     granger = _step(
         steps, "granger", "Granger tests of one role's score on another's, per conversation"
@@ -136,7 +136,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--alpha", type=float, default=0.05, metavar="P", help="significance level (default 0.05)"
     )
     _output(granger, "FILE.csv", "write the per-conversation tests as CSV (and the summary)")
-    granger.set_defaults(func=cmd_granger)
+    granger.set_defaults(func=cmd_granger, uses_database=True)
 
 
 def _step(steps: Any, name: str, helptext: str) -> argparse.ArgumentParser:
@@ -166,15 +166,15 @@ def _output(p: argparse.ArgumentParser, metavar: str, helptext: str) -> None:
 
 def _study(args: argparse.Namespace) -> Any:
     from simulator.analysis.study import load_study
-    from simulator.db.mongo import opened_store
-    from simulator.settings import load_settings
+    from simulator.commands.common import open_session
 
     if args.kind:
         raise ConfigurationError("--kind: statistics read agent messages; leave --kind out")
     flt = filter_from_args(args)
 
     async def go() -> Any:
-        async with opened_store(load_settings()) as store:
+        async with open_session() as services:
+            store = services.store
             return await load_study(store, flt)
 
     return asyncio.run(go())

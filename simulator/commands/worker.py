@@ -47,7 +47,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="S",
         help="how long a conversation stays leased without a renewal (default 30)",
     )
-    worker.set_defaults(func=cmd_worker)
+    worker.set_defaults(func=cmd_worker, uses_database=True)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -64,47 +64,47 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 async def _work(ref: str | None, wait: bool, lease_s: float | None) -> int:
+    from simulator.commands.common import open_session
     from simulator.commands.run import (
         EXIT_OK,
         _console,
         _find_batch,
         _ledger,
         _report_end,
-        _runner,
+        _signals_stop,
     )
-    from simulator.db.mongo import opened_store
-    from simulator.settings import load_settings
 
     console = _console()
-    settings = load_settings()
-    async with opened_store(settings) as store, _runner(store, settings) as runner:
-        if lease_s is not None:
-            runner.lease_s = lease_s
-            runner.heartbeat_s = min(runner.heartbeat_s, lease_s / 4)
-        console.print(f"Worker [bold]{runner.runner_id}[/].")
-        if ref is not None:
-            batch = await _find_batch(store, ref)
-            if batch.status is Status.done:
-                console.print(f"Batch {batch.id} is already done.")
-                return EXIT_OK
-            batch = await _join(runner, store, batch, console)
-            if batch.status is Status.running:  # the others store its end
-                return EXIT_OK
-            return _report_end(batch, console, await _ledger(store, batch.id))
-        worked: set[str] = set()
-        while True:
-            waiting = await _next_batch(store, worked)
-            if waiting is None:
-                if not wait:
-                    console.print(
-                        "No batch to work on." if not worked else "No batch left to work on."
-                    )
+    async with open_session() as services:
+        store = services.store
+        with _signals_stop(services.batches) as runner:
+            if lease_s is not None:
+                runner.lease_s = lease_s
+                runner.heartbeat_s = min(runner.heartbeat_s, lease_s / 4)
+            console.print(f"Worker [bold]{runner.runner_id}[/].")
+            if ref is not None:
+                batch = await _find_batch(store, ref)
+                if batch.status is Status.done:
+                    console.print(f"Batch {batch.id} is already done.")
                     return EXIT_OK
-                await asyncio.sleep(LOOK_S)
-                worked.clear()  # a batch worked on may have been resumed since
-                continue
-            worked.add(waiting.id)
-            await _join(runner, store, waiting, console)
+                batch = await _join(runner, store, batch, console)
+                if batch.status is Status.running:  # the others store its end
+                    return EXIT_OK
+                return _report_end(batch, console, await _ledger(store, batch.id))
+            worked: set[str] = set()
+            while True:
+                waiting = await _next_batch(store, worked)
+                if waiting is None:
+                    if not wait:
+                        console.print(
+                            "No batch to work on." if not worked else "No batch left to work on."
+                        )
+                        return EXIT_OK
+                    await asyncio.sleep(LOOK_S)
+                    worked.clear()  # a batch worked on may have been resumed since
+                    continue
+                worked.add(waiting.id)
+                await _join(runner, store, waiting, console)
 
 
 async def _join(runner: Any, store: Any, batch: Batch, console: Any) -> Batch:

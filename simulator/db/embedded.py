@@ -46,9 +46,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from simulator.domain.errors import DatabaseUnavailableError
+
+if TYPE_CHECKING:
+    from simulator.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -85,11 +88,11 @@ class ServerStatus:
         return self.data_dir / LOG_FILE
 
 
-def default_data_dir(settings: Any = None) -> Path:
+def default_data_dir(settings: Settings | None = None) -> Path:
     """The embedded server's directory: ``SIMULATOR_DATA_DIR`` (environment or ``.env``) + mongo."""
     from simulator.domain.errors import ConfigurationError
 
-    configured = getattr(settings, "simulator_data_dir", None)
+    configured = settings.simulator_data_dir if settings is not None else None
     try:
         if configured:
             path = Path(configured).expanduser() / "mongo"

@@ -7,9 +7,16 @@ snapshots are their own documents (no ``$push``), arrays are only ever replaced 
 uses ``$regex`` on top-level string fields only.
 
 Documents: ``_id`` is the domain id (a string); a message's ``_id`` is
-``"<conversation>:<seq:06d>"`` and a unique index on (conversation_id, seq) makes a retried append
-harmless. Conversion between domain objects and documents happens only in ``_to_doc`` /
-``_from_doc``.
+``"<conversation>:<seq:06d>"`` (a state snapshot's ``"<conversation>:<step:06d>"``) and a unique
+index on (conversation_id, seq) makes a retried append harmless. Conversion between domain
+objects and documents happens only in ``_to_doc`` / ``_from_doc``.
+
+Hot reads go by ``_id``, the one index the embedded server uses for every query shape we need
+(docs/architecture.md, "Queries and the indexes that serve them"): a conversation's messages and
+snapshots are the ``_id`` range ``["<conversation>:", "<conversation>;")``, read with
+``min``/``max`` (``_prefix_range``); bulk reads are ``_id $in`` of computed ids. A plain-field
+filter such as ``{conversation_id: X}`` compiles there to SQL that scans the whole collection.
+Appends from concurrent tasks are written together (``simulator.db.coalesce``).
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ import builtins
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -39,7 +46,8 @@ from pymongo.errors import (
     ConfigurationError as PyMongoConfigurationError,
 )
 
-from simulator.db.store import ConversationFilter, ExperimentFilter
+from simulator.db.coalesce import InsertCoalescer
+from simulator.db.store import NOW, PROMPT_FIELDS, ConversationFilter, ExperimentFilter, Store
 from simulator.domain import (
     Batch,
     CachedResponse,
@@ -47,6 +55,7 @@ from simulator.domain import (
     Experiment,
     Ledger,
     Message,
+    Status,
     new_id,
     utcnow,
 )
@@ -58,9 +67,11 @@ from simulator.domain.errors import (
     NotFoundError,
     StaleVersionError,
 )
+from simulator.domain.filters import SINGLE_RUNS
 from simulator.settings import redact_uri
 
 if TYPE_CHECKING:
+    from simulator.credentials import Credentials
     from simulator.db.embedded import EmbeddedServer
     from simulator.settings import Settings
 
@@ -131,9 +142,53 @@ def message_id(conversation_id: str, seq: int) -> str:
     return f"{conversation_id}:{seq:06d}"
 
 
-def _path_safe(key: str) -> bool:
-    """True when ``key`` can be used inside a dotted query path."""
-    return bool(key) and "." not in key and not key.startswith("$")
+#: Ids per ``_id $in`` query and documents per ``insert_many`` (both well under the limits).
+ID_CHUNK = 1000
+#: Range reads (one conversation each) in flight at once in a bulk read.
+RANGE_READS = 4
+#: Documents per page of a listing; larger pages are converted to domain objects off the loop.
+PAGE = 100
+OFF_LOOP = 32
+
+
+def _prefix_range(
+    cursor: Any, prefix: str, start: str | None = None, end: str | None = None
+) -> Any:
+    """``cursor`` restricted to the ``_id`` range of the children of ``prefix``: ids from
+    ``start`` (default ``"<prefix>:"``) up to ``end`` (default ``"<prefix>;"``, ``;`` being the
+    character after ``:``), in ``_id`` order.
+
+    Why ``min``/``max`` and not ``{_id: {$gte, $lt}}``: the embedded server evaluates a range
+    operator on ``_id`` in Python over the whole collection, while it turns ``min``/``max`` into
+    ``_id >= ? AND _id < ?``, a search of its ``_id`` index; MongoDB serves both from its ``_id``
+    index and wants the ``hint`` with ``min``/``max``."""
+    low = start if start is not None else f"{prefix}:"
+    high = end if end is not None else f"{prefix};"
+    return (
+        cursor.min([("_id", low)])
+        .max([("_id", high)])
+        .hint([("_id", ASCENDING)])
+        .sort([("_id", ASCENDING)])
+    )
+
+
+def _chunks(items: builtins.list[str], size: int = ID_CHUNK) -> Iterable[builtins.list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+async def _convert(cls: type[M], docs: builtins.list[Doc], **kw: Any) -> builtins.list[M]:
+    """Documents as domain objects; a large page is converted on a worker thread, so that a
+    listing never holds the event loop (the UI's) for long."""
+    if len(docs) < OFF_LOOP:
+        return [_from_doc(cls, d, **kw) for d in docs]
+    return await asyncio.to_thread(lambda: [_from_doc(cls, d, **kw) for d in docs])
+
+
+def _projection(brief: bool) -> Doc | None:
+    """The projection of a conversation listing: ``brief`` leaves the prompts out (top-level
+    fields only: the embedded server ignores paths into arrays of sub-documents)."""
+    return dict.fromkeys(PROMPT_FIELDS, 0) if brief else None
 
 
 # --------------------------------------------------------------------------- repositories
@@ -152,19 +207,28 @@ class _Repo:
         return await cursor.to_list(None)
 
     async def ids_with_prefix(self, prefix: str, limit: int = 20) -> builtins.list[str]:
-        """Ids that start with ``prefix``, in order, at most ``limit`` (an ``_id`` range: the
-        primary index on MongoDB; the embedded server scans ids only, with a projection)."""
-        query = {"_id": {"$gte": prefix, "$lt": prefix + "\U0010ffff"}}
-        cursor = self.coll.find(query, {"_id": 1}).sort([("_id", ASCENDING)]).limit(limit)
-        return [str(d["_id"]) async for d in cursor]
+        """Ids that start with ``prefix``, in order, at most ``limit`` (an ``_id`` range, served
+        by the ``_id`` index on every server)."""
+        cursor = self.coll.find({}, {"_id": 1})
+        cursor = _prefix_range(cursor, prefix, start=prefix, end=prefix + "\U0010ffff")
+        return [str(d["_id"]) async for d in cursor.limit(limit)]
 
     async def _set(self, doc_id: str, what: str, fields: Doc) -> None:
         if not fields:
             return
-        if any(isinstance(v, datetime) for v in fields.values()):
-            await self._replace_fields(doc_id, what, fields)
+        now = [k for k, v in fields.items() if v is NOW]
+        values = {k: v for k, v in fields.items() if v is not NOW}
+        if any(isinstance(v, datetime) for v in values.values()):
+            await self._replace_fields(doc_id, what, {**values, **dict.fromkeys(now, utcnow())})
             return
-        result = await self.coll.update_one({"_id": doc_id}, {"$set": fields, "$inc": {REV: 1}})
+        update: Doc = {"$inc": {REV: 1}}
+        if values:
+            update["$set"] = values
+        if now:
+            # The server's clock, stored as a date by every server (the embedded one stores a
+            # top-level datetime given to $set as a string).
+            update["$currentDate"] = dict.fromkeys(now, True)
+        result = await self.coll.update_one({"_id": doc_id}, update)
         if result.matched_count == 0:
             raise NotFoundError(f"{what} {doc_id} does not exist (it may have been deleted).")
 
@@ -172,9 +236,10 @@ class _Repo:
         """Set fields by replacing the whole document, guarded by its revision.
 
         Why: the embedded server stores a top-level datetime given to ``$set`` as a naive string
-        (nested ones and whole-document writes keep their type), so timestamps such as
-        ``finished_at`` are written this way. The revision filter makes a concurrent partial update
-        (say, a favourite set while the run finishes) win a retry instead of being lost.
+        (nested ones and whole-document writes keep their type), so a timestamp given as a value
+        is written this way; "now" is cheaper as ``NOW`` (one ``$currentDate`` update). The
+        revision filter makes a concurrent partial update (say, a favourite set while the run
+        finishes) win a retry instead of being lost.
         """
         for _ in range(20):
             doc = await self.coll.find_one({"_id": doc_id})
@@ -373,34 +438,69 @@ class MongoConversationRepo(_Repo):
         doc = await self.coll.find_one({"_id": conversation_id})
         return None if doc is None else _from_doc(Conversation, doc)
 
-    async def list(self, flt: ConversationFilter | None = None) -> builtins.list[Conversation]:
-        flt = flt or ConversationFilter()
+    async def get_many(
+        self, conversation_ids: builtins.list[str], *, brief: bool = False
+    ) -> builtins.list[Conversation]:
+        unique = list(dict.fromkeys(conversation_ids))
+        docs: dict[str, Doc] = {}
+        for chunk in _chunks(unique):
+            async for d in self.coll.find({"_id": {"$in": chunk}}, _projection(brief)):
+                docs[d["_id"]] = d
+        return await _convert(Conversation, [docs[i] for i in unique if i in docs])
+
+    async def list(
+        self, flt: ConversationFilter | None = None, *, brief: bool = False
+    ) -> builtins.list[Conversation]:
+        out: builtins.list[Conversation] = []
+        async for page in self.pages(flt, brief=brief):
+            out += page
+        return out
+
+    async def pages(
+        self, flt: ConversationFilter | None = None, *, brief: bool = False, size: int = PAGE
+    ) -> AsyncIterator[builtins.list[Conversation]]:
+        """Conversations passing ``flt``, oldest first, ``size`` at a time. Each filter field
+        that narrows a listing (experiment, batch, status) has its own index, which serves an
+        equality on the embedded server as on MongoDB."""
+        query = self._query(flt or ConversationFilter())
+        cursor = self.coll.find(query, _projection(brief))
+        cursor = cursor.sort([("created_at", ASCENDING), ("cell_index", ASCENDING)])
+        cursor = cursor.batch_size(size)
+        while docs := await cursor.to_list(size):
+            page = await _convert(Conversation, docs)
+            if flt is not None and flt.active:  # what no index serves: models, counts, ...
+                page = [c for c in page if flt.matches(c)]
+            if page:
+                yield page
+
+    def _query(self, flt: ConversationFilter) -> Doc:
+        """The query of a filter's indexed fields; the filter checks the rest (``pages``)."""
         query: Doc = {}
         if flt.experiment_id is not None:
             query["experiment_id"] = flt.experiment_id
-        if flt.batch_id is not None:
+        if flt.batch_id is not None and flt.batch_id != SINGLE_RUNS:
             query["batch_id"] = flt.batch_id
         if flt.status is not None:
-            query["status"] = _bson_value(flt.status)
+            query["status"] = _bson_value(Status(flt.status))
         if flt.days is not None:
             query["cell.days"] = flt.days
-        if flt.model is not None:
-            query["cell.models.default.model"] = flt.model
         if flt.favourites_only:
             query["favourite"] = True
-        counts = dict(flt.counts or {})
-        for role, n in list(counts.items()):
-            if _path_safe(role):  # role names with dots cannot be query paths: checked below
-                query[f"cell.counts.{role}"] = n
-                del counts[role]
-        docs = await self._find(query, sort=[("created_at", ASCENDING), ("cell_index", ASCENDING)])
-        out = [_from_doc(Conversation, d) for d in docs]
-        if counts:
-            out = [c for c in out if all(c.cell.counts.get(r) == n for r, n in counts.items())]
-        return out
+        return query
 
     async def set_fields(self, conversation_id: str, **fields: Any) -> None:
         await self._set(conversation_id, "Conversation", _set_doc(Conversation, fields))
+
+    async def start(self, conversation_id: str, **fields: Any) -> bool:
+        changes = _set_doc(Conversation, fields)
+        never = {"_id": conversation_id, "started_at": None}  # null or missing
+        update: Doc = {"$currentDate": {"started_at": True}, "$inc": {REV: 1}}
+        if changes:
+            update["$set"] = changes
+        if (await self.coll.update_one(never, update)).matched_count:
+            return True
+        await self._set(conversation_id, "Conversation", changes)
+        return False
 
     async def delete(self, conversation_id: str) -> None:
         await self._store._delete_conversation_children([conversation_id])
@@ -444,31 +544,86 @@ class MongoConversationRepo(_Repo):
 
 
 class MongoMessageRepo(_Repo):
+    """``messages``: appends coalesced across tasks, reads by ``_id`` (module docstring)."""
+
+    def __init__(self, coll: AsyncCollection[Doc]) -> None:
+        super().__init__(coll)
+        self.inserts = InsertCoalescer(coll)
+
     async def append(self, message: Message) -> bool:
-        try:
-            await self.coll.insert_one(_to_doc(message, message.id))
-        except DuplicateKeyError:
-            return False
-        return True
+        return await self.inserts.insert(_to_doc(message, message.id))
+
+    async def get(self, conversation_id: str, seq: int) -> Message | None:
+        doc = await self.coll.find_one({"_id": message_id(conversation_id, seq)})
+        return None if doc is None else _from_doc(Message, doc, id_field=None)
 
     async def list(self, conversation_id: str) -> builtins.list[Message]:
-        docs = await self._find({"conversation_id": conversation_id}, sort=[("seq", ASCENDING)])
-        return [_from_doc(Message, d, id_field=None) for d in docs]
+        docs = await self._range(conversation_id)
+        return await _convert(Message, docs, id_field=None)
 
-    async def list_many(self, conversation_ids: builtins.list[str]) -> builtins.list[Message]:
-        if not conversation_ids:
-            return []
-        docs = await self._find(
-            {"conversation_id": {"$in": list(conversation_ids)}},
-            sort=[("conversation_id", ASCENDING), ("seq", ASCENDING)],
-        )
-        return [_from_doc(Message, d, id_field=None) for d in docs]
+    async def list_many(
+        self,
+        conversation_ids: builtins.list[str],
+        hints: Mapping[str, int] | None = None,
+    ) -> builtins.list[Message]:
+        found = await self._many(conversation_ids, hints)
+        docs = [d for cid in sorted(found) for d in found[cid]]
+        return await _convert(Message, docs, id_field=None)
+
+    async def count_many(
+        self,
+        conversation_ids: builtins.list[str],
+        hints: Mapping[str, int] | None = None,
+    ) -> dict[str, int]:
+        found = await self._many(conversation_ids, hints, {"_id": 1, "conversation_id": 1})
+        return {cid: len(found.get(cid, [])) for cid in dict.fromkeys(conversation_ids)}
 
     async def delete_from(self, conversation_id: str, seq: int) -> int:
-        result = await self.coll.delete_many(
-            {"conversation_id": conversation_id, "seq": {"$gte": seq}}
-        )
-        return result.deleted_count
+        start = message_id(conversation_id, seq)
+        docs = await self._range(conversation_id, {"_id": 1, "conversation_id": 1}, start=start)
+        ids = [d["_id"] for d in docs]
+        deleted = 0
+        for chunk in _chunks(ids):
+            deleted += (await self.coll.delete_many({"_id": {"$in": chunk}})).deleted_count
+        return deleted
+
+    async def _range(
+        self, conversation_id: str, projection: Doc | None = None, start: str | None = None
+    ) -> builtins.list[Doc]:
+        """A conversation's message documents in seq order (from ``start``, an ``_id``)."""
+        cursor = _prefix_range(self.coll.find({}, projection), conversation_id, start=start)
+        docs: builtins.list[Doc] = await cursor.to_list(None)
+        return docs
+
+    async def _many(
+        self,
+        conversation_ids: builtins.list[str],
+        hints: Mapping[str, int] | None,
+        projection: Doc | None = None,
+    ) -> dict[str, builtins.list[Doc]]:
+        """Message documents by conversation, in seq order. With a hint, a conversation's ids
+        ``0 .. hint-1`` are read in bulk (``_id $in``); a conversation with all of them stored,
+        or without a hint, is then read (on) by its ``_id`` range. Seqs are dense from 0, so
+        no message is missed."""
+        unique = list(dict.fromkeys(conversation_ids))
+        found: dict[str, builtins.list[Doc]] = {cid: [] for cid in unique}
+        hints = hints or {}
+        guessed = [message_id(cid, s) for cid in unique for s in range(max(0, hints.get(cid, 0)))]
+        for chunk in _chunks(guessed):
+            async for d in self.coll.find({"_id": {"$in": chunk}}, projection):
+                found[d["conversation_id"]].append(d)
+        more = [cid for cid in unique if len(found[cid]) >= hints.get(cid, 0)]
+        gate = asyncio.Semaphore(RANGE_READS)
+
+        async def read_on(cid: str) -> None:
+            async with gate:
+                start = message_id(cid, len(found[cid]))
+                found[cid] += await self._range(cid, projection, start=start)
+
+        await asyncio.gather(*(read_on(cid) for cid in more))
+        for docs in found.values():
+            docs.sort(key=lambda d: d["_id"])
+        return found
 
 
 class MongoStateRepo(_Repo):
@@ -484,18 +639,15 @@ class MongoStateRepo(_Repo):
         await self.coll.replace_one({"_id": doc["_id"]}, doc, upsert=True)
 
     async def latest(self, conversation_id: str) -> tuple[int, dict[str, Any]] | None:
-        doc = await self.coll.find_one(
-            {"conversation_id": conversation_id}, sort=[("step", DESCENDING)]
-        )
-        return None if doc is None else (int(doc["step"]), doc["state"])
+        cursor = _prefix_range(self.coll.find({}), conversation_id)
+        docs = await cursor.sort([("_id", DESCENDING)]).limit(1).to_list(1)
+        return None if not docs else (int(docs[0]["step"]), docs[0]["state"])
 
     async def list(self, conversation_id: str) -> builtins.list[tuple[int, dict[str, Any]]]:
-        docs = await self._find({"conversation_id": conversation_id}, sort=[("step", ASCENDING)])
+        docs = await _prefix_range(self.coll.find({}), conversation_id).to_list(None)
         return [(int(d["step"]), d["state"]) for d in docs]
 
 
-#: Ids per ``_id $in`` query and documents per ``insert_many`` (both well under the limits).
-ID_CHUNK = 1000
 DUPLICATE_KEY = 11000
 
 
@@ -719,6 +871,9 @@ class MongoStore:
         await db["experiments"].create_index([("owner", ASCENDING), ("name", ASCENDING)])
         await db["experiments"].create_index([("updated_at", DESCENDING)])
         await db["batches"].create_index([("experiment_id", ASCENDING), ("created_at", ASCENDING)])
+        # The embedded server serves an equality only from an index on that field alone: an
+        # experiment's batches (a new batch's estimate learns from their ledgers).
+        await db["batches"].create_index([("experiment_id", ASCENDING)])
         for field in ("experiment_id", "batch_id", "status"):
             await db["conversations"].create_index([(field, ASCENDING)])
         await db["messages"].create_index(
@@ -745,6 +900,8 @@ class MongoStore:
             ) from None
 
     async def close(self) -> None:
+        with contextlib.suppress(Exception):  # appends still queued are written first
+            await self.messages.inserts.flush()
         await self.client.close()
 
     async def drop_database(self) -> None:
@@ -771,8 +928,13 @@ def _has_credentials(uri: str) -> bool:
     return "@" in uri.split("://", 1)[-1].split("/", 1)[0]
 
 
-async def connect_store(uri: str, db_name: str, timeout_ms: int = 5000) -> MongoStore:
+async def connect_store(
+    uri: str, db_name: str, timeout_ms: int = 5000, *, advice: str | None = None
+) -> MongoStore:
     """Connect, ping within ``timeout_ms``, check the schema and create indexes.
+
+    ``advice`` says what to do when the server cannot be reached or refuses the login, in place
+    of the advice about MONGODB_URI and DB_CLUSTER_URL (a remembered login has other remedies).
 
     Raises DatabaseUnavailableError (naming the host, never the password) when unreachable,
     AuthenticationError when the credentials are refused or the server has no authentication,
@@ -821,8 +983,8 @@ async def connect_store(uri: str, db_name: str, timeout_ms: int = 5000) -> Mongo
         await client.close()
         if exc.code in (18, 8000):  # AuthenticationFailed (8000: Atlas)
             raise AuthenticationError(
-                f"MongoDB at {host} refused the user name or password. Check DB_USER and "
-                "DB_PASSWORD (or MONGODB_URI), or log in again."
+                f"MongoDB at {host} refused the user name or password. "
+                + (advice or "Check DB_USER and DB_PASSWORD (or MONGODB_URI), or log in again.")
             ) from None
         if exc.code == 59 and _has_credentials(uri):  # CommandNotFound: no saslStart
             raise _no_authentication(host) from None
@@ -851,9 +1013,13 @@ async def connect_store(uri: str, db_name: str, timeout_ms: int = 5000) -> Mongo
             tls = " TLS is on (tls=true): a server without TLS never answers such a client."
         raise DatabaseUnavailableError(
             f"Cannot reach MongoDB at {host} within {timeout_ms / 1000:g}s "
-            f"({type(exc).__name__}). Check that the server runs and the address is right "
-            "(MONGODB_URI or DB_CLUSTER_URL), or unset them to use the embedded local server."
-            f"{tls}"
+            f"({type(exc).__name__}). "
+            + (
+                advice
+                or "Check that the server runs and the address is right (MONGODB_URI or "
+                "DB_CLUSTER_URL), or unset them to use the embedded local server."
+            )
+            + tls
         ) from None
     except KeyError as exc:
         # The driver's login found no SCRAM answer: the server has no authentication (the
@@ -899,9 +1065,10 @@ def _first_line(text: str) -> str:
 
 
 async def open_store(
-    settings: Settings, remembered: Any = None
+    settings: Settings, remembered: Credentials | None = None, *, advice: str | None = None
 ) -> tuple[MongoStore, EmbeddedServer | None]:
     """The store the app uses: the configured MongoDB, or the embedded server (started or joined).
+    ``advice``: see ``connect_store``. The app opens it through ``services.root.AppRoot``.
 
     Close both with ``close_store(store, server)``.
     """
@@ -910,7 +1077,10 @@ async def open_store(
     configured = settings.mongodb_connection_uri(remembered)
     if configured is not None:
         store = await connect_store(
-            configured.get_secret_value(), settings.mongodb_db, settings.mongodb_timeout_ms
+            configured.get_secret_value(),
+            settings.mongodb_db,
+            settings.mongodb_timeout_ms,
+            advice=advice,
         )
         return store, None
     server = EmbeddedServer(default_data_dir(settings))
@@ -935,12 +1105,20 @@ async def close_store(store: MongoStore | None, server: EmbeddedServer | None) -
 
 
 @contextlib.asynccontextmanager
-async def opened_store(settings: Settings, remembered: Any = None) -> AsyncIterator[MongoStore]:
+async def opened_store(
+    settings: Settings, remembered: Credentials | None = None
+) -> AsyncIterator[MongoStore]:
     store, server = await open_store(settings, remembered)
     try:
         yield store
     finally:
         await close_store(store, server)
+
+
+if TYPE_CHECKING:  # mypy (tests/test_types.py) checks here that MongoStore is a Store
+
+    def _is_a_store(store: MongoStore) -> Store:
+        return store
 
 
 __all__ = [

@@ -2,12 +2,17 @@
 
 Implemented by ``simulator.db.mongo.MongoStore`` against any MongoDB wire-protocol server.
 Every method returns domain objects, never raw documents.
+
+Reads are shaped for an index on every server (docs/architecture.md, "Queries and the indexes
+that serve them"): a conversation's messages and snapshots are read by a range of their computed
+``_id``s, bulk reads by ``_id $in`` of computed ids, listings by an indexed field with a
+projection that leaves out what no list shows.
 """
 
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -18,9 +23,36 @@ from simulator.domain import (
     Experiment,
     Ledger,
     Message,
-    Status,
 )
 from simulator.domain.annotations import Annotation, AnnotatorEntry
+
+# The one conversation filter: the store serves its indexed fields (experiment, batch, status,
+# days, favourites) by query and checks the others in Python.
+from simulator.domain.filters import ConversationFilter as ConversationFilter
+
+
+class _Now:
+    """The type of ``NOW`` (compared by identity)."""
+
+    def __repr__(self) -> str:
+        return "NOW"
+
+
+#: A ``set_fields`` value meaning "the database server's current time": written in the same
+#: single update as the other fields (``$currentDate``), stored as a date on every server. The
+#: caller keeps its own ``utcnow()`` for its in-memory copy.
+NOW = _Now()
+
+#: Conversation fields a listing leaves out (``brief=True``): the rendered prompts, kilobytes per
+#: conversation that no list, filter or table shows. A brief conversation has them empty.
+PROMPT_FIELDS = ("kickoff", "summarizer_prompt", "summarizer_prompts", "manager_prompt")
+
+
+def message_count_hint(conversation: Conversation) -> int:
+    """A guess of how many messages a conversation has stored, for bulk reads by computed id
+    (``MessageRepo.list_many``): its agent messages, a kickoff and a summary a day, and a little
+    room. Only a guess: a conversation with more is read on from there."""
+    return conversation.messages_done + 2 * conversation.cell.days + 4
 
 
 @dataclass(frozen=True)
@@ -29,17 +61,6 @@ class ExperimentFilter:
     owner: str | None = None
     favourites_only: bool = False
     kind: str | None = None
-
-
-@dataclass(frozen=True)
-class ConversationFilter:
-    experiment_id: str | None = None
-    batch_id: str | None = None
-    status: Status | None = None
-    days: int | None = None
-    counts: dict[str, int] | None = None
-    model: str | None = None  # matches the default model name of the cell's model set
-    favourites_only: bool = False
 
 
 class ExperimentRepo(Protocol):
@@ -98,8 +119,35 @@ class ConversationRepo(Protocol):
         ...
 
     async def get(self, conversation_id: str) -> Conversation | None: ...
-    async def list(self, flt: ConversationFilter | None = None) -> list[Conversation]: ...
-    async def set_fields(self, conversation_id: str, **fields: Any) -> None: ...
+    async def get_many(
+        self, conversation_ids: builtins.list[str], *, brief: bool = False
+    ) -> builtins.list[Conversation]:
+        """The stored conversations among these ids, in the order of the ids."""
+        ...
+
+    async def list(
+        self, flt: ConversationFilter | None = None, *, brief: bool = False
+    ) -> list[Conversation]:
+        """The conversations passing ``flt``, oldest first; ``brief``: without the prompts
+        (``PROMPT_FIELDS``), for listings."""
+        ...
+
+    def pages(
+        self, flt: ConversationFilter | None = None, *, brief: bool = False, size: int = 100
+    ) -> AsyncIterator[builtins.list[Conversation]]:
+        """``list`` in pages of at most ``size``, converted off the event loop, so that a long
+        listing never holds the loop or all of its documents at once."""
+        ...
+
+    async def set_fields(self, conversation_id: str, **fields: Any) -> None:
+        """Set top-level fields in one update; a value ``NOW`` is the server's current time."""
+        ...
+
+    async def start(self, conversation_id: str, **fields: Any) -> bool:
+        """Set ``fields``, and ``started_at`` to the server's current time if the stored
+        conversation never started; True when it never had (one update in that case)."""
+        ...
+
     async def delete(self, conversation_id: str) -> None: ...
 
     async def take_lease(
@@ -129,15 +177,35 @@ class ConversationRepo(Protocol):
 
 class MessageRepo(Protocol):
     async def append(self, message: Message) -> bool:
-        """Store a message; False (and no second copy) when (conversation_id, seq) exists."""
+        """Store a message; False (and no second copy) when (conversation_id, seq) exists.
+        Returns once the message is stored (acknowledged): appends from concurrent tasks are
+        written together, one ``insert_many`` per short window."""
+        ...
+
+    async def get(self, conversation_id: str, seq: int) -> Message | None:
+        """The stored message at ``seq``, if any."""
         ...
 
     async def list(self, conversation_id: str) -> list[Message]:
         """Every message of a conversation in seq order."""
         ...
 
-    async def list_many(self, conversation_ids: builtins.list[str]) -> builtins.list[Message]:
-        """Messages of several conversations, ordered by (conversation_id, seq)."""
+    async def list_many(
+        self,
+        conversation_ids: builtins.list[str],
+        hints: Mapping[str, int] | None = None,
+    ) -> builtins.list[Message]:
+        """Messages of several conversations, ordered by (conversation_id, seq). ``hints``
+        guesses how many each has (``message_count_hint``): those are read in bulk by computed
+        ids, and only a conversation found to have more is read on by itself."""
+        ...
+
+    async def count_many(
+        self,
+        conversation_ids: builtins.list[str],
+        hints: Mapping[str, int] | None = None,
+    ) -> dict[str, int]:
+        """How many messages each of these conversations has stored (ids only are read)."""
         ...
 
     async def delete_from(self, conversation_id: str, seq: int) -> int:
@@ -231,14 +299,25 @@ class LedgerRepo(Protocol):
 
 
 class Store(Protocol):
-    experiments: ExperimentRepo
-    batches: BatchRepo
-    conversations: ConversationRepo
-    messages: MessageRepo
-    states: StateRepo
-    annotations: AnnotationRepo
-    responses: ResponseRepo
-    ledgers: LedgerRepo
+    """A database. The repositories are read-only members, so an implementation may hold its
+    own repository classes (a protocol's plain attribute would demand exactly these types)."""
+
+    @property
+    def experiments(self) -> ExperimentRepo: ...
+    @property
+    def batches(self) -> BatchRepo: ...
+    @property
+    def conversations(self) -> ConversationRepo: ...
+    @property
+    def messages(self) -> MessageRepo: ...
+    @property
+    def states(self) -> StateRepo: ...
+    @property
+    def annotations(self) -> AnnotationRepo: ...
+    @property
+    def responses(self) -> ResponseRepo: ...
+    @property
+    def ledgers(self) -> LedgerRepo: ...
 
     async def ping(self) -> None: ...
     async def close(self) -> None: ...

@@ -145,3 +145,9 @@ class AnnotatorEntry(Model):
 
 
 __all__ = ["Annotation", "AnnotatorEntry", "Target", "annotation_id", "key_digest"]
+
+
+def digest(*parts: Any, length: int = 8) -> str:
+    """A short stable digest of JSON-able parts (versions that change with their inputs)."""
+    text = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:length]

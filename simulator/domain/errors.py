@@ -56,3 +56,9 @@ class LLMError(SimulatorError):
     def __init__(self, message: str, *, retryable: bool = False, title: str | None = None) -> None:
         super().__init__(message, title=title)
         self.retryable = retryable
+
+
+class AnnotationError(SimulatorError):
+    """An annotator cannot run as asked (a bad rubric, an unknown scorer, a scorer's bad output)."""
+
+    title = "Cannot annotate"

@@ -86,7 +86,7 @@ def bound_text(name: str) -> str:
     return f"from {low:,} to {high:,}"
 
 
-def bound_message(name: str, value: Any) -> str:
+def bound_message(name: str, value: object) -> str:
     """What a researcher reads when a bounded field gets ``value``: the kind and the range."""
     kind = "a number" if name in FRACTIONAL else "a whole number"
     return f"must be {kind} {bound_text(name)}, not {value!r}"
@@ -113,13 +113,13 @@ def url_problem(url: str, *, bare_host: bool = False) -> str | None:
     return None
 
 
-def _int_field(name: str, default: Any, **extra: Any) -> Any:
+def _int_field(name: str, default: int | None, **extra: Any) -> Any:
     """A whole number within ``BOUNDS[name]``; strict: true/false and 2.0 or "2" are refused."""
     low, high = BOUNDS[name]
     return Field(default=default, ge=low, le=high, strict=True, **extra)
 
 
-def _float_field(name: str, default: Any) -> Any:
+def _float_field(name: str, default: float | None) -> Any:
     """A number within ``BOUNDS[name]`` (whole numbers too; true/false and text refused)."""
     low, high = BOUNDS[name]
     return Field(default=default, ge=low, le=high, strict=True, allow_inf_nan=False)
@@ -515,6 +515,9 @@ class Experiment(Model):
     factors: list[StudyFactor] = Field(default_factory=list)
     dialogue: DialogueOptions = Field(default_factory=DialogueOptions)
     game: dict[str, Any] = Field(default_factory=dict)  # commons / reputation parameters
+    # LLM judges' rubrics carried by the experiment, each as a rubric file's ``rubric:`` mapping
+    # (docs/annotations.md#rubrics); ``simulator annotate judge --rubric NAME`` finds them by name
+    rubrics: list[dict[str, Any]] = Field(default_factory=list)
     note: str = ""
     favourite: bool = False
     owner: str = ""
@@ -530,6 +533,23 @@ class Experiment(Model):
         if not v:
             raise ValueError("an experiment needs a name")
         return v
+
+    @field_validator("rubrics", mode="before")
+    @classmethod
+    def _unwrap_rubrics(cls, v: Any) -> Any:
+        """A rubric file's whole content (``format:``, ``rubric: {...}``) is taken as its rubric."""
+        if not isinstance(v, list):
+            return v
+        out = []
+        for item in v:
+            if (
+                isinstance(item, dict)
+                and isinstance(item.get("rubric"), dict)
+                and set(item) <= {"rubric", "format", "format_version"}
+            ):
+                item = item["rubric"]
+            out.append(item)
+        return out
 
     @model_validator(mode="after")
     def _consistent(self) -> Experiment:
@@ -559,7 +579,33 @@ class Experiment(Model):
             r.name for r in self.roles
         ]:
             raise ValueError(f"first speaking role {self.dialogue.first_role!r} is not a role")
+        self._check_rubrics()
         return self
+
+    def _check_rubrics(self) -> None:
+        """Each rubric passes the same checks as a rubric file (and its placeholders name this
+        experiment's factors); the names are distinct. The check lives with the rubric parser
+        (pure code, no I/O), imported here so that every path that builds an experiment (file,
+        spec, editor, store) refuses a bad rubric the same way."""
+        if not self.rubrics:
+            return
+        from simulator.domain.rubric import RubricError, parse_rubric
+
+        seen: set[str] = set()
+        for i, raw in enumerate(self.rubrics):
+            name = str(raw.get("name") or "").strip() or f"#{i + 1}"
+            where = f"rubrics.{i} (rubric {name!r})"
+            try:
+                rubric = parse_rubric(raw, source=where)
+                rubric.check_placeholders([f.name for f in self.factors], self.name)
+            except RubricError as exc:
+                raise ValueError(str(exc)) from None
+            if rubric.name.casefold() in seen:
+                raise ValueError(f"{where}: another rubric of this experiment has this name")
+            seen.add(rubric.name.casefold())
+
+    def rubric_names(self) -> list[str]:
+        return [str(r.get("name") or "").strip() for r in self.rubrics]
 
     def role(self, name: str) -> Role:
         for r in self.roles:
@@ -637,7 +683,7 @@ class BatchSpec(Model):
 
     @field_validator("max_agents", mode="before")
     @classmethod
-    def _within_bounds(cls, v: Any) -> Any:
+    def _within_bounds(cls, v: object) -> object:
         if not isinstance(v, dict):
             return v
         low, high = BOUNDS["max_agents"]
@@ -1009,3 +1055,19 @@ class Ledger(Model):
         """The share of prompt tokens the servers served from their prompt caches."""
         prompt = self.prompt_tokens
         return self.cached_tokens / prompt if prompt else None
+
+    def by_model_and_role(self) -> list[LedgerRow]:
+        """One row per (model, role), its purposes summed (a role's utterances and actions, the
+        summarizer's summaries), in the order the rows were first written."""
+        merged: dict[tuple[str, str], LedgerRow] = {}
+        for r in self.rows:
+            key = (r.model, r.role)
+            m = merged.get(key)
+            if m is None:
+                merged[key] = r.model_copy(update={"purpose": "all"})
+                continue
+            for f in ("calls", "cache_hits", "prompt_tokens", "completion_tokens",
+                      "cached_tokens", "prompt_chars", "unpriced_calls"):  # fmt: skip
+                setattr(m, f, getattr(m, f) + getattr(r, f))
+            m.cost_usd = round(m.cost_usd + r.cost_usd, 8)
+        return list(merged.values())

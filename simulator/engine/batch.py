@@ -72,11 +72,18 @@ import socket
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from enum import Enum
 from functools import partial
 from typing import Any
 
-from simulator.db.store import STORE_LOST, ConversationFilter, Store, is_store_unreachable
+from simulator.db.store import (
+    STORE_LOST,
+    ConversationFilter,
+    Store,
+    is_store_unreachable,
+    message_count_hint,
+)
 from simulator.domain import (
     Batch,
     BatchSpec,
@@ -94,11 +101,18 @@ from simulator.domain.errors import (
     SpecError,
 )
 from simulator.domain.models import BatchWorker, CacheMode, Ledger
-from simulator.engine.events import BatchProgress, ConversationFailed, EventBus, StoreLost
+from simulator.engine.events import BatchProgress, ConversationFailed, Event, EventBus, StoreLost
 from simulator.engine.grid import Prices, estimate_cells, expand_grid
 from simulator.engine.kinds import KindCatalog, resolve
-from simulator.engine.leases import lease_free, live_workers, now_ms, worker_alive
+from simulator.engine.leases import (
+    lease_free,
+    live_workers,
+    now_ms,
+    process_alive,
+    worker_alive,
+)
 from simulator.engine.ledger import LedgerUpdated, learned_rates, rebuild
+from simulator.llm.base import ChatService
 from simulator.llm.metered import BatchCalls, Caps
 from simulator.llm.prices import PriceTable
 
@@ -187,7 +201,7 @@ class BatchRunner:
     def __init__(
         self,
         store: Store,
-        backends: Any,
+        backends: ChatService | None,
         bus: EventBus | None = None,
         *,
         poll_s: float = 0.5,
@@ -206,6 +220,17 @@ class BatchRunner:
         self.runner_id = f"{socket.gethostname()}:{os.getpid()}/{next(_RUNNER_SEQ)}"
         self._active: dict[str, _ActiveRun] = {}
         self._checked: set[str] = set()  # batches whose models this runner checked at start
+
+    @property
+    def models(self) -> ChatService:
+        """The backends runs call; a runner made without them lists, cancels and reports."""
+        if self.backends is None:
+            raise SimulatorError(
+                "This batch runner has no model backends: it can list, cancel and report "
+                "batches, not run them.",
+                title="Cannot run batches",
+            )
+        return self.backends
 
     # ------------------------------------------------------------------ creating
 
@@ -296,6 +321,7 @@ class BatchRunner:
         """Run every unfinished conversation of the batch; returns the batch as it ended (still
         ``running`` when other workers go on with it). ``join``: share the batch with the
         workers already on it instead of refusing to run it (``simulator worker``)."""
+        self.models  # noqa: B018  (a runner without backends refuses before claiming anything)
         batch = await self.get(batch_id)
         if batch_id in self._active:
             raise SimulatorError(
@@ -568,7 +594,10 @@ class BatchRunner:
     # ------------------------------------------------------------------ internals
 
     async def _conversations(self, batch_id: str) -> list[Conversation]:
-        return await self.store.conversations.list(ConversationFilter(batch_id=batch_id))
+        """The batch's conversations without their prompts (read again when one runs): one
+        indexed query, paged and converted off the event loop."""
+        flt = ConversationFilter(batch_id=batch_id)
+        return await self.store.conversations.list(flt, brief=True)
 
     async def _run_one(
         self,
@@ -623,7 +652,7 @@ class BatchRunner:
     ) -> Status | None:
         from simulator.engine.conversation import run_conversation
 
-        backends: Any = self.backends
+        backends: ChatService = self.models
         if calls is not None:
             backends = calls.for_conversation(
                 conv.id,
@@ -693,7 +722,7 @@ class BatchRunner:
                 title="No response cache",
             )
         return BatchCalls(
-            self.backends,
+            self.models,
             batch_id=batch.id,
             mode=spec.cache,
             prices=PriceTable(batch.prices),
@@ -713,7 +742,8 @@ class BatchRunner:
             ledger = Ledger(batch_id=batch.id)
         elif ledger is None or ledger.runner is not None:
             convs = await self._conversations(batch.id)
-            stored = await self.store.messages.list_many([c.id for c in convs])
+            hints = {c.id: message_count_hint(c) for c in convs}  # read by computed ids
+            stored = await self.store.messages.list_many([c.id for c in convs], hints)
             ledger = rebuild(batch.id, stored)
         ledger.runner = self.runner_id
         if repo is not None:
@@ -1008,7 +1038,7 @@ class BatchRunner:
     async def _progress(self, batch_id: str, counts: _Counts) -> None:
         await self._publish(BatchProgress(batch_id, counts.done, counts.failed, counts.total))
 
-    async def _publish(self, event: Any) -> None:
+    async def _publish(self, event: Event | LedgerUpdated) -> None:
         if self.bus is not None:
             await self.bus.publish(event)
 
@@ -1018,6 +1048,41 @@ class _Counts:
     total: int
     done: int
     failed: int
+
+
+class LeaseHolder(Enum):
+    """Who holds a batch's lease (``lease_holder``)."""
+
+    nobody = "nobody"  # never claimed, released, stale, or its process is gone
+    this_process = "this process"
+    another_process = "another process"  # alive on this machine, or on another one
+
+
+def lease_holder(
+    batch: Batch, now: datetime | None = None, lease_s: float = LEASE_S
+) -> LeaseHolder:
+    """Who works on ``batch`` at ``now``: a worker (``Batch.workers``, or the one runner of a
+    batch run before them) whose heartbeat is younger than ``lease_s``, unless it is a process
+    of this machine that no longer exists. Another process wins over this one when both work on
+    it. The one rule: screens label a batch "running elsewhere" by it."""
+    at = now or utcnow()
+    workers = list(batch.workers)
+    if batch.runner is not None and batch.heartbeat_at is not None:
+        workers.append(BatchWorker(runner=batch.runner, heartbeat_at=batch.heartbeat_at))
+    this = False
+    for w in workers:
+        if at - w.heartbeat_at > timedelta(seconds=lease_s):
+            continue
+        host, _, rest = w.runner.partition(":")
+        pid = rest.split("/", 1)[0]
+        if host == socket.gethostname() and pid.isdigit():
+            if int(pid) == os.getpid():
+                this = True
+                continue
+            if not process_alive(int(pid)):
+                continue
+        return LeaseHolder.another_process
+    return LeaseHolder.this_process if this else LeaseHolder.nobody
 
 
 def check_cost_cap(spec: BatchSpec, cells: list[GridCell], prices: Prices | None) -> None:
@@ -1085,7 +1150,9 @@ __all__ = [
     "RUNNABLE",
     "BatchInUseError",
     "BatchRunner",
+    "LeaseHolder",
     "StoreLostError",
     "check_cost_cap",
     "conversation_id_for",
+    "lease_holder",
 ]

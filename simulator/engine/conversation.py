@@ -12,9 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
 
-from simulator.db.store import STORE_LOST, is_store_unreachable
+from simulator.db.store import STORE_LOST, Store, is_store_unreachable
 from simulator.domain import (
     Agent,
     Conversation,
@@ -29,6 +28,7 @@ from simulator.engine.events import ConversationFailed, EventBus
 from simulator.engine.journal import Journal
 from simulator.engine.kinds import KindCatalog, resolve, uses_days
 from simulator.engine.speakers import ChooseSpeaker
+from simulator.llm.base import ChatService
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def manager_prompt(agents: list[Agent]) -> str:
 
 
 async def prepare_conversation(
-    store: Any,
+    store: Store,
     experiment: Experiment,
     cell: GridCell,
     *,
@@ -174,8 +174,8 @@ def per_day(render: Callable[[int], str], days: int) -> list[str]:
 
 
 async def run_conversation(
-    store: Any,
-    backends: Any,
+    store: Store,
+    backends: ChatService,
     conversation_id: str,
     *,
     bus: EventBus | None = None,

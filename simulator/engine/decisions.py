@@ -21,12 +21,15 @@ import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from simulator.domain import Decision, MessageKind
 from simulator.llm.base import ChatRequest
+
+if TYPE_CHECKING:
+    from simulator.engine.journal import Journal
 
 A = TypeVar("A", bound=BaseModel)
 T = TypeVar("T")
@@ -98,7 +101,7 @@ class Decisions(Protocol):
 class JournalDecisions:
     """Answers as journal actions, events as journal records, snapshots in ``states``."""
 
-    def __init__(self, journal: Any, max_reasks: int = 2) -> None:
+    def __init__(self, journal: Journal, max_reasks: int = 2) -> None:
         self.journal = journal
         self.max_reasks = max_reasks
 

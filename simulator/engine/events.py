@@ -138,7 +138,7 @@ class EventBus:
 
         return unsubscribe
 
-    def publish(self, event: Any) -> _Published:
+    def publish(self, event: object) -> _Published:
         tasks: list[asyncio.Task[None]] = []
         for fn in list(self._subscribers):
             try:
@@ -160,7 +160,7 @@ class EventBus:
         return _Published(tasks)
 
 
-async def _guard(awaitable: Awaitable[None], fn: Subscriber, event: Any) -> None:
+async def _guard(awaitable: Awaitable[None], fn: Subscriber, event: object) -> None:
     try:
         await awaitable
     except Exception:

@@ -12,10 +12,16 @@ journal calls with the same kinds and speakers. A stored message that does not m
 runner asks for (the code or the experiment changed under a half-finished conversation) stops the
 run with ``ResumeError`` instead of silently mixing two different runs.
 
-Cost per new message: one insert, awaited before the call returns. The conversation's progress
-counters are written at most once per ``progress_interval_s``, in the background: they are a
-display convenience (a resume recounts them from the stored messages), so the next model call
-does not wait for that write; ``finish`` waits for it before writing the final totals.
+Cost per new message: one insert, awaited before the call returns (the store writes the inserts
+of concurrent conversations together, and returns once this one is acknowledged). The
+conversation's progress counters are written at most once per ``progress_interval_s``, in the
+background: they are a display convenience (a resume recounts them from the stored messages), so
+the next model call does not wait for that write; ``finish`` waits for it before writing the
+final totals. Opening and finishing a conversation are one update each.
+
+A conversation whose stored document never started (no ``started_at``, checked by the update that
+starts it) and is not a fork (no ``parent_id``: a fork is created with its parent's messages) has
+no messages: opening it reads none.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from simulator.db.store import NOW, Store
 from simulator.domain import (
     Conversation,
     Decision,
@@ -48,10 +55,11 @@ from simulator.engine.events import (
     ConversationFinished,
     ConversationStarted,
     ConversationWarning,
+    Event,
     EventBus,
     MessageStored,
 )
-from simulator.llm.base import ChatMessage, ChatRequest, ChatResult
+from simulator.llm.base import ChatMessage, ChatRequest, ChatResult, ChatService
 from simulator.llm.system_check import describe
 
 log = logging.getLogger(__name__)
@@ -96,13 +104,13 @@ class ResumeError(SimulatorError):
 class Journal:
     """Open with ``await Journal.open(store, conversation, backends, bus)``."""
 
-    progress_interval_s = 1.0
+    progress_interval_s = 5.0
 
     def __init__(
         self,
-        store: Any,
+        store: Store,
         conversation: Conversation,
-        backends: Any,
+        backends: ChatService,
         bus: EventBus | None,
         stored: list[Message],
     ) -> None:
@@ -129,12 +137,20 @@ class Journal:
     @classmethod
     async def open(
         cls,
-        store: Any,
+        store: Store,
         conversation: Conversation,
-        backends: Any,
+        backends: ChatService,
         bus: EventBus | None = None,
     ) -> Journal:
-        stored = await store.messages.list(conversation.id)
+        fields: dict[str, Any] = {"status": Status.running, "error": None, "finished_at": None}
+        started = {"started_at": conversation.started_at or utcnow()}
+        if conversation.started_at is None:  # as read by the caller: ask the stored one
+            never_started = await store.conversations.start(conversation.id, **fields)
+        else:
+            never_started = False
+            await store.conversations.set_fields(conversation.id, **fields)
+        new = never_started and conversation.parent_id is None
+        stored = [] if new else await store.messages.list(conversation.id)
         for i, m in enumerate(stored):
             if m.seq != i:
                 raise ResumeError(
@@ -142,11 +158,7 @@ class Journal:
                     f"(expected seq {i}, found {m.seq}); it cannot be resumed safely."
                 )
         journal = cls(store, conversation, backends, bus, stored)
-        fields: dict[str, Any] = {"status": Status.running, "error": None, "finished_at": None}
-        if conversation.started_at is None:
-            fields["started_at"] = utcnow()
-        await store.conversations.set_fields(conversation.id, **fields)
-        journal.conversation = conversation.model_copy(update=fields)
+        journal.conversation = conversation.model_copy(update={**fields, **started})
         await journal._publish(
             ConversationStarted(conversation.id, conversation.batch_id, resumed_at=len(stored))
         )
@@ -449,10 +461,10 @@ class Journal:
             "status": status,
             "error": error,
             "stop_reason": stop_reason,
-            "finished_at": utcnow(),
         }
-        await self.store.conversations.set_fields(self.conversation.id, **fields)
-        self.conversation = self.conversation.model_copy(update=fields)
+        ended = utcnow()
+        await self.store.conversations.set_fields(self.conversation.id, **fields, finished_at=NOW)
+        self.conversation = self.conversation.model_copy(update={**fields, "finished_at": ended})
         cid, bid = self.conversation.id, self.conversation.batch_id
         if status is Status.failed:
             await self._publish(ConversationFailed(cid, bid, error or "failed"))
@@ -546,15 +558,11 @@ class Journal:
         if not await self.store.messages.append(message):
             # Someone stored this seq first (a retried insert that had landed, or a second
             # runner on the same conversation): the stored message wins.
-            stored = [
-                m
-                for m in await self.store.messages.list(message.conversation_id)
-                if m.seq == message.seq
-            ]
-            if not stored:
+            stored = await self.store.messages.get(message.conversation_id, message.seq)
+            if stored is None:
                 raise ResumeError(f"Message {message.id} could not be stored; try again.")
             log.warning("message %s was already stored; keeping the stored one", message.id)
-            message = stored[0]
+            message = stored
         self._messages.append(message)
         self._seq += 1
         self._count(message)
@@ -595,7 +603,7 @@ class Journal:
         if task is not None and not task.done():
             await asyncio.wait([task])
 
-    async def _publish(self, event: Any) -> None:
+    async def _publish(self, event: Event) -> None:
         if self.bus is not None:
             await self.bus.publish(event)
 

@@ -11,9 +11,12 @@ from __future__ import annotations
 import builtins
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from simulator.domain import Estimate, Ledger, Message, MessageKind, utcnow
+
+if TYPE_CHECKING:
+    from simulator.db.store import Store
 
 #: ``Message.kind`` -> the purpose a ledger row counts it under (``CallMeta.purpose``).
 _PURPOSE = {
@@ -171,7 +174,7 @@ def measured(ledgers: Iterable[Ledger]) -> MeasuredRates:
     )
 
 
-async def learned_rates(store: Any, experiment_id: str) -> MeasuredRates:
+async def learned_rates(store: Store, experiment_id: str) -> MeasuredRates:
     """The rates measured by the earlier batches of an experiment (empty when there are none,
     or the store keeps no ledgers)."""
     ledgers = getattr(store, "ledgers", None)

@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
 
 from simulator.domain import Agent, Conversation, Message, MessageKind, SpeakerSelection
 from simulator.domain.errors import ConfigurationError
-from simulator.engine.events import SpeakerChoiceNeeded
+from simulator.engine.events import EventBus, SpeakerChoiceNeeded
 from simulator.engine.journal import FALLBACK, REASKED, Journal
 from simulator.engine.rng import stream
 from simulator.llm.base import CallMeta, ChatMessage, ChatRequest
@@ -120,7 +119,7 @@ class SpeakerSelector:
         *,
         first_role: str | None = None,
         choose_speaker: ChooseSpeaker | None = None,
-        bus: Any = None,
+        bus: EventBus | None = None,
     ) -> None:
         self.conversation = conversation
         self.journal = journal

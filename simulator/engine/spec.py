@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -38,6 +38,7 @@ from simulator.domain.models import BOUNDS, Model, bound_message
 from simulator.engine.grid import check_grid_size
 
 Problem = tuple[str, str]  # (dotted field path, message)
+M = TypeVar("M", bound=BaseModel)
 
 TOP_LEVEL_KEYS = ("experiment", "batch", "prices")
 PRICE_KEYS = ("input_per_1k", "output_per_1k")  # required (or their per-million forms)
@@ -54,7 +55,7 @@ EXPERIMENT_REF_KEYS = ("id", "name", "file", "example")
 # --------------------------------------------------------------------------- YAML without surprises
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML has no type hints
     """YAML 1.2 booleans: only true/false are booleans, so levels such as ``yes``/``no``/``on``
     stay the strings the researcher typed (YAML 1.1 would turn them into True/False)."""
 
@@ -210,7 +211,7 @@ def raise_problems(problems: Sequence[Problem], source: str) -> None:
     raise SpecError(f"{source} has {len(lines)} problems:\n{body}")
 
 
-def _validate(cls: type[BaseModel], data: Any, path: str, problems: list[Problem]) -> Any:
+def _validate(cls: type[M], data: object, path: str, problems: list[Problem]) -> M | None:
     try:
         return cls.model_validate(data)
     except ValidationError as exc:
@@ -221,7 +222,7 @@ def _validate(cls: type[BaseModel], data: Any, path: str, problems: list[Problem
 # --------------------------------------------------------------------------- models
 
 
-def parse_model_ref(value: Any, path: str, problems: list[Problem]) -> ModelRef | None:
+def parse_model_ref(value: object, path: str, problems: list[Problem]) -> ModelRef | None:
     """A model: ``dryrun``, ``"ollama:llama3"``, ``"openai:gpt-4o-mini"``, or a mapping of ModelRef
     fields (provider, model, base_url, params, options)."""
     if isinstance(value, str):
@@ -248,7 +249,7 @@ def parse_model_ref(value: Any, path: str, problems: list[Problem]) -> ModelRef 
     return None
 
 
-def _parse_model_set(value: Any, path: str, problems: list[Problem]) -> ModelSet | None:
+def _parse_model_set(value: object, path: str, problems: list[Problem]) -> ModelSet | None:
     if isinstance(value, Mapping) and any(k in value for k in MODEL_SET_KEYS):
         unknown = [k for k in value if k not in MODEL_SET_KEYS]
         for key in unknown:
@@ -328,7 +329,7 @@ class BatchRequest:
     factor_levels: list[dict[str, str]] | None  # None: every combination
 
 
-def _parse_batch(value: Any, problems: list[Problem]) -> BatchRequest | None:
+def _parse_batch(value: object, problems: list[Problem]) -> BatchRequest | None:
     if value is None:
         value = {}
     if not isinstance(value, Mapping):
@@ -437,7 +438,7 @@ class ExperimentRef:
 
 
 def _parse_experiment(
-    value: Any, base_dir: Path | None, problems: list[Problem]
+    value: object, base_dir: Path | None, problems: list[Problem]
 ) -> ExperimentRef | None:
     if isinstance(value, str) and value.strip():
         # Either an id or a name: resolved against the store (id first).
@@ -467,7 +468,7 @@ def _parse_experiment(
         if key == "name":
             return ExperimentRef(name=ref)
         if key == "example":
-            from simulator.examples import example_names, load_example
+            from simulator.examples import example_names
 
             if ref not in example_names():
                 problems.append(
@@ -537,6 +538,34 @@ def experiment_fields(
             )
         )
     return {k: v for k, v in inner.items() if k not in IDENTITY_FIELDS}
+
+
+def experiment_from_data(data: object, source: str) -> Experiment:
+    """An Experiment (a fresh id, no owner) from parsed experiment-file content; SpecError
+    names each field."""
+    if not isinstance(data, Mapping):
+        raise SpecError(f"{source}: must hold an experiment (a mapping with name, roles, ...).")
+    problems: list[Problem] = []
+    fields = experiment_fields(data, "", problems)
+    raise_problems(problems, source)
+    try:
+        return Experiment.model_validate(fields)
+    except ValidationError as exc:
+        raise_problems(problems_from(exc, "experiment"), source)
+        raise  # unreachable: raise_problems raised
+
+
+def read_experiment(path: Path) -> Experiment:
+    """An experiment file (YAML, or JSON when the name ends in .json): see
+    ``simulator.services.files`` for the format."""
+    return experiment_from_data(read_data_file(Path(path)), str(path))
+
+
+def load_example(name: str) -> Experiment:
+    """A built-in example (``simulator.examples``) as a fresh Experiment (new id, no owner)."""
+    from simulator.examples import example_path
+
+    return read_experiment(example_path(name))
 
 
 def _experiment_from_file(path: Path, problems: list[Problem]) -> ExperimentRef | None:
@@ -658,11 +687,11 @@ def factor_problems(
     return problems
 
 
-def parse_spec(data: Any, *, base_dir: Path | None = None, source: str = "spec") -> RunSpec:
+def parse_spec(data: object, *, base_dir: Path | None = None, source: str = "spec") -> RunSpec:
     """Check a spec's shape and values (no database needed); raises SpecError listing problems."""
     problems: list[Problem] = []
     if not isinstance(data, Mapping):
-        raise_problems([("(top level)", "must be a mapping with experiment: and batch:")], source)
+        raise SpecError(f"{source}: (top level): must be a mapping with experiment: and batch:")
     for key in data:
         if key not in TOP_LEVEL_KEYS:
             problems.append(
@@ -676,7 +705,7 @@ def parse_spec(data: Any, *, base_dir: Path | None = None, source: str = "spec")
     return RunSpec(experiment=experiment, batch=batch, source=source, prices=prices)
 
 
-def _price_date(value: Any) -> str | None:
+def _price_date(value: object) -> str | None:
     """A price's date as ``YYYY-MM-DD`` (YAML reads an unquoted date as a date)."""
     import datetime as dt
 
@@ -691,7 +720,7 @@ def _price_date(value: Any) -> str | None:
 
 
 def _parse_prices(
-    value: Any, problems: list[Problem], where: str = "prices"
+    value: object, problems: list[Problem], where: str = "prices"
 ) -> dict[str, dict[str, Any]]:
     """``{MODEL: {input_per_1k: USD, output_per_1k: USD, cached_input_per_1k: USD, as_of:
     DATE}}`` (MODEL: a model name or provider:name; the last two optional).

@@ -1,13 +1,13 @@
 """Built-in example experiments, shipped as experiment files (the export format).
 
-``load_example(name)`` returns a fresh Experiment (new id, no owner) each time.
+Data only: ``simulator.engine.spec.load_example(name)`` reads one as a fresh Experiment (new id,
+no owner) each time.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from simulator.domain import Experiment
 from simulator.domain.errors import NotFoundError
 
 HERE = Path(__file__).parent
@@ -28,10 +28,4 @@ def example_path(name: str) -> Path:
     return HERE / EXAMPLES[key]
 
 
-def load_example(name: str) -> Experiment:
-    from simulator.services.files import read_experiment
-
-    return read_experiment(example_path(name))
-
-
-__all__ = ["EXAMPLES", "example_names", "example_path", "load_example"]
+__all__ = ["EXAMPLES", "example_names", "example_path"]

@@ -109,3 +109,11 @@ class ChatBackend(Protocol):
     async def ensure_available(self, model: ModelRef, on_event: EventSink | None = None) -> None:
         """Make ``model`` usable (Ollama: pull if missing, with progress). Only runs call this."""
         ...
+
+
+class ChatService(Protocol):
+    """What a run calls every model through: ``simulator.llm.registry.Backends``, which routes,
+    limits and retries. The engine asks for no more, so a read-only replay (interviews) or a
+    test can stand in with anything that answers ``chat``."""
+
+    async def chat(self, request: ChatRequest) -> ChatResult: ...

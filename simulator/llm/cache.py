@@ -37,12 +37,12 @@ _CANONICAL = json.JSONEncoder(
 )
 
 
-def canonical(value: Any) -> bytes:
+def canonical(value: object) -> bytes:
     """The canonical JSON of ``value``: keys sorted, no spaces, UTF-8."""
     return _CANONICAL.encode(value).encode()
 
 
-def sha256(value: Any) -> str:
+def sha256(value: object) -> str:
     return hashlib.sha256(canonical(value)).hexdigest()
 
 

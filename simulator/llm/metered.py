@@ -33,7 +33,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from simulator.domain import CacheMode, Ledger, Message, TokenUsage
-from simulator.llm.base import CallCache, ChatRequest, ChatResult
+from simulator.llm.base import CallCache, ChatRequest, ChatResult, ChatService
 from simulator.llm.cache import (
     ResponseStore,
     cache_key,
@@ -74,7 +74,7 @@ class BatchCalls:
 
     def __init__(
         self,
-        backends: Any,
+        backends: ChatService,
         *,
         batch_id: str,
         mode: CacheMode = CacheMode.off,

@@ -418,7 +418,7 @@ def _params(body: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in body.items() if k not in NOT_PARAMS}
 
 
-def _int(value: Any) -> int:
+def _int(value: Any) -> int:  # what a JSON body holds there: int, str, null or else
     """A token count from a server's JSON (absent, null or odd: 0)."""
     try:
         return int(value or 0)

@@ -74,7 +74,7 @@ class Pool:
         """Take ``member`` out; returns its cooldown in seconds."""
         member.failures += 1
         member.probing = False
-        down = min(MAX_DOWN_S, BASE_DOWN_S * 2 ** (member.failures - 1))
+        down: float = min(MAX_DOWN_S, BASE_DOWN_S * 2.0 ** (member.failures - 1))
         if retry_after is not None:
             down = max(down, min(retry_after, MAX_DOWN_S))
         member.down_until = time.monotonic() + down

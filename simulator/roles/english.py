@@ -18,8 +18,11 @@ if TYPE_CHECKING:
 
 @lru_cache(maxsize=1)
 def _engine() -> inflect.engine:
-    # Imported on first use: importing inflect takes seconds (typeguard instruments it at import
-    # time), and most renders need no inflection (singular nouns, numbers as digits).
+    # Imported on first use, without typeguard's instrumentation (seconds at import time: see
+    # simulator/roles/preload.py); most renders need no inflection (singular nouns, digits).
+    from simulator.roles.preload import preload
+
+    preload()
     import inflect
 
     return inflect.engine()

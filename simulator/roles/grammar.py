@@ -223,7 +223,9 @@ def parse_tag(
     upper = stripped.upper()
     first_word = stripped.split("_", 1)[0].split(":", 1)[0]
     cap = _capital(first_word)
-    suggest = lambda: closest_tag(stripped, roles, factors, allow_name=allow_name)  # noqa: E731
+
+    def suggest() -> str | None:
+        return closest_tag(stripped, roles, factors, allow_name=allow_name)
 
     if upper.startswith(FACTOR_PREFIX):
         wanted = stripped[len(FACTOR_PREFIX) :].strip()

@@ -13,7 +13,11 @@ declares:
   plain values (``Commands``, ``Command``, ``Option``); ``simulator.commands.kinds`` renders it
   into argparse;
 - ``tables``: its tidy tables (``rounds``, ``steps``, ...) as pure functions of a run's stored
-  snapshots, which ``simulator.analysis.games.game_table`` pools over runs with their conditions;
+  snapshots with the dtypes of their columns (``Table``), which ``simulator.analysis.game_tables``
+  pools over runs with their conditions (``simulator export --what <table>``);
+- ``figures``: the figures of one run's state after a round or step (``SnapshotFigure``: a
+  ``Network`` or a ``ScoreMatrix``), which ``simulator.analysis.plots`` draws
+  (``simulator plot --figure <name>``);
 - ``interview``: the context of one of its agents for an interview after the run (else the run
   is replayed read-only through its runner).
 
@@ -27,6 +31,20 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from simulator.domain.game_data import (
+    BOOL,
+    FLOAT,
+    INT,
+    STRING,
+    Network,
+    NetworkNode,
+    RunParams,
+    ScoreMatrix,
+    SnapshotFigure,
+    Snapshots,
+    Table,
+    TableRows,
+)
 from simulator.engine.kinds import CLOCKS, CellEstimator, Runner
 
 if TYPE_CHECKING:
@@ -35,6 +53,7 @@ if TYPE_CHECKING:
     from simulator.db.store import Store
     from simulator.domain import Conversation, Experiment
     from simulator.llm.dryrun import Policy
+    from simulator.llm.registry import Backends
 
 
 # --------------------------------------------------------------------------- parameters
@@ -62,6 +81,10 @@ class GameParams:
     #: Keys stored beside the model's fields and kept by the form (reputation's ``rounds``, the
     #: batch grid's name for its steps).
     extra_keys: tuple[str, ...] = ()
+    #: ``of_run(experiment, conversation, snapshots)``: the parameters a stored run played with
+    #: (its own ``Conversation.game`` or the experiment's, study factors and the cell's rounds
+    #: applied; what its snapshots stored first): the ``param_<name>`` columns of its tables.
+    of_run: RunParams | None = None
 
     def check(self, game: Mapping[str, Any]) -> dict[str, Any]:
         """``game`` validated (SpecError when it is not valid) as it is stored: the parameters
@@ -153,6 +176,7 @@ class Command:
     handler: Handler
     description: str = ""
     options: tuple[Option, ...] = ()
+    uses_database: bool = True  # False: it never asks the context for the store
 
 
 @dataclass(frozen=True)
@@ -174,6 +198,10 @@ class CommandContext(Protocol):
 
     async def user(self) -> str: ...
 
+    async def backends(self) -> Backends:
+        """The session's model backends (closed with it)."""
+        ...
+
     async def conversation(self, ref: str) -> Conversation:
         """The conversation ``ref`` names (an id or a unique prefix), a run of this kind."""
         ...
@@ -185,9 +213,6 @@ class CommandContext(Protocol):
 
 # --------------------------------------------------------------------------- the kind
 
-
-#: ``rows(states)``: a table's rows from one run's stored snapshots ``(step, state)``, in order.
-TableRows = Callable[[Sequence[tuple[int, Mapping[str, Any]]]], list[dict[str, Any]]]
 
 #: ``interview(store, conversation, agent, messages, day)``: an agent's context for an interview.
 InterviewContext = Callable[..., Awaitable[Any]]
@@ -209,7 +234,9 @@ class Kind:
     chart: Chart | None = None
     commands: Commands | None = None
     #: Its tidy tables by name (``rounds``: one row per round), from a run's snapshots.
-    tables: Mapping[str, TableRows] = field(default_factory=dict)
+    tables: Mapping[str, Table] = field(default_factory=dict)
+    #: Its figures of one run after a round or step by name (``network``, ``heatmap``).
+    figures: Mapping[str, SnapshotFigure] = field(default_factory=dict)
     interview: InterviewContext | None = None
     #: Modules a run imports, for a warm-up in a thread before the first one (its rules, a
     #: heavy library it draws with).
@@ -226,6 +253,10 @@ class Kind:
 
 
 __all__ = [
+    "BOOL",
+    "FLOAT",
+    "INT",
+    "STRING",
     "Chart",
     "Command",
     "CommandContext",
@@ -235,7 +266,13 @@ __all__ = [
     "Handler",
     "InterviewContext",
     "Kind",
+    "Network",
+    "NetworkNode",
     "Option",
+    "ScoreMatrix",
     "Series",
+    "SnapshotFigure",
+    "Snapshots",
+    "Table",
     "TableRows",
 ]

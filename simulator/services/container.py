@@ -1,64 +1,69 @@
-"""The services one session of the app uses, built once at the composition root.
+"""The services one session of the app uses, built once by the composition root
+(``simulator.services.root``).
 
-``build_services`` imports the model backends, the event bus and the batch runner lazily, so the
-services work (and can be tested) on their own.
+The model backends, the event bus and the batch runner are imported when the services are built,
+not when this module is imported: a screen or a command that only lists experiments does not pay
+for the model clients' imports at start-up.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from simulator.db.store import Store
 from simulator.services.conversations import ConversationService
 from simulator.services.experiments import ExperimentService
+
+if TYPE_CHECKING:
+    from simulator.engine.batch import BatchRunner
+    from simulator.engine.events import EventBus
+    from simulator.llm.registry import Backends
+    from simulator.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Services:
-    settings: Any  # simulator.settings.Settings
+    """What the TUI and the commands work with: never a raw database client or model SDK."""
+
+    settings: Settings
     store: Store
     user: str
     experiments: ExperimentService
     conversations: ConversationService
-    backends: Any  # simulator.llm.registry.Backends
-    bus: Any  # simulator.engine.events.EventBus
-    batches: Any  # simulator.engine.batch.BatchRunner
+    backends: Backends
+    bus: EventBus
+    batches: BatchRunner
 
     async def aclose(self) -> None:
         """Close the model clients; the store belongs to whoever opened it."""
-        close = getattr(self.backends, "aclose", None)
-        if close is not None:
-            await close()
+        await self.backends.aclose()
 
 
 async def build_services(
-    settings: Any,
+    settings: Settings,
     store: Store,
     user: str | None = None,
     *,
-    backends: Any = None,
-    bus: Any = None,
+    backends: Backends | None = None,
+    bus: EventBus | None = None,
 ) -> Services:
-    """Services for ``user`` (by default: ``identity.current_user``) on ``store``."""
-    if user is None:
-        from simulator.services.identity import current_user
+    """Services for ``user`` (by default who the store says you are:
+    ``identity.current_user``) on ``store``."""
+    from simulator.engine.batch import BatchRunner
+    from simulator.engine.events import EventBus
+    from simulator.llm.registry import Backends
+    from simulator.services.identity import current_user
 
+    if user is None:
         user = await current_user(store, settings)
     if bus is None:
-        bus = _optional("simulator.engine.events", "EventBus")
+        bus = EventBus()
     if backends is None:
-        backends_cls = _optional("simulator.llm.registry", "Backends", instantiate=False)
-        if backends_cls is not None:
-            sink = getattr(bus, "publish", None)
-            backends = backends_cls(settings, on_event=sink)
-    batches = None
-    runner_cls = _optional("simulator.engine.batch", "BatchRunner", instantiate=False)
-    if runner_cls is not None and backends is not None:
-        batches = runner_cls(store, backends, bus)
+        backends = Backends(settings, on_event=bus.publish)
     return Services(
         settings=settings,
         store=store,
@@ -67,18 +72,5 @@ async def build_services(
         conversations=ConversationService(store, user),
         backends=backends,
         bus=bus,
-        batches=batches,
+        batches=BatchRunner(store, backends, bus),
     )
-
-
-def _optional(module: str, name: str, *, instantiate: bool = True) -> Any:
-    """``module.name`` (instantiated without arguments, unless told not to), or None when that
-    part of the app is not installed yet."""
-    import importlib
-
-    try:
-        obj = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        log.warning("%s.%s is not available; that feature is off", module, name)
-        return None
-    return obj() if instantiate else obj

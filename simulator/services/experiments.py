@@ -112,8 +112,8 @@ class ExperimentService:
 
     async def find(self, ref: str) -> Experiment:
         """An experiment by id, unique id prefix (at least 4 characters) or exact name
-        (``services.ids.resolve_experiment``: the one resolver of every command)."""
-        from simulator.services.ids import resolve_experiment
+        (``db.ids.resolve_experiment``: the one resolver of every command)."""
+        from simulator.db.ids import resolve_experiment
 
         return await resolve_experiment(self.store, ref, self.user)
 
@@ -231,6 +231,7 @@ class ExperimentService:
         """Add the built-in examples when the library is empty (a first start)."""
         if await self.store.experiments.list():
             return []
-        from simulator.examples import example_names, load_example
+        from simulator.engine.spec import load_example
+        from simulator.examples import example_names
 
         return [await self.create(load_example(name)) for name in example_names()]

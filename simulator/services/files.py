@@ -16,12 +16,10 @@ accepted too. Problems are reported with the dotted path of the field (``SpecErr
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
 
 from simulator.domain import Experiment
 from simulator.domain.errors import SpecError
@@ -29,32 +27,14 @@ from simulator.engine.spec import EXPERIMENT_FORMAT as FORMAT
 from simulator.engine.spec import EXPERIMENT_FORMAT_VERSION as FORMAT_VERSION
 from simulator.engine.spec import IDENTITY_FIELDS
 
+# Reading the format is the engine's (a spec names experiment files): one reader for both.
+from simulator.engine.spec import experiment_from_data as experiment_from_data
+from simulator.engine.spec import read_experiment as read_experiment
+
 
 def experiment_to_data(experiment: Experiment) -> dict[str, Any]:
     body = experiment.model_dump(mode="json", exclude=IDENTITY_FIELDS)
     return {"format": FORMAT, "format_version": FORMAT_VERSION, "experiment": body}
-
-
-def experiment_from_data(data: Any, source: str) -> Experiment:
-    """An Experiment (a fresh id, no owner) from parsed file content; SpecError names each field."""
-    from simulator.engine.spec import experiment_fields, problems_from, raise_problems
-
-    if not isinstance(data, Mapping):
-        raise SpecError(f"{source}: must hold an experiment (a mapping with name, roles, ...).")
-    problems: list[tuple[str, str]] = []
-    fields = experiment_fields(data, "", problems)
-    raise_problems(problems, source)
-    try:
-        return Experiment.model_validate(fields)
-    except ValidationError as exc:
-        raise_problems(problems_from(exc, "experiment"), source)
-        raise  # unreachable: raise_problems raised
-
-
-def read_experiment(path: Path) -> Experiment:
-    from simulator.engine.spec import read_data_file
-
-    return experiment_from_data(read_data_file(Path(path)), str(path))
 
 
 def write_experiment(experiment: Experiment, path: Path) -> Path:

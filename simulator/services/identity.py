@@ -16,10 +16,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from pymongo.errors import PyMongoError
+
+if TYPE_CHECKING:
+    from simulator.db.store import Store
+    from simulator.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +72,7 @@ def password_from_uri(uri: str | None) -> str | None:
     return unquote(userinfo.split(":", 1)[1]) or None
 
 
-def user_from_status(status: Any) -> str | None:
+def user_from_status(status: object) -> str | None:
     """The first authenticated user in a ``connectionStatus`` reply, or None."""
     if not isinstance(status, dict):
         return None
@@ -79,7 +83,7 @@ def user_from_status(status: Any) -> str | None:
     return None
 
 
-async def authenticated_user(store: Any) -> str | None:
+async def authenticated_user(store: Store) -> str | None:
     """Ask the server who we are (bounded in time); None when it does not say."""
     client = getattr(store, "client", None)
     if client is None:
@@ -94,7 +98,7 @@ async def authenticated_user(store: Any) -> str | None:
     return user_from_status(status)
 
 
-async def current_user(store: Any, settings: Any = None) -> str:
+async def current_user(store: Store, settings: Settings | None = None) -> str:
     """The name the app acts as: authenticated MongoDB user, else the URI's user, else the
     configured ``DB_USER``, else the operating-system account (the embedded server)."""
     user = await authenticated_user(store)
@@ -103,7 +107,6 @@ async def current_user(store: Any, settings: Any = None) -> str:
     user = user_from_uri(getattr(store, "uri_redacted", None))
     if user:
         return user
-    configured = getattr(settings, "db_user", None) if settings is not None else None
-    if configured and not getattr(settings, "uses_embedded_server", True):
-        return str(configured)
+    if settings is not None and settings.db_user and not settings.uses_embedded_server:
+        return settings.db_user
     return os_user()

@@ -12,12 +12,12 @@ never waits for them.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import on
 from textual.app import ComposeResult
@@ -27,20 +27,28 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
 from simulator.domain.errors import SimulatorError
+from simulator.domain.filters import ConversationFilter
+from simulator.tui.context import services_of
+
+if TYPE_CHECKING:
+    from simulator.services.container import Services
 
 log = logging.getLogger(__name__)
 
 DEFAULT_RUBRIC = Path(__file__).resolve().parents[1] / "examples" / "rubrics" / "persuasion.yaml"
 DEFAULT_JUDGE_MODEL = "dryrun:judge"
 DEFAULT_MODERATION_MODEL = "omni-moderation-latest"
-WARM_UP_MODULES = (
-    "simulator.analysis.loading",
-    "simulator.annotations.service",
-    "simulator.annotations.tables",
-    "simulator.annotations.judge",
-    "simulator.annotations.moderation",
-    "simulator.annotations.scorers",
-)
+
+
+def warm_up() -> None:
+    """Import the annotation layer (pandas and friends) in a thread, not on the event loop."""
+    import simulator.analysis.loading
+    import simulator.annotations.judge
+    import simulator.annotations.moderation
+    import simulator.annotations.scorers
+    import simulator.annotations.service
+    import simulator.annotations.tables  # noqa: F401
+
 
 KINDS = [
     ("Judge (a rubric)", "judge"),
@@ -66,7 +74,7 @@ class AnnotateChoice:
             return AnnotatorSpec(annotator=f"python:{self.scorer.strip()}")
         return AnnotatorSpec(
             annotator=self.annotator,
-            rubric=Path(self.rubric.strip()).expanduser() if self.annotator == "judge" else None,
+            rubric=self.rubric.strip() if self.annotator == "judge" else None,
             model=self.model.strip() or None,
         )
 
@@ -174,11 +182,15 @@ class AnnotationJob:
     error: str | None = None
     touched: set[str] = field(default_factory=set)  # conversations with new annotations
     rev: int = 0
+    cancelled: bool = False
+    worker: Any = None  # the app worker running it (``AnnotationJobs.cancel``)
 
     @property
     def status_text(self) -> str:
         if self.error:
             return f"{self.label}: {self.error}"
+        if self.cancelled:
+            return f"{self.label}: {self.summary}"
         if self.running:
             failed = f", {self.failed} failed" if self.failed else ""
             return f"{self.label}: {self.done + self.failed}/{self.todo}{failed}"
@@ -190,13 +202,10 @@ class AnnotationJobs:
 
     def __init__(self, app: Any) -> None:
         self.app = app
-        self.services: Any = app.services
+        self.services: Services = services_of(app)
         self.jobs: dict[str, AnnotationJob] = {}
         self.rev = 0
-        self._unsubscribe: Any = None
-        bus = getattr(self.services, "bus", None)
-        if bus is not None:
-            self._unsubscribe = bus.subscribe(self._on_event)
+        self._unsubscribe: Callable[[], None] | None = self.services.bus.subscribe(self._on_event)
 
     @property
     def running(self) -> list[AnnotationJob]:
@@ -205,47 +214,75 @@ class AnnotationJobs:
     def latest(self) -> AnnotationJob | None:
         return next(reversed(self.jobs.values()), None)
 
-    def start(self, choice: AnnotateChoice, conversation_ids: list[str]) -> AnnotationJob:
-        """Start the job as an app worker; returns at once."""
-        spec = choice.spec()
+    def start(
+        self,
+        choice: AnnotateChoice | Any,
+        conversation_ids: list[str],
+        *,
+        experiment_id: str | None = None,
+    ) -> AnnotationJob:
+        """Start the job as an app worker; returns at once. ``choice``: the dialog's choice or
+        an ``AnnotatorSpec``; the conversations: ``conversation_ids``, or the finished ones of
+        ``experiment_id``."""
+        spec = choice.spec() if isinstance(choice, AnnotateChoice) else choice
         label = spec.annotator + (f" ({spec.model})" if spec.model else "")
         job = AnnotationJob(uuid.uuid4().hex, f"Annotating with {label}", set(conversation_ids))
         self.jobs[job.id] = job
         self._touch(job)
-        self.app.run_worker(
-            self._run(job, spec, list(conversation_ids)),
+        job.worker = self.app.run_worker(
+            self._run(job, spec, list(conversation_ids), experiment_id),
             name=f"annotate {job.id}",
             group="annotate",
             exit_on_error=False,
         )
         return job
 
-    async def _run(self, job: AnnotationJob, spec: Any, conversation_ids: list[str]) -> None:
+    def cancel(self, job: AnnotationJob) -> None:
+        """Stop a running job: what is stored stays, and running it again asks only the rest."""
+        if job.running and job.worker is not None:
+            job.worker.cancel()
+
+    async def _run(
+        self,
+        job: AnnotationJob,
+        spec: Any,
+        conversation_ids: list[str],
+        experiment_id: str | None = None,
+    ) -> None:
         try:
-            for name in WARM_UP_MODULES:  # pandas and friends: not on the event loop
-                await asyncio.to_thread(importlib.import_module, name)
-            from simulator.analysis.loading import AnalysisFilter
+            await asyncio.to_thread(warm_up)
             from simulator.annotations.base import load_prices
             from simulator.annotations.service import (
                 AnnotationService,
-                build_annotator,
+                check_spec,
                 describe_report,
             )
 
             services = self.services
             prices = await asyncio.to_thread(load_prices, services.settings)
-            annotator = await asyncio.to_thread(
-                build_annotator, spec, backends=services.backends, prices=prices
+            # a scorer's module (and its model) is imported here, off the event loop
+            await asyncio.to_thread(check_spec, spec, backends=services.backends, prices=prices)
+            service = AnnotationService(
+                services.store, services.backends, services.bus, prices=prices
             )
-            service = AnnotationService(services.store, services.backends, services.bus)
-            flt = AnalysisFilter(conversation_ids=conversation_ids)  # finished ones only
-            prepared = await service.prepare(annotator, flt)
+            if experiment_id is not None:
+                flt = ConversationFilter(experiment_id=experiment_id)  # finished ones only
+            else:
+                flt = ConversationFilter(conversation_ids=conversation_ids)
+            prepared = await service.prepare(spec, flt)  # a rubric by name: the experiment's
             job.stored_before = prepared.plan.stored
             job.todo = len(prepared.plan.missing)
             self._touch(job)
             report = await service.run(prepared, job_id=job.id)
             job.summary = describe_report(report)
             self.app.notify(f"{job.label}: {job.summary}.", title="Annotations stored")
+        except asyncio.CancelledError:
+            job.cancelled = True
+            job.summary = (
+                f"stopped after {job.done} of {job.todo} item(s); what is stored is kept, "
+                "and annotating again asks only the rest"
+            )
+            raise
         except SimulatorError as exc:
             job.error = f"{exc.title}: {exc}"
             self.app.show_error(exc)

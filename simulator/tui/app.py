@@ -1,8 +1,10 @@
 """SimulatorApp: start-up (connect, log in, or explain why not), then the experiment library.
 
-The app never talks to MongoDB itself: it opens the store through ``simulator.db.mongo`` in an
-async worker on its own loop (an ``AsyncMongoClient`` is bound to one event loop) and from then on
-uses the services in ``app.services`` only.
+The app never talks to MongoDB itself: the composition root (``simulator.services.root.AppRoot``,
+built by the command line and handed in) says where the database is and opens it, in an async
+worker on the app's own loop (an ``AsyncMongoClient`` is bound to one event loop); from then on
+the app uses the services in ``app.services`` only (screens reach them with
+``simulator.tui.context.services_of``).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from functools import partial
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import on, work
 from textual.app import App, SystemCommand
@@ -24,19 +26,22 @@ from simulator.domain.errors import (
     DatabaseUnavailableError,
     SimulatorError,
 )
-from simulator.logging_setup import register_secret
-from simulator.settings import Settings, load_settings, redact_uri
+from simulator.roles.preload import preload
+from simulator.services.root import AppRoot, Login, OpenedStore, Source, Target
+from simulator.settings import Settings, load_settings
 from simulator.tui import ast_guard
 from simulator.tui.messages import Connected, ConnectFailed
-from simulator.tui.preload import preload
 from simulator.tui.screens.dialogs import ConfirmDialog, HelpScreen, MessageDialog
 from simulator.tui.screens.startup import (
     ConnectingScreen,
     DatabaseErrorScreen,
-    LoginDetails,
     LoginScreen,
 )
 from simulator.words import plural
+
+if TYPE_CHECKING:
+    from simulator.db.store import Store
+    from simulator.services.container import Services
 
 log = logging.getLogger(__name__)
 
@@ -54,31 +59,11 @@ class QuitDialog(ConfirmDialog):
     """The question ctrl+q asks (a second ctrl+q answers it: quit)."""
 
 
-def host_of(uri: str) -> str:
-    """``host:port`` of a MongoDB URI, without credentials or path."""
-    rest = redact_uri(uri).split("://", 1)[-1].rsplit("@", 1)[-1]
-    return rest.split("/", 1)[0].split("?", 1)[0] or "?"
-
-
-def describe_target(settings: Settings, remembered: Credentials | None = None) -> str:
-    """Where the app connects, in words: ``MongoDB at host`` or the embedded server's folder."""
-    uri = settings.mongodb_connection_uri(remembered)
-    if uri is not None:
-        return f"MongoDB at {host_of(uri.get_secret_value())}"
-    from simulator.db.embedded import default_data_dir
-
-    return f"embedded local server at {default_data_dir(settings)}"
-
-
-async def make_services(settings: Settings, store: Any, user: str | None) -> Any:
-    """The services container (owned by the services layer) for this store and user."""
-    from simulator.services.container import build_services
-
-    return await build_services(settings, store, user)
-
-
 class SimulatorApp(App[None]):
-    """The TUI. Pass ``store`` (and ``user``) to skip connecting, as tests do."""
+    """The TUI, on the composition root ``root`` (by default: the environment's settings).
+
+    Tests pass ``store`` to skip connecting, and ``user`` to act as that user; both go through
+    the root like everything else (``AppRoot.services``)."""
 
     TITLE = "LLM Interaction Simulator"
     CSS_PATH = "app.tcss"
@@ -92,7 +77,8 @@ class SimulatorApp(App[None]):
         self,
         settings: Settings | None = None,
         *,
-        store: Any = None,
+        root: AppRoot | None = None,
+        store: Store | None = None,
         user: str | None = None,
         reload_settings: Callable[[], Settings] | None = None,
         credential_store: CredentialStore | None = None,
@@ -103,25 +89,38 @@ class SimulatorApp(App[None]):
         ast_guard.install()
         preload()
         super().__init__()
-        self.settings = settings if settings is not None else load_settings()
+        if root is None:
+            root = AppRoot(
+                settings if settings is not None else load_settings(),
+                credentials=credential_store,
+                user=user,
+            )
+        self.root = root
         self._reload_settings = reload_settings
-        self.credential_store = credential_store or CredentialStore()
         self._given_store = store
-        self._store: Any = store
-        self._server: Any = None
-        self.user: str | None = user
-        self.services: Any = None
+        self._opened: OpenedStore | None = None
+        self.user: str | None = root.user
+        self.services: Services | None = None
         self.target = "the given store" if store is not None else ""
+        self._target: Target | None = None  # where the last connection went
         self.offer_example = offer_example
         self._login_cluster = self.settings.db_cluster_url or ""
         self._login_user = self.settings.db_user or ""
+
+    @property
+    def settings(self) -> Settings:
+        return self.root.settings
+
+    @property
+    def credential_store(self) -> CredentialStore:
+        return self.root.credentials
 
     # ------------------------------------------------------------------ start-up
 
     def on_mount(self) -> None:
         if self._given_store is not None:
             self._show(ConnectingScreen(self.target))
-            self.adopt_store()
+            self.adopt_store(self._given_store)
         else:
             self.start_connecting()
 
@@ -132,37 +131,28 @@ class SimulatorApp(App[None]):
         else:
             self.switch_screen(screen)
 
-    def start_connecting(self, login: LoginDetails | None = None) -> None:
-        settings = self.settings
-        remembered = None
-        if login is not None:
-            register_secret(login.password.get_secret_value())
-            settings = settings.model_copy(
-                update={
-                    "mongodb_uri": None,
-                    "db_cluster_url": login.cluster_url,
-                    "db_user": login.user,
-                    "db_password": login.password,
-                }
-            )
-        else:
-            remembered = self.credential_store.load()
+    def start_connecting(self, login: Login | None = None) -> None:
+        if login is None:
+            self.root.remembered()
             if self.credential_store.notice:
                 self.notify(self.credential_store.notice, title="Login", timeout=15)
-            if settings.needs_password(remembered):
+            if self.root.needs_password():
+                remembered = self.root.remembered()
                 if remembered is not None:  # remembered without its password: no keyring
                     self._login_cluster = self._login_cluster or remembered.cluster_url
                     self._login_user = self._login_user or remembered.user
                 self._ask_login()
                 return
         try:
-            self.target = describe_target(settings, remembered)
+            target = self.root.target(login)
         except SimulatorError as exc:
             self._show(DatabaseErrorScreen(exc.title, str(exc), "MongoDB"))
             return
+        self.target = target.describe()
+        self._target = target
         if not isinstance(self.screen, LoginScreen):
             self._show(ConnectingScreen(self.target))
-        self.connect(settings, remembered, login)
+        self.connect(target, login)
 
     def _ask_login(self, error: str | None = None) -> None:
         if isinstance(self.screen, LoginScreen):
@@ -170,19 +160,15 @@ class SimulatorApp(App[None]):
             return
         self._show(LoginScreen(self._login_cluster, self._login_user, error))
 
-    def log_in(self, details: LoginDetails) -> None:
+    def log_in(self, details: Login) -> None:
         """The login screen's submit: try these credentials (the screen stays up meanwhile)."""
         self._login_cluster, self._login_user = details.cluster_url, details.user
         self.start_connecting(details)
 
     @work(exclusive=True, group="connect", exit_on_error=False)
-    async def connect(
-        self, settings: Settings, remembered: Credentials | None, login: LoginDetails | None
-    ) -> None:
-        from simulator.db.mongo import open_store
-
+    async def connect(self, target: Target, login: Login | None) -> None:
         try:
-            store, server = await open_store(settings, remembered)
+            opened = await self.root.open(target)
         except SimulatorError as exc:
             self.post_message(ConnectFailed(exc, login))
             return
@@ -199,22 +185,19 @@ class SimulatorApp(App[None]):
             )
             return
         try:
-            services = await make_services(settings, store, self.user)
+            services = await self.root.services(opened.store)
         except SimulatorError as exc:
-            from simulator.db.mongo import close_store
-
-            await close_store(store, server)
+            await opened.close()
             self.post_message(ConnectFailed(exc, login))
             return
-        self.post_message(Connected(store, server, services, login))
+        self.post_message(Connected(services, opened, login))
 
     @work(exclusive=True, group="connect", exit_on_error=False)
-    async def adopt_store(self) -> None:
-        services = await make_services(self.settings, self._given_store, self.user)
-        self.post_message(Connected(self._given_store, None, services))
+    async def adopt_store(self, store: Store) -> None:
+        self.post_message(Connected(await self.root.services(store)))
 
     def on_connected(self, message: Connected) -> None:
-        self._store, self._server = message.store, message.server
+        self._opened = message.opened
         self.services = message.services
         self.user = message.services.user
         self.sub_title = f"{self.user} · {self.target.split(' at /')[0]}"
@@ -239,19 +222,26 @@ class SimulatorApp(App[None]):
         elif isinstance(exc, DatabaseUnavailableError) and message.login is not None:
             self._ask_login(f"{exc} Check the server address and try again.")
         else:
-            self._show(DatabaseErrorScreen(exc.title, str(exc), self.target))
+            hint = None
+            if self._target is not None and self._target.source is Source.remembered:
+                hint = (
+                    "To fix it: start the server, or run 'simulator logout' in a terminal to "
+                    "forget the remembered login (the embedded local server is then used), or "
+                    "'simulator login' again; then retry."
+                )
+            self._show(DatabaseErrorScreen(exc.title, str(exc), self.target, hint))
 
     def action_retry_connect(self) -> None:
         if self._reload_settings is not None:
             try:
-                self.settings = self._reload_settings()
+                self.root.use_settings(self._reload_settings())
             except Exception as exc:  # a broken .env: say so, keep the old settings
                 self.notify(str(exc), title="Could not re-read settings", severity="error")
         self._login_cluster = self.settings.db_cluster_url or self._login_cluster
         self._login_user = self.settings.db_user or self._login_user
         self.start_connecting()
 
-    def _offer_remember(self, login: LoginDetails) -> None:
+    def _offer_remember(self, login: Login) -> None:
         keyring = self.credential_store.uses_keyring
 
         def answered(yes: bool | None) -> None:
@@ -289,13 +279,10 @@ class SimulatorApp(App[None]):
                 await services.aclose()
             except Exception:
                 log.exception("closing the model clients failed")
-        if self._given_store is None and self._store is not None:
-            from simulator.db.mongo import close_store
-
-            store, server = self._store, self._server
-            self._store = self._server = None
+        opened, self._opened = self._opened, None
+        if opened is not None:
             try:
-                await close_store(store, server)
+                await opened.close()
             except Exception:
                 log.exception("closing the database failed")
 
@@ -359,9 +346,8 @@ class SimulatorApp(App[None]):
     def _interrupt_batches(self, reason: str) -> None:
         """Batches running here stop as ``interrupted`` with ``reason`` (stored by the runner
         while the app closes; everything stored is kept and they resume later)."""
-        runner = getattr(self.services, "batches", None)
-        if runner is not None:
-            runner.interrupt(reason)
+        if self.services is not None:
+            self.services.batches.interrupt(reason)
 
     async def action_quit(self) -> None:
         """Quit; first ask when an editor below holds unsaved changes or batches are running in

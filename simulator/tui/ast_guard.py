@@ -11,7 +11,7 @@ The app parsed in two threads: Textual parses action strings such as ``tab('tab-
 ``ast.literal_eval`` on the event loop, while a warm-up thread imported ``inflect``, whose
 ``@typechecked`` methods make typeguard parse inflect's whole module once per method (23 parses).
 Inflect is now imported before any thread starts, without that instrumentation
-(``simulator.tui.preload``), but other imports still run in threads (a game's scenario, pandas)
+(``simulator.roles.preload``), but other imports still run in threads (a game's scenario, pandas)
 and any library may parse. Rather than hope that nothing parses meanwhile, ``install()`` wraps
 ``ast.parse`` in one lock: a parse then never runs while another is half done, whatever thread
 or library asks for it. A caller waits at most for one parse in flight.

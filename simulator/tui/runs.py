@@ -18,13 +18,24 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from simulator.db.store import ConversationFilter
-from simulator.domain import Batch, Conversation, ExperimentKind, Ledger, Message, Status
+from simulator.domain import (
+    Batch,
+    BatchSpec,
+    Conversation,
+    Experiment,
+    ExperimentKind,
+    Ledger,
+    Message,
+    Status,
+)
 from simulator.domain.errors import SimulatorError
+from simulator.engine.batch import BatchRunner, LeaseHolder, lease_holder
 from simulator.engine.events import (
     BatchProgress,
     ConversationFailed,
@@ -34,10 +45,14 @@ from simulator.engine.events import (
     MessageStored,
     SpeakerChoiceNeeded,
 )
-from simulator.engine.grid import describe_cell
+from simulator.engine.grid import Prices, describe_cell
 from simulator.engine.journal import AGENT_KINDS
 from simulator.engine.ledger import LedgerUpdated
+from simulator.tui.context import services_of
 from simulator.words import plural
+
+if TYPE_CHECKING:
+    from simulator.services.container import Services
 
 log = logging.getLogger(__name__)
 
@@ -205,14 +220,16 @@ class BatchRun:
             row.rev += 1
 
 
-def running_elsewhere(batch: Batch, now: Any = None) -> bool:
-    """Another process works on the batch and looks alive: it renewed its heartbeat within the
-    engine's lease time and, when it is a process of this machine, that process exists.
-    (The engine decides for real when a run starts; this only labels the batch.)"""
-    return bool(workers_elsewhere(batch, now))
+def running_elsewhere(batch: Batch, now: datetime | None = None) -> bool:
+    """The batch runs and another process holds its lease (the engine's rule,
+    ``engine.batch.lease_holder``; this process's own runs are this app's). The engine decides
+    for real when a run starts; this only labels the batch."""
+    return (
+        batch.status is Status.running and lease_holder(batch, now) is LeaseHolder.another_process
+    )
 
 
-def workers_elsewhere(batch: Batch, now: Any = None) -> list[str]:
+def workers_elsewhere(batch: Batch, now: datetime | None = None) -> list[str]:
     """The live workers of another process on the batch (``host:pid/n`` each)."""
     if batch.status is not Status.running:
         return []
@@ -235,23 +252,14 @@ class RunRegistry:
     def __init__(self, app: Any) -> None:
         self.app = app
         self.runs: dict[str, BatchRun] = {}
-        self.services: Any = app.services
+        self.services: Services = services_of(app)
         self._starting: set[str] = set()  # run() was called, the worker has not loaded it yet
         self._dialog_lock = asyncio.Lock()
-        self._unsubscribe: Any = None
-        bus = getattr(self.services, "bus", None)
-        if bus is not None:
-            self._unsubscribe = bus.subscribe(self._on_event)
+        self._unsubscribe: Callable[[], None] | None = self.services.bus.subscribe(self._on_event)
 
     @property
-    def runner(self) -> Any:
-        runner = getattr(self.services, "batches", None)
-        if runner is None:
-            raise SimulatorError(
-                "Batches cannot run: the model backends are not available in this installation.",
-                title="Cannot run batches",
-            )
-        return runner
+    def runner(self) -> BatchRunner:
+        return self.services.batches
 
     def is_running(self, batch_id: str) -> bool:
         run = self.runs.get(batch_id)
@@ -274,7 +282,11 @@ class RunRegistry:
         experiment = await self.services.store.experiments.get(batch.experiment_id)
         name = experiment.name if experiment else "(deleted experiment)"
         roles = [r.name for r in experiment.roles] if experiment else []
-        convs = await self.services.store.conversations.list(ConversationFilter(batch_id=batch_id))
+        # Brief (no prompts), paged, converted and turned into rows off the event loop: a batch
+        # of thousands of conversations never holds the UI.
+        flt = ConversationFilter(batch_id=batch_id)
+        convs = await self.services.store.conversations.list(flt, brief=True)
+        rows = await asyncio.to_thread(lambda: {c.id: ConversationRow.of(c) for c in convs})
         run = self.runs.get(batch_id)
         if run is None:
             run = self.runs[batch_id] = BatchRun(batch, name, roles)
@@ -285,7 +297,7 @@ class RunRegistry:
         if ledgers is not None and not (run.running and run.ledger is not None):
             run.ledger = await ledgers.get(batch_id)
         old = run.rows
-        run.rows = {c.id: ConversationRow.of(c) for c in convs}
+        run.rows = rows
         for cid, row in run.rows.items():  # a fresh row must look changed to every screen
             row.rev = old[cid].rev + 1 if cid in old else 0
         run.touch()
@@ -305,10 +317,12 @@ class RunRegistry:
 
     # ------------------------------------------------------------------ creating and running
 
-    async def create(self, experiment: Any, spec: Any, prices: Any = None) -> Batch:
+    async def create(
+        self, experiment: Experiment, spec: BatchSpec, prices: Prices | None = None
+    ) -> Batch:
         """Store the batch and its pending conversations (nothing runs yet)."""
         await asyncio.to_thread(warm_up, freeze=True)  # no slow import on the event loop
-        return await self.runner.start(  # type: ignore[no-any-return]
+        return await self.runner.start(
             experiment, spec, owner=self.services.user, prices=prices or None
         )
 
@@ -495,11 +509,9 @@ class RunRegistry:
 #: Slow first imports of a run, done in a thread so the event loop never waits for them:
 #: preparing conversations needs ``inflect`` (seconds: typeguard instruments it at import), the
 #: transcript's role colours come from the analysis layer (pandas, pyarrow: about a second).
-WARM_UP_MODULES = ("inflect", "simulator.analysis.exports")
-
-
 def warm_up(*, freeze: bool = False) -> None:
-    """Import ``WARM_UP_MODULES`` (call it in a thread; later imports are free). With ``freeze``,
+    """Import what a run and its screens need late and slowly (the inflection engine, the
+    analysis layer with pandas): call it in a thread; later imports are free. With ``freeze``,
     also take the objects alive now out of the garbage collector's reach.
 
     Why freeze: with Textual, pandas and pyarrow loaded the heap holds millions of long-lived
@@ -510,13 +522,11 @@ def warm_up(*, freeze: bool = False) -> None:
     a small price for a UI that never stalls.
     """
     import gc
-    import importlib
 
-    for name in WARM_UP_MODULES:
-        try:
-            importlib.import_module(name)
-        except ImportError:  # an optional part missing: the caller imports it and says so
-            log.debug("warm-up: %s is not importable", name)
+    import inflect  # noqa: F401
+
+    import simulator.analysis.exports  # noqa: F401
+
     if freeze:
         gc.freeze()
 

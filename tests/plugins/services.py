@@ -2,24 +2,47 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Awaitable, Callable
+
 import pytest
 
 from simulator.domain import Conversation, Experiment, GridCell, Message, ModelSet
-from simulator.services.conversations import ConversationService
+from simulator.services.container import Services
 from simulator.services.experiments import ExperimentService
+from simulator.services.root import AppRoot
+from simulator.settings import load_settings
 from tests.plugins.roles import make_experiment
 
+ServicesAs = Callable[[str], Awaitable[Services]]
+
 
 @pytest.fixture
-def alice(store) -> ExperimentService:  # type: ignore[no-untyped-def]
+async def services_as(store) -> AsyncIterator[ServicesAs]:  # type: ignore[no-untyped-def]
+    """A factory: ``await services_as("bob")`` is the services of user ``bob`` on the test's
+    database, built by the composition root as the app builds them (the one way tests act as
+    a user); closed after the test."""
+    built: list[Services] = []
+
+    async def make(user: str) -> Services:
+        services = await AppRoot(load_settings(), user=user).services(store)
+        built.append(services)
+        return services
+
+    yield make
+    for services in built:
+        await services.aclose()
+
+
+@pytest.fixture
+async def alice(services_as: ServicesAs) -> ExperimentService:
     """The experiment service of user ``alice`` on the test's fresh database."""
-    return ExperimentService(store, "alice")
+    return (await services_as("alice")).experiments
 
 
 @pytest.fixture
-def bob(store) -> ExperimentService:  # type: ignore[no-untyped-def]
+async def bob(services_as: ServicesAs) -> ExperimentService:
     """The experiment service of user ``bob`` on the same database as ``alice``."""
-    return ExperimentService(store, "bob")
+    return (await services_as("bob")).experiments
 
 
 @pytest.fixture
@@ -43,12 +66,6 @@ async def add_conversation(
             Message(conversation_id=conv.id, seq=seq, speaker="Guard 1", role="Guard", content="hi")
         )
     return conv
-
-
-@pytest.fixture
-def conversation_service(store):  # type: ignore[no-untyped-def]
-    """A factory: ``conversation_service(user)``."""
-    return lambda user: ConversationService(store, user)
 
 
 # --------------------------------------------------------------------------- a MongoDB with logins

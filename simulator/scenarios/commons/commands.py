@@ -144,16 +144,13 @@ def _out_dir(output: str | None, conversation_id: str) -> Path:
     return Path(output) if output else Path(f"commons_{conversation_id[:8]}")
 
 
-async def _play_and_report(store: Any, conversation_id: str, out: Path) -> tuple[Any, Any]:
+async def _play_and_report(ctx: CommandContext, conversation_id: str, out: Path) -> tuple[Any, Any]:
+    """Play with the session's model backends (closed with the session), then report."""
     from simulator.engine.conversation import run_conversation
-    from simulator.llm.registry import Backends
     from simulator.scenarios.commons.reports import write_reports
 
-    backends = Backends()
-    try:
-        conv = await run_conversation(store, backends, conversation_id)
-    finally:
-        await backends.aclose()
+    store = await ctx.store()
+    conv = await run_conversation(store, await ctx.backends(), conversation_id)
     files = await write_reports(store, conversation_id, out)
     return conv, files
 
@@ -228,7 +225,7 @@ async def run(
     cell = cell.model_copy(update={"counts": {role: members}})
     conv = await start_run(store, exp, cell, owner=user, params=game)
     print(f"conversation {conv.id}: playing {plural(game.rounds, 'round')}...", flush=True)
-    conv, files = await _play_and_report(store, conv.id, _out_dir(output, conv.id))
+    conv, files = await _play_and_report(ctx, conv.id, _out_dir(output, conv.id))
     return _print_result(conv, files)
 
 
@@ -274,7 +271,7 @@ async def fork(
     print(f"fork {child.id} of {source.id} at round {at_round}")
     if no_run:
         return 0
-    conv, files = await _play_and_report(store, child.id, _out_dir(output, child.id))
+    conv, files = await _play_and_report(ctx, child.id, _out_dir(output, child.id))
     return _print_result(conv, files)
 
 
@@ -291,18 +288,13 @@ async def report(ctx: CommandContext, *, conversation: str, output: str | None) 
 async def judge(
     ctx: CommandContext, *, conversation: str, model: str, member: list[str], output: str | None
 ) -> int:
-    from simulator.llm.registry import Backends
     from simulator.scenarios.commons.judge import judge_run
 
     ref = parse_model(model)
-    store = await ctx.store()
-    backends = Backends()
-    try:
-        await backends.ensure_available([ref])
-        conv = await ctx.conversation(conversation)
-        result = await judge_run(store, backends, conv.id, ref, member or None)
-    finally:
-        await backends.aclose()
+    store, backends = await ctx.store(), await ctx.backends()
+    await backends.ensure_available([ref])
+    conv = await ctx.conversation(conversation)
+    result = await judge_run(store, backends, conv.id, ref, member or None)
     text = json.dumps(result, indent=2, ensure_ascii=False)
     if output:
         _write(Path(output), text + "\n")
@@ -351,6 +343,7 @@ COMMANDS = Commands(
                     metavar="PNG",
                 ),
             ),
+            uses_database=False,
         ),
         Command(
             "run",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel
@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from simulator.engine.kinds import ROUND, Tally
 from simulator.scenarios.commons.chart import CHART
 from simulator.scenarios.commons.commands import COMMANDS
+from simulator.scenarios.commons.tables import TABLES, run_params
 from simulator.scenarios.kind import GameParams, Kind
 
 
@@ -38,17 +39,6 @@ def _load(game: Mapping[str, Any]) -> BaseModel:
     from simulator.scenarios.commons.params import load_params
 
     return load_params(dict(game))
-
-
-def _rounds(states: Sequence[tuple[int, Mapping[str, Any]]]) -> list[dict[str, Any]]:
-    """One row per round, from the latest snapshot (it holds every round's record)."""
-    from simulator.scenarios.commons.metrics import round_rows
-    from simulator.scenarios.commons.state import GameState
-
-    if not states:
-        return []
-    _, latest = max(states, key=lambda s: s[0])
-    return round_rows(GameState.from_snapshot(dict(latest)))
 
 
 def _policies() -> Mapping[str, Any]:
@@ -82,11 +72,12 @@ KIND = Kind(
             ),
             "monitors.per_member": "Member 2: {provider: openai, model: gpt-4o-mini}",
         },
+        of_run=run_params,
     ),
     policies=_policies,
     chart=CHART,
     commands=COMMANDS,
-    tables={"rounds": _rounds},
+    tables=TABLES,
     modules=("simulator.scenarios.commons.runner",),
 )
 

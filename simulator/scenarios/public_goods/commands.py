@@ -110,7 +110,6 @@ async def run(
     output: str | None,
 ) -> int:
     from simulator.engine.conversation import prepare_conversation, run_conversation
-    from simulator.llm.registry import Backends
     from simulator.scenarios.public_goods import metrics
     from simulator.scenarios.public_goods.params import check_group
     from simulator.scenarios.public_goods.runner import (
@@ -178,11 +177,7 @@ async def run(
     await store.experiments.create(exp)
     conv = await prepare_conversation(store, exp, cell, owner=user)
     print(f"conversation {conv.id}: playing {plural(params.rounds, 'round')}...", flush=True)
-    backends = Backends()
-    try:
-        conv = await run_conversation(store, backends, conv.id)
-    finally:
-        await backends.aclose()
+    conv = await run_conversation(store, await ctx.backends(), conv.id)
     print(
         f"conversation {conv.id}: {conv.status.value}" + (f" ({conv.error})" if conv.error else "")
     )

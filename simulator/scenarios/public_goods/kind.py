@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel
@@ -11,6 +11,7 @@ from simulator.engine.kinds import ROUND, Tally
 from simulator.scenarios.kind import GameParams, Kind
 from simulator.scenarios.public_goods.chart import CHART
 from simulator.scenarios.public_goods.commands import COMMANDS
+from simulator.scenarios.public_goods.tables import TABLES, run_params
 
 
 async def _run(
@@ -46,18 +47,6 @@ def _policies() -> Mapping[str, Any]:
     return POLICIES
 
 
-def _table(name: str) -> Any:
-    def rows(states: Sequence[tuple[int, Mapping[str, Any]]]) -> list[dict[str, Any]]:
-        from simulator.scenarios.public_goods import metrics
-
-        state = metrics.latest_state(states)
-        if state is None:
-            return []
-        return metrics.round_rows(state) if name == "rounds" else metrics.member_rows(state)
-
-    return rows
-
-
 KIND = Kind(
     name="public_goods",
     title="Public-goods game",
@@ -77,11 +66,12 @@ KIND = Kind(
             "(four in the original design) and gives them the models of the Models tab (F5). "
             "A study factor named like a parameter (punishment: on/off) varies it per run."
         ),
+        of_run=run_params,
     ),
     policies=_policies,
     chart=CHART,
     commands=COMMANDS,
-    tables={"rounds": _table("rounds"), "members": _table("members")},
+    tables=TABLES,
     modules=("simulator.scenarios.public_goods.runner",),
 )
 

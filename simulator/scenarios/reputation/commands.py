@@ -133,15 +133,11 @@ async def _report(store: Any, conversation_id: str, out: Path, steps: list[int] 
     _print_files(write_reports([s for s, _ in stored], metrics, out, steps))
 
 
-async def _play(store: Any, conversation_id: str) -> Any:
-    from simulator.llm.registry import Backends
+async def _play(ctx: CommandContext, conversation_id: str) -> Any:
+    """Play the conversation with the session's model backends (closed with the session)."""
     from simulator.scenarios.reputation.runner import play
 
-    backends = Backends()
-    try:
-        return await play(store, backends, conversation_id)
-    finally:
-        await backends.aclose()
+    return await play(await ctx.store(), await ctx.backends(), conversation_id)
 
 
 def _print_status(conv: Any) -> None:
@@ -262,7 +258,7 @@ async def run(
     conv = await create_conversation(store, exp, cell, owner=user)
     length = plural(cell.rounds, "step") if cell.rounds else "the game's steps"
     print(f"conversation {conv.id}: playing {length}...", flush=True)
-    conv = await _play(store, conv.id)
+    conv = await _play(ctx, conv.id)
     _print_status(conv)
     await _report(store, conv.id, _out(output, conv.id), drawn)
     return 0 if conv.status.value == "done" else 1
@@ -300,7 +296,7 @@ async def fork(
     )
     child = await fork_run(store, src.id, step, factors=flags, models=models, steps=steps)
     print(f"conversation {child.id}: forked from {src.id} after step {step}", flush=True)
-    conv = await _play(store, child.id)
+    conv = await _play(ctx, child.id)
     _print_status(conv)
     await _report(store, conv.id, _out(output, conv.id), drawn)
     return 0 if conv.status.value == "done" else 1

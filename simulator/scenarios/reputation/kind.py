@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel
@@ -11,6 +11,7 @@ from simulator.engine.kinds import STEP, Tally
 from simulator.scenarios.kind import GameParams, Kind
 from simulator.scenarios.reputation.chart import CHART
 from simulator.scenarios.reputation.commands import COMMANDS
+from simulator.scenarios.reputation.tables import FIGURES, TABLES, run_params
 
 
 async def _run(
@@ -40,18 +41,6 @@ def _load(game: Mapping[str, Any]) -> BaseModel:
     return load_params(dict(game))
 
 
-def _steps(states: Sequence[tuple[int, Mapping[str, Any]]]) -> list[dict[str, Any]]:
-    """One row per step (step 0 included) with its scalar metrics, from every step's snapshot."""
-    from simulator.scenarios.reputation.metrics import step_metrics, step_rows
-    from simulator.scenarios.reputation.runner import load_state
-
-    metrics = [
-        data.get("metrics") or step_metrics(load_state(dict(data)))
-        for _, data in sorted(states, key=lambda s: s[0])
-    ]
-    return step_rows(metrics)
-
-
 def _policies() -> Mapping[str, Any]:
     from simulator.scenarios.reputation.scripted import POLICIES
 
@@ -79,11 +68,13 @@ KIND = Kind(
         examples={"personas": "builtin, or a list: [{name: Ada, persona: A careful engineer.}]"},
         preset_keys=("preset", "game"),
         extra_keys=("rounds",),  # the batch grid's name for steps (load_params drops it)
+        of_run=run_params,
     ),
     policies=_policies,
     chart=CHART,
     commands=COMMANDS,
-    tables={"steps": _steps},
+    tables=TABLES,
+    figures=FIGURES,
     modules=("simulator.scenarios.reputation.runner",),
 )
 

@@ -20,6 +20,7 @@ from textual.widgets.option_list import Option
 
 from simulator.domain.errors import SimulatorError
 from simulator.domain.models import ModelRef, Provider, SamplingParams
+from simulator.tui.context import services_of
 from simulator.tui.draft import Draft, describe_validation_error
 from simulator.tui.messages import DraftChanged
 from simulator.tui.screens.base import ReportsWorkerErrors
@@ -337,7 +338,7 @@ class ModelsPane(ReportsWorkerErrors, Horizontal):
     @work(exclusive=True, group="ollama-list", exit_on_error=False)
     async def _list(self, ref: ModelRef) -> None:
         try:
-            names = await self.app.services.backends.list_models(ref)  # type: ignore[attr-defined]
+            names = await services_of(self.app).backends.list_models(ref)
         except SimulatorError as exc:
             self.post_message(self.Listed(None, str(exc)))
             return
@@ -382,7 +383,7 @@ class ModelsPane(ReportsWorkerErrors, Horizontal):
                 self.post_message(self.PullProgress(event.reason, event.completed, event.total))
 
         try:
-            await self.app.services.backends.ensure_available([ref], on_event=progress)  # type: ignore[attr-defined]
+            await services_of(self.app).backends.ensure_available([ref], on_event=progress)
         except SimulatorError as exc:
             self.post_message(self.PullDone(ref.model, str(exc)))
             return

@@ -1,16 +1,16 @@
 """Batch setup: the grid to run an experiment on, a preview of its cells and what it will cost.
 
-The form on the left is turned into a ``BatchSpec`` on every change (``build_spec``, pure);
-each problem is shown under the field it belongs to and the batch cannot start until there is
-none. The right side lists the grid's cells and the totals (conversations, LLM calls, tokens,
-cost estimate). ctrl+s asks once more, stores the batch and opens the run monitor; the batch then
-runs in the app, whichever screen is shown.
+The form on the left is read on every change and planned by the batch service
+(``simulator.services.batches.plan_batch``, which ``simulator run`` uses too): each problem is
+shown under the field it belongs to and the batch cannot start until there is none. The right
+side lists the grid's cells and the totals (conversations, LLM calls, tokens, cost estimate).
+ctrl+s asks once more, stores the batch and opens the run monitor; the batch then runs in the
+app, whichever screen is shown.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from textual import on, work
@@ -32,22 +32,19 @@ from textual.widgets import (
     Static,
 )
 
-from simulator.domain import (
-    BatchSpec,
-    Estimate,
-    Experiment,
-    ExperimentKind,
-    GridCell,
-    ModelRef,
-    ModelSet,
-    Provider,
-    SpeakerSelection,
+from simulator.domain import BatchSpec, Experiment, ExperimentKind, GridCell, SpeakerSelection
+from simulator.domain.errors import SimulatorError
+from simulator.engine.grid import Prices
+from simulator.services.batches import (
+    GRID,
+    BatchPlan,
+    choose_models,
+    max_agents_key,
+    models_of,
+    plan_batch,
+    prepare_kind,
 )
-from simulator.domain.errors import SimulatorError, SpecError
-from simulator.domain.models import BOUNDS, MAX_CELLS, bound_message, bound_text
-from simulator.engine.batch import check_cost_cap
-from simulator.engine.grid import check_grid_size, estimate_cells, expand_grid, grid_size
-from simulator.roles import validate_experiment
+from simulator.tui.context import services_of
 from simulator.tui.screens.base import ReportsWorkerErrors
 from simulator.tui.screens.dialogs import ConfirmDialog
 from simulator.tui.screens.library import clip
@@ -67,190 +64,31 @@ SPEAKER_LABELS = {
 }
 
 
-# --------------------------------------------------------------------------- the form, as data
+#: The form's inputs: BatchSpec field -> the key of its input (#in-KEY) and error (#err-KEY).
+INPUTS = {
+    "total_messages": "total",
+    "days": "days",
+    "repeats": "repeats",
+    "seed": "seed",
+    "concurrency": "concurrency",
+    "rounds": "rounds",
+    "max_cost_usd": "cap-cost",
+    "max_total_tokens": "cap-tokens",
+}
 
 
-@dataclass
-class SetupForm:
-    """What the user typed and chose; text fields stay text until ``build_spec`` checks them."""
-
-    default_model: int = 0  # index into experiment.models
-    per_role: dict[str, int | None] = field(default_factory=dict)  # None: the default model
-    summarizer: int | None = None
-    manager: int | None = None
-    total_messages: str = "20"
-    days: str = "1"
-    every_day_count: bool = False
-    max_agents: dict[str, str] = field(default_factory=dict)
-    every_combination: bool = True
-    speaker_selection: SpeakerSelection = SpeakerSelection.round_robin
-    repeats: str = "1"
-    seed: str = "0"
-    concurrency: str = str(BatchSpec.model_fields["concurrency"].default)
-    rounds: str = ""
-    max_cost_usd: str = ""  # budget caps (docs/cost.md); empty: no cap
-    max_total_tokens: str = ""
+def _default(name: str) -> str:
+    """What a number input shows first: BatchSpec's own default."""
+    return str(BatchSpec.model_fields[name].default)
 
 
-@dataclass
-class Plan:
-    """A checked form: the spec and its cells, or the problems by field."""
-
-    spec: BatchSpec | None = None
-    cells: list[GridCell] = field(default_factory=list)
-    estimate: Estimate | None = None
-    problems: dict[str, str] = field(default_factory=dict)  # field key -> message
-    grid: str = ""  # "1 model set x 2 agent counts x ..."
-
-    @property
-    def ok(self) -> bool:
-        return self.spec is not None and not self.problems
-
-
-def models_of(experiment: Experiment) -> list[ModelRef]:
-    return list(experiment.models) or [ModelRef()]
-
-
-def _whole(text: str, key: str, problems: dict[str, str], bound: str) -> int | None:
-    """The field's whole number within ``BOUNDS[bound]``, or None with the problem (and the
-    accepted range) under ``key``."""
-    text = text.strip().replace("_", "")
-    low, high = BOUNDS[bound]
-    # A length check first: int() of a very long digit string is slow, and refused anyway.
-    try:
-        value = int(text) if len(text) <= 24 else None
-    except ValueError:
-        value = None
-    if value is None or not low <= value <= high:
-        if not text:
-            problems[key] = f"a whole number {bound_text(bound)} is needed"
-        else:
-            problems[key] = bound_message(bound, text if value is None else value)
-        return None
-    return value
-
-
-def _cap(text: str, key: str, problems: dict[str, str]) -> float | None:
-    """A cost cap: empty for none, else a number within ``BOUNDS["max_cost_usd"]``, or None
-    with the problem under ``key``."""
-    text = text.strip().replace("_", "").replace(",", "").removeprefix("$")
-    if not text:
-        return None
-    low, high = BOUNDS["max_cost_usd"]
-    try:
-        value = float(text) if len(text) <= 24 else None
-    except ValueError:
-        value = None
-    if value is None or value != value or not low <= value <= high:
-        problems[key] = bound_message("max_cost_usd", text if value is None else value)
-        return None
-    return value
-
-
-def build_spec(
-    experiment: Experiment, form: SetupForm, prices: Any = None, *, max_cells: int = MAX_CELLS
-) -> Plan:
-    """Check the form against the experiment; the plan holds every problem by field key
-    (``total``, ``days``, ``max-<role>``, ``repeats``, ``seed``, ``concurrency``, ``rounds``,
-    ``cap-cost``, ``cap-tokens``, ``speaker``, ``grid``)."""
-    problems: dict[str, str] = {}
-    dialogue = experiment.kind is ExperimentKind.dialogue
-    total = _whole(form.total_messages, "total", problems, "total_messages")
-    days = _whole(form.days, "days", problems, "days")
-    if dialogue and total is not None and days is not None and days > total:
-        problems["days"] = (
-            f"at most the total messages ({total}): every day needs at least one message"
-        )
-    maxima: dict[str, int] = {}
-    for role in experiment.roles:
-        n = _whole(form.max_agents.get(role.name, "1"), f"max-{role.name}", problems, "max_agents")
-        if n is not None:
-            maxima[role.name] = n
-    repeats = _whole(form.repeats, "repeats", problems, "repeats")
-    seed = _whole(form.seed, "seed", problems, "seed")
-    concurrency = _whole(form.concurrency, "concurrency", problems, "concurrency")
-    rounds = None
-    if not dialogue and form.rounds.strip():
-        rounds = _whole(form.rounds, "rounds", problems, "rounds")
-    max_cost = _cap(form.max_cost_usd, "cap-cost", problems)
-    max_tokens = None
-    if form.max_total_tokens.strip():  # empty: no cap
-        max_tokens = _whole(form.max_total_tokens, "cap-tokens", problems, "max_total_tokens")
-    if not experiment.roles:
-        problems["grid"] = "the experiment has no roles: add some in the editor first"
-    else:
-        issues = validate_experiment(experiment)
-        if issues:  # the CLI refuses these too: every conversation would fail to prepare
-            problems["grid"] = "fix these placeholders in the editor first:\n" + "\n".join(
-                str(i) for i in issues
-            )
-    refs = models_of(experiment)
-
-    def ref(index: int | None) -> ModelRef | None:
-        return None if index is None or not 0 <= index < len(refs) else refs[index]
-
-    default = ref(form.default_model) or refs[0]
-    per_role = {r: m for r, i in form.per_role.items() if (m := ref(i)) is not None}
-    model_set = ModelSet(
-        default=default,
-        per_role=per_role,
-        summarizer=ref(form.summarizer),
-        manager=ref(form.manager),
-    )
-    plan = Plan(problems=problems)
-    if problems:
-        return plan
-    assert total is not None and days is not None and repeats is not None
-    assert seed is not None and concurrency is not None
-    try:
-        spec = BatchSpec(
-            experiment_id=experiment.id,
-            model_sets=[model_set],
-            total_messages=total,
-            days=days,
-            every_day_count=form.every_day_count,
-            max_agents=maxima,
-            every_combination=form.every_combination,
-            speaker_selection=form.speaker_selection,
-            repeats=repeats,
-            seed=seed,
-            concurrency=concurrency,
-            rounds=rounds,
-            max_cost_usd=max_cost,
-            max_total_tokens=max_tokens,
-        )
-        plan.grid = grid_size(experiment, spec).words
-        check_grid_size(experiment, spec, max_cells)  # by multiplication: nothing expanded yet
-        plan.cells = expand_grid(experiment, spec)
-        plan.estimate = estimate_cells(experiment, plan.cells, prices or None)
-        try:
-            check_cost_cap(spec, plan.cells, prices or None)
-        except SpecError as exc:  # under its field: a cost cap needs every model priced
-            problems["cap-cost"] = str(exc).removeprefix("batch.max_cost_usd: ")
-            return plan
-    except SpecError as exc:
-        problems["grid"] = str(exc).removeprefix("batch: ")
-        return plan
-    plan.spec = spec
-    return plan
-
-
-def uses_only_dryrun(cells: list[GridCell]) -> bool:
-    for cell in cells:
-        ms = cell.models
-        refs = [ms.default, *ms.per_role.values(), ms.summarizer_model, ms.manager_model]
-        if any(r.provider is not Provider.dryrun for r in refs):
-            return False
-    return True
-
-
-def cost_label(plan: Plan, prices: Any, price_problem: str = "") -> str:
+def cost_label(plan: BatchPlan, prices: Prices | None, price_problem: str = "") -> str:
     est = plan.estimate
     if est is None:
         return ""
     if est.cost_usd is not None:
         return f"about ${est.cost_usd:,.2f}"
-    if uses_only_dryrun(plan.cells):
+    if plan.only_dryrun:
         return "$0.00 (dryrun)"
     if price_problem:
         return f"unknown ({price_problem})"
@@ -262,7 +100,7 @@ def _count(n: int, noun: str) -> str:
     return f"[b]{number}[/b] {words}"
 
 
-def totals_text(plan: Plan, prices: Any, price_problem: str = "") -> str:
+def totals_text(plan: BatchPlan, prices: Prices | None, price_problem: str = "") -> str:
     """Three short lines (each cut at the edge in a narrow terminal, never wrapped)."""
     est = plan.estimate
     if est is None:
@@ -312,94 +150,7 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
         Binding("escape", "back", "Back", id="batch_setup.back"),
     ]
 
-    DEFAULT_CSS = """
-    BatchSetupScreen #setup-banner {
-        height: 1;
-        padding: 0 1;
-        background: $boost;
-        color: $text-muted;
-    }
-    BatchSetupScreen #setup-body {
-        height: 1fr;
-    }
-    BatchSetupScreen #setup-form {
-        width: 46;
-        height: 1fr;
-        padding: 0 1;
-        scrollbar-size-vertical: 1;
-    }
-    BatchSetupScreen .setup-heading {
-        color: $accent;
-        text-style: bold;
-        height: 1;
-        margin-top: 1;
-    }
-    BatchSetupScreen .setup-heading.first {
-        margin-top: 0;
-    }
-    BatchSetupScreen .setup-row {
-        height: 1;
-    }
-    BatchSetupScreen .setup-label {
-        width: 17;
-        color: $text-muted;
-    }
-    BatchSetupScreen .setup-row Select, BatchSetupScreen .setup-row Input {
-        width: 1fr;
-    }
-    BatchSetupScreen .setup-row Input.narrow {
-        width: 8;
-    }
-    BatchSetupScreen .setup-row Checkbox {
-        width: auto;
-        margin-left: 1;
-    }
-    BatchSetupScreen .setup-error {
-        color: $error;
-        height: auto;
-        padding-left: 17;
-        display: none;
-    }
-    BatchSetupScreen .setup-error.shown {
-        display: block;
-    }
-    BatchSetupScreen .setup-note {
-        color: $text-muted;
-        height: auto;
-        padding-left: 17;
-        display: none;
-    }
-    BatchSetupScreen .setup-note.shown {
-        display: block;
-    }
-    BatchSetupScreen #setup-side {
-        width: 1fr;
-        height: 1fr;
-        padding: 0 1;
-    }
-    BatchSetupScreen #setup-grid {
-        height: 1fr;
-        margin-top: 1;
-    }
-    BatchSetupScreen #setup-totals {
-        height: 3;
-        margin-top: 1;
-        text-wrap: nowrap;
-        text-overflow: ellipsis;
-    }
-    BatchSetupScreen #setup-grid-error {
-        color: $error;
-        height: auto;
-    }
-    BatchSetupScreen #setup-buttons {
-        height: 1;
-        margin-top: 1;
-        align-horizontal: right;
-    }
-    BatchSetupScreen #setup-buttons Button {
-        margin-left: 2;
-    }
-    """
+    CSS_PATH = "batch_setup.tcss"
 
     class Started(Message):
         def __init__(self, batch_id: str) -> None:
@@ -417,12 +168,10 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
         super().__init__()
         self.experiment = experiment
         self.models = models_of(experiment)
-        self.form = SetupForm(max_agents={r.name: "1" for r in experiment.roles})
-        if experiment.kind is not ExperimentKind.dialogue:
-            self.form.total_messages = "1"
+        self.fields: dict[str, object] = {}  # the form as last read (BatchSpec's field names)
         self.prices: dict[str, dict[str, float]] = {}
         self.price_problem = ""
-        self.plan = Plan()
+        self.plan = BatchPlan()
         self.checks = 0  # plans computed (tests wait on it)
         self._recheck_timer: Timer | None = None
         self._starting = False
@@ -485,11 +234,11 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
                 yield Static("Length", classes="setup-heading")
                 if dialogue:
                     yield from self._row(
-                        "Total messages", self._input(self.form.total_messages, "total"), "total"
+                        "Total messages", self._input(_default("total_messages"), "total"), "total"
                     )
                     yield from self._row(
                         "Days",
-                        self._input(self.form.days, "days", narrow=True),
+                        self._input(_default("days"), "days", narrow=True),
                         "days",
                         Checkbox("each 1..N", id="every-day-count", compact=True),
                     )
@@ -524,7 +273,7 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
                 yield from self._row("Seed", self._input("0", "seed", narrow=True), "seed")
                 yield from self._row(
                     "At once",
-                    self._input(self.form.concurrency, "concurrency", narrow=True),
+                    self._input(_default("concurrency"), "concurrency", narrow=True),
                     "concurrency",
                 )
                 yield from self._row(
@@ -589,10 +338,7 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
 
     @work(group="batch-setup-version", exit_on_error=False)
     async def _check_version(self) -> None:
-        services = getattr(self.app, "services", None)
-        if services is None:
-            return
-        latest = await services.experiments.latest_version(self.experiment)
+        latest = await services_of(self.app).experiments.latest_version(self.experiment)
         if latest.id != self.experiment.id:
             self.post_message(self.NewerVersion(latest))
 
@@ -625,12 +371,11 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
     def _warm_up(self) -> None:
         # While the user fills the form: the first batch then starts without a pause. A game's
         # scenario (its call estimator; reputation pulls in networkx) is imported here too.
-        from simulator.scenarios.registry import KINDS
         from simulator.tui.runs import warm_up
 
         if not self._dialogue:
             try:
-                KINDS.prepare(self.experiment.kind)
+                prepare_kind(self.experiment.kind)
             except SimulatorError as exc:  # a kind this version does not know: the plan says so
                 log.warning("cannot prepare kind %s: %s", self.experiment.kind.value, exc)
             self.app.call_from_thread(self.recheck)
@@ -641,8 +386,7 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
         return self.experiment.kind is ExperimentKind.dialogue
 
     def _load_prices(self) -> None:
-        settings = getattr(getattr(self.app, "services", None), "settings", None)
-        path = getattr(settings, "price_table", None)
+        path = services_of(self.app).settings.price_table
         if path is None:
             return
         from simulator.engine.spec import load_price_table
@@ -655,7 +399,9 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
 
     # ------------------------------------------------------------------ reading the form
 
-    def read_form(self) -> SetupForm:
+    def read_form(self) -> dict[str, object]:
+        """What the form holds, by ``BatchSpec`` field (numbers as typed): the batch service
+        checks it."""
         exp = self.experiment
 
         def value(selector: str) -> str:
@@ -673,25 +419,24 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
             except Exception:
                 return default
 
-        speaker = value("#speaker") or SpeakerSelection.round_robin.value
-        return SetupForm(
-            default_model=index("#model-default") or 0,
+        fields: dict[str, object] = {name: value(f"#in-{key}") for name, key in INPUTS.items()}
+        models = choose_models(
+            exp,
+            default=index("#model-default") or 0,
             per_role={r.name: index(f"#model-role-{i}") for i, r in enumerate(exp.roles)},
             summarizer=index("#model-summarizer"),
             manager=index("#model-manager"),
-            total_messages=value("#in-total") if self._dialogue else "1",
-            days=value("#in-days") if self._dialogue else "1",
-            every_day_count=checked("#every-day-count", False),
-            max_agents={r.name: value(f"#in-max-{i}") for i, r in enumerate(exp.roles)},
-            every_combination=checked("#every-combination", True),
-            speaker_selection=SpeakerSelection(speaker),
-            repeats=value("#in-repeats"),
-            seed=value("#in-seed"),
-            concurrency=value("#in-concurrency"),
-            rounds=value("#in-rounds"),
-            max_cost_usd=value("#in-cap-cost"),
-            max_total_tokens=value("#in-cap-tokens"),
         )
+        fields.update(
+            model_sets=[models],
+            max_agents={r.name: value(f"#in-max-{i}") for i, r in enumerate(exp.roles)},
+            every_day_count=checked("#every-day-count", False),
+            every_combination=checked("#every-combination", True),
+            speaker_selection=SpeakerSelection(
+                value("#speaker") or SpeakerSelection.round_robin.value
+            ),
+        )
+        return fields
 
     @on(Input.Changed)
     @on(Select.Changed)
@@ -706,30 +451,34 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
         self._recheck_timer = None
         if not self.is_attached:  # left before the warm-up finished
             return
-        self.form = self.read_form()
-        self.plan = build_spec(self.experiment, self.form, self.prices)
+        self.fields = self.read_form()
+        self.plan = plan_batch(self.experiment, self.fields, self.prices)
         self._show_problems()
         self._show_plan()
         self.checks += 1
 
     def _show_problems(self) -> None:
         problems = dict(self.plan.problems)
-        for i, role in enumerate(self.experiment.roles):  # the form's fields go by position
-            if f"max-{role.name}" in problems:
-                problems[f"max-{i}"] = problems.pop(f"max-{role.name}")
+        for name, key in INPUTS.items():  # the error under each input
+            if name in problems:
+                problems[key] = problems.pop(name)
+        for i, role in enumerate(self.experiment.roles):  # the roles' fields go by position
+            if max_agents_key(role.name) in problems:
+                problems[f"max-{i}"] = problems.pop(max_agents_key(role.name))
         for static in self.query(".setup-error").results(Static):
             text = problems.pop((static.id or "").removeprefix("err-"), "")
             static.update(text)
             static.set_class(bool(text), "shown")
-        grid_error = problems.pop("grid", "")
+        grid_error = problems.pop(GRID, "")
         rest = "; ".join(f"{k}: {v}" for k, v in problems.items())
         self.query_one("#setup-grid-error", Static).update(
             "\n".join(t for t in (grid_error, rest) if t)
         )
         note = ""
-        if self.form.speaker_selection is SpeakerSelection.manual:
+        speaker = self.fields.get("speaker_selection")
+        if speaker is SpeakerSelection.manual:
             note = "a dialog asks you before every turn of every conversation"
-        elif self.form.speaker_selection is SpeakerSelection.auto:
+        elif speaker is SpeakerSelection.auto:
             note = "the manager model picks each speaker (one extra call per turn)"
         for static in self.query("#speaker-note").results(Static):
             static.update(note)

@@ -6,15 +6,15 @@ transcript (``TranscriptView``), its details (rendered prompts per agent, models
 parameters, seed, tokens, errors) or its chart. Favourite, delete (owner only) and export act on
 it.
 
-The filters mean exactly what ``simulator export``'s do (``simulator.analysis.loading.matches``),
-so ``E`` writes the conversations on screen, no more and no fewer.
+The filters are the app's one ``ConversationFilter`` (``simulator.domain.filters``), which
+``simulator export`` uses too, so ``E`` writes the conversations on screen, no more and no fewer;
+what each filter can choose among comes from the conversation service (``filter_choices``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual import on, work
@@ -34,17 +34,28 @@ from textual.widgets import (
     TabPane,
 )
 
-from simulator.db.store import ConversationFilter
+from simulator.db.store import PROMPT_FIELDS
 from simulator.domain import Conversation, Message
 from simulator.domain.cells import conversation_number, repeat_number
 from simulator.domain.errors import ConfigurationError
+from simulator.domain.filters import ConversationFilter
 from simulator.domain.models import Experiment, ModelRef, Status
+from simulator.services.conversations import (
+    batch_numbers,
+    filter_choices,
+    list_order,
+    parse_counts,
+)
+from simulator.tui.context import services_of, user_of
 from simulator.tui.screens.base import ReportsWorkerErrors
 from simulator.tui.screens.dialogs import ConfirmDialog, TextPrompt
 from simulator.tui.screens.library import clip
 from simulator.tui.widgets.charts import ConversationChart
-from simulator.tui.widgets.transcript import TranscriptView, prepare_colours
+from simulator.tui.widgets.transcript import TranscriptView, kind_clock, prepare_colours
 from simulator.words import plural
+
+if TYPE_CHECKING:
+    from simulator.services.container import Services
 
 # (column key, label, width)
 COLUMNS: list[tuple[str, str, int]] = [
@@ -55,32 +66,6 @@ COLUMNS: list[tuple[str, str, int]] = [
     ("messages", "Msgs", 5),
     ("status", "Status", 9),
 ]
-
-
-def counts_key(counts: dict[str, int]) -> str:
-    """``Guard=1,Prisoner=2``: a filter value (the role order of the cell)."""
-    return ",".join(f"{role}={n}" for role, n in counts.items())
-
-
-def parse_counts(key: str) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for part in key.split(","):
-        if "=" in part:
-            role, n = part.rsplit("=", 1)
-            out[role] = int(n)
-    return out
-
-
-def model_refs(conv: Conversation) -> list[ModelRef]:
-    """Every model of the conversation: per role, the summarizer's and the manager's."""
-    models = conv.cell.models
-    refs = [models.default, *models.per_role.values(), models.summarizer_model]
-    refs += [models.manager_model, *(a.model for a in conv.agents)]
-    return list({(r.provider.value, r.model): r for r in refs}.values())
-
-
-def model_key(ref: ModelRef) -> str:
-    return f"{ref.provider.value}:{ref.model}"
 
 
 def model_option_label(ref: ModelRef) -> str:
@@ -100,68 +85,6 @@ def export_format(path: Path) -> str:
             title="Choose a format",
         )
     return fmt
-
-
-def list_order(conversations: list[Conversation]) -> list[Conversation]:
-    """Batches in the order they were started, each batch's conversations by grid cell."""
-    first: dict[str | None, Any] = {}
-    for conv in conversations:
-        first[conv.batch_id] = min(first.get(conv.batch_id, conv.created_at), conv.created_at)
-    return sorted(
-        conversations,
-        key=lambda c: (first[c.batch_id], c.batch_id or "", c.cell_index, c.created_at),
-    )
-
-
-#: The batch filter's value for conversations run on their own (no batch).
-SINGLE_RUNS = "-"
-
-
-def batch_numbers(conversations: list[Conversation]) -> dict[str | None, int]:
-    """Batch id -> 1, 2, ... in the order the batches were started (conversations in
-    ``list_order``); conversations without a batch have no number."""
-    numbers: dict[str | None, int] = {}
-    for conv in conversations:
-        if conv.batch_id is not None and conv.batch_id not in numbers:
-            numbers[conv.batch_id] = len(numbers) + 1
-    return numbers
-
-
-@dataclass(frozen=True)
-class BrowserFilter:
-    """What the filter row selects (None / False: no restriction)."""
-
-    batch: str | None = None  # a batch id, or SINGLE_RUNS
-    model: str | None = None  # provider:model
-    days: int | None = None
-    counts: dict[str, int] | None = None
-    status: Status | None = None
-    favourites_only: bool = False
-
-    @property
-    def active(self) -> bool:
-        return any(
-            [
-                self.batch,
-                self.model,
-                self.days is not None,
-                self.counts,
-                self.status,
-                self.favourites_only,
-            ]
-        )
-
-    def matches(self, conv: Conversation) -> bool:
-        from simulator.analysis.loading import AnalysisFilter, matches
-
-        if self.favourites_only and not conv.favourite:
-            return False
-        if self.batch is not None and (conv.batch_id or SINGLE_RUNS) != self.batch:
-            return False
-        flt = AnalysisFilter(
-            model=self.model, days=self.days, counts=self.counts, status=self.status
-        )
-        return matches(conv, flt)
 
 
 def _params_text(ref: ModelRef) -> str:
@@ -209,11 +132,16 @@ def _prompts_by_day(per_day: list[str], day_one: str) -> list[tuple[str, str]]:
 
 
 def conversation_details(
-    conv: Conversation, experiment: Experiment, messages: list[Message] | None = None
+    conv: Conversation,
+    experiment: Experiment,
+    messages: list[Message] | None = None,
+    *,
+    prompts: bool = True,
 ) -> Text:
     """Everything that ran: cell, seed, models and parameters, tokens, errors, rendered prompts.
     With its ``messages``, also the calls that needed retries and the engine's flags. Built as
-    Text (never markup): prompts and errors may contain brackets."""
+    Text (never markup): prompts and errors may contain brackets. ``prompts=False``: ``conv``
+    is a brief one from the list (its kickoff and summarizer and manager prompts not read yet)."""
     out = Text()
 
     def heading(title: str) -> None:
@@ -308,6 +236,11 @@ def conversation_details(
         for key, value in game.items():
             field(key, str(value))
 
+    if not prompts:
+        heading("Kickoff and prompts")
+        out.append("loading…\n", style="dim")
+        out.rstrip()
+        return out
     heading("Kickoff")
     out.append(f"{conv.kickoff or experiment.starting_message}\n")
     for agent in conv.agents:
@@ -341,49 +274,7 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
     """The conversations of one experiment."""
 
     HELP_TITLE = "Conversations"
-    DEFAULT_CSS = """
-    ConversationBrowserScreen #browser-filters {
-        height: 1;
-        margin: 1 1 0 1;
-    }
-    ConversationBrowserScreen #browser-filters Select {
-        width: 1fr;
-    }
-    ConversationBrowserScreen #browser-filters Checkbox {
-        width: auto;
-    }
-    ConversationBrowserScreen #browser-filters SelectCurrent Static#label {
-        text-wrap: nowrap;
-        text-overflow: ellipsis;
-    }
-    ConversationBrowserScreen #browser-body {
-        height: 1fr;
-        margin-top: 1;
-    }
-    ConversationBrowserScreen #conversations {
-        height: 1fr;
-    }
-    ConversationBrowserScreen #browser-tabs {
-        width: 1fr;
-        height: 1fr;
-    }
-    ConversationBrowserScreen #browser-tabs TabPane {
-        padding: 0;
-    }
-    ConversationBrowserScreen #details-scroll {
-        height: 1fr;
-        padding: 0 1;
-        background: $surface;
-    }
-    ConversationBrowserScreen #details-text {
-        height: auto;
-    }
-    ConversationBrowserScreen #browser-status {
-        height: 1;
-        margin: 0 1;
-        color: $text-muted;
-    }
-    """
+    CSS_PATH = "browser.tcss"
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding(
@@ -420,10 +311,16 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
             self.from_store = from_store
 
     class MessagesLoaded(TextualMessage):
-        def __init__(self, conversation_id: str, messages: list[Message]) -> None:
+        def __init__(
+            self,
+            conversation_id: str,
+            messages: list[Message],
+            conversation: Conversation | None = None,
+        ) -> None:
             super().__init__()
             self.conversation_id = conversation_id
             self.messages = messages
+            self.conversation = conversation  # as stored, prompts included
 
     class AnnotationsLoaded(TextualMessage):
         def __init__(self, conversation_id: str, annotations: list[Any]) -> None:
@@ -457,6 +354,9 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
         self._options: dict[str, list[tuple[str, Any]]] = {}
         self._reload_timer: Any = None
         self._loaded_once = False  # the store's list has arrived
+        # The list is brief (no prompts); the prompts of conversations shown, by id (they
+        # never change once a conversation exists).
+        self._prompts: dict[str, dict[str, Any]] = {}
         self._chart_stale = True  # the chart does not show the transcript's messages yet
         self.annotation_loads = 0  # finished loads of the shown conversation's annotations
         self._jobs_rev = -1  # the annotation jobs' revision last shown
@@ -533,25 +433,25 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
     # ------------------------------------------------------------------ data
 
     @property
-    def services(self) -> Any:
-        return self.app.services  # type: ignore[attr-defined]
+    def services(self) -> Services:
+        return services_of(self.app)
 
     @property
     def user(self) -> str:
-        return str(self.app.user)  # type: ignore[attr-defined]
+        return user_of(self.app)
 
     @property
     def transcript(self) -> TranscriptView:
         return self.query_one("#transcript-view", TranscriptView)
 
-    def current_filter(self) -> BrowserFilter:
+    def current_filter(self) -> ConversationFilter:
         batch = self.query_one("#batch-filter", Select).value
         model = self.query_one("#model-filter", Select).value
         days = self.query_one("#days-filter", Select).value
         counts = self.query_one("#counts-filter", Select).value
         status = self.query_one("#status-filter", Select).value
-        return BrowserFilter(
-            batch=batch if isinstance(batch, str) and batch else None,
+        return ConversationFilter(
+            batch_id=batch if isinstance(batch, str) and batch else None,
             model=model if isinstance(model, str) and model else None,
             days=days if isinstance(days, int) and days else None,
             counts=parse_counts(counts) if isinstance(counts, str) and counts else None,
@@ -561,9 +461,9 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
 
     @work(exclusive=True, group="browser-load", exit_on_error=False)
     async def load(self, select: str | None = None) -> None:
-        await prepare_colours()  # the filters and colours need the analysis layer (pandas)
+        await prepare_colours()  # the role colours need the analysis layer (pandas)
         found = await self.services.conversations.list(
-            ConversationFilter(experiment_id=self.experiment.id)
+            ConversationFilter(experiment_id=self.experiment.id), brief=True
         )
         self.post_message(self.Loaded(found, select))
 
@@ -597,41 +497,24 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
         self.loads += 1
 
     def _update_options(self) -> None:
-        models: dict[str, str] = {}
-        days: set[int] = set()
-        counts: dict[str, str] = {}
-        batches: dict[str, int] = {}
-        for conv in self.all:
-            key = conv.batch_id or SINGLE_RUNS
-            batches[key] = batches.get(key, 0) + 1
-            for ref in model_refs(conv):
-                models.setdefault(model_key(ref), model_option_label(ref))
-            days.add(conv.cell.days)
-            counts.setdefault(counts_key(conv.cell.counts), conv.cell.counts_label)
-        numbers = batch_numbers(self.all)
+        choices = filter_choices(self.all)
         self._set_options(
             "#batch-filter",
             [(ALL["batch"], "")]
             + [
-                (
-                    f"Batch {numbers[key]} ({n})" if key != SINGLE_RUNS else f"Single runs ({n})",
-                    key,
-                )
-                for key, n in sorted(
-                    batches.items(), key=lambda kv: numbers.get(kv[0], len(numbers) + 1)
-                )
+                (f"Batch {number} ({n})" if number is not None else f"Single runs ({n})", key)
+                for key, number, n in choices.batches
             ],
         )
-        self._set_options(
-            "#model-filter", [(ALL["model"], ""), *sorted((v, k) for k, v in models.items())]
-        )
+        models = sorted((model_option_label(ref), key) for key, ref in choices.models.items())
+        self._set_options("#model-filter", [(ALL["model"], ""), *models])
         self._set_options(
             "#days-filter",
-            [(ALL["days"], 0)] + [(plural(d, "day"), d) for d in sorted(days)],
+            [(ALL["days"], 0)] + [(plural(d, "day"), d) for d in choices.days],
         )
-        ordered = sorted(counts.items(), key=lambda kv: list(parse_counts(kv[0]).values()))
         self._set_options(
-            "#counts-filter", [(ALL["agents"], "")] + [(f"Agents {v}", k) for k, v in ordered]
+            "#counts-filter",
+            [(ALL["agents"], "")] + [(f"Agents {label}", key) for key, label in choices.counts],
         )
 
     def _set_options(self, selector: str, options: list[tuple[str, Any]]) -> None:
@@ -681,16 +564,23 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
             )
             return
         known = self.transcript.messages if conv.id == self.shown_id else None
-        details.update(conversation_details(conv, self.experiment, known))
+        details.update(self._details(conv, known))
         if conv.id != self.shown_id:
             self.shown_id = conv.id
             self.transcript.clear_messages()
+            self.transcript.set_clock(kind_clock(conv.kind.value))
             self.load_messages(conv.id)
+
+    def _details(self, conv: Conversation, messages: list[Message] | None) -> Text:
+        prompts = self._prompts.get(conv.id)
+        if prompts is not None:
+            conv = conv.model_copy(update=prompts)
+        return conversation_details(conv, self.experiment, messages, prompts=prompts is not None)
 
     @work(exclusive=True, group="browser-messages", exit_on_error=False)
     async def load_messages(self, conversation_id: str) -> None:
-        messages = await self.services.conversations.messages(conversation_id)
-        self.post_message(self.MessagesLoaded(conversation_id, messages))
+        conversation, messages = await self.services.conversations.transcript(conversation_id)
+        self.post_message(self.MessagesLoaded(conversation_id, messages, conversation))
 
     @on(MessagesLoaded)
     def _messages_loaded(self, message: MessagesLoaded) -> None:
@@ -700,10 +590,13 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
             merged.update((m.seq, m) for m in message.messages)
             self.transcript.set_messages(merged.values())
             self.transcript_loads += 1
+            if message.conversation is not None:
+                full = message.conversation
+                self._prompts[full.id] = {f: getattr(full, f) for f in PROMPT_FIELDS}
             conv = self.selected()
             if conv is not None and conv.id == message.conversation_id:
                 self.query_one("#details-text", Static).update(
-                    conversation_details(conv, self.experiment, message.messages)
+                    self._details(conv, message.messages)
                 )
                 self.load_annotations(conv, message.messages)
             self._update_chart()
@@ -964,11 +857,10 @@ class ConversationBrowserScreen(ReportsWorkerErrors, Screen[None]):
     @work(group="browser-action", exit_on_error=False)
     async def _export(self, ids: list[str], path: Path) -> None:
         from simulator.analysis.exports import export
-        from simulator.analysis.loading import AnalysisFilter
 
         fmt = export_format(path)
         written = await export(
-            self.services.store, AnalysisFilter(conversation_ids=ids), fmt=fmt, output=path
+            self.services.store, ConversationFilter(conversation_ids=ids), fmt=fmt, output=path
         )
         where = ", ".join(str(p) for p in written)
         self.post_message(self.Done(f"Exported to {where}.", self.selected_id()))

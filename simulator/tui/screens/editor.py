@@ -17,6 +17,7 @@ from textual.widgets import Footer, Header, Input, Static, TabbedContent, TabPan
 from simulator.domain.errors import SpecError
 from simulator.domain.models import Experiment, new_id
 from simulator.roles import validate_experiment
+from simulator.tui.context import services_of, user_of
 from simulator.tui.draft import Draft
 from simulator.tui.editor.game import GamePane, check_game, is_game
 from simulator.tui.editor.general import GeneralPane
@@ -108,7 +109,7 @@ class EditorScreen(ReportsWorkerErrors, Screen[str | None]):
 
     @property
     def user(self) -> str:
-        return str(self.app.user)  # type: ignore[attr-defined]
+        return user_of(self.app)
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
@@ -271,7 +272,7 @@ class EditorScreen(ReportsWorkerErrors, Screen[str | None]):
 
     @work(exclusive=True, group="editor-save", exit_on_error=False)
     async def _save(self, exp: Experiment, *, as_copy: bool) -> None:
-        service = self.app.services.experiments  # type: ignore[attr-defined]
+        service = services_of(self.app).experiments
         if is_game(exp.kind):
             # The kind's own loader has the last word (it may import the scenario: a thread).
             try:

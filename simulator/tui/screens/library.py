@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.markup import escape
 from rich.text import Text
@@ -21,9 +20,13 @@ from textual.widgets import Checkbox, DataTable, Footer, Header, Input, Select, 
 from simulator.db.store import ExperimentFilter
 from simulator.domain.models import Experiment
 from simulator.services.experiments import latest_versions
+from simulator.tui.context import services_of, user_of
 from simulator.tui.screens.base import ReportsWorkerErrors
 from simulator.tui.screens.dialogs import ConfirmDialog, TextPrompt
 from simulator.words import plural
+
+if TYPE_CHECKING:
+    from simulator.services.container import Services
 
 # (column key, label, width): the table shows every column from FULL_WIDTH on, and gives a wider
 # terminal's room to GROWS; a narrower one first DROPS the columns the details lines repeat, then
@@ -182,6 +185,14 @@ class LibraryScreen(ReportsWorkerErrors, Screen[None]):
         Binding(
             "i", "import", "Import", id="library.import", tooltip="Add an experiment from a file"
         ),
+        Binding(
+            "a",
+            "annotate",
+            "Annotate",
+            id="library.annotate",
+            tooltip="Annotate its finished conversations: a judge, moderation or a scorer",
+            show=False,
+        ),
         Binding("s", "sort", "Sort", id="library.sort", show=False),
         Binding("slash", "search", "Search", id="library.search", show=False),
         Binding("ctrl+r", "refresh", "Refresh", id="library.refresh", show=False),
@@ -256,12 +267,12 @@ class LibraryScreen(ReportsWorkerErrors, Screen[None]):
     # ------------------------------------------------------------------ data
 
     @property
-    def services(self) -> Any:
-        return self.app.services  # type: ignore[attr-defined]
+    def services(self) -> Services:
+        return services_of(self.app)
 
     @property
     def user(self) -> str:
-        return str(self.app.user)  # type: ignore[attr-defined]
+        return user_of(self.app)
 
     def current_filter(self) -> ExperimentFilter:
         text = self.query_one("#search", Input).value.strip()
@@ -629,25 +640,30 @@ class LibraryScreen(ReportsWorkerErrors, Screen[None]):
 
     # ------------------------------------------------------------------ part-2 screens
 
-    def _push_part2(self, module: str, cls_name: str, *args: Any) -> None:
-        try:
-            screen_cls = getattr(
-                importlib.import_module(f"simulator.tui.screens.{module}"), cls_name
-            )
-        except (ImportError, AttributeError):
-            self.notify("This screen is not available in this version.", severity="warning")
-            return
-        self.app.push_screen(screen_cls(*args))
+    # The other screens are imported when first opened: the library shows sooner.
 
     def action_batch(self) -> None:
+        from simulator.tui.screens.batch_setup import BatchSetupScreen
+
         row = self._require_selection()
         if row is not None:
-            self._push_part2("batch_setup", "BatchSetupScreen", row.experiment)
+            self.app.push_screen(BatchSetupScreen(row.experiment))
 
     def action_runs(self) -> None:
-        self._push_part2("monitor", "RunMonitorScreen")
+        from simulator.tui.screens.monitor import RunMonitorScreen
 
-    def action_conversations(self) -> None:
+        self.app.push_screen(RunMonitorScreen())
+
+    def action_annotate(self) -> None:
+        from simulator.tui.screens.annotate_experiment import AnnotateExperimentScreen
+
         row = self._require_selection()
         if row is not None:
-            self._push_part2("browser", "ConversationBrowserScreen", row.experiment)
+            self.app.push_screen(AnnotateExperimentScreen(row.experiment))
+
+    def action_conversations(self) -> None:
+        from simulator.tui.screens.browser import ConversationBrowserScreen
+
+        row = self._require_selection()
+        if row is not None:
+            self.app.push_screen(ConversationBrowserScreen(row.experiment))

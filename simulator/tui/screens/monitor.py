@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.markup import escape
 from rich.text import Text
@@ -35,6 +35,7 @@ from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
 from simulator.domain import Batch, Status
 from simulator.domain import Message as StoredMessage
 from simulator.engine.events import MessageStored
+from simulator.tui.context import services_of
 from simulator.tui.runs import (
     RESUMABLE,
     BatchRun,
@@ -56,8 +57,11 @@ from simulator.tui.widgets.game_chart import (
     point_from_event,
     points_from_states,
 )
-from simulator.tui.widgets.transcript import TranscriptView
+from simulator.tui.widgets.transcript import TranscriptView, kind_clock
 from simulator.words import plural
+
+if TYPE_CHECKING:
+    from simulator.services.container import Services
 
 FLUSH_S = 0.25  # how often the screen repaints from the registry
 # The transcript grows at most once a second: each growth costs the whole screen a layout pass.
@@ -314,58 +318,7 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
         Binding("ctrl+r", "refresh", "Refresh", id="monitor.refresh", show=False),
     ]
 
-    DEFAULT_CSS = """
-    RunMonitorScreen #monitor-summary {
-        height: auto;
-        max-height: 3;
-        padding: 0 1;
-        background: $boost;
-        text-wrap: nowrap;
-        text-overflow: ellipsis;
-    }
-    RunMonitorScreen #monitor-progress {
-        height: 1;
-        padding: 0 1;
-    }
-    RunMonitorScreen #monitor-progress Bar {
-        width: 1fr;
-    }
-    RunMonitorScreen #monitor-conversations {
-        height: 10;
-    }
-    RunMonitorScreen #monitor-selected {
-        height: 1;
-        padding: 0 1;
-        color: $text-muted;
-        background: $boost;
-    }
-    RunMonitorScreen #monitor-bottom {
-        height: 1fr;
-    }
-    RunMonitorScreen #monitor-transcript {
-        width: 1fr;
-        height: 1fr;
-        overflow-x: hidden;
-    }
-    RunMonitorScreen #monitor-game-chart {
-        width: 44;
-        height: 1fr;
-    }
-    RunMonitorScreen #monitor-batches {
-        height: 1fr;
-    }
-    RunMonitorScreen #monitor-title {
-        height: 1;
-        padding: 0 1;
-        background: $boost;
-        color: $text-muted;
-    }
-    RunMonitorScreen #monitor-batch-details {
-        height: 3;
-        padding: 0 1;
-        color: $text-muted;
-    }
-    """
+    CSS_PATH = "monitor.tcss"
 
     class Loaded(Message):
         def __init__(self, run: BatchRun, kind: str | None = None) -> None:
@@ -419,8 +372,8 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
         self._batch_widths: dict[str, int] = {}  # the list's columns shown, by key (on_resize)
 
     @property
-    def services(self) -> Any:
-        return self.app.services  # type: ignore[attr-defined]
+    def services(self) -> Services:
+        return services_of(self.app)
 
     @property
     def registry(self) -> Any:
@@ -504,6 +457,7 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
     def _loaded(self, message: Loaded) -> None:
         self.run = message.run
         self.kind = message.kind
+        self.query_one("#monitor-transcript", TranscriptView).set_clock(kind_clock(self.kind))
         if chart_of(self.kind) is not None and self._chart is None:
             # Mounted for games only: plotext is imported when a game is shown.
             self._chart = GameChart(self.kind, id="monitor-game-chart")
@@ -618,6 +572,7 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
         if self.run is not None and transcript.roles != self.run.roles:
             transcript.set_roles(self.run.roles)
         transcript.clear_messages()
+        transcript.set_clock(kind_clock(self.kind))
         self._paint_selected()
         self.load_transcript(conversation_id)
         if self._chart is not None:

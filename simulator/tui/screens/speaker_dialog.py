@@ -44,23 +44,7 @@ class SpeakerDialog(ModalScreen[str | None]):
         ],
     ]
 
-    DEFAULT_CSS = """
-    SpeakerDialog #speaker-recent {
-        height: auto;
-        max-height: 8;
-        margin-bottom: 1;
-        border-left: tall $primary;
-        padding-left: 1;
-    }
-    SpeakerDialog #speaker-choices {
-        height: auto;
-        max-height: 12;
-    }
-    SpeakerDialog #speaker-choices Button {
-        width: 100%;
-        margin-bottom: 0;
-    }
-    """
+    CSS_PATH = "speaker_dialog.tcss"
 
     def __init__(self, question: SpeakerQuestion) -> None:
         super().__init__()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar
 
 from pydantic import SecretStr
@@ -13,14 +12,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Input, Label, LoadingIndicator, Static
 
-
-@dataclass(frozen=True)
-class LoginDetails:
-    """What the login screen collected. The password is a SecretStr: repr never shows it."""
-
-    cluster_url: str
-    user: str
-    password: SecretStr
+from simulator.services.root import Login
+from simulator.tui.context import simulator_app
 
 
 class ConnectingScreen(Screen[None]):
@@ -51,24 +44,25 @@ class DatabaseErrorScreen(Screen[None]):
         Binding("q", "app.quit", "Quit", id="dberror.quit", show=False),
     ]
 
-    def __init__(self, title: str, message: str, target: str) -> None:
+    HINT = (
+        "To fix it: start the server or correct MONGODB_URI (or DB_USER, DB_PASSWORD, "
+        "DB_CLUSTER_URL) in your environment or .env, then retry. With none of them "
+        "set, the simulator uses its embedded local server."
+    )
+
+    def __init__(self, title: str, message: str, target: str, hint: str | None = None) -> None:
         super().__init__()
         self.error_title = title
         self.error_message = message
         self.target = target
+        self.hint = hint or self.HINT
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
         with Vertical(id="db-error", classes="centered-box"):
             yield Static(self.error_title, id="db-error-title", classes="error-title")
             yield Static(self.error_message, id="db-error-message", markup=False)
-            yield Static(
-                "To fix it: start the server or correct MONGODB_URI (or DB_USER, DB_PASSWORD, "
-                "DB_CLUSTER_URL) in your environment or .env, then retry. With none of them "
-                "set, the simulator uses its embedded local server.",
-                id="db-error-hint",
-                classes="hint",
-            )
+            yield Static(self.hint, id="db-error-hint", classes="hint")
             with Horizontal(classes="buttons"):
                 yield Button("Retry (r)", id="retry", variant="primary")
                 yield Button("Quit (q)", id="quit")
@@ -135,8 +129,8 @@ class LoginScreen(Screen[None]):
             self.show_error("Server, user and password are all needed.")
             return
         self.show_status(f"Connecting to {cluster} as {user} ...")
-        self.app.log_in(  # type: ignore[attr-defined]
-            LoginDetails(cluster_url=cluster, user=user, password=SecretStr(password))
+        simulator_app(self.app).log_in(
+            Login(cluster_url=cluster, user=user, password=SecretStr(password))
         )
 
     def show_error(self, text: str) -> None:

@@ -1,5 +1,8 @@
 """A conversation's transcript, coloured by role: any number of roles, day separators, summaries.
 
+A game's time is not days: the separators name the kind's clock (``Kind.clock``: "Round 3",
+"Step 2", as the exported transcripts do), which the screen hands over with ``set_clock``.
+
 Self-contained (its own DEFAULT_CSS) so any screen can mount it: the conversation browser shows a
 stored conversation with ``set_messages(messages)``; the run monitor appends live ones with
 ``add_message(message)``. It never reads the database itself.
@@ -17,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import importlib
 from collections.abc import Iterable, Iterator
 from functools import partial
 from typing import Any
@@ -33,6 +35,7 @@ from textual.widgets import RichLog
 from simulator.domain import Message
 from simulator.domain.annotations import Annotation
 from simulator.domain.models import MessageKind
+from simulator.engine.kinds import DAY
 
 #: Colour of events no agent wrote (kickoff, system events); summaries have their own.
 #: The same values as ``simulator.analysis.exports`` (kept in step by a test).
@@ -56,7 +59,11 @@ def _palette(roles: tuple[str, ...]) -> dict[str, str]:
 async def prepare_colours() -> None:
     """Import the palette's module (pandas, ~1 s) in a thread, so the first transcript does not
     freeze the event loop; screens await it in a worker before showing one. Optional."""
-    await asyncio.to_thread(importlib.import_module, "simulator.analysis.exports")
+    await asyncio.to_thread(_import_exports)
+
+
+def _import_exports() -> None:
+    import simulator.analysis.exports  # noqa: F401
 
 
 class _Barred:
@@ -144,6 +151,19 @@ def annotation_lines(annotations: Iterable[Annotation]) -> list[str]:
     return lines
 
 
+def kind_clock(kind: str | None) -> str:
+    """What one unit of a kind's time is called (``Kind.clock``): ``day`` for a dialogue and
+    for a kind this version does not know."""
+    from simulator.scenarios.registry import KINDS
+
+    return KINDS.get(kind).clock if kind and kind in KINDS else DAY
+
+
+def period_title(clock: str, n: int | None) -> str:
+    """A separator's words: "Day 2", "Round 3", "Step 1"; "Before round 1" before the first."""
+    return f"{clock.capitalize()} {n}" if n else f"Before {clock} 1"
+
+
 class TranscriptView(RichLog):
     """Read-only, scrollable transcript of one conversation."""
 
@@ -192,6 +212,12 @@ class TranscriptView(RichLog):
         self._restore_share: float | None = None  # where the reader was (share of the lines)
         #: Annotations shown, by the seq they are about (None: the conversation, an agent).
         self.annotations: dict[int | None, list[Annotation]] = {}
+        self._clock = DAY
+
+    @property
+    def clock(self) -> str:
+        """What the separators call a unit of time (``day``, ``round``, ``step``)."""
+        return self._clock
 
     # ------------------------------------------------------------------ API
 
@@ -214,6 +240,12 @@ class TranscriptView(RichLog):
         """Another experiment's roles (colours follow this order); redraws what is shown."""
         self._roles = list(dict.fromkeys(roles))
         self._redraw()
+
+    def set_clock(self, clock: str) -> None:
+        """Another kind's clock (``kind_clock``); redraws what is shown when it changes."""
+        if clock != self._clock:
+            self._clock = clock
+            self._redraw()
 
     def set_messages(self, messages: Iterable[Message], *, scroll_end: bool = False) -> None:
         """Show these messages (one conversation's, any order) instead of what is shown, from
@@ -324,7 +356,7 @@ class TranscriptView(RichLog):
         if previous is None and self.annotations.get(None):
             out.append(self._conversation_annotations(self.annotations[None]))
         if previous is None or message.day != previous.day:
-            label = f" Day {message.day} " if message.day else " Before day 1 "
+            label = f" {period_title(self._clock, message.day)} "
             out.append(Rule(Text(label, style="bold"), style=NEUTRAL_COLOR, characters="─"))
         if message.kind is MessageKind.summary:
             out.append(self._summary(message))

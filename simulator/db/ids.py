@@ -5,8 +5,8 @@ also by exact name.
 Every command and the Python analysis API resolve batches, experiments and conversations here,
 so they accept the same short ids and fail the same way: an unknown id is a ``NotFoundError``, an
 ambiguous prefix an ``AmbiguousIdError`` that lists the candidates (both exit 2 on the command
-line). This module reads the store only through its ``Store`` protocol, so the analysis layer can
-use it too.
+line). This module reads the store only through its ``Store`` protocol, so every layer above the
+database (the engine, analysis, services, commands) can use it.
 """
 
 from __future__ import annotations

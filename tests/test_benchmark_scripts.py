@@ -1,0 +1,81 @@
+"""Benchmark scripts run as a user runs them (a fresh process through their own entry point),
+at a tiny size: a script that cannot start measures nothing (benchmarks/cache.py once failed
+with "No experiment kinds are installed in this process")."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def last_json(stdout: str) -> dict[str, object]:
+    line = [ln for ln in stdout.splitlines() if ln.startswith("{")][-1]
+    return json.loads(line)
+
+
+def test_the_cache_benchmark_reruns_from_the_cache_at_zero_calls() -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "cache.py"),
+            "--messages",
+            "4",
+            "--repeats",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,  # hang guard only
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    figures = last_json(proc.stdout)
+    assert figures["rerun_calls"] == 0
+    assert figures["rerun_hits"] == figures["rerun_answers"] == figures["learned_from_calls"]
+    assert figures["dryrun_estimate_error"]["calls"] == 0.0  # type: ignore[index]
+
+
+def test_the_ui_responsiveness_benchmark_measures_a_batch_and_the_monitor() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "ui_responsiveness.py"),
+         "--batches", "25", "--listed", "50"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,  # hang guard only
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    figures = last_json(proc.stdout)
+    assert {"load_avg_start", "load_avg_end"} <= figures.keys()
+    assert len(figures) > 2, figures  # the scenarios' figures, not only the load averages
+
+
+def test_the_scale_benchmark_runs_a_batch_and_reads_a_transcript(tmp_path: Path) -> None:
+    """benchmarks/scale.py at a tiny size: the batch it times, a transcript on a pre-filled
+    database (it once failed since the kinds merge: "No experiment kinds are installed")."""
+    script = str(ROOT / "benchmarks" / "scale.py")
+    figures: dict[str, dict[str, object]] = {}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # as the script says: this tree's simulator
+    modes = (
+        ["batch", "--conversations", "4", "--latency-ms", "0"],
+        ["transcript", "--prefill", "300", "--data-dir", str(tmp_path / "db")],
+    )
+    for mode in modes:
+        proc = subprocess.run(
+            [sys.executable, script, *mode, "--runs", "1"],
+            capture_output=True,
+            env=env,
+            text=True,
+            cwd=ROOT,
+            timeout=600,  # hang guard only
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert f"code: {ROOT / 'simulator'}" in proc.stdout
+        figures[mode[0]] = last_json(proc.stdout)
+    assert figures["batch"]["stored"] == 4 * 22
+    assert figures["transcript"]["transcript_ms"] is not None
