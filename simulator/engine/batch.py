@@ -453,8 +453,9 @@ class BatchRunner:
             wanted = RUNNABLE if first else TAKEN_OVER
             if not first:
                 counts.total = len(convs)
-                counts.done = sum(c.status is Status.done for c in convs)
-                counts.failed = sum(c.status is Status.failed for c in convs)
+                # never backwards: tasks may have counted an end the look did not see yet
+                counts.done = max(counts.done, sum(c.status is Status.done for c in convs))
+                counts.failed = max(counts.failed, sum(c.status is Status.failed for c in convs))
             takeable: list[Conversation] = []
             elsewhere = 0
             for conv in convs:

@@ -18,15 +18,19 @@ import contextlib
 import itertools
 import logging
 import random
+import time
 from collections.abc import AsyncIterator
 from typing import Any
-
-from simulator.engine.leases import now_ms
 
 log = logging.getLogger(__name__)
 
 POLL_S = 0.01  # first wait for a slot; grows to MAX_POLL_S while none is free
 MAX_POLL_S = 0.1
+
+
+def now_ms() -> int:
+    """Epoch milliseconds, as slots store their expiry."""
+    return int(time.time() * 1000)
 
 
 class SharedLimits:
