@@ -43,6 +43,7 @@ def test_run_the_readme_example_spec_on_dryrun(db, capsys: pytest.CaptureFixture
     assert "Estimate: 10 conversations, 210 LLM calls" in out
     assert out.count("  done  #") == 10
     assert "done: 10 conversations" in out
+    assert "calls 210/210" in out  # every call counted: 20 agent turns and a summary each
     batches = list(db.batches.find())
     assert len(batches) == 1 and batches[0]["status"] == "done"
     convs = list(db.conversations.find({"batch_id": batches[0]["_id"]}))

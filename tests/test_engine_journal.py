@@ -270,7 +270,7 @@ async def test_a_second_runner_adopts_the_message_stored_first(store: Any, backe
     assert [m.content for m in await store.messages.list(conv.id)] == ["A"]
 
 
-PROGRESS_ONLY = {"messages_done", "tokens", "fallbacks"}
+PROGRESS_ONLY = {"messages_done", "calls_done", "tokens", "fallbacks"}
 
 
 class SlowProgress:

@@ -67,7 +67,7 @@ def test_models_per_role_summarizer_manager_and_game_rounds() -> None:
     (ms,) = plan.spec.model_sets
     assert ms.default == slow and ms.per_role == {"Guard": fast}
     assert ms.summarizer == fast and ms.manager is None and ms.manager_model == slow
-    assert plan.spec.speaker_selection is SpeakerSelection.auto
+    assert plan.spec.speaker_selection == [SpeakerSelection.auto]  # one method: a list of one
     assert plan.only_dryrun
 
     # The cost: from a price table when every model has a price, else said to be unknown.
@@ -101,3 +101,21 @@ def test_a_spec_file_and_a_form_plan_the_same_batch() -> None:
     again = plan_spec(exp, form.spec)
     assert again.ok and again.cells == form.cells
     assert again.estimate == form.estimate and again.grid == form.grid
+
+
+def test_several_speaker_methods_are_a_grid_dimension_and_none_is_a_problem() -> None:
+    exp = runs_experiment()
+    methods = [SpeakerSelection.round_robin, SpeakerSelection.random]
+    plan = plan_batch(exp, {"total_messages": "4", "speaker_selection": methods})
+    assert plan.ok and plan.spec is not None
+    assert plan.spec.speaker_selection == methods
+    assert [c.speaker_selection for c in plan.cells] == methods  # one cell per method
+    assert plan.estimate is not None and plan.estimate.conversations == 2
+
+    plan = plan_batch(exp, {"speaker_selection": []})
+    assert not plan.ok and plan.spec is None
+    assert plan.problems["speaker_selection"] == "choose at least one method"
+
+    twice = [SpeakerSelection.random, SpeakerSelection.random]
+    plan = plan_batch(exp, {"speaker_selection": twice})
+    assert not plan.ok and "random is listed twice" in plan.problems[GRID]

@@ -64,7 +64,7 @@ prices:
     assert spec.experiment_id == exp.id
     assert spec.max_agents == {"Guard": 2, "Prisoner": 1}
     assert spec.factor_levels == [{"disclose": "yes"}]
-    assert spec.speaker_selection is SpeakerSelection.random
+    assert spec.speaker_selection == [SpeakerSelection.random]
     assert (spec.total_messages, spec.days, spec.every_day_count, spec.repeats) == (10, 2, True, 3)
     assert (spec.seed, spec.concurrency, spec.every_combination) == (42, 4, False)
     assert len(spec.model_sets) == 2

@@ -7,13 +7,12 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from textual.widgets import Button, Checkbox, DataTable, Select, Static
+from textual.widgets import Button, Checkbox, DataTable, Static
 
 from simulator.db.store import ConversationFilter
 from simulator.domain import (
     ExperimentKind,
     MessageKind,
-    SpeakerSelection,
     Status,
 )
 from simulator.engine.budget import day_budgets
@@ -129,7 +128,7 @@ async def test_launch_a_2x2_grid_with_2_days_and_watch_it_finish(store: Any, run
         assert table.row_count == 4
         rows = [conversation_row(monitor, i) for i in range(4)]
         assert [r[1] for r in rows] == ["1v1, 2 days", "1v2, 2 days", "2v1, 2 days", "2v2, 2 days"]
-        assert [r[4] for r in rows] == ["6/6"] * 4
+        assert [r[4] for r in rows] == ["8/8"] * 4  # 6 agent turns and 2 summaries each
         assert [r[6] for r in rows] == ["0"] * 4
         assert run.fraction() == 1.0
 
@@ -168,7 +167,8 @@ async def test_manual_speaker_dialog_decides_who_speaks(store: Any, runs_app: An
         await wait_until(pilot, lambda: isinstance(app.screen, BatchSetupScreen), what="setup")
         setup = app.screen
         await wait_until(pilot, lambda: setup.checks >= 1, what="first check")
-        setup.query_one("#speaker", Select).value = SpeakerSelection.manual.value
+        setup.query_one("#speaker-round_robin", Checkbox).value = False
+        setup.query_one("#speaker-manual", Checkbox).value = True
         await fill(pilot, setup, {"total": "3"})
         assert "a dialog asks you" in shown(setup, "#speaker-note")
         await pilot.press("ctrl+s")

@@ -223,7 +223,7 @@ async def test_escape_from_a_batchs_transcript_returns_to_its_table(
     """One key from a detail back to its list in the run monitor too (as in the browser)."""
     from simulator.domain import BatchSpec, ModelSet
     from simulator.tui.runs import runs_of
-    from simulator.tui.screens.monitor import RunMonitorScreen
+    from simulator.tui.screens.batches import BatchListScreen
     from simulator.tui.widgets.transcript import TranscriptView
     from tests.plugins.tui_runs import runs_experiment, wait_batch
 
@@ -239,7 +239,7 @@ async def test_escape_from_a_batchs_transcript_returns_to_its_table(
         registry.run(batch.id)
         await wait_batch(pilot, batch.id)
         await pilot.press("r")
-        await wait_until(pilot, lambda: isinstance(app.screen, RunMonitorScreen))
+        await wait_until(pilot, lambda: isinstance(app.screen, BatchListScreen))
         batches = app.screen
         await wait_until(pilot, lambda: batches.loads >= 1, what="the list of batches")
         await pilot.press("enter")

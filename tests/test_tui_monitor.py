@@ -13,6 +13,7 @@ from simulator.db.store import ConversationFilter
 from simulator.domain import BatchSpec, MessageKind, ModelSet, SpeakerSelection, Status, utcnow
 from simulator.engine.batch import BatchRunner
 from simulator.tui.runs import runs_of
+from simulator.tui.screens.batches import BatchListScreen
 from simulator.tui.screens.dialogs import ConfirmDialog
 from simulator.tui.screens.library import LibraryScreen
 from simulator.tui.screens.monitor import RunMonitorScreen
@@ -120,7 +121,7 @@ async def test_an_unfinished_batch_of_an_earlier_session_is_listed_and_resumed(
         await pilot.press("r")
         await wait_until(
             pilot,
-            lambda: isinstance(app.screen, RunMonitorScreen) and app.screen.loads >= 1,
+            lambda: isinstance(app.screen, BatchListScreen) and app.screen.loads >= 1,
             what="the batch list",
         )
         listing = app.screen
@@ -165,7 +166,7 @@ async def test_a_batch_another_live_runner_holds_is_listed_running_and_not_resum
         await pilot.press("r")
         await wait_until(
             pilot,
-            lambda: isinstance(app.screen, RunMonitorScreen) and app.screen.loads >= 1,
+            lambda: isinstance(app.screen, BatchListScreen) and app.screen.loads >= 1,
             what="the batch list",
         )
         listing = app.screen
@@ -183,7 +184,7 @@ async def test_a_batch_another_live_runner_holds_is_listed_running_and_not_resum
         assert all(c.status is Status.pending for c in convs)
 
 
-def listed_status(listing: RunMonitorScreen, batch_id: str) -> str:
+def listed_status(listing: BatchListScreen, batch_id: str) -> str:
     table = listing.query_one("#monitor-batches", DataTable)
     index = [r.batch.id for r in listing.batch_rows].index(batch_id)
     return str(table.get_row_at(index)[2])
@@ -221,7 +222,7 @@ async def test_leaving_the_monitor_keeps_the_batch_running_and_coming_back_shows
         await pilot.press("r")
         await wait_until(
             pilot,
-            lambda: isinstance(app.screen, RunMonitorScreen) and app.screen.loads >= 1,
+            lambda: isinstance(app.screen, BatchListScreen) and app.screen.loads >= 1,
             what="the batch list",
         )
         listing = app.screen

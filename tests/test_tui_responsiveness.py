@@ -1,7 +1,9 @@
-"""The UI never blocks on the database: every store call the screens and the batches they start
-make runs in a Textual worker on the app's event loop, never in a message handler, a key
-binding or a timer callback. Checked by recording, for every call of the store's repositories,
-which worker made it and on which thread; what load cannot change.
+"""The UI never blocks on the database: every store call the screens make runs in a Textual
+worker on the app's event loop, never in a message handler, a key binding or a timer callback;
+the batches they start make none on the app's client (each runs on its own thread, event loop
+and client: tests/test_tui_batch_thread.py records those). Checked by recording, for every call
+of the app's store's repositories, which worker made it and on which thread; what load cannot
+change.
 
 How long the loop is kept busy in one go is measured, not tested: benchmarks/ui_responsiveness.py
 (figures in docs/benchmarks.md).
@@ -20,6 +22,7 @@ from textual.worker import NoActiveWorker, get_current_worker
 from simulator.db.store import ConversationFilter
 from simulator.domain import Status
 from simulator.tui.screens.batch_setup import BatchSetupScreen
+from simulator.tui.screens.batches import BatchListScreen
 from simulator.tui.screens.dialogs import ConfirmDialog
 from simulator.tui.screens.monitor import RunMonitorScreen
 from simulator.tui.widgets.transcript import TranscriptView
@@ -60,7 +63,7 @@ def record_store_calls(store: Any) -> list[StoreCall]:
     return calls
 
 
-async def test_the_store_calls_of_setup_monitor_and_a_running_batch_run_in_workers(
+async def test_the_store_calls_of_setup_and_monitor_run_in_workers_and_the_batch_makes_none(
     store: Any, runs_app: Any
 ) -> None:
     await store.experiments.create(runs_experiment())
@@ -104,11 +107,7 @@ async def test_the_store_calls_of_setup_monitor_and_a_running_batch_run_in_worke
         await pilot.press("r")
         await wait_until(
             pilot,
-            lambda: (
-                isinstance(app.screen, RunMonitorScreen)
-                and app.screen.batch_id is None
-                and app.screen.loads >= 1
-            ),
+            lambda: isinstance(app.screen, BatchListScreen) and app.screen.loads >= 1,
             what="the batch list",
         )
     calls = list(calls)  # the app's calls (the checks below make their own)
@@ -116,13 +115,12 @@ async def test_the_store_calls_of_setup_monitor_and_a_running_batch_run_in_worke
     convs = await store.conversations.list(ConversationFilter(batch_id=batch_id))
     assert len(convs) == 4 and all(c.status is Status.done for c in convs)
     made = {c.what for c in calls}
-    # every kind of work was seen: listings, the batch's creation, its run, the transcripts
-    assert {"experiments.list", "batches.create", "conversations.create"} <= made
-    assert {"messages.append", "conversations.set_fields", "messages.list"} <= made
+    # every kind of the screens' work was seen: listings, the batch, the transcripts
+    assert {"experiments.list", "batches.list", "batches.get", "messages.list"} <= made
+    # the batch was created and run on its own thread's client, never on the app's
+    writes = {"batches.create", "conversations.create", "messages.append"}
+    assert not made & writes, f"batch writes on the app's client: {sorted(made & writes)}"
     outside = sorted({c.what for c in calls if c.worker is None})
     assert outside == [], f"store calls made outside any worker (in a handler): {outside}"
     threads = {c.thread for c in calls}
     assert threads == {app_thread}, "store calls made off the app's thread (its client's loop)"
-    # the batch's own calls ran in the batch's worker, not in a screen's
-    batch_calls = {c.worker for c in calls if c.what == "messages.append"}
-    assert batch_calls == {f"batch-{batch_id}"}

@@ -24,6 +24,7 @@ from simulator.llm.registry import Backends
 from simulator.settings import Settings
 from simulator.tui.app import SimulatorApp
 from simulator.tui.screens.batch_setup import BatchSetupScreen
+from simulator.tui.screens.batches import BatchListScreen
 from simulator.tui.screens.monitor import RunMonitorScreen
 from tests.plugins.tui import (
     FIXED_TIME,
@@ -122,7 +123,7 @@ async def _batch_list(pilot: Pilot[Any]) -> None:
     await pilot.press("r")
     await wait_until(
         pilot,
-        lambda: isinstance(app.screen, RunMonitorScreen) and app.screen.loads >= 1,
+        lambda: isinstance(app.screen, BatchListScreen) and app.screen.loads >= 1,
         what="the batch list",
     )
     await settle(pilot)

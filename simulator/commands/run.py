@@ -705,8 +705,9 @@ async def _drive(
         ConversationFailed,
         ConversationFinished,
         ConversationWarning,
+        MessageStored,
     )
-    from simulator.engine.grid import describe_cell
+    from simulator.engine.grid import describe_cell, planned_calls
     from simulator.llm.base import LLMEvent
 
     conversations: dict[str, Conversation] = {
@@ -718,13 +719,26 @@ async def _drive(
         c = conversations.get(cid)
         return f"#{conversation_number(c)} {describe_cell(c.cell)}" if c else cid
 
+    # Model calls (agent turns, summaries, manager choices, game decisions) made of those
+    # planned: the bar counts conversations, this says how far the running ones are.
+    calls = sum(max(c.calls_done, c.messages_done) for c in conversations.values())
+    memo: dict[Any, Any] = {}  # each distinct cell worked out once
+    planned = sum(planned_calls(experiment, c.cell, memo=memo) for c in conversations.values())
     _running.append(batch.id)
     warned: dict[str, int] = {}  # warning -> conversations it was recorded on
     try:
-        with _progress(console, batch, experiment) as (progress, task):
+        with _progress(console, batch, experiment, f"{calls:,}/{planned:,}") as (progress, task):
 
             def on_event(event: Any) -> None:
-                if isinstance(event, BatchProgress) and event.batch_id == batch.id:
+                nonlocal calls
+                if (
+                    isinstance(event, MessageStored)
+                    and event.batch_id == batch.id
+                    and event.message.model is not None
+                ):
+                    calls += 1
+                    progress.update(task, calls=f"{calls:,}/{planned:,}")
+                elif isinstance(event, BatchProgress) and event.batch_id == batch.id:
                     progress.update(
                         task,
                         total=event.total,
@@ -784,7 +798,9 @@ def retry_line(event: Any) -> str:
 
 
 @contextmanager
-def _progress(console: Any, batch: Batch, experiment: Experiment) -> Iterator[tuple[Any, Any]]:
+def _progress(
+    console: Any, batch: Batch, experiment: Experiment, calls: str = ""
+) -> Iterator[tuple[Any, Any]]:
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -798,13 +814,17 @@ def _progress(console: Any, batch: Batch, experiment: Experiment) -> Iterator[tu
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("failed {task.fields[failed]}"),
+        TextColumn("calls {task.fields[calls]}"),
         TimeElapsedColumn(),
         console=console,
         transient=False,
     )
     with progress:
         task = progress.add_task(
-            f"batch {batch.id[:8]} {experiment.name}", total=batch.cells_total, failed=0
+            f"batch {batch.id[:8]} {experiment.name}",
+            total=batch.cells_total,
+            failed=0,
+            calls=calls,
         )
         yield progress, task
 

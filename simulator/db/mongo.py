@@ -839,6 +839,8 @@ class MongoStore:
         self.db: AsyncDatabase[Doc] = client[db_name]
         self.db_name = db_name
         self.uri_redacted = redact_uri(uri)
+        self._uri = uri  # for ``reopen`` only: never logged or shown (it may hold a password)
+        self._timeout_ms = 5000
         self.experiments = MongoExperimentRepo(self)
         self.batches = MongoBatchRepo(self.db["batches"])
         self.conversations = MongoConversationRepo(self)
@@ -903,6 +905,11 @@ class MongoStore:
         with contextlib.suppress(Exception):  # appends still queued are written first
             await self.messages.inserts.flush()
         await self.client.close()
+
+    async def reopen(self) -> MongoStore:
+        """A second store on the same server and database, with its own client: for another
+        event loop (a client is bound to the loop it was first used on). Close it yourself."""
+        return await connect_store(self._uri, self.db_name, self._timeout_ms)
 
     async def drop_database(self) -> None:
         """Delete every collection of this database (tests and ``simulator db`` maintenance)."""
@@ -1033,6 +1040,7 @@ async def connect_store(
     except BaseException:
         await client.close()
         raise
+    store._timeout_ms = timeout_ms
     return store
 
 

@@ -12,10 +12,11 @@ import re
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
@@ -71,8 +72,9 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "max_cost_usd": (0, 1_000_000),  # a batch's budget cap in USD (see docs/cost.md)
     "max_total_tokens": (1, 1_000_000_000_000),  # a batch's budget cap in tokens
 }
-#: Conversations in one batch (model sets x factor combinations x agent counts x day counts x
-#: repeats); more is almost surely a typo, and each one is a stored document before anything runs.
+#: Conversations in one batch (model sets x factor combinations x speaker selections x agent
+#: counts x day counts x repeats); more is almost surely a typo, and each one is a stored
+#: document before anything runs.
 MAX_CELLS = 10_000
 
 
@@ -207,6 +209,33 @@ class SpeakerSelection(StrEnum):
     random = "random"
     auto = "auto"
     manual = "manual"
+
+
+def speaker_methods(value: Any) -> Any:
+    """A batch's speaker selection methods: one method (``random``) or a list of distinct ones
+    (``[round_robin, random]``), each a grid dimension's level."""
+    items = list(value) if isinstance(value, list | tuple) else [value]
+    if not items:
+        raise ValueError("name at least one speaker selection method")
+    known = [s.value for s in SpeakerSelection]
+    methods: list[SpeakerSelection] = []
+    for item in items:
+        if isinstance(item, SpeakerSelection):
+            method = item
+        elif isinstance(item, str) and item in known:
+            method = SpeakerSelection(item)
+        else:
+            raise ValueError(
+                f"{item!r} is not a speaker selection method; use one of {', '.join(known)}"
+            )
+        if method in methods:
+            raise ValueError(f"{method.value} is listed twice")
+        methods.append(method)
+    return methods
+
+
+#: One or more speaker selection methods (a single value is accepted and becomes a list of one).
+SpeakerMethods = Annotated[list[SpeakerSelection], BeforeValidator(speaker_methods)]
 
 
 class Status(StrEnum):
@@ -667,7 +696,10 @@ class BatchSpec(Model):
     max_agents: dict[str, int] = Field(default_factory=dict)
     every_combination: StrictBool = True  # False: only the maxima
     factor_levels: list[dict[str, str]] | None = None  # None: all combinations of levels
-    speaker_selection: SpeakerSelection = SpeakerSelection.round_robin
+    # a grid dimension: each cell runs one method (a single value is accepted)
+    speaker_selection: SpeakerMethods = Field(
+        default_factory=lambda: [SpeakerSelection.round_robin]
+    )
     repeats: int = _int_field("repeats", 1)
     seed: int = _int_field("seed", 0)
     # Conversations at once. Each endpoint has its own, tighter limit (Backends), so this only
@@ -830,6 +862,10 @@ class Conversation(Model):
     manager_prompt: str = ""
     budget: int = 0  # agent messages planned
     messages_done: int = 0
+    # model calls stored (messages with a model: agent turns, summaries, manager choices, game
+    # decisions): progress against ``engine.grid.planned_calls``; 0 on conversations stored
+    # before it was counted
+    calls_done: int = 0
     fallbacks: int = 0
     error: str | None = None
     stop_reason: str | None = None  # why it stopped before the end (see Batch.stop_reason)

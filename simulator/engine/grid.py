@@ -48,10 +48,11 @@ from simulator.domain import (
     ModelSet,
     Provider,
     Section,
+    SpeakerSelection,
 )
 from simulator.domain.cells import repeat_number
 from simulator.domain.errors import SpecError
-from simulator.domain.models import MAX_CELLS
+from simulator.domain.models import MAX_CELLS, speaker_methods
 from simulator.engine.budget import day_budgets
 from simulator.engine.kinds import KindCatalog, Tally, resolve, uses_days
 from simulator.engine.rng import derive_seed
@@ -96,6 +97,12 @@ def _maxima(experiment: Experiment, spec: BatchSpec) -> dict[str, int]:
                 f"batch.max_agents.{role}: no role {role!r} in experiment {experiment.name!r}"
             ) from None
     return {r.name: canonical.get(r.name, 1) for r in experiment.roles}
+
+
+def speaker_selections(spec: BatchSpec) -> list[SpeakerSelection]:
+    """The spec's speaker selection methods, one grid level each (a spec copied with a single
+    method, without validation, counts as a list of one)."""
+    return list(speaker_methods(spec.speaker_selection))
 
 
 def day_counts(spec: BatchSpec) -> list[int]:
@@ -169,13 +176,17 @@ class GridSize:
 
 
 def grid_size(experiment: Experiment, spec: BatchSpec) -> GridSize:
-    """How many cells ``expand_grid`` would make: model sets x factor combinations x agent
-    counts x day counts x repeats, multiplied (cheap for any spec, however large)."""
+    """How many cells ``expand_grid`` would make: model sets x factor combinations x speaker
+    selections x agent counts x day counts x repeats, multiplied (cheap for any spec, however
+    large)."""
     maxima = _maxima(experiment, spec)
     counts = math.prod(maxima.values()) if spec.every_combination else 1
+    methods = len(speaker_selections(spec))
     parts = (
         (len(spec.model_sets), "model set"),
         (count_factor_combinations(experiment, spec), "factor combination"),
+        # named only when it varies: a single method is not a dimension a reader looks for
+        *([(methods, "speaker selection")] if methods > 1 else []),
         (counts, "agent count"),
         (spec.days if spec.every_day_count else 1, "day count"),
         (spec.repeats, "repeat"),
@@ -189,8 +200,8 @@ def check_grid_size(experiment: Experiment, spec: BatchSpec, max_cells: int = MA
     if size.cells > max_cells:
         raise SpecError(
             f"batch: {size.cells:,} conversations ({size.words}): at most {max_cells:,} in one "
-            "batch; lower the maxima of agents, the day counts, the factor levels, the models "
-            "or the repeats"
+            "batch; lower the maxima of agents, the day counts, the factor levels, the models, "
+            "the speaker selections or the repeats"
         )
     return size.cells
 
@@ -205,7 +216,8 @@ def seed_path(cell: GridCell) -> str:
 def expand_grid(
     experiment: Experiment, spec: BatchSpec, kinds: KindCatalog | None = None
 ) -> list[GridCell]:
-    """The batch's cells, in a stable order: model set, factor levels, counts, days, repeat.
+    """The batch's cells, in a stable order: model set, factor levels, speaker selection,
+    counts, days, repeat.
 
     Refuses (SpecError) a grid of more than ``MAX_CELLS`` cells before expanding anything, and
     an experiment of a kind the registry (``kinds``, else the installed one) does not know."""
@@ -217,9 +229,10 @@ def expand_grid(
         )
     check_grid_size(experiment, spec)
     cells: list[GridCell] = []
-    for models, levels, counts, days, repeat in itertools.product(
+    for models, levels, speaker_selection, counts, days, repeat in itertools.product(
         spec.model_sets,
         factor_combinations(experiment, spec),
+        speaker_selections(spec),
         count_combinations(experiment, spec),
         day_counts(spec),
         range(spec.repeats),
@@ -230,7 +243,7 @@ def expand_grid(
             total_messages=spec.total_messages,
             models=models,
             factors=levels,
-            speaker_selection=spec.speaker_selection,
+            speaker_selection=speaker_selection,
             repeat=repeat,
             rounds=spec.rounds,
         )
@@ -537,10 +550,56 @@ def estimate(
     return estimate_cells(experiment, expand_grid(experiment, spec, kinds), prices, kinds)
 
 
+class _Calls:
+    """A tally that counts calls only (``planned_calls``)."""
+
+    def __init__(self, memo: dict[Any, Any]) -> None:
+        self.memo = memo
+        self.measured: MeasuredRates | None = None
+        self.calls = 0.0
+
+    def add(self, ref: ModelRef, prompt: float, completion: float, calls: float = 1) -> None:
+        self.calls += calls
+
+
+def planned_calls(
+    experiment: Experiment,
+    cell: GridCell,
+    kinds: KindCatalog | None = None,
+    memo: dict[Any, Any] | None = None,
+) -> int:
+    """The model calls one conversation of ``cell`` makes, the yardstick of its progress (what
+    ``Conversation.calls_done`` counts up to): the calls the experiment kind's estimator counts
+    for the cell, exactly as the estimate counts them (a dialogue's agent turns, one summary a
+    day and, with ``auto`` selection, the manager's calls; a game's decisions). A conversation
+    that ends early (a stop phrase) makes fewer. ``memo``: shared by the calls for one
+    experiment's cells, so a cell that differs from another only in repeat and seed is worked
+    out once."""
+    memo = memo if memo is not None else {}
+    key = (
+        "planned_calls",
+        tuple(cell.counts.items()),
+        cell.days,
+        cell.total_messages,
+        tuple(cell.factors.items()),
+        cell.speaker_selection,
+        cell.rounds,
+        cell.models.model_dump_json(),
+    )
+    if key not in memo:
+        tally = _Calls(memo)
+        resolve(kinds).get(experiment.kind).estimate(experiment, cell, tally)
+        memo[key] = max(0, round(tally.calls))
+    return int(memo[key])
+
+
 def describe_cell(cell: GridCell) -> str:
-    """A short human label: ``2v1, 3 days, goal=escape, repeat 2``."""
+    """A short human label: ``2v1, 3 days, goal=escape, random, repeat 2`` (the speaker
+    selection named when it is not round robin)."""
     parts = [cell.counts_label, f"{cell.days} day{'s' if cell.days != 1 else ''}"]
     parts += [f"{k}={v}" for k, v in cell.factors.items()]
+    if cell.speaker_selection is not SpeakerSelection.round_robin:
+        parts.append(cell.speaker_selection.value)
     if cell.repeat:
         parts.append(f"repeat {repeat_number(cell)}")
     return ", ".join(parts)
@@ -564,9 +623,11 @@ __all__ = [
     "expand_grid",
     "factor_combinations",
     "grid_size",
+    "planned_calls",
     "reply",
     "sections_text",
     "seed_path",
+    "speaker_selections",
     "stand_ins",
     "sum_quadratic",
     "tally_game_calls",

@@ -123,6 +123,7 @@ class Journal:
         self._stored_at_open = len(stored)
         self._tokens = TokenUsage()
         self._done = 0
+        self._calls = 0  # stored messages with a model: the calls made (progress, estimates)
         self._fallbacks = 0
         self._models: dict[tuple[str, str], ModelRef] = {}  # models this run called
         for m in stored:
@@ -477,6 +478,7 @@ class Journal:
     def _progress_fields(self) -> dict[str, Any]:
         return {
             "messages_done": self._done,
+            "calls_done": self._calls,
             "tokens": self._tokens,
             "fallbacks": self._fallbacks,
         }
@@ -485,6 +487,8 @@ class Journal:
         self._tokens = self._tokens + m.usage
         if m.kind in AGENT_KINDS:
             self._done += 1
+        if m.model is not None:
+            self._calls += 1
         if m.decision is Decision.fallback or FALLBACK in m.flags:
             self._fallbacks += 1
 

@@ -34,7 +34,7 @@ from simulator.domain import (
     SpeakerSelection,
 )
 from simulator.domain.errors import SpecError
-from simulator.domain.models import BOUNDS, Model, bound_message
+from simulator.domain.models import BOUNDS, Model, SpeakerMethods, bound_message
 from simulator.engine.grid import check_grid_size
 
 Problem = tuple[str, str]  # (dotted field path, message)
@@ -304,7 +304,7 @@ class _BatchScalars(Model):
     days: int = _as_in_batch_spec("days")
     every_day_count: bool = _as_in_batch_spec("every_day_count")
     every_combination: bool = _as_in_batch_spec("every_combination")
-    speaker_selection: SpeakerSelection = SpeakerSelection.round_robin
+    speaker_selection: SpeakerMethods = _as_in_batch_spec("speaker_selection")
     repeats: int = _as_in_batch_spec("repeats")
     seed: int = _as_in_batch_spec("seed")
     concurrency: int = _as_in_batch_spec("concurrency")
@@ -342,7 +342,7 @@ def _parse_batch(value: object, problems: list[Problem]) -> BatchRequest | None:
             )
     scalars_in = {k: v for k, v in value.items() if k in _BatchScalars.model_fields}
     scalars = _validate(_BatchScalars, scalars_in, "batch", problems)
-    if scalars is not None and scalars.speaker_selection is SpeakerSelection.manual:
+    if scalars is not None and SpeakerSelection.manual in scalars.speaker_selection:
         problems.append(
             (
                 "batch.speaker_selection",

@@ -143,7 +143,8 @@ def plan_batch(
 ) -> BatchPlan:
     """Check a form's ``fields`` (``BatchSpec`` field names; numbers as typed) against the
     experiment. Missing fields take ``BatchSpec``'s defaults; ``max_agents`` maps each role to
-    its typed maximum (1 when missing). Every problem is reported, each under its field
+    its typed maximum (1 when missing); ``speaker_selection`` is one method or a list of them
+    (each a level of the grid). Every problem is reported, each under its field
     (``max_agents.<role>`` for a role's maximum, ``GRID`` for the grid and the experiment)."""
     problems: dict[str, str] = {}
     defaults = BatchSpec.model_fields
@@ -188,12 +189,16 @@ def plan_batch(
             )
     model_sets = fields.get("model_sets") or [choose_models(experiment)]
     assert isinstance(model_sets, list)
+    # One method or several (each a level of the grid: every cell runs one of them).
+    speakers = fields.get("speaker_selection", [SpeakerSelection.round_robin])
+    methods = list(speakers) if isinstance(speakers, list | tuple) else [speakers]
+    if not methods:
+        problems["speaker_selection"] = "choose at least one method"
     plan = BatchPlan(problems=problems)
     if problems:
         return plan
     assert total is not None and days is not None and repeats is not None
     assert seed is not None and concurrency is not None
-    speaker = str(fields.get("speaker_selection", SpeakerSelection.round_robin.value))
     try:
         spec = BatchSpec(
             experiment_id=experiment.id,
@@ -203,7 +208,7 @@ def plan_batch(
             every_day_count=bool(fields.get("every_day_count", False)),
             max_agents=maxima,
             every_combination=bool(fields.get("every_combination", True)),
-            speaker_selection=SpeakerSelection(speaker),
+            speaker_selection=[SpeakerSelection(str(m)) for m in methods],
             repeats=repeats,
             seed=seed,
             concurrency=concurrency,

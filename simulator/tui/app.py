@@ -273,6 +273,14 @@ class SimulatorApp(App[None]):
         self.push_screen(ConfirmDialog("Remember me?", question), callback=answered)
 
     async def on_unmount(self) -> None:
+        # Batches first: each stores its interruption through its own client and ends; only
+        # then do the app's clients (and the embedded server they may share) close.
+        registry = getattr(self, "_batch_runs", None)
+        if registry is not None:
+            try:
+                await registry.shutdown("the app was closed")
+            except Exception:
+                log.exception("stopping the batches failed")
         services, self.services = self.services, None
         if services is not None:
             try:
@@ -344,10 +352,22 @@ class SimulatorApp(App[None]):
             )
 
     def _interrupt_batches(self, reason: str) -> None:
-        """Batches running here stop as ``interrupted`` with ``reason`` (stored by the runner
-        while the app closes; everything stored is kept and they resume later)."""
-        if self.services is not None:
+        """Batches running here stop as ``interrupted`` with ``reason``, each stored by its own
+        thread's runner while the app closes (``on_unmount`` waits for them); everything stored
+        is kept and they resume later."""
+        registry = getattr(self, "_batch_runs", None)
+        if registry is not None:
+            registry.interrupt(reason)
+        if self.services is not None:  # anything run on the app's own loop (annotations' runs)
             self.services.batches.interrupt(reason)
+
+    def on_batch_report(self, message: Any) -> None:
+        """What a batch's thread reports (``simulator.tui.runs.BatchReport``): the registry
+        applies it on this loop."""
+        from simulator.tui.runs import runs_of
+
+        if self.services is not None:
+            runs_of(self).receive(message)
 
     async def action_quit(self) -> None:
         """Quit; first ask when an editor below holds unsaved changes or batches are running in

@@ -1,8 +1,10 @@
 """Editor tab "Models": the models on offer, each with its sampling parameters.
 
-Ollama models are listed from the running server on request (never pulled on open); pulling a
-missing one is an explicit action with a progress bar. OpenAI (or any OpenAI-compatible server:
-type its base URL) and the offline dryrun backend are typed in.
+The models of the highlighted model's server are listed on request (never pulled on open):
+Ollama's installed models, or an OpenAI-compatible server's ``/models`` (with the API key when
+one is set); pulling a missing Ollama model is an explicit action with a progress bar. "Test"
+checks any model before a batch: the server answers, accepts the key and has the model, with the
+latency, or what failed (``simulator.llm.probe``). The offline dryrun backend needs neither.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from textual.widgets.option_list import Option
 
 from simulator.domain.errors import SimulatorError
 from simulator.domain.models import ModelRef, Provider, SamplingParams
+from simulator.settings import Settings
 from simulator.tui.context import services_of
 from simulator.tui.draft import Draft, describe_validation_error
 from simulator.tui.messages import DraftChanged
@@ -80,16 +83,21 @@ def pool_text(ref: ModelRef) -> str:
 
 
 class ModelList(ItemList):
-    """The models on offer; besides the list's keys, ``ctrl+l`` asks Ollama for its models and
-    ``ctrl+o`` pulls the highlighted one (keys no typing produces: a pull may download GBs)."""
+    """The models on offer; besides the list's keys, ``ctrl+l`` asks the highlighted model's
+    server for its models, ``ctrl+t`` tests the highlighted model and ``ctrl+o`` pulls it from
+    Ollama (keys no typing produces: a pull may download GBs)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("ctrl+l", "list_ollama", "Ollama list", id="models.list"),
+        Binding("ctrl+l", "list_models", "List models", id="models.list"),
+        Binding("ctrl+t", "test", "Test", id="models.test"),
         Binding("ctrl+o", "pull", "Pull", id="models.pull"),
     ]
 
-    def action_list_ollama(self) -> None:
-        self.owner.action_list_ollama()  # type: ignore[attr-defined]
+    def action_list_models(self) -> None:
+        self.owner.action_list_models()  # type: ignore[attr-defined]
+
+    def action_test(self) -> None:
+        self.owner.action_test()  # type: ignore[attr-defined]
 
     def action_pull(self) -> None:
         self.owner.action_pull()  # type: ignore[attr-defined]
@@ -97,10 +105,19 @@ class ModelList(ItemList):
 
 class ModelsPane(ReportsWorkerErrors, Horizontal):
     class Listed(Message):
-        def __init__(self, names: list[str] | None, error: str | None) -> None:
+        def __init__(
+            self, names: list[str] | None, error: str | None, server: str = "Ollama"
+        ) -> None:
             super().__init__()
             self.names = names
             self.error = error
+            self.server = server  # "Ollama" or the OpenAI-compatible server's base URL
+
+    class Tested(Message):
+        def __init__(self, ref: ModelRef, result: Any) -> None:
+            super().__init__()
+            self.ref = ref
+            self.result = result  # simulator.llm.probe.ProbeResult
 
     class PullProgress(Message):
         def __init__(self, status: str, completed: int | None, total: int | None) -> None:
@@ -119,6 +136,8 @@ class ModelsPane(ReportsWorkerErrors, Horizontal):
         super().__init__(id="models-pane")
         self.draft = draft
         self._pulled_note = ""  # "X is ready. ", shown with the next listing
+        self.tests = 0  # connection tests finished (tests wait on it)
+        self.listings = 0  # listings finished (tests wait on it)
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="side"):
@@ -126,6 +145,7 @@ class ModelsPane(ReportsWorkerErrors, Horizontal):
             with Horizontal(classes="side-buttons"):
                 yield side_button("+ Add", "model-add")
                 yield side_button("Remove", "model-remove")
+                yield side_button("Test", "model-test")
         with VerticalScroll(classes="form", can_focus=False):
             with Horizontal(classes="form-row"):
                 yield Label("Provider", classes="field-label")
@@ -143,7 +163,7 @@ class ModelsPane(ReportsWorkerErrors, Horizontal):
                 yield Label("Model", classes="field-label")
                 yield Input(id="model-name", compact=True, placeholder="e.g. llama3 or gpt-4.1")
             with Horizontal(classes="form-row"):
-                yield Label("Installed", classes="field-label")
+                yield Label("On server", classes="field-label")
                 yield Select([], id="model-installed", compact=True, prompt="ctrl+l lists them")
             with Horizontal(classes="form-row"):
                 yield Label("Base URL", classes="field-label")
@@ -164,7 +184,8 @@ class ModelsPane(ReportsWorkerErrors, Horizontal):
                 f"Defaults: temperature {DEFAULTS.temperature}, top_p {DEFAULTS.top_p}, "
                 f"top_k {DEFAULTS.top_k}, num_ctx {DEFAULTS.num_ctx}, max_tokens "
                 f"{DEFAULTS.max_tokens}. Empty: not sent (the server's default).\n"
-                "In the list: + add · del remove · ctrl+l Ollama's models · ctrl+o pull it",
+                "In the list: + add · del remove · ctrl+l the server's models · ctrl+t test "
+                "· ctrl+o pull (Ollama)",
                 classes="hint",
             )
             yield ProgressBar(id="pull-progress", show_eta=False)
@@ -223,7 +244,7 @@ class ModelsPane(ReportsWorkerErrors, Horizontal):
             for name, _ in PARAMS:
                 value = getattr(ref.params, name)
                 self.query_one(f"#param-{name}", Input).value = "" if value is None else str(value)
-        self.query_one("#model-installed", Select).disabled = ref.provider is not Provider.ollama
+        self.query_one("#model-installed", Select).disabled = ref.provider is Provider.dryrun
         self.query_one("#models-status", Static).update(self._describe(ref))
 
     @staticmethod
@@ -233,8 +254,11 @@ class ModelsPane(ReportsWorkerErrors, Horizontal):
         if ref.provider is Provider.dryrun:
             return "dryrun answers offline with scripted text: for rehearsing, not a model."
         if ref.provider is Provider.openai:
-            return "OpenAI needs OPENAI_API_KEY; another server: give its base URL (…/v1)."
-        return "Ollama: the model must be installed on the server (ctrl+o pulls it)."
+            return (
+                "OpenAI needs OPENAI_API_KEY; another server: give its base URL (…/v1). "
+                "ctrl+l lists its models, ctrl+t tests the model."
+            )
+        return "Ollama: the model must be installed on the server (ctrl+o pulls it, ctrl+t tests)."
 
     @on(OptionList.OptionSelected, "#model-list")
     def _edit_selected(self) -> None:
@@ -283,11 +307,11 @@ class ModelsPane(ReportsWorkerErrors, Horizontal):
         self.query_one("#model-list", OptionList).replace_option_prompt_at_index(
             index, self._label(ref)
         )
-        self.query_one("#model-installed", Select).disabled = ref.provider is not Provider.ollama
+        self.query_one("#model-installed", Select).disabled = ref.provider is Provider.dryrun
         status.update(self._describe(ref))
         self.post_message(DraftChanged(self))
         if isinstance(event, Select.Changed) and ref.provider is Provider.ollama:
-            self.action_list_ollama()
+            self.action_list_models()
 
     def _refuse(self, problem: str) -> None:
         """A value the model refuses (the domain's own words and bounds): shown, not applied,
@@ -324,28 +348,45 @@ class ModelsPane(ReportsWorkerErrors, Horizontal):
         self.sync(max(index - 1, 0))
         self.post_message(DraftChanged(self))
 
-    def _ollama_ref(self) -> ModelRef:
+    def _server_ref(self) -> ModelRef:
+        """The highlighted model, whose server a listing asks (Ollama's default server when it
+        is a dryrun model or there is none)."""
         index = self.selected_index()
         ref = self.draft.models[index] if index is not None else None
-        if ref is not None and ref.provider is Provider.ollama:
+        if ref is not None and ref.provider is not Provider.dryrun:
             return ref
         return ModelRef(provider=Provider.ollama, model="any")
 
-    def action_list_ollama(self) -> None:
-        self.query_one("#models-status", Static).update("Asking Ollama for its models ...")
-        self._list(self._ollama_ref())
+    def _settings(self) -> Settings:
+        """The session's settings (where Ollama and the OpenAI-compatible server are)."""
+        return services_of(self.app).settings
 
-    @work(exclusive=True, group="ollama-list", exit_on_error=False)
+    def action_list_models(self) -> None:
+        ref = self._server_ref()
+        server = "Ollama" if ref.provider is Provider.ollama else "the server"
+        self.query_one("#models-status", Static).update(f"Asking {server} for its models ...")
+        self._list(ref)
+
+    # the binding's old name (Ollama was the only server listed)
+    action_list_ollama = action_list_models
+
+    @work(exclusive=True, group="models-list", exit_on_error=False)
     async def _list(self, ref: ModelRef) -> None:
+        from simulator.llm.probe import ProbeError, list_models, openai_base_url
+
+        settings = self._settings()
+        ollama = ref.provider is Provider.ollama
+        server = "Ollama" if ollama else openai_base_url(ref, settings)
         try:
-            names = await services_of(self.app).backends.list_models(ref)
-        except SimulatorError as exc:
-            self.post_message(self.Listed(None, str(exc)))
+            names = await list_models(ref, settings)
+        except ProbeError as exc:  # its message names the server
+            self.post_message(self.Listed(None, str(exc), server))
             return
-        self.post_message(self.Listed(sorted(names), None))
+        self.post_message(self.Listed(sorted(names), None, server))
 
     @on(Listed)
     def _listed(self, message: Listed) -> None:
+        self.listings += 1
         status = self.query_one("#models-status", Static)
         select = self.query_one("#model-installed", Select)
         if message.error is not None:
@@ -355,14 +396,52 @@ class ModelsPane(ReportsWorkerErrors, Horizontal):
         with select.prevent(Select.Changed):
             select.set_options([(n, n) for n in names])
         done, self._pulled_note = self._pulled_note, ""
-        status.update(
-            done
-            + (
+        if message.server == "Ollama":
+            text = (
                 f"Ollama has {plural(len(names), 'model')} installed; pick one above."
                 if names
                 else "Ollama has no models installed: type a name; ctrl+o (in the list) pulls it."
             )
-        )
+        else:
+            text = (
+                f"{message.server} offers {plural(len(names), 'model')}; pick one above."
+                if names
+                else f"{message.server} lists no models: type the model's name."
+            )
+        status.update(done + text)
+
+    @on(Button.Pressed, "#model-test")
+    def action_test(self) -> None:
+        """Test the highlighted model's connection: does its server answer, accept the key and
+        have the model? (A worker: the answer may take up to the probe's timeout.)"""
+        index = self.selected_index()
+        if index is None:
+            self.notify("Add a model first.", severity="warning")
+            return
+        ref = self.draft.models[index]
+        self.query_one("#models-status", Static).update(f"Testing {ref.label} ...")
+        self._test(ref)
+
+    @work(exclusive=True, group="models-test", exit_on_error=False)
+    async def _test(self, ref: ModelRef) -> None:
+        from simulator.llm.probe import check_connection
+
+        result = await check_connection(ref, self._settings())
+        self.post_message(self.Tested(ref, result))
+
+    @on(Tested)
+    def _tested(self, message: Tested) -> None:
+        self.tests += 1
+        result = message.result
+        text = f"✓ {message.ref.label}: {result.message}"
+        if not result.ok:
+            text = f"⚠ {message.ref.label}: {result.message}"
+        self.query_one("#models-status", Static).update(text)
+        if result.models and message.ref.provider is not Provider.dryrun:
+            with self.query_one("#model-installed", Select).prevent(Select.Changed):
+                self.query_one("#model-installed", Select).set_options(
+                    [(n, n) for n in result.models]
+                )
 
     def action_pull(self) -> None:
         index = self.selected_index()
@@ -402,5 +481,5 @@ class ModelsPane(ReportsWorkerErrors, Horizontal):
         text = f"⚠ {message.error}" if message.error else f"{message.model} is ready on Ollama."
         self.query_one("#models-status", Static).update(text)
         if message.error is None:
-            self.action_list_ollama()
+            self.action_list_models()
             self._pulled_note = f"{message.model} is ready. "  # kept in the listing's status

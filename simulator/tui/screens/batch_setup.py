@@ -56,11 +56,12 @@ log = logging.getLogger(__name__)
 PREVIEW_ROWS = 200  # cells listed in the preview table (the totals count them all)
 SAME = ""  # Select value: "the default model"
 
-SPEAKER_LABELS = {
+# The speaker selection checkboxes, two a line (the note under them explains auto and manual).
+SPEAKER_BOXES = {
     SpeakerSelection.round_robin: "round robin",
-    SpeakerSelection.random: "random (seeded)",
-    SpeakerSelection.auto: "auto (a manager model)",
-    SpeakerSelection.manual: "manual (you choose)",
+    SpeakerSelection.random: "random",
+    SpeakerSelection.auto: "auto",
+    SpeakerSelection.manual: "manual",
 }
 
 
@@ -75,6 +76,8 @@ INPUTS = {
     "max_cost_usd": "cap-cost",
     "max_total_tokens": "cap-tokens",
 }
+#: Other fields with an error line of their own: BatchSpec field -> its key (#err-KEY).
+OTHER_ERRORS = {"speaker_selection": "speaker"}
 
 
 def _default(name: str) -> str:
@@ -113,7 +116,10 @@ def totals_text(plan: BatchPlan, prices: Prices | None, price_problem: str = "")
 
 
 def cell_row(index: int, cell: GridCell) -> list[str]:
-    factors = ", ".join(cell.factors.values()) or "-"
+    levels = list(cell.factors.values())
+    if cell.speaker_selection is not SpeakerSelection.round_robin:
+        levels.append(cell.speaker_selection.value)
+    factors = ", ".join(levels) or "-"
     return [
         str(index + 1),
         cell.counts_label,
@@ -257,20 +263,27 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
                 )
                 yield Static("Run", classes="setup-heading")
                 if dialogue:
-                    yield from self._row(
-                        "Speaker",
-                        Select(
-                            [(label, s.value) for s, label in SPEAKER_LABELS.items()],
-                            value=SpeakerSelection.round_robin.value,
-                            allow_blank=False,
-                            id="speaker",
+                    # One or more methods (a grid dimension), two a line: space toggles one.
+                    first, second, third, fourth = (
+                        Checkbox(
+                            SPEAKER_BOXES[s],
+                            value=s is SpeakerSelection.round_robin,
+                            id=f"speaker-{s.value}",
                             compact=True,
-                        ),
-                        "speaker",
+                        )
+                        for s in SpeakerSelection
                     )
+                    yield from self._row("Speaker", first, None, second, label_class="short")
+                    yield from self._row("", third, "speaker", fourth, label_class="short")
                     yield Static("", id="speaker-note", classes="setup-note")
-                yield from self._row("Repeats", self._input("1", "repeats", narrow=True), "repeats")
-                yield from self._row("Seed", self._input("0", "seed", narrow=True), "seed")
+                yield from self._row(
+                    "Repeats",
+                    self._input("1", "repeats", narrow=True),
+                    "repeats",
+                    Label("Seed", classes="setup-label inline"),
+                    self._input("0", "seed", narrow=True),
+                    more_errors=("seed",),
+                )
                 yield from self._row(
                     "At once",
                     self._input(_default("concurrency"), "concurrency", narrow=True),
@@ -318,15 +331,21 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
         )
 
     def _row(
-        self, label: str, widget: Any, error_key: str | None = None, extra: Any = None
+        self,
+        label: str,
+        widget: Any,
+        error_key: str | None = None,
+        *extra: Any,
+        more_errors: tuple[str, ...] = (),
+        label_class: str = "",
     ) -> ComposeResult:
         with Horizontal(classes="setup-row"):
-            yield Label(label, classes="setup-label", markup=False)
+            yield Label(label, classes=f"setup-label {label_class}".strip(), markup=False)
             yield widget
-            if extra is not None:
-                yield extra
-        if error_key is not None:
-            yield Static("", classes="setup-error", id=f"err-{error_key}", markup=False)
+            yield from extra
+        for key in (error_key, *more_errors):
+            if key is not None:
+                yield Static("", classes="setup-error", id=f"err-{key}", markup=False)
 
     def on_mount(self) -> None:
         self._check_version()
@@ -432,9 +451,11 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
             max_agents={r.name: value(f"#in-max-{i}") for i, r in enumerate(exp.roles)},
             every_day_count=checked("#every-day-count", False),
             every_combination=checked("#every-combination", True),
-            speaker_selection=SpeakerSelection(
-                value("#speaker") or SpeakerSelection.round_robin.value
-            ),
+            speaker_selection=[  # the methods ticked (each a level of the grid)
+                s
+                for s in SpeakerSelection
+                if checked(f"#speaker-{s.value}", s is SpeakerSelection.round_robin)
+            ],
         )
         return fields
 
@@ -459,9 +480,11 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
 
     def _show_problems(self) -> None:
         problems = dict(self.plan.problems)
-        for name, key in INPUTS.items():  # the error under each input
+        for name, key in (INPUTS | OTHER_ERRORS).items():  # the error under each field
             if name in problems:
                 problems[key] = problems.pop(name)
+        if "speaker" in problems:  # how, in this form
+            problems["speaker"] = "tick at least one method (space ticks the focused one)"
         for i, role in enumerate(self.experiment.roles):  # the roles' fields go by position
             if max_agents_key(role.name) in problems:
                 problems[f"max-{i}"] = problems.pop(max_agents_key(role.name))
@@ -474,12 +497,16 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
         self.query_one("#setup-grid-error", Static).update(
             "\n".join(t for t in (grid_error, rest) if t)
         )
-        note = ""
-        speaker = self.fields.get("speaker_selection")
-        if speaker is SpeakerSelection.manual:
-            note = "a dialog asks you before every turn of every conversation"
-        elif speaker is SpeakerSelection.auto:
-            note = "the manager model picks each speaker (one extra call per turn)"
+        methods = self.fields.get("speaker_selection")
+        methods = methods if isinstance(methods, list) else []
+        notes = []
+        if len(methods) > 1:
+            notes.append(f"{len(methods)} methods: each cell runs one of them")
+        if SpeakerSelection.manual in methods:
+            notes.append("a dialog asks you before every turn of every conversation")
+        if SpeakerSelection.auto in methods:
+            notes.append("the manager model picks each speaker (one extra call per turn)")
+        note = "; ".join(notes)
         for static in self.query("#speaker-note").results(Static):
             static.update(note)
             static.set_class(bool(note), "shown")
@@ -537,7 +564,7 @@ class BatchSetupScreen(ReportsWorkerErrors, Screen[None]):
 
         manual = (
             " You choose every speaker: a dialog asks before each turn."
-            if spec.speaker_selection is SpeakerSelection.manual
+            if SpeakerSelection.manual in spec.speaker_selection
             else ""
         )
         self.app.push_screen(

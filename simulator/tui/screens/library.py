@@ -650,9 +650,9 @@ class LibraryScreen(ReportsWorkerErrors, Screen[None]):
             self.app.push_screen(BatchSetupScreen(row.experiment))
 
     def action_runs(self) -> None:
-        from simulator.tui.screens.monitor import RunMonitorScreen
+        from simulator.tui.screens.batches import BatchListScreen
 
-        self.app.push_screen(RunMonitorScreen())
+        self.app.push_screen(BatchListScreen())
 
     def action_annotate(self) -> None:
         from simulator.tui.screens.annotate_experiment import AnnotateExperimentScreen

@@ -1,15 +1,17 @@
-"""The run monitor: every batch with its progress, and one batch live.
+"""The run monitor: one batch live.
 
-``RunMonitorScreen()`` lists the batches (newest first; those running in this session on top),
-with resume for unfinished ones, including batches an earlier session left behind.
-``RunMonitorScreen(batch_id)`` shows one batch: a progress bar with counts and an ETA, a row per
-conversation (cell, model, status, messages done of the budget, tokens, problems) and the
-transcript of the highlighted conversation as it is written.
+``RunMonitorScreen(batch_id)`` shows one batch: a progress bar with counts and an ETA (both in
+model calls, summaries and manager calls included), a row per conversation (cell, model, status,
+calls done of the planned ones, tokens, problems) and the transcript of the highlighted
+conversation as it is written. The list of batches is its own screen
+(``simulator.tui.screens.batches.BatchListScreen``); both cancel (``c``) and resume (``r``)
+through ``BatchActions``.
 
 A game (commons, reputation) also gets a chart beside the transcript: the resource and the
 credits per round, or the cooperation and the network's ties per step, growing as they end.
 
-The batch itself runs in the app (``simulator.tui.runs``): leaving this screen does not stop it.
+The batch itself runs on its own thread (``simulator.tui.runs``): leaving this screen does not
+stop it.
 The screen reads the registry's counters a few times a second and repaints only rows that
 changed, so a large batch never floods the UI.
 """
@@ -18,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.markup import escape
@@ -58,17 +59,14 @@ from simulator.tui.widgets.game_chart import (
     points_from_states,
 )
 from simulator.tui.widgets.transcript import TranscriptView, kind_clock
-from simulator.words import plural
 
 if TYPE_CHECKING:
     from simulator.services.container import Services
 
 FLUSH_S = 0.25  # how often the screen repaints from the registry
+ELSEWHERE_REFRESH_S = 2.0  # a batch that other processes run: how often its stored state is read
 # The transcript grows at most once a second: each growth costs the whole screen a layout pass.
 TRANSCRIPT_FLUSH_S = 1.0
-LIST_REFRESH_S = 1.0
-ELSEWHERE_REFRESH_S = 2.0  # a batch that other processes run: how often its stored state is read
-MAX_BATCHES = 100
 
 RICH_STATUS_STYLE = {
     Status.pending: "dim",
@@ -87,21 +85,11 @@ CONVERSATION_COLUMNS: list[tuple[str, int, bool]] = [
     ("Cell", 26, False),
     ("Model", 10, False),
     ("Status", 9, False),
-    ("Msgs", 7, True),
+    ("Calls", 7, True),
     ("Tokens", 8, True),
     ("Errors", 14, False),
 ]
 COLUMN_GAP = "  "
-BATCH_COLUMNS: list[tuple[str, str, int]] = [
-    ("batch", "Batch", 8),
-    ("experiment", "Experiment", 18),
-    ("status", "Status", 11),
-    ("done", "Done", 5),
-    ("failed", "Fail", 4),
-    ("total", "Total", 5),
-    ("created", "Created (UTC)", 16),
-    ("owner", "Owner", 8),
-]
 
 
 def status_text(status: Status, label: str | None = None) -> Text:
@@ -118,8 +106,9 @@ def batch_status_label(batch: Batch, here: bool) -> str:
     return batch.status.value
 
 
-def messages_cell(row: ConversationRow) -> str:
-    return f"{row.done}/{row.budget}" if row.budget else str(row.done)
+def calls_cell(row: ConversationRow) -> str:
+    """Model calls stored of those planned (agent turns, summaries, manager, game decisions)."""
+    return f"{row.calls}/{row.planned}" if row.planned else str(row.calls)
 
 
 def problems_cell(row: ConversationRow) -> str:
@@ -134,7 +123,7 @@ def conversation_cells(row: ConversationRow) -> list[str]:
         row.label,
         row.models,
         row.status.value,
-        messages_cell(row),
+        calls_cell(row),
         f"{row.tokens:,}",
         problems_cell(row),
     ]
@@ -234,14 +223,16 @@ def summary_text(run: BatchRun, now: float | None = None) -> str:
         first += " · r resumes it"
     running = run.count(Status.running) if here else 0
     tokens = sum(r.tokens for r in run.rows.values())
-    budget = run.messages_budget
+    budget, planned = run.messages_budget, run.calls_planned
     messages = f"{run.messages_done:,}/{budget:,}" if budget else f"{run.messages_done:,}"
+    calls = f"{run.calls_done:,}/{planned:,}" if planned else f"{run.calls_done:,}"
     created = batch.created_at.strftime("%Y-%m-%d %H:%M")
     second = " · ".join(
         [
             f"{run.count(Status.done)}/{run.total} done",
             f"{run.count(Status.failed)} failed",
             f"{running} running",
+            f"calls {calls}",
             f"messages {messages}",
             f"tokens {tokens:,}",
             f"created {created} UTC by {escape(batch.owner or '?')}",
@@ -291,17 +282,82 @@ def ledger_line(run: BatchRun) -> str:
     return " · ".join(parts)
 
 
-@dataclass
-class BatchListRow:
-    batch: Batch
-    experiment: str
-    done: int
-    failed: int
-    here: bool
+class BatchActions:
+    """Cancel (``c``) and resume (``r``) the batch a screen shows or highlights, through the
+    app's registry of batches (a batch running here is stopped by its own thread)."""
+
+    app: Any
+    _target: Any  # () -> (batch id, batch) | None
+
+    @property
+    def services(self) -> Services:
+        return services_of(self.app)
+
+    @property
+    def registry(self) -> Any:
+        return runs_of(self.app)
+
+    def action_cancel(self) -> None:
+        target = self._target()
+        if target is None:
+            return
+        batch_id, batch = target
+        if batch.status is Status.done and not self.registry.is_running(batch_id):
+            self.notify("This batch is done; there is nothing to cancel.")  # type: ignore[attr-defined]
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self._cancel(batch_id)
+
+        self.app.push_screen(
+            ConfirmDialog(
+                "Cancel this batch?",
+                f"Stop batch {batch_id[:8]}? Every stored message is kept, and r resumes it "
+                "later from where it stopped.",
+                yes="Cancel batch",
+                no="Keep running",
+                danger=True,
+            ),
+            callback=confirmed,
+        )
+
+    @work(group="monitor-action", exit_on_error=False)
+    async def _cancel(self, batch_id: str) -> None:
+        await self.registry.cancel(batch_id)
+        self.notify(f"Batch {batch_id[:8]} is stopping; r resumes it.")  # type: ignore[attr-defined]
+        self._cancelled(batch_id)
+
+    def _cancelled(self, batch_id: str) -> None:
+        """After a cancel (the list reloads)."""
+
+    def action_resume(self) -> None:
+        target = self._target()
+        if target is None:
+            return
+        batch_id, batch = target
+        if self.registry.is_running(batch_id):
+            self.notify("This batch is already running.")  # type: ignore[attr-defined]
+            return
+        if batch.status is Status.done:
+            self.notify("This batch is done; there is nothing to resume.")  # type: ignore[attr-defined]
+            return
+        if running_elsewhere(batch):
+            self.notify(  # type: ignore[attr-defined]
+                f"Batch {batch_id[:8]} is running in {', '.join(workers_elsewhere(batch))}; "
+                "cancel it there first.",
+                severity="warning",
+            )
+            return
+        self.registry.run(batch_id, resume=True)
+        self._resumed(batch_id)
+
+    def _resumed(self, batch_id: str) -> None:
+        """After a resume: show the batch."""
 
 
-class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
-    """The batches (no ``batch_id``), or one batch live."""
+class RunMonitorScreen(BatchActions, ReportsWorkerErrors, Screen[None]):
+    """One batch live."""
 
     HELP_TITLE = "Run monitor"
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -312,7 +368,6 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
             id="monitor.back",
             tooltip="From the transcript: back to the table; from the table: back",
         ),
-        Binding("enter", "open", "Open batch", id="monitor.open", show=False),
         Binding("c", "cancel", "Cancel batch", id="monitor.cancel"),
         Binding("r", "resume", "Resume batch", id="monitor.resume"),
         Binding("ctrl+r", "refresh", "Refresh", id="monitor.refresh", show=False),
@@ -338,17 +393,10 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
             self.conversation_id = conversation_id
             self.messages = messages
 
-    class BatchesLoaded(Message):
-        def __init__(self, rows: list[BatchListRow], select: str | None) -> None:
-            super().__init__()
-            self.rows = rows
-            self.select = select
-
-    def __init__(self, batch_id: str | None = None) -> None:
+    def __init__(self, batch_id: str) -> None:
         super().__init__()
         self.batch_id = batch_id
         self.run: BatchRun | None = None
-        self.batch_rows: list[BatchListRow] = []
         self.selected: str | None = None  # the conversation whose transcript is shown
         self._transcript_ready = False
         self._live: list[StoredMessage] = []  # live messages of `selected`, not yet shown
@@ -369,57 +417,32 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
         self.loads = 0  # finished loads (tests wait on it)
         self.flushes = 0
         self._columns = CONVERSATION_COLUMNS  # narrowed to the table's width (on_resize)
-        self._batch_widths: dict[str, int] = {}  # the list's columns shown, by key (on_resize)
-
-    @property
-    def services(self) -> Services:
-        return services_of(self.app)
-
-    @property
-    def registry(self) -> Any:
-        return runs_of(self.app)
 
     # ------------------------------------------------------------------ layout
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
-        if self.batch_id is None:
-            yield Static(
-                "Batches, newest first · enter opens one · r resumes · c cancels",
-                id="monitor-title",
-            )
-            yield DataTable(id="monitor-batches", cursor_type="row", zebra_stripes=True)
-            yield Static("", id="monitor-batch-details")
-        else:
-            yield Static("Loading the batch…", id="monitor-summary")
-            yield ProgressBar(total=1, show_eta=False, id="monitor-progress")
-            table: DataTable[Any] = DataTable(
-                id="monitor-conversations", cursor_type="row", zebra_stripes=True
-            )
-            table.add_column(conversation_header(), key="row")
-            yield table
-            yield Static("", id="monitor-selected", markup=False)
-            with Horizontal(id="monitor-bottom"):
-                yield TranscriptView(id="monitor-transcript")
+        yield Static("Loading the batch…", id="monitor-summary")
+        yield ProgressBar(total=1, show_eta=False, id="monitor-progress")
+        table: DataTable[Any] = DataTable(
+            id="monitor-conversations", cursor_type="row", zebra_stripes=True
+        )
+        table.add_column(conversation_header(), key="row")
+        yield table
+        yield Static("", id="monitor-selected", markup=False)
+        with Horizontal(id="monitor-bottom"):
+            yield TranscriptView(id="monitor-transcript")
         yield Footer()
 
     def on_mount(self) -> None:
-        if self.batch_id is None:
-            self.query_one("#monitor-batches", DataTable).focus()
-            self.load_batches()
-            self._timer = self.set_interval(LIST_REFRESH_S, self._refresh_list)
-        else:
-            self.query_one("#monitor-conversations", DataTable).focus()
-            bus = getattr(self.services, "bus", None)
-            if bus is not None:
-                self._unsubscribe = bus.subscribe(self._on_bus_event)
-            self.load_batch()
-            self._timer = self.set_interval(FLUSH_S, self.flush)
+        self.query_one("#monitor-conversations", DataTable).focus()
+        bus = getattr(self.services, "bus", None)
+        if bus is not None:  # the registry publishes the batch threads' events there
+            self._unsubscribe = bus.subscribe(self._on_bus_event)
+        self.load_batch()
+        self._timer = self.set_interval(FLUSH_S, self.flush)
 
     def on_resize(self) -> None:
-        if self.batch_id is None:
-            self._fit_batch_columns()
-            return
         table = self.query_one("#monitor-conversations", DataTable)
         width = table.size.width - 4  # the cell's padding and the scrollbar
         columns = fit_columns(CONVERSATION_COLUMNS, width, CONVERSATION_FIT)
@@ -437,15 +460,10 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
             self._unsubscribe()
             self._unsubscribe = None
 
-    def on_screen_resume(self) -> None:
-        if self.batch_id is None and self.loads:
-            self.load_batches(self.selected_batch_id())
-
     # ------------------------------------------------------------------ one batch
 
     @work(exclusive=True, group="monitor-load", exit_on_error=False)
     async def load_batch(self) -> None:
-        assert self.batch_id is not None
         run = await self.registry.load(self.batch_id)
         kind = self.kind
         if kind is None:
@@ -640,243 +658,23 @@ class RunMonitorScreen(ReportsWorkerErrors, Screen[None]):
 
     # ------------------------------------------------------------------ the list of batches
 
-    @work(exclusive=True, group="monitor-batches", exit_on_error=False)
-    async def load_batches(self, select: str | None = None) -> None:
-        registry = self.registry
-        batches = (await self.services.store.batches.list())[:MAX_BATCHES]
-        names: dict[str, str] = {}
-        rows: list[BatchListRow] = []
-        for batch in batches:
-            if batch.experiment_id not in names:
-                exp = await self.services.store.experiments.get(batch.experiment_id)
-                names[batch.experiment_id] = exp.name if exp else "(deleted)"
-            run = registry.runs.get(batch.id)
-            if run is not None and run.running:
-                rows.append(
-                    BatchListRow(
-                        batch,
-                        names[batch.experiment_id],
-                        run.count(Status.done),
-                        run.count(Status.failed),
-                        True,
-                    )
-                )
-                continue
-            progress = await registry.runner.progress(batch.id)
-            rows.append(
-                BatchListRow(
-                    batch, names[batch.experiment_id], progress.done, progress.failed, False
-                )
-            )
-        rows.sort(key=lambda r: not r.here)  # stable: running here first, then newest first
-        if select is None and rows and rows[0].here:
-            select = rows[0].batch.id
-        self.post_message(self.BatchesLoaded(rows, select))
-
-    def _fit_batch_columns(self) -> None:
-        """The list's columns for its width: at 80 columns the owner gives way and the
-        experiment's name shortens."""
-        table = self.query_one("#monitor-batches", DataTable)
-        full = [(key, width, False) for key, _, width in BATCH_COLUMNS]
-        steps: list[FitStep] = [("drop", "owner", 0), ("shrink", "experiment", 10)]
-        fitted = {key: width for key, width, _ in fit_columns(full, table.size.width - 4, steps)}
-        if fitted == self._batch_widths:
-            return
-        self._batch_widths = fitted
-        table.clear(columns=True)
-        for key, label, _ in BATCH_COLUMNS:
-            if key in fitted:
-                table.add_column(label, key=key, width=fitted[key])
-        self._fill_batches(self.selected_batch_id())
-
-    @on(BatchesLoaded)
-    def _batches_loaded(self, message: BatchesLoaded) -> None:
-        self.batch_rows = message.rows
-        self._fill_batches(message.select)
-        self.loads += 1
-
-    def _fill_batches(self, select: str | None) -> None:
-        if not self._batch_widths:
-            self._fit_batch_columns()
-            return
-        table = self.query_one("#monitor-batches", DataTable)
-        table.clear()
-        for row in self.batch_rows:
-            table.add_row(*self._batch_cells(row).values(), key=row.batch.id)
-        for index, row in enumerate(self.batch_rows):
-            if row.batch.id == select:
-                table.move_cursor(row=index)
-                break
-        self._paint_batch_details()
-
-    def _batch_cells(self, row: BatchListRow) -> dict[str, Any]:
-        """The row's cells by column key, for the columns shown."""
-        b = row.batch
-        label = batch_status_label(b, row.here)
-        status = Status.running if label == "running" else b.status
-        cells = {
-            "batch": b.id[:8],
-            "experiment": clip(row.experiment, self._batch_widths.get("experiment", 18)),
-            "status": status_text(status, label),
-            "done": str(row.done),
-            "failed": str(row.failed),
-            "total": str(b.cells_total),
-            "created": b.created_at.strftime("%Y-%m-%d %H:%M"),
-            "owner": clip(b.owner, 8),
-        }
-        return {key: value for key, value in cells.items() if key in self._batch_widths}
-
-    def _refresh_list(self) -> None:
-        """Live counts of the batches running here (others change only on reload)."""
-        table = self.query_one("#monitor-batches", DataTable)
-        for row in self.batch_rows:
-            run = self.registry.runs.get(row.batch.id)
-            if run is None or not (run.running or row.here):
-                continue
-            row.done, row.failed = run.count(Status.done), run.count(Status.failed)
-            row.here = run.running
-            row.batch = run.batch
-            for key, value in self._batch_cells(row).items():
-                table.update_cell(row.batch.id, key, value)
-        self._paint_batch_details()
-
-    def selected_batch_row(self) -> BatchListRow | None:
-        table = self.query_one("#monitor-batches", DataTable)
-        if not self.batch_rows or table.cursor_row is None:
-            return None
-        if 0 <= table.cursor_row < len(self.batch_rows):
-            return self.batch_rows[table.cursor_row]
-        return None
-
-    def selected_batch_id(self) -> str | None:
-        if self.batch_id is not None:
-            return self.batch_id
-        row = self.selected_batch_row()
-        return row.batch.id if row else None
-
-    def _paint_batch_details(self) -> None:
-        details = self.query_one("#monitor-batch-details", Static)
-        row = self.selected_batch_row()
-        if row is None:
-            details.update("No batches yet. In the library, b sets up a batch of an experiment.")
-            return
-        b = row.batch
-        spec = b.spec
-        maxima = ", ".join(f"{role} ≤{n}" for role, n in spec.max_agents.items()) or "1 each"
-        days = f"1..{spec.days} days" if spec.every_day_count else plural(spec.days, "day")
-        text = (
-            f"[b]{b.id[:8]}[/b] · {plural(spec.total_messages, 'message')} over {days} · agents "
-            f"{maxima}{' (every combination)' if spec.every_combination else ''} · speaker "
-            f"{spec.speaker_selection.value} · repeats {spec.repeats} · seed {spec.seed}"
-        )
-        label = batch_status_label(b, row.here)
-        if label == "interrupted" and b.stop_reason:
-            text += (
-                f"\nInterrupted: {clip(b.stop_reason, 120)}. r resumes it from the last message."
-            )
-        elif label == "interrupted":
-            text += "\nIts session ended before it finished: r resumes it from the last message."
-        elif b.status is Status.failed and b.error:
-            text += f"\n[red]{clip(b.error, 160)}[/red]"
-        elif b.status in RESUMABLE and not row.here:
-            text += "\nr resumes it from the last stored message."
-        details.update(text)
-
-    @on(DataTable.RowHighlighted, "#monitor-batches")
-    def _batch_highlighted(self) -> None:
-        self._paint_batch_details()
-
-    @on(DataTable.RowSelected, "#monitor-batches")
-    def _batch_selected(self) -> None:
-        self.action_open()
-
     # ------------------------------------------------------------------ actions
 
     def action_back(self) -> None:
         # One key from a detail back to its list: the transcript (or chart) to the table first.
-        table_id = "#monitor-batches" if self.batch_id is None else "#monitor-conversations"
-        table = self.query_one(table_id, DataTable)
+        table = self.query_one("#monitor-conversations", DataTable)
         if self.focused is not None and self.focused is not table:
             table.focus()
             return
         self.dismiss(None)
 
     def action_refresh(self) -> None:
-        if self.batch_id is None:
-            self.load_batches(self.selected_batch_id())
-        else:
-            self.load_batch()
-
-    def action_open(self) -> None:
-        if self.batch_id is not None:
-            return
-        batch_id = self.selected_batch_id()
-        if batch_id is not None:
-            self.app.push_screen(RunMonitorScreen(batch_id))
+        self.load_batch()
 
     def _target(self) -> tuple[str, Batch] | None:
-        if self.batch_id is not None:
-            if self.run is None:
-                return None
-            return self.batch_id, self.run.batch
-        row = self.selected_batch_row()
-        if row is None:
-            self.notify("Select a batch first.", severity="warning")
+        if self.run is None:
             return None
-        return row.batch.id, row.batch
+        return self.batch_id, self.run.batch
 
-    def action_cancel(self) -> None:
-        target = self._target()
-        if target is None:
-            return
-        batch_id, batch = target
-        if batch.status is Status.done and not self.registry.is_running(batch_id):
-            self.notify("This batch is done; there is nothing to cancel.")
-            return
-
-        def confirmed(yes: bool | None) -> None:
-            if yes:
-                self._cancel(batch_id)
-
-        self.app.push_screen(
-            ConfirmDialog(
-                "Cancel this batch?",
-                f"Stop batch {batch_id[:8]}? Every stored message is kept, and r resumes it "
-                "later from where it stopped.",
-                yes="Cancel batch",
-                no="Keep running",
-                danger=True,
-            ),
-            callback=confirmed,
-        )
-
-    @work(group="monitor-action", exit_on_error=False)
-    async def _cancel(self, batch_id: str) -> None:
-        await self.registry.cancel(batch_id)
-        self.notify(f"Batch {batch_id[:8]} is stopping; r resumes it.")
-        if self.batch_id is None:
-            self.load_batches(batch_id)
-
-    def action_resume(self) -> None:
-        target = self._target()
-        if target is None:
-            return
-        batch_id, batch = target
-        if self.registry.is_running(batch_id):
-            self.notify("This batch is already running.")
-            return
-        if batch.status is Status.done:
-            self.notify("This batch is done; there is nothing to resume.")
-            return
-        if running_elsewhere(batch):
-            self.notify(
-                f"Batch {batch_id[:8]} is running in {', '.join(workers_elsewhere(batch))}; "
-                "cancel it there first.",
-                severity="warning",
-            )
-            return
-        self.registry.run(batch_id, resume=True)
-        if self.batch_id is None:
-            self.app.push_screen(RunMonitorScreen(batch_id))
-        else:
-            self.load_batch()
+    def _resumed(self, batch_id: str) -> None:
+        self.load_batch()
