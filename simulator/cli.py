@@ -23,6 +23,7 @@ from simulator.commands import (
     login,
     run,
     stats,
+    worker,
 )
 
 if TYPE_CHECKING:
@@ -31,7 +32,19 @@ if TYPE_CHECKING:
 # Command groups: each module defines ``register(subparsers)``; each command sets ``func`` (a
 # callable taking the parsed args and returning an exit code) and ``uses_database``. ``kinds``
 # adds every experiment kind's own group (simulator commons ..., simulator reputation ...).
-COMMAND_MODULES = (db, run, experiments, export, annotate, coding, stats, login, kinds, cache)
+COMMAND_MODULES = (
+    db,
+    run,
+    worker,
+    experiments,
+    export,
+    annotate,
+    coding,
+    stats,
+    login,
+    kinds,
+    cache,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

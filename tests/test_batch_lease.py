@@ -60,7 +60,7 @@ async def test_a_second_runner_is_refused_while_the_first_runs_then_resumes(
 
         async def claimed() -> bool:
             stored = await store.batches.get(batch.id)
-            return stored.runner == first.runner_id
+            return [w.runner for w in stored.workers] == [first.runner_id]
 
         await wait_until(claimed, what="the first runner to claim the batch")
         second = BatchRunner(store, Backends(), poll_s=0.05)
@@ -70,23 +70,22 @@ async def test_a_second_runner_is_refused_while_the_first_runs_then_resumes(
         assert first.runner_id in message and f"simulator cancel {batch.id[:8]}" in message
 
         # The heartbeat is renewed while it runs.
-        before = (await store.batches.get(batch.id)).heartbeat_at
-        assert before is not None
+        before = (await store.batches.get(batch.id)).workers[0].heartbeat_at
 
         async def renewed() -> bool:
-            return (await store.batches.get(batch.id)).heartbeat_at > before
+            return (await store.batches.get(batch.id)).workers[0].heartbeat_at > before
 
         await wait_until(renewed, what="a renewed heartbeat")
 
         await second.cancel(batch.id)  # as 'simulator cancel' from elsewhere
         ended = await asyncio.wait_for(running, DEADLINE_S)  # wait deadline
-        assert ended.status is Status.cancelled and ended.runner is None
+        assert ended.status is Status.cancelled and ended.workers == []
 
         released.set()
         resumed = await second.resume(batch.id)
     finally:
         unregister_policy("held-for-lease-test")
-    assert resumed.status is Status.done and resumed.runner is None
+    assert resumed.status is Status.done and resumed.workers == []
     await _all_done(store, batch.id)
 
 
@@ -102,7 +101,7 @@ async def test_a_stale_lease_is_adopted(store: Any, prison_experiment: Experimen
         heartbeat_at=utcnow() - timedelta(minutes=5),
     )
     ended = await runner.resume(batch.id)
-    assert ended.status is Status.done and ended.runner is None
+    assert ended.status is Status.done and ended.workers == [] and ended.runner is None
     await _all_done(store, batch.id)
 
 

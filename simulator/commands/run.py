@@ -367,6 +367,7 @@ async def _batches(experiment_ref: str | None) -> int:
             table.add_column(col, justify="right", no_wrap=True)
         table.add_column("created (UTC)", no_wrap=True)
         table.add_column("owner")
+        working: list[str] = []
         for b in batches:
             if b.experiment_id not in names:
                 exp = await store.experiments.get(b.experiment_id)
@@ -384,8 +385,27 @@ async def _batches(experiment_ref: str | None) -> int:
                 b.created_at.strftime("%Y-%m-%d %H:%M"),
                 b.owner,
             )
+            if b.status is Status.running:
+                working.append(f"Batch {b.id[:12]}: {await _workers_text(runner, b)}")
         console.print(table)
+        for line in working:  # which worker runs what
+            console.print(line)
     return EXIT_OK
+
+
+async def _workers_text(runner: Any, batch: Batch) -> str:
+    """Who works on a running batch: each live worker and the conversations it holds."""
+    from simulator.domain.cells import conversation_number
+
+    workers = await runner.who_runs(batch.id)
+    if not workers:
+        return "no live worker (its runner stopped answering; resume it, or start a worker)"
+    parts = []
+    for name, held in workers.items():
+        numbers = ", ".join(f"#{conversation_number(c)}" for c in held[:8])
+        more = f" and {len(held) - 8} more" if len(held) > 8 else ""
+        parts.append(f"{name} runs {numbers}{more}" if held else f"{name} (between two)")
+    return "; ".join(parts)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -666,7 +686,13 @@ def _signals_stop(runner: BatchRunner) -> Iterator[BatchRunner]:
 
 
 async def _drive(
-    runner: Any, batch: Batch, experiment: Experiment, console: Any, *, resume: bool = False
+    runner: Any,
+    batch: Batch,
+    experiment: Experiment,
+    console: Any,
+    *,
+    resume: bool = False,
+    join: bool = False,
 ) -> Batch:
     """Run (or resume) the batch with a progress bar and a line per finished conversation."""
     from rich.markup import escape
@@ -738,6 +764,8 @@ async def _drive(
 
             unsubscribe = runner.bus.subscribe(on_event)
             try:
+                if join:
+                    return await runner.run(batch.id, join=True)
                 if resume:
                     return await runner.resume(batch.id)
                 return await runner.run(batch.id)

@@ -506,6 +506,42 @@ class MongoConversationRepo(_Repo):
         await self._store._delete_conversation_children([conversation_id])
         await self.coll.delete_one({"_id": conversation_id})
 
+    # The lease writes bump the revision: a whole-document write that read the old lease
+    # (``_replace_fields``) then retries instead of putting it back.
+
+    async def take_lease(
+        self,
+        conversation_id: str,
+        runner: str,
+        until: int,
+        *,
+        seen_runner: str | None,
+        seen_until: int | None,
+    ) -> bool:
+        query = {"_id": conversation_id, "runner": seen_runner, "lease_until": seen_until}
+        change = {"$set": {"runner": runner, "lease_until": until}, "$inc": {REV: 1}}
+        result = await self.coll.update_one(query, change)
+        return result.modified_count == 1
+
+    async def renew_leases(
+        self, conversation_ids: builtins.list[str], runner: str, until: int
+    ) -> builtins.list[str]:
+        lost = []
+        for conversation_id in conversation_ids:  # by _id: the primary index everywhere
+            result = await self.coll.update_one(
+                {"_id": conversation_id, "runner": runner},
+                {"$set": {"lease_until": until}, "$inc": {REV: 1}},
+            )
+            if result.matched_count == 0:
+                lost.append(conversation_id)
+        return lost
+
+    async def release_lease(self, conversation_id: str, runner: str) -> None:
+        await self.coll.update_one(
+            {"_id": conversation_id, "runner": runner},
+            {"$set": {"runner": None, "lease_until": None}, "$inc": {REV: 1}},
+        )
+
 
 class MongoMessageRepo(_Repo):
     """``messages``: appends coalesced across tasks, reads by ``_id`` (module docstring)."""
@@ -769,6 +805,32 @@ class MongoLedgerRepo(_Repo):
 # --------------------------------------------------------------------------- the store
 
 
+class MongoSlotRepo(_Repo):
+    """Every query is by ``_id`` (the primary index on every server)."""
+
+    async def ensure(self, endpoint: str, slot_ids: builtins.list[str]) -> None:
+        docs = [{"_id": i, "endpoint": endpoint, "holder": None, "until": 0} for i in slot_ids]
+        with contextlib.suppress(BulkWriteError, DuplicateKeyError):  # another process did
+            await self.coll.insert_many(docs, ordered=False)
+
+    async def get(self, slot_ids: builtins.list[str]) -> builtins.list[Doc]:
+        return await self._find({"_id": {"$in": slot_ids}})
+
+    async def take(
+        self, slot_id: str, holder: str, until: int, *, seen_holder: str | None, seen_until: int
+    ) -> bool:
+        result = await self.coll.update_one(
+            {"_id": slot_id, "holder": seen_holder, "until": seen_until},
+            {"$set": {"holder": holder, "until": until}},
+        )
+        return result.modified_count == 1
+
+    async def free(self, slot_id: str, holder: str) -> None:
+        await self.coll.update_one(
+            {"_id": slot_id, "holder": holder}, {"$set": {"holder": None, "until": 0}}
+        )
+
+
 class MongoStore:
     """The ``Store`` for one database; create with ``connect_store`` (which also calls ``init``)."""
 
@@ -787,6 +849,7 @@ class MongoStore:
         self.annotations = MongoAnnotationRepo(self)
         self.responses = MongoResponseRepo(self.db["responses"])
         self.ledgers = MongoLedgerRepo(self.db["ledgers"])
+        self.slots = MongoSlotRepo(self.db["slots"])
 
     async def init(self) -> None:
         """Check the schema version and create the indexes (idempotent)."""

@@ -150,6 +150,30 @@ class ConversationRepo(Protocol):
 
     async def delete(self, conversation_id: str) -> None: ...
 
+    async def take_lease(
+        self,
+        conversation_id: str,
+        runner: str,
+        until: int,
+        *,
+        seen_runner: str | None,
+        seen_until: int | None,
+    ) -> bool:
+        """Give the conversation's lease to ``runner`` until ``until`` (epoch milliseconds) if its
+        lease is still the one seen (``seen_runner``, ``seen_until``): one atomic
+        compare-and-set, so of two workers taking the same conversation exactly one wins."""
+        ...
+
+    async def renew_leases(
+        self, conversation_ids: builtins.list[str], runner: str, until: int
+    ) -> builtins.list[str]:
+        """Extend ``runner``'s leases; returns the ids whose lease another worker took."""
+        ...
+
+    async def release_lease(self, conversation_id: str, runner: str) -> None:
+        """Drop ``runner``'s lease (a lease taken over by another worker is left alone)."""
+        ...
+
 
 class MessageRepo(Protocol):
     async def append(self, message: Message) -> bool:
@@ -241,6 +265,29 @@ class ResponseRepo(Protocol):
 
     async def stats(self) -> builtins.list[dict[str, Any]]: ...
     async def clear(self, model: str | None = None, provider: str | None = None) -> int: ...
+
+
+class SlotRepo(Protocol):
+    """Concurrency slots of model endpoints shared by every process (``llm/shared_limits.py``):
+    one document per slot (``_id`` = ``endpoint#i``) with its holder and expiry."""
+
+    async def ensure(self, endpoint: str, slot_ids: builtins.list[str]) -> None:
+        """Create the slots that do not exist yet (free)."""
+        ...
+
+    async def get(self, slot_ids: builtins.list[str]) -> builtins.list[dict[str, Any]]:
+        """The slots as stored: ``{"_id", "holder", "until"}`` each."""
+        ...
+
+    async def take(
+        self, slot_id: str, holder: str, until: int, *, seen_holder: str | None, seen_until: int
+    ) -> bool:
+        """Compare-and-set: hold the slot if it is still as seen."""
+        ...
+
+    async def free(self, slot_id: str, holder: str) -> None:
+        """Let go of a slot this holder still holds."""
+        ...
 
 
 class LedgerRepo(Protocol):

@@ -391,6 +391,38 @@ DRYRUN_MODEL = "dryrun"
 DRYRUN_ALIAS = "script"
 
 
+class PoolEndpoint(Model):
+    """One server of a model pool: where it is, which key it uses, how many calls at once.
+
+    ``api_key_env`` names the environment variable holding its key (never the key itself);
+    ``concurrency`` is its own limit (None: the provider's, OLLAMA_CONCURRENCY or
+    OPENAI_CONCURRENCY)."""
+
+    base_url: str | None = None
+    api_key_env: str | None = None
+    concurrency: int | None = Field(default=None, ge=1, le=1024)
+    name: str | None = None  # how it is shown and stored (default: its base_url and key name)
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", v):
+            # the value is not repeated: it may be the key, pasted in the wrong place
+            raise ValueError(
+                "api_key_env must be the name of an environment variable (letters, digits, _) "
+                "that holds the key, never the key itself"
+            )
+        return v
+
+    @property
+    def label(self) -> str:
+        """What a message stores as the endpoint that answered: never a key."""
+        if self.name:
+            return self.name
+        where = self.base_url or "default"
+        return f"{where} [{self.api_key_env}]" if self.api_key_env else where
+
+
 class ModelRef(Model):
     """Which model answers, where, and with which parameters.
 
@@ -404,6 +436,11 @@ class ModelRef(Model):
     base_url: str | None = None
     params: SamplingParams = Field(default_factory=SamplingParams)
     options: dict[str, Any] = Field(default_factory=dict)
+    # a model pool: the same model served by several servers (or keys); each call goes to the
+    # least loaded healthy one (llm/pools.py). Empty: the one server of ``base_url``. Left out
+    # of every dump when empty, so a model that is not a pool dumps (and hashes: cell seeds,
+    # cache keys) exactly as before pools existed.
+    endpoints: list[PoolEndpoint] = Field(default_factory=list, exclude_if=lambda v: not v)
 
     @field_validator("model")
     @classmethod
@@ -426,12 +463,33 @@ class ModelRef(Model):
             problem = url_problem(self.base_url, bare_host=self.provider is Provider.ollama)
             if problem:
                 raise ValueError(f"base_url {self.base_url!r}: {problem}")
+        labels = [e.label for e in self.endpoints]
+        for i, e in enumerate(self.endpoints):
+            if e.base_url is not None and e.base_url.strip():
+                problem = url_problem(e.base_url, bare_host=self.provider is Provider.ollama)
+                if problem:
+                    raise ValueError(f"endpoints.{i}.base_url {e.base_url!r}: {problem}")
+            if labels.count(e.label) > 1:
+                raise ValueError(f"endpoints.{i}: {e.label!r} is listed twice")
+        if self.endpoints and self.base_url:
+            raise ValueError("give either base_url or endpoints (a pool), not both")
         return self
 
     @property
     def endpoint(self) -> str:
         """Identifies the server that answers: used for per-endpoint concurrency limits."""
+        if self.endpoints:
+            return f"{self.provider.value}:pool({', '.join(e.label for e in self.endpoints)})"
         return f"{self.provider.value}:{self.base_url or 'default'}"
+
+    def member(self, endpoint: PoolEndpoint) -> ModelRef:
+        """This model as served by one endpoint of its pool."""
+        options = dict(self.options)
+        if endpoint.api_key_env:
+            options["api_key_env"] = endpoint.api_key_env
+        return self.model_copy(
+            update={"base_url": endpoint.base_url, "options": options, "endpoints": []}
+        )
 
     @property
     def label(self) -> str:
@@ -717,6 +775,14 @@ class Estimate(Model):
     measured_calls: int = 0
 
 
+class BatchWorker(Model):
+    """A process working on a batch: its id (``host:pid/n``) and its last heartbeat."""
+
+    runner: str
+    heartbeat_at: datetime
+    joined_at: datetime = Field(default_factory=utcnow)
+
+
 class Batch(Model):
     id: str = Field(default_factory=new_id)
     experiment_id: str
@@ -732,8 +798,13 @@ class Batch(Model):
     # why it stopped before the end (status interrupted or cancelled): "Ctrl-C (SIGINT)",
     # "the database stopped answering", "cancelled by alice" ...; None while it runs or when done
     stop_reason: str | None = None
-    runner: str | None = None  # "host:pid" of the process running it (None: nobody)
-    heartbeat_at: datetime | None = None  # that process's last sign of life
+    # batches run before per-conversation leases: "host:pid/n" of the process that ran it and
+    # its last sign of life; read (never written) so such a lease is still respected
+    runner: str | None = None
+    heartbeat_at: datetime | None = None
+    # the processes working on it now ("simulator worker", a run, a resume), each with its last
+    # sign of life; which conversation each runs is the conversation's ``runner``
+    workers: list[BatchWorker] = Field(default_factory=list)
     # the user's price table when the batch was created (the spec's prices: over the
     # PRICE_TABLE file; dated defaults for OpenAI's models apply beneath it): what its calls
     # are priced at, on every run (llm/prices.py)
@@ -808,6 +879,11 @@ class Conversation(Model):
     # game parameters of this run when they differ from the experiment's (a fork with changes,
     # command-line options); None: the experiment's ``game``
     game: dict[str, Any] | None = None
+    # the conversation's lease: the worker running it ("host:pid/n") and until when
+    # (milliseconds since the epoch: a whole number compares exactly on every server), renewed
+    # while it runs; another worker takes the conversation over once it has expired
+    runner: str | None = None
+    lease_until: int | None = None
     # what the run noticed about its models without failing, e.g.
     # "system_prompt_dropped:<model>" (the server's prompt token count shows it never read the
     # system message): stored so a reader of the data sees it
@@ -878,6 +954,9 @@ class Message(Model):
     cost_usd: float | None = None
     #: The response cache's part in this message (None: the cache was off).
     cache: CacheRecord | None = None
+    #: Which endpoint of the model's pool answered (``PoolEndpoint.label``: its URL and the
+    #: name of its key's variable, never a key); None when the model is not a pool.
+    endpoint: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
 
     @property

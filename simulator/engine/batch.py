@@ -43,13 +43,21 @@ running one stops before its next call (the calls in flight end and are stored),
 is stored ``interrupted`` with the cap as its ``stop_reason``; ``set_caps`` raises a cap and a
 resume continues.
 
-One runner per batch: ``run`` first claims the batch (``runner`` = ``host:pid/n``, and a
-``heartbeat_at`` renewed every ``heartbeat_s``). Another runner, in this process or any other,
-is refused with ``BatchInUseError`` while that lease is alive; it adopts the batch when the
-heartbeat is older than ``lease_s`` or when the holder was a process on this machine that no
-longer exists (a crash or a SIGKILL). The lease is released when the run ends. A runner that
-finds its lease taken over (it looked dead, say after a long pause) stops its conversations and
-leaves the batch to the new runner.
+Leases are per conversation (engine/leases.py): a runner (``host:pid/n``) joins the batch's
+``workers`` with a heartbeat, takes each conversation it runs with an atomic compare-and-set of
+the conversation's ``runner`` and ``lease_until``, renews those leases every ``heartbeat_s``
+and clears them when the conversation ends. A lease expires ``lease_s`` after its last renewal
+(a killed or cut-off worker), or is free at once when its holder was a process of this machine
+that no longer exists; another worker then takes the conversation over and continues it from
+its last stored message (nothing stored is asked again, no message is stored twice). A worker
+that finds one of its leases taken over (it looked dead, say after a long pause) stops that
+conversation and leaves it to the new holder.
+
+``run(batch_id)`` (``simulator run``/``resume``, the TUI) is refused with ``BatchInUseError``
+while another live process works on the batch; ``run(batch_id, join=True)`` (``simulator
+worker``) shares it: every worker keeps taking free conversations until none is left, and the
+last worker to leave stores the batch's end (its status; the ledger rebuilt from the stored
+messages when several workers shared the run).
 """
 
 from __future__ import annotations
@@ -59,12 +67,14 @@ import contextlib
 import itertools
 import logging
 import os
+import random
 import socket
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
+from functools import partial
 from typing import Any
 
 from simulator.db.store import (
@@ -90,10 +100,17 @@ from simulator.domain.errors import (
     SimulatorError,
     SpecError,
 )
-from simulator.domain.models import CacheMode, Ledger
+from simulator.domain.models import BatchWorker, CacheMode, Ledger
 from simulator.engine.events import BatchProgress, ConversationFailed, Event, EventBus, StoreLost
 from simulator.engine.grid import Prices, estimate_cells, expand_grid
 from simulator.engine.kinds import KindCatalog, resolve
+from simulator.engine.leases import (
+    lease_free,
+    live_workers,
+    now_ms,
+    process_alive,
+    worker_alive,
+)
 from simulator.engine.ledger import LedgerUpdated, learned_rates, rebuild
 from simulator.llm.base import ChatService
 from simulator.llm.metered import BatchCalls, Caps
@@ -105,6 +122,9 @@ log = logging.getLogger(__name__)
 RUNNABLE = frozenset(
     {Status.pending, Status.running, Status.interrupted, Status.cancelled, Status.failed}
 )
+#: Statuses of conversations a worker takes over after its run began: left behind by another
+#: worker (killed, cut off, stopped) before their end. Failed ones are not tried again there.
+TAKEN_OVER = frozenset({Status.pending, Status.running, Status.interrupted})
 PREPARE_CONCURRENCY = 8
 LEASE_S = 30.0  # a batch whose runner has not renewed its heartbeat for this long is adoptable
 HEARTBEAT_S = 5.0
@@ -135,15 +155,18 @@ def conversation_id_for(batch_id: str, cell_index: int) -> str:
 @dataclass
 class _ActiveRun:
     batch_id: str
-    tasks: set[asyncio.Task[Status]] = field(default_factory=set)
+    tasks: set[asyncio.Task[Status | None]] = field(default_factory=set)
     cancelling: bool = False
-    lease_lost: bool = False
     stop_status: Status = Status.interrupted
     stop_reason: str = REASON_STOPPED
     store_error: BaseException | None = None  # the first failure to reach the database
     interruption_stored: bool = False  # after that failure, the database answered again
     capped: str | None = None  # a budget cap stopped the batch: why (see BatchCalls)
     ledger_changed: bool = False  # since the ledger was last stored and published
+    held: set[str] = field(default_factory=set)  # conversations leased here now
+    queued: dict[str, asyncio.Task[Status | None]] = field(default_factory=dict)  # their tasks
+    lost_leases: set[str] = field(default_factory=set)  # taken over by another worker
+    shared: bool = False  # another worker took part in this run
 
     def stop(self, status: Status, reason: str, message: str | None = None) -> None:
         """Stop every conversation; the first reason given is the one stored. ``message`` goes
@@ -154,7 +177,7 @@ class _ActiveRun:
 
     def cancel_all(self, message: str | None = None) -> None:
         self.cancelling = True
-        for task in self.tasks:
+        for task in list(self.tasks):
             task.cancel(message)
 
 
@@ -292,8 +315,12 @@ class BatchRunner:
         self,
         batch_id: str,
         choose_speaker: ChooseSpeaker | None = None,
+        *,
+        join: bool = False,
     ) -> Batch:
-        """Run every unfinished conversation of the batch; returns the batch as it ended."""
+        """Run every unfinished conversation of the batch; returns the batch as it ended (still
+        ``running`` when other workers go on with it). ``join``: share the batch with the
+        workers already on it instead of refusing to run it (``simulator worker``)."""
         self.models  # noqa: B018  (a runner without backends refuses before claiming anything)
         batch = await self.get(batch_id)
         if batch_id in self._active:
@@ -305,8 +332,10 @@ class BatchRunner:
             raise NotFoundError(
                 f"The experiment of batch {batch_id} ({batch.experiment_id}) no longer exists."
             )
-        previous = await self._claim(batch_id)
+        previous = await self._claim(batch_id, join=join)
         _RUNNING_HERE.add((self.runner_id, batch_id))
+        if join or live_workers(previous, self.lease_s, exclude=self.runner_id):
+            self._share_limits()  # several processes call the same servers
         lost: _ActiveRun | None = None
         try:
             await self._record_abandoned(previous)
@@ -366,23 +395,17 @@ class BatchRunner:
         keeper = asyncio.create_task(self._keep_ledger(active, calls))
         gate = asyncio.Semaphore(batch.spec.concurrency)
         try:
-            for conv in todo:
-                task = asyncio.create_task(
-                    self._run_one(conv, gate, active, counts, choose_speaker, calls),
-                    name=f"conversation {conv.id}",
-                )
-                active.tasks.add(task)
-            if active.tasks:
-                await asyncio.gather(*active.tasks, return_exceptions=True)
+            await self._schedule(conversations, gate, active, counts, choose_speaker, calls)
         except asyncio.CancelledError:
             # This run itself was cancelled (Ctrl-C, app exit): stop the conversations, keep
             # every stored message, and leave the batch resumable, stored as interrupted.
             active.stop(Status.interrupted, REASON_STOPPED)
             await asyncio.gather(*active.tasks, return_exceptions=True)
             with contextlib.suppress(Exception):
-                await asyncio.shield(self._save_ledger(calls, final=True))
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self._finish(batch_id, counts, active))
+                last = await asyncio.shield(self._leave(batch_id))
+                if last:
+                    await asyncio.shield(self._save_ledger(calls, final=True))
+                    await asyncio.shield(self._finish(batch_id, counts, active))
             raise
         finally:
             watcher.cancel()
@@ -393,12 +416,89 @@ class BatchRunner:
                 await asyncio.wait_for(self._store_interruption(active), LAST_WRITE_S)
                 active.interruption_stored = True
             return active
-        if not active.lease_lost:  # else another runner has the batch: its state is theirs
+        # the last worker to leave stores the batch's end (or any worker, once every
+        # conversation has ended: a worker still listed may die before it leaves)
+        if await asyncio.shield(self._leave(batch_id)) or await self._all_ended(batch_id):
+            if active.shared:  # each worker metered its own calls: the messages hold them all
+                convs = await self._conversations(batch_id)
+                stored = await self.store.messages.list_many([c.id for c in convs])
+                calls.ledger = rebuild(batch_id, stored)
             # shielded: an app closing right after ``interrupt`` must not cut this write short
             await asyncio.shield(self._save_ledger(calls, final=True))
             stopped = active.cancelling or active.capped is not None
             await asyncio.shield(self._finish(batch_id, counts, active if stopped else None))
         return None
+
+    async def _schedule(
+        self,
+        first_scan: list[Conversation],
+        gate: asyncio.Semaphore,
+        active: _ActiveRun,
+        counts: _Counts,
+        choose_speaker: ChooseSpeaker | None,
+        calls: BatchCalls,
+    ) -> None:
+        """Start a task for every conversation this runner may take, and look again (each time
+        one ends, and every ``poll_s``) until none is left to run here or held elsewhere.
+
+        The first look takes every runnable conversation (failed ones are tried again, as a
+        resume does); later looks take only those another worker left behind: its lease expired
+        or was released before the end (``pending``, ``running``, ``interrupted``)."""
+        here = {r for r, _ in _RUNNING_HERE}
+        convs = first_scan
+        first = True
+        order = random.Random(self.runner_id)  # workers start on different conversations
+        while not active.cancelling and active.capped is None:
+            at = now_ms()
+            wanted = RUNNABLE if first else TAKEN_OVER
+            if not first:
+                counts.total = len(convs)
+                # never backwards: tasks may have counted an end the look did not see yet
+                counts.done = max(counts.done, sum(c.status is Status.done for c in convs))
+                counts.failed = max(counts.failed, sum(c.status is Status.failed for c in convs))
+            takeable: list[Conversation] = []
+            elsewhere = 0
+            for conv in convs:
+                if conv.id in active.held or conv.status not in wanted:
+                    continue
+                if conv.id in active.queued:
+                    continue
+                if lease_free(conv, self.runner_id, at, here):
+                    takeable.append(conv)
+                else:
+                    elsewhere += 1
+            order.shuffle(takeable)
+            for conv in takeable:
+                task = asyncio.create_task(
+                    self._run_one(conv, gate, active, counts, choose_speaker, calls),
+                    name=f"conversation {conv.id}",
+                )
+                active.tasks.add(task)
+                active.queued[conv.id] = task
+                task.add_done_callback(active.tasks.discard)
+                task.add_done_callback(partial(_forget, active.queued, conv.id))
+            if not active.tasks and not takeable and not elsewhere:
+                return
+            if elsewhere:
+                active.shared = True
+            if active.tasks:
+                await asyncio.wait(
+                    set(active.tasks), timeout=self.poll_s, return_when=asyncio.FIRST_COMPLETED
+                )
+            else:
+                await asyncio.sleep(self.poll_s)  # leases held by other workers: look again
+            first = False
+            if active.store_error is not None:
+                break
+            try:
+                convs = await self._conversations(active.batch_id)
+            except Exception as exc:
+                if not is_store_unreachable(exc):
+                    raise
+                await self._store_lost(active, exc)
+                break
+        if active.tasks:
+            await asyncio.gather(*active.tasks, return_exceptions=True)
 
     async def resume(self, batch_id: str, choose_speaker: ChooseSpeaker | None = None) -> Batch:
         """Continue a batch: create missing cells, run unfinished conversations from their last
@@ -472,6 +572,20 @@ class BatchRunner:
             total=len(convs),
         )
 
+    async def who_runs(self, batch_id: str) -> dict[str, list[Conversation]]:
+        """The batch's live workers, each with the conversations it holds now (``host:pid/n``
+        -> conversations, in cell order; a worker between two conversations holds none)."""
+        batch = await self.get(batch_id)
+        at = now_ms()
+        workers: dict[str, list[Conversation]] = {
+            w.runner: [] for w in live_workers(batch, self.lease_s)
+        }
+        for conv in await self._conversations(batch_id):
+            live = conv.lease_until is not None and conv.lease_until > at
+            if conv.runner is not None and conv.status is Status.running and live:
+                workers.setdefault(conv.runner, []).append(conv)
+        return workers
+
     async def get(self, batch_id: str) -> Batch:
         batch = await self.store.batches.get(batch_id)
         if batch is None:
@@ -494,53 +608,94 @@ class BatchRunner:
         counts: _Counts,
         choose_speaker: ChooseSpeaker | None,
         calls: BatchCalls | None = None,
-    ) -> Status:
-        from simulator.engine.conversation import run_conversation
-
+    ) -> Status | None:
+        """Lease the conversation and run it; None when another worker has it (or had it and
+        moved it on since this runner looked)."""
         async with gate:
             if active.cancelling or active.capped is not None:
                 return conv.status
-            backends: ChatService = self.models
-            if calls is not None:
-                backends = calls.for_conversation(
-                    conv.id,
-                    repeat=conv.cell.repeat,
-                    seed=conv.seed,
-                    stored=None
-                    if conv.status is Status.pending
-                    else lambda: self.store.messages.list(conv.id),
-                )
+            taken = await self.store.conversations.take_lease(
+                conv.id,
+                self.runner_id,
+                now_ms() + int(self.lease_s * 1000),
+                seen_runner=conv.runner,
+                seen_until=conv.lease_until,
+            )
+            if not taken:
+                return None
+            active.lost_leases.discard(conv.id)  # lost before, and taken back now
+            active.held.add(conv.id)
             try:
-                ended = await run_conversation(
-                    self.store,
-                    backends,
-                    conv.id,
-                    bus=self.bus,
-                    choose_speaker=choose_speaker,
-                    kinds=self.kinds,
-                )
-                status = ended.status
-            except asyncio.CancelledError:
-                if active.capped is not None and not active.cancelling:
-                    # a budget cap: this conversation stopped before its next call
-                    await self._mark(conv.id, Status.interrupted, None, stop_reason=active.capped)
-                    return Status.interrupted
-                if active.store_error is None:
-                    reason = active.stop_reason if active.cancelling else REASON_STOPPED
-                    status = active.stop_status if active.cancelling else Status.interrupted
-                    await self._mark(conv.id, status, None, stop_reason=reason)
-                if not active.cancelling:
-                    raise
-                return active.stop_status
-            except Exception as exc:  # one conversation's failure never stops the others
-                if is_store_unreachable(exc):
-                    await self._store_lost(active, exc)
-                    return Status.interrupted
-                reason = _reason(exc)
-                log.warning("conversation %s failed: %s", conv.id, reason, exc_info=exc)
-                await self._mark(conv.id, Status.failed, reason)
-                await self._publish(ConversationFailed(conv.id, conv.batch_id, reason))
-                status = Status.failed
+                fresh = await self.store.conversations.get(conv.id)
+                if fresh is None or fresh.status is not conv.status:
+                    return None  # another worker ran it between the look and the lease
+                if conv.runner not in (None, self.runner_id):
+                    log.info("conversation %s taken over from %s", conv.id, conv.runner)
+                return await self._play(fresh, active, counts, choose_speaker, calls)
+            finally:
+                active.held.discard(conv.id)
+                if conv.id not in active.lost_leases and active.store_error is None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(
+                            asyncio.wait_for(
+                                self.store.conversations.release_lease(conv.id, self.runner_id),
+                                LAST_WRITE_S * 2,
+                            )
+                        )
+
+    async def _play(
+        self,
+        conv: Conversation,
+        active: _ActiveRun,
+        counts: _Counts,
+        choose_speaker: ChooseSpeaker | None,
+        calls: BatchCalls | None,
+    ) -> Status | None:
+        from simulator.engine.conversation import run_conversation
+
+        backends: ChatService = self.models
+        if calls is not None:
+            backends = calls.for_conversation(
+                conv.id,
+                repeat=conv.cell.repeat,
+                seed=conv.seed,
+                stored=None
+                if conv.status is Status.pending
+                else lambda: self.store.messages.list(conv.id),
+            )
+        try:
+            ended = await run_conversation(
+                self.store,
+                backends,
+                conv.id,
+                bus=self.bus,
+                choose_speaker=choose_speaker,
+                kinds=self.kinds,
+            )
+            status = ended.status
+        except asyncio.CancelledError:
+            if conv.id in active.lost_leases:  # its new holder owns its state now
+                return None
+            if active.capped is not None and not active.cancelling:
+                # a budget cap: this conversation stopped before its next call
+                await self._mark(conv.id, Status.interrupted, None, stop_reason=active.capped)
+                return Status.interrupted
+            if active.store_error is None:
+                reason = active.stop_reason if active.cancelling else REASON_STOPPED
+                status = active.stop_status if active.cancelling else Status.interrupted
+                await self._mark(conv.id, status, None, stop_reason=reason)
+            if not active.cancelling:
+                raise
+            return active.stop_status
+        except Exception as exc:  # one conversation's failure never stops the others
+            if is_store_unreachable(exc):
+                await self._store_lost(active, exc)
+                return Status.interrupted
+            reason = _reason(exc)
+            log.warning("conversation %s failed: %s", conv.id, reason, exc_info=exc)
+            await self._mark(conv.id, Status.failed, reason)
+            await self._publish(ConversationFailed(conv.id, conv.batch_id, reason))
+            status = Status.failed
         if status is Status.done:
             counts.done += 1
         elif status is Status.failed:
@@ -641,11 +796,19 @@ class BatchRunner:
                 await self.store.conversations.set_fields(conv.id, **fields)
 
     async def _record_abandoned(self, previous: Batch) -> None:
-        """A batch adopted from a runner that is gone (killed, crashed, or cut off from the
+        """A batch adopted from workers that are all gone (killed, crashed, or cut off from the
         database) is recorded as interrupted, with that reason, before it runs again."""
-        if previous.status is not Status.running or previous.runner in (None, self.runner_id):
+        if previous.status is not Status.running:
             return
-        reason = REASON_ABANDONED.format(runner=previous.runner)
+        here = {r for r, _ in _RUNNING_HERE}
+        if live_workers(previous, self.lease_s, running_here=here, exclude=self.runner_id):
+            return  # others still work on it: their conversations are theirs
+        gone = [w.runner for w in previous.workers if w.runner != self.runner_id]
+        if previous.runner not in (None, self.runner_id):
+            gone.append(previous.runner)
+        if not gone:
+            return
+        reason = REASON_ABANDONED.format(runner=", ".join(gone))
         fields = {"status": Status.interrupted, "stop_reason": reason}
         await self.store.batches.set_fields(previous.id, **fields)
         for conv in await self._conversations(previous.id):
@@ -703,27 +866,16 @@ class BatchRunner:
 
     async def _watch_cancel(self, active: _ActiveRun) -> None:
         """Stop the run when the batch is marked cancelled (possibly by another process), and
-        renew this runner's lease every ``heartbeat_s``."""
+        every ``heartbeat_s`` renew this worker's heartbeat and its conversations' leases (a
+        conversation whose lease another worker took is stopped here)."""
         loop = asyncio.get_running_loop()
         renewed = loop.time()
         while not active.cancelling:
             await asyncio.sleep(self.poll_s)
             try:
                 if loop.time() - renewed >= self.heartbeat_s:
-                    mine = await self.store.batches.update_if(
-                        active.batch_id,
-                        lambda b: b.runner == self.runner_id,
-                        heartbeat_at=utcnow(),
-                    )
                     renewed = loop.time()
-                    if mine is None:
-                        log.warning(
-                            "batch %s was taken over by another runner; stopping here",
-                            active.batch_id,
-                        )
-                        active.lease_lost = True
-                        active.cancel_all()
-                        return
+                    await self._renew(active)
                 batch = await self.store.batches.get(active.batch_id)
             except Exception:  # a hiccup of the database: try again at the next poll
                 log.debug("cancel watcher could not read batch %s", active.batch_id)
@@ -732,45 +884,124 @@ class BatchRunner:
                 log.info("batch %s was cancelled; stopping its conversations", active.batch_id)
                 active.stop(Status.cancelled, batch.stop_reason or REASON_CANCELLED)
 
-    # ------------------------------------------------------------------ the lease
-
-    async def _claim(self, batch_id: str) -> Batch:
-        """Take the batch's lease; returns the batch as it was before (who ran it, how)."""
-        now = utcnow()
-        before: list[Batch] = []
-
-        def free(b: Batch) -> bool:
-            before[:] = [b]
-            return self._may_take(b, now)
-
-        claimed = await self.store.batches.update_if(
-            batch_id, free, runner=self.runner_id, heartbeat_at=now
+    async def _renew(self, active: _ActiveRun) -> None:
+        until = now_ms() + int(self.lease_s * 1000)
+        lost = await self.store.conversations.renew_leases(
+            sorted(active.held), self.runner_id, until
         )
+        for conv_id in lost:
+            if conv_id not in active.held:
+                continue  # it ended meanwhile
+            log.warning(
+                "conversation %s was taken over by another worker; stopping it here", conv_id
+            )
+            active.lost_leases.add(conv_id)
+            task = active.queued.get(conv_id)
+            if task is not None:
+                task.cancel()
+        now = utcnow()
+        here = {r for r, _ in _RUNNING_HERE}
+
+        def beat(b: Batch) -> list[BatchWorker]:
+            if live_workers(b, self.lease_s, now=now, running_here=here, exclude=self.runner_id):
+                active.shared = True
+                self._share_limits()  # a worker joined this run: hold the limits with it
+            return _with_worker(b, self.runner_id, now, self.lease_s, here)
+
+        await self._update_workers(active.batch_id, beat)
+
+    def _share_limits(self) -> None:
+        """Hold each endpoint's concurrency limit across processes, through the database's
+        slots (llm/shared_limits.py), once this run shares its batch with other workers."""
+        share = getattr(self.backends, "share_limits", None)
+        slots = getattr(self.store, "slots", None)
+        if share is None or slots is None or getattr(self.backends, "shares_limits", False):
+            return
+        from simulator.llm.shared_limits import SharedLimits
+
+        share(SharedLimits(slots, self.runner_id))
+
+    # ------------------------------------------------------------------ the batch's workers
+
+    async def _claim(self, batch_id: str, *, join: bool = False) -> Batch:
+        """Join the batch's workers; returns the batch as it was before (who ran it, how).
+        Without ``join``, refused while another live process works on it."""
+        now = utcnow()
+        here = {r for r, _ in _RUNNING_HERE}
+        before: list[Batch] = []
+        blockers: list[BatchWorker] = []
+
+        def joined(b: Batch) -> list[BatchWorker] | None:
+            before[:] = [b]
+            blockers[:] = live_workers(
+                b, self.lease_s, now=now, running_here=here, exclude=self.runner_id
+            )
+            if blockers and not join:
+                return None
+            return _with_worker(b, self.runner_id, now, self.lease_s, here)
+
+        claimed = await self._update_workers(batch_id, joined)
         if claimed is not None:
             return before[0] if before else claimed
-        holder = await self.get(batch_id)
-        age = "" if holder.heartbeat_at is None else f", last seen {_ago(holder.heartbeat_at)}"
+        holder = max(blockers, key=lambda w: w.heartbeat_at)
+        names = ", ".join(w.runner for w in blockers)
         raise BatchInUseError(
-            f"Batch {batch_id[:8]} is being run by {holder.runner}{age}. Leave it running "
-            f"there, or stop it with 'simulator cancel {batch_id[:8]}' and resume it here "
-            f"(a runner that stops answering is taken over after {self.lease_s:.0f} s).",
+            f"Batch {batch_id[:8]} is being run by {names}, last seen "
+            f"{_ago(holder.heartbeat_at)}. Leave it running there, add this machine to it with "
+            f"'simulator worker --batch {batch_id[:8]}', or stop it with "
+            f"'simulator cancel {batch_id[:8]}' and resume it here (a worker that stops "
+            f"answering is taken over after {self.lease_s:.0f} s).",
             title="Batch already running",
         )
 
-    def _may_take(self, batch: Batch, now: datetime) -> bool:
-        """Free, ours, stale, held by a process of this machine that is gone, or by a runner of
-        this process whose run is over."""
-        if batch.runner == self.runner_id:
+    async def _leave(self, batch_id: str) -> bool:
+        """Leave the batch's workers (and forget those that are gone); True when no live worker
+        is left on it: this one stores the batch's end."""
+        now = utcnow()
+        here = {r for r, _ in _RUNNING_HERE} - {self.runner_id}
+
+        def without_me(b: Batch) -> list[BatchWorker]:
+            return [
+                w
+                for w in b.workers
+                if w.runner != self.runner_id and worker_alive(w, self.lease_s, now, here)
+            ]
+
+        left = await self._update_workers(batch_id, without_me)
+        if left is None:
             return True
-        holder = lease_holder(batch, now, self.lease_s)
-        if holder is LeaseHolder.this_process:
-            return (batch.runner, batch.id) not in _RUNNING_HERE
-        return holder is LeaseHolder.nobody
+        return not live_workers(left, self.lease_s, now=now, running_here=here)
+
+    async def _all_ended(self, batch_id: str) -> bool:
+        """No conversation of the batch is left to run: each is done, failed or cancelled."""
+        ended = (Status.done, Status.failed, Status.cancelled)
+        return all(c.status in ended for c in await self._conversations(batch_id))
+
+    async def _update_workers(
+        self, batch_id: str, change: Callable[[Batch], list[BatchWorker] | None]
+    ) -> Batch | None:
+        """Set the batch's ``workers`` to ``change(batch)`` atomically (a compare-and-set on the
+        list it was computed from); None when ``change`` says no (returns None)."""
+        for _ in range(20):
+            batch = await self.get(batch_id)
+            workers = change(batch)
+            if workers is None:
+                return None
+            updated = await self.store.batches.update_if(
+                batch_id,
+                partial(_same_workers, batch),
+                workers=workers,
+                runner=None,
+                heartbeat_at=None,
+            )
+            if updated is not None:
+                return updated
+        raise DatabaseUnavailableError(f"Batch {batch_id} kept changing while updating it.")
 
     async def _release(self, batch_id: str) -> None:
-        await self.store.batches.update_if(
-            batch_id, lambda b: b.runner == self.runner_id, runner=None, heartbeat_at=None
-        )
+        batch = await self.store.batches.get(batch_id)
+        if batch is not None and any(w.runner == self.runner_id for w in batch.workers):
+            await self._leave(batch_id)
 
     async def _finish(
         self, batch_id: str, counts: _Counts, stopped: _ActiveRun | None = None
@@ -831,20 +1062,28 @@ class LeaseHolder(Enum):
 def lease_holder(
     batch: Batch, now: datetime | None = None, lease_s: float = LEASE_S
 ) -> LeaseHolder:
-    """Who holds ``batch``'s lease at ``now``: a runner whose heartbeat is younger than
-    ``lease_s`` holds it, unless it is a process of this machine that no longer exists. The one
-    rule of the lease: runners claim by it, screens label a batch "running elsewhere" by it."""
-    if batch.runner is None or batch.heartbeat_at is None:
-        return LeaseHolder.nobody
-    if (now or utcnow()) - batch.heartbeat_at > timedelta(seconds=lease_s):
-        return LeaseHolder.nobody
-    host, _, rest = batch.runner.partition(":")
-    pid = rest.split("/", 1)[0]
-    if host == socket.gethostname() and pid.isdigit():
-        if int(pid) == os.getpid():
-            return LeaseHolder.this_process
-        return LeaseHolder.another_process if _process_alive(int(pid)) else LeaseHolder.nobody
-    return LeaseHolder.another_process
+    """Who works on ``batch`` at ``now``: a worker (``Batch.workers``, or the one runner of a
+    batch run before them) whose heartbeat is younger than ``lease_s``, unless it is a process
+    of this machine that no longer exists. Another process wins over this one when both work on
+    it. The one rule: screens label a batch "running elsewhere" by it."""
+    at = now or utcnow()
+    workers = list(batch.workers)
+    if batch.runner is not None and batch.heartbeat_at is not None:
+        workers.append(BatchWorker(runner=batch.runner, heartbeat_at=batch.heartbeat_at))
+    this = False
+    for w in workers:
+        if at - w.heartbeat_at > timedelta(seconds=lease_s):
+            continue
+        host, _, rest = w.runner.partition(":")
+        pid = rest.split("/", 1)[0]
+        if host == socket.gethostname() and pid.isdigit():
+            if int(pid) == os.getpid():
+                this = True
+                continue
+            if not process_alive(int(pid)):
+                continue
+        return LeaseHolder.another_process
+    return LeaseHolder.this_process if this else LeaseHolder.nobody
 
 
 def check_cost_cap(spec: BatchSpec, cells: list[GridCell], prices: Prices | None) -> None:
@@ -866,14 +1105,29 @@ def check_cost_cap(spec: BatchSpec, cells: list[GridCell], prices: Prices | None
         )
 
 
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # it exists, under another user
-        return True
-    return True
+def _forget(queued: dict[str, Any], conversation_id: str, _task: object) -> None:
+    queued.pop(conversation_id, None)
+
+
+def _same_workers(seen: Batch, batch: Batch) -> bool:
+    """The batch's workers (and legacy runner) are still those ``seen``."""
+    return batch.workers == seen.workers and batch.runner == seen.runner
+
+
+def _with_worker(
+    batch: Batch, runner: str, now: datetime, lease_s: float, running_here: set[str]
+) -> list[BatchWorker]:
+    """The batch's live workers with ``runner``'s heartbeat set to ``now`` (added if new)."""
+    out: list[BatchWorker] = []
+    mine: BatchWorker | None = None
+    for w in batch.workers:
+        if w.runner == runner:
+            mine = w
+        elif worker_alive(w, lease_s, now, running_here):
+            out.append(w)
+    joined = mine.joined_at if mine is not None else now
+    out.append(BatchWorker(runner=runner, heartbeat_at=now, joined_at=joined))
+    return out
 
 
 def _ago(when: datetime) -> str:

@@ -555,6 +555,7 @@ class Journal:
             decision_cause=decision_cause,
             cost_usd=_cost(results),
             cache=_cache_record(results),
+            endpoint=next((r.endpoint for r in reversed(results) if r.endpoint), None),
         )
 
     async def _append(self, message: Message) -> Message:

@@ -71,6 +71,8 @@ class ChatResult:
     # (0 when served from the response cache; None: no price known), and the cache's part
     cost_usd: float | None = None
     cache: CallCache | None = None
+    # a model pool's endpoint that answered (``PoolEndpoint.label``); None: not a pool
+    endpoint: str | None = None
 
 
 @dataclass(frozen=True)

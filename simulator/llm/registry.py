@@ -9,16 +9,20 @@ message (see system_check.py); ``warnings_for(model)`` says what it found.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Iterable
+import time
+from collections.abc import AsyncIterator, Iterable
 from contextlib import AbstractAsyncContextManager
+from dataclasses import replace
 from typing import Any
 
 from simulator.domain import ModelRef, Provider
 from simulator.domain.errors import LLMError
-from simulator.llm.base import ChatBackend, ChatRequest, ChatResult, EventSink
+from simulator.llm.base import ChatBackend, ChatRequest, ChatResult, EventSink, LLMEvent
 from simulator.llm.dryrun import DryRunBackend
-from simulator.llm.retry import RetryPolicy, call_with_retries
+from simulator.llm.pools import Member, Pool, endpoint_fault
+from simulator.llm.retry import CallError, RetryPolicy, call_with_retries, emit
 from simulator.llm.system_check import dropped_system, judgeable, system_chars, warning_for
 from simulator.settings import Settings, load_settings
 
@@ -65,6 +69,8 @@ class Backends:
         # cannot tell), and the call being judged now
         self._dropped: dict[tuple[str, str], bool | None] = {}
         self._judging: dict[tuple[int, str, str], asyncio.Event] = {}
+        self._pools: dict[str, Pool] = {}  # ModelRef.endpoint of a pool -> its endpoints
+        self._shared: Any = None  # SharedLimits: the limits held across processes, when set
 
     # ------------------------------------------------------------------ routing
 
@@ -87,7 +93,7 @@ class Backends:
         return backend
 
     def limit_for(self, ref: ModelRef) -> int:
-        for key in (ref.endpoint, ref.provider.value):
+        for key in (ref.endpoint, ref.base_url or "", ref.provider.value):
             if key in self.limits:
                 return max(1, int(self.limits[key]))
         if ref.provider is Provider.ollama:
@@ -96,13 +102,29 @@ class Backends:
             return self.settings.openai_concurrency
         return DRYRUN_CONCURRENCY
 
+    def share_limits(self, limits: Any) -> None:
+        """Hold every endpoint's limit across processes too (llm/shared_limits.py): from now on
+        a call takes one of the endpoint's slots in the database as well. None: local only."""
+        self._shared = limits
+
+    @property
+    def shares_limits(self) -> bool:
+        return self._shared is not None
+
     def _slot(self, ref: ModelRef) -> AbstractAsyncContextManager[object]:
         # per event loop too: a semaphore that once made a call wait is bound to its loop
         key = (id(asyncio.get_running_loop()), ref.endpoint)
         sem = self._slots.get(key)
         if sem is None:
             sem = self._slots[key] = asyncio.Semaphore(self.limit_for(ref))
-        return sem
+        if self._shared is None or ref.provider is Provider.dryrun:
+            return sem
+        return self._shared_slot(sem, ref)
+
+    @contextlib.asynccontextmanager
+    async def _shared_slot(self, sem: asyncio.Semaphore, ref: ModelRef) -> AsyncIterator[None]:
+        async with sem, self._shared.slot(ref.endpoint, self.limit_for(ref)):
+            yield
 
     def policy_for(self, ref: ModelRef) -> RetryPolicy:
         opts = ref.options
@@ -117,7 +139,104 @@ class Backends:
 
     # ------------------------------------------------------------------ calls
 
+    def pool_for(self, ref: ModelRef) -> Pool:
+        """The pool of ``ref`` (a ModelRef with endpoints), made on first use; each endpoint's
+        own concurrency limit is registered as that endpoint's limit."""
+        pool = self._pools.get(ref.endpoint)
+        if pool is None:
+            members = []
+            for endpoint in ref.endpoints:
+                member_ref = ref.member(endpoint)
+                if endpoint.concurrency is not None:
+                    self.limits.setdefault(member_ref.endpoint, endpoint.concurrency)
+                members.append(Member(endpoint, member_ref, self.limit_for(member_ref)))
+            pool = self._pools[ref.endpoint] = Pool(members)
+        return pool
+
+    def pool_status(self, ref: ModelRef) -> list[dict[str, Any]]:
+        """Each endpoint of ``ref``'s pool: limit, calls in flight, health, answers served."""
+        return self.pool_for(ref).status() if ref.endpoints else []
+
     async def chat(self, request: ChatRequest) -> ChatResult:
+        """One model call: to the pool's least loaded healthy endpoint when the model is a pool
+        (llm/pools.py), else to its one endpoint."""
+        if request.model.endpoints:
+            return await self._chat_pool(request)
+        return await self._chat_endpoint(request, self.policy_for(request.model), self.on_event)
+
+    async def _chat_pool(self, request: ChatRequest) -> ChatResult:
+        """Fail over across the pool's endpoints: an endpoint fault takes that endpoint out and
+        the call goes on at another; at most ``max_attempts`` tries per endpoint."""
+        ref = request.model
+        pool = self.pool_for(ref)
+        policy = self.policy_for(ref)
+        once = replace(policy, max_attempts=1)
+        budget = policy.max_attempts * len(pool.members)
+        retries: list[dict[str, Any]] = []
+        attempt = 0
+        while True:
+            member = pool.pick()
+            if member is None:  # every endpoint is out: wait for the first to come back
+                await asyncio.sleep(max(0.01, pool.next_up() - time.monotonic()))
+                continue
+            attempt += 1
+            member.in_flight += 1
+            try:
+                result = await self._chat_endpoint(replace(request, model=member.ref), once, None)
+            except CallError as exc:
+                if not endpoint_fault(exc.status, exc.retryable):
+                    if member.probing:  # it answered: the endpoint is back
+                        pool.succeeded(member)
+                    await self._emit_failed(request, member.label, str(exc), attempt)
+                    raise
+                down = pool.failed(member, exc.retry_after)
+                reason = f"{member.label}: {exc.reason}: {exc}"
+                if attempt >= budget:
+                    message = f"{exc} (gave up after {attempt} attempts across the pool)"
+                    await self._emit_failed(request, member.label, message, attempt)
+                    raise CallError(
+                        message, retryable=True, reason=exc.reason, status=exc.status
+                    ) from exc
+                log.warning("%s: endpoint out for %.0f s (%s)", ref.label, down, reason)
+                retries.append({"attempt": attempt, "reason": reason, "wait_s": 0.0})
+                await emit(
+                    self.on_event,
+                    LLMEvent(
+                        kind="retry",
+                        endpoint=member.ref.endpoint,
+                        model=ref.model,
+                        reason=reason,
+                        attempt=attempt,
+                        meta=request.meta,
+                    ),
+                )
+                continue
+            finally:
+                member.in_flight -= 1
+            pool.succeeded(member)
+            result.attempts = attempt
+            result.retries = retries + result.retries
+            result.endpoint = member.label
+            return result
+
+    async def _emit_failed(
+        self, request: ChatRequest, where: str, reason: str, attempt: int
+    ) -> None:
+        await emit(
+            self.on_event,
+            LLMEvent(
+                kind="failed",
+                endpoint=where,
+                model=request.model.model,
+                reason=reason,
+                attempt=attempt,
+                meta=request.meta,
+            ),
+        )
+
+    async def _chat_endpoint(
+        self, request: ChatRequest, policy: RetryPolicy, on_event: EventSink | None
+    ) -> ChatResult:
         """One model call with the endpoint's concurrency limit, timeout and retries.
         Raises ``LLMError`` (a ``CallError``) with a message a user can act on.
 
@@ -142,10 +261,10 @@ class Backends:
             result = await call_with_retries(
                 lambda: backend.chat(request),
                 request,
-                self.policy_for(ref),
+                policy,
                 where=ref.label,
                 slot=lambda: self._slot(ref),
-                on_event=self.on_event,
+                on_event=on_event,
             )
             if judging is not None:
                 self._judge(request, result)
@@ -215,7 +334,28 @@ class Backends:
             if (ref.endpoint, ref.model) in seen:
                 continue
             seen.add((ref.endpoint, ref.model))
+            if ref.endpoints:
+                await self._ensure_pool(ref, on_event or self.on_event)
+                continue
             await self.backend_for(ref).ensure_available(ref, on_event or self.on_event)
+
+    async def _ensure_pool(self, ref: ModelRef, on_event: EventSink | None) -> None:
+        """A pool can run while one of its endpoints answers: those that do not are taken out
+        (and tried again later); only a pool with no endpoint answering stops the run."""
+        pool = self.pool_for(ref)
+        problems: list[str] = []
+        for member in pool.members:
+            try:
+                await self.backend_for(member.ref).ensure_available(member.ref, on_event)
+            except LLMError as exc:
+                pool.failed(member)
+                problems.append(f"{member.label}: {exc}")
+                log.warning("%s: endpoint %s is out at the start: %s", ref.label, member.label, exc)
+        if len(problems) == len(pool.members):
+            raise LLMError(
+                f"No endpoint of the pool {ref.label} answers: " + "; ".join(problems),
+                title="Model pool unavailable",
+            )
 
     async def aclose(self) -> None:
         for backend in self._backends.values():

@@ -42,7 +42,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -112,6 +112,7 @@ class ConversationRow:
     error: str | None = None
     agents: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # Conversation.warnings
+    worker: str | None = None  # the worker ("host:pid/n") running it now, by its live lease
     rev: int = 0  # bumped on every change; screens repaint rows whose rev moved
 
     @classmethod
@@ -145,6 +146,7 @@ class ConversationRow:
             error=conv.error if failed else None,
             agents=[a.name for a in conv.agents],
             warnings=list(conv.warnings),
+            worker=_worker_of(conv),
         )
 
     @property
@@ -154,6 +156,25 @@ class ConversationRow:
         if self.status is Status.done:
             return self.planned
         return min(self.calls, self.planned)
+
+
+def _worker_of(conv: Conversation) -> str | None:
+    from simulator.engine.leases import now_ms
+
+    if conv.status is not Status.running or conv.runner is None:
+        return None
+    if conv.lease_until is None or conv.lease_until <= now_ms():
+        return None
+    return conv.runner
+
+
+def workers_label(rows: Iterable[ConversationRow]) -> str:
+    """Which worker runs how many conversations: ``lab-pc:4821/1 (3), gpu-2:77/1 (2)``."""
+    held: dict[str, int] = {}
+    for row in rows:
+        if row.worker is not None:
+            held[row.worker] = held.get(row.worker, 0) + 1
+    return ", ".join(f"{name} ({n})" for name, n in sorted(held.items()))
 
 
 def models_label(conv: Conversation) -> str:
@@ -287,6 +308,23 @@ def running_elsewhere(batch: Batch, now: datetime | None = None) -> bool:
     return (
         batch.status is Status.running and lease_holder(batch, now) is LeaseHolder.another_process
     )
+
+
+def workers_elsewhere(batch: Batch, now: datetime | None = None) -> list[str]:
+    """The live workers of another process on the batch (``host:pid/n`` each)."""
+    if batch.status is not Status.running:
+        return []
+    import os
+
+    from simulator.engine.batch import LEASE_S
+    from simulator.engine.leases import live_workers
+
+    pid = f":{os.getpid()}/"
+    return [
+        w.runner
+        for w in live_workers(batch, LEASE_S, now=now, running_here=())
+        if pid not in w.runner  # this very process: running here, or left over
+    ]
 
 
 # --------------------------------------------------------------------------- what a thread reports

@@ -52,6 +52,9 @@ class FakeServer:
         self.requests: list[Seen] = []
         self.in_flight = 0
         self.max_in_flight = 0
+        # the same per path: model calls apart from model listings (a worker's preflight)
+        self.path_in_flight: dict[str, int] = defaultdict(int)
+        self.max_path_in_flight: dict[str, int] = defaultdict(int)
         self.delay_s = 0.0  # every normal answer waits this long (to make overlap observable)
         self.port = 0  # 0: any free port
         self._faults: dict[str, deque[Fault]] = defaultdict(deque)
@@ -120,6 +123,9 @@ class FakeServer:
         return fault.body or {"error": f"scripted fault {fault.status}"}
 
     def _dispatch(self, h: BaseHTTPRequestHandler) -> None:
+        if self._stop.is_set():  # stopped: a kept-alive connection is cut, as by a dead server
+            h.close_connection = True
+            return
         length = int(h.headers.get("Content-Length") or 0)
         raw = h.rfile.read(length) if length else b""
         try:
@@ -133,6 +139,9 @@ class FakeServer:
             self.requests.append(Seen(h.command, path, headers, body, time.monotonic()))
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            self.path_in_flight[path] += 1
+            peak = max(self.max_path_in_flight[path], self.path_in_flight[path])
+            self.max_path_in_flight[path] = peak
             fault = self._faults[path].popleft() if self._faults[path] else None
         try:
             if fault is not None:
@@ -161,6 +170,7 @@ class FakeServer:
         finally:
             with self._lock:
                 self.in_flight -= 1
+                self.path_in_flight[path] -= 1
 
     @staticmethod
     def _send(h: BaseHTTPRequestHandler, status: int, body: Any, headers: dict[str, str]) -> None:

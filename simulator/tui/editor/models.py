@@ -65,6 +65,23 @@ def parse_params(values: dict[str, str]) -> SamplingParams:
         raise ValueError(describe_validation_error(exc)) from None
 
 
+def pool_text(ref: ModelRef) -> str:
+    """A pool's endpoints as the Models tab shows them: where, which key variable, how many
+    calls at once (docs/scale.md)."""
+    lines = [
+        f"A pool of {len(ref.endpoints)} endpoints: each call goes to the least loaded healthy "
+        "one; one that fails is taken out and tried again later (docs/scale.md)."
+    ]
+    for e in ref.endpoints:
+        limit = f"{e.concurrency} at once" if e.concurrency else "the provider's limit"
+        key = f", key from {e.api_key_env}" if e.api_key_env else ""
+        where = e.base_url or "default"
+        name = f"{e.name}: " if e.name else ""
+        lines.append(f"  • {name}{where} ({limit}{key})")
+    lines.append("Edit the endpoints in the experiment file (simulator experiments export).")
+    return "\n".join(lines)
+
+
 class ModelList(ItemList):
     """The models on offer; besides the list's keys, ``ctrl+l`` asks the highlighted model's
     server for its models, ``ctrl+t`` tests the highlighted model and ``ctrl+o`` pulls it from
@@ -200,6 +217,8 @@ class ModelsPane(ReportsWorkerErrors, Horizontal):
     @staticmethod
     def _label(ref: ModelRef) -> str:
         name = "dryrun" if ref.provider is Provider.dryrun else f"{ref.provider.value}:{ref.model}"
+        if ref.endpoints:
+            name += f"  (pool of {len(ref.endpoints)})"
         return f"{name}\n  {params_summary(ref)}"
 
     def _load_form(self) -> None:
@@ -230,6 +249,8 @@ class ModelsPane(ReportsWorkerErrors, Horizontal):
 
     @staticmethod
     def _describe(ref: ModelRef) -> str:
+        if ref.endpoints:
+            return pool_text(ref)
         if ref.provider is Provider.dryrun:
             return "dryrun answers offline with scripted text: for rehearsing, not a model."
         if ref.provider is Provider.openai:
@@ -270,6 +291,7 @@ class ModelsPane(ReportsWorkerErrors, Horizontal):
                 base_url=self.query_one("#model-url", Input).value.strip() or None,
                 params=params,
                 options=old.options,
+                endpoints=old.endpoints,  # a pool's endpoints come from the experiment file
             )
         except ValidationError as exc:
             self._refuse(f"{describe_validation_error(exc)}")

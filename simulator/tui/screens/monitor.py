@@ -46,6 +46,8 @@ from simulator.tui.runs import (
     running_elsewhere,
     runs_of,
     warm_up,
+    workers_elsewhere,
+    workers_label,
 )
 from simulator.tui.screens.base import ReportsWorkerErrors
 from simulator.tui.screens.dialogs import ConfirmDialog, MessageDialog
@@ -64,6 +66,7 @@ if TYPE_CHECKING:
     from simulator.services.container import Services
 
 FLUSH_S = 0.25  # how often the screen repaints from the registry
+ELSEWHERE_REFRESH_S = 2.0  # a batch that other processes run: how often its stored state is read
 # The transcript grows at most once a second: each growth costs the whole screen a layout pass.
 TRANSCRIPT_FLUSH_S = 1.0
 
@@ -237,6 +240,9 @@ def summary_text(run: BatchRun, now: float | None = None) -> str:
             f"created {created} UTC by {escape(batch.owner or '?')}",
         ]
     )
+    workers = workers_label(run.rows.values())
+    if workers and not here:  # run by workers elsewhere: who runs how many
+        second = f"{second} · workers {escape(workers)}"
     if run.warnings:  # first on its line, so a narrow screen never cuts it off
         warned = ", ".join(escape(w) for w in run.warnings)
         second = f"[yellow]⚠ {warned}[/yellow] · {second}"
@@ -374,7 +380,8 @@ class BatchActions:
             return
         if running_elsewhere(batch):
             self.notify(  # type: ignore[attr-defined]
-                f"Batch {batch_id[:8]} is running in {batch.runner}; cancel it there first.",
+                f"Batch {batch_id[:8]} is running in {', '.join(workers_elsewhere(batch))}; "
+                "cancel it there first.",
                 severity="warning",
             )
             return
@@ -441,6 +448,7 @@ class RunMonitorScreen(BatchActions, ReportsWorkerErrors, Screen[None]):
         self._summary = ""
         self._progress = -1
         self._transcript_flushed = 0.0
+        self._elsewhere_loaded = time.monotonic()
         self._row_revs: dict[str, int] = {}
         self._table_ids: list[str] = []
         self._unsubscribe: Any = None
@@ -536,6 +544,13 @@ class RunMonitorScreen(BatchActions, ReportsWorkerErrors, Screen[None]):
         elif run.running:
             self._paint_summary(run)  # elapsed and ETA move on their own
         now = time.monotonic()
+        if (
+            not run.running
+            and now - self._elsewhere_loaded >= ELSEWHERE_REFRESH_S
+            and running_elsewhere(run.batch)
+        ):  # workers of other processes run it: read their progress again
+            self._elsewhere_loaded = now
+            self.load_batch()
         if (
             self._transcript_ready
             and self._live
