@@ -15,6 +15,7 @@ from simulator.domain import BatchSpec, ModelRef, ModelSet, Provider, Status
 from simulator.engine.batch import BatchRunner
 from simulator.llm.registry import Backends
 from tests.plugins.batches import make_prison_experiment
+from tests.plugins.waiting import wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "simulator" / "examples" / "prison_study_batch.yaml"
@@ -243,6 +244,20 @@ async def test_sigterm_stops_simulator_run_cleanly_and_resume_finishes_it(
             line = await asyncio.wait_for(proc.stdout.readline(), timeout=60)  # wait deadline
             assert line, (await proc.stderr.read()).decode()
             seen += line.decode()
+
+        def mid_run() -> bool:
+            """A conversation is running with part of its messages stored: the signal lands
+            inside it (not between two conversations, when none would be interrupted)."""
+            running = [c["_id"] for c in db.conversations.find({"status": "running"})]
+            stored = [
+                m["conversation_id"]
+                for m in db.messages.find(
+                    {"conversation_id": {"$in": running}, "kind": "utterance"}
+                )
+            ]
+            return any(1 <= stored.count(cid) <= 3 for cid in running)
+
+        await wait_until(mid_run, what="a conversation half way")
         proc.send_signal(signal.SIGTERM)
         await asyncio.wait_for(proc.wait(), timeout=20)  # wait deadline
     finally:
