@@ -155,9 +155,9 @@ step "back to the library" "1 experiment" Escape
 step "the conversation browser, its transcript" "Teacher 1" c
 step "read it: the transcript focused" "⏎ Read" Enter
 step "to its end" "Summary of day 1" End
-step "export it" "Export conversation #0" e
+step "export it" "Export conversation #1" e
 step "written" "Exported to" Enter
-exported=$(find "$WORK/cwd/exports" -name 'conversation-0-*.html' 2>/dev/null | head -1)
+exported=$(find "$WORK/cwd/exports" -name 'conversation-1-*.html' 2>/dev/null | head -1)
 if [ -z "$exported" ] || ! grep -q "Teacher 1" "$exported"; then
     echo "the exported transcript is missing or does not hold the conversation" >&2
     exit 1
