@@ -284,3 +284,50 @@ def test_a_server_stopped_on_purpose_is_not_restarted(tmp_path: Path) -> None:
         assert user.restarts == 0 and not alive(pid)
     finally:
         user.stop()
+
+
+def test_a_run_stuck_after_the_database_was_lost_still_exits_with_the_resume_hint(
+    tmp_path: Path,
+) -> None:
+    """The command line's safety net: once a run reported its database lost, the process ends
+    with the usual one-line message and exit code 1 even if something still waits (here: the
+    main thread sleeps forever), and every thread's stack is in the log."""
+    log_file = tmp_path / "run.log"
+    script = (
+        "import logging, sys, time\n"
+        f"logging.basicConfig(filename={str(log_file)!r}, level=logging.INFO)\n"
+        "import simulator.commands.run as run\n"
+        "from simulator.engine.events import StoreLost\n"
+        "run.STUCK_AFTER_LOSS_S = 0.2\n"
+        "run._exit_if_stuck_after_loss('b1', StoreLost('b1', 'connection refused\\nmore'))\n"
+        "run._exit_if_stuck_after_loss('b1', StoreLost('other', 'not this batch'))\n"
+        "time.sleep(600)  # a hang\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=120,  # hang guard
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        "error: Database lost: The database stopped answering while batch b1 ran "
+        "(connection refused). No conversation was started after that; the ones running were "
+        "stopped, and every message stored before is kept. Once the database answers again, "
+        "continue with: simulator resume b1"
+    ]
+    logged = log_file.read_text(encoding="utf-8")
+    assert "did not end within 0.2 s after the database was lost" in logged
+    assert "time.sleep" in logged or 'File "<string>"' in logged  # the stuck main thread
+
+
+def test_the_safety_net_is_taken_down_when_the_command_ends() -> None:
+    import simulator.commands.run as run
+    from simulator.engine.events import StoreLost
+
+    run._exit_if_stuck_after_loss("b1", StoreLost("b1", "gone"))
+    (timer,) = run._watchdogs
+    run._stop_watchdogs()
+    timer.join(timeout=60)  # hang guard
+    assert not timer.is_alive() and run._watchdogs == []

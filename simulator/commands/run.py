@@ -10,8 +10,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from simulator.domain import Batch, CacheMode, Conversation, Estimate, Experiment, Ledger, Status
@@ -475,6 +477,8 @@ def _interruptible(main: Any) -> int:
                 file=sys.stderr,
             )
         raise
+    finally:
+        _stop_watchdogs()
 
 
 def _merge_price_table(run_spec: Any) -> None:
@@ -763,6 +767,7 @@ async def _drive(
                     progress.console.print(f"  [yellow]retry[/]  {retry_line(event)}")
 
             unsubscribe = runner.bus.subscribe(on_event)
+            unwatch = runner.bus.subscribe(partial(_exit_if_stuck_after_loss, batch.id))
             try:
                 if join:
                     return await runner.run(batch.id, join=True)
@@ -779,12 +784,65 @@ async def _drive(
                 raise
             finally:
                 unsubscribe()
+                unwatch()
     finally:  # after the progress bar, so the total is the last word before the batch's end
         for warning, n in warned.items():
             console.print(
                 f"[yellow]Warning[/]: {escape(warning)} on {n} conversation(s) of this run "
                 "(stored in each conversation's warnings)."
             )
+
+
+#: After the database stopped answering, a run that has not ended within this many seconds gives
+#: up: it says what ``StoreLostError`` says and exits (everything stored is stored already).
+STUCK_AFTER_LOSS_S = 60.0
+
+
+def _exit_if_stuck_after_loss(batch_id: str, event: Any) -> None:
+    """A safety net for the command line: once a run reported its database lost, the process
+    ends within ``STUCK_AFTER_LOSS_S`` whatever a driver or a task still waits for; every
+    thread's stack goes to the log first, so a hang can be traced."""
+    from simulator.engine.events import StoreLost
+
+    if not isinstance(event, StoreLost) or event.batch_id != batch_id:
+        return
+
+    def give_up() -> None:
+        import faulthandler
+        import logging
+        import os
+
+        from simulator.engine.batch import store_lost_error
+
+        log = logging.getLogger(__name__)
+        log.error(
+            "batch %s: the run did not end within %g s after the database was lost; exiting",
+            batch_id,
+            STUCK_AFTER_LOSS_S,
+        )
+        for handler in logging.getLogger().handlers:
+            stream = getattr(handler, "stream", None)
+            if isinstance(handler, logging.FileHandler) and stream is not None:
+                handler.flush()
+                faulthandler.dump_traceback(file=stream, all_threads=True)
+                stream.flush()
+        exc = store_lost_error(batch_id, event.error.splitlines()[0] if event.error else "")
+        print(f"error: {exc.title}: {exc}", file=sys.stderr, flush=True)
+        os._exit(EXIT_UNFINISHED)
+
+    timer = threading.Timer(STUCK_AFTER_LOSS_S, give_up)
+    timer.daemon = True
+    _watchdogs.append(timer)
+    timer.start()
+
+
+_watchdogs: list[threading.Timer] = []
+
+
+def _stop_watchdogs() -> None:
+    """The command ended (its event loop is closed): no safety net is needed any more."""
+    while _watchdogs:
+        _watchdogs.pop().cancel()
 
 
 def retry_line(event: Any) -> str:

@@ -195,6 +195,17 @@ class StoreLostError(DatabaseUnavailableError):
         self.batch_id = batch_id
 
 
+def store_lost_error(batch_id: str, cause: str) -> StoreLostError:
+    """What a run says when the database stopped answering (``cause``: the driver's first line)."""
+    return StoreLostError(
+        f"The database stopped answering while batch {batch_id} ran ({cause}). No "
+        "conversation was started after that; the ones running were stopped, and every "
+        "message stored before is kept. Once the database answers again, continue with: "
+        f"simulator resume {batch_id}",
+        batch_id,
+    )
+
+
 class BatchRunner:
     """Creates, runs, resumes and cancels batches (see the module docstring)."""
 
@@ -816,15 +827,8 @@ class BatchRunner:
                 await self.store.conversations.set_fields(conv.id, **fields)
 
     def _lost_error(self, batch: Batch, active: _ActiveRun) -> StoreLostError:
-        short = batch.id
         cause = _first_line(_reason(active.store_error)) if active.store_error else ""
-        return StoreLostError(
-            f"The database stopped answering while batch {short} ran ({cause}). No "
-            "conversation was started after that; the ones running were stopped, and every "
-            "message stored before is kept. Once the database answers again, continue with: "
-            f"simulator resume {short}",
-            batch.id,
-        )
+        return store_lost_error(batch.id, cause)
 
     async def _ensure_models(self, batch: Batch, todo: list[Conversation]) -> None:
         """Check (and for Ollama, pull) every model the remaining conversations use, once, before
