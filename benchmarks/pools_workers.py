@@ -33,6 +33,7 @@ import contextlib
 import json
 import math
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -55,13 +56,33 @@ from simulator.domain import (  # noqa: E402
     Status,
 )
 from simulator.engine.batch import BatchRunner  # noqa: E402
-from simulator.examples import load_example  # noqa: E402
+from simulator.engine.spec import load_example  # noqa: E402
 from simulator.llm.registry import Backends  # noqa: E402
 from tests.servers.openai_server import CHAT, FakeOpenAIServer  # noqa: E402
 
+TICK = os.sysconf("SC_CLK_TCK")
 SERVERS_PER_POOL = 3
 LIMIT = 8
 WORKERS = 3
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """utime + stime of a process, in seconds (Linux /proc; 0 when unknown)."""
+    if pid is None:
+        return 0.0
+    raw = Path(f"/proc/{pid}/stat").read_text()
+    fields = raw[raw.rfind(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def self_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _pool(name: str, servers: list[FakeOpenAIServer]) -> ModelRef:
@@ -76,7 +97,7 @@ def _pool(name: str, servers: list[FakeOpenAIServer]) -> ModelRef:
 
 
 async def _start_batch(
-    uri: str, db: str, pools: list[ModelRef], conversations: int, messages: int
+    uri: str, db: str, pools: list[ModelRef], conversations: int, messages: int, workers: int
 ) -> str:
     store = await connect_store(uri, db)
     try:
@@ -90,7 +111,7 @@ async def _start_batch(
             every_combination=False,
             factor_levels=[{"goal": "Escape", "persona": "No persona"}],
             repeats=conversations // len(pools),
-            concurrency=math.ceil(len(pools) * SERVERS_PER_POOL * LIMIT / WORKERS),
+            concurrency=math.ceil(len(pools) * SERVERS_PER_POOL * LIMIT / workers),
         )
         batch = await BatchRunner(store, Backends()).start(experiment, spec, owner="bench")
         return batch.id
@@ -132,26 +153,34 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     db = f"bench_pools_{uuid.uuid4().hex[:8]}"
     with contextlib.ExitStack() as stack:
         uri = args.uri or os.environ.get("BENCH_MONGODB_URI")
+        server_pid: int | None = None
         if not uri:
             tmp = stack.enter_context(tempfile.TemporaryDirectory())
             embedded = EmbeddedServer(Path(tmp))
             uri = embedded.start()
             stack.callback(embedded.stop)
+            server_pid = embedded.status(check_ping=False).pid
         try:
-            batch_id = await _start_batch(uri, db, pools, args.conversations, args.messages)
+            batch_id = await _start_batch(
+                uri, db, pools, args.conversations, args.messages, args.workers
+            )
             env = {**os.environ, "MONGODB_URI": uri, "MONGODB_DB": db, "PYTHONPATH": str(ROOT)}
             started = time.monotonic()
             started_at = time.time()
+            cpu0 = (children_cpu(), cpu_seconds(server_pid), self_cpu())
             procs = [
                 await asyncio.create_subprocess_exec(
                     sys.executable, "-m", "simulator.cli", "worker", "--batch", batch_id,
                     cwd=ROOT, env=env,
                     stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
                 )
-                for _ in range(WORKERS)
+                for _ in range(args.workers)
             ]  # fmt: skip
             errors = [(await p.communicate())[1].decode()[-2000:] for p in procs]
             wall = time.monotonic() - started
+            workers_cpu = children_cpu() - cpu0[0]
+            server_cpu = cpu_seconds(server_pid) - cpu0[1]
+            bench_cpu = self_cpu() - cpu0[2]  # the six model servers (threads of this process)
             codes = [p.returncode for p in procs]
             check = await _check(uri, db, batch_id, args.messages)
         finally:
@@ -168,7 +197,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "conversations": args.conversations,
         "messages": args.messages,
         "latency_ms": args.latency_ms,
-        "workers": WORKERS,
+        "workers": args.workers,
         "database": "embedded"
         if not (args.uri or os.environ.get("BENCH_MONGODB_URI"))
         else "mongodb",
@@ -177,12 +206,22 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "start_up_s": round(check["first"] - started_at, 2),
         # from the first stored message to the last (the batch's own pace)
         "busy_s": round(check["busy_s"], 2),
-        "busy_ratio": round(check["busy_s"] / floor, 2),
+        "busy_ratio": round(check["busy_s"] / floor, 2) if floor else None,
         "floor_s": round(floor, 2),
-        "ratio": round(wall / floor, 2),
+        "ratio": round(wall / floor, 2) if floor else None,
         "target_ratio": 1.2,
         "calls": calls,
         "calls_expected": args.conversations * (args.messages + 1),
+        # CPU seconds while the workers ran, and what they allow on this machine's cores:
+        # every process here shares them, so the batch cannot end before cpu_floor_s
+        "cpu_s": {
+            "workers": round(workers_cpu, 2),
+            "database": round(server_cpu, 2),
+            "model_servers": round(bench_cpu, 2),
+        },
+        "cpu_ms_per_call": round((workers_cpu + server_cpu + bench_cpu) * 1000 / max(1, calls), 2),
+        "cores": os.cpu_count(),
+        "cpu_floor_s": round((workers_cpu + server_cpu + bench_cpu) / (os.cpu_count() or 1), 2),
         "max_calls_at_once": [s.max_path_in_flight[CHAT] for s in servers],
         "limit_per_server": LIMIT,
         "worker_exit_codes": codes,
@@ -202,6 +241,9 @@ def cli() -> None:
     parser.add_argument("--conversations", type=int, default=300)
     parser.add_argument("--messages", type=int, default=20)
     parser.add_argument("--latency-ms", type=float, default=100.0)
+    parser.add_argument(
+        "--workers", type=int, default=WORKERS, help="worker processes (1: one process alone)"
+    )
     parser.add_argument("--uri", help="a MongoDB to use instead of a fresh embedded server")
     args = parser.parse_args()
     if args.quick:

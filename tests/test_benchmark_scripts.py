@@ -79,3 +79,41 @@ def test_the_scale_benchmark_runs_a_batch_and_reads_a_transcript(tmp_path: Path)
         figures[mode[0]] = last_json(proc.stdout)
     assert figures["batch"]["stored"] == 4 * 22
     assert figures["transcript"]["transcript_ms"] is not None
+
+
+SCRIPTS = sorted(p.name for p in (ROOT / "benchmarks").glob("*.py"))
+
+
+def test_every_benchmark_script_starts() -> None:
+    """Each script imports what it names and answers --help (benchmarks/pools_workers.py once
+    imported ``load_example`` from where it no longer was, and measured nothing)."""
+    assert "pools_workers.py" in SCRIPTS
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for name in SCRIPTS:
+        proc = subprocess.run(
+            [sys.executable, str(ROOT / "benchmarks" / name), "--help"],
+            capture_output=True,
+            env=env,
+            text=True,
+            cwd=ROOT,
+            timeout=600,  # hang guard only
+        )
+        assert proc.returncode == 0, (name, proc.stderr[-2000:])
+        assert "usage:" in proc.stdout, name
+
+
+def test_the_pools_and_workers_benchmark_runs_three_workers_on_a_tiny_batch() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "pools_workers.py"),
+         "--conversations", "6", "--messages", "2", "--latency-ms", "0"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,  # hang guard only
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    figures = last_json(proc.stdout)
+    assert figures["worker_exit_codes"] == [0, 0, 0]
+    assert figures["every_conversation_exact"] is True
+    assert figures["calls"] == figures["calls_expected"] == 6 * 3
+    assert all(n <= figures["limit_per_server"] for n in figures["max_calls_at_once"])  # type: ignore[union-attr]

@@ -130,6 +130,11 @@ LEASE_S = 30.0  # a batch whose runner has not renewed its heartbeat for this lo
 HEARTBEAT_S = 5.0
 LAST_WRITE_S = 1.5  # after the database failed: how long to try to store the interruption
 LEDGER_S = 1.0  # how often a running batch stores and publishes its ledger (when it changed)
+#: While its own conversations run, how often a runner looks again at the batch for
+#: conversations another worker left behind (at most; a quarter of the lease, never under
+#: ``poll_s``). Looking each time one of its conversations ends made a batch of n cost n full
+#: listings of n conversations (quadratic: 2,000 listings of 2,000 at 2,000 conversations).
+LOOK_S = 5.0
 
 #: Stop reasons (``Batch.stop_reason``, ``Conversation.stop_reason``).
 REASON_STOPPED = "the run was stopped (its process was interrupted or closed)"
@@ -167,6 +172,9 @@ class _ActiveRun:
     queued: dict[str, asyncio.Task[Status | None]] = field(default_factory=dict)  # their tasks
     lost_leases: set[str] = field(default_factory=set)  # taken over by another worker
     shared: bool = False  # another worker took part in this run
+    #: set when the scheduler should look again before its next look is due: every task of
+    #: this run has ended, the run stops (cancel, cap, lost database)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     def stop(self, status: Status, reason: str, message: str | None = None) -> None:
         """Stop every conversation; the first reason given is the one stored. ``message`` goes
@@ -177,8 +185,14 @@ class _ActiveRun:
 
     def cancel_all(self, message: str | None = None) -> None:
         self.cancelling = True
+        self.wake.set()
         for task in list(self.tasks):
             task.cancel(message)
+
+    def task_ended(self, _task: object) -> None:
+        """A conversation's task ended (called after it left ``tasks``)."""
+        if not self.tasks:
+            self.wake.set()
 
 
 class BatchInUseError(SimulatorError):
@@ -219,6 +233,7 @@ class BatchRunner:
         lease_s: float = LEASE_S,
         heartbeat_s: float = HEARTBEAT_S,
         kinds: KindCatalog | None = None,
+        look_s: float | None = None,
     ) -> None:
         self.store = store
         #: The experiment kinds this runner plays (None: the registry installed for the process).
@@ -227,6 +242,8 @@ class BatchRunner:
         self.bus = bus
         self.poll_s = poll_s
         self.lease_s = lease_s
+        #: see LOOK_S
+        self.look_s = look_s if look_s is not None else max(poll_s, min(lease_s / 4, LOOK_S))
         self.heartbeat_s = heartbeat_s
         self.runner_id = f"{socket.gethostname()}:{os.getpid()}/{next(_RUNNER_SEQ)}"
         self._active: dict[str, _ActiveRun] = {}
@@ -359,6 +376,10 @@ class BatchRunner:
             # Without a database the lease cannot be released: it goes stale by itself (and a
             # runner of this machine sees at once that this process is gone).
             _RUNNING_HERE.discard((self.runner_id, batch_id))
+            release = getattr(self.backends, "release_shared_slots", None)
+            if release is not None and (lost is None or lost.interruption_stored):
+                with contextlib.suppress(Exception):  # else they expire by themselves
+                    await asyncio.shield(asyncio.wait_for(release(), LAST_WRITE_S * 2))
             if lost is None or lost.interruption_stored:
                 with contextlib.suppress(Exception):
                     await asyncio.shield(self._release(batch_id))
@@ -432,7 +453,8 @@ class BatchRunner:
         if await asyncio.shield(self._leave(batch_id)) or await self._all_ended(batch_id):
             if active.shared:  # each worker metered its own calls: the messages hold them all
                 convs = await self._conversations(batch_id)
-                stored = await self.store.messages.list_many([c.id for c in convs])
+                hints = {c.id: message_count_hint(c) for c in convs}  # read by computed ids
+                stored = await self.store.messages.list_many([c.id for c in convs], hints)
                 calls.ledger = rebuild(batch_id, stored)
             # shielded: an app closing right after ``interrupt`` must not cut this write short
             await asyncio.shield(self._save_ledger(calls, final=True))
@@ -449,8 +471,9 @@ class BatchRunner:
         choose_speaker: ChooseSpeaker | None,
         calls: BatchCalls,
     ) -> None:
-        """Start a task for every conversation this runner may take, and look again (each time
-        one ends, and every ``poll_s``) until none is left to run here or held elsewhere.
+        """Start a task for every conversation this runner may take, and look again (when all
+        of them have ended, and every ``look_s`` meanwhile; every ``poll_s`` while only other
+        workers hold some) until none is left to run here or held elsewhere.
 
         The first look takes every runnable conversation (failed ones are tried again, as a
         resume does); later looks take only those another worker left behind: its lease expired
@@ -488,14 +511,18 @@ class BatchRunner:
                 active.queued[conv.id] = task
                 task.add_done_callback(active.tasks.discard)
                 task.add_done_callback(partial(_forget, active.queued, conv.id))
+                task.add_done_callback(active.task_ended)
             if not active.tasks and not takeable and not elsewhere:
                 return
             if elsewhere:
                 active.shared = True
             if active.tasks:
-                await asyncio.wait(
-                    set(active.tasks), timeout=self.poll_s, return_when=asyncio.FIRST_COMPLETED
-                )
+                # look again when this runner's conversations have all ended, when the run
+                # stops, or after ``look_s`` (for conversations another worker left behind)
+                active.wake.clear()
+                if active.tasks and not active.cancelling and active.capped is None:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(active.wake.wait(), self.look_s)
             else:
                 await asyncio.sleep(self.poll_s)  # leases held by other workers: look again
             first = False
@@ -722,6 +749,7 @@ class BatchRunner:
             if active.capped is None:
                 active.capped = reason
                 active.stop_status, active.stop_reason = Status.interrupted, reason
+                active.wake.set()
 
         def on_change() -> None:
             active.ledger_changed = True

@@ -14,6 +14,7 @@ back. When every endpoint is out, calls wait for the first to come back. A call 
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from simulator.domain import ModelRef, PoolEndpoint
@@ -49,14 +50,19 @@ class Pool:
     members: list[Member]
     served: dict[str, int] = field(default_factory=dict)  # answers per endpoint label
 
-    def pick(self, now: float | None = None) -> Member | None:
+    def pick(
+        self, now: float | None = None, prefer: Collection[str] = frozenset()
+    ) -> Member | None:
         """The least loaded healthy endpoint (the first listed among equals); None when all
-        are out (see ``next_up``)."""
+        are out (see ``next_up``). ``prefer``: endpoints (``ModelRef.endpoint``) where this
+        process already holds a free slot shared with other processes (llm/shared_limits.py):
+        the least loaded of them with room here is taken first, as it needs no wait for one."""
         now = time.monotonic() if now is None else now
         healthy = [m for m in self.members if m.healthy(now)]
         if not healthy:
             return None
-        best = min(healthy, key=lambda m: m.in_flight / m.limit)
+        ready = [m for m in healthy if m.ref.endpoint in prefer and m.in_flight < m.limit]
+        best = min(ready or healthy, key=lambda m: m.in_flight / m.limit)
         if best.failures:
             best.probing = True
         return best

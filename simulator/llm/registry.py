@@ -111,6 +111,11 @@ class Backends:
     def shares_limits(self) -> bool:
         return self._shared is not None
 
+    async def release_shared_slots(self) -> None:
+        """Free the endpoint slots kept for this process's next calls (at the end of a run)."""
+        if self._shared is not None:
+            await self._shared.release_idle()
+
     def _slot(self, ref: ModelRef) -> AbstractAsyncContextManager[object]:
         # per event loop too: a semaphore that once made a call wait is bound to its loop
         key = (id(asyncio.get_running_loop()), ref.endpoint)
@@ -175,7 +180,7 @@ class Backends:
         retries: list[dict[str, Any]] = []
         attempt = 0
         while True:
-            member = pool.pick()
+            member = pool.pick(prefer=self._shared.idle_endpoints() if self._shared else ())
             if member is None:  # every endpoint is out: wait for the first to come back
                 await asyncio.sleep(max(0.01, pool.next_up() - time.monotonic()))
                 continue
