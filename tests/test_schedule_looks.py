@@ -2,7 +2,8 @@
 for conversations another worker left behind; it once did so each time one of its own ended,
 so a batch of n conversations cost n listings of n (2,000 listings of 2,000 documents at 2,000
 conversations; with three workers on 300 conversations it took 60% of a worker's time). It now
-looks when all of its own have ended, when the run stops, and every ``look_s``. Counted at the
+looks when all of its own have ended, when the run stops, and, once another worker shares the
+batch, every ``look_s``. Counted at the
 driver: the ``find`` commands on the conversations collection filtered by the batch."""
 
 from __future__ import annotations
@@ -62,8 +63,8 @@ async def test_a_batch_lists_its_conversations_a_few_times_not_once_per_conversa
             concurrency=1,  # one at a time: every conversation ends on its own
             model_sets=[ModelSet(default=ModelRef(provider=Provider.dryrun, model="dryrun"))],
         )
-        # look_s: no look falls due during the run, however slow the machine is
-        runner = BatchRunner(store, Backends(max_attempts=1), poll_s=0.05, look_s=3600)
+        # alone on its batch, the runner has no periodic look, however slow the machine is
+        runner = BatchRunner(store, Backends(max_attempts=1), poll_s=0.05)
         batch = await runner.start(exp, spec)
         finds.batch_id = batch.id
         ended = await runner.run(batch.id)

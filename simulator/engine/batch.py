@@ -134,6 +134,8 @@ LEDGER_S = 1.0  # how often a running batch stores and publishes its ledger (whe
 #: conversations another worker left behind (at most; a quarter of the lease, never under
 #: ``poll_s``). Looking each time one of its conversations ends made a batch of n cost n full
 #: listings of n conversations (quadratic: 2,000 listings of 2,000 at 2,000 conversations).
+#: A runner alone on its batch does not look until its conversations have all ended (a worker
+#: that joins is seen by the heartbeat, which starts the looks).
 LOOK_S = 5.0
 
 #: Stop reasons (``Batch.stop_reason``, ``Conversation.stop_reason``).
@@ -518,11 +520,13 @@ class BatchRunner:
                 active.shared = True
             if active.tasks:
                 # look again when this runner's conversations have all ended, when the run
-                # stops, or after ``look_s`` (for conversations another worker left behind)
+                # stops, and, once other workers share the batch, every ``look_s`` (for
+                # conversations one of them left behind); alone, nobody can leave any
                 active.wake.clear()
                 if active.tasks and not active.cancelling and active.capped is None:
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(active.wake.wait(), self.look_s)
+                        look = self.look_s if active.shared else None
+                        await asyncio.wait_for(active.wake.wait(), look)
             else:
                 await asyncio.sleep(self.poll_s)  # leases held by other workers: look again
             first = False
@@ -936,7 +940,9 @@ class BatchRunner:
 
         def beat(b: Batch) -> list[BatchWorker]:
             if live_workers(b, self.lease_s, now=now, running_here=here, exclude=self.runner_id):
-                active.shared = True
+                if not active.shared:
+                    active.shared = True
+                    active.wake.set()  # the scheduler looks at the batch from now on
                 self._share_limits()  # a worker joined this run: hold the limits with it
             return _with_worker(b, self.runner_id, now, self.lease_s, here)
 
