@@ -319,3 +319,36 @@ async def test_quitting_while_a_batch_runs_asks_first_and_stay_keeps_it_running(
         # With nothing running and nothing unsaved, ctrl+q quits at once.
         await pilot.press("ctrl+q")
         await wait_until(pilot, lambda: not app.is_running, what="the app to exit")
+
+
+async def test_a_long_list_is_filled_whole_in_order_and_its_first_conversation_selected(
+    store: Any, runs_app: Any
+) -> None:
+    """A batch of more than ``FILL_CHUNK`` conversations is put in the table in chunks (the loop
+    free between them): every conversation is listed once, in cell order, and the first one is
+    selected and shown, as with a short list."""
+    from simulator.tui.screens.monitor import FILL_CHUNK
+
+    exp = await store.experiments.create(runs_experiment())
+    repeats = FILL_CHUNK // 2 + 20  # 4 cells (2 x 2 agents) per repeat: over two chunks
+    batch = await BatchRunner(store, backends=None).start(
+        exp, spec_for(exp, repeats=repeats, total_messages=2, days=1), owner="alice"
+    )
+    convs = await store.conversations.list(ConversationFilter(batch_id=batch.id))
+    assert len(convs) > 2 * FILL_CHUNK
+    app = runs_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_library(pilot)
+        await app.push_screen(RunMonitorScreen(batch.id))
+        monitor = app.screen
+        table = monitor.query_one("#monitor-conversations", DataTable)
+        await wait_until(
+            pilot,
+            lambda: table.row_count == len(convs) and monitor.selected is not None,
+            what="the whole list and a selection",
+        )
+        keys = [str(table.coordinate_to_cell_key((i, 0)).row_key.value) for i in range(len(convs))]
+        assert keys == [r.id for r in monitor.run.ordered]
+        assert len(set(keys)) == len(convs)
+        assert monitor.selected == keys[0]
+        assert keys[0][:8] in shown(monitor, "#monitor-selected")

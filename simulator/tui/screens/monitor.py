@@ -69,6 +69,10 @@ FLUSH_S = 0.25  # how often the screen repaints from the registry
 ELSEWHERE_REFRESH_S = 2.0  # a batch that other processes run: how often its stored state is read
 # The transcript grows at most once a second: each growth costs the whole screen a layout pass.
 TRANSCRIPT_FLUSH_S = 1.0
+#: A list longer than this is filled in chunks of it, the loop free between them (one pass over
+#: 2,000 rows, the table then measuring them all at its next idle, blocked it for 150-250 ms)
+FILL_CHUNK = 200
+FILL_PAUSE_S = 0.005
 
 RICH_STATUS_STYLE = {
     Status.pending: "dim",
@@ -451,6 +455,7 @@ class RunMonitorScreen(BatchActions, ReportsWorkerErrors, Screen[None]):
         self._elsewhere_loaded = time.monotonic()
         self._row_revs: dict[str, int] = {}
         self._table_ids: list[str] = []
+        self._filling: list[str] | None = None  # the ids a chunked fill is putting in the table
         self._unsubscribe: Any = None
         self._timer: Timer | None = None
         self.kind: str | None = None  # the experiment's kind (a game gets a chart)
@@ -496,6 +501,7 @@ class RunMonitorScreen(BatchActions, ReportsWorkerErrors, Screen[None]):
         table.clear(columns=True)
         table.add_column(conversation_header(columns), key="row")
         self._table_ids = []  # every row again, in the new columns
+        self._filling = None  # a fill under way starts again
         if self.run is not None:
             self._paint_rows(self.run)
 
@@ -592,6 +598,11 @@ class RunMonitorScreen(BatchActions, ReportsWorkerErrors, Screen[None]):
         rows = run.ordered
         ids = [r.id for r in rows]
         if ids != self._table_ids:
+            if len(rows) > FILL_CHUNK:
+                if self._filling != ids:
+                    self._filling = ids
+                    self._fill_rows(rows, ids)
+                return  # the fill paints the selection when it is done
             cursor = table.cursor_row
             table.clear()
             for row in rows:
@@ -607,6 +618,31 @@ class RunMonitorScreen(BatchActions, ReportsWorkerErrors, Screen[None]):
                 self._row_revs[row.id] = row.rev
                 table.update_cell(row.id, "row", conversation_line(row, self._columns))
         self._paint_selected()
+
+    @work(exclusive=True, group="monitor-fill", exit_on_error=False)
+    async def _fill_rows(self, rows: list[Any], ids: list[str]) -> None:
+        """Put a long list in the table ``FILL_CHUNK`` rows at a time, letting the loop (and
+        the table's own measuring of the rows added) run between chunks."""
+        table = self.query_one("#monitor-conversations", DataTable)
+        cursor = table.cursor_row
+        self._table_ids = []
+        table.clear()
+        try:
+            for start in range(0, len(rows), FILL_CHUNK):
+                for row in rows[start : start + FILL_CHUNK]:
+                    table.add_row(conversation_line(row, self._columns), key=row.id)
+                    self._row_revs[row.id] = row.rev
+                await asyncio.sleep(FILL_PAUSE_S)
+        finally:
+            if self._filling == ids:
+                self._filling = None
+        self._table_ids = ids
+        table.move_cursor(row=min(max(cursor, 0), len(rows) - 1))
+        self._seen_rev = -1  # rows that moved on meanwhile are repainted at the next flush
+        if self.selected is None:
+            self._select(ids[0])
+        else:
+            self._paint_selected()
 
     def _paint_selected(self) -> None:
         run = self.run
