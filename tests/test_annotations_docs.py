@@ -136,7 +136,7 @@ def run_step(step: Step, cwd: Path, host: str, background: list[subprocess.Popen
         background.append(proc)
         assert proc.stdout is not None
         first = proc.stdout.readline().decode()
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 30  # wait deadline
         while time.monotonic() < deadline:  # answers before the next command runs
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"http://{host}/v1/models", timeout=2).status_code == 200:

@@ -34,7 +34,7 @@ SHAPES = {"judge": (CHAT, 1, 2), "moderation": (MODERATIONS, MESSAGES, 1)}
 
 
 async def _wait_for(predicate: Any, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
+    deadline = time.monotonic() + seconds  # wait deadline
     while time.monotonic() < deadline:
         if await predicate():
             return
@@ -65,6 +65,7 @@ async def test_a_killed_annotation_resumes_with_every_item_exactly_once(
         )  # fmt: skip
         try:
             assert proc.stdout is not None and proc.stderr is not None
+            # hang guard
             line = (await asyncio.wait_for(proc.stdout.readline(), timeout=60)).decode()
             if not line.startswith("planned "):
                 raise AssertionError(f"worker failed: {(await proc.stderr.read()).decode()}")
@@ -77,7 +78,7 @@ async def test_a_killed_annotation_resumes_with_every_item_exactly_once(
             # from now on the server holds every new request: the worker cannot finish
             server.script(path, *[Fault(hang=True) for _ in range(4 * items)])
             proc.send_signal(signal.SIGKILL)
-            await asyncio.wait_for(proc.wait(), timeout=10)
+            await asyncio.wait_for(proc.wait(), timeout=10)  # hang guard
         finally:
             if proc.returncode is None:
                 proc.kill()

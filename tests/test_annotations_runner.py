@@ -101,7 +101,7 @@ async def test_cancelling_a_job_keeps_what_is_stored_and_the_next_run_finishes_i
     task = asyncio.create_task(AnnotationRunner(store, backends, bus, concurrency=1).run(
         judge, study.conversations
     ))  # fmt: skip
-    await asyncio.wait_for(stored_twice.wait(), timeout=30)
+    await asyncio.wait_for(stored_twice.wait(), timeout=30)  # wait deadline
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task

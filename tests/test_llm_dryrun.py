@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-import time
 from enum import StrEnum
 from typing import Literal
 
@@ -136,11 +136,29 @@ async def test_summary_is_short_and_deterministic() -> None:
 
 
 async def test_latency_option_delays_the_answer() -> None:
-    model = ModelRef(provider="dryrun", model="dryrun", options={"latency_ms": 150})
-    start = time.perf_counter()  # for a lower bound: load only lengthens it
-    result = await DryRunBackend().chat(request(model=model))
-    assert time.perf_counter() - start >= 0.14  # a lower bound: load only lengthens it
-    assert result.latency_ms == 150
+    """The answer comes after a timer of ``latency_ms``: a 1 ms timer started before the call
+    fires first (the loop runs due timers in deadline order, however loaded the machine is),
+    and without the option the answer comes first."""
+
+    async def order_of(options: dict[str, object]) -> list[str]:
+        order: list[str] = []
+
+        async def timer() -> None:
+            await asyncio.sleep(0.001)
+            order.append("1 ms timer")
+
+        async def call() -> None:
+            model = ModelRef(provider="dryrun", model="dryrun", options=options)
+            result = await DryRunBackend().chat(request(model=model))
+            order.append(f"answer after {result.latency_ms:g} ms")
+
+        first = asyncio.create_task(timer())  # its deadline is set first
+        await asyncio.sleep(0)
+        await asyncio.gather(first, call())
+        return order
+
+    assert await order_of({"latency_ms": 150}) == ["1 ms timer", "answer after 150 ms"]
+    assert (await order_of({}))[0].startswith("answer after")
 
 
 async def test_registered_policy_by_option_and_by_model_name() -> None:
