@@ -354,15 +354,17 @@ async def test_a_load_read_before_a_batch_ended_does_not_undo_its_end(
         registry = runs_of(app)
         assert (await registry.load(batch.id)).batch.status is Status.pending
         conversations = app.services.store.conversations
-        listing = conversations.list
+        pages = conversations.pages
         entered, release = asyncio.Event(), asyncio.Event()
 
-        async def held(*args: Any, **kwargs: Any) -> Any:
-            entered.set()
-            await release.wait()
-            return await listing(*args, **kwargs)
+        async def held(flt: Any = None, **kwargs: Any) -> Any:
+            if flt is not None and flt.batch_id == batch.id:  # the load's read of its rows
+                entered.set()
+                await release.wait()
+            async for page in pages(flt, **kwargs):
+                yield page
 
-        conversations.list = held  # the app's own client only: the batch's thread has its own
+        conversations.pages = held  # the app's own client only: the batch's thread has its own
         try:
             load = asyncio.create_task(registry.load(batch.id))
             await wait_until(pilot, entered.is_set, what="the load to read the conversations")
@@ -370,7 +372,7 @@ async def test_a_load_read_before_a_batch_ended_does_not_undo_its_end(
             await wait_batch(pilot, batch.id)  # the thread reported the end
         finally:
             release.set()
-            conversations.list = listing
+            conversations.pages = pages
         run = await load
         assert run.batch.status is Status.done and not registry.is_running(batch.id)
         assert registry.runs[batch.id].batch.status is Status.done
