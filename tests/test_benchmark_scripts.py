@@ -13,6 +13,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def run_script(name: str, *args: str) -> dict[str, object]:
+    """Run ``benchmarks/<name>`` with ``args``; its last JSON line, once it exited 0."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / name), *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,  # hang guard only
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return last_json(proc.stdout)
+
+
 def last_json(stdout: str) -> dict[str, object]:
     line = [ln for ln in stdout.splitlines() if ln.startswith("{")][-1]
     return json.loads(line)
@@ -41,16 +54,7 @@ def test_the_cache_benchmark_reruns_from_the_cache_at_zero_calls() -> None:
 
 
 def test_the_ui_responsiveness_benchmark_measures_a_batch_and_the_monitor() -> None:
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "ui_responsiveness.py"),
-         "--batches", "25", "--listed", "50"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=600,  # hang guard only
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    figures = last_json(proc.stdout)
+    figures = run_script("ui_responsiveness.py", "--batches", "25", "--listed", "50")
     assert {"load_avg_start", "load_avg_end"} <= figures.keys()
     assert len(figures) > 2, figures  # the scenarios' figures, not only the load averages
 
@@ -103,16 +107,9 @@ def test_every_benchmark_script_starts() -> None:
 
 
 def test_the_pools_and_workers_benchmark_runs_three_workers_on_a_tiny_batch() -> None:
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "pools_workers.py"),
-         "--conversations", "6", "--messages", "2", "--latency-ms", "0"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=600,  # hang guard only
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    figures = last_json(proc.stdout)
+    figures = run_script(
+        "pools_workers.py", "--conversations", "6", "--messages", "2", "--latency-ms", "0"
+    )
     assert figures["worker_exit_codes"] == [0, 0, 0]
     assert figures["every_conversation_exact"] is True
     assert figures["calls"] == figures["calls_expected"] == 6 * 3
