@@ -32,7 +32,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import (
@@ -47,7 +47,14 @@ from pymongo.errors import (
 )
 
 from simulator.db.coalesce import InsertCoalescer
-from simulator.db.store import NOW, PROMPT_FIELDS, ConversationFilter, ExperimentFilter, Store
+from simulator.db.store import (
+    NOW,
+    PROMPT_FIELDS,
+    ConversationFilter,
+    ExperimentFilter,
+    LeaseState,
+    Store,
+)
 from simulator.domain import (
     Batch,
     CachedResponse,
@@ -149,6 +156,8 @@ RANGE_READS = 4
 #: Documents per page of a listing; larger pages are converted to domain objects off the loop.
 PAGE = 100
 OFF_LOOP = 32
+#: Documents per batch of a ``lease_states`` read (a few dozen bytes each).
+LEASE_PAGE = 1000
 
 
 def _prefix_range(
@@ -473,6 +482,15 @@ class MongoConversationRepo(_Repo):
             if page:
                 yield page
 
+    async def lease_states(self, batch_id: str) -> builtins.list[LeaseState]:
+        fields = {"status": 1, "runner": 1, "lease_until": 1, "created_at": 1, "cell_index": 1}
+        cursor = self.coll.find({"batch_id": batch_id}, fields)
+        cursor = cursor.sort([("created_at", ASCENDING), ("cell_index", ASCENDING)])
+        return [
+            LeaseState(d["_id"], Status(d["status"]), d.get("runner"), d.get("lease_until"))
+            async for d in cursor.batch_size(LEASE_PAGE)
+        ]
+
     def _query(self, flt: ConversationFilter) -> Doc:
         """The query of a filter's indexed fields; the filter checks the rest (``pages``)."""
         query: Doc = {}
@@ -517,11 +535,25 @@ class MongoConversationRepo(_Repo):
         *,
         seen_runner: str | None,
         seen_until: int | None,
-    ) -> bool:
+    ) -> Conversation | None:
         query = {"_id": conversation_id, "runner": seen_runner, "lease_until": seen_until}
         change = {"$set": {"runner": runner, "lease_until": until}, "$inc": {REV: 1}}
-        result = await self.coll.update_one(query, change)
-        return result.modified_count == 1
+        doc = await self.coll.find_one_and_update(
+            query, change, return_document=ReturnDocument.AFTER
+        )
+        if doc is not None:
+            return _from_doc(Conversation, doc)
+        # Not taken. nx-27017 answers a failed findAndModify as "nothing matched": a lease still
+        # as seen means the write itself failed, which must not pass for another worker's win.
+        stored = await self.coll.find_one({"_id": conversation_id}, {"runner": 1, "lease_until": 1})
+        if stored is not None and (stored.get("runner"), stored.get("lease_until")) == (
+            seen_runner,
+            seen_until,
+        ):
+            raise OperationFailure(
+                f"taking the lease of conversation {conversation_id} failed on the server"
+            )
+        return None
 
     async def renew_leases(
         self, conversation_ids: builtins.list[str], runner: str, until: int

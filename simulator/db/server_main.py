@@ -74,8 +74,16 @@ async def _serve(args: argparse.Namespace) -> None:
         logging.getLogger(__name__).warning("embedded server pid %d stopped", os.getpid())
 
 
+#: How long a thread may hold the GIL while another waits for it. The server parses requests
+#: on its event-loop thread and runs them on worker threads: with Python's default (5 ms) a
+#: request arriving during a long write waited up to that long just to be read; 1 ms shortens
+#: every message's store by about a millisecond under a batch's load (docs/benchmarks.md).
+SWITCH_INTERVAL_S = 0.001
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     args.data_dir = args.data_dir.resolve()
     args.data_dir.mkdir(parents=True, exist_ok=True)
     log_file = args.log_file or args.data_dir.parent / "server.log"

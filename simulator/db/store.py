@@ -23,6 +23,7 @@ from simulator.domain import (
     Experiment,
     Ledger,
     Message,
+    Status,
 )
 from simulator.domain.annotations import Annotation, AnnotatorEntry
 
@@ -53,6 +54,17 @@ def message_count_hint(conversation: Conversation) -> int:
     (``MessageRepo.list_many``): its agent messages, a kickoff and a summary a day, and a little
     room. Only a guess: a conversation with more is read on from there."""
     return conversation.messages_done + 2 * conversation.cell.days + 4
+
+
+@dataclass(frozen=True)
+class LeaseState:
+    """A conversation as a batch's scheduler sees it: its status and its lease, nothing else
+    (``ConversationRepo.lease_states``)."""
+
+    id: str
+    status: Status
+    runner: str | None = None
+    lease_until: int | None = None
 
 
 @dataclass(frozen=True)
@@ -139,6 +151,12 @@ class ConversationRepo(Protocol):
         listing never holds the loop or all of its documents at once."""
         ...
 
+    async def lease_states(self, batch_id: str) -> builtins.list[LeaseState]:
+        """The batch's conversations in ``list`` order, each with its status and lease only:
+        what a scheduler's look, a progress count and a batch's end read (one indexed query
+        of three fields, a fraction of the cost of a listing)."""
+        ...
+
     async def set_fields(self, conversation_id: str, **fields: Any) -> None:
         """Set top-level fields in one update; a value ``NOW`` is the server's current time."""
         ...
@@ -158,10 +176,12 @@ class ConversationRepo(Protocol):
         *,
         seen_runner: str | None,
         seen_until: int | None,
-    ) -> bool:
+    ) -> Conversation | None:
         """Give the conversation's lease to ``runner`` until ``until`` (epoch milliseconds) if its
         lease is still the one seen (``seen_runner``, ``seen_until``): one atomic
-        compare-and-set, so of two workers taking the same conversation exactly one wins."""
+        compare-and-set, so of two workers taking the same conversation exactly one wins.
+        Returns the conversation as stored with the new lease (one round trip: the winner needs
+        no second read), or None when the lease was not the one seen."""
         ...
 
     async def renew_leases(

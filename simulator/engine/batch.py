@@ -80,6 +80,7 @@ from typing import Any
 from simulator.db.store import (
     STORE_LOST,
     ConversationFilter,
+    LeaseState,
     Store,
     is_store_unreachable,
     message_count_hint,
@@ -162,6 +163,9 @@ def conversation_id_for(batch_id: str, cell_index: int) -> str:
 @dataclass
 class _ActiveRun:
     batch_id: str
+    #: the batch's experiment, read once per run (an experiment with conversations is never
+    #: changed in place: saving it stores a new version)
+    experiment: Experiment | None = None
     tasks: set[asyncio.Task[Status | None]] = field(default_factory=set)
     cancelling: bool = False
     stop_status: Status = Status.interrupted
@@ -395,10 +399,10 @@ class BatchRunner:
         """Run the claimed batch; returns the run when the database was lost (else None)."""
         batch_id = batch.id
         resolve(self.kinds).prepare(experiment.kind)  # its scripted policies, before the models
-        conversations = await self._conversations(batch_id)
+        conversations = await self._states(batch_id)
         cells = expand_grid(experiment, batch.spec, self.kinds)
         if await self._prepare(batch, experiment, cells, {c.id for c in conversations}):
-            conversations = await self._conversations(batch_id)
+            conversations = await self._states(batch_id)
         todo = [c for c in conversations if c.status in RUNNABLE]
         new_run = getattr(self.backends, "new_run", None)
         if new_run is not None:  # each run checks again that its servers read system prompts
@@ -410,7 +414,7 @@ class BatchRunner:
             done=sum(c.status is Status.done for c in conversations),
             failed=0,  # failed ones run again: counted when they end
         )
-        active = _ActiveRun(batch_id)
+        active = _ActiveRun(batch_id, experiment=experiment)
         calls = await self._metered(batch, active)
         capped = calls.over_cap() if todo else None
         if capped is not None:  # nothing can run until the cap is raised
@@ -466,7 +470,7 @@ class BatchRunner:
 
     async def _schedule(
         self,
-        first_scan: list[Conversation],
+        first_scan: list[LeaseState],
         gate: asyncio.Semaphore,
         active: _ActiveRun,
         counts: _Counts,
@@ -492,7 +496,7 @@ class BatchRunner:
                 # never backwards: tasks may have counted an end the look did not see yet
                 counts.done = max(counts.done, sum(c.status is Status.done for c in convs))
                 counts.failed = max(counts.failed, sum(c.status is Status.failed for c in convs))
-            takeable: list[Conversation] = []
+            takeable: list[LeaseState] = []
             elsewhere = 0
             for conv in convs:
                 if conv.id in active.held or conv.status not in wanted:
@@ -533,7 +537,7 @@ class BatchRunner:
             if active.store_error is not None:
                 break
             try:
-                convs = await self._conversations(active.batch_id)
+                convs = await self._states(active.batch_id)
             except Exception as exc:
                 if not is_store_unreachable(exc):
                     raise
@@ -606,7 +610,7 @@ class BatchRunner:
 
     async def progress(self, batch_id: str) -> BatchProgress:
         """The batch's counts as stored: conversations done, failed, and in all."""
-        convs = await self._conversations(batch_id)
+        convs = await self._states(batch_id)
         return BatchProgress(
             batch_id,
             done=sum(c.status is Status.done for c in convs),
@@ -636,6 +640,11 @@ class BatchRunner:
 
     # ------------------------------------------------------------------ internals
 
+    async def _states(self, batch_id: str) -> list[LeaseState]:
+        """The batch's conversations, each with its status and lease only (what looks, counts
+        and ends need; a conversation is read whole when it runs)."""
+        return await self.store.conversations.lease_states(batch_id)
+
     async def _conversations(self, batch_id: str) -> list[Conversation]:
         """The batch's conversations without their prompts (read again when one runs): one
         indexed query, paged and converted off the event loop."""
@@ -644,7 +653,7 @@ class BatchRunner:
 
     async def _run_one(
         self,
-        conv: Conversation,
+        conv: LeaseState,
         gate: asyncio.Semaphore,
         active: _ActiveRun,
         counts: _Counts,
@@ -652,38 +661,44 @@ class BatchRunner:
         calls: BatchCalls | None = None,
     ) -> Status | None:
         """Lease the conversation and run it; None when another worker has it (or had it and
-        moved it on since this runner looked)."""
-        async with gate:
-            if active.cancelling or active.capped is not None:
-                return conv.status
-            taken = await self.store.conversations.take_lease(
-                conv.id,
-                self.runner_id,
-                now_ms() + int(self.lease_s * 1000),
-                seen_runner=conv.runner,
-                seen_until=conv.lease_until,
-            )
-            if not taken:
-                return None
-            active.lost_leases.discard(conv.id)  # lost before, and taken back now
-            active.held.add(conv.id)
-            try:
-                fresh = await self.store.conversations.get(conv.id)
-                if fresh is None or fresh.status is not conv.status:
-                    return None  # another worker ran it between the look and the lease
-                if conv.runner not in (None, self.runner_id):
-                    log.info("conversation %s taken over from %s", conv.id, conv.runner)
-                return await self._play(fresh, active, counts, choose_speaker, calls)
-            finally:
-                active.held.discard(conv.id)
-                if conv.id not in active.lost_leases and active.store_error is None:
-                    with contextlib.suppress(Exception):
-                        await asyncio.shield(
-                            asyncio.wait_for(
-                                self.store.conversations.release_lease(conv.id, self.runner_id),
-                                LAST_WRITE_S * 2,
-                            )
+        moved it on since this runner looked).
+
+        The slot (``gate``) is held from the lease to the stored end: the lease's release is
+        written after the slot is free, so the next conversation starts meanwhile."""
+        leased = False
+        try:
+            async with gate:
+                if active.cancelling or active.capped is not None:
+                    return conv.status
+                fresh = await self.store.conversations.take_lease(
+                    conv.id,
+                    self.runner_id,
+                    now_ms() + int(self.lease_s * 1000),
+                    seen_runner=conv.runner,
+                    seen_until=conv.lease_until,
+                )
+                if fresh is None:
+                    return None
+                leased = True
+                active.lost_leases.discard(conv.id)  # lost before, and taken back now
+                active.held.add(conv.id)
+                try:
+                    if fresh.status is not conv.status:
+                        return None  # another worker ran it between the look and the lease
+                    if conv.runner not in (None, self.runner_id):
+                        log.info("conversation %s taken over from %s", conv.id, conv.runner)
+                    return await self._play(fresh, active, counts, choose_speaker, calls)
+                finally:
+                    active.held.discard(conv.id)
+        finally:
+            if leased and conv.id not in active.lost_leases and active.store_error is None:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(
+                        asyncio.wait_for(
+                            self.store.conversations.release_lease(conv.id, self.runner_id),
+                            LAST_WRITE_S * 2,
                         )
+                    )
 
     async def _play(
         self,
@@ -713,6 +728,8 @@ class BatchRunner:
                 bus=self.bus,
                 choose_speaker=choose_speaker,
                 kinds=self.kinds,
+                conversation=conv,
+                experiment=active.experiment,
             )
             status = ended.status
         except asyncio.CancelledError:
@@ -834,7 +851,7 @@ class BatchRunner:
         """Record a lost run as interrupted (when the database answers again in time)."""
         fields = {"status": Status.interrupted, "stop_reason": active.stop_reason}
         await self.store.batches.set_fields(active.batch_id, **fields)
-        for conv in await self._conversations(active.batch_id):
+        for conv in await self._states(active.batch_id):
             if conv.status is Status.running:
                 await self.store.conversations.set_fields(conv.id, **fields)
 
@@ -854,7 +871,7 @@ class BatchRunner:
         reason = REASON_ABANDONED.format(runner=", ".join(gone))
         fields = {"status": Status.interrupted, "stop_reason": reason}
         await self.store.batches.set_fields(previous.id, **fields)
-        for conv in await self._conversations(previous.id):
+        for conv in await self._states(previous.id):
             if conv.status is Status.running:
                 await self.store.conversations.set_fields(conv.id, **fields)
 
@@ -862,7 +879,7 @@ class BatchRunner:
         cause = _first_line(_reason(active.store_error)) if active.store_error else ""
         return store_lost_error(batch.id, cause)
 
-    async def _ensure_models(self, batch: Batch, todo: list[Conversation]) -> None:
+    async def _ensure_models(self, batch: Batch, todo: list[LeaseState]) -> None:
         """Check (and for Ollama, pull) every model the remaining conversations use, once, before
         any runs: an unreachable server or a misspelt model stops the run at once with the
         reason instead of failing every conversation. The batch stays as it was (resumable)."""
@@ -870,7 +887,7 @@ class BatchRunner:
             self._checked.discard(batch.id)  # checked by start() just now: once is enough
             return
         refs: dict[str, ModelRef] = {}
-        for conv in todo:
+        for conv in await self.store.conversations.get_many([c.id for c in todo], brief=True):
             ms = conv.cell.models
             for ref in (ms.default, *ms.per_role.values(), ms.summarizer_model, ms.manager_model):
                 refs.setdefault(ref.model_dump_json(), ref)
@@ -1013,7 +1030,7 @@ class BatchRunner:
     async def _all_ended(self, batch_id: str) -> bool:
         """No conversation of the batch is left to run: each is done, failed or cancelled."""
         ended = (Status.done, Status.failed, Status.cancelled)
-        return all(c.status in ended for c in await self._conversations(batch_id))
+        return all(c.status in ended for c in await self._states(batch_id))
 
     async def _update_workers(
         self, batch_id: str, change: Callable[[Batch], list[BatchWorker] | None]
@@ -1044,7 +1061,7 @@ class BatchRunner:
     async def _finish(
         self, batch_id: str, counts: _Counts, stopped: _ActiveRun | None = None
     ) -> Batch:
-        conversations = await self._conversations(batch_id)
+        conversations = await self._states(batch_id)
         done = sum(c.status is Status.done for c in conversations)
         failed = sum(c.status is Status.failed for c in conversations)
         counts.done, counts.failed, counts.total = done, failed, len(conversations)

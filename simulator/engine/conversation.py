@@ -181,9 +181,15 @@ async def run_conversation(
     bus: EventBus | None = None,
     choose_speaker: ChooseSpeaker | None = None,
     kinds: KindCatalog | None = None,
+    conversation: Conversation | None = None,
+    experiment: Experiment | None = None,
 ) -> Conversation:
     """Run (or resume) a conversation to its end; returns it with its final status. Its kind's
     runner comes from ``kinds`` (else the registry installed for this process).
+
+    ``conversation`` and ``experiment``, when the caller has just read them (a batch runner
+    leasing the conversation gets it back from the lease's write; its experiment is the
+    batch's), spare the two reads; a mismatched one is ignored and read again.
 
     A done conversation is returned as is. Failures of the models, the prompts or the stored data
     end the run with status ``failed`` and a readable ``error`` (every message stored so far is
@@ -191,12 +197,14 @@ async def run_conversation(
     (a batch runner then records why). When the database itself stops answering, nothing more
     is written: the failure is raised for the caller (``db.store.is_store_unreachable``).
     """
-    conversation = await store.conversations.get(conversation_id)
+    if conversation is None or conversation.id != conversation_id:
+        conversation = await store.conversations.get(conversation_id)
     if conversation is None:
         raise NotFoundError(f"Conversation {conversation_id} does not exist (it may be deleted).")
     if conversation.status is Status.done:
         return conversation
-    experiment = await store.experiments.get(conversation.experiment_id)
+    if experiment is None or experiment.id != conversation.experiment_id:
+        experiment = await store.experiments.get(conversation.experiment_id)
     if experiment is None:
         raise NotFoundError(
             f"The experiment of conversation {conversation_id} no longer exists; it cannot run."

@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
+from simulator.db.store import LeaseState
 from simulator.domain import Batch, Conversation, utcnow
 from simulator.domain.models import BatchWorker
 
@@ -55,7 +56,7 @@ def local_process_gone(runner: str, running_here: Iterable[str] = ()) -> bool:
 
 
 def lease_free(
-    conv: Conversation, runner: str, at_ms: int, running_here: Iterable[str] = ()
+    conv: Conversation | LeaseState, runner: str, at_ms: int, running_here: Iterable[str] = ()
 ) -> bool:
     """May ``runner`` take ``conv`` now? (Free, its own, expired, or held by a dead local
     process.)"""
