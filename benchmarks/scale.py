@@ -8,7 +8,9 @@ Modes (each prints its figures and, as its last line, one JSON object):
     against the embedded server. Figures: wall time against the ideal one
     (ceil(conversations / concurrency) x calls x latency), the embedded server's CPU time per
     stored message (from /proc/<server pid>/stat) in a window around 1,000 stored messages and
-    one around 20,000, the client's CPU per message, the inserts per ``insert_many``, the longest
+    one around 20,000, and in every 2,000 messages of the run (``..._by_2k``; the median of its
+    second half over that of its first: a flatness figure one disturbed window cannot move
+    much), the client's CPU per message, the inserts per ``insert_many``, the longest
     event-loop stall, and the time to list the batch's conversations (and the longest stall
     while listing). Each run uses a fresh database unless ``--prefill`` fills one first.
 ``throughput``
@@ -50,6 +52,7 @@ import sys
 import tempfile
 import time
 import uuid
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +86,8 @@ DB = "benchmark"
 PREFILL_EXPERIMENT = "prefill"
 PER_CONVERSATION = 22  # stored messages of a 1v1, 1-day, 20-message dialogue
 TICK = os.sysconf("SC_CLK_TCK")
+#: Messages per window of the run's series of server CPU per message.
+SERIES_STEP = 2000
 
 
 def load_average() -> str:
@@ -173,19 +178,35 @@ class LoopLag:
 
 
 class Windows:
-    """Server CPU sampled when the run's stored message count crosses given marks."""
+    """Server CPU sampled when the run's stored message count crosses given marks, and every
+    ``step`` messages (the series of the whole run)."""
 
-    def __init__(self, pid: int, marks: list[int]) -> None:
+    def __init__(self, pid: int, marks: list[int], step: int = SERIES_STEP) -> None:
         self.pid = pid
         self.marks = sorted(marks)
+        self.step = step
         self.samples: dict[int, float] = {}
         self.stored = 0
 
     def __call__(self, event: Any) -> None:
         if isinstance(event, MessageStored):
             self.stored += 1
-            if self.stored in self.marks:
+            if self.stored in self.marks or self.stored % self.step == 0:
                 self.samples[self.stored] = cpu_seconds(self.pid)
+
+    def series(self) -> list[float]:
+        """Server CPU per message (ms) in each run of ``step`` messages, in order."""
+        at = [n for n in sorted(self.samples) if n % self.step == 0]  # from the first step on
+        return [(self.samples[b] - self.samples[a]) * 1000 / (b - a) for a, b in pairwise(at)]
+
+    def halves(self) -> float | None:
+        """The median of the series' second half over that of its first half: a flatness
+        figure that one disturbed window cannot move much."""
+        values = self.series()
+        if len(values) < 4:
+            return None
+        half = len(values) // 2
+        return statistics.median(values[half:]) / statistics.median(values[:half])
 
     def per_message_ms(self, low: int, high: int) -> float | None:
         if low in self.samples and high in self.samples:
@@ -319,6 +340,9 @@ async def run_batch(
         out["messages_per_insert_many"] = round(
             (inserts.documents - docs0) / (inserts.writes - writes0), 1
         )
+    halves = windows.halves()
+    out["server_cpu_second_half_over_first"] = round(halves, 3) if halves else None
+    out["server_cpu_ms_per_message_by_2k"] = [round(v, 3) for v in windows.series()]
     at1k, at20k = out["server_cpu_ms_per_message_at_1k"], out["server_cpu_ms_per_message_at_20k"]
     if at1k and at20k:
         out["server_cpu_20k_over_1k"] = round(at20k / at1k, 3)

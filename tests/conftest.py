@@ -10,9 +10,13 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pymongo import AsyncMongoClient
+from pymongo.monitoring import CommandListener
 
 from simulator.db.embedded import EmbeddedServer
 from simulator.db.mongo import MongoStore, connect_store
@@ -71,6 +75,18 @@ def mongo_uri(request: pytest.FixtureRequest) -> str:
 
 def unique_db_name() -> str:
     return f"t_{uuid.uuid4().hex[:16]}"
+
+
+async def store_heard_by(mongo_uri: str, listener: CommandListener) -> MongoStore:
+    """A MongoStore on a fresh database whose driver reports every command it sends to
+    ``listener`` (tests that count what the code asks of the server). The caller drops and
+    closes it."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        mongo_uri, tz_aware=True, tzinfo=UTC, event_listeners=[listener]
+    )
+    store = MongoStore(client, unique_db_name())
+    await store.init()
+    return store
 
 
 @pytest.fixture

@@ -69,7 +69,10 @@ class InProcessEmbeddedServer:
     def __init__(self, data_dir: Path) -> None:
         from nx_27017.handler import NeoSQLiteHandler
 
-        self.handler = NeoSQLiteHandler(str(data_dir), journal_mode="WAL", data_dir=str(data_dir))
+        from simulator.db.server_main import grouped_inserts
+
+        handler_class = grouped_inserts(NeoSQLiteHandler)  # as simulator.db.server_main runs it
+        self.handler = handler_class(str(data_dir), journal_mode="WAL", data_dir=str(data_dir))
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None

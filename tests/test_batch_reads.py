@@ -11,11 +11,9 @@ read once per run: nothing of the conversation is read again after its lease.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
 from pymongo.errors import OperationFailure
 from pymongo.monitoring import CommandListener, CommandStartedEvent
 
@@ -25,7 +23,7 @@ from simulator.domain import BatchSpec, Experiment, ModelRef, ModelSet, Provider
 from simulator.engine.batch import BatchRunner
 from simulator.engine.leases import now_ms
 from simulator.llm.registry import Backends
-from tests.conftest import unique_db_name
+from tests.conftest import store_heard_by
 
 CONVERSATIONS = 6
 
@@ -58,11 +56,7 @@ class _Commands(CommandListener):
 @pytest.fixture
 async def counted(mongo_uri: str) -> Any:
     commands = _Commands()
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-        mongo_uri, tz_aware=True, tzinfo=UTC, event_listeners=[commands]
-    )
-    store = MongoStore(client, unique_db_name())
-    await store.init()
+    store = await store_heard_by(mongo_uri, commands)
     try:
         yield store, commands
     finally:

@@ -8,18 +8,15 @@ driver: the ``find`` commands on the conversations collection filtered by the ba
 
 from __future__ import annotations
 
-from datetime import UTC
 from typing import Any
 
-from pymongo import AsyncMongoClient
 from pymongo.monitoring import CommandListener, CommandStartedEvent
 
-from simulator.db.mongo import MongoStore
 from simulator.db.store import ConversationFilter
 from simulator.domain import BatchSpec, Experiment, ModelRef, ModelSet, Provider, Status
 from simulator.engine.batch import BatchRunner
 from simulator.llm.registry import Backends
-from tests.conftest import unique_db_name
+from tests.conftest import store_heard_by
 
 CONVERSATIONS = 24
 
@@ -47,11 +44,7 @@ async def test_a_batch_lists_its_conversations_a_few_times_not_once_per_conversa
     mongo_uri: str, prison_experiment: Experiment
 ) -> None:
     finds = _Finds()
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-        mongo_uri, tz_aware=True, tzinfo=UTC, event_listeners=[finds]
-    )
-    store = MongoStore(client, unique_db_name())
-    await store.init()
+    store = await store_heard_by(mongo_uri, finds)
     try:
         exp = await store.experiments.create(prison_experiment)
         spec = BatchSpec(

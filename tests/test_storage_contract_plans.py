@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from pymongo.errors import BulkWriteError
 
 from simulator.db.mongo import connect_store
 from simulator.db.store import ConversationFilter, message_count_hint
@@ -328,3 +329,46 @@ async def test_an_export_reads_by_indexes(probe: Any, tmp_path: Any) -> None:
     assert selection.ids == [c.id for c in convs]
     assert on(queries, "messages")
     assert violations(queries) == []
+
+
+# --------------------------------------------------------------------------- the server's writes
+
+
+async def test_an_insert_of_many_documents_is_one_transaction_on_the_embedded_server(
+    inprocess_server: Any,
+) -> None:
+    """nx-27017 writes an ``insert_many``'s documents one by one, each its own transaction
+    (every stored message committing its pages on its own); the simulator's launcher makes the
+    command one transaction. A duplicate still fails alone, and an ordered insert keeps what it
+    stored before its first error (MongoDB's answers)."""
+    store = await connect_store(inprocess_server.uri, f"t_{uuid.uuid4().hex[:16]}")
+    probe = EmbeddedProbe(inprocess_server, store)
+    coll = store.db["messages"]
+    try:
+        await coll.insert_one({"_id": "c:000002", "conversation_id": "c", "seq": 2})
+        probe.start()
+        docs = [{"_id": f"c:{seq:06d}", "conversation_id": "c", "seq": seq} for seq in range(5)]
+        with pytest.raises(BulkWriteError) as unordered:
+            await coll.insert_many(docs, ordered=False)
+        await probe.stop()
+        sql = [s.strip().split(None, 1)[0].upper() for s in probe.statements if s.strip()]
+        inserts = [i for i, head in enumerate(sql) if head == "INSERT"]
+        assert len(inserts) == 5  # the duplicate's INSERT too: SQLite refused that one alone
+        begins = [i for i, head in enumerate(sql) if head == "BEGIN"]
+        commits = [i for i, head in enumerate(sql) if head == "COMMIT"]
+        assert len(begins) == 1 and len(commits) == 1, sql
+        assert begins[0] < inserts[0] and inserts[-1] < commits[0], sql
+        assert [e["index"] for e in unordered.value.details["writeErrors"]] == [2]
+        stored = sorted([d["_id"] async for d in coll.find({"conversation_id": "c"})])
+        assert stored == [f"c:{seq:06d}" for seq in range(5)]
+
+        more = [{"_id": f"d:{seq:06d}", "conversation_id": "d", "seq": seq} for seq in range(4)]
+        await coll.insert_one(dict(more[2]))
+        with pytest.raises(BulkWriteError) as ordered:
+            await coll.insert_many(more, ordered=True)
+        assert ordered.value.details["nInserted"] == 2
+        stored = sorted([d["_id"] async for d in coll.find({"conversation_id": "d"})])
+        assert stored == ["d:000000", "d:000001", "d:000002"]  # the two before, and the first
+    finally:
+        await store.drop_database()
+        await store.close()
