@@ -46,7 +46,7 @@ def grouped_inserts(base: type[Any]) -> type[Any]:
 
     Why: nx-27017 writes the documents of an ``insert`` (``insert_many``) one by one, each in
     its own transaction, so every stored message writes its table and index pages to the WAL
-    and commits on its own (about 40 KB of disk writes per message under a batch). In one
+    and commits on its own (about 35 KB of disk writes per message under a batch). In one
     transaction the documents share their pages and one commit. The answer is unchanged: a
     duplicate ``_id`` still fails only its own document (SQLite aborts that statement, not the
     transaction); the command is acknowledged after the commit, so what it acknowledges is
