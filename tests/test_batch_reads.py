@@ -44,6 +44,8 @@ class _Commands(CommandListener):
         if not isinstance(collection, str):
             return
         query = command.get("filter", command.get("query", {})) or {}
+        if name == "update" and command.get("updates"):  # the first statement's filter
+            query = command["updates"][0].get("q", {})
         self.seen[(name, collection, ",".join(sorted(query)))] += 1
 
     def succeeded(self, event: Any) -> None:
@@ -97,6 +99,13 @@ async def test_a_conversation_is_read_by_its_lease_and_the_experiment_once_per_r
     assert seen[("find", "conversations", "_id")] == 0, seen
     # the experiment: once by the run, not once per conversation
     assert seen[("find", "experiments", "_id")] == 1, seen
+    # two writes per conversation after its lease: its start, and its end, which releases the
+    # lease while this runner holds it (a release of its own made it three)
+    updates = {k: v for k, v in seen.items() if k[:2] == ("update", "conversations")}
+    assert updates == {
+        ("update", "conversations", "_id,started_at"): CONVERSATIONS,
+        ("update", "conversations", "_id,runner"): CONVERSATIONS,
+    }, updates
 
 
 async def test_the_lease_write_returns_the_conversation_with_its_new_lease(
@@ -146,3 +155,60 @@ async def test_a_lease_write_the_server_refuses_is_an_error_not_a_lost_race(
         )
     stored = await store.conversations.get(conv.id)
     assert stored is not None and stored.runner is None
+
+
+async def test_the_end_releases_only_the_lease_its_runner_holds(
+    store: MongoStore, prison_experiment: Experiment
+) -> None:
+    exp = await store.experiments.create(prison_experiment)
+    batch = await BatchRunner(store, Backends(max_attempts=1)).start(exp, _spec(exp, 2))
+    mine, taken_over = await store.conversations.list(ConversationFilter(batch_id=batch.id))
+    until = now_ms() + 60_000
+    for conv, runner in ((mine, "box:1/1"), (taken_over, "box:2/1")):
+        await store.conversations.take_lease(
+            conv.id, runner, until, seen_runner=None, seen_until=None
+        )
+
+    assert await store.conversations.end(mine.id, "box:1/1", status=Status.done, messages_done=2)
+    # another worker holds this one now: the fields are stored, its lease is left alone
+    assert not await store.conversations.end(taken_over.id, "box:1/1", status=Status.done)
+    # without a runner (a single run): the fields only
+    assert not await store.conversations.end(mine.id, None, error="noted")
+
+    first = await store.conversations.get(mine.id)
+    second = await store.conversations.get(taken_over.id)
+    assert first is not None and second is not None
+    assert (first.status, first.messages_done, first.error) == (Status.done, 2, "noted")
+    assert (first.runner, first.lease_until) == (None, None)
+    assert (second.status, second.runner, second.lease_until) == (Status.done, "box:2/1", until)
+
+
+async def test_renewing_leases_is_one_update_and_names_the_ones_taken_over(
+    counted: Any, prison_experiment: Experiment
+) -> None:
+    store, commands = counted
+    exp = await store.experiments.create(prison_experiment)
+    batch = await BatchRunner(store, Backends(max_attempts=1)).start(exp, _spec(exp, 5))
+    convs = await store.conversations.list(ConversationFilter(batch_id=batch.id))
+    until = now_ms() + 60_000
+    for conv in convs:
+        await store.conversations.take_lease(
+            conv.id, "box:1/1", until, seen_runner=None, seen_until=None
+        )
+    ids = [c.id for c in convs]
+    commands.counting = True
+    assert await store.conversations.renew_leases(ids, "box:1/1", until + 1000) == []
+    assert commands.seen == Counter({("update", "conversations", "_id,runner"): 1})
+    # another worker took two of them over (their leases had expired, say)
+    for conv in convs[1:3]:
+        await store.conversations.take_lease(
+            conv.id, "box:2/1", until + 5000, seen_runner="box:1/1", seen_until=until + 1000
+        )
+    lost = await store.conversations.renew_leases(ids, "box:1/1", until + 2000)
+    assert sorted(lost) == sorted(ids[1:3])
+    leases = {
+        s.id: (s.runner, s.lease_until) for s in await store.conversations.lease_states(batch.id)
+    }
+    assert leases == {
+        i: ("box:2/1", until + 5000) if i in lost else ("box:1/1", until + 2000) for i in ids
+    }

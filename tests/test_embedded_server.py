@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -330,6 +331,87 @@ def test_every_acknowledged_write_survives_sigkill(server_dir: Path) -> None:
     assert acknowledged == list(range(len(acknowledged)))
     assert set(acknowledged) <= stored
     server.stop()
+
+
+def test_many_clients_at_once_are_each_answered_and_a_stop_with_them_connected_is_clean(
+    server_dir: Path,
+) -> None:
+    """The server gives each connection its own thread: clients writing and reading at once
+    all get their answers, and SIGTERM with connections still open stops it in order (its
+    log says so; nothing had to be killed) with every acknowledged write kept."""
+    server = EmbeddedServer(server_dir)
+    uri = server.start()
+    clients = [MongoClient(uri, maxPoolSize=4) for _ in range(12)]
+    errors: list[BaseException] = []
+
+    def work(k: int, client: MongoClient) -> None:  # type: ignore[type-arg]
+        try:
+            notes = client.t.notes
+            for i in range(40):
+                notes.insert_one({"_id": f"{k}-{i}", "k": k, "i": i})
+                notes.update_one({"_id": f"{k}-{i}"}, {"$set": {"seen": f"by {k}"}})
+                assert notes.find_one({"_id": f"{k}-{i}"}, {"seen": 1})["seen"] == f"by {k}"
+            notes.insert_many([{"_id": f"{k}-many-{j}", "k": k} for j in range(25)])
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k, c)) for k, c in enumerate(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert clients[0].t.notes.count_documents({}) == 12 * (40 + 25)
+
+    pid = server.pid
+    server.stop()  # the twelve clients are still connected
+
+    log = server.log_file.read_text(encoding="utf-8")
+    assert f"embedded server pid {pid} stopped" in log
+    assert "ignored SIGTERM" not in log
+    for client in clients:
+        client.close()
+    again = EmbeddedServer(server_dir)
+    with again, MongoClient(again.uri) as client:
+        assert client.t.notes.count_documents({"seen": {"$exists": True}}) == 12 * 40
+        assert client.t.notes.count_documents({}) == 12 * (40 + 25)
+
+
+def test_a_stop_waits_for_the_commands_under_way_and_refuses_new_ones() -> None:
+    """The server's stop closes the databases only once the commands running in client
+    threads have ended (a close under a running write would fail it); a command arriving
+    after the stop began gets an error answer. A handler that blocks on demand stands in for
+    a long write, which a real one cannot be made to be at a chosen moment."""
+    from simulator.db.server_main import _Draining
+
+    entered, release = threading.Event(), threading.Event()
+
+    class Blocking:
+        closed = False
+
+        def handle_command(self, msg: object) -> str:
+            if msg == "find":  # the long one
+                entered.set()
+                release.wait(30)
+            return f"answered {msg}"
+
+    draining = _Draining(Blocking())
+    answers: list[str] = []
+    client = threading.Thread(target=lambda: answers.append(draining.handle_command("find")))
+    client.start()
+    assert entered.wait(30)
+    left: list[int] = []
+    stopper = threading.Thread(target=lambda: left.append(draining.drain(30)))
+    stopper.start()
+    with pytest.raises(RuntimeError, match="stopping"):  # refused once the stop has begun
+        while True:
+            draining.handle_command("late")  # answered until the stop has begun
+    assert stopper.is_alive() and not left  # the stop waits for the running command
+    release.set()
+    stopper.join(30)
+    client.join(30)
+    assert (left, answers) == ([0], ["answered find"])
+    assert draining.closed is False  # other attributes are the handler's
 
 
 # --------------------------------------------------------------------------- commands

@@ -298,6 +298,11 @@ class SlowProgress:
         if set(fields) <= PROGRESS_ONLY or "finished_at" in fields:
             self.landed.append("progress" if set(fields) <= PROGRESS_ONLY else "totals")
 
+    async def end(self, conversation_id: str, runner: str | None, **fields: Any) -> bool:
+        released = await self._repo.end(conversation_id, runner, **fields)
+        self.landed.append("totals")
+        return bool(released)
+
 
 class StoreWith:
     def __init__(self, store: Any, conversations: Any) -> None:

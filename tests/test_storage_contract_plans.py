@@ -277,6 +277,27 @@ async def test_a_whole_batch_run_is_served_by_indexes(probe: Any) -> None:
     assert violations(queries) == []
 
 
+async def test_lease_renewals_and_ends_go_by_the_id_index(probe: Any) -> None:
+    """A worker renews its leases in one update of an ``_id`` list (and reads which it kept
+    only when some were taken over); a conversation's end releases its lease by ``_id``."""
+    convs = await seeded(probe.store)
+    ids = [c.id for c in convs]
+    for conv in convs:
+        await probe.store.conversations.take_lease(
+            conv.id, "box:1/1", 10**13, seen_runner=None, seen_until=None
+        )
+    await probe.store.conversations.take_lease(
+        ids[0], "box:2/1", 10**13 + 1, seen_runner="box:1/1", seen_until=10**13
+    )
+    probe.start()
+    lost = await probe.store.conversations.renew_leases(ids, "box:1/1", 10**13 + 5)
+    released = await probe.store.conversations.end(ids[1], "box:1/1", status=Status.done)
+    queries = await probe.stop()
+    assert (lost, released) == ([ids[0]], True)
+    assert len(on(queries, "conversations")) >= 3  # the renewal, its read of the kept, the end
+    assert violations(queries) == []
+
+
 async def test_the_response_cache_and_ledgers_are_read_by_id(probe: Any) -> None:
     """A batch with the response cache on (looked up and written by key), a second batch that
     learns its estimate from the first one's ledger, and a resume that rebuilds a ledger left

@@ -145,6 +145,24 @@ def _set_doc(cls: type[BaseModel], fields: Mapping[str, Any]) -> Doc:
     return {k: _bson_value(v) for k, v in fields.items()}
 
 
+def _update_of(fields: Doc) -> Doc | None:
+    """The update setting ``fields`` (a value ``NOW`` is the server's clock) and bumping the
+    revision; None when a value is a datetime, which only a whole-document write stores as
+    one on the embedded server (``_Repo._replace_fields``)."""
+    now = [k for k, v in fields.items() if v is NOW]
+    values = {k: v for k, v in fields.items() if v is not NOW}
+    if any(isinstance(v, datetime) for v in values.values()):
+        return None
+    update: Doc = {"$inc": {REV: 1}}
+    if values:
+        update["$set"] = values
+    if now:
+        # The server's clock, stored as a date by every server (the embedded one stores a
+        # top-level datetime given to $set as a string).
+        update["$currentDate"] = dict.fromkeys(now, True)
+    return update
+
+
 def message_id(conversation_id: str, seq: int) -> str:
     return f"{conversation_id}:{seq:06d}"
 
@@ -225,18 +243,12 @@ class _Repo:
     async def _set(self, doc_id: str, what: str, fields: Doc) -> None:
         if not fields:
             return
-        now = [k for k, v in fields.items() if v is NOW]
-        values = {k: v for k, v in fields.items() if v is not NOW}
-        if any(isinstance(v, datetime) for v in values.values()):
+        update = _update_of(fields)
+        if update is None:
+            now = [k for k, v in fields.items() if v is NOW]
+            values = {k: v for k, v in fields.items() if v is not NOW}
             await self._replace_fields(doc_id, what, {**values, **dict.fromkeys(now, utcnow())})
             return
-        update: Doc = {"$inc": {REV: 1}}
-        if values:
-            update["$set"] = values
-        if now:
-            # The server's clock, stored as a date by every server (the embedded one stores a
-            # top-level datetime given to $set as a string).
-            update["$currentDate"] = dict.fromkeys(now, True)
         result = await self.coll.update_one({"_id": doc_id}, update)
         if result.matched_count == 0:
             raise NotFoundError(f"{what} {doc_id} does not exist (it may have been deleted).")
@@ -558,14 +570,15 @@ class MongoConversationRepo(_Repo):
     async def renew_leases(
         self, conversation_ids: builtins.list[str], runner: str, until: int
     ) -> builtins.list[str]:
-        lost = []
-        for conversation_id in conversation_ids:  # by _id: the primary index everywhere
-            result = await self.coll.update_one(
-                {"_id": conversation_id, "runner": runner},
-                {"$set": {"lease_until": until}, "$inc": {REV: 1}},
+        lost: builtins.list[str] = []
+        for chunk in _chunks(conversation_ids):  # by _id: the primary index everywhere
+            held = {"_id": {"$in": chunk}, "runner": runner}
+            result = await self.coll.update_many(
+                held, {"$set": {"lease_until": until}, "$inc": {REV: 1}}
             )
-            if result.matched_count == 0:
-                lost.append(conversation_id)
+            if result.matched_count < len(chunk):  # some were taken over (or deleted)
+                kept = {d["_id"] async for d in self.coll.find(held, {"_id": 1})}
+                lost += [i for i in chunk if i not in kept]
         return lost
 
     async def release_lease(self, conversation_id: str, runner: str) -> None:
@@ -573,6 +586,16 @@ class MongoConversationRepo(_Repo):
             {"_id": conversation_id, "runner": runner},
             {"$set": {"runner": None, "lease_until": None}, "$inc": {REV: 1}},
         )
+
+    async def end(self, conversation_id: str, runner: str | None, **fields: Any) -> bool:
+        update = _update_of(_set_doc(Conversation, fields))
+        if runner is not None and update is not None:
+            update["$set"] = {**update.get("$set", {}), "runner": None, "lease_until": None}
+            held = {"_id": conversation_id, "runner": runner}
+            if (await self.coll.update_one(held, update)).matched_count:
+                return True
+        await self.set_fields(conversation_id, **fields)
+        return False
 
 
 class MongoMessageRepo(_Repo):

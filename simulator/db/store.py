@@ -194,6 +194,13 @@ class ConversationRepo(Protocol):
         """Drop ``runner``'s lease (a lease taken over by another worker is left alone)."""
         ...
 
+    async def end(self, conversation_id: str, runner: str | None, **fields: Any) -> bool:
+        """Store a conversation's end: ``set_fields(**fields)`` and, while ``runner`` holds the
+        lease, its release in the same update (one write where a batch made two). True when
+        the lease was released; False when ``runner`` is None or no longer holds it (another
+        worker's lease is left alone; the fields are set all the same)."""
+        ...
+
 
 class MessageRepo(Protocol):
     async def append(self, message: Message) -> bool:

@@ -177,6 +177,7 @@ class _ActiveRun:
     held: set[str] = field(default_factory=set)  # conversations leased here now
     queued: dict[str, asyncio.Task[Status | None]] = field(default_factory=dict)  # their tasks
     lost_leases: set[str] = field(default_factory=set)  # taken over by another worker
+    released: set[str] = field(default_factory=set)  # leases their conversation's end released
     shared: bool = False  # another worker took part in this run
     #: set when the scheduler should look again before its next look is due: every task of
     #: this run has ended, the run stops (cancel, cap, lost database)
@@ -691,7 +692,10 @@ class BatchRunner:
                 finally:
                     active.held.discard(conv.id)
         finally:
-            if leased and conv.id not in active.lost_leases and active.store_error is None:
+            released = active.released
+            if conv.id in released:
+                released.discard(conv.id)
+            elif leased and conv.id not in active.lost_leases and active.store_error is None:
                 with contextlib.suppress(Exception):
                     await asyncio.shield(
                         asyncio.wait_for(
@@ -730,7 +734,10 @@ class BatchRunner:
                 kinds=self.kinds,
                 conversation=conv,
                 experiment=active.experiment,
+                lease_holder=self.runner_id,
             )
+            if ended.runner is None:  # its end's write released the lease
+                active.released.add(conv.id)
             status = ended.status
         except asyncio.CancelledError:
             if conv.id in active.lost_leases:  # its new holder owns its state now

@@ -183,6 +183,7 @@ async def run_conversation(
     kinds: KindCatalog | None = None,
     conversation: Conversation | None = None,
     experiment: Experiment | None = None,
+    lease_holder: str | None = None,
 ) -> Conversation:
     """Run (or resume) a conversation to its end; returns it with its final status. Its kind's
     runner comes from ``kinds`` (else the registry installed for this process).
@@ -190,6 +191,8 @@ async def run_conversation(
     ``conversation`` and ``experiment``, when the caller has just read them (a batch runner
     leasing the conversation gets it back from the lease's write; its experiment is the
     batch's), spare the two reads; a mismatched one is ignored and read again.
+    ``lease_holder``: the batch worker whose lease the conversation's end releases, in the same
+    write (the returned conversation then has no ``runner``).
 
     A done conversation is returned as is. Failures of the models, the prompts or the stored data
     end the run with status ``failed`` and a readable ``error`` (every message stored so far is
@@ -219,6 +222,7 @@ async def run_conversation(
         return conversation.model_copy(update={"status": Status.failed, "error": error})
     journal = await Journal.open(store, conversation, backends, bus)
     journal.choose_speaker = choose_speaker
+    journal.lease_holder = lease_holder
     try:
         await runner(store, backends, journal.conversation, experiment, journal, bus)
     except asyncio.CancelledError as exc:

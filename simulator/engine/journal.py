@@ -132,6 +132,8 @@ class Journal:
         self._progress_write: asyncio.Task[None] | None = None
         #: Manual speaker selection: ``await choose_speaker(conversation, candidates) -> name``.
         self.choose_speaker: Callable[..., Any] | None = None
+        #: The batch worker holding the conversation's lease: the end's write releases it.
+        self.lease_holder: str | None = None
 
     # ------------------------------------------------------------------ opening and state
 
@@ -464,7 +466,9 @@ class Journal:
             "stop_reason": stop_reason,
         }
         ended = utcnow()
-        await self.store.conversations.set_fields(self.conversation.id, **fields, finished_at=NOW)
+        cid = self.conversation.id
+        if await self.store.conversations.end(cid, self.lease_holder, **fields, finished_at=NOW):
+            fields |= {"runner": None, "lease_until": None}
         self.conversation = self.conversation.model_copy(update={**fields, "finished_at": ended})
         cid, bid = self.conversation.id, self.conversation.batch_id
         if status is Status.failed:
