@@ -92,20 +92,22 @@ async def test_a_conversation_is_read_by_its_lease_and_the_experiment_once_per_r
     convs = await store.conversations.list(ConversationFilter(batch_id=batch.id))
     assert len(convs) == CONVERSATIONS and all(c.status is Status.done for c in convs)
     assert all(c.runner is None and c.lease_until is None for c in convs)  # leases released
+    assert all(c.started_at is not None and c.finished_at is not None for c in convs)
+    assert all(c.started_at <= c.finished_at for c in convs)  # type: ignore[operator]
     seen = commands.seen
-    # one compare-and-set per conversation takes its lease and returns it as stored
-    assert seen[("findAndModify", "conversations", "_id,lease_until,runner")] == CONVERSATIONS
+    # one compare-and-set per conversation takes its lease, starts it (it never ran) and
+    # returns it as stored
+    lease_and_start = ("findAndModify", "conversations", "_id,lease_until,runner,started_at,status")
+    assert seen[lease_and_start] == CONVERSATIONS, seen
+    assert seen[("findAndModify", "conversations", "_id,lease_until,runner")] == 0, seen
     # and nothing reads one conversation again (it was read twice more per conversation)
     assert seen[("find", "conversations", "_id")] == 0, seen
     # the experiment: once by the run, not once per conversation
     assert seen[("find", "experiments", "_id")] == 1, seen
-    # two writes per conversation after its lease: its start, and its end, which releases the
-    # lease while this runner holds it (a release of its own made it three)
+    # one write per conversation after its lease: its end, which releases the lease while this
+    # runner holds it (a start of its own and a release of its own made it three)
     updates = {k: v for k, v in seen.items() if k[:2] == ("update", "conversations")}
-    assert updates == {
-        ("update", "conversations", "_id,started_at"): CONVERSATIONS,
-        ("update", "conversations", "_id,runner"): CONVERSATIONS,
-    }, updates
+    assert updates == {("update", "conversations", "_id,runner"): CONVERSATIONS}, updates
 
 
 async def test_the_lease_write_returns_the_conversation_with_its_new_lease(
@@ -212,3 +214,41 @@ async def test_renewing_leases_is_one_update_and_names_the_ones_taken_over(
     assert leases == {
         i: ("box:2/1", until + 5000) if i in lost else ("box:1/1", until + 2000) for i in ids
     }
+
+
+async def test_the_lease_of_a_conversation_that_never_ran_starts_it_in_the_same_write(
+    store: MongoStore, prison_experiment: Experiment
+) -> None:
+    exp = await store.experiments.create(prison_experiment)
+    batch = await BatchRunner(store, Backends(max_attempts=1)).start(exp, _spec(exp, 2))
+    fresh, resumed = await store.conversations.list(ConversationFilter(batch_id=batch.id))
+    until = now_ms() + 60_000
+    started = await store.conversations.take_lease_and_start(
+        fresh.id, "box:1/1", until, seen_runner=None, seen_until=None
+    )
+    assert started is not None
+    assert (started.status, started.runner, started.lease_until) == (
+        Status.running,
+        "box:1/1",
+        until,
+    )
+    assert started.started_at is not None and started.error is None
+    assert started == await store.conversations.get(fresh.id)  # as stored
+    # a second worker that saw the lease free: neither form of the lease is its
+    for take in (store.conversations.take_lease_and_start, store.conversations.take_lease):
+        assert await take(fresh.id, "box:2/1", until, seen_runner=None, seen_until=None) is None
+    # a conversation that ran before (a resume) is not started again by its lease: None, and
+    # nothing changed; the plain lease takes it
+    assert await store.conversations.start(resumed.id, status=Status.interrupted)
+    before = await store.conversations.get(resumed.id)
+    assert (
+        await store.conversations.take_lease_and_start(
+            resumed.id, "box:1/1", until, seen_runner=None, seen_until=None
+        )
+        is None
+    )
+    assert await store.conversations.get(resumed.id) == before
+    taken = await store.conversations.take_lease(
+        resumed.id, "box:1/1", until, seen_runner=None, seen_until=None
+    )
+    assert taken is not None and taken.started_at == before.started_at

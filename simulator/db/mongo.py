@@ -50,6 +50,7 @@ from simulator.db.coalesce import InsertCoalescer
 from simulator.db.store import (
     NOW,
     PROMPT_FIELDS,
+    START_FIELDS,
     ConversationFilter,
     ExperimentFilter,
     LeaseState,
@@ -566,6 +567,36 @@ class MongoConversationRepo(_Repo):
                 f"taking the lease of conversation {conversation_id} failed on the server"
             )
         return None
+
+    async def take_lease_and_start(
+        self,
+        conversation_id: str,
+        runner: str,
+        until: int,
+        *,
+        seen_runner: str | None,
+        seen_until: int | None,
+    ) -> Conversation | None:
+        never_ran = {
+            "_id": conversation_id,
+            "runner": seen_runner,
+            "lease_until": seen_until,
+            "status": _bson_value(Status.pending),
+            "started_at": None,  # null or missing
+        }
+        change = {
+            "$set": {
+                "runner": runner,
+                "lease_until": until,
+                **_set_doc(Conversation, START_FIELDS),
+            },
+            "$currentDate": {"started_at": True},
+            "$inc": {REV: 1},
+        }
+        doc = await self.coll.find_one_and_update(
+            never_ran, change, return_document=ReturnDocument.AFTER
+        )
+        return None if doc is None else _from_doc(Conversation, doc)
 
     async def renew_leases(
         self, conversation_ids: builtins.list[str], runner: str, until: int

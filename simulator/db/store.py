@@ -56,6 +56,10 @@ def message_count_hint(conversation: Conversation) -> int:
     return conversation.messages_done + 2 * conversation.cell.days + 4
 
 
+#: What a conversation's start sets (with ``started_at`` when it never started).
+START_FIELDS: dict[str, Any] = {"status": Status.running, "error": None, "finished_at": None}
+
+
 @dataclass(frozen=True)
 class LeaseState:
     """A conversation as a batch's scheduler sees it: its status and its lease, nothing else
@@ -182,6 +186,22 @@ class ConversationRepo(Protocol):
         compare-and-set, so of two workers taking the same conversation exactly one wins.
         Returns the conversation as stored with the new lease (one round trip: the winner needs
         no second read), or None when the lease was not the one seen."""
+        ...
+
+    async def take_lease_and_start(
+        self,
+        conversation_id: str,
+        runner: str,
+        until: int,
+        *,
+        seen_runner: str | None,
+        seen_until: int | None,
+    ) -> Conversation | None:
+        """``take_lease`` of a conversation that never ran (``pending``, never started), which
+        the same write also starts (status ``running``, ``started_at`` the server's time, as
+        ``start`` does): one round trip where a batch made two. None when the lease is no
+        longer the one seen or the conversation is not a never-started pending one (the caller
+        then takes the lease alone)."""
         ...
 
     async def renew_leases(

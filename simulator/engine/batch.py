@@ -671,24 +671,18 @@ class BatchRunner:
             async with gate:
                 if active.cancelling or active.capped is not None:
                     return conv.status
-                fresh = await self.store.conversations.take_lease(
-                    conv.id,
-                    self.runner_id,
-                    now_ms() + int(self.lease_s * 1000),
-                    seen_runner=conv.runner,
-                    seen_until=conv.lease_until,
-                )
+                fresh, started = await self._lease(conv)
                 if fresh is None:
                     return None
                 leased = True
                 active.lost_leases.discard(conv.id)  # lost before, and taken back now
                 active.held.add(conv.id)
                 try:
-                    if fresh.status is not conv.status:
+                    if fresh.status is not conv.status and not started:
                         return None  # another worker ran it between the look and the lease
                     if conv.runner not in (None, self.runner_id):
                         log.info("conversation %s taken over from %s", conv.id, conv.runner)
-                    return await self._play(fresh, active, counts, choose_speaker, calls)
+                    return await self._play(fresh, active, counts, choose_speaker, calls, started)
                 finally:
                     active.held.discard(conv.id)
         finally:
@@ -704,6 +698,24 @@ class BatchRunner:
                         )
                     )
 
+    async def _lease(self, conv: LeaseState) -> tuple[Conversation | None, bool]:
+        """Take the conversation's lease as seen by the look; the conversation as stored with
+        it (None when another worker won) and whether the same write started it (a pending
+        conversation that never ran: one round trip instead of two)."""
+        repo = self.store.conversations
+        until = now_ms() + int(self.lease_s * 1000)
+        runner, seen_runner, seen_until = self.runner_id, conv.runner, conv.lease_until
+        if conv.status is Status.pending:
+            fresh = await repo.take_lease_and_start(
+                conv.id, runner, until, seen_runner=seen_runner, seen_until=seen_until
+            )
+            if fresh is not None:
+                return fresh, True
+        fresh = await repo.take_lease(
+            conv.id, runner, until, seen_runner=seen_runner, seen_until=seen_until
+        )
+        return fresh, False
+
     async def _play(
         self,
         conv: Conversation,
@@ -711,6 +723,7 @@ class BatchRunner:
         counts: _Counts,
         choose_speaker: ChooseSpeaker | None,
         calls: BatchCalls | None,
+        started: bool = False,
     ) -> Status | None:
         from simulator.engine.conversation import run_conversation
 
@@ -735,6 +748,7 @@ class BatchRunner:
                 conversation=conv,
                 experiment=active.experiment,
                 lease_holder=self.runner_id,
+                started=started,
             )
             if ended.runner is None:  # its end's write released the lease
                 active.released.add(conv.id)

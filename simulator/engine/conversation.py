@@ -184,6 +184,7 @@ async def run_conversation(
     conversation: Conversation | None = None,
     experiment: Experiment | None = None,
     lease_holder: str | None = None,
+    started: bool = False,
 ) -> Conversation:
     """Run (or resume) a conversation to its end; returns it with its final status. Its kind's
     runner comes from ``kinds`` (else the registry installed for this process).
@@ -192,7 +193,8 @@ async def run_conversation(
     leasing the conversation gets it back from the lease's write; its experiment is the
     batch's), spare the two reads; a mismatched one is ignored and read again.
     ``lease_holder``: the batch worker whose lease the conversation's end releases, in the same
-    write (the returned conversation then has no ``runner``).
+    write (the returned conversation then has no ``runner``). ``started``: the lease's write
+    also started the conversation, which had never started (``take_lease_and_start``).
 
     A done conversation is returned as is. Failures of the models, the prompts or the stored data
     end the run with status ``failed`` and a readable ``error`` (every message stored so far is
@@ -220,7 +222,7 @@ async def run_conversation(
         if bus is not None:
             await bus.publish(ConversationFailed(conversation_id, conversation.batch_id, error))
         return conversation.model_copy(update={"status": Status.failed, "error": error})
-    journal = await Journal.open(store, conversation, backends, bus)
+    journal = await Journal.open(store, conversation, backends, bus, started=started)
     journal.choose_speaker = choose_speaker
     journal.lease_holder = lease_holder
     try:

@@ -37,7 +37,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from simulator.db.store import NOW, Store
+from simulator.db.store import NOW, START_FIELDS, Store
 from simulator.domain import (
     Conversation,
     Decision,
@@ -144,10 +144,18 @@ class Journal:
         conversation: Conversation,
         backends: ChatService,
         bus: EventBus | None = None,
+        *,
+        started: bool = False,
     ) -> Journal:
-        fields: dict[str, Any] = {"status": Status.running, "error": None, "finished_at": None}
-        started = {"started_at": conversation.started_at or utcnow()}
-        if conversation.started_at is None:  # as read by the caller: ask the stored one
+        """Store the conversation's start and read what an earlier run stored of it.
+
+        ``started``: the caller's write (a batch's lease, ``take_lease_and_start``) already
+        stored the start of a conversation that had never started; nothing is written again."""
+        fields: dict[str, Any] = dict(START_FIELDS)
+        start_time = {"started_at": conversation.started_at or utcnow()}
+        if started:
+            never_started = True
+        elif conversation.started_at is None:  # as read by the caller: ask the stored one
             never_started = await store.conversations.start(conversation.id, **fields)
         else:
             never_started = False
@@ -161,7 +169,7 @@ class Journal:
                     f"(expected seq {i}, found {m.seq}); it cannot be resumed safely."
                 )
         journal = cls(store, conversation, backends, bus, stored)
-        journal.conversation = conversation.model_copy(update={**fields, **started})
+        journal.conversation = conversation.model_copy(update={**fields, **start_time})
         await journal._publish(
             ConversationStarted(conversation.id, conversation.batch_id, resumed_at=len(stored))
         )

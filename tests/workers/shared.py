@@ -19,15 +19,19 @@ async def join_batch(store: Any, backends: Any, batch_id: str) -> Any:
     log_path = os.environ.get("WORKER_CALL_LOG")
     if log_path:
         fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        take = store.conversations.take_lease
 
-        async def logged_take(conversation_id: str, *args: Any, **kwargs: Any) -> bool:
-            line = {"pid": os.getpid(), "took": conversation_id}
-            os.write(fd, (json.dumps(line) + "\n").encode())  # before: it may hold it after
-            taken: bool = await take(conversation_id, *args, **kwargs)
-            return taken
+        def logged(take: Any) -> Any:
+            async def logged_take(conversation_id: str, *args: Any, **kwargs: Any) -> Any:
+                line = {"pid": os.getpid(), "took": conversation_id}
+                os.write(fd, (json.dumps(line) + "\n").encode())  # before: it may hold it after
+                return await take(conversation_id, *args, **kwargs)
 
-        store.conversations.take_lease = logged_take
+            return logged_take
+
+        # both forms of a lease: a pending conversation's also starts it
+        repo = store.conversations
+        repo.take_lease = logged(repo.take_lease)
+        repo.take_lease_and_start = logged(repo.take_lease_and_start)
     batch = await runner.run(batch_id, join=True)
     # the last worker to leave stores the end; the others leave the batch running
     status = "done" if batch.status.value in ("done", "running") else batch.status.value
