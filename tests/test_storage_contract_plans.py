@@ -393,3 +393,22 @@ async def test_an_insert_of_many_documents_is_one_transaction_on_the_embedded_se
     finally:
         await store.drop_database()
         await store.close()
+
+
+async def test_each_database_of_the_embedded_server_has_a_page_cache_of_its_own_size(
+    inprocess_server: Any,
+) -> None:
+    """SQLite's default page cache (2 MB) holds a few thousand messages; the launcher gives
+    each database ``CACHE_KIB``, so a batch's working set stays in memory as its tables grow."""
+    from simulator.db.server_main import CACHE_KIB
+
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    store = await connect_store(inprocess_server.uri, name)
+    try:
+        await store.db["messages"].insert_one({"_id": "c:000000", "conversation_id": "c"})
+        sqlite = inprocess_server.handler.get_database(name).db
+        assert sqlite.execute("PRAGMA cache_size").fetchone()[0] == -CACHE_KIB
+        assert CACHE_KIB >= 32 * 1024  # far above SQLite's default of 2,000 KiB
+    finally:
+        await store.drop_database()
+        await store.close()
