@@ -78,7 +78,8 @@ def grouped_inserts(base: type[Any]) -> type[Any]:
     needed = ("_lock_for", "get_database", "handle_insert", "_open_db_conn")
     if found is None or not all(callable(getattr(base, name, None)) for name in needed):
         logging.getLogger(__name__).warning(
-            "this nx-27017 has no per-database lock to extend: inserts commit each document"
+            "this nx-27017 lacks the internals the launcher extends: inserts commit each "
+            "document, and each database keeps SQLite's default page cache"
         )
         return base
     db_name_of: Callable[[Any], str] = found
