@@ -11,7 +11,6 @@ from simulator.llm.registry import Backends
 from tests.test_batch import _assert_complete_and_exact
 from tests.workers.harness import worker
 
-KILL_AFTER = 40  # messages stored by the worker
 HOLD_AT = 50  # of 36 conversations (over 300 messages): the batch cannot end before its kill
 
 
@@ -34,7 +33,7 @@ async def test_a_batch_killed_part_way_resumes_with_every_cell_done_and_nothing_
     messages = store.db["messages"]
     where = {"uri": mongo_uri, "db": store.db_name, "target": batch_id, "data_dir": tmp_path}
     async with worker("batch", hold_at=HOLD_AT, **where) as w:
-        await w.kill_after(KILL_AFTER)
+        await w.kill_once_held()  # (after "stored 40" it could land between conversations)
 
     convs = await store.conversations.list(ConversationFilter(batch_id=batch_id))
     assert len(convs) == 36

@@ -6,6 +6,7 @@ A worker (``python -m tests.workers.<name>``: batch, commons, engine, reputation
 
     ready          connected, about to run the job
     stored N       its N-th message is stored (N counts this process's inserts)
+    held           its first insert held by ``WORKER_HOLD_AT`` (its conversation is running)
     <status>       the job ended with this status (done, failed, cancelled)
 
 Kills are chosen by events, never by time: the test reads these lines and sends SIGKILL after
@@ -50,11 +51,15 @@ def report_stored_messages(store: Any, hold_at: int | None) -> None:
     repo = store.messages
     append = repo.append
     attempts = stored = 0
+    holding = False
     held = asyncio.Event()  # never set: a held insert waits for the test's SIGKILL
 
     async def reporting_append(message: Any) -> bool:
-        nonlocal attempts, stored
+        nonlocal attempts, stored, holding
         if hold_at is not None and attempts >= hold_at:
+            if not holding:
+                holding = True
+                say("held")
             await held.wait()
         attempts += 1
         inserted: bool = await append(message)
@@ -147,6 +152,23 @@ class Worker:
                 raise AssertionError(
                     f"the worker ended after {self.stored} of the {k} messages it was to store "
                     f"before its kill: {await self.stderr()}"
+                )
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.kill()  # SIGKILL
+        await self.proc.wait()
+        assert self.proc.returncode == -signal.SIGKILL, "the worker finished before its kill"
+
+    async def kill_once_held(self) -> None:
+        """SIGKILL it once one of its inserts is held (``WORKER_HOLD_AT``): that insert's
+        conversation is running and stays so until the kill, whatever the machine's load (a
+        kill after ``stored k`` may land when every conversation in flight has just ended)."""
+        while (line := await self.line()) != "held":
+            if line.startswith("stored "):
+                self.stored = int(line.split()[1])
+            elif line == "" or self.proc.returncode is not None:
+                raise AssertionError(
+                    f"the worker ended after {self.stored} messages, before any was held: "
+                    f"{await self.stderr()}"
                 )
         with contextlib.suppress(ProcessLookupError):
             self.proc.kill()  # SIGKILL
