@@ -144,30 +144,23 @@ class Worker:
 
     async def kill_after(self, k: int) -> None:
         """SIGKILL it once it says its k-th message is stored; it must die of that signal."""
-        while self.stored < k:
-            line = await self.line()
-            if line.startswith("stored "):
-                self.stored = int(line.split()[1])
-            elif line == "" or self.proc.returncode is not None:
-                raise AssertionError(
-                    f"the worker ended after {self.stored} of the {k} messages it was to store "
-                    f"before its kill: {await self.stderr()}"
-                )
-        with contextlib.suppress(ProcessLookupError):
-            self.proc.kill()  # SIGKILL
-        await self.proc.wait()
-        assert self.proc.returncode == -signal.SIGKILL, "the worker finished before its kill"
+        await self._kill_when(lambda line: self.stored >= k, f"the {k} messages it was to store")
 
     async def kill_once_held(self) -> None:
         """SIGKILL it once one of its inserts is held (``WORKER_HOLD_AT``): that insert's
         conversation is running and stays so until the kill, whatever the machine's load (a
         kill after ``stored k`` may land when every conversation in flight has just ended)."""
-        while (line := await self.line()) != "held":
+        await self._kill_when(lambda line: line == "held", "an insert held")
+
+    async def _kill_when(self, reached: Callable[[str], bool], what: str) -> None:
+        line = ""
+        while not reached(line):
+            line = await self.line()
             if line.startswith("stored "):
                 self.stored = int(line.split()[1])
             elif line == "" or self.proc.returncode is not None:
                 raise AssertionError(
-                    f"the worker ended after {self.stored} messages, before any was held: "
+                    f"the worker ended after {self.stored} stored messages, before {what}: "
                     f"{await self.stderr()}"
                 )
         with contextlib.suppress(ProcessLookupError):
