@@ -19,7 +19,15 @@ from pymongo.monitoring import CommandListener, CommandStartedEvent
 
 from simulator.db.mongo import MongoStore
 from simulator.db.store import ConversationFilter
-from simulator.domain import BatchSpec, Experiment, ModelRef, ModelSet, Provider, Status
+from simulator.domain import (
+    BatchSpec,
+    Conversation,
+    Experiment,
+    ModelRef,
+    ModelSet,
+    Provider,
+    Status,
+)
 from simulator.engine.batch import BatchRunner
 from simulator.engine.leases import now_ms
 from simulator.llm.registry import Backends
@@ -78,6 +86,15 @@ def _spec(exp: Experiment, repeats: int) -> BatchSpec:
     )
 
 
+async def _stored_batch(
+    store: MongoStore, experiment: Experiment, conversations: int
+) -> tuple[str, list[Conversation]]:
+    """A batch started (not run) with ``conversations`` pending conversations: its id and them."""
+    exp = await store.experiments.create(experiment)
+    batch = await BatchRunner(store, Backends(max_attempts=1)).start(exp, _spec(exp, conversations))
+    return batch.id, await store.conversations.list(ConversationFilter(batch_id=batch.id))
+
+
 async def test_a_conversation_is_read_by_its_lease_and_the_experiment_once_per_run(
     counted: Any, prison_experiment: Experiment
 ) -> None:
@@ -113,9 +130,7 @@ async def test_a_conversation_is_read_by_its_lease_and_the_experiment_once_per_r
 async def test_the_lease_write_returns_the_conversation_with_its_new_lease(
     store: MongoStore, prison_experiment: Experiment
 ) -> None:
-    exp = await store.experiments.create(prison_experiment)
-    batch = await BatchRunner(store, Backends(max_attempts=1)).start(exp, _spec(exp, 1))
-    (conv,) = await store.conversations.list(ConversationFilter(batch_id=batch.id))
+    batch_id, (conv,) = await _stored_batch(store, prison_experiment, 1)
     until = now_ms() + 60_000
     taken = await store.conversations.take_lease(
         conv.id, "box:1/1", until, seen_runner=None, seen_until=None
@@ -131,7 +146,7 @@ async def test_the_lease_write_returns_the_conversation_with_its_new_lease(
     stored = await store.conversations.get(conv.id)
     assert stored is not None and (stored.runner, stored.lease_until) == ("box:1/1", until)
     # the scheduler's view of the batch: the same conversation, its status and its lease
-    (state,) = await store.conversations.lease_states(batch.id)
+    (state,) = await store.conversations.lease_states(batch_id)
     assert (state.id, state.status, state.runner, state.lease_until) == (
         conv.id,
         Status.pending,
@@ -146,9 +161,7 @@ async def test_a_lease_write_the_server_refuses_is_an_error_not_a_lost_race(
     """The embedded server answers a failed findAndModify as "nothing matched"; a lease still
     as seen after it means the write failed, which must not pass for another worker's win (the
     conversation would be skipped as taken while nobody runs it)."""
-    exp = await store.experiments.create(prison_experiment)
-    batch = await BatchRunner(store, Backends(max_attempts=1)).start(exp, _spec(exp, 1))
-    (conv,) = await store.conversations.list(ConversationFilter(batch_id=batch.id))
+    _, (conv,) = await _stored_batch(store, prison_experiment, 1)
     # a revision that is not a number: every server refuses the lease's $inc of it
     await store.db["conversations"].update_one({"_id": conv.id}, {"$set": {"_rev": "x"}})
     with pytest.raises(OperationFailure):
@@ -162,9 +175,7 @@ async def test_a_lease_write_the_server_refuses_is_an_error_not_a_lost_race(
 async def test_the_end_releases_only_the_lease_its_runner_holds(
     store: MongoStore, prison_experiment: Experiment
 ) -> None:
-    exp = await store.experiments.create(prison_experiment)
-    batch = await BatchRunner(store, Backends(max_attempts=1)).start(exp, _spec(exp, 2))
-    mine, taken_over = await store.conversations.list(ConversationFilter(batch_id=batch.id))
+    _, (mine, taken_over) = await _stored_batch(store, prison_experiment, 2)
     until = now_ms() + 60_000
     for conv, runner in ((mine, "box:1/1"), (taken_over, "box:2/1")):
         await store.conversations.take_lease(
@@ -189,9 +200,7 @@ async def test_renewing_leases_is_one_update_and_names_the_ones_taken_over(
     counted: Any, prison_experiment: Experiment
 ) -> None:
     store, commands = counted
-    exp = await store.experiments.create(prison_experiment)
-    batch = await BatchRunner(store, Backends(max_attempts=1)).start(exp, _spec(exp, 5))
-    convs = await store.conversations.list(ConversationFilter(batch_id=batch.id))
+    batch_id, convs = await _stored_batch(store, prison_experiment, 5)
     until = now_ms() + 60_000
     for conv in convs:
         await store.conversations.take_lease(
@@ -209,7 +218,7 @@ async def test_renewing_leases_is_one_update_and_names_the_ones_taken_over(
     lost = await store.conversations.renew_leases(ids, "box:1/1", until + 2000)
     assert sorted(lost) == sorted(ids[1:3])
     leases = {
-        s.id: (s.runner, s.lease_until) for s in await store.conversations.lease_states(batch.id)
+        s.id: (s.runner, s.lease_until) for s in await store.conversations.lease_states(batch_id)
     }
     assert leases == {
         i: ("box:2/1", until + 5000) if i in lost else ("box:1/1", until + 2000) for i in ids
@@ -219,9 +228,7 @@ async def test_renewing_leases_is_one_update_and_names_the_ones_taken_over(
 async def test_the_lease_of_a_conversation_that_never_ran_starts_it_in_the_same_write(
     store: MongoStore, prison_experiment: Experiment
 ) -> None:
-    exp = await store.experiments.create(prison_experiment)
-    batch = await BatchRunner(store, Backends(max_attempts=1)).start(exp, _spec(exp, 2))
-    fresh, resumed = await store.conversations.list(ConversationFilter(batch_id=batch.id))
+    _, (fresh, resumed) = await _stored_batch(store, prison_experiment, 2)
     until = now_ms() + 60_000
     started = await store.conversations.take_lease_and_start(
         fresh.id, "box:1/1", until, seen_runner=None, seen_until=None
