@@ -246,9 +246,10 @@ class _Repo:
             return
         update = _update_of(fields)
         if update is None:
-            now = [k for k, v in fields.items() if v is NOW]
-            values = {k: v for k, v in fields.items() if v is not NOW}
-            await self._replace_fields(doc_id, what, {**values, **dict.fromkeys(now, utcnow())})
+            now = utcnow()
+            await self._replace_fields(
+                doc_id, what, {k: now if v is NOW else v for k, v in fields.items()}
+            )
             return
         result = await self.coll.update_one({"_id": doc_id}, update)
         if result.matched_count == 0:
