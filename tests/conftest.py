@@ -23,6 +23,7 @@ from simulator.db.mongo import MongoStore, connect_store
 
 # Fixtures of each area live in tests/plugins/<area>.py.
 pytest_plugins = [
+    "tests.plugins.hang_guard",
     "tests.plugins.kinds",
     "tests.plugins.llm",
     "tests.plugins.engine",
