@@ -8,6 +8,7 @@ The time the run takes to give up is measured by benchmarks/db_loss.py, not here
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import subprocess
@@ -25,7 +26,13 @@ from simulator.db.embedded import EmbeddedServer
 from simulator.db.mongo import connect_store
 from simulator.domain import BatchSpec, ModelRef, ModelSet, Provider, Status
 from simulator.engine.batch import BatchRunner, StoreLostError
-from simulator.engine.events import ConversationStarted, EventBus, MessageStored, StoreLost
+from simulator.engine.events import (
+    ConversationFinished,
+    ConversationStarted,
+    EventBus,
+    MessageStored,
+    StoreLost,
+)
 from simulator.llm.registry import Backends
 from tests.plugins.batches import make_prison_experiment
 
@@ -126,6 +133,48 @@ async def test_killed_server_stops_scheduling_at_the_first_failure_and_resume_fi
         check_nothing_lost_or_duplicated(client["loss"], batch.id, cells=12)
     finally:
         client.close()
+
+
+async def test_a_lease_that_cannot_reach_the_database_stops_the_run(own_server: Any) -> None:
+    """The database dies between two conversations: the next one's lease fails, and that
+    failure stops the run (StoreLost once) instead of escaping its task unseen while the
+    conversations queued behind it try, one after the other, to lease in turn."""
+    server = own_server()
+    store = await connect_store(server.uri, "lease_loss", timeout_ms=2000)
+    experiment = await store.experiments.create(make_prison_experiment())
+    model = ModelRef(provider=Provider.dryrun, model="dryrun", options={"latency_ms": 0})
+    spec = BatchSpec(
+        experiment_id=experiment.id,
+        model_sets=[ModelSet(default=model)],
+        total_messages=TOTAL_MESSAGES,
+        repeats=4,
+        concurrency=1,  # one at a time: the kill lands before the second one's lease
+    )
+    log: list[Any] = []
+
+    def record(event: Any) -> None:
+        log.append(event)
+        if isinstance(event, ConversationFinished) and server.pid is not None:
+            os.kill(server.pid, signal.SIGKILL)
+
+    unseen: list[dict[str, Any]] = []  # tasks that ended in an error nobody retrieved
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _loop, context: unseen.append(context))
+    bus = EventBus()
+    bus.subscribe(record)
+    runner = BatchRunner(store, Backends(), bus)
+    batch = await runner.start(experiment, spec)
+    try:
+        with pytest.raises(StoreLostError):
+            await runner.run(batch.id)
+    finally:
+        await store.close()
+        gc.collect()  # a task's unretrieved error is reported when the task is collected
+        loop.set_exception_handler(None)
+    assert unseen == []
+    assert sum(isinstance(e, StoreLost) for e in log) == 1
+    started = [e for e in log if isinstance(e, ConversationStarted)]
+    assert len(started) == 1, "nothing starts after the first conversation's end"
 
 
 def test_cli_run_exits_1_with_the_resume_hint_when_the_server_dies(

@@ -671,7 +671,13 @@ class BatchRunner:
             async with gate:
                 if active.cancelling or active.capped is not None:
                     return conv.status
-                fresh, started = await self._lease(conv)
+                try:
+                    fresh, started = await self._lease(conv)
+                except Exception as exc:
+                    if not is_store_unreachable(exc):
+                        raise
+                    await self._store_lost(active, exc)  # as when a turn cannot store: stop
+                    return None
                 if fresh is None:
                     return None
                 leased = True
