@@ -4,6 +4,7 @@ another); a stale lease, or one held by a process that no longer exists, is adop
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import socket
 import subprocess
@@ -16,6 +17,7 @@ import pytest
 from simulator.db.store import ConversationFilter
 from simulator.domain import BatchSpec, Experiment, ModelRef, ModelSet, Provider, Status, utcnow
 from simulator.engine.batch import BatchInUseError, BatchRunner
+from simulator.engine.events import BatchProgress, ConversationFinished, EventBus
 from simulator.llm.dryrun import register_policy, unregister_policy
 from simulator.llm.registry import Backends
 from tests.plugins.waiting import DEADLINE_S, wait_until
@@ -160,3 +162,40 @@ async def test_update_if_is_a_compare_and_set(store: Any, prison_experiment: Exp
     winners = [r for r in results if r is not None]
     assert len(winners) == 1
     assert (await store.batches.get(batch.id)).runner == winners[0].runner
+
+
+async def test_a_renewal_between_a_conversations_end_and_its_return_takes_nothing_over(
+    store: Any, prison_experiment: Experiment, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The end of a conversation releases its lease in the same write; a renewal that runs
+    before the conversation's task has returned must not take that free lease for one another
+    worker took (it logged "taken over by another worker" and cancelled the ending task,
+    whose progress then went unpublished)."""
+    exp = await store.experiments.create(prison_experiment)
+    bus = EventBus()
+    runner = BatchRunner(store, Backends(), bus, poll_s=0.01, heartbeat_s=0.01)
+    batch = await runner.start(exp, _spec(exp))
+    progress: list[BatchProgress] = []
+
+    async def hold_the_end_over_a_renewal(event: Any) -> None:
+        if isinstance(event, BatchProgress):
+            progress.append(event)
+        if not isinstance(event, ConversationFinished):
+            return
+        before = await store.batches.get(batch.id)
+        beats = {w.runner: w.heartbeat_at for w in before.workers}
+
+        async def renewed() -> bool:
+            now = await store.batches.get(batch.id)
+            return any(w.heartbeat_at != beats.get(w.runner) for w in now.workers)
+
+        # the heartbeat is written after the leases' renewal: a renewal ran in full meanwhile
+        await wait_until(renewed, what="a renewal while the conversation ends")
+
+    bus.subscribe(hold_the_end_over_a_renewal)
+    with caplog.at_level(logging.WARNING, logger="simulator.engine.batch"):
+        ended = await runner.run(batch.id)
+    assert ended.status is Status.done
+    assert "taken over" not in caplog.text
+    convs = await store.conversations.list(ConversationFilter(batch_id=batch.id))
+    assert progress and progress[-1].done == len(convs)  # each end was counted as it came

@@ -223,6 +223,12 @@ async def test_renewing_leases_is_one_update_and_names_the_ones_taken_over(
     assert leases == {
         i: ("box:2/1", until + 5000) if i in lost else ("box:1/1", until + 2000) for i in ids
     }
+    # a conversation whose end released its lease is not "taken over" (the runner still counts
+    # it as held until its task returns), and a deleted one is lost
+    assert await store.conversations.end(ids[3], "box:1/1", status=Status.done)
+    await store.conversations.delete(ids[4])
+    lost = await store.conversations.renew_leases(ids, "box:1/1", until + 3000)
+    assert sorted(lost) == sorted([*ids[1:3], ids[4]])
 
 
 async def test_the_lease_of_a_conversation_that_never_ran_starts_it_in_the_same_write(

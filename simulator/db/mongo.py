@@ -608,9 +608,12 @@ class MongoConversationRepo(_Repo):
             result = await self.coll.update_many(
                 held, {"$set": {"lease_until": until}, "$inc": {REV: 1}}
             )
-            if result.matched_count < len(chunk):  # some were taken over (or deleted)
-                kept = {d["_id"] async for d in self.coll.find(held, {"_id": 1})}
-                lost += [i for i in chunk if i not in kept]
+            if result.matched_count < len(chunk):  # some were taken over, ended or deleted
+                where = {"_id": {"$in": chunk}}
+                found = self.coll.find(where, {"runner": 1})
+                holder = {d["_id"]: d.get("runner") async for d in found}
+                # a lease its conversation's end released (free now) is not lost
+                lost += [i for i in chunk if i not in holder or holder[i] not in (None, runner)]
         return lost
 
     async def release_lease(self, conversation_id: str, runner: str) -> None:

@@ -207,7 +207,9 @@ class ConversationRepo(Protocol):
     async def renew_leases(
         self, conversation_ids: builtins.list[str], runner: str, until: int
     ) -> builtins.list[str]:
-        """Extend ``runner``'s leases; returns the ids whose lease another worker took."""
+        """Extend ``runner``'s leases; returns the ids whose lease another worker took (or
+        that no longer exist). A lease found free is not among them: the end of its
+        conversation released it while the runner still counted it as held."""
         ...
 
     async def release_lease(self, conversation_id: str, runner: str) -> None:
