@@ -10,7 +10,12 @@ Modes (each prints its figures and, as its last line, one JSON object):
     stored message (from /proc/<server pid>/stat) in a window around 1,000 stored messages and
     one around 20,000, and in every 2,000 messages of the run (``..._by_2k``; the median of its
     second half over that of its first: a flatness figure one disturbed window cannot move
-    much), the client's CPU per message, the inserts per ``insert_many``, the longest
+    much), the client's CPU per message (also by 2,000: ``client_cpu_ms_per_message_by_2k``)
+    and the machine's steal time by 2,000 (``steal_pct_by_2k``: on a virtual machine, time its
+    host gave to others; a window dearer for server and client alike while steal rose was a
+    slower machine, not a costlier database; ``server_over_client_cpu_20k_over_1k`` is the
+    20k / 1k ratio of the server's CPU per message over the client's in the same windows), the
+    inserts per ``insert_many``, the longest
     event-loop stall, and the time to list the batch's conversations (and the longest stall
     while listing). Each run uses a fresh database unless ``--prefill`` fills one first.
 ``throughput``
@@ -177,15 +182,27 @@ class LoopLag:
             self._task.cancel()
 
 
+def machine_ticks() -> tuple[int, int]:
+    """(all, steal) CPU ticks of the machine since boot (Linux /proc/stat): the time a virtual
+    machine's host gave to others is not this machine's noise but it slows every process."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(fields[:8]), fields[7] if len(fields) > 7 else 0
+
+
 class Windows:
     """Server CPU sampled when the run's stored message count crosses given marks, and every
-    ``step`` messages (the series of the whole run)."""
+    ``step`` messages (the series of the whole run), with this process's CPU and the
+    machine's steal time at the same points: a window that cost the server more while the
+    client's CPU per message and the steal time rose with it was a slower machine, not a
+    costlier server."""
 
     def __init__(self, pid: int, marks: list[int], step: int = SERIES_STEP) -> None:
         self.pid = pid
         self.marks = sorted(marks)
         self.step = step
         self.samples: dict[int, float] = {}
+        self.client: dict[int, float] = {}
+        self.ticks: dict[int, tuple[int, int]] = {}
         self.stored = 0
 
     def __call__(self, event: Any) -> None:
@@ -193,24 +210,41 @@ class Windows:
             self.stored += 1
             if self.stored in self.marks or self.stored % self.step == 0:
                 self.samples[self.stored] = cpu_seconds(self.pid)
+                self.client[self.stored] = time.process_time()
+                self.ticks[self.stored] = machine_ticks()
 
-    def series(self) -> list[float]:
-        """Server CPU per message (ms) in each run of ``step`` messages, in order."""
-        at = [n for n in sorted(self.samples) if n % self.step == 0]  # from the first step on
-        return [(self.samples[b] - self.samples[a]) * 1000 / (b - a) for a, b in pairwise(at)]
+    def _steps(self) -> list[int]:
+        return [n for n in sorted(self.samples) if n % self.step == 0]  # from the first step on
 
-    def halves(self) -> float | None:
-        """The median of the series' second half over that of its first half: a flatness
-        figure that one disturbed window cannot move much."""
-        values = self.series()
+    def series(self, of: dict[int, float] | None = None) -> list[float]:
+        """Server CPU (or ``of``: another process's CPU) per message (ms) in each run of
+        ``step`` messages, in order."""
+        cpu = self.samples if of is None else of
+        return [(cpu[b] - cpu[a]) * 1000 / (b - a) for a, b in pairwise(self._steps())]
+
+    def steal_series(self) -> list[float]:
+        """The machine's steal time (% of all its CPU time) in each run of ``step`` messages."""
+        out = []
+        for a, b in pairwise(self._steps()):
+            (all_a, steal_a), (all_b, steal_b) = self.ticks[a], self.ticks[b]
+            out.append(100 * (steal_b - steal_a) / max(1, all_b - all_a))
+        return out
+
+    def halves(self, values: list[float] | None = None) -> float | None:
+        """The median of the series' (or ``values``') second half over that of its first half:
+        a flatness figure that one disturbed window cannot move much."""
+        values = self.series() if values is None else values
         if len(values) < 4:
             return None
         half = len(values) // 2
         return statistics.median(values[half:]) / statistics.median(values[:half])
 
-    def per_message_ms(self, low: int, high: int) -> float | None:
-        if low in self.samples and high in self.samples:
-            return (self.samples[high] - self.samples[low]) * 1000 / (high - low)
+    def per_message_ms(
+        self, low: int, high: int, of: dict[int, float] | None = None
+    ) -> float | None:
+        cpu = self.samples if of is None else of
+        if low in cpu and high in cpu:
+            return (cpu[high] - cpu[low]) * 1000 / (high - low)
         return None
 
 
@@ -302,9 +336,11 @@ async def run_batch(
         runner = BatchRunner(store, backends, bus, kinds=KINDS)
         batch = await runner.start(exp, batch_spec(exp, conversations, latency_ms, concurrency))
         cpu0, client0, t0 = cpu_seconds(pid), time.process_time(), time.perf_counter()
+        ticks0 = machine_ticks()
         with LoopLag() as lag:
             ended = await runner.run(batch.id)
         wall = time.perf_counter() - t0
+        (all0, steal0), (all1, steal1) = ticks0, machine_ticks()
         server_cpu, client_cpu = cpu_seconds(pid) - cpu0, time.process_time() - client0
     finally:
         await backends.aclose()
@@ -332,6 +368,7 @@ async def run_batch(
         "server_cpu_ms_per_message_at_1k": windows.per_message_ms(250, 1750),
         "server_cpu_ms_per_message_at_20k": windows.per_message_ms(19250, 20750),
         "client_cpu_ms_per_message": round(client_cpu * 1000 / stored, 3),
+        "steal_pct": round(100 * (steal1 - steal0) / max(1, all1 - all0), 1),
         "max_loop_stall_ms": round(lag.worst * 1000, 1),
         "listing_ms": round(listing * 1000, 1),
         "listing_max_loop_stall_ms": round(listing_lag.worst * 1000, 1),
@@ -343,9 +380,23 @@ async def run_batch(
     halves = windows.halves()
     out["server_cpu_second_half_over_first"] = round(halves, 3) if halves else None
     out["server_cpu_ms_per_message_by_2k"] = [round(v, 3) for v in windows.series()]
+    client_series = windows.series(windows.client)
+    out["client_cpu_ms_per_message_by_2k"] = [round(v, 3) for v in client_series]
+    out["steal_pct_by_2k"] = [round(v, 1) for v in windows.steal_series()]
+    client_halves = windows.halves(client_series)
+    out["client_cpu_second_half_over_first"] = round(client_halves, 3) if client_halves else None
     at1k, at20k = out["server_cpu_ms_per_message_at_1k"], out["server_cpu_ms_per_message_at_20k"]
     if at1k and at20k:
         out["server_cpu_20k_over_1k"] = round(at20k / at1k, 3)
+        # the same with each window's server CPU over the client's: the client's work per
+        # message does not grow with the database, so its CPU per message gauges how fast the
+        # machine ran in that window (a diagnostic beside the figure, not a replacement of it)
+        client1k = windows.per_message_ms(250, 1750, windows.client)
+        client20k = windows.per_message_ms(19250, 20750, windows.client)
+        if client1k and client20k:
+            out["server_over_client_cpu_20k_over_1k"] = round(
+                (at20k / client20k) / (at1k / client1k), 3
+            )
     for key in ("server_cpu_ms_per_message_at_1k", "server_cpu_ms_per_message_at_20k"):
         if out[key] is not None:
             out[key] = round(out[key], 3)

@@ -82,6 +82,9 @@ def test_the_scale_benchmark_runs_a_batch_and_reads_a_transcript(tmp_path: Path)
         assert f"code: {ROOT / 'simulator'}" in proc.stdout
         figures[mode[0]] = last_json(proc.stdout)
     assert figures["batch"]["stored"] == 4 * 22
+    # the series that tell a slower machine from a costlier server (empty below 2,000 stored)
+    for series in ("client_cpu_ms_per_message_by_2k", "steal_pct_by_2k"):
+        assert figures["batch"][series] == [], series
     assert figures["transcript"]["transcript_ms"] is not None
 
 
