@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from pymongo import MongoClient
+from pymongo.errors import OperationFailure
 
 from simulator.cli import main as cli_main
 from simulator.db.embedded import (
@@ -28,6 +29,7 @@ from simulator.db.mongo import close_store, open_store
 from simulator.domain import Experiment, Role
 from simulator.domain.errors import DatabaseUnavailableError
 from simulator.settings import Settings
+from tests.plugins.waiting import wait_until_sync
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -375,6 +377,42 @@ def test_many_clients_at_once_are_each_answered_and_a_stop_with_them_connected_i
     with again, MongoClient(again.uri) as client:
         assert client.t.notes.count_documents({"seen": {"$exists": True}}) == 12 * 40
         assert client.t.notes.count_documents({}) == 12 * (40 + 25)
+
+
+def test_a_cursor_dropped_with_its_connection_fails_its_getmore_instead_of_ending_short(
+    server_dir: Path,
+) -> None:
+    """nx-27017 drops the rest of a query's results when the connection that ran it closes,
+    while a driver sends the getMore on any connection of its pool. The launcher answers such
+    a getMore with CursorNotFound, as MongoDB does: the reader gets every document or an
+    error, never a silently shorter list (it got an empty last batch)."""
+    server = EmbeddedServer(server_dir)
+    uri = server.start()
+    try:
+        with MongoClient(uri) as reader:
+            reader.t.docs.insert_many([{"_id": i} for i in range(100)])
+            status = reader.admin.command("serverStatus")["connections"]["current"]
+            opener: MongoClient[dict[str, object]] = MongoClient(uri, maxPoolSize=1)
+            first = opener.t.command("find", "docs", batchSize=1)["cursor"]
+            cursor_id, got = first["id"], list(first["firstBatch"])
+            assert cursor_id != 0
+            opener.close()  # the connection that holds the cursor goes away
+
+            def closed() -> bool:
+                now = reader.admin.command("serverStatus")["connections"]["current"]
+                return bool(now < status + 1)
+
+            wait_until_sync(closed, what="the opener's connections to close")
+            with pytest.raises(OperationFailure) as lost:
+                while cursor_id:  # the reader's own connection asks for the rest
+                    more = reader.t.command("getMore", cursor_id, collection="docs")["cursor"]
+                    cursor_id = more["id"]
+                    got += more["nextBatch"]
+                raise AssertionError(f"ended after {len(got)} of 100 documents without an error")
+            assert lost.value.code == 43, lost.value.details  # CursorNotFound
+            assert len(got) < 100
+    finally:
+        server.stop()
 
 
 def test_a_stop_waits_for_the_commands_under_way_and_refuses_new_ones() -> None:

@@ -112,6 +112,54 @@ def grouped_inserts(base: type[Any]) -> type[Any]:
     return GroupedInserts
 
 
+#: MongoDB's error code for a ``getMore`` of a cursor the server does not hold.
+CURSOR_NOT_FOUND = 43
+
+
+class _CursorLost(Exception):
+    """A ``getMore`` named a cursor the server no longer holds."""
+
+
+def lost_cursors_fail(base: type[Any]) -> type[Any]:
+    """``base`` (nx-27017's handler) answering a ``getMore`` of a cursor it does not hold with
+    CursorNotFound (code 43), as MongoDB does, instead of an empty last batch.
+
+    Why: nx-27017 keeps the rest of a query's results as a cursor of the connection that ran
+    it and drops it when that connection closes, while a driver sends the ``getMore`` on any
+    connection of its pool. The empty last batch it answered for a dropped cursor ended the
+    reader's loop as if every document had been read: a transcript, or the messages a resume
+    continues from, cut short without a word. The error makes the read fail loudly (a resume
+    then stops with its hint instead of repeating calls). When a later nx-27017 no longer has
+    the method this extends, ``base`` is returned unchanged (with a warning in the log).
+    """
+    if not callable(getattr(base, "_getmore_data", None)):
+        logging.getLogger(__name__).warning(
+            "this nx-27017 lacks the cursor internals the launcher extends: a getMore of a "
+            "dropped cursor answers an empty last batch"
+        )
+        return base
+
+    class LostCursorsFail(base):  # type: ignore[misc]
+        def _getmore_data(self, cursor_id: int, batch_size: int) -> Any:
+            data = super()._getmore_data(cursor_id, batch_size)
+            if data is None:  # unknown: a cursor's last batch removes it and answers id 0
+                raise _CursorLost(cursor_id)
+            return data
+
+        def handle_command(self, msg: dict[str, Any]) -> Any:
+            try:
+                return super().handle_command(msg)
+            except _CursorLost as lost:
+                return msg["request_id"], {
+                    "ok": 0,
+                    "code": CURSOR_NOT_FOUND,
+                    "codeName": "CursorNotFound",
+                    "errmsg": f"cursor id {lost.args[0]} not found",
+                }
+
+    return LostCursorsFail
+
+
 class _Stop(Exception):
     """Raised by the signal handlers to end the accept loop."""
 
@@ -173,7 +221,7 @@ def _serve(args: argparse.Namespace) -> None:
     from nx_27017.handler import NeoSQLiteHandler
     from nx_27017.server import handle_client_threaded
 
-    handler_class = grouped_inserts(NeoSQLiteHandler)
+    handler_class = lost_cursors_fail(grouped_inserts(NeoSQLiteHandler))
     base = handler_class(str(args.data_dir), journal_mode="WAL", data_dir=str(args.data_dir))
     handler = _Draining(base)
 
