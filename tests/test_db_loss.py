@@ -57,6 +57,21 @@ def check_nothing_lost_or_duplicated(db: Any, batch_id: str, cells: int) -> None
     assert not [i for i, n in ids.items() if n > 1]
 
 
+def loss_spec(
+    experiment_id: str, *, repeats: int, concurrency: int, latency_ms: int = 20
+) -> BatchSpec:
+    """A batch of ``repeats`` prison-study conversations of TOTAL_MESSAGES on the dryrun
+    backend at ``latency_ms`` a call."""
+    model = ModelRef(provider=Provider.dryrun, model="dryrun", options={"latency_ms": latency_ms})
+    return BatchSpec(
+        experiment_id=experiment_id,
+        model_sets=[ModelSet(default=model)],
+        total_messages=TOTAL_MESSAGES,
+        repeats=repeats,
+        concurrency=concurrency,
+    )
+
+
 @pytest.fixture
 def own_server(tmp_path: Path):  # type: ignore[no-untyped-def]
     """An embedded server of this test alone (in tmp_path), stopped afterwards whatever
@@ -80,14 +95,7 @@ async def test_killed_server_stops_scheduling_at_the_first_failure_and_resume_fi
     server = own_server()
     store = await connect_store(server.uri, "loss")
     experiment = await store.experiments.create(make_prison_experiment())
-    model = ModelRef(provider=Provider.dryrun, model="dryrun", options={"latency_ms": 20})
-    spec = BatchSpec(
-        experiment_id=experiment.id,
-        model_sets=[ModelSet(default=model)],
-        total_messages=TOTAL_MESSAGES,
-        repeats=12,
-        concurrency=3,
-    )
+    spec = loss_spec(experiment.id, repeats=12, concurrency=3)
     log: list[Any] = []
     stored = 0
 
@@ -142,14 +150,8 @@ async def test_a_lease_that_cannot_reach_the_database_stops_the_run(own_server: 
     server = own_server()
     store = await connect_store(server.uri, "lease_loss", timeout_ms=2000)
     experiment = await store.experiments.create(make_prison_experiment())
-    model = ModelRef(provider=Provider.dryrun, model="dryrun", options={"latency_ms": 0})
-    spec = BatchSpec(
-        experiment_id=experiment.id,
-        model_sets=[ModelSet(default=model)],
-        total_messages=TOTAL_MESSAGES,
-        repeats=4,
-        concurrency=1,  # one at a time: the kill lands before the second one's lease
-    )
+    # one at a time: the kill lands before the second one's lease
+    spec = loss_spec(experiment.id, repeats=4, concurrency=1, latency_ms=0)
     log: list[Any] = []
 
     def record(event: Any) -> None:
@@ -272,14 +274,7 @@ async def test_the_app_restarts_its_embedded_server_once_and_a_batch_finishes_ex
     assert server is not None
     try:
         experiment = await store.experiments.create(make_prison_experiment())
-        model = ModelRef(provider=Provider.dryrun, model="dryrun", options={"latency_ms": 20})
-        spec = BatchSpec(
-            experiment_id=experiment.id,
-            model_sets=[ModelSet(default=model)],
-            total_messages=TOTAL_MESSAGES,
-            repeats=8,
-            concurrency=2,
-        )
+        spec = loss_spec(experiment.id, repeats=8, concurrency=2)
         first_pid, port = server.pid, server.port
         stored = 0
 
