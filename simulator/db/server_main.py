@@ -128,9 +128,10 @@ def lost_cursors_fail(base: type[Any]) -> type[Any]:
     it and drops it when that connection closes, while a driver sends the ``getMore`` on any
     connection of its pool. The empty last batch it answered for a dropped cursor ended the
     reader's loop as if every document had been read: a transcript, or the messages a resume
-    continues from, cut short without a word. The error makes the read fail loudly (a resume
-    then stops with its hint instead of repeating calls). When a later nx-27017 no longer has
-    the method this extends, ``base`` is returned unchanged (with a warning in the log).
+    continues from, cut short without a word. With the error the read fails loudly (a
+    conversation that was reading its messages fails with the reason and runs again at the
+    next resume). When a later nx-27017 no longer has the method this extends, ``base`` is
+    returned unchanged (with a warning in the log).
     """
     if not callable(getattr(base, "_getmore_data", None)):
         logging.getLogger(__name__).warning(
