@@ -27,11 +27,11 @@ Modes (each prints its figures and, as its last line, one JSON object):
     Peak memory (``ru_maxrss`` of the exporting process: ``simulator export`` in a subprocess)
     and wall time of exporting ``--prefill`` messages to Parquet and to CSV.
 
-``--runs N`` repeats a mode and reports medians; the load average is printed at the start and
-end of each run (the machine is shared: read ratios measured side by side). ``--prefill N``
-fills the database with N messages first (about 23,000 synthetic conversations per 500,000
-messages; not for CI: a few minutes). ``--data-dir DIR`` keeps the server's files there, so a
-pre-filled database serves several modes.
+``--runs N`` repeats a mode and reports medians (a series, one list per run); the load average
+is printed at the start and end of each run (the machine is shared: read ratios measured side by
+side). ``--prefill N`` fills the database with N messages first (about 23,000 synthetic
+conversations per 500,000 messages; not for CI: a few minutes). ``--data-dir DIR`` keeps the
+server's files there, so a pre-filled database serves several modes.
 
     python benchmarks/scale.py batch [--conversations 2000] [--runs 3] [--prefill 500000]
     python benchmarks/scale.py throughput [--messages 20000] [--runs 3]
@@ -474,8 +474,12 @@ def export_peak(uri: str, fmt: str, out_dir: Path) -> dict[str, Any]:
 
 
 def medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median of each number over the runs; a series (a list) is given for each run."""
     out: dict[str, Any] = {}
     for key in runs[0]:
+        if isinstance(runs[0][key], list):
+            out[key] = [r.get(key) for r in runs]
+            continue
         values = [r[key] for r in runs if isinstance(r.get(key), int | float)]
         out[key] = round(statistics.median(values), 3) if values else runs[0][key]
     return out

@@ -117,3 +117,20 @@ def test_the_pools_and_workers_benchmark_runs_three_workers_on_a_tiny_batch() ->
     assert figures["every_conversation_exact"] is True
     assert figures["calls"] == figures["calls_expected"] == 6 * 3
     assert all(n <= figures["limit_per_server"] for n in figures["max_calls_at_once"])  # type: ignore[union-attr]
+
+
+def test_the_scale_benchmarks_medians_keep_each_runs_series() -> None:
+    """--runs N prints the median of each figure; a series is not a figure: the median line
+    once showed the first run's series as if it were all three runs'."""
+    from benchmarks.scale import medians
+
+    runs = [
+        {"wall_over_ideal": 1.2, "steal_pct_by_2k": [0.0, 1.0], "mode": "batch"},
+        {"wall_over_ideal": 1.1, "steal_pct_by_2k": [19.0], "mode": "batch"},
+        {"wall_over_ideal": 1.3, "steal_pct_by_2k": [], "mode": "batch"},
+    ]
+    assert medians(runs) == {
+        "wall_over_ideal": 1.2,
+        "steal_pct_by_2k": [[0.0, 1.0], [19.0], []],
+        "mode": "batch",
+    }
